@@ -1,0 +1,3 @@
+from checkrunner.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,196 @@
+"""The data every layer passes on: statuses, check results, host results, run results."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class Status(str, enum.Enum):
+    """Outcome of one check. UNREACHABLE is a host outcome, never a check's."""
+
+    OK = "OK"
+    WARNING = "WARNING"
+    CRITICAL = "CRITICAL"
+    UNKNOWN = "UNKNOWN"
+    SKIPPED = "SKIPPED"
+    UNREACHABLE = "UNREACHABLE"
+
+    @property
+    def severity(self) -> int:
+        """Order used to pick the worst status: SKIPPED < OK < WARNING < UNREACHABLE < UNKNOWN < CRITICAL."""
+        return _SEVERITY[self]
+
+    @classmethod
+    def worst(cls, statuses) -> Status:
+        return max(statuses, key=lambda s: s.severity, default=cls.OK)
+
+
+_SEVERITY = {
+    Status.SKIPPED: 0,
+    Status.OK: 1,
+    Status.WARNING: 2,
+    Status.UNREACHABLE: 3,
+    Status.UNKNOWN: 4,
+    Status.CRITICAL: 5,
+}
+
+# Nagios plugin exit codes.
+NAGIOS_CODES = {Status.OK: 0, Status.WARNING: 1, Status.CRITICAL: 2, Status.UNKNOWN: 3}
+
+
+class UnreachableReason(str, enum.Enum):
+    REFUSED = "refused"
+    TIMEOUT = "timeout"
+    DNS = "dns"
+    AUTH = "auth"
+    HOST_KEY_UNKNOWN = "host-key-unknown"
+    HOST_KEY_CHANGED = "host-key-changed"
+    NO_PYTHON = "no-python"
+    SUDO = "sudo"
+    REMOTE_CRASH = "remote-crash"
+    ERROR = "error"
+
+
+@dataclass
+class Thresholds:
+    """The thresholds as the user wrote them (strings in Nagios range syntax or numbers)."""
+
+    warn: str | None = None
+    crit: str | None = None
+
+
+@dataclass
+class CheckResult:
+    host: str
+    play: str
+    name: str
+    module: str
+    status: Status
+    message: str = ""
+    metric: str | None = None  # the measurement the thresholds apply to
+    value: float | None = None  # that measurement's value
+    unit: str = ""
+    measurements: dict[str, float] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)  # non-numeric details from the module
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    duration: float = 0.0  # seconds spent on the target for the last attempt
+    attempts: int = 1
+    tags: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    check_id: str = ""  # "<play index>.<check index>", stable within a playbook
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = self.status.value
+        return data
+
+
+@dataclass
+class HostResult:
+    host: str
+    address: str = ""
+    connection: str = "local"
+    reachable: bool = True
+    reason: str | None = None  # an UnreachableReason value when not reachable
+    message: str = ""
+    checks: list[CheckResult] = field(default_factory=list)
+    duration: float = 0.0
+    started_at: float = 0.0
+
+    @property
+    def status(self) -> Status:
+        if not self.reachable:
+            return Status.UNREACHABLE
+        return Status.worst(c.status for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "address": self.address,
+            "connection": self.connection,
+            "status": self.status.value,
+            "reachable": self.reachable,
+            "reason": self.reason,
+            "message": self.message,
+            "duration": round(self.duration, 6),
+            "started_at": self.started_at,
+            "checks": [c.to_dict() for c in self.checks],
+        }
+
+
+@dataclass
+class RunResult:
+    playbook: str
+    started_at: float
+    finished_at: float = 0.0
+    hosts: list[HostResult] = field(default_factory=list)
+    interrupted: bool = False
+    fail_on: str = "critical"
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.finished_at - self.started_at)
+
+    def all_checks(self) -> list[CheckResult]:
+        return [c for h in self.hosts for c in h.checks]
+
+    def counts(self) -> dict[str, int]:
+        counts = {s.value: 0 for s in Status}
+        for check in self.all_checks():
+            counts[check.status.value] += 1
+        counts[Status.UNREACHABLE.value] = sum(1 for h in self.hosts if not h.reachable)
+        return counts
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code_for(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        from checkrunner import __version__
+
+        return {
+            "schema_version": 1,
+            "checkrunner_version": __version__,
+            "playbook": self.playbook,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration": round(self.duration, 6),
+            "interrupted": self.interrupted,
+            "fail_on": self.fail_on,
+            "exit_code": self.exit_code,
+            "summary": self.counts(),
+            "hosts": [h.to_dict() for h in self.hosts],
+        }
+
+
+# Exit codes (README "Exit codes"); never overloaded.
+EXIT_OK = 0
+EXIT_WARNING = 1
+EXIT_CRITICAL = 2
+EXIT_UNKNOWN = 3
+EXIT_UNREACHABLE = 4
+EXIT_BAD_INPUT = 5
+EXIT_INTERRUPTED = 130
+
+FAIL_ON_LEVELS = ("warning", "critical", "never")
+
+
+def exit_code_for(run: RunResult) -> int:
+    """CRITICAL > UNKNOWN > UNREACHABLE > WARNING (only with --fail-on warning) > OK."""
+    if run.interrupted:
+        return EXIT_INTERRUPTED
+    if run.fail_on == "never":
+        return EXIT_OK
+    counts = run.counts()
+    if counts["CRITICAL"]:
+        return EXIT_CRITICAL
+    if counts["UNKNOWN"]:
+        return EXIT_UNKNOWN
+    if counts["UNREACHABLE"]:
+        return EXIT_UNREACHABLE
+    if counts["WARNING"] and run.fail_on == "warning":
+        return EXIT_WARNING
+    return EXIT_OK

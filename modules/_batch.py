@@ -1,0 +1,186 @@
+# Target-side entry point: runs one batch of checks and prints the results as JSON.
+#
+# The control node sends, on python3's stdin, a zlib-compressed program made of this file,
+# the sources of the modules the batch needs and the batch itself, followed by a call to
+# _main(SOURCES, BATCH_JSON). Standard library only, Python 3.6 syntax: it runs on bare targets.
+import json
+import os
+import platform
+import socket
+import sys
+import threading
+import time
+import traceback
+import types
+
+PROTOCOL_VERSION = 1
+RESULT_MARKER = "__CHECKRUN_RESULT__"
+MAX_PARALLEL = 16
+
+
+class CheckContext(object):
+    """What a module's run(args, ctx) may use besides its arguments."""
+
+    def __init__(self, check_id, timeout, psutil_module, proc_root="/proc"):
+        self.check_id = check_id
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self.psutil = psutil_module  # None when psutil is missing or disabled: use procfs
+        self.proc_root = proc_root
+        self.before = None  # rate modules: snapshot from sample() at the window's start
+        self.after = None  # ... and at its end
+        self.elapsed = 0.0  # seconds between the two snapshots
+
+    def remaining(self):
+        """Seconds left before this check's timeout (never below 0.05)."""
+        return max(0.05, self.deadline - time.monotonic())
+
+
+def _load_psutil(enabled):
+    if not enabled or os.environ.get("CHECKRUN_NO_PSUTIL"):
+        return None
+    try:
+        import psutil  # noqa: F401
+
+        return psutil
+    except Exception:
+        return None
+
+
+def load_modules(sources):
+    loaded = {}
+    for name, source in sources.items():
+        module = types.ModuleType("checkrun_module_" + name)
+        module.__file__ = name + ".py"
+        exec(compile(source, name + ".py", "exec"), module.__dict__)
+        loaded[name] = module
+    return loaded
+
+
+def _error_text(exc):
+    if isinstance(exc, (OSError, RuntimeError, ValueError)) and str(exc):
+        return str(exc)
+    return "%s: %s" % (type(exc).__name__, exc)
+
+
+def _call(entry, fn, *fn_args):
+    started = time.monotonic()
+    try:
+        entry["result"] = fn(*fn_args)
+        if not isinstance(entry["result"], dict):
+            raise TypeError("module returned %r, not a dict" % type(entry["result"]).__name__)
+    except Exception as exc:
+        entry.pop("result", None)
+        entry["error"] = _error_text(exc)
+        entry["error_type"] = "exception"
+        entry["traceback"] = traceback.format_exc(limit=6)[-2000:]
+    entry["duration"] = time.monotonic() - started
+
+
+class _CheckThread(threading.Thread):
+    def __init__(self, entry, fn, fn_args, slots):
+        threading.Thread.__init__(self, name="check-" + entry["id"])
+        self.daemon = True  # a hung check must never keep the interpreter alive
+        self.entry = entry
+        self.fn = fn
+        self.fn_args = fn_args
+        self.slots = slots
+
+    def run(self):
+        try:
+            _call(self.entry, self.fn, *self.fn_args)
+        finally:
+            self.slots.release()
+
+
+def _timed_out(entry, timeout):
+    return {
+        "id": entry["id"],
+        "module": entry["module"],
+        "error": "timed out after %gs" % timeout,
+        "error_type": "timeout",
+        "duration": timeout,
+    }
+
+
+def run_batch(sources, batch):
+    options = batch.get("options", {})
+    psutil_module = _load_psutil(options.get("psutil", True))
+    modules = load_modules(sources)
+    checks = batch["checks"]
+    entries = [{"id": c["id"], "module": c["module"]} for c in checks]
+    contexts = [
+        CheckContext(c["id"], float(c.get("timeout", 30)), psutil_module) for c in checks
+    ]
+    rate = [i for i, c in enumerate(checks) if getattr(modules[c["module"]], "sample", None)]
+    window = max([float(checks[i]["args"].get("sample", 1.0)) for i in rate] or [0.0])
+
+    # Rate collectors share one sampling window: all take their first snapshot now...
+    window_start = time.monotonic()
+    for i in rate:
+        try:
+            contexts[i].before = modules[checks[i]["module"]].sample(checks[i]["args"], contexts[i])
+        except Exception as exc:
+            entries[i]["error"] = _error_text(exc)
+            entries[i]["error_type"] = "exception"
+
+    # ...the other checks run in threads meanwhile...
+    slots = threading.BoundedSemaphore(int(options.get("max_parallel", MAX_PARALLEL)))
+    threads = []
+    for i, check in enumerate(checks):
+        if i in rate:
+            continue
+        slots.acquire()
+        thread = _CheckThread(
+            entries[i], modules[check["module"]].run, (check["args"], contexts[i]), slots
+        )
+        thread.start()
+        threads.append((i, thread))
+
+    # ...and the window closes once for all of them.
+    time.sleep(max(0.0, window_start + window - time.monotonic()))
+    window_end = time.monotonic()
+    for i in rate:
+        if "error" in entries[i]:
+            continue
+        module = modules[checks[i]["module"]]
+        ctx = contexts[i]
+        started = time.monotonic()
+        try:
+            ctx.after = module.sample(checks[i]["args"], ctx)
+            ctx.elapsed = window_end - window_start
+            _call(entries[i], module.run, checks[i]["args"], ctx)
+        except Exception as exc:
+            entries[i]["error"] = _error_text(exc)
+            entries[i]["error_type"] = "exception"
+        entries[i]["duration"] = ctx.elapsed + (time.monotonic() - started)
+
+    for i, thread in threads:
+        thread.join(max(0.0, contexts[i].deadline - time.monotonic()))
+        if thread.is_alive():
+            entries[i] = _timed_out(entries[i], contexts[i].timeout)
+    return entries
+
+
+def _main(sources, batch_json):
+    started = time.monotonic()
+    real_stdout = sys.stdout
+    sys.stdout = sys.stderr  # modules' stray prints must not corrupt the result
+    batch = json.loads(batch_json)
+    try:
+        os.nice(int(batch.get("options", {}).get("nice", 0)))
+    except (AttributeError, OSError, ValueError):
+        pass
+    results = run_batch(sources, batch)
+    out = {
+        "version": PROTOCOL_VERSION,
+        "hostname": socket.gethostname(),
+        "python": platform.python_version(),
+        "duration": time.monotonic() - started,
+        "results": results,
+    }
+    real_stdout.write(RESULT_MARKER + json.dumps(out, default=str) + "\n")
+    real_stdout.flush()
+    sys.stderr.flush()
+    # Hung check threads may still be running: leave without waiting for them.
+    os._exit(0)
