@@ -1,0 +1,196 @@
+"""Hosts x checks -> one batch per host, with every template rendered and every argument checked.
+
+Everything that can be wrong with the input is found here, before anything runs (exit 5).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from checkrunner import catalog
+from checkrunner.config import CheckSpec, Play, Playbook, Templater, evaluate_when, normalize_args
+from checkrunner.config.ranges import parse_range
+from checkrunner.errors import ConfigError
+from checkrunner.evaluate.evaluate import CheckIdentity, MetricThresholds
+from checkrunner.inventory import Host, Inventory
+from checkrunner.transport import BatchCheck, get_transport
+
+
+@dataclass
+class PlanOptions:
+    extra_vars: dict[str, Any] = field(default_factory=dict)
+    limit: str | None = None
+    tags: list[str] = field(default_factory=list)
+    skip_tags: list[str] = field(default_factory=list)
+    become: bool = False
+
+
+@dataclass
+class PlannedCheck:
+    identity: CheckIdentity
+    batch: BatchCheck | None  # None when skipped
+    skip_reason: str | None = None
+    retries: int = 0
+    delay: float = 0.0
+
+
+@dataclass
+class HostPlan:
+    host: Host
+    checks: list[PlannedCheck] = field(default_factory=list)
+    become: bool = False
+
+    @property
+    def runnable(self) -> list[PlannedCheck]:
+        return [c for c in self.checks if c.batch is not None]
+
+
+@dataclass
+class Plan:
+    playbook: str
+    hosts: list[HostPlan]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def total_checks(self) -> int:
+        return sum(len(h.checks) for h in self.hosts)
+
+
+def build_plan(playbook: Playbook, inventory: Inventory, options: PlanOptions) -> Plan:
+    templater = Templater()
+    host_plans: dict[str, HostPlan] = {}
+    warnings: list[str] = []
+    limited = _limit_hosts(inventory, options.limit, warnings)
+    for play in playbook.plays:
+        hosts = inventory.select(play.hosts)
+        if limited is not None:
+            hosts = [h for h in hosts if h.name in limited]
+        if not hosts:
+            warnings.append(f"{play.location}: play '{play.name}': host pattern '{play.hosts}' matched no hosts")
+            continue
+        checks = [c for c in play.checks if _selected_by_tags(play, c, options)]
+        for host in hosts:
+            host_plan = host_plans.get(host.name)
+            if host_plan is None:
+                get_transport(host)  # an unusable connection type is an input error: fail now
+                host_plan = host_plans[host.name] = HostPlan(host=host)
+            variables = _variables(inventory, host, play, options.extra_vars)
+            host_plan.become = host_plan.become or _play_become(play, host, options)
+            for check in checks:
+                host_plan.checks.append(_plan_check(templater, host, play, check, variables))
+    return Plan(playbook=playbook.path, hosts=list(host_plans.values()), warnings=warnings)
+
+
+def _limit_hosts(inventory: Inventory, limit: str | None, warnings: list[str]) -> set[str] | None:
+    if not limit:
+        return None
+    names = {h.name for h in inventory.select(limit)}
+    if not names:
+        warnings.append(f"--limit '{limit}' matched no hosts")
+    return names
+
+
+def _selected_by_tags(play: Play, check: CheckSpec, options: PlanOptions) -> bool:
+    tags = set(play.tags) | set(check.tags)
+    if options.tags and not (tags & set(options.tags)) and "all" not in options.tags:
+        return False
+    return not (options.skip_tags and tags & set(options.skip_tags))
+
+
+def _play_become(play: Play, host: Host, options: PlanOptions) -> bool:
+    if options.become:
+        return True
+    if play.become is not None:
+        return bool(play.become)
+    return bool(host.become)
+
+
+def _variables(inventory: Inventory, host: Host, play: Play, extra: dict[str, Any]) -> dict[str, Any]:
+    """Ansible's order, lowest first: inventory vars, play vars (and vars_files), extra vars."""
+    variables: dict[str, Any] = {}
+    variables.update(host.vars)
+    variables.update(play.vars)
+    variables.update(extra)
+    variables.setdefault("inventory_hostname", host.name)
+    variables.setdefault("inventory_hostname_short", host.name.split(".")[0])
+    variables.setdefault("group_names", [g for g in host.groups if g not in ("all", "ungrouped")])
+    variables.setdefault("groups", {name: [h.name for h in inventory.select(name)] for name in inventory.group_names()})
+    variables.setdefault("env", dict(os.environ))
+    return variables
+
+
+def _plan_check(
+    templater: Templater, host: Host, play: Play, check: CheckSpec, variables: dict[str, Any]
+) -> PlannedCheck:
+    info = catalog.get(check.module)
+    name = str(templater.render(check.name, variables, check.location))
+    metric = check.metric or info.default_metric
+    identity = CheckIdentity(
+        host=host.name,
+        play=play.name,
+        name=name,
+        module=check.module,
+        check_id=check.id,
+        metric=metric,
+        thresholds=_thresholds(templater, check, metric, variables),
+        declared_units={k: str(v.get("unit", "")) for k, v in info.measurements.items()},
+        tags=tuple(dict.fromkeys([*play.tags, *check.tags])),
+        labels=tuple(sorted({**play.labels, **check.labels}.items())),
+    )
+    if check.when is not None and not evaluate_when(check.when, variables, check.location):
+        return PlannedCheck(identity=identity, batch=None, skip_reason=f"when: {check.when}")
+    args = normalize_args(info, templater.render(check.args, variables, check.location), check.location)
+    timeout = check.timeout if check.timeout is not None else (play.timeout or 30.0)
+    return PlannedCheck(
+        identity=identity,
+        batch=BatchCheck(id=check.id, module=check.module, args=args, timeout=timeout),
+        retries=check.retries,
+        delay=check.delay,
+    )
+
+
+def _thresholds(
+    templater: Templater, check: CheckSpec, metric: str | None, variables: dict[str, Any]
+) -> tuple[MetricThresholds, ...]:
+    wanted: dict[str, dict[str, Any]] = {}
+    if check.warn is not None or check.crit is not None:
+        if metric is None:
+            raise ConfigError(
+                f"check '{check.name}': module '{check.module}' has no default measurement for warn/crit",
+                check.location,
+                hint="name the measurement with `metric:` (see `checkrun doc " + check.module + "`)",
+            )
+        wanted[metric] = {"warn": check.warn, "crit": check.crit}
+    for name, levels in (check.thresholds or {}).items():
+        wanted.setdefault(name, {}).update({k: v for k, v in levels.items() if v is not None})
+    parsed = []
+    for name, levels in wanted.items():
+        texts = {k: _threshold_text(templater.render(v, variables, check.location)) for k, v in levels.items() if v is not None}
+        ranges = {}
+        for level, text in texts.items():
+            try:
+                ranges[level] = parse_range(text)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"check '{check.name}': {level} threshold {text!r} is not a number or range: {exc}",
+                    check.location,
+                    hint="write a number (upper bound) or a Nagios range: 10:, ~:10, 10:20, @10:20",
+                ) from None
+        parsed.append(
+            MetricThresholds(
+                metric=name,
+                warn=ranges.get("warn"),
+                crit=ranges.get("crit"),
+                warn_text=texts.get("warn"),
+                crit_text=texts.get("crit"),
+            )
+        )
+    return tuple(parsed)
+
+
+def _threshold_text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

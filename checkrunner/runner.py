@@ -1,0 +1,210 @@
+"""Thread-pool fan-out: one batch per host, deadlines, retries, --wait, progress events, Ctrl-C."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Protocol
+
+from checkrunner.evaluate import evaluate_check, skipped_result, unknown_result
+from checkrunner.plan import HostPlan, Plan, PlannedCheck
+from checkrunner.results import CheckResult, HostResult, RunResult, Status, UnreachableReason
+from checkrunner.transport import (
+    Batch,
+    BatchOptions,
+    ProtocolError,
+    Unreachable,
+    build_payload,
+    get_transport,
+    parse_output,
+)
+
+DEFAULT_FORKS = 50
+HOST_DEADLINE_SLACK = 10.0  # interpreter start, module import and transfer on a slow target
+DEFAULT_WAIT_INTERVAL = 2.0
+
+
+@dataclass
+class RunOptions:
+    forks: int = DEFAULT_FORKS
+    host_timeout: float | None = None  # None: derived from the checks' own timeouts
+    wait: float = 0.0  # --wait: keep re-running what fails until it passes or this runs out
+    wait_interval: float = DEFAULT_WAIT_INTERVAL
+    fail_on: str = "critical"
+    batch_options: BatchOptions | None = None
+
+
+class Listener(Protocol):
+    def on_start(self, total_hosts: int, total_checks: int) -> None: ...
+
+    def on_host_done(self, host: HostResult) -> None: ...
+
+
+class Cancelled(Exception):
+    """The run was interrupted; a host stops between attempts."""
+
+
+def run_plan(plan: Plan, options: RunOptions, listeners: Iterable[Listener] = ()) -> RunResult:
+    listeners = list(listeners)
+    run = RunResult(playbook=plan.playbook, started_at=time.time(), fail_on=options.fail_on)
+    for listener in listeners:
+        listener.on_start(len(plan.hosts), plan.total_checks)
+    cancel = threading.Event()
+    done: dict[str, HostResult] = {}
+    executor = ThreadPoolExecutor(max_workers=max(1, options.forks), thread_name_prefix="host")
+    futures: dict[Future, HostPlan] = {
+        executor.submit(_run_host, hp, options, cancel): hp for hp in plan.hosts
+    }
+    try:
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            for future in finished:
+                host_result = future.result()
+                done[host_result.host] = host_result
+                for listener in listeners:
+                    listener.on_host_done(host_result)
+    except KeyboardInterrupt:
+        run.interrupted = True
+        cancel.set()
+        for future in futures:
+            future.cancel()
+        _abort_transports(plan)
+    finally:
+        executor.shutdown(wait=not run.interrupted, cancel_futures=True)
+    # Keep the inventory's order in reports, whatever order hosts finished in.
+    run.hosts = [done[hp.host.name] for hp in plan.hosts if hp.host.name in done]
+    run.finished_at = time.time()
+    return run
+
+
+def _abort_transports(plan: Plan) -> None:
+    seen = set()
+    for hp in plan.hosts:
+        transport = get_transport(hp.host)
+        if id(transport) not in seen:
+            seen.add(id(transport))
+            transport.abort()
+
+
+def host_deadline(host_plan: HostPlan, options: RunOptions) -> float:
+    if options.host_timeout:
+        return options.host_timeout
+    checks = host_plan.runnable
+    longest = max((c.batch.timeout for c in checks), default=0.0)
+    window = max((float(c.batch.args.get("sample", 0) or 0) for c in checks), default=0.0)
+    return longest + window + HOST_DEADLINE_SLACK
+
+
+def _run_host(host_plan: HostPlan, options: RunOptions, cancel: threading.Event) -> HostResult:
+    host = host_plan.host
+    started = time.monotonic()
+    result = HostResult(
+        host=host.name, address=host.address, connection=host.connection, started_at=time.time()
+    )
+    results: dict[str, CheckResult] = {
+        c.identity.check_id: skipped_result(c.identity, c.skip_reason or "skipped")
+        for c in host_plan.checks
+        if c.batch is None
+    }
+    attempts: dict[str, int] = {}
+    to_run = host_plan.runnable
+    wait_until = started + options.wait if options.wait else None
+    try:
+        while to_run:
+            try:
+                raw = _execute(host_plan, to_run, options)
+            except Unreachable as exc:
+                if wait_until and time.monotonic() + options.wait_interval < wait_until:
+                    _sleep(options.wait_interval, cancel)
+                    continue
+                result.reachable = False
+                result.reason = exc.reason.value
+                result.message = exc.message
+                break
+            for check in to_run:
+                check_id = check.identity.check_id
+                attempts[check_id] = attempts.get(check_id, 0) + 1
+                entry = raw.get(check_id)
+                if entry is None:
+                    results[check_id] = unknown_result(check.identity, "no result from the target")
+                else:
+                    results[check_id] = evaluate_check(check.identity, entry)
+                results[check_id].attempts = attempts[check_id]
+            to_run, pause = _next_round(to_run, results, attempts, wait_until, options)
+            if to_run:
+                _sleep(pause, cancel)
+    except Cancelled:
+        result.message = "interrupted"
+    result.checks = [
+        results[c.identity.check_id] for c in host_plan.checks if c.identity.check_id in results
+    ]
+    result.duration = time.monotonic() - started
+    return result
+
+
+def _next_round(
+    ran: list[PlannedCheck],
+    results: dict[str, CheckResult],
+    attempts: dict[str, int],
+    wait_until: float | None,
+    options: RunOptions,
+) -> tuple[list[PlannedCheck], float]:
+    """The checks to run again (retries left, or --wait time left) and how long to pause first."""
+    now = time.monotonic()
+    again = []
+    pause = 0.0
+    for check in ran:
+        check_id = check.identity.check_id
+        if results[check_id].status in (Status.OK, Status.SKIPPED):
+            continue
+        retry_left = attempts[check_id] <= check.retries
+        delay = check.delay if retry_left else max(check.delay, options.wait_interval)
+        waiting = wait_until is not None and now + delay < wait_until
+        if retry_left or waiting:
+            again.append(check)
+            pause = max(pause, delay)
+    return again, pause
+
+
+def _execute(host_plan: HostPlan, checks: list[PlannedCheck], options: RunOptions) -> dict[str, dict]:
+    """One round trip: run these checks on the host; raw results by check id."""
+    host = host_plan.host
+    batch = Batch(
+        checks=[c.batch for c in checks], options=options.batch_options or BatchOptions()
+    )
+    subset = HostPlan(host=host, checks=checks, become=host_plan.become)
+    transport = get_transport(host)
+    exec_result = transport.run_batch(
+        _BecomeView(host, host_plan.become), build_payload(batch), host_deadline(subset, options)
+    )
+    try:
+        output = parse_output(exec_result.stdout)
+    except ProtocolError as exc:
+        raise Unreachable(UnreachableReason.REMOTE_CRASH, _crash_message(exc, exec_result)) from None
+    return {entry["id"]: entry for entry in output.get("results", [])}
+
+
+def _crash_message(exc: ProtocolError, exec_result) -> str:
+    lines = exec_result.stderr.decode("utf-8", errors="replace").strip().splitlines()
+    last = lines[-1] if lines else f"exit status {exec_result.exit_status}"
+    return f"{exc}: {last}"
+
+
+class _BecomeView:
+    """The host as the transport sees it, with the play's become decision applied."""
+
+    def __init__(self, host, become: bool):
+        self._host = host
+        self.become = become
+
+    def __getattr__(self, name):
+        return getattr(self._host, name)
+
+
+def _sleep(seconds: float, cancel: threading.Event) -> None:
+    if cancel.wait(seconds):
+        raise Cancelled()

@@ -1,0 +1,41 @@
+"""What every transport does: run one batch program on one host and hand back its stdout."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+from checkrunner.results import UnreachableReason
+
+
+class Unreachable(Exception):
+    """The batch could not be run on the host; `reason` is an UnreachableReason."""
+
+    def __init__(self, reason: UnreachableReason, message: str):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass
+class ExecResult:
+    exit_status: int
+    stdout: bytes
+    stderr: bytes
+
+
+class Transport(abc.ABC):
+    name: str = ""
+
+    @abc.abstractmethod
+    def run_batch(self, host, payload: bytes, timeout: float) -> ExecResult:
+        """Run the compressed batch program on `host` within `timeout` seconds.
+
+        Raises Unreachable when the host or its interpreter cannot be reached.
+        """
+
+    def abort(self) -> None:
+        """Stop every batch still running (Ctrl-C); their hosts end as interrupted."""
+
+    def close(self) -> None:
+        """Release connections; called once when the run ends."""

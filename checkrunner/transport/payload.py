@@ -1,0 +1,84 @@
+"""The one program a target runs per run: batch runner + module sources + the batch, compressed."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from checkrunner import catalog
+
+# What the target executes; the compressed program arrives on its stdin.
+BOOTSTRAP = "import sys,zlib;exec(zlib.decompress(sys.stdin.buffer.read()))"
+RESULT_MARKER = "__CHECKRUN_RESULT__"
+PROTOCOL_VERSION = 1
+
+
+@dataclass
+class BatchCheck:
+    id: str
+    module: str
+    args: dict[str, Any]
+    timeout: float
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"id": self.id, "module": self.module, "args": self.args, "timeout": self.timeout}
+
+
+@dataclass
+class BatchOptions:
+    psutil: bool = True
+    max_parallel: int = 16
+    nice: int = 10  # the batch runs at lower CPU priority so a check never hurts its host
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"psutil": self.psutil, "max_parallel": self.max_parallel, "nice": self.nice}
+
+
+@dataclass
+class Batch:
+    checks: list[BatchCheck]
+    options: BatchOptions = field(default_factory=BatchOptions)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "version": PROTOCOL_VERSION,
+                "options": self.options.to_wire(),
+                "checks": [c.to_wire() for c in self.checks],
+            }
+        )
+
+
+def build_payload(batch: Batch) -> bytes:
+    """Compressed Python source that runs `batch` on the target and prints the results."""
+    sources = {name: catalog.get(name).source for name in sorted({c.module for c in batch.checks})}
+    program = "\n".join(
+        [
+            catalog.batch_runner_source(),
+            f"_main({sources!r}, {batch.to_json()!r})",
+            "",
+        ]
+    )
+    return zlib.compress(program.encode("utf-8"), 6)
+
+
+class ProtocolError(Exception):
+    """The target answered, but not with a result: its Python crashed or printed garbage."""
+
+
+def parse_output(stdout: bytes) -> dict[str, Any]:
+    """The result object from the target's stdout; noise before the marker (motd, banners) is ignored."""
+    text = stdout.decode("utf-8", errors="replace")
+    index = text.rfind(RESULT_MARKER)
+    if index < 0:
+        raise ProtocolError("no result from the target")
+    line = text[index + len(RESULT_MARKER) :].splitlines()[0]
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError(f"unreadable result from the target: {exc}") from exc
+    if not isinstance(data, dict) or data.get("version") != PROTOCOL_VERSION:
+        raise ProtocolError(f"protocol version mismatch: {data.get('version')!r}")
+    return data
