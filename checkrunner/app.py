@@ -1,0 +1,135 @@
+"""The commands behind the CLI: each takes parsed options and returns an exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+
+from checkrunner import catalog
+from checkrunner.config import load_playbook, parse_extra_vars, playbook_schema
+from checkrunner.config import render_module_doc, render_module_list
+from checkrunner.errors import ConfigError, did_you_mean
+from checkrunner.inventory import load_inventories
+from checkrunner.plan import Plan, PlanOptions, build_plan
+from checkrunner.report import create_reporters
+from checkrunner.results import EXIT_OK
+from checkrunner.runner import RunOptions, run_plan
+from checkrunner.transport import BatchOptions
+
+
+@dataclass
+class RunCommand:
+    playbook: str
+    inventories: list[str] = field(default_factory=list)
+    extra_vars: list[str] = field(default_factory=list)
+    limit: str | None = None
+    tags: list[str] = field(default_factory=list)
+    skip_tags: list[str] = field(default_factory=list)
+    become: bool = False
+    forks: int = 50
+    host_timeout: float | None = None
+    wait: float = 0.0
+    wait_interval: float = 2.0
+    reports: list[str] = field(default_factory=list)
+    fail_on: str = "critical"
+    verbose: int = 0
+    use_psutil: bool = True
+    list_hosts: bool = False
+    list_checks: bool = False
+    syntax_check: bool = False
+
+
+def _warn(message: str) -> None:
+    print(f"[WARNING] {message}", file=sys.stderr)
+
+
+def load_plan(cmd: RunCommand) -> Plan:
+    playbook = load_playbook(cmd.playbook)
+    extra = parse_extra_vars(cmd.extra_vars, os.getcwd())
+    inventory = load_inventories(cmd.inventories, os.path.dirname(os.path.abspath(cmd.playbook)))
+    options = PlanOptions(
+        extra_vars=extra,
+        limit=cmd.limit,
+        tags=cmd.tags,
+        skip_tags=cmd.skip_tags,
+        become=cmd.become,
+    )
+    plan = build_plan(playbook, inventory, options)
+    for warning in plan.warnings:
+        _warn(warning)
+    return plan
+
+
+def run(cmd: RunCommand) -> int:
+    if cmd.syntax_check:
+        return validate(cmd)
+    reporters = create_reporters(cmd.reports, verbose=cmd.verbose)
+    plan = load_plan(cmd)
+    if cmd.list_hosts:
+        return _print_hosts(plan)
+    if cmd.list_checks:
+        return _print_checks(plan)
+    options = RunOptions(
+        forks=cmd.forks,
+        host_timeout=cmd.host_timeout,
+        wait=cmd.wait,
+        wait_interval=cmd.wait_interval,
+        fail_on=cmd.fail_on,
+        batch_options=BatchOptions(psutil=cmd.use_psutil),
+    )
+    result = run_plan(plan, options, reporters)
+    for reporter in reporters:
+        reporter.finish(result)
+    return result.exit_code
+
+
+def validate(cmd: RunCommand) -> int:
+    """Check the playbook (and inventory, when given) without touching any host."""
+    plan = load_plan(cmd)
+    checks = plan.total_checks
+    print(f"{cmd.playbook}: OK ({checks} checks on {len(plan.hosts)} hosts)")
+    return EXIT_OK
+
+
+def _print_hosts(plan: Plan) -> int:
+    print(f"hosts ({len(plan.hosts)}):")
+    for hp in plan.hosts:
+        print(f"  {hp.host.name}")
+    return EXIT_OK
+
+
+def _print_checks(plan: Plan) -> int:
+    seen: set[str] = set()
+    for hp in plan.hosts:
+        for check in hp.checks:
+            key = check.identity.check_id
+            if key in seen:
+                continue
+            seen.add(key)
+            identity = check.identity
+            tags = f"  tags: {', '.join(identity.tags)}" if identity.tags else ""
+            print(f"  [{identity.play}] {identity.name} ({identity.module}){tags}")
+    return EXIT_OK
+
+
+def schema() -> int:
+    print(json.dumps(playbook_schema(), indent=2))
+    return EXIT_OK
+
+
+def doc(module: str | None) -> int:
+    if module is None:
+        print(render_module_list())
+        return EXIT_OK
+    try:
+        info = catalog.get(module)
+    except KeyError:
+        raise ConfigError(
+            f"unknown module '{module}'",
+            hint=did_you_mean(module, catalog.module_names())
+            or f"known modules: {', '.join(catalog.module_names())}",
+        ) from None
+    print(render_module_doc(info))
+    return EXIT_OK

@@ -1,0 +1,166 @@
+"""Command line: arguments -> one command function each (checkrunner.app); no logic here."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import traceback
+
+from checkrunner import __version__, app
+from checkrunner.errors import CheckrunError, ConfigError
+from checkrunner.results import EXIT_BAD_INPUT, EXIT_INTERRUPTED, FAIL_ON_LEVELS
+from checkrunner.units import parse_duration
+
+SUBCOMMANDS = ("run", "validate", "schema", "doc")
+
+EPILOG = """\
+commands:
+  checkrun PLAYBOOK [options]        run the playbook (same as `checkrun run PLAYBOOK`)
+  checkrun validate PLAYBOOK [-i ..] check a playbook without running it (also --syntax-check)
+  checkrun schema                    print the playbook JSON Schema (for editors)
+  checkrun doc [MODULE]              list the check modules, or document one
+
+exit codes: 0 ok, 1 warnings (--fail-on warning), 2 critical, 3 unknown, 4 unreachable,
+            5 bad playbook/inventory/command line, 130 interrupted
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse exits 2; a wrong command line is exit 5 here
+        raise ConfigError(f"command line: {message}", hint=f"see `{self.prog} --help`")
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _run_parser(prog: str) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=prog,
+        description="Run declarative checks on hosts, agentless, and report.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("playbook", help="playbook YAML file")
+    parser.add_argument("-i", "--inventory", action="append", default=[], metavar="SOURCE",
+                        help="inventory file, directory or 'h1,h2,' list; repeatable "
+                        "(default: implicit localhost)")
+    parser.add_argument("-l", "--limit", metavar="PATTERN", help="further limit hosts by pattern")
+    parser.add_argument("-t", "--tags", action="append", default=[], metavar="TAGS",
+                        help="only checks with these tags (comma-separated; repeatable)")
+    parser.add_argument("--skip-tags", action="append", default=[], metavar="TAGS",
+                        help="skip checks with these tags (comma-separated; repeatable)")
+    parser.add_argument("-e", "--extra-vars", action="append", default=[], metavar="VARS",
+                        help="k=v pairs, a JSON/YAML object, or @file.yml; repeatable; win over all")
+    parser.add_argument("-f", "--forks", type=_positive_int, default=50,
+                        help="hosts checked at once (default: 50)")
+    parser.add_argument("--host-timeout", type=_duration, metavar="DURATION",
+                        help="deadline for one host's batch (default: longest check timeout + "
+                        "sample window + 10s)")
+    parser.add_argument("-b", "--become", action="store_true",
+                        help="run the checks as root through `sudo -n`")
+    parser.add_argument("--wait", type=_duration, default=0.0, metavar="DURATION",
+                        help="re-run failing checks until they pass or DURATION is up (deploy gating)")
+    parser.add_argument("--wait-interval", type=_duration, default=2.0, metavar="DURATION",
+                        help="pause between --wait rounds (default: 2s)")
+    parser.add_argument("-r", "--report", action="append", default=[], metavar="FORMAT[:PATH]",
+                        help="terminal (default), json, junit, markdown, nagios; PATH or stdout; "
+                        "repeatable")
+    parser.add_argument("--fail-on", choices=FAIL_ON_LEVELS, default="critical",
+                        help="lowest level that makes the exit code non-zero (default: critical)")
+    parser.add_argument("--list-hosts", action="store_true", help="print the matched hosts and exit")
+    parser.add_argument("--list-checks", action="store_true", help="print the checks and exit")
+    parser.add_argument("--syntax-check", action="store_true",
+                        help="validate the playbook and exit (same as `checkrun validate`)")
+    parser.add_argument("--no-psutil", dest="use_psutil", action="store_false",
+                        help="read procfs directly even where psutil is installed on a target")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more detail; -vvv shows tracebacks")
+    parser.add_argument("--version", action="version", version=f"checkrun {__version__}")
+    return parser
+
+
+def _split_tags(values: list[str]) -> list[str]:
+    return [tag.strip() for value in values for tag in value.split(",") if tag.strip()]
+
+
+def _run_command(ns: argparse.Namespace) -> app.RunCommand:
+    return app.RunCommand(
+        playbook=ns.playbook,
+        inventories=ns.inventory,
+        extra_vars=ns.extra_vars,
+        limit=ns.limit,
+        tags=_split_tags(ns.tags),
+        skip_tags=_split_tags(ns.skip_tags),
+        become=ns.become,
+        forks=ns.forks,
+        host_timeout=ns.host_timeout,
+        wait=ns.wait,
+        wait_interval=ns.wait_interval,
+        reports=ns.report,
+        fail_on=ns.fail_on,
+        verbose=ns.verbose,
+        use_psutil=ns.use_psutil,
+        list_hosts=ns.list_hosts,
+        list_checks=ns.list_checks,
+        syntax_check=ns.syntax_check,
+    )
+
+
+def _dispatch(argv: list[str]) -> int:
+    command = argv[0] if argv and argv[0] in SUBCOMMANDS else "run"
+    rest = argv[1:] if argv and argv[0] in SUBCOMMANDS else argv
+    if command == "schema":
+        _Parser(prog="checkrun schema", description="Print the playbook JSON Schema.").parse_args(rest)
+        return app.schema()
+    if command == "doc":
+        parser = _Parser(prog="checkrun doc", description="Document the check modules.")
+        parser.add_argument("module", nargs="?", help="module name; none lists them all")
+        return app.doc(parser.parse_args(rest).module)
+    prog = "checkrun validate" if command == "validate" else "checkrun"
+    cmd = _run_command(_run_parser(prog).parse_args(rest))
+    return app.validate(cmd) if command == "validate" else app.run(cmd)
+
+
+def _verbosity(argv: list[str]) -> int:
+    count = 0
+    for arg in argv:
+        if arg == "--verbose":
+            count += 1
+        elif arg.startswith("-") and not arg.startswith("--") and set(arg[1:]) == {"v"}:
+            count += len(arg) - 1
+    return count
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        _run_parser("checkrun").print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return _dispatch(argv)
+    except CheckrunError as exc:
+        if _verbosity(argv) >= 3:
+            traceback.print_exc()
+        print(f"checkrun: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("checkrun: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        return 0

@@ -1,0 +1,138 @@
+"""The Reporter base class and the plumbing every format shares: where the text goes, and how."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from typing import ClassVar, TextIO
+
+from checkrunner.results import HostResult, RunResult
+
+STDOUT_PATHS = (None, "", "-")
+
+
+class Reporter:
+    """One report format. Subclasses set `name` and implement `render`.
+
+    The runner calls `on_start` once, `on_host_done` as each host finishes (in completion
+    order) and the command calls `finish` with the whole run, which writes the report to
+    `path` (atomically) or, when `path` is None, to `stream` (stdout by default).
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        path: str | None,
+        *,
+        verbose: int = 0,
+        color: bool | None = None,
+        stream: TextIO | None = None,
+    ) -> None:
+        self.path = None if path in STDOUT_PATHS else path
+        self.verbose = verbose
+        self.color = color
+        self._stream = stream
+
+    @property
+    def writes_to_stdout(self) -> bool:
+        return self.path is None
+
+    @property
+    def stream(self) -> TextIO:
+        """The output stream when there is no path; sys.stdout is looked up late on purpose,
+        so that redirections made after the reporter was created are honoured."""
+        return self._stream if self._stream is not None else sys.stdout
+
+    def on_start(self, total_hosts: int, total_checks: int) -> None:
+        """Called once before any host runs."""
+
+    def on_host_done(self, host: HostResult) -> None:
+        """Called as each host finishes."""
+
+    def render(self, run: RunResult) -> str:
+        raise NotImplementedError(f"{type(self).__name__} must implement render()")
+
+    def finish(self, run: RunResult) -> None:
+        """Render the whole run and write it out."""
+        self.close()
+        self.write(self.render(run))
+
+    def close(self) -> None:
+        """Release live resources (a progress display); safe to call more than once."""
+
+    def write(self, text: str) -> None:
+        if self.path is None:
+            write_to_stream(self.stream, text)
+        else:
+            atomic_write(self.path, text)
+
+
+def write_to_stream(stream: TextIO, text: str) -> None:
+    # A report must never die on a character the stream cannot encode (a lone surrogate
+    # from a log line, or an ASCII-only locale): such characters become backslash escapes.
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    safe = text.encode(encoding, errors="backslashreplace").decode(encoding)
+    stream.write(safe)
+    stream.flush()
+
+
+def atomic_write(path: str, text: str) -> None:
+    """Write `text` to `path` so that readers see the old file or the new one, never half.
+
+    Parent directories are created. The temporary file sits next to the target (same
+    filesystem, so os.replace is atomic) and is created with mode 0666 minus the umask,
+    like any file the user's shell would create.
+    """
+    target = os.path.abspath(path)
+    parent = os.path.dirname(target)
+    os.makedirs(parent, exist_ok=True)
+    temp = os.path.join(
+        parent, f".{os.path.basename(target)}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    )
+    data = text.encode("utf-8", errors="backslashreplace")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        _remove_quietly(temp)
+        raise
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def color_wanted(stream: TextIO, requested: bool | None = None) -> bool:
+    """Whether to colour output going to `stream`.
+
+    An explicit choice wins; otherwise NO_COLOR (non-empty) turns colour off, then
+    FORCE_COLOR (non-empty) turns it on, then TERM=dumb turns it off, and finally colour
+    follows whether the stream is a terminal. NO_COLOR beats FORCE_COLOR because it is the
+    user saying no.
+    """
+    if requested is not None:
+        return requested
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    if os.environ.get("TERM") == "dumb":
+        return False
+    return is_tty(stream)
+
+
+def is_tty(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False

@@ -1,0 +1,104 @@
+"""Every user mistake: one clear message naming file:line, exit 5, no traceback, nothing run."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import run_checkrun
+
+CASES = {
+    "malformed_yaml": (
+        "- name: x\n  hosts: localhost\n  checks:\n    - name: a\n      memory: {\n",
+        ":6:",
+        "",
+    ),
+    "play_without_hosts": (
+        "- name: no hosts here\n  checks:\n    - {name: m, memory: {}}\n",
+        ":1:",
+        "hosts",
+    ),
+    "check_without_module": (
+        "- name: p\n  hosts: localhost\n  checks:\n    - name: nothing\n      warn: 3\n",
+        ":4:",
+        "module",
+    ),
+    "check_with_two_modules": (
+        "- name: p\n  hosts: localhost\n  checks:\n    - name: two\n      memory: {}\n      load: {}\n",
+        ":4:",
+        "memory",
+    ),
+    "unknown_module": (
+        "- name: p\n  hosts: localhost\n  checks:\n    - name: typo\n      htp: {url: http://127.0.0.1/}\n",
+        ":5:",
+        "did you mean 'http'",
+    ),
+    "unknown_argument": (
+        "- name: p\n  hosts: localhost\n  checks:\n    - name: typo\n      http: {url: http://127.0.0.1/, stauts: [200]}\n",
+        ":5:",
+        "did you mean 'status'",
+    ),
+    "bad_threshold": (
+        "- name: p\n  hosts: localhost\n  checks:\n    - name: t\n      memory: {}\n      warn: lots\n",
+        ":6:",
+        "range",
+    ),
+    "undefined_variable": (
+        "- name: p\n  hosts: localhost\n  vars: {health_port: 80}\n  checks:\n"
+        "    - name: t\n      tcp: {host: 127.0.0.1, port: '{{ health_prt }}'}\n",
+        ":6:",
+        "health_prt",
+    ),
+    "missing_vars_file": (
+        "- name: p\n  hosts: localhost\n  vars_files: [nope.yml]\n  checks:\n    - {name: m, memory: {}}\n",
+        ":3:",
+        "nope.yml",
+    ),
+    "empty_playbook": ("", "", "empty"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_playbook(tmp_path, case):
+    text, location, phrase = CASES[case]
+    playbook = tmp_path / f"{case}.yml"
+    playbook.write_text(text)
+    done = run_checkrun(playbook, "-r", "json:-")
+    assert done.returncode == 5, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""  # nothing ran, no report
+    assert f"{case}.yml{location}" in done.stderr, done.stderr
+    assert phrase.lower() in done.stderr.lower(), done.stderr
+    assert len(done.stderr.strip().splitlines()) <= 8  # one message, not a dump
+
+
+def test_missing_inventory_file(tmp_path):
+    playbook = tmp_path / "p.yml"
+    playbook.write_text("- name: p\n  hosts: all\n  checks: [{name: m, memory: {}}]\n")
+    done = run_checkrun(playbook, "-i", tmp_path / "missing.ini")
+    assert done.returncode == 5
+    assert "missing.ini" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_pattern_matching_nothing_is_a_warning(tmp_path):
+    playbook = tmp_path / "p.yml"
+    playbook.write_text(
+        "- name: nobody\n  hosts: nosuchgroup\n  checks: [{name: m, memory: {}}]\n"
+        "- name: me\n  hosts: localhost\n  checks: [{name: m, memory: {}}]\n"
+    )
+    done = run_checkrun(playbook, "-r", "json:-")
+    assert done.returncode == 0, done.stderr
+    assert "nosuchgroup" in done.stderr and "matched no hosts" in done.stderr
+
+
+def test_missing_playbook_and_bad_flags(tmp_path):
+    done = run_checkrun(tmp_path / "nope.yml")
+    assert done.returncode == 5 and "nope.yml" in done.stderr
+    done = run_checkrun(tmp_path / "nope.yml", "--forks", "zero")
+    assert done.returncode == 5 and "forks" in done.stderr
+    done = run_checkrun(tmp_path / "nope.yml", "--report", "jsn")
+    assert done.returncode == 5 and "did you mean 'json'" in done.stderr
+
+
+def test_traceback_only_with_vvv(tmp_path):
+    playbook = tmp_path / "p.yml"
+    playbook.write_text("")
+    assert "Traceback" in run_checkrun(playbook, "-vvv").stderr

@@ -1,0 +1,318 @@
+"""End to end: the installed `checkrun` against localhost, real HTTP/TCP servers, real reports."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import threading
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from conftest import CHECKRUN, REPO, run_checkrun
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def statuses(report: dict) -> dict[str, str]:
+    return {c["name"]: c["status"] for h in report["hosts"] for c in h["checks"]}
+
+
+def test_default_playbook_runs_on_a_bare_machine(tmp_path):
+    out = tmp_path / "r.json"
+    done = run_checkrun(REPO / "playbooks" / "localhost.yml", "--report", f"json:{out}", "--report", "terminal")
+    report = json.loads(out.read_text())
+    assert [h["host"] for h in report["hosts"]] == ["localhost"]
+    host = report["hosts"][0]
+    assert host["reachable"] is True
+    assert len(host["checks"]) >= 6
+    # every check produced a real measurement, none could not run
+    assert all(c["status"] != "UNKNOWN" for c in host["checks"]), host["checks"]
+    assert all(c["measurements"] for c in host["checks"] if c["status"] != "SKIPPED")
+    assert done.returncode == report["exit_code"]
+    assert "localhost" in done.stdout
+
+
+def test_http_and_tcp_probes_with_json_and_junit(tmp_path, http_server, tcp_listener, closed_port):
+    playbook = write(
+        tmp_path / "web.yml",
+        f"""
+- name: web
+  hosts: localhost
+  vars:
+    base: "{http_server.url}"
+  checks:
+    - name: health ok
+      http: {{url: "{{{{ base }}}}/health", status: [200], body: "ok"}}
+    - name: health broken
+      http: {{url: "{{{{ base }}}}/broken", status: [200]}}
+    - name: port open
+      tcp: {{host: 127.0.0.1, port: {tcp_listener}}}
+    - name: port closed
+      tcp: {{host: 127.0.0.1, port: {closed_port}}}
+""",
+    )
+    js, junit = tmp_path / "out.json", tmp_path / "junit.xml"
+    done = run_checkrun(playbook, "--report", f"json:{js}", "--report", f"junit:{junit}")
+    assert done.returncode == 2, done.stderr
+    report = json.loads(js.read_text())
+    assert statuses(report) == {
+        "health ok": "OK",
+        "health broken": "CRITICAL",
+        "port open": "OK",
+        "port closed": "CRITICAL",
+    }
+    checks = {c["name"]: c for c in report["hosts"][0]["checks"]}
+    assert checks["health ok"]["measurements"]["status_code"] == 200
+    assert "500" in checks["health broken"]["message"]
+    suites = ET.parse(junit).getroot()
+    cases = suites.findall(".//testcase")
+    assert len(cases) == 4
+    assert len(suites.findall(".//testcase/failure")) == 2
+
+
+def test_thresholds_and_fail_on_levels(tmp_path):
+    # `command` prints a number; its `value` measurement is compared with warn/crit.
+    playbook = write(
+        tmp_path / "t.yml",
+        """
+- name: thresholds
+  hosts: localhost
+  checks:
+    - name: value is 42
+      command: {cmd: "echo 42"}
+      metric: value
+      warn: 40
+      crit: 50
+""",
+    )
+    js = tmp_path / "o.json"
+    assert run_checkrun(playbook, "-r", f"json:{js}").returncode == 0
+    assert statuses(json.loads(js.read_text())) == {"value is 42": "WARNING"}
+    assert run_checkrun(playbook, "--fail-on", "warning", "-r", "json:-").returncode == 1
+    assert run_checkrun(playbook, "-e", "x=1", "--fail-on", "never").returncode == 0
+    crit = write(tmp_path / "c.yml", playbook.read_text().replace("crit: 50", 'crit: "@41:43"'))
+    assert run_checkrun(crit, "-r", "json:-").returncode == 2
+
+
+def test_unknown_and_unreachable_exit_codes(tmp_path):
+    unknown = write(
+        tmp_path / "u.yml",
+        """
+- hosts: localhost
+  name: u
+  checks:
+    - name: no such program
+      command: {cmd: "/nonexistent/program --flag"}
+""",
+    )
+    done = run_checkrun(unknown, "-r", "json:-")
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert statuses(json.loads(done.stdout)) == {"no such program": "UNKNOWN"}
+
+    inventory = write(
+        tmp_path / "inv.ini",
+        "[here]\nlocalhost ansible_connection=local ansible_python_interpreter=/nonexistent/python3\n",
+    )
+    done = run_checkrun(unknown, "-i", inventory, "-r", "json:-")
+    assert done.returncode == 4, done.stdout + done.stderr
+    host = json.loads(done.stdout)["hosts"][0]
+    assert (host["status"], host["reason"]) == ("UNREACHABLE", "no-python")
+
+
+def test_failing_host_does_not_stop_the_others(tmp_path):
+    inventory = write(
+        tmp_path / "inv.yml",
+        """
+all:
+  hosts:
+    good1: {ansible_connection: local}
+    broken: {ansible_connection: local, ansible_python_interpreter: /nonexistent/python3}
+    good2: {ansible_connection: local}
+""",
+    )
+    playbook = write(
+        tmp_path / "p.yml",
+        """
+- name: fleet
+  hosts: all
+  checks:
+    - name: memory
+      memory: {}
+""",
+    )
+    done = run_checkrun(playbook, "-i", inventory, "-r", "json:-")
+    report = json.loads(done.stdout)
+    by_host = {h["host"]: h for h in report["hosts"]}
+    assert [h["host"] for h in report["hosts"]] == ["good1", "broken", "good2"]
+    assert by_host["broken"]["status"] == "UNREACHABLE"
+    assert by_host["good1"]["checks"][0]["status"] == "OK"
+    assert by_host["good2"]["checks"][0]["status"] == "OK"
+    assert done.returncode == 4
+
+
+def test_templating_vars_precedence_and_when(tmp_path, monkeypatch):
+    (tmp_path / "group_vars").mkdir()
+    write(tmp_path / "group_vars" / "all.yml", "greeting: from-group-vars\nlevel: 1\n")
+    inventory = write(tmp_path / "hosts.ini", "[local]\nlocalhost ansible_connection=local\n")
+    playbook = write(
+        tmp_path / "p.yml",
+        """
+- name: vars
+  hosts: local
+  vars: {level: 2}
+  checks:
+    - name: "echo {{ greeting }} {{ level }} {{ env.CHECKRUN_TEST_VALUE }}"
+      command: {cmd: "echo {{ greeting }} {{ level }} {{ env.CHECKRUN_TEST_VALUE }}"}
+    - name: skipped one
+      when: level | int > 5
+      command: {cmd: "false"}
+""",
+    )
+    done = run_checkrun(
+        playbook, "-i", inventory, "-e", "level=3", "-r", "json:-", env={"CHECKRUN_TEST_VALUE": "E"}
+    )
+    assert done.returncode == 0, done.stderr
+    got = statuses(json.loads(done.stdout))
+    assert got == {"echo from-group-vars 3 E": "OK", "skipped one": "SKIPPED"}
+
+
+def test_tags_limit_and_listing(tmp_path):
+    inventory = write(tmp_path / "inv.ini", "[a]\nh1 ansible_connection=local\n[b]\nh2 ansible_connection=local\n")
+    playbook = write(
+        tmp_path / "p.yml",
+        """
+- name: all hosts
+  hosts: all
+  checks:
+    - {name: mem, memory: {}, tags: [fast]}
+    - {name: load, load: {}, tags: [slow]}
+""",
+    )
+    hosts = run_checkrun(playbook, "-i", inventory, "--limit", "b", "--list-hosts")
+    assert hosts.returncode == 0
+    assert "h2" in hosts.stdout and "h1" not in hosts.stdout
+    checks = run_checkrun(playbook, "-i", inventory, "--list-checks", "--skip-tags", "slow")
+    assert "mem" in checks.stdout and "load" not in checks.stdout
+    done = run_checkrun(playbook, "-i", inventory, "-t", "slow", "-r", "json:-")
+    report = json.loads(done.stdout)
+    assert sorted((h["host"], c["name"]) for h in report["hosts"] for c in h["checks"]) == [
+        ("h1", "load"),
+        ("h2", "load"),
+    ]
+
+
+def test_procfs_fallback_gives_the_same_checks(tmp_path):
+    out = tmp_path / "r.json"
+    run_checkrun(REPO / "playbooks" / "localhost.yml", "--no-psutil", "-r", f"json:{out}")
+    checks = json.loads(out.read_text())["hosts"][0]["checks"]
+    assert all(c["status"] != "UNKNOWN" for c in checks), checks
+    memory = next(c for c in checks if c["module"] == "memory")
+    assert memory["facts"].get("source") == "procfs"
+
+
+def test_retries_until_the_service_answers(tmp_path, closed_port):
+    playbook = write(
+        tmp_path / "p.yml",
+        f"""
+- name: r
+  hosts: localhost
+  checks:
+    - name: comes up late
+      tcp: {{host: 127.0.0.1, port: {closed_port}}}
+      retries: 10
+      delay: 500ms
+""",
+    )
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+
+    def start_listening_later():
+        time.sleep(1.5)
+        server.bind(("127.0.0.1", closed_port))
+        server.listen(8)
+
+    threading.Thread(target=start_listening_later, daemon=True).start()
+    try:
+        done = run_checkrun(playbook, "-r", "json:-")
+    finally:
+        server.close()
+    check = json.loads(done.stdout)["hosts"][0]["checks"][0]
+    assert (done.returncode, check["status"]) == (0, "OK")
+    assert 2 <= check["attempts"] <= 8
+
+
+def test_wait_gives_up_when_time_is_up(tmp_path, closed_port):
+    playbook = write(
+        tmp_path / "p.yml",
+        f"""
+- name: w
+  hosts: localhost
+  checks:
+    - {{name: never up, tcp: {{host: 127.0.0.1, port: {closed_port}}}}}
+""",
+    )
+    started = time.monotonic()
+    done = run_checkrun(playbook, "--wait", "3s", "--wait-interval", "500ms", "-r", "json:-")
+    elapsed = time.monotonic() - started
+    check = json.loads(done.stdout)["hosts"][0]["checks"][0]
+    assert done.returncode == 2
+    assert check["attempts"] >= 3
+    assert 2.5 <= elapsed < 15
+
+
+def test_ctrl_c_writes_a_partial_report_and_exits_130(tmp_path):
+    inventory = write(tmp_path / "inv.ini", "fast ansible_connection=local\nslow ansible_connection=local\n")
+    playbook = write(
+        tmp_path / "p.yml",
+        """
+- name: quick
+  hosts: fast
+  checks: [{name: mem, memory: {}}]
+- name: hangs
+  hosts: slow
+  checks: [{name: sleeper, command: {cmd: "sleep 60"}, timeout: 2m}]
+""",
+    )
+    out = tmp_path / "partial.json"
+    proc = subprocess.Popen(
+        [CHECKRUN, str(playbook), "-i", str(inventory), "-r", f"json:{out}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 130, stderr
+    report = json.loads(out.read_text())
+    assert report["interrupted"] is True
+    assert [h["host"] for h in report["hosts"]] == ["fast"]
+
+
+@pytest.mark.parametrize("command", [["validate"], ["--syntax-check"]])
+def test_validate_a_good_playbook(command):
+    playbook = REPO / "playbooks" / "localhost.yml"
+    args = [*command, playbook] if command == ["validate"] else [playbook, *command]
+    done = run_checkrun(*args)
+    assert done.returncode == 0, done.stderr
+    assert "OK" in done.stdout
+
+
+def test_schema_and_doc_commands():
+    schema = run_checkrun("schema")
+    assert schema.returncode == 0
+    assert "http" in json.loads(schema.stdout)["$defs"] or "http" in schema.stdout
+    listing = run_checkrun("doc")
+    for module in ("cpu", "memory", "disk", "load", "http", "tcp", "process", "command", "file", "nagios"):
+        assert module in listing.stdout
+    http_doc = run_checkrun("doc", "http")
+    assert http_doc.returncode == 0 and "url" in http_doc.stdout
+    wrong = run_checkrun("doc", "htp")
+    assert wrong.returncode == 5 and "did you mean 'http'" in wrong.stderr
