@@ -1,0 +1,217 @@
+# Filesystem space and inode use of the filesystem that holds a path, as df(1) reports it.
+#
+# Runs on the target: standard library only, Python 3.6 syntax. psutil is used when the
+# batch provides it (ctx.psutil, needed on Windows); otherwise os.statvfs.
+import os
+from typing import Any, Dict, List, Optional
+
+MODULE = {
+    "summary": "Filesystem used percentage (as df computes it) and inode use for a path",
+    "description": [
+        "Checks the filesystem that holds `path` (any file or directory on it; the mount "
+        "point it belongs to is reported in the facts).",
+        "used_percent is used / (used + available) * 100 with used = (blocks - free blocks) "
+        "* fragment size and available = blocks available to unprivileged users * fragment "
+        "size: the Use% of df(1) and psutil.disk_usage(). Blocks reserved for root are in "
+        "neither, so a filesystem reaches 100% when ordinary users can no longer write, "
+        "while root still can. `free` is that unprivileged available space.",
+        "inodes_used_percent and inodes_free are df -i's IUse% and IFree. Filesystems that "
+        "do not count inodes (btrfs, vfat, many network filesystems) report none, and then "
+        "these two measurements are absent.",
+        "A path that does not exist makes the check UNKNOWN: mount checks are a separate "
+        "question from space checks.",
+    ],
+    "free_form": "path",
+    "options": {
+        "path": {
+            "type": "str",
+            "default": "/",
+            "description": "Absolute path of a file or directory on the filesystem to check.",
+        },
+    },
+    "measurements": {
+        "used_percent": {"unit": "%", "description": "used / (used + free), like df's Use%."},
+        "free": {"unit": "B", "description": "Space available to unprivileged users."},
+        "total": {"unit": "B", "description": "Size of the filesystem."},
+        "used": {"unit": "B", "description": "Space in use."},
+        "inodes_used_percent": {"unit": "%", "description": "Inodes in use, like df -i."},
+        "inodes_free": {"unit": "", "description": "Free inodes."},
+    },
+    "default_metric": "used_percent",
+}
+
+EXAMPLES = """
+- name: root filesystem
+  disk: /
+  warn: 80
+  crit: 90
+
+- name: data volume keeps 20 GB free
+  disk: {path: /var/lib/postgresql}
+  metric: free
+  crit: "20000000000:"
+
+- name: inodes on the mail spool
+  disk: /var/spool
+  metric: inodes_used_percent
+  warn: 80
+  crit: 95
+"""
+
+
+def usage_from_statvfs(st: Any) -> Dict[str, float]:
+    """Space and inode measurements from an os.statvfs() result, with df's formulas."""
+    size = st.f_frsize or st.f_bsize  # some old systems leave f_frsize at 0
+    used = (st.f_blocks - st.f_bfree) * size
+    free = st.f_bavail * size
+    values = space_measurements(st.f_blocks * size, used, free)
+    if st.f_files > 0:
+        inodes_used = st.f_files - st.f_ffree
+        values["inodes_used_percent"] = 100.0 * inodes_used / st.f_files
+        values["inodes_free"] = st.f_ffree
+    return values
+
+
+def space_measurements(total: int, used: int, free: int) -> Dict[str, float]:
+    reachable = used + free
+    return {
+        "used_percent": 100.0 * used / reachable if reachable > 0 else 0.0,
+        "free": free,
+        "total": total,
+        "used": used,
+    }
+
+
+def _unescape_mount_field(field: str) -> str:
+    r"""/proc/mounts writes space, tab, newline and backslash as octal escapes (\040...)."""
+    for escaped, plain in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        field = field.replace(escaped, plain)
+    return field
+
+
+def parse_mounts(text: str) -> List[Dict[str, str]]:
+    """/proc/self/mounts (fstab format) as a list of {device, mountpoint, fstype, options}."""
+    mounts = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 4:
+            continue
+        mounts.append(
+            {
+                "device": _unescape_mount_field(parts[0]),
+                "mountpoint": _unescape_mount_field(parts[1]),
+                "fstype": parts[2],
+                "options": parts[3],
+            }
+        )
+    return mounts
+
+
+def mount_point_of(path: str) -> str:
+    path = os.path.realpath(path)
+    while not os.path.ismount(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def find_mount(mounts: List[Dict[str, str]], mountpoint: str) -> Optional[Dict[str, str]]:
+    """The entry of a mount point; the last one wins, since later mounts hide earlier ones."""
+    found = None
+    for mount in mounts:
+        if mount["mountpoint"] == mountpoint:
+            found = mount
+    return found
+
+
+def _read_mounts(ctx: Any) -> List[Dict[str, str]]:
+    path = os.path.join(ctx.proc_root, "self", "mounts")
+    try:
+        with open(path, "rb") as handle:
+            return parse_mounts(handle.read().decode("utf-8", "surrogateescape"))
+    except OSError:
+        pass
+    if ctx.psutil is not None:
+        partitions = ctx.psutil.disk_partitions(all=True)
+        return [
+            {"device": p.device, "mountpoint": p.mountpoint, "fstype": p.fstype, "options": p.opts}
+            for p in partitions
+        ]
+    return []
+
+
+def _could_not_check(path: str, exc: OSError) -> RuntimeError:
+    if isinstance(exc, FileNotFoundError):
+        return RuntimeError(
+            "path %s does not exist on this host; set `path` to a file or directory on the "
+            "filesystem to check" % path
+        )
+    if isinstance(exc, PermissionError):
+        return RuntimeError(
+            "permission denied on %s; use a path the remote user can reach, or become: true" % path
+        )
+    return RuntimeError("cannot read the filesystem of %s: %s" % (path, exc.strerror or exc))
+
+
+def _measure(path: str, psutil: Any) -> Dict[str, float]:
+    statvfs = getattr(os, "statvfs", None)
+    values: Dict[str, float] = {}
+    if statvfs is not None:
+        values = usage_from_statvfs(statvfs(path))
+    if psutil is not None:
+        usage = psutil.disk_usage(path)
+        values.update(space_measurements(usage.total, usage.used, usage.free))
+    if not values:
+        raise RuntimeError("no os.statvfs on this platform; install psutil on the target")
+    return values
+
+
+def _facts(path: str, ctx: Any) -> Dict[str, Any]:
+    mountpoint = mount_point_of(path)
+    facts: Dict[str, Any] = {"path": path, "mountpoint": mountpoint}
+    mount = find_mount(_read_mounts(ctx), mountpoint)
+    if mount is not None:
+        facts["device"] = mount["device"]
+        facts["fstype"] = mount["fstype"]
+        facts["readonly"] = "ro" in mount["options"].split(",")
+    return facts
+
+
+def _format_bytes(value: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(value) < 1024 or unit == "PiB":
+            break
+        value /= 1024.0
+    return ("%d %s" if unit == "B" else "%.1f %s") % (value, unit)
+
+
+def _summary(values: Dict[str, float], mountpoint: str) -> str:
+    text = "%s %.1f%% used (%s of %s), %s free" % (
+        mountpoint,
+        values["used_percent"],
+        _format_bytes(values["used"]),
+        _format_bytes(values["total"]),
+        _format_bytes(values["free"]),
+    )
+    if "inodes_used_percent" in values:
+        text += ", inodes %.1f%% used" % values["inodes_used_percent"]
+    return text
+
+
+def run(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
+    path = os.path.expanduser(str(args.get("path") or "/"))
+    if not os.path.isabs(path):
+        raise RuntimeError("path %r is relative; give an absolute path such as /var" % path)
+    try:
+        values = _measure(path, ctx.psutil)
+    except OSError as exc:
+        raise _could_not_check(path, exc) from exc
+    facts = _facts(path, ctx)
+    return {
+        "measurements": values,
+        "facts": facts,
+        "failures": [],
+        "message": _summary(values, facts["mountpoint"]),
+    }
