@@ -79,9 +79,13 @@ def run(cmd: RunCommand) -> int:
         fail_on=cmd.fail_on,
         batch_options=BatchOptions(psutil=cmd.use_psutil),
     )
-    result = run_plan(plan, options, reporters)
-    for reporter in reporters:
-        reporter.finish(result)
+    try:
+        result = run_plan(plan, options, reporters)
+        for reporter in reporters:
+            reporter.finish(result)
+    finally:
+        for reporter in reporters:
+            reporter.close()
     return result.exit_code
 
 

@@ -4,7 +4,7 @@
 # batch provides it (ctx.psutil); otherwise /proc/loadavg, or os.getloadavg() on systems
 # without procfs.
 import os
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 MODULE = {
     "summary": "Load averages (1, 5, 15 minutes), raw and per CPU core",
@@ -79,15 +79,15 @@ def per_core(averages: Dict[str, float], cores: int) -> Dict[str, float]:
     return measurements
 
 
-def _from_procfs(proc_root: str) -> Dict[str, Any]:
+def _from_procfs(proc_root: str) -> Tuple[str, Dict[str, Any]]:
     path = os.path.join(proc_root, "loadavg")
     try:
         with open(path, "rb") as handle:
-            return parse_loadavg(handle.read().decode("ascii", "replace"))
+            return "procfs", parse_loadavg(handle.read().decode("ascii", "replace"))
     except FileNotFoundError:
         pass  # no procfs (BSD, macOS): the C library still knows the averages
     try:
-        return dict(zip(PERIODS, os.getloadavg()))
+        return "getloadavg", dict(zip(PERIODS, os.getloadavg()))
     except (AttributeError, OSError) as exc:
         raise RuntimeError(
             "load averages are not available here (no %s, no getloadavg); "
@@ -110,7 +110,7 @@ def run(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
     if ctx.psutil is not None:
         source, averages = "psutil", _from_psutil(ctx.psutil)
     else:
-        source, averages = "procfs", _from_procfs(ctx.proc_root)
+        source, averages = _from_procfs(ctx.proc_root)
     cores = _cores(ctx)
     facts = {"source": source}
     for key in ("running", "tasks"):

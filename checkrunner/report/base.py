@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import sys
@@ -65,6 +66,10 @@ class Reporter:
     def write(self, text: str) -> None:
         if self.path is None:
             write_to_stream(self.stream, text)
+        elif is_special_file(self.path):
+            # /dev/stderr, a named pipe: there is nothing to replace, only something to write to.
+            with open(self.path, "w", encoding="utf-8", errors="backslashreplace") as handle:
+                handle.write(text)
         else:
             atomic_write(self.path, text)
 
@@ -100,15 +105,14 @@ def atomic_write(path: str, text: str) -> None:
             os.fsync(handle.fileno())
         os.replace(temp, target)
     except BaseException:
-        _remove_quietly(temp)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
         raise
 
 
-def _remove_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+def is_special_file(path: str) -> bool:
+    """An existing path that is neither a regular file nor a directory (device, FIFO)."""
+    return os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path)
 
 
 def color_wanted(stream: TextIO, requested: bool | None = None) -> bool:

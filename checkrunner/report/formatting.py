@@ -107,8 +107,9 @@ def _trim(number: str) -> str:
 
 def printable(text: str) -> str:
     """`text` with control characters shown as \\xNN, so that a log line carrying escape
-    sequences cannot recolour a terminal or make an XML report unparsable."""
-    return _UNPRINTABLE.sub(_escape_char, text)
+    sequences cannot recolour a terminal or make an XML report unparsable. CRLF line ends
+    become plain newlines first."""
+    return _UNPRINTABLE.sub(_escape_char, text.replace("\r\n", "\n"))
 
 
 def _escape_char(match: re.Match[str]) -> str:

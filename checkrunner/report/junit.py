@@ -33,6 +33,7 @@ from checkrunner.report.formatting import format_value, one_line, printable, unr
 from checkrunner.results import CheckResult, HostResult, RunResult, Status
 
 REACHABLE_TEST = "host reachable"
+WARNING_NOTE = "WARNING (not a test failure: the run fails on warnings only with --fail-on warning)"
 
 
 @dataclass
@@ -81,7 +82,9 @@ def build_testsuites(run: RunResult) -> ET.Element:
     return root
 
 
-def build_testsuite(host: HostResult, run: RunResult, fail_on_warning: bool) -> tuple[ET.Element, Tally]:
+def build_testsuite(
+    host: HostResult, run: RunResult, fail_on_warning: bool
+) -> tuple[ET.Element, Tally]:
     name = printable(host.host)
     suite = ET.Element("testsuite", name=name, hostname=printable(host.address or host.host))
     suite.append(host_properties(host))
@@ -136,6 +139,8 @@ def check_testcase(check: CheckResult, test_name: str, fail_on_warning: bool) ->
             element.set("type", check.status.value)
         element.text = details
     else:
+        if check.status is Status.WARNING:
+            details = f"{WARNING_NOTE}\n{details}"
         ET.SubElement(case, "system-out").text = details
     return case
 
@@ -182,8 +187,7 @@ def testcase_names(checks: Sequence[CheckResult]) -> list[str]:
     taken = Counter(check.name for check in checks)
     taken[REACHABLE_TEST] += 1
     names = [
-        check.name if taken[check.name] == 1 else f"{check.name} ({check.play})"
-        for check in checks
+        check.name if taken[check.name] == 1 else f"{check.name} ({check.play})" for check in checks
     ]
     still_taken = Counter(names)
     still_taken[REACHABLE_TEST] += 1

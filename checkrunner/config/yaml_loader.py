@@ -1,0 +1,297 @@
+"""YAML loading that remembers where every key, value and sequence item was written.
+
+Mappings load as `MarkedMap` and sequences as `MarkedSeq`: plain dict and list subclasses
+(they compare, serialise and copy like dict and list) that also carry the `Location` of the
+container itself and of each key, value and item, so any later error can name
+file:line:column of the node it is about.
+
+Differences from PyYAML's SafeLoader, all to keep data JSON-like and surprises out:
+- a key written twice in one mapping is an error naming both lines (YAML keeps the last);
+- `10:20` is the string "10:20" (a Nagios range), not the YAML 1.1 base-60 integer 620;
+- dates such as 2024-01-31 stay strings instead of becoming datetime objects.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from checkrunner.config.problems import raise_problems
+from checkrunner.errors import ConfigError, Location
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+
+# PyYAML's YAML 1.1 int and float patterns without the base-60 (`1:30`) forms.
+_INT_PATTERN = re.compile(
+    r"""^(?:[-+]?0b[0-1_]+
+    |[-+]?0[0-7_]+
+    |[-+]?(?:0|[1-9][0-9_]*)
+    |[-+]?0x[0-9a-fA-F_]+)$""",
+    re.X,
+)
+_FLOAT_PATTERN = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
+    |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+
+
+class MarkedMap(dict):
+    """A mapping from YAML with the location of itself, of each key and of each value."""
+
+    def __init__(self, *args: Any, location: Location | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.location = location
+        self.key_locations: dict[Any, Location] = {}
+        self.value_locations: dict[Any, Location] = {}
+
+    def copy_marks_from(self, other: MarkedMap) -> None:
+        """Take over the marks of `other` for the keys both have."""
+        for key in self:
+            if key in other.key_locations:
+                self.key_locations[key] = other.key_locations[key]
+            if key in other.value_locations:
+                self.value_locations[key] = other.value_locations[key]
+
+
+class MarkedSeq(list):
+    """A sequence from YAML with the location of itself and of each item."""
+
+    def __init__(self, *args: Any, location: Location | None = None):
+        super().__init__(*args)
+        self.location = location
+        self.item_locations: list[Location] = []
+
+
+def location_of(value: Any, fallback: Location) -> Location:
+    """Where a mapping or sequence from YAML starts, or `fallback` for anything else."""
+    where = getattr(value, "location", None) if isinstance(value, (MarkedMap, MarkedSeq)) else None
+    return where or fallback
+
+
+def key_location(mapping: Any, key: Any, fallback: Location) -> Location:
+    """Where `key` of a mapping was written."""
+    if isinstance(mapping, MarkedMap) and key in mapping.key_locations:
+        return mapping.key_locations[key]
+    return location_of(mapping, fallback)
+
+
+def value_location(container: Any, key: Any, fallback: Location) -> Location:
+    """Where the value of `key` (a mapping key or a sequence index) was written."""
+    if isinstance(container, MarkedMap) and key in container.value_locations:
+        return container.value_locations[key]
+    if isinstance(container, MarkedSeq) and isinstance(key, int):
+        if 0 <= key < len(container.item_locations):
+            return container.item_locations[key]
+    return location_of(container, fallback)
+
+
+def merge_marked(*layers: Any) -> MarkedMap:
+    """Later mappings win, key by key; each key keeps the location of the layer it came from."""
+    merged = MarkedMap()
+    for layer in layers:
+        if not layer:
+            continue
+        if merged.location is None:
+            merged.location = getattr(layer, "location", None)
+        for key, value in layer.items():
+            merged[key] = value
+            merged.key_locations.pop(key, None)
+            merged.value_locations.pop(key, None)
+            if isinstance(layer, MarkedMap):
+                if key in layer.key_locations:
+                    merged.key_locations[key] = layer.key_locations[key]
+                if key in layer.value_locations:
+                    merged.value_locations[key] = layer.value_locations[key]
+    return merged
+
+
+class _MarkedLoader(yaml.SafeLoader):
+    """SafeLoader building MarkedMap/MarkedSeq and collecting duplicate keys as problems."""
+
+    def __init__(self, text: str, file: str):
+        super().__init__(text)
+        self.file = file
+        self.problems: list[ConfigError] = []
+
+    def node_location(self, node: Node) -> Location:
+        return Location(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def construct_mapping(self, node: Node, deep: bool = False) -> MarkedMap:
+        if not isinstance(node, MappingNode):
+            raise ConstructorError(
+                None, None, f"expected a mapping node, but found {node.id}", node.start_mark
+            )
+        self._report_duplicate_keys(node)
+        self.flatten_mapping(node)
+        mapping = MarkedMap(location=self.node_location(node))
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                raise ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    "found unhashable key",
+                    key_node.start_mark,
+                )
+            mapping[key] = self.construct_object(value_node, deep=deep)
+            mapping.key_locations[key] = self.node_location(key_node)
+            mapping.value_locations[key] = self.node_location(value_node)
+        return mapping
+
+    def construct_marked_map(self, node: MappingNode):
+        data = MarkedMap(location=self.node_location(node))
+        yield data
+        built = self.construct_mapping(node)
+        data.update(built)
+        data.key_locations.update(built.key_locations)
+        data.value_locations.update(built.value_locations)
+
+    def construct_marked_seq(self, node: SequenceNode):
+        data = MarkedSeq(location=self.node_location(node))
+        yield data
+        data.extend(self.construct_sequence(node))
+        data.item_locations = [self.node_location(item) for item in node.value]
+
+    def _report_duplicate_keys(self, node: MappingNode) -> None:
+        # Only keys written in this mapping: a key that overrides one pulled in by a `<<`
+        # merge is how merges are meant to be used, not a mistake.
+        seen: dict[Any, Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG or not isinstance(key_node, ScalarNode):
+                continue
+            key = self.construct_object(key_node)
+            if not isinstance(key, Hashable):
+                continue
+            first = seen.setdefault(key, key_node)
+            if first is key_node:
+                continue
+            first_at = self.node_location(first)
+            self.problems.append(
+                ConfigError(
+                    f"duplicate key '{key}': first at line {first_at.line}, "
+                    f"again at line {key_node.start_mark.line + 1}",
+                    self.node_location(key_node),
+                    "YAML would silently keep only the last one; remove or rename one of them",
+                )
+            )
+
+
+def _resolvers_without_base60_and_dates() -> dict[str, list[tuple[str, re.Pattern[str]]]]:
+    replaced = {_INT_TAG, _FLOAT_TAG, _TIMESTAMP_TAG}
+    resolvers = {
+        first: [(tag, pattern) for tag, pattern in entries if tag not in replaced]
+        for first, entries in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    for tag, pattern, firsts in (
+        (_INT_TAG, _INT_PATTERN, "-+0123456789"),
+        (_FLOAT_TAG, _FLOAT_PATTERN, "-+0123456789."),
+    ):
+        for first in firsts:
+            resolvers.setdefault(first, []).append((tag, pattern))
+    return resolvers
+
+
+_MarkedLoader.yaml_implicit_resolvers = _resolvers_without_base60_and_dates()
+_MarkedLoader.add_constructor("tag:yaml.org,2002:map", _MarkedLoader.construct_marked_map)
+_MarkedLoader.add_constructor("tag:yaml.org,2002:seq", _MarkedLoader.construct_marked_seq)
+
+
+def _syntax_hint(problem: str) -> str:
+    if "'\\t'" in problem:
+        return "YAML indents with spaces only: replace the tab characters"
+    if "'@'" in problem or "'`'" in problem:
+        return 'a value starting with @ or ` must be quoted, e.g. crit: "@10:20"'
+    if "mapping values are not allowed" in problem:
+        return "a value that contains ': ' must be quoted, or this key is indented wrongly"
+    if "could not find expected ':'" in problem:
+        return "check the indentation here and on the line before; multi-line text needs quotes or |"
+    if "found undefined alias" in problem:
+        return "define the anchor (&name) before using the alias (*name)"
+    if "flow" in problem:
+        return "close the { } or [ ] that starts before this point, or quote a value inside it"
+    if "expected a single document" in problem:
+        return "a playbook is one YAML document: remove the extra '---'"
+    return "check the indentation and the quoting around this point"
+
+
+def _syntax_error(exc: yaml.YAMLError, file: str, text: str) -> ConfigError:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "unreadable YAML"
+        message = f"invalid YAML: {problem}"
+        if exc.context and exc.problem and problem.startswith("but "):
+            message = f"invalid YAML: {exc.context}, {problem}"
+        elif exc.context and exc.problem and exc.context_mark is not None:
+            message += f" ({exc.context} at line {exc.context_mark.line + 1})"
+        where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
+        return ConfigError(message, where, _syntax_hint(f"{exc.context} {problem}"))
+    if isinstance(exc, yaml.reader.ReaderError):
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        character = exc.character
+        shown = f"#x{character:04x}" if isinstance(character, int) else repr(character)
+        return ConfigError(
+            f"invalid YAML: {exc.reason} (character {shown})",
+            Location(file, line, column),
+            "remove the control character; YAML files must be printable text",
+        )
+    return ConfigError(f"invalid YAML: {exc}", Location(file))
+
+
+def parse_yaml(text: str, file: str) -> tuple[Any, list[ConfigError]]:
+    """The document in `text` and the problems found in it that still let it load (duplicates).
+
+    Raises ConfigError when the text is not YAML at all.
+    """
+    loader = None
+    try:
+        loader = _MarkedLoader(text, file)  # the reader already rejects control characters
+        return loader.get_single_data(), loader.problems
+    except yaml.YAMLError as exc:
+        raise _syntax_error(exc, file, text) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def read_text(path: str, what: str) -> str:
+    """The UTF-8 text of a file, or a ConfigError saying why it cannot be read."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"{what} not found: {path}", hint="check the path") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} is a directory, not a file: {path}") from None
+    except PermissionError:
+        raise ConfigError(f"{what} is not readable: {path}", hint="check its permissions") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{what} is not UTF-8 text: {path} (byte {exc.start})",
+            hint="save the file as UTF-8",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+
+
+def read_yaml(path: str, what: str = "file") -> tuple[Any, list[ConfigError]]:
+    """Load a YAML file: the document and its non-fatal problems (see `parse_yaml`)."""
+    return parse_yaml(read_text(path, what), path)
+
+
+def load_yaml_file(path: str, what: str = "file") -> Any:
+    """Load a YAML file with marks; any problem (duplicate keys included) raises ConfigError."""
+    data, problems = read_yaml(path, what)
+    raise_problems(problems)
+    return data

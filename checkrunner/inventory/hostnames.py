@@ -1,0 +1,143 @@
+"""Host entries as inventories write them: ranges like `web[01:20].example.com` and an optional `:port`."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import string
+from dataclasses import dataclass
+
+_FIRST_RANGE = re.compile(r"\[([^\[\]]*)\]")
+_BRACKETED_IPV6 = re.compile(r"^\[([^\[\]]+)\](?::(.*))?$")
+_RANGE_SYNTAX = "write ranges as [start:end] or [start:end:step], e.g. web[01:20] or db-[a:c]"
+
+
+class HostEntryError(ValueError):
+    """A host entry that cannot be read; the message says what is wrong and how to write it."""
+
+
+@dataclass(frozen=True)
+class HostEntry:
+    names: list[str]
+    port: int | None = None
+
+
+def parse_host_entry(text: str) -> HostEntry:
+    """Names and port of one inventory host entry: 'web[1:3].example.com:2222' -> 3 names, port 2222."""
+    entry = text.strip()
+    if not entry:
+        raise HostEntryError("empty host name")
+    if any(char.isspace() for char in entry):
+        raise HostEntryError(f"host name {entry!r} contains whitespace")
+    if entry == "---":
+        raise HostEntryError("'---' is not a host name; this looks like a YAML file read as INI")
+    name, port = split_port(entry)
+    return HostEntry(expand_host_ranges(name), port)
+
+
+def split_port(entry: str) -> tuple[str, int | None]:
+    """('host', 22) from 'host:22'; IPv6 addresses keep their colons ('[::1]:22' for a port)."""
+    bracketed = _BRACKETED_IPV6.match(entry)
+    if bracketed and _is_ipv6(bracketed.group(1)):
+        port_text = bracketed.group(2)
+        return bracketed.group(1), None if port_text is None else _parse_port(port_text, entry)
+    colons = _colons_outside_brackets(entry)
+    if not colons:
+        return entry, None
+    if len(colons) > 1:
+        if _is_ipv6(entry):
+            return entry, None
+        raise HostEntryError(
+            f"host {entry!r} has several ':'; for an IPv6 address with a port write [addr]:port"
+        )
+    head, port_text = entry[: colons[0]], entry[colons[0] + 1 :]
+    if not head:
+        raise HostEntryError(f"host {entry!r} has no name before ':'")
+    return head, _parse_port(port_text, entry)
+
+
+def expand_host_ranges(name: str) -> list[str]:
+    """Every name a pattern with [start:end(:step)] ranges stands for, in order."""
+    match = _FIRST_RANGE.search(name)
+    if match is None:
+        if "[" in name or "]" in name:
+            raise HostEntryError(f"unbalanced '[' or ']' in host {name!r}; {_RANGE_SYNTAX}")
+        return [name]
+    head, tail = name[: match.start()], name[match.end() :]
+    if "]" in head:
+        raise HostEntryError(f"unbalanced '[' or ']' in host {name!r}; {_RANGE_SYNTAX}")
+    items = _range_items(match.group(1), name)
+    tails = expand_host_ranges(tail)
+    return [head + item + rest for item in items for rest in tails]
+
+
+def _range_items(spec: str, name: str) -> list[str]:
+    bounds = spec.split(":")
+    if len(bounds) not in (2, 3):
+        raise HostEntryError(f"invalid host range [{spec}] in {name!r}; {_RANGE_SYNTAX}")
+    start, end = bounds[0] or "0", bounds[1]
+    if not end:
+        raise HostEntryError(f"host range [{spec}] in {name!r} has no end; {_RANGE_SYNTAX}")
+    step = _range_step(bounds[2] if len(bounds) == 3 else "1", spec, name)
+    if len(start) == 1 and len(end) == 1 and start in string.ascii_letters and end in string.ascii_letters:
+        return _letter_range(start, end, step, spec, name)
+    if start.isdigit() and end.isdigit():
+        return _number_range(start, end, step, spec, name)
+    raise HostEntryError(
+        f"host range [{spec}] in {name!r} must go from number to number or from letter to letter"
+    )
+
+
+def _range_step(text: str, spec: str, name: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise HostEntryError(f"host range [{spec}] in {name!r}: the step must be a positive integer")
+    return int(text)
+
+
+def _letter_range(start: str, end: str, step: int, spec: str, name: str) -> list[str]:
+    first, last = string.ascii_letters.index(start), string.ascii_letters.index(end)
+    if first > last:
+        raise HostEntryError(f"host range [{spec}] in {name!r} starts after it ends")
+    return list(string.ascii_letters[first : last + 1 : step])
+
+
+def _number_range(start: str, end: str, step: int, spec: str, name: str) -> list[str]:
+    width = len(start) if start.startswith("0") and len(start) > 1 else 0
+    if width and len(end) != width:
+        raise HostEntryError(
+            f"host range [{spec}] in {name!r}: a zero-padded start needs an end of the same width "
+            f"(e.g. [{start}:{end.zfill(width)}])"
+        )
+    first, last = int(start), int(end)
+    if first > last:
+        raise HostEntryError(f"host range [{spec}] in {name!r} starts after it ends")
+    return [str(number).zfill(width) for number in range(first, last + 1, step)]
+
+
+def _parse_port(text: str, entry: str) -> int:
+    if not text:
+        raise HostEntryError(f"host {entry!r} ends with ':'; ':' is reserved for a port number")
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise HostEntryError(f"invalid port {text!r} in host {entry!r}; a port is 1-65535")
+    return int(text)
+
+
+def _colons_outside_brackets(entry: str) -> list[int]:
+    depth = 0
+    positions = []
+    for index, char in enumerate(entry):
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+        elif char == ":" and depth == 0:
+            positions.append(index)
+    return positions
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,224 @@
+"""Hosts and groups as the rest of checkrunner sees them, with Ansible's connection variables resolved."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from checkrunner.errors import ConfigError, Location, did_you_mean
+from checkrunner.units import parse_duration
+
+# Names Ansible resolves to the implicit localhost when the inventory does not define them.
+LOCALHOST_NAMES = ("localhost", "127.0.0.1", "::1")
+IMPLICIT_LOCALHOST_ADDRESS = "127.0.0.1"
+DEFAULT_PYTHON = "python3"
+
+# ansible_connection values checkrunner can honour, mapped to its two transports.
+CONNECTION_ALIASES = {
+    "local": "local",
+    "ssh": "ssh",
+    "smart": "ssh",
+    "paramiko": "ssh",
+    "paramiko_ssh": "ssh",
+}
+_CONNECTION_PREFIXES = ("ansible.builtin.", "ansible.legacy.")
+
+# Ansible's interpreter discovery modes; checkrunner always starts the target's `python3`.
+_AUTO_INTERPRETERS = {"auto", "auto_silent", "auto_legacy", "auto_legacy_silent"}
+
+# Ansible's `boolean()` filter vocabulary.
+_TRUE_WORDS = {"yes", "y", "on", "true", "t", "1"}
+_FALSE_WORDS = {"no", "n", "off", "false", "f", "0"}
+
+
+@dataclass
+class InventoryWarning:
+    """Something suspicious that does not stop a run (a duplicate key, a vars file for no group)."""
+
+    message: str
+    location: Location | None = None
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}" if self.location else self.message
+
+
+@dataclass
+class Group:
+    name: str
+    hosts: list[str] = field(default_factory=list)  # direct members, in definition order
+    children: list[str] = field(default_factory=list)
+    parents: list[str] = field(default_factory=list)
+    vars: dict[str, Any] = field(default_factory=dict)  # inventory file, then group_vars/ files
+    depth: int = 0  # longest distance from 'all'; deeper groups win variable ties
+    priority: int = 1  # ansible_group_priority; higher wins between groups of equal depth
+    location: Location | None = None
+    var_locations: dict[str, Location] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Host:
+    """One inventory host: its fully merged variables and the connection settings they imply."""
+
+    name: str
+    vars: dict[str, Any] = field(default_factory=dict)
+    groups: list[str] = field(default_factory=list)  # sorted; every group but 'all' (Ansible's group_names)
+    location: Location | None = field(default=None, compare=False)
+    var_locations: dict[str, Location] = field(default_factory=dict, repr=False, compare=False)
+    source: str | None = field(default=None, compare=False)  # inventory file that first defined it
+    implicit: bool = False  # the implicit localhost, created when a pattern names it
+
+    @property
+    def address(self) -> str:
+        found = self._lookup("ansible_host", "ansible_ssh_host")
+        if found is None:
+            return IMPLICIT_LOCALHOST_ADDRESS if self.implicit else self.name
+        return self._text(*found)
+
+    @property
+    def port(self) -> int | None:
+        found = self._lookup("ansible_port", "ansible_ssh_port")
+        if found is None:
+            return None
+        key, value = found
+        port = _as_int(value)
+        if port is None or not 1 <= port <= 65535:
+            raise self._invalid(key, value, "a port number between 1 and 65535")
+        return port
+
+    @property
+    def user(self) -> str | None:
+        return self._optional_text("ansible_user", "ansible_ssh_user")
+
+    @property
+    def password(self) -> str | None:
+        return self._optional_text("ansible_password", "ansible_ssh_pass", "ansible_ssh_password")
+
+    @property
+    def connection(self) -> str:
+        """'local' or 'ssh' ('paramiko' and 'smart' mean ssh here)."""
+        found = self._lookup("ansible_connection")
+        if found is None:
+            return "local" if self.implicit else "ssh"
+        key, value = found
+        name = self._text(key, value).strip().lower()
+        for prefix in _CONNECTION_PREFIXES:
+            name = name.removeprefix(prefix)
+        if name not in CONNECTION_ALIASES:
+            raise self._invalid(
+                key,
+                value,
+                "one of: " + ", ".join(CONNECTION_ALIASES),
+                did_you_mean(name, CONNECTION_ALIASES)
+                or "checkrunner reaches hosts over ssh, or runs locally with 'local'",
+            )
+        return CONNECTION_ALIASES[name]
+
+    @property
+    def python_interpreter(self) -> str:
+        found = self._lookup("ansible_python_interpreter")
+        if found is None:
+            return DEFAULT_PYTHON
+        interpreter = self._text(*found).strip()
+        return DEFAULT_PYTHON if interpreter in _AUTO_INTERPRETERS else interpreter
+
+    @property
+    def become(self) -> bool:
+        found = self._lookup("ansible_become")
+        return False if found is None else self._bool(*found)
+
+    @property
+    def become_user(self) -> str:
+        return self._optional_text("ansible_become_user") or "root"
+
+    @property
+    def become_method(self) -> str:
+        return self._optional_text("ansible_become_method") or "sudo"
+
+    @property
+    def become_password(self) -> str | None:
+        return self._optional_text("ansible_become_password", "ansible_become_pass")
+
+    @property
+    def private_key_file(self) -> str | None:
+        path = self._optional_text("ansible_ssh_private_key_file", "ansible_private_key_file")
+        return os.path.expanduser(path) if path else None
+
+    @property
+    def ssh_common_args(self) -> str | None:
+        return self._optional_text("ansible_ssh_common_args")
+
+    @property
+    def ssh_extra_args(self) -> str | None:
+        return self._optional_text("ansible_ssh_extra_args")
+
+    @property
+    def host_key_checking(self) -> bool | None:
+        """None when the inventory leaves it to checkrunner's own (strict) default."""
+        found = self._lookup("ansible_host_key_checking", "ansible_ssh_host_key_checking")
+        return None if found is None else self._bool(*found)
+
+    @property
+    def timeout(self) -> float | None:
+        """Connection timeout in seconds (ansible_timeout), or None for the default."""
+        found = self._lookup("ansible_timeout", "ansible_ssh_timeout")
+        if found is None:
+            return None
+        key, value = found
+        try:
+            return parse_duration(value)
+        except ValueError:
+            raise self._invalid(key, value, "a number of seconds or a duration like 10s") from None
+
+    def _lookup(self, *keys: str) -> tuple[str, Any] | None:
+        for key in keys:
+            value = self.vars.get(key)
+            if value is not None:
+                return key, value
+        return None
+
+    def _optional_text(self, *keys: str) -> str | None:
+        found = self._lookup(*keys)
+        return None if found is None else self._text(*found)
+
+    def _text(self, key: str, value: Any) -> str:
+        if isinstance(value, (dict, list, bool)):
+            raise self._invalid(key, value, "a string")
+        return str(value)
+
+    def _bool(self, key: str, value: Any) -> bool:
+        parsed = parse_bool(value)
+        if parsed is None:
+            raise self._invalid(key, value, "a boolean (yes/no, true/false, 1/0)")
+        return parsed
+
+    def _invalid(self, key: str, value: Any, expected: str, hint: str | None = None) -> ConfigError:
+        message = f"host '{self.name}': {key} must be {expected}, got {value!r}"
+        if isinstance(value, str) and "{{" in value:
+            hint = hint or "connection variables are read after templating; render host vars first"
+        return ConfigError(message, self.var_locations.get(key) or self.location, hint)
+
+
+def parse_bool(value: Any) -> bool | None:
+    """Ansible's boolean(): True/False for the words it accepts, None for anything else."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE_WORDS:
+            return True
+        if word in _FALSE_WORDS:
+            return False
+    return None
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None

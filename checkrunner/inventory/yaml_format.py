@@ -1,0 +1,208 @@
+"""Ansible's YAML inventory format (`all: {hosts:, children:, vars:}`) and `ansible-inventory --list` JSON."""
+
+from __future__ import annotations
+
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from checkrunner.errors import ConfigError, did_you_mean
+from checkrunner.inventory.data import UNGROUPED, InventoryData
+from checkrunner.inventory.hostnames import HostEntryError, parse_host_entry
+from checkrunner.inventory.yamlnodes import YamlDocument, describe, is_null
+
+GROUP_KEYS = ("hosts", "children", "vars")
+_EXAMPLE = "all:\n  children:\n    web:\n      hosts:\n        web1.example.com:\n        web2.example.com:\n          ansible_port: 2222"
+
+
+def parse_yaml_inventory(doc: YamlDocument, data: InventoryData) -> None:
+    root = doc.root
+    if is_null(root):
+        return
+    if not isinstance(root, MappingNode):
+        raise ConfigError(
+            f"an inventory must be a mapping of group names, not {describe(root)}",
+            doc.location(root),
+            f"start with the 'all' group, e.g.\n{_EXAMPLE}",
+        )
+    items = doc.items(root, "the inventory")
+    keys = {key.value: value for key, value in items}
+    if "plugin" in keys:
+        raise _plugin_config_error(doc, keys["plugin"])
+    if "_meta" in keys:
+        _parse_listing(doc, items, data)
+        return
+    for key_node, value_node in items:
+        _parse_group(doc, data, key_node, value_node, parent=None)
+
+
+def _parse_group(doc: YamlDocument, data: InventoryData, key: ScalarNode, node: Node, parent: str | None) -> None:
+    name, location = key.value, doc.location(key)
+    data.group(name, location)
+    if parent is not None:
+        data.add_child(parent, name, location)
+    if is_null(node):
+        return
+    if not isinstance(node, MappingNode):
+        raise _group_not_mapping(doc, name, node)
+    for section, value in doc.items(node, f"group '{name}'"):
+        if section.value == "hosts":
+            _parse_hosts(doc, data, name, value)
+        elif section.value == "children":
+            _parse_children(doc, data, name, value)
+        elif section.value == "vars":
+            values, locations = doc.vars_mapping(value, f"vars of group '{name}'")
+            for var, var_value in values.items():
+                data.set_group_var(name, var, var_value, locations[var])
+        else:
+            raise ConfigError(
+                f"unknown key '{section.value}' in group '{name}'; a group has only hosts, children and vars",
+                doc.location(section),
+                did_you_mean(section.value, GROUP_KEYS)
+                or "put hosts under 'hosts:' and child groups under 'children:'",
+            )
+
+
+def _parse_hosts(doc: YamlDocument, data: InventoryData, group: str, node: Node) -> None:
+    if is_null(node):
+        return
+    if not isinstance(node, MappingNode):
+        raise ConfigError(
+            f"'hosts' of group '{group}' must be a mapping of host names to their variables, not {describe(node)}",
+            doc.location(node),
+            _hosts_mapping_hint(node),
+        )
+    for key, value in doc.items(node, f"hosts of group '{group}'"):
+        location = doc.location(key)
+        try:
+            entry = parse_host_entry(key.value)
+        except HostEntryError as exc:
+            raise ConfigError(str(exc), location, _host_name_hint(key.value)) from None
+        if not is_null(value) and not isinstance(value, MappingNode):
+            raise ConfigError(
+                f"host '{key.value}' must map to its variables, not {describe(value)}",
+                doc.location(value),
+                f"write `{key.value}:` alone, or `{key.value}: {{ansible_host: 10.0.0.5}}` to set variables",
+            )
+        values, locations = doc.vars_mapping(value, f"host '{key.value}'")
+        if entry.port is not None:
+            values.setdefault("ansible_port", entry.port)
+            locations.setdefault("ansible_port", location)
+        for name in entry.names:
+            host = data.add_host(name, group, location, doc.path)
+            data.set_host_vars(host, values, locations)
+
+
+def _parse_children(doc: YamlDocument, data: InventoryData, group: str, node: Node) -> None:
+    if is_null(node):
+        return
+    if not isinstance(node, MappingNode):
+        names = _scalar_items(node)
+        example = "\n".join(f"  {name}:" for name in names[:3]) or "  web:\n  db:"
+        raise ConfigError(
+            f"'children' of group '{group}' must be a mapping of group names, not {describe(node)}",
+            doc.location(node),
+            f"write each child group as a key:\nchildren:\n{example}",
+        )
+    for key, value in doc.items(node, f"children of group '{group}'"):
+        _parse_group(doc, data, key, value, parent=group)
+
+
+def _parse_listing(doc: YamlDocument, items: list[tuple[ScalarNode, Node]], data: InventoryData) -> None:
+    """The JSON printed by `ansible-inventory --list` (and inventory scripts): groups list their hosts."""
+    hostvars: dict[str, Node] = {}
+    for key, value in items:
+        if key.value == "_meta":
+            hostvars = _listing_hostvars(doc, value)
+    for key, value in items:
+        if key.value != "_meta":
+            _parse_listing_group(doc, data, key, value)
+    for name, vars_node in hostvars.items():
+        host = data.hosts.get(name) or data.add_host(name, UNGROUPED, doc.location(vars_node), doc.path)
+        values, locations = doc.vars_mapping(vars_node, f"hostvars of '{name}'")
+        data.set_host_vars(host, values, locations)
+
+
+def _listing_hostvars(doc: YamlDocument, meta: Node) -> dict[str, Node]:
+    if is_null(meta):
+        return {}
+    if not isinstance(meta, MappingNode):
+        raise ConfigError(f"'_meta' must be a mapping, not {describe(meta)}", doc.location(meta))
+    for key, value in doc.items(meta, "_meta"):
+        if key.value == "hostvars" and isinstance(value, MappingNode):
+            return {host.value: vars_node for host, vars_node in doc.items(value, "_meta.hostvars")}
+    return {}
+
+
+def _parse_listing_group(doc: YamlDocument, data: InventoryData, key: ScalarNode, node: Node) -> None:
+    name = key.value
+    data.group(name, doc.location(key))
+    if isinstance(node, SequenceNode):  # the old script form: "group": ["host1", "host2"]
+        _add_listed_hosts(doc, data, name, node)
+        return
+    if is_null(node):
+        return
+    if not isinstance(node, MappingNode):
+        raise _group_not_mapping(doc, name, node)
+    for section, value in doc.items(node, f"group '{name}'"):
+        if section.value == "hosts":
+            _add_listed_hosts(doc, data, name, value)
+        elif section.value == "children":
+            for child in _scalar_nodes(doc, value, f"children of group '{name}'"):
+                data.group(child.value, doc.location(child))
+                data.add_child(name, child.value, doc.location(child))
+        elif section.value == "vars":
+            values, locations = doc.vars_mapping(value, f"vars of group '{name}'")
+            for var, var_value in values.items():
+                data.set_group_var(name, var, var_value, locations[var])
+
+
+def _add_listed_hosts(doc: YamlDocument, data: InventoryData, group: str, node: Node) -> None:
+    for host in _scalar_nodes(doc, node, f"hosts of group '{group}'"):
+        data.add_host(host.value, group, doc.location(host), doc.path)
+
+
+def _scalar_nodes(doc: YamlDocument, node: Node, what: str) -> list[ScalarNode]:
+    if is_null(node):
+        return []
+    if not isinstance(node, SequenceNode) or not all(isinstance(item, ScalarNode) for item in node.value):
+        raise ConfigError(f"{what} must be a list of names", doc.location(node))
+    return node.value
+
+
+def _group_not_mapping(doc: YamlDocument, name: str, node: Node) -> ConfigError:
+    names = _scalar_items(node)
+    listing = "\n".join(f"      {host}:" for host in names[:3]) or "      web1.example.com:"
+    return ConfigError(
+        f"group '{name}' must be a mapping with hosts, children and/or vars, not {describe(node)}",
+        doc.location(node),
+        f"list hosts under 'hosts:', e.g.\n  {name}:\n    hosts:\n{listing}",
+    )
+
+
+def _hosts_mapping_hint(node: Node) -> str:
+    names = _scalar_items(node) or ["web1.example.com", "web2.example.com"]
+    lines = "\n".join(f"  {name}:" for name in names[:3])
+    return f"in YAML inventories each host is a key (its variables, if any, go under it):\nhosts:\n{lines}"
+
+
+def _host_name_hint(name: str) -> str | None:
+    if "=" in name:
+        host = name.split()[0]
+        return f"INI-style `key=value` does not work in YAML; write `{host}: {{ansible_host: 10.0.0.5}}`"
+    return None
+
+
+def _scalar_items(node: Node) -> list[str]:
+    if isinstance(node, SequenceNode):
+        return [item.value for item in node.value if isinstance(item, ScalarNode)]
+    if isinstance(node, ScalarNode) and node.value:
+        return [node.value]
+    return []
+
+
+def _plugin_config_error(doc: YamlDocument, plugin: Node) -> ConfigError:
+    name = plugin.value if isinstance(plugin, ScalarNode) else "?"
+    return ConfigError(
+        f"this is a configuration for the dynamic inventory plugin '{name}', which checkrunner does not run",
+        doc.location(plugin),
+        f"export the hosts once with `ansible-inventory -i {doc.path} --list > inventory.json` and use that file",
+    )

@@ -1,0 +1,161 @@
+"""YAML read as a node tree, so every inventory and vars error can point at file:line:column."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from checkrunner.errors import ConfigError, Location
+from checkrunner.inventory.model import InventoryWarning
+
+try:  # libyaml composes ~10x faster; the constructors stay the pure-Python SafeConstructor
+    from yaml import CSafeLoader as _SafeLoader
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
+
+NULL_TAG = "tag:yaml.org,2002:null"
+MERGE_TAG = "tag:yaml.org,2002:merge"
+VAULT_HINT = (
+    "checkrunner cannot decrypt Ansible Vault; take secrets from the environment or a file "
+    "readable only by you instead"
+)
+
+
+class _VaultValue(yaml.constructor.ConstructorError):
+    """An `!vault` value: reported with its own hint instead of 'unknown tag'."""
+
+
+class _InventoryLoader(_SafeLoader):
+    """SafeLoader plus Ansible's YAML tags: `!unsafe` reads as plain data, `!vault` is refused."""
+
+
+def _construct_unsafe(loader: _InventoryLoader, node: Node) -> Any:
+    if isinstance(node, MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)
+
+
+def _construct_vault(loader: _InventoryLoader, node: Node) -> Any:
+    raise _VaultValue(None, None, "this value is encrypted with Ansible Vault (!vault)", node.start_mark)
+
+
+_InventoryLoader.add_constructor("!unsafe", _construct_unsafe)
+_InventoryLoader.add_constructor("!vault", _construct_vault)
+
+
+def yaml_error(exc: yaml.YAMLError, path: str) -> ConfigError:
+    """One ConfigError with the position and wording of a PyYAML error."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    location = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path)
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    message = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
+    hint = None
+    if isinstance(exc, _VaultValue):
+        message, hint = problem, VAULT_HINT
+    elif "\\t" in problem or "\t" in problem:
+        hint = "indent YAML with spaces, not tabs"
+    elif "could not determine a constructor" in problem:
+        hint = "only standard YAML tags and Ansible's !unsafe are understood"
+    return ConfigError(message, location, hint)
+
+
+class YamlDocument:
+    """One YAML file composed into nodes; values are built on demand from the nodes."""
+
+    def __init__(self, path: str, text: str, warnings: list[InventoryWarning]):
+        self.path = path
+        self._warnings = warnings
+        self._flattened: set[int] = set()
+        self._loader = _InventoryLoader(text)
+        try:
+            self.root: Node | None = self._loader.get_single_node()
+        except yaml.YAMLError as exc:
+            self.close()
+            raise yaml_error(exc, path) from None
+
+    def close(self) -> None:
+        self._loader.dispose()
+
+    def __enter__(self) -> YamlDocument:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def location(self, node: Node) -> Location:
+        mark = node.start_mark
+        return Location(self.path, mark.line + 1, mark.column + 1)
+
+    def value(self, node: Node) -> Any:
+        """The plain Python value of a node (dicts, lists, str, int, float, bool, None)."""
+        try:
+            return self._loader.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            raise yaml_error(exc, self.path) from None
+
+    def items(self, node: MappingNode, what: str) -> list[tuple[ScalarNode, Node]]:
+        """Key/value node pairs of a mapping with `<<` merges applied; keys must be plain scalars."""
+        if id(node) not in self._flattened:
+            self._warn_duplicate_keys(node, what)
+            try:
+                self._loader.flatten_mapping(node)
+            except yaml.YAMLError as exc:
+                raise yaml_error(exc, self.path) from None
+            self._flattened.add(id(node))
+        for key_node, _ in node.value:
+            if not isinstance(key_node, ScalarNode):
+                raise ConfigError(
+                    f"{what}: a key must be a plain name, not {describe(key_node)}",
+                    self.location(key_node),
+                )
+        return node.value
+
+    def _warn_duplicate_keys(self, node: MappingNode, what: str) -> None:
+        # Checked before `<<` merges are flattened in: a key that overrides a merged one is no duplicate.
+        seen: dict[str, Node] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, ScalarNode) or key_node.tag == MERGE_TAG:
+                continue
+            first = seen.setdefault(key_node.value, key_node)
+            if first is not key_node:
+                self._warnings.append(
+                    InventoryWarning(
+                        f"duplicate key '{key_node.value}' in {what}; the last one wins "
+                        f"(the first is on line {first.start_mark.line + 1})",
+                        self.location(key_node),
+                    )
+                )
+
+    def vars_mapping(self, node: Node, what: str) -> tuple[dict[str, Any], dict[str, Location]]:
+        """Variables from a mapping node with the location of each name; null means none."""
+        if is_null(node):
+            return {}, {}
+        if not isinstance(node, MappingNode):
+            raise ConfigError(
+                f"{what} must be a mapping of variable names to values, not {describe(node)}",
+                self.location(node),
+                "write it as `name: value` lines, one per variable",
+            )
+        values: dict[str, Any] = {}
+        locations: dict[str, Location] = {}
+        for key_node, value_node in self.items(node, what):
+            values[key_node.value] = self.value(value_node)
+            locations[key_node.value] = self.location(key_node)
+        return values, locations
+
+
+def is_null(node: Node | None) -> bool:
+    return node is None or (isinstance(node, ScalarNode) and node.tag == NULL_TAG)
+
+
+def describe(node: Node) -> str:
+    if isinstance(node, SequenceNode):
+        return "a list"
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    return f"the value {node.value!r}"

@@ -1,0 +1,454 @@
+# Run a command on the target and check its exit code, its output, or the number it prints.
+#
+# Runs on the target: standard library only, Python 3.6 syntax. Playbook values never pass
+# through a shell unless the check says `shell: true`.
+import os
+import re
+import select
+import selectors
+import shlex
+import signal
+import subprocess
+import time
+
+MODULE = {
+    "summary": "Run a command: exit code, stdout/stderr patterns, or the number it prints",
+    "description": [
+        "Runs `cmd` on the target without a shell: a string is split like a shell would "
+        "(shlex) but never interpreted, so `;`, `|`, `$(...)` and globs are plain "
+        "arguments. Say `shell: true` to run it with /bin/sh -c, for pipes and redirections.",
+        "The check fails (CRITICAL) when the exit code is not in `exit_codes`, a `stdout` or "
+        "`stderr` pattern does not match, or a `stdout_not`/`stderr_not` pattern matches. A "
+        "command that is not found, or that runs past the timeout, makes the check UNKNOWN; "
+        "on timeout the command's whole process group is killed.",
+        "When stdout is a single number it becomes the measurement `value`, the default "
+        "metric: `command: {cmd: 'wc -l < /var/spool/app/queue', shell: true}` with "
+        "`warn: 100` and `crit: 1000` alerts on a long queue. If thresholds are set and "
+        "the output is not a number, use `metric:` to pick exit_code, duration or "
+        "stdout_lines instead.",
+        "The command's stdin is empty unless `stdin` is given. At most `max_output` bytes "
+        "of each stream are kept; the first 4 KB of stdout and the last 4 KB of stderr are "
+        "returned as facts.",
+    ],
+    "free_form": "cmd",
+    "options": {
+        "cmd": {
+            "type": "raw",
+            "required": True,
+            "description": "The command: a string (split with shell quoting rules, or given "
+            "to /bin/sh -c with shell: true) or a list of arguments.",
+        },
+        "shell": {
+            "type": "bool",
+            "default": False,
+            "description": "Run cmd (a string) with /bin/sh -c.",
+        },
+        "chdir": {"type": "str", "description": "Working directory."},
+        "env": {
+            "type": "dict",
+            "default": {},
+            "description": "Environment variables to add to (or override in) the "
+            "inherited environment.",
+        },
+        "stdin": {"type": "str", "description": "Text written to the command's stdin."},
+        "exit_codes": {
+            "type": "list",
+            "elements": "int",
+            "default": [0],
+            "description": "Exit codes that count as success.",
+        },
+        "stdout": {
+            "type": "list",
+            "elements": "str",
+            "default": [],
+            "description": "Regular expressions that must all be found in stdout "
+            "(re.search, multiline: ^ and $ match at line boundaries).",
+        },
+        "stdout_not": {
+            "type": "list",
+            "elements": "str",
+            "default": [],
+            "description": "Regular expressions that must not be found in stdout.",
+        },
+        "stderr": {
+            "type": "list",
+            "elements": "str",
+            "default": [],
+            "description": "Regular expressions that must all be found in stderr.",
+        },
+        "stderr_not": {
+            "type": "list",
+            "elements": "str",
+            "default": [],
+            "description": "Regular expressions that must not be found in stderr.",
+        },
+        "max_output": {
+            "type": "size",
+            "default": "1MB",
+            "description": "Keep at most this much of each of stdout and stderr "
+            "(the rest is read and dropped).",
+        },
+        "timeout": {
+            "type": "duration",
+            "description": "Kill the command after this long (UNKNOWN). It never exceeds "
+            "the check's own timeout.",
+        },
+    },
+    "measurements": {
+        "value": {
+            "unit": "",
+            "description": "The number stdout consists of, when it is one number.",
+        },
+        "exit_code": {"unit": "", "description": "The command's exit code."},
+        "duration": {"unit": "s", "description": "How long the command ran."},
+        "stdout_lines": {"unit": "", "description": "Lines written to stdout."},
+        "stdout_bytes": {"unit": "B", "description": "Bytes written to stdout."},
+    },
+    "default_metric": "value",
+}
+
+EXAMPLES = """
+- name: mail queue length
+  command: {cmd: "postqueue -j | wc -l", shell: true}
+  warn: 100
+  crit: 1000
+
+- name: nginx configuration is valid
+  command: nginx -t
+  become: true
+
+- name: database answers
+  command:
+    cmd: [psql, -tAc, "select 1", app]
+    env: {PGCONNECT_TIMEOUT: "3"}
+    stdout: ["^1$"]
+    timeout: 5s
+
+- name: no failed systemd units
+  command: {cmd: "systemctl --failed --plain --no-legend", stdout_not: ["\\\\S"]}
+
+- name: backup script reports success
+  command:
+    cmd: /usr/local/bin/check-backup --json
+    exit_codes: [0, 1]
+    stdout: ['"state": "(ok|running)"']
+    stderr_not: ["(?i)error"]
+"""
+
+SHELL = "/bin/sh"
+READ_CHUNK = 65536
+POLL_INTERVAL = 0.1
+# Children the command started in the background may keep its pipes open; once the
+# command itself has exited, stop reading after this long.
+EXIT_GRACE = 0.5
+FACT_BYTES = 4096
+PIPE_BUF = getattr(select, "PIPE_BUF", 512)
+NUMBER = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$")
+
+
+class Output(object):
+    """One stream of the command: the first `limit` bytes kept, everything counted."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.data = bytearray()
+        self.total = 0
+        self.newlines = 0
+        self.last_byte = b""
+
+    def add(self, chunk):
+        self.total += len(chunk)
+        self.newlines += chunk.count(b"\n")
+        self.last_byte = chunk[-1:]
+        room = self.limit - len(self.data)
+        if room > 0:
+            self.data.extend(chunk[:room])
+
+    @property
+    def lines(self):
+        unterminated = 1 if self.total and self.last_byte != b"\n" else 0
+        return self.newlines + unterminated
+
+    @property
+    def truncated(self):
+        return self.total > len(self.data)
+
+    def text(self):
+        return bytes(self.data).decode("utf-8", "replace")
+
+
+class Finished(object):
+    def __init__(self, exit_code, stdout, stderr, timed_out, duration):
+        self.exit_code = exit_code
+        self.stdout = stdout
+        self.stderr = stderr
+        self.timed_out = timed_out
+        self.duration = duration
+
+
+# ------------------------------------------------------------------------------- process
+
+
+def _argv(args):
+    cmd = args["cmd"]
+    if args["shell"]:
+        if not isinstance(cmd, str):
+            raise ValueError("cmd: with shell: true give the command as one string")
+        return [SHELL, "-c", cmd]
+    if isinstance(cmd, (list, tuple)):
+        argv = [str(part) for part in cmd]
+    else:
+        try:
+            argv = shlex.split(str(cmd))
+        except ValueError as exc:
+            raise ValueError("cmd: cannot split %r: %s" % (cmd, exc)) from None
+    if not argv:
+        raise ValueError("cmd is empty")
+    return argv
+
+
+def _environment(args):
+    env = dict(os.environ)
+    for name, value in (args.get("env") or {}).items():
+        env[str(name)] = str(value)
+    return env
+
+
+def _spawn(argv, args):
+    chdir = args.get("chdir")
+    if chdir and not os.path.isdir(chdir):
+        raise RuntimeError("chdir: no such directory: %s" % chdir)
+    try:
+        return subprocess.Popen(
+            argv,
+            cwd=chdir or None,
+            env=_environment(args),
+            stdin=subprocess.PIPE if args.get("stdin") else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            close_fds=True,
+            start_new_session=True,  # its own process group, so a timeout kills it all
+        )
+    except FileNotFoundError:
+        raise RuntimeError("command not found: %s" % argv[0]) from None
+    except PermissionError:
+        raise RuntimeError("cannot execute %s: permission denied" % argv[0]) from None
+
+
+def _kill_group(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _pump(proc, stdin_data, deadline, limit):
+    """Feed stdin and drain both pipes until they close, the command is gone, or time is up.
+
+    Returns (stdout Output, stderr Output, timed_out)."""
+    outputs = {proc.stdout.fileno(): Output(limit), proc.stderr.fileno(): Output(limit)}
+    selector = selectors.DefaultSelector()
+    for fd in outputs:
+        selector.register(fd, selectors.EVENT_READ)
+    pending = memoryview(stdin_data)
+    if proc.stdin is not None:
+        selector.register(proc.stdin.fileno(), selectors.EVENT_WRITE)
+    exited_at = None
+    timed_out = False
+    try:
+        while selector.get_map():
+            now = time.monotonic()
+            if now >= deadline:
+                timed_out = True
+                break
+            if exited_at is None and proc.poll() is not None:
+                exited_at = now
+            if exited_at is not None and now - exited_at > EXIT_GRACE:
+                break
+            for key, _ in selector.select(min(POLL_INTERVAL, deadline - now)):
+                if key.fd in outputs:
+                    chunk = os.read(key.fd, READ_CHUNK)
+                    if chunk:
+                        outputs[key.fd].add(chunk)
+                    else:
+                        selector.unregister(key.fd)
+                    continue
+                try:
+                    pending = pending[os.write(key.fd, pending[:PIPE_BUF]) :]
+                except BrokenPipeError:
+                    pending = pending[:0]
+                if not len(pending):
+                    selector.unregister(key.fd)
+                    proc.stdin.close()
+    finally:
+        selector.close()
+    return outputs[proc.stdout.fileno()], outputs[proc.stderr.fileno()], timed_out
+
+
+def _close_pipes(proc):
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+
+def execute(argv, args, deadline):
+    """Run argv to completion or until deadline; the process group is killed on timeout."""
+    started = time.monotonic()
+    proc = _spawn(argv, args)
+    try:
+        stdin_data = str(args.get("stdin") or "").encode("utf-8")
+        stdout, stderr, timed_out = _pump(proc, stdin_data, deadline, args["max_output"])
+        if not timed_out:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                timed_out = True
+        if timed_out:
+            _kill_group(proc)
+            proc.wait()
+    finally:
+        _close_pipes(proc)
+    return Finished(proc.returncode, stdout, stderr, timed_out, time.monotonic() - started)
+
+
+def _budget(args, ctx):
+    """Seconds the command may run: the module's own timeout, within the check's."""
+    remaining = ctx.remaining()
+    # End a little before the check's deadline so the command is killed and reported by
+    # this module rather than left running behind a bare batch timeout.
+    usable = max(0.05, remaining - min(0.25, remaining * 0.1))
+    if args.get("timeout"):
+        return min(float(args["timeout"]), usable)
+    return usable
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def parse_number(text):
+    """The number a command printed, when its whole output is one number; else None."""
+    text = text.strip()
+    if not NUMBER.match(text):
+        return None
+    if re.match(r"^[-+]?\d+$", text):
+        return int(text)
+    return float(text)
+
+
+def _as_list(value):
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def _patterns(args, option):
+    compiled = []
+    for pattern in _as_list(args.get(option)):
+        try:
+            compiled.append(re.compile(str(pattern), re.MULTILINE))
+        except re.error as exc:
+            raise ValueError(
+                "%s: invalid regular expression %r: %s" % (option, pattern, exc)
+            ) from None
+    return compiled
+
+
+def _pattern_failures(stream, text, must, must_not):
+    failures = []
+    for pattern in must:
+        if not pattern.search(text):
+            failures.append("%s does not match /%s/" % (stream, pattern.pattern))
+    for pattern in must_not:
+        found = pattern.search(text)
+        if found:
+            failures.append("%s matches /%s/ (%r)" % (stream, pattern.pattern, found.group(0)[:80]))
+    return failures
+
+
+def _last_line(text):
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:200] if lines else ""
+
+
+def _exit_failure(finished, expected, stderr_text, shell):
+    if finished.exit_code in expected:
+        return []
+    if finished.exit_code < 0:
+        what = "killed by signal %d" % -finished.exit_code
+    else:
+        what = "exit code %d" % finished.exit_code
+    message = "%s, expected %s" % (what, "/".join(str(code) for code in expected))
+    if shell and finished.exit_code == 127:
+        message += " (command not found?)"
+    hint = _last_line(stderr_text)
+    if hint:
+        message += " (stderr: %r)" % hint
+    return [message]
+
+
+def _timeout_error(finished, budget):
+    message = "timed out after %.3gs; killed the command's process group" % budget
+    partial = _last_line(finished.stderr.text()) or _last_line(finished.stdout.text())
+    if partial:
+        message += " (last output: %r)" % partial
+    return RuntimeError(message)
+
+
+def _facts(argv, args, finished, stdout_text, stderr_text):
+    facts = {
+        "stdout": stdout_text[:FACT_BYTES],
+        "stderr": stderr_text[-FACT_BYTES:],
+        "stdout_truncated": finished.stdout.truncated,
+        "stderr_truncated": finished.stderr.truncated,
+    }
+    if args["shell"]:
+        facts["shell_command"] = argv[-1]
+    else:
+        facts["argv"] = argv
+    return facts
+
+
+def _summary(finished, value, stdout_text, failures):
+    text = "exit %d in %dms" % (finished.exit_code, finished.duration * 1000)
+    if failures:
+        return text + ": " + "; ".join(failures)
+    if value is not None:
+        return text + ": %s" % value
+    first = next((line for line in stdout_text.splitlines() if line.strip()), "")
+    return text + (": " + first.strip()[:120] if first else "")
+
+
+def run(args, ctx):
+    argv = _argv(args)
+    stdout_rules = (_patterns(args, "stdout"), _patterns(args, "stdout_not"))
+    stderr_rules = (_patterns(args, "stderr"), _patterns(args, "stderr_not"))
+    expected = [int(code) for code in _as_list(args["exit_codes"])]
+    budget = _budget(args, ctx)
+    finished = execute(argv, args, time.monotonic() + budget)
+    if finished.timed_out:
+        raise _timeout_error(finished, budget)
+    stdout_text = finished.stdout.text()
+    stderr_text = finished.stderr.text()
+    failures = _exit_failure(finished, expected, stderr_text, args["shell"])
+    failures += _pattern_failures("stdout", stdout_text, *stdout_rules)
+    failures += _pattern_failures("stderr", stderr_text, *stderr_rules)
+    measurements = {
+        "exit_code": finished.exit_code,
+        "duration": finished.duration,
+        "stdout_lines": finished.stdout.lines,
+        "stdout_bytes": finished.stdout.total,
+    }
+    value = None if finished.stdout.truncated else parse_number(stdout_text)
+    if value is not None:
+        measurements["value"] = value
+    return {
+        "measurements": measurements,
+        "facts": _facts(argv, args, finished, stdout_text, stderr_text),
+        "failures": failures,
+        "message": _summary(finished, value, stdout_text, failures),
+    }

@@ -1,0 +1,419 @@
+# TCP probe: connect (optionally over TLS), optionally send a line and expect a reply.
+#
+# Runs on the target: standard library only, Python 3.6 syntax.
+import calendar
+import re
+import socket
+import ssl
+import time
+
+MODULE = {
+    "summary": "TCP probe: connect time, optional TLS, send/expect, certificate expiry",
+    "description": [
+        "Opens a TCP connection from the target to `host:port` (localhost by default, so "
+        "`tcp: 5432` checks that the local PostgreSQL listens), optionally completes a TLS "
+        "handshake, sends `send` and reads until the reply matches `expect`. A refused "
+        "connection, a timeout, a DNS or TLS error, or a reply that never matches is a "
+        "failure (CRITICAL) with the reason: the service is down or not answering.",
+        "With `expect` and no `send` the probe waits for a banner (SSH, SMTP, FTP, Redis "
+        "errors...). The reply is read until the pattern matches, the peer closes, "
+        "`max_read` bytes arrived, or the time is up.",
+        "Thresholds apply to `connect_time` (seconds) unless the check names another "
+        "metric, such as `cert_days_left` for `tls: true` services.",
+    ],
+    "free_form": "address",
+    "options": {
+        "address": {
+            "type": "raw",
+            "description": "'host:port', '[ipv6]:port' or just a port (on localhost). "
+            "Instead of host and port.",
+        },
+        "host": {
+            "type": "str",
+            "description": "Host name or address to connect to (default: localhost).",
+        },
+        "port": {"type": "int", "description": "TCP port."},
+        "send": {
+            "type": "str",
+            "description": "Text to send once connected (UTF-8; write '\\r\\n' in a "
+            "double-quoted YAML string for line endings).",
+        },
+        "expect": {
+            "type": "str",
+            "description": "Regular expression the reply must match (re.search, multiline).",
+        },
+        "tls": {
+            "type": "bool",
+            "default": False,
+            "description": "Start TLS right after connecting.",
+        },
+        "verify_tls": {
+            "type": "bool",
+            "default": True,
+            "description": "Verify the server certificate and its name (with tls: true).",
+        },
+        "ca_file": {
+            "type": "str",
+            "description": "PEM file of the CA certificates to trust instead of the system's.",
+        },
+        "server_name": {
+            "type": "str",
+            "description": "Name sent as SNI and verified in the certificate "
+            "(default: host), for example when connecting to 127.0.0.1.",
+        },
+        "max_read": {
+            "type": "size",
+            "default": "64KB",
+            "description": "Read at most this much while waiting for `expect`.",
+        },
+        "timeout": {
+            "type": "duration",
+            "description": "Give up after this long (a failure). It never exceeds the "
+            "check's own timeout.",
+        },
+    },
+    "required_one_of": [["address", "port"]],
+    "mutually_exclusive": [["address", "host"], ["address", "port"]],
+    "measurements": {
+        "connect_time": {"unit": "s", "description": "Time to establish the TCP connection."},
+        "duration": {
+            "unit": "s",
+            "description": "Time for the whole probe: connect, TLS, send and expect.",
+        },
+        "success": {"unit": "", "description": "1 when every step succeeded, else 0."},
+        "cert_days_left": {
+            "unit": "d",
+            "description": "Days until the server certificate expires (negative once "
+            "expired); tls: true only.",
+        },
+    },
+    "default_metric": "connect_time",
+}
+
+EXAMPLES = """
+- name: postgres listens
+  tcp: 5432
+  warn: 0.2
+
+- name: ssh answers with its banner
+  tcp: {port: 22, expect: "^SSH-2\\\\.0-"}
+
+- name: redis answers PING
+  tcp: {host: 127.0.0.1, port: 6379, send: "PING\\r\\n", expect: "^\\\\+PONG", timeout: 2s}
+
+- name: smtps certificate
+  tcp: {address: "mail.internal:465", tls: true, ca_file: /etc/pki/internal-ca.pem}
+  metric: cert_days_left
+  warn: "21:"
+  crit: "7:"
+"""
+
+DEFAULT_HOST = "localhost"
+READ_CHUNK = 4096
+
+# Certificate verification errors: ssl.CertificateError exists on every Python 3,
+# SSLCertVerificationError from 3.7 on (and is the same class there).
+CERT_ERRORS = (ssl.CertificateError,) + (
+    (ssl.SSLCertVerificationError,) if hasattr(ssl, "SSLCertVerificationError") else ()
+)
+
+
+class ProbeFailed(Exception):
+    """The service did not behave: the reason is the failure message."""
+
+
+# ---------------------------------------------------------------------------- certificates
+
+
+def _der_element(data, pos):
+    """(tag, content start, content end) of the DER element starting at pos."""
+    if pos + 2 > len(data):
+        raise ValueError("truncated DER element")
+    tag = data[pos]
+    length = data[pos + 1]
+    pos += 2
+    if length & 0x80:
+        count = length & 0x7F
+        if count == 0 or count > 4 or pos + count > len(data):
+            raise ValueError("unsupported DER length")
+        length = int.from_bytes(data[pos : pos + count], "big")
+        pos += count
+    if pos + length > len(data):
+        raise ValueError("truncated DER element")
+    return tag, pos, pos + length
+
+
+def _der_children(data, start, end):
+    children = []
+    pos = start
+    while pos < end:
+        element = _der_element(data, pos)
+        children.append(element)
+        pos = element[2]
+    return children
+
+
+def _asn1_time(tag, text):
+    """Seconds since the epoch of an ASN.1 UTCTime (0x17) or GeneralizedTime (0x18)."""
+    text = text.rstrip("Z").split(".")[0]
+    if tag == 0x17:
+        year = int(text[0:2])
+        text = str(1900 + year if year >= 50 else 2000 + year) + text[2:]
+    elif tag != 0x18:
+        raise ValueError("not an ASN.1 time (tag 0x%02x)" % tag)
+    fields = [int(text[i : i + 2]) for i in range(4, len(text), 2)]
+    fields += [0] * (5 - len(fields))
+    month, day, hour, minute, second = fields[:5]
+    return calendar.timegm((int(text[0:4]), month, day, hour, minute, second, 0, 0, 0))
+
+
+def parse_cert_not_after(der):
+    """Expiry (seconds since the epoch, UTC) of a DER-encoded X.509 certificate.
+
+    Certificate ::= SEQUENCE { tbsCertificate, ... }; tbsCertificate ::= SEQUENCE {
+    [0] version OPTIONAL, serialNumber, signature, issuer, validity, ... };
+    validity ::= SEQUENCE { notBefore Time, notAfter Time }.
+    """
+    try:
+        _, cert_start, _ = _der_element(der, 0)
+        _, tbs_start, tbs_end = _der_element(der, cert_start)
+        fields = _der_children(der, tbs_start, tbs_end)
+        if fields and fields[0][0] == 0xA0:
+            fields = fields[1:]
+        _, validity_start, validity_end = fields[3]
+        tag, start, end = _der_children(der, validity_start, validity_end)[1]
+        return _asn1_time(tag, der[start:end].decode("ascii"))
+    except (IndexError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError("cannot read the certificate's expiry: %s" % exc) from None
+
+
+def _days_left(cert_der):
+    """Days until the certificate expires, or None when its DER cannot be read."""
+    try:
+        return (parse_cert_not_after(cert_der) - time.time()) / 86400.0
+    except ValueError:
+        return None
+
+
+def _is_cert_error(exc):
+    return (
+        isinstance(exc, CERT_ERRORS) or getattr(exc, "reason", None) == "CERTIFICATE_VERIFY_FAILED"
+    )
+
+
+def _tls_context(args, verify):
+    try:
+        context = ssl.create_default_context(cafile=args.get("ca_file") if verify else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise RuntimeError("cannot load ca_file %s: %s" % (args.get("ca_file"), exc)) from None
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+# --------------------------------------------------------------------------------- target
+
+
+def parse_address(text):
+    """(host, port) from 'host:port', '[ipv6]:port' or a bare port (on localhost)."""
+    text = str(text).strip()
+    if text.isdigit():
+        return DEFAULT_HOST, _port(text)
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if not rest.startswith(":"):
+            raise ValueError("address %r: write an IPv6 address as [addr]:port" % text)
+        return host, _port(rest[1:])
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or ":" in host:
+        raise ValueError("address %r: write it as host:port, [ipv6]:port or a port" % text)
+    return host, _port(port)
+
+
+def _port(text):
+    try:
+        port = int(text)
+    except (TypeError, ValueError):
+        port = -1
+    if not 0 < port < 65536:
+        raise ValueError("invalid TCP port %r" % (text,))
+    return port
+
+
+def _target(args):
+    if args.get("address") not in (None, ""):
+        return parse_address(args["address"])
+    if args.get("port") is None:
+        raise ValueError("give `port` (or `address: host:port`)")
+    return args.get("host") or DEFAULT_HOST, _port(args["port"])
+
+
+# ---------------------------------------------------------------------------------- probe
+
+
+def _budget(args, ctx):
+    """Seconds the probe may take: the module's own timeout, within the check's."""
+    remaining = ctx.remaining()
+    # End a little before the check's deadline so a silent service is reported by this
+    # probe, with its reason, rather than as a bare batch timeout.
+    usable = max(0.05, remaining - min(0.25, remaining * 0.1))
+    if args.get("timeout"):
+        return min(float(args["timeout"]), usable)
+    return usable
+
+
+def _left(deadline):
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise socket.timeout("timed out")
+    return left
+
+
+def _excerpt(data):
+    return data[:256].decode("utf-8", "replace")
+
+
+def _await_reply(sock, pattern, deadline, max_read):
+    """Read until the reply matches pattern; return what was read."""
+    data = b""
+    while True:
+        try:
+            sock.settimeout(_left(deadline))
+            chunk = sock.recv(READ_CHUNK)
+        except socket.timeout:
+            raise ProbeFailed(
+                "no reply matching /%s/ in time (got %r)" % (pattern.pattern, _excerpt(data))
+            ) from None
+        if not chunk:
+            raise ProbeFailed(
+                "connection closed before a reply matched /%s/ (got %r)"
+                % (pattern.pattern, _excerpt(data))
+            )
+        data += chunk
+        if pattern.search(data[:max_read].decode("utf-8", "replace")):
+            return data
+        if len(data) >= max_read:
+            raise ProbeFailed(
+                "no reply matching /%s/ in the first %d bytes (got %r)"
+                % (pattern.pattern, max_read, _excerpt(data))
+            )
+
+
+def _describe_error(exc, budget):
+    if isinstance(exc, ProbeFailed):
+        return str(exc)
+    if isinstance(exc, socket.timeout):
+        return "timed out after %.3gs" % budget
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return "cannot resolve the host name: %s" % exc.strerror
+    if _is_cert_error(exc):
+        return "TLS certificate verification failed: %s" % (
+            getattr(exc, "verify_message", None) or exc
+        )
+    if isinstance(exc, ssl.SSLError):
+        return "TLS error: %s" % (exc.reason or exc)
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+class Probe(object):
+    """One connection attempt; collects what it measured even when a step fails."""
+
+    def __init__(self, host, port, deadline):
+        self.host = host
+        self.port = port
+        self.deadline = deadline
+        self.measurements = {}
+        self.facts = {"address": "%s:%d" % (host, port)}
+
+    def connect(self):
+        started = time.monotonic()
+        sock = socket.create_connection((self.host, self.port), timeout=_left(self.deadline))
+        self.measurements["connect_time"] = time.monotonic() - started
+        self.facts["peer"] = sock.getpeername()[0]
+        return sock
+
+    def start_tls(self, sock, context, server_name):
+        sock.settimeout(_left(self.deadline))
+        tls = context.wrap_socket(sock, server_hostname=server_name)
+        self.facts["tls_version"] = tls.version()
+        self.record_cert(tls.getpeercert(True))
+        return tls
+
+    def record_cert(self, der):
+        days = _days_left(der) if der else None
+        if days is not None:
+            self.measurements["cert_days_left"] = round(days, 3)
+
+    def fetch_unverified_cert(self, server_name):
+        """After a verification failure: the certificate, to tell how long it has left."""
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=_left(self.deadline))
+            with _tls_context({}, verify=False).wrap_socket(
+                sock, server_hostname=server_name
+            ) as tls:
+                self.record_cert(tls.getpeercert(True))
+        except (OSError, ValueError):
+            pass
+
+
+def _converse(probe, args):
+    sock = probe.connect()
+    try:
+        server_name = args.get("server_name") or probe.host
+        if args["tls"]:
+            sock = probe.start_tls(sock, _tls_context(args, args["verify_tls"]), server_name)
+        if args.get("send"):
+            sock.settimeout(_left(probe.deadline))
+            sock.sendall(str(args["send"]).encode("utf-8"))
+        if args.get("expect"):
+            pattern = _compile(args["expect"])
+            reply = _await_reply(sock, pattern, probe.deadline, args["max_read"])
+            probe.facts["reply"] = _excerpt(reply)
+    finally:
+        sock.close()
+
+
+def _compile(pattern):
+    try:
+        return re.compile(str(pattern), re.MULTILINE)
+    except re.error as exc:
+        raise ValueError("expect: invalid regular expression %r: %s" % (pattern, exc)) from None
+
+
+def run(args, ctx):
+    host, port = _target(args)
+    if args.get("expect"):
+        _compile(args["expect"])
+    if args["tls"]:
+        _tls_context(args, args["verify_tls"])  # bad TLS settings: UNKNOWN before probing
+    budget = _budget(args, ctx)
+    started = time.monotonic()
+    probe = Probe(host, port, started + budget)
+    failures = []
+    try:
+        _converse(probe, args)
+    except (ProbeFailed, OSError) + CERT_ERRORS as exc:
+        failures.append("%s:%d: %s" % (host, port, _describe_error(exc, budget)))
+        if _is_cert_error(exc):
+            probe.fetch_unverified_cert(args.get("server_name") or host)
+    measurements = probe.measurements
+    measurements["duration"] = time.monotonic() - started
+    measurements["success"] = 0 if failures else 1
+    days = measurements.get("cert_days_left")
+    if failures and days is not None and days < 0:
+        failures[0] += " (the certificate expired %.1f days ago)" % -days
+    if failures:
+        message = failures[0]
+    else:
+        message = "%s:%d connected in %dms" % (host, port, measurements["connect_time"] * 1000)
+        if days is not None:
+            message += ", certificate expires in %.0f days" % days
+    return {
+        "measurements": measurements,
+        "facts": probe.facts,
+        "failures": failures,
+        "message": message,
+    }

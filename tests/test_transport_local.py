@@ -1,0 +1,94 @@
+"""The remote protocol end to end through the local transport: python3 reading the batch on stdin."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from checkrunner.results import UnreachableReason
+from checkrunner.transport import (
+    Batch,
+    BatchCheck,
+    LocalTransport,
+    ProtocolError,
+    Unreachable,
+    build_payload,
+    parse_output,
+)
+
+
+@dataclass
+class FakeHost:  # the transport reads only these attributes of an inventory Host
+    name: str = "localhost"
+    python_interpreter: str = sys.executable
+    become: bool = False
+
+
+def run(checks, host=None, timeout=30.0):
+    transport = LocalTransport()
+    result = transport.run_batch(host or FakeHost(), build_payload(Batch(checks=checks)), timeout)
+    return {entry["id"]: entry for entry in parse_output(result.stdout)["results"]}
+
+
+def test_one_round_trip_runs_several_modules():
+    results = run(
+        [
+            BatchCheck("0.0", "memory", {}, 10),
+            BatchCheck("0.1", "command", {"cmd": ["echo", "7"], "shell": False}, 10),
+        ]
+    )
+    assert results["0.0"]["result"]["measurements"]["used_percent"] > 0
+    assert "result" in results["0.1"]
+
+
+def test_a_hung_check_times_out_on_the_target_without_holding_the_others():
+    started = time.monotonic()
+    results = run(
+        [
+            BatchCheck("0.0", "command", {"cmd": ["sleep", "30"]}, 1.0),
+            BatchCheck("0.1", "memory", {}, 10),
+        ]
+    )
+    assert time.monotonic() - started < 10
+    assert results["0.0"]["error_type"] in ("timeout", "exception")
+    assert "result" in results["0.1"]
+
+
+def test_module_exception_becomes_an_error_entry():
+    results = run([BatchCheck("0.0", "disk", {"path": "/nonexistent/path/x"}, 10)])
+    assert results["0.0"]["error_type"] == "exception"
+    assert "/nonexistent/path/x" in results["0.0"]["error"]
+
+
+def test_missing_interpreter_is_no_python():
+    with pytest.raises(Unreachable) as info:
+        run([BatchCheck("0.0", "memory", {}, 10)], host=FakeHost(python_interpreter="/nope/python3"))
+    assert info.value.reason == UnreachableReason.NO_PYTHON
+
+
+def test_host_deadline_is_enforced_on_the_control_node():
+    started = time.monotonic()
+    with pytest.raises(Unreachable) as info:
+        run([BatchCheck("0.0", "command", {"cmd": ["sleep", "30"]}, 60)], timeout=1.0)
+    assert info.value.reason == UnreachableReason.TIMEOUT
+    assert time.monotonic() - started < 5
+
+
+def test_parse_output_ignores_banners_and_rejects_garbage():
+    good = b"Welcome to host\n__CHECKRUN_RESULT__" + b'{"version": 1, "results": []}\n'
+    assert parse_output(good)["results"] == []
+    with pytest.raises(ProtocolError):
+        parse_output(b"Traceback (most recent call last):\n  ...\nSyntaxError: bad\n")
+    with pytest.raises(ProtocolError):
+        parse_output(b'__CHECKRUN_RESULT__{"version": 99}\n')
+
+
+def test_payload_ships_only_the_modules_needed():
+    import zlib
+
+    program = zlib.decompress(build_payload(Batch(checks=[BatchCheck("0.0", "memory", {}, 5)])))
+    assert b"MemAvailable" in program
+    assert b"def parse_perfdata" not in program  # the nagios module is not shipped
