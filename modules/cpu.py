@@ -119,8 +119,8 @@ def percentages(before: Dict[str, float], after: Dict[str, float]) -> Optional[D
     total = total_time(deltas)
     if total <= 0:
         return None
-    idle = deltas.get("idle", 0) + deltas.get("iowait", 0)
-    result = {"busy": 100.0 * (total - idle) / total}
+    not_busy = deltas.get("idle", 0) + deltas.get("iowait", 0)
+    result = {"busy": 100.0 * (total - not_busy) / total}
     for field in PERCENT_FIELDS:
         if field in deltas:
             result[field] = 100.0 * deltas[field] / total
@@ -197,8 +197,6 @@ def run(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
     before, after, elapsed = ctx.before, ctx.after, ctx.elapsed
     if before is None or after is None:
         before, after, elapsed = _own_window(args, ctx)
-    if before["source"] != after["source"]:
-        raise RuntimeError("CPU snapshots came from different sources; run the check again")
     values = percentages(before["times"][AGGREGATE], after["times"][AGGREGATE])
     if values is None:
         raise RuntimeError(
@@ -224,10 +222,13 @@ def run(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
             if busiest is None or core["busy"] > measurements["busy_" + busiest]:
                 busiest = name
         facts["busiest_core"] = busiest
+    message = _summary(values, elapsed, measurements["cores"])
+    if facts.get("busiest_core"):
+        message += ", busiest %s %.1f%%" % (busiest, measurements["busy_" + busiest])
     return {
         "measurements": measurements,
         "units": units,
         "facts": facts,
         "failures": [],
-        "message": _summary(values, elapsed, measurements["cores"]),
+        "message": message,
     }

@@ -209,6 +209,7 @@ def run(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
     except OSError as exc:
         raise _could_not_check(path, exc) from exc
     facts = _facts(path, ctx)
+    facts["source"] = "psutil" if ctx.psutil is not None else "statvfs"
     return {
         "measurements": values,
         "facts": facts,

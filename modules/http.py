@@ -10,7 +10,7 @@ import re
 import socket
 import ssl
 import time
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 MODULE = {
     "summary": "HTTP(S) probe: status, body patterns, latency, redirects, certificate expiry",
@@ -348,7 +348,8 @@ def _connection(parts, context, deadline):
 
 def _read_body(response, sock, deadline, max_body):
     data = bytearray()
-    while len(data) <= max_body:
+    # The response closes itself (and the socket) once it has the whole body.
+    while len(data) <= max_body and not response.isclosed():
         sock.settimeout(_left(deadline))
         chunk = response.read(min(READ_CHUNK, max_body + 1 - len(data)))
         if not chunk:
@@ -410,7 +411,7 @@ def _initial_headers(args):
     username = args.get("username")
     password = args.get("password") or ""
     if username is None and parts.username is not None:
-        username, password = parts.username, parts.password or ""
+        username, password = unquote(parts.username), unquote(parts.password or "")
     if username is not None and not _has_header(headers, "Authorization"):
         token = base64.b64encode(("%s:%s" % (username, password)).encode("utf-8"))
         headers["Authorization"] = "Basic " + token.decode("ascii")

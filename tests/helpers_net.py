@@ -13,7 +13,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,16 +120,34 @@ def make_certificate(
 def make_pki(directory: Path, server_days: int = 30) -> Pki:
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key, ca_cert = make_certificate(
-        "checkrun test CA", None, None, now - datetime.timedelta(days=1), now + datetime.timedelta(days=3650), is_ca=True
+        "checkrun test CA",
+        None,
+        None,
+        now - datetime.timedelta(days=1),
+        now + datetime.timedelta(days=3650),
+        is_ca=True,
     )
     server_key, server_cert = make_certificate(
-        "localhost", ca_key, ca_cert.subject, now - datetime.timedelta(days=1), now + datetime.timedelta(days=server_days)
+        "localhost",
+        ca_key,
+        ca_cert.subject,
+        now - datetime.timedelta(days=1),
+        now + datetime.timedelta(days=server_days),
     )
     expired_key, expired_cert = make_certificate(
-        "localhost", ca_key, ca_cert.subject, now - datetime.timedelta(days=40), now - datetime.timedelta(days=3)
+        "localhost",
+        ca_key,
+        ca_cert.subject,
+        now - datetime.timedelta(days=40),
+        now - datetime.timedelta(days=3),
     )
     client_key, client_cert = make_certificate(
-        "probe client", ca_key, ca_cert.subject, now - datetime.timedelta(days=1), now + datetime.timedelta(days=30), client=True
+        "probe client",
+        ca_key,
+        ca_cert.subject,
+        now - datetime.timedelta(days=1),
+        now + datetime.timedelta(days=30),
+        client=True,
     )
     return Pki(
         ca_cert=_write_cert(directory / "ca.pem", ca_cert),
@@ -143,7 +161,9 @@ def make_pki(directory: Path, server_days: int = 30) -> Pki:
     )
 
 
-def server_tls_context(cert: Path, key: Path, require_client_ca: Path | None = None) -> ssl.SSLContext:
+def server_tls_context(
+    cert: Path, key: Path, require_client_ca: Path | None = None
+) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(str(cert), str(key))
     if require_client_ca is not None:
@@ -193,11 +213,11 @@ class ProbeHandler(http.server.BaseHTTPRequestHandler):
         self._send(200, b"status: ok\nversion: 1.4.2\n", headers={"X-App": "checkrun-test"})
 
     def route_status(self, code):
-        self._send(int(code), ("status %s\n" % code).encode())
+        self._send(int(code), f"status {code}\n".encode())
 
     def route_redirect(self, hops):
         remaining = int(hops)
-        target = "/ok" if remaining <= 1 else "/redirect/%d" % (remaining - 1)
+        target = "/ok" if remaining <= 1 else f"/redirect/{remaining - 1}"
         self._send(302, b"", headers={"Location": target})
 
     def route_see_other(self):
@@ -205,7 +225,7 @@ class ProbeHandler(http.server.BaseHTTPRequestHandler):
 
     def route_to_other_host(self):
         port = self.server.server_address[1]
-        self._send(302, b"", headers={"Location": "http://localhost:%d/echo" % port})
+        self._send(302, b"", headers={"Location": f"http://localhost:{port}/echo"})
 
     def route_slow(self):
         time.sleep(SLOW_SECONDS)
@@ -215,7 +235,9 @@ class ProbeHandler(http.server.BaseHTTPRequestHandler):
         self._send(200, b"x" * BIG_BODY_BYTES)
 
     def route_latin1(self):
-        self._send(200, "caf\xe9 ouvert\n".encode("latin-1"), content_type="text/plain; charset=iso-8859-1")
+        self._send(
+            200, "caf\xe9 ouvert\n".encode("latin-1"), content_type="text/plain; charset=iso-8859-1"
+        )
 
     def route_json(self):
         self._send(200, b'{"status":"green","timed_out":false}', content_type="application/json")
@@ -231,7 +253,7 @@ class ProbeHandler(http.server.BaseHTTPRequestHandler):
         self._send(200, json.dumps(reply).encode(), content_type="application/json")
 
     def route_auth(self):
-        token = base64.b64encode(("%s:%s" % (BASIC_USER, BASIC_PASSWORD)).encode()).decode()
+        token = base64.b64encode(f"{BASIC_USER}:{BASIC_PASSWORD}".encode()).decode()
         if self.headers.get("Authorization") == "Basic " + token:
             self._send(200, b"welcome\n")
         else:
@@ -244,7 +266,7 @@ class RunningHTTP:
     scheme: str
 
     def url(self, path: str, host: str = LOOPBACK) -> str:
-        return "%s://%s:%d%s" % (self.scheme, host, self.port, path)
+        return f"{self.scheme}://{host}:{self.port}{path}"
 
 
 @contextmanager
@@ -252,7 +274,9 @@ def http_server(tls: ssl.SSLContext | None = None) -> Iterator[RunningHTTP]:
     server = http.server.ThreadingHTTPServer((LOOPBACK, 0), ProbeHandler)
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield RunningHTTP(server.server_address[1], "https" if tls is not None else "http")
@@ -309,10 +333,8 @@ def tcp_service(
         if handle is not None:
             thread.join()
         for conn in connections:
-            try:
+            with suppress(OSError):
                 conn.close()
-            except OSError:
-                pass
         listener.close()
 
 

@@ -48,6 +48,7 @@ class InventoryData:
     groups: dict[str, GroupDraft] = field(default_factory=dict)
     hosts: dict[str, HostDraft] = field(default_factory=dict)
     references: list[GroupReference] = field(default_factory=list)
+    edges: dict[tuple[str, str], Location] = field(default_factory=dict)  # (parent, child) -> where
     warnings: list[InventoryWarning] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -63,7 +64,9 @@ class InventoryData:
         group.declared = group.declared or declare
         return group
 
-    def add_host(self, name: str, group_name: str, location: Location, source: str | None) -> HostDraft:
+    def add_host(
+        self, name: str, group_name: str, location: Location, source: str | None
+    ) -> HostDraft:
         host = self.hosts.get(name)
         if host is None:
             host = self.hosts[name] = HostDraft(name, location, source)
@@ -74,17 +77,24 @@ class InventoryData:
 
     def add_child(self, parent: str, child: str, location: Location) -> None:
         if child == ALL:
-            raise ConfigError("group 'all' cannot be a child of another group", location, "every group is already inside 'all'")
+            raise ConfigError(
+                "group 'all' cannot be a child of another group",
+                location,
+                "every group is already inside 'all'",
+            )
         if child == parent:
             raise ConfigError(f"group '{child}' cannot be a child of itself", location)
         self.group(parent, location, declare=False).children[child] = None
         self.group(child, location, declare=False).parents[parent] = None
+        self.edges.setdefault((parent, child), location)
 
     def set_group_var(self, group: str, key: str, value: Any, location: Location) -> None:
         draft = self.group(group, location, declare=False)
         draft.vars[key] = value
         draft.var_locations[key] = location
 
-    def set_host_vars(self, host: HostDraft, values: dict[str, Any], locations: dict[str, Location]) -> None:
+    def set_host_vars(
+        self, host: HostDraft, values: dict[str, Any], locations: dict[str, Location]
+    ) -> None:
         host.vars.update(values)
         host.var_locations.update(locations)

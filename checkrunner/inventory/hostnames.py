@@ -79,7 +79,12 @@ def _range_items(spec: str, name: str) -> list[str]:
     if not end:
         raise HostEntryError(f"host range [{spec}] in {name!r} has no end; {_RANGE_SYNTAX}")
     step = _range_step(bounds[2] if len(bounds) == 3 else "1", spec, name)
-    if len(start) == 1 and len(end) == 1 and start in string.ascii_letters and end in string.ascii_letters:
+    if (
+        len(start) == 1
+        and len(end) == 1
+        and start in string.ascii_letters
+        and end in string.ascii_letters
+    ):
         return _letter_range(start, end, step, spec, name)
     if start.isdigit() and end.isdigit():
         return _number_range(start, end, step, spec, name)
@@ -90,7 +95,9 @@ def _range_items(spec: str, name: str) -> list[str]:
 
 def _range_step(text: str, spec: str, name: str) -> int:
     if not text.isdigit() or int(text) == 0:
-        raise HostEntryError(f"host range [{spec}] in {name!r}: the step must be a positive integer")
+        raise HostEntryError(
+            f"host range [{spec}] in {name!r}: the step must be a positive integer"
+        )
     return int(text)
 
 

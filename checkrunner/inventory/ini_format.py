@@ -74,7 +74,8 @@ def _parse_section(line: str, location: Location, data: InventoryData) -> _Secti
         raise ConfigError(
             f"unknown section type [{group}:{kind}]",
             location,
-            did_you_mean(kind, SECTION_KINDS) or f"use [{group}] for hosts, [{group}:children] or [{group}:vars]",
+            did_you_mean(kind, SECTION_KINDS)
+            or f"use [{group}] for hosts, [{group}:children] or [{group}:vars]",
         )
     data.group(group, location, declare=kind != "vars")
     if kind == "vars":
@@ -82,7 +83,9 @@ def _parse_section(line: str, location: Location, data: InventoryData) -> _Secti
     return _Section(group, kind)
 
 
-def _parse_host_line(line: str, raw: str, group: str, location: Location, data: InventoryData) -> None:
+def _parse_host_line(
+    line: str, raw: str, group: str, location: Location, data: InventoryData
+) -> None:
     tokens = _split_host_line(line, location)
     if not tokens:
         return
@@ -108,7 +111,9 @@ def _split_host_line(line: str, location: Location) -> list[str]:
     try:
         return shlex.split(line, comments=True)
     except ValueError as exc:
-        raise ConfigError(f"cannot read host line: {exc}", location, "close every quote you open") from None
+        raise ConfigError(
+            f"cannot read host line: {exc}", location, "close every quote you open"
+        ) from None
 
 
 def _host_variable(token: str, raw: str, location: Location) -> tuple[str, Any]:

@@ -62,7 +62,9 @@ class Host:
 
     name: str
     vars: dict[str, Any] = field(default_factory=dict)
-    groups: list[str] = field(default_factory=list)  # sorted; every group but 'all' (Ansible's group_names)
+    groups: list[str] = field(
+        default_factory=list
+    )  # sorted; every group but 'all' (Ansible's group_names)
     location: Location | None = field(default=None, compare=False)
     var_locations: dict[str, Location] = field(default_factory=dict, repr=False, compare=False)
     source: str | None = field(default=None, compare=False)  # inventory file that first defined it

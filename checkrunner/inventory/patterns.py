@@ -90,7 +90,11 @@ def _parse_term(part: str, location: Location | None) -> Term:
     operator = part[0] if part[0] in "&!" else ""
     expression = part[len(operator) :]
     if not expression:
-        raise ConfigError(f"host pattern part '{part}' has an operator but no name", location, "write e.g. web:!web3")
+        raise ConfigError(
+            f"host pattern part '{part}' has an operator but no name",
+            location,
+            "write e.g. web:!web3",
+        )
     subscript = None
     if not expression.startswith("~"):
         match = _SUBSCRIPT.match(expression)

@@ -12,7 +12,10 @@ from checkrunner.inventory.model import InventoryWarning
 from checkrunner.inventory.yamlnodes import VAULT_HINT, YamlDocument
 
 VARS_EXTENSIONS = (".yml", ".yaml", ".json")
-_LOOKUP_SUFFIXES = ("", *VARS_EXTENSIONS)  # Ansible's order: the bare name first, so a directory wins
+_LOOKUP_SUFFIXES = (
+    "",
+    *VARS_EXTENSIONS,
+)  # Ansible's order: the bare name first, so a directory wins
 _VAULT_HEADER = "$ANSIBLE_VAULT;"
 
 
@@ -68,7 +71,9 @@ def load_vars_file(path: str, warnings: list[InventoryWarning]) -> LoadedVars:
     """Variables from one YAML or JSON file that must hold a mapping (an empty file holds none)."""
     text = _read_text(path)
     if text.lstrip().startswith(_VAULT_HEADER):
-        raise ConfigError("this file is encrypted with Ansible Vault", Location(path, 1), VAULT_HINT)
+        raise ConfigError(
+            "this file is encrypted with Ansible Vault", Location(path, 1), VAULT_HINT
+        )
     if path.endswith(".json"):
         return _load_json_vars(path, text)
     with YamlDocument(path, text, warnings) as doc:
@@ -84,10 +89,14 @@ def _load_json_vars(path: str, text: str) -> LoadedVars:
     try:
         values = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"invalid JSON: {exc.msg}", Location(path, exc.lineno, exc.colno)) from None
+        raise ConfigError(
+            f"invalid JSON: {exc.msg}", Location(path, exc.lineno, exc.colno)
+        ) from None
     if not isinstance(values, dict):
         raise ConfigError(
-            "a vars file must be a mapping of variable names to values", Location(path, 1), 'write {"name": value, ...}'
+            "a vars file must be a mapping of variable names to values",
+            Location(path, 1),
+            'write {"name": value, ...}',
         )
     location = Location(path)
     return LoadedVars(values, dict.fromkeys(values, location))
@@ -98,7 +107,9 @@ def _read_text(path: str) -> str:
         with open(path, encoding="utf-8-sig") as handle:
             return handle.read()
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"file is not UTF-8 text ({exc.reason} at byte {exc.start})", Location(path)) from None
+        raise ConfigError(
+            f"file is not UTF-8 text ({exc.reason} at byte {exc.start})", Location(path)
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read vars file: {exc.strerror}", Location(path)) from None
 

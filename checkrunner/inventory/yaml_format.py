@@ -34,7 +34,9 @@ def parse_yaml_inventory(doc: YamlDocument, data: InventoryData) -> None:
         _parse_group(doc, data, key_node, value_node, parent=None)
 
 
-def _parse_group(doc: YamlDocument, data: InventoryData, key: ScalarNode, node: Node, parent: str | None) -> None:
+def _parse_group(
+    doc: YamlDocument, data: InventoryData, key: ScalarNode, node: Node, parent: str | None
+) -> None:
     name, location = key.value, doc.location(key)
     data.group(name, location)
     if parent is not None:
@@ -106,7 +108,9 @@ def _parse_children(doc: YamlDocument, data: InventoryData, group: str, node: No
         _parse_group(doc, data, key, value, parent=group)
 
 
-def _parse_listing(doc: YamlDocument, items: list[tuple[ScalarNode, Node]], data: InventoryData) -> None:
+def _parse_listing(
+    doc: YamlDocument, items: list[tuple[ScalarNode, Node]], data: InventoryData
+) -> None:
     """The JSON printed by `ansible-inventory --list` (and inventory scripts): groups list their hosts."""
     hostvars: dict[str, Node] = {}
     for key, value in items:
@@ -116,7 +120,9 @@ def _parse_listing(doc: YamlDocument, items: list[tuple[ScalarNode, Node]], data
         if key.value != "_meta":
             _parse_listing_group(doc, data, key, value)
     for name, vars_node in hostvars.items():
-        host = data.hosts.get(name) or data.add_host(name, UNGROUPED, doc.location(vars_node), doc.path)
+        host = data.hosts.get(name) or data.add_host(
+            name, UNGROUPED, doc.location(vars_node), doc.path
+        )
         values, locations = doc.vars_mapping(vars_node, f"hostvars of '{name}'")
         data.set_host_vars(host, values, locations)
 
@@ -132,7 +138,9 @@ def _listing_hostvars(doc: YamlDocument, meta: Node) -> dict[str, Node]:
     return {}
 
 
-def _parse_listing_group(doc: YamlDocument, data: InventoryData, key: ScalarNode, node: Node) -> None:
+def _parse_listing_group(
+    doc: YamlDocument, data: InventoryData, key: ScalarNode, node: Node
+) -> None:
     name = key.value
     data.group(name, doc.location(key))
     if isinstance(node, SequenceNode):  # the old script form: "group": ["host1", "host2"]
@@ -163,7 +171,9 @@ def _add_listed_hosts(doc: YamlDocument, data: InventoryData, group: str, node: 
 def _scalar_nodes(doc: YamlDocument, node: Node, what: str) -> list[ScalarNode]:
     if is_null(node):
         return []
-    if not isinstance(node, SequenceNode) or not all(isinstance(item, ScalarNode) for item in node.value):
+    if not isinstance(node, SequenceNode) or not all(
+        isinstance(item, ScalarNode) for item in node.value
+    ):
         raise ConfigError(f"{what} must be a list of names", doc.location(node))
     return node.value
 

@@ -40,7 +40,9 @@ def _construct_unsafe(loader: _InventoryLoader, node: Node) -> Any:
 
 
 def _construct_vault(loader: _InventoryLoader, node: Node) -> Any:
-    raise _VaultValue(None, None, "this value is encrypted with Ansible Vault (!vault)", node.start_mark)
+    raise _VaultValue(
+        None, None, "this value is encrypted with Ansible Vault (!vault)", node.start_mark
+    )
 
 
 _InventoryLoader.add_constructor("!unsafe", _construct_unsafe)

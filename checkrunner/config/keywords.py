@@ -1,0 +1,98 @@
+"""The keys a playbook, a play and a check may have: one table for the parser, schema and docs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_CHECK_TIMEOUT = 30.0  # seconds, when neither the check nor its play sets `timeout`
+DEFAULT_RETRY_DELAY = 1.0  # seconds between attempts, when a check sets `retries` but no `delay`
+CONNECTIONS = ("local", "ssh")
+LABEL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"  # Prometheus/Alertmanager label names
+
+
+@dataclass(frozen=True)
+class Keyword:
+    kind: str  # how the value is validated; see parse.py and schema.py
+    description: str
+
+
+PLAYBOOK_KEYWORDS = {
+    "plays": Keyword("plays", "The plays, in order."),
+}
+
+# Alertmanager's vocabulary, kept free for the alerting release; refused until then.
+RESERVED_PLAYBOOK_KEYWORDS = ("receivers", "route", "inhibit_rules")
+
+PLAY_KEYWORDS = {
+    "name": Keyword("text", "Name of the play in reports; defaults to its host pattern."),
+    "hosts": Keyword(
+        "hosts",
+        "Ansible host pattern: all, a group, a host, web:&prod (both), web:!canary (except), "
+        "or a list of patterns (any of them).",
+    ),
+    "vars": Keyword("vars", "Variables for the templates of this play's checks."),
+    "vars_files": Keyword(
+        "vars_files",
+        "YAML files of variables, relative to the playbook's folder; they override `vars`.",
+    ),
+    "tags": Keyword("tags", "Tags given to every check of the play (select with -t / --skip-tags)."),
+    "labels": Keyword("labels", "Labels added to every check's results and alerts."),
+    "become": Keyword("bool", "Run this play's checks through sudo (overrides the inventory)."),
+    "connection": Keyword("connection", "How to reach the hosts: local or ssh (overrides the inventory)."),
+    "timeout": Keyword(
+        "duration",
+        f"Default timeout of this play's checks (checks without their own); {DEFAULT_CHECK_TIMEOUT:g}s when unset.",
+    ),
+    "checks": Keyword("checks", "The checks to run on every host of the play."),
+}
+
+CHECK_KEYWORDS = {
+    "name": Keyword("text", "Name of the check in reports; defaults to the module name."),
+    "warn": Keyword(
+        "threshold",
+        "WARNING threshold for the metric: a number (alert above it) or a Nagios range "
+        '(10: below, ~:10 above, 10:20 outside, "@10:20" inside); units like 500ms, 2GB, 80% allowed.',
+    ),
+    "crit": Keyword("threshold", "CRITICAL threshold for the metric; same syntax as warn."),
+    "metric": Keyword(
+        "metric", "The measurement warn and crit apply to; defaults to the module's default metric."
+    ),
+    "thresholds": Keyword(
+        "thresholds",
+        "Thresholds for several measurements at once: {latency: {warn: 500ms}, status_code: {crit: 200:399}}.",
+    ),
+    "timeout": Keyword(
+        "duration",
+        f"Time the check may take on the target; the play's timeout, else {DEFAULT_CHECK_TIMEOUT:g}s.",
+    ),
+    "retries": Keyword("retries", "How many more times to try before a failure counts (default 0)."),
+    "delay": Keyword(
+        "duration", f"Pause between attempts when retrying (default {DEFAULT_RETRY_DELAY:g}s)."
+    ),
+    "tags": Keyword("tags", "Tags of this check, added to the play's tags."),
+    "labels": Keyword("labels", "Labels of this check, over the play's labels."),
+    "when": Keyword(
+        "when",
+        "Run the check only when this Jinja2 expression (or every one of a list) is true, "
+        "e.g. when: level | int > 5; otherwise it is SKIPPED.",
+    ),
+    "become": Keyword("bool", "Run this check through sudo (overrides the play)."),
+}
+
+# Keys of one entry of `thresholds:`.
+THRESHOLD_KEYWORDS = {
+    "warn": CHECK_KEYWORDS["warn"],
+    "crit": CHECK_KEYWORDS["crit"],
+}
+
+# Keys from Ansible that people will write by habit, with what to write instead.
+ANSIBLE_HABITS = {
+    "tasks": "checkrunner lists a play's work under checks:",
+    "gather_facts": "checkrunner does not gather facts; remove it",
+    "roles": "checkrunner has no roles; put the checks in the play or in another playbook",
+    "register": "every check's result is in the reports already; remove it",
+    "loop": "loops are not supported: write one check per item",
+    "with_items": "loops are not supported: write one check per item",
+    "ignore_errors": "use --fail-on to choose which statuses fail the run",
+    "vars_prompt": "pass values with -e name=value instead",
+}

@@ -1,0 +1,102 @@
+"""The playbook as loaded: plays and checks, untemplated, each with the place it was written."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from checkrunner.errors import Location
+
+Threshold = Union[float, str]  # a number, or a range string (possibly a template); see ranges.py
+
+
+@dataclass
+class ThresholdSpec:
+    """warn/crit of one measurement, as written (numbers or range strings, maybe templated)."""
+
+    warn: Threshold | None = None
+    crit: Threshold | None = None
+
+
+@dataclass
+class CheckSpec:
+    """One check of a play, before templating.
+
+    - `args`: the module's arguments as written (a MarkedMap: locations of every option are
+      kept); a free-form scalar (`disk: /`) is already expanded to {free_form_option: value}.
+    - `metric`: the measurement warn/crit apply to: `metric:` or the module's default metric.
+    - `thresholds`: thresholds of further measurements (`thresholds:`); see `threshold_map`.
+    - `timeout`: seconds; the check's own, else the play's, else 30. `delay` in seconds.
+    - `tags`: the play's tags then the check's; `labels`: the play's overlaid by the check's;
+      `become`: the check's, else the play's, else None (the inventory decides).
+    - `when`: as written: None (always), a bool, an expression or a list of expressions.
+    - `id`: "<play index>.<check index>" (both from 0), stable within the playbook.
+    - `key_locations`: where the value of each key of the check was written (for errors
+      found after templating, e.g. in `when` or `warn`).
+    """
+
+    name: str
+    module: str
+    args: dict[str, Any]
+    warn: Threshold | None
+    crit: Threshold | None
+    metric: str | None
+    thresholds: dict[str, ThresholdSpec]
+    timeout: float
+    retries: int
+    delay: float
+    tags: list[str]
+    labels: dict[str, str]
+    when: Any
+    become: bool | None
+    location: Location
+    play_index: int
+    index: int
+    module_location: Location | None = None
+    key_locations: dict[str, Location] = field(default_factory=dict)
+    id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.id = f"{self.play_index}.{self.index}"
+
+    def threshold_map(self) -> dict[str, ThresholdSpec]:
+        """Every measurement with thresholds: `metric` (warn/crit) first, then `thresholds`."""
+        combined: dict[str, ThresholdSpec] = {}
+        if self.metric and (self.warn is not None or self.crit is not None):
+            combined[self.metric] = ThresholdSpec(self.warn, self.crit)
+        combined.update(self.thresholds)
+        return combined
+
+
+@dataclass
+class Play:
+    """One play. `vars` holds the play's vars with its vars_files merged over them."""
+
+    name: str
+    hosts: str
+    vars: dict[str, Any]
+    vars_files: list[str]
+    tags: list[str]
+    checks: list[CheckSpec]
+    location: Location
+    index: int
+    become: bool | None = None
+    connection: str | None = None
+    timeout: float | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    key_locations: dict[str, Location] = field(default_factory=dict)
+
+
+@dataclass
+class Playbook:
+    path: str
+    plays: list[Play]
+
+    @property
+    def directory(self) -> str:
+        """The folder relative paths in the playbook (vars_files, inventories) start from."""
+        return os.path.dirname(os.path.abspath(self.path))
+
+    def all_checks(self) -> list[CheckSpec]:
+        return [check for play in self.plays for check in play.checks]
