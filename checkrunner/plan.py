@@ -61,12 +61,9 @@ class Plan:
 def build_plan(playbook: Playbook, inventory: Inventory, options: PlanOptions) -> Plan:
     templater = Templater()
     host_plans: dict[str, HostPlan] = {}
-    warnings: list[str] = []
-    limited = _limit_hosts(inventory, options.limit, warnings)
+    warnings: list[str] = [str(w) for w in inventory.warnings]
     for play in playbook.plays:
-        hosts = inventory.select(play.hosts)
-        if limited is not None:
-            hosts = [h for h in hosts if h.name in limited]
+        hosts = inventory.select(play.hosts, limit=options.limit, location=play.location)
         if not hosts:
             warnings.append(f"{play.location}: play '{play.name}': host pattern '{play.hosts}' matched no hosts")
             continue
@@ -81,15 +78,6 @@ def build_plan(playbook: Playbook, inventory: Inventory, options: PlanOptions) -
             for check in checks:
                 host_plan.checks.append(_plan_check(templater, host, play, check, variables))
     return Plan(playbook=playbook.path, hosts=list(host_plans.values()), warnings=warnings)
-
-
-def _limit_hosts(inventory: Inventory, limit: str | None, warnings: list[str]) -> set[str] | None:
-    if not limit:
-        return None
-    names = {h.name for h in inventory.select(limit)}
-    if not names:
-        warnings.append(f"--limit '{limit}' matched no hosts")
-    return names
 
 
 def _selected_by_tags(play: Play, check: CheckSpec, options: PlanOptions) -> bool:
@@ -109,15 +97,11 @@ def _play_become(play: Play, host: Host, options: PlanOptions) -> bool:
 
 def _variables(inventory: Inventory, host: Host, play: Play, extra: dict[str, Any]) -> dict[str, Any]:
     """Ansible's order, lowest first: inventory vars, play vars (and vars_files), extra vars."""
-    variables: dict[str, Any] = {}
+    variables: dict[str, Any] = {"env": dict(os.environ)}
+    variables.update(inventory.magic_vars(host))
     variables.update(host.vars)
     variables.update(play.vars)
     variables.update(extra)
-    variables.setdefault("inventory_hostname", host.name)
-    variables.setdefault("inventory_hostname_short", host.name.split(".")[0])
-    variables.setdefault("group_names", [g for g in host.groups if g not in ("all", "ungrouped")])
-    variables.setdefault("groups", {name: [h.name for h in inventory.select(name)] for name in inventory.group_names()})
-    variables.setdefault("env", dict(os.environ))
     return variables
 
 

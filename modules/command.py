@@ -325,6 +325,10 @@ def _budget(args, ctx):
     return usable
 
 
+def _seconds(value):
+    return ("%.1fs" % value) if value < 10 else ("%.0fs" % value)
+
+
 # ----------------------------------------------------------------------------- evaluation
 
 
@@ -392,7 +396,7 @@ def _exit_failure(finished, expected, stderr_text, shell):
 
 
 def _timeout_error(finished, budget):
-    message = "timed out after %.3gs; killed the command's process group" % budget
+    message = "timed out after %s; killed the command's process group" % _seconds(budget)
     partial = _last_line(finished.stderr.text()) or _last_line(finished.stdout.text())
     if partial:
         message += " (last output: %r)" % partial

@@ -442,7 +442,11 @@ def _exchange(args, context, deadline):
     body = body.encode("utf-8") if body is not None else None
     responses = []
     while True:
-        response = _request(url, method, headers, body, context, deadline, args["max_body"])
+        try:
+            response = _request(url, method, headers, body, context, deadline, args["max_body"])
+        except Exception as exc:
+            exc.probe_url = url  # the hop that failed, which may be a redirect's target
+            raise
         responses.append(response)
         redirect = response.status in REDIRECT_CODES and response.headers.get("Location")
         if not (args["follow_redirects"] and redirect):
@@ -520,7 +524,7 @@ def _describe_error(exc, budget):
     if isinstance(exc, ProbeFailed):
         return str(exc)
     if isinstance(exc, socket.timeout):
-        return "timed out after %.3gs" % budget
+        return "timed out after %s" % _seconds(budget)
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, socket.gaierror):
@@ -549,6 +553,10 @@ def _budget(args, ctx):
     if args.get("timeout"):
         return min(float(args["timeout"]), usable)
     return usable
+
+
+def _seconds(value):
+    return ("%.1fs" % value) if value < 10 else ("%.0fs" % value)
 
 
 def _human_bytes(count):
@@ -630,7 +638,7 @@ def run(args, ctx):
         responses = _exchange(args, context, started + budget)
     except (ProbeFailed, OSError, http.client.HTTPException) + CERT_ERRORS as exc:
         latency = time.monotonic() - started
-        url = _without_credentials(args["url"])
+        url = getattr(exc, "probe_url", None) or _without_credentials(args["url"])
         message = "%s %s: %s" % (args["method"].upper(), url, _describe_error(exc, budget))
         return _failed_result(url, message, latency, _cert_days_after_failure(exc, url, budget))
     latency = time.monotonic() - started

@@ -26,7 +26,9 @@ MODULE = {
         "8123 with unit MB. The plugin's own warn, crit, min and max are in the facts "
         "(facts.perfdata). Values given as 'U' are left out of the measurements.",
         "The plugin decides the status, so there is no default metric; warn/crit on a "
-        "named metric (`metric: /var`) still apply, and the worse status wins.",
+        "named metric (`metric: /var`) still apply, and the worse status wins. Besides the "
+        "perfdata labels there are always exit_code and execution_time (a perfdata label "
+        "of the same name takes their place).",
         "A bare plugin name is looked up in PATH and then in `plugin_dirs`, where "
         "distributions install the Monitoring Plugins. A plugin that is not found, or that "
         "runs past the timeout, makes the check UNKNOWN; on timeout its whole process group "
@@ -76,7 +78,15 @@ MODULE = {
             "the check's own timeout.",
         },
     },
-    "measurements": {},
+    "measurements": {
+        "exit_code": {"unit": "", "description": "The plugin's exit code."},
+        "execution_time": {"unit": "s", "description": "How long the plugin ran."},
+        "*": {
+            "unit": "",
+            "description": "Every perfdata label, by its name (for example `/var` or "
+            "`load1`), in the unit the plugin gave it.",
+        },
+    },
     "default_metric": None,
 }
 
@@ -375,6 +385,10 @@ def _budget(args, ctx):
     return usable
 
 
+def _seconds(value):
+    return ("%.1fs" % value) if value < 10 else ("%.0fs" % value)
+
+
 # ---------------------------------------------------------------------------------- result
 
 
@@ -413,17 +427,22 @@ def run(args, ctx):
     env = _environment(args)
     budget = _budget(args, ctx)
     plugin_dirs = [str(d) for d in (args.get("plugin_dirs") or [])]
-    exit_code, stdout, stderr, timed_out = execute(
-        argv, env, plugin_dirs, time.monotonic() + budget
-    )
+    started = time.monotonic()
+    exit_code, stdout, stderr, timed_out = execute(argv, env, plugin_dirs, started + budget)
+    execution_time = time.monotonic() - started
     stderr_text = stderr.text()
     if timed_out:
         raise RuntimeError(
-            "plugin timed out after %.3gs; killed its process group%s"
-            % (budget, (" (stderr: %r)" % _last_line(stderr_text)) if stderr_text.strip() else "")
+            "plugin timed out after %s; killed its process group%s"
+            % (
+                _seconds(budget),
+                (" (stderr: %r)" % _last_line(stderr_text)) if stderr_text.strip() else "",
+            )
         )
     first_line, long_output, perf_text = split_plugin_output(stdout.text())
-    measurements, units, perfdata = _measurements(parse_perfdata(perf_text))
+    perf_values, units, perfdata = _measurements(parse_perfdata(perf_text))
+    measurements = {"exit_code": exit_code, "execution_time": execution_time}
+    measurements.update(perf_values)
     facts = {"exit_code": exit_code, "perfdata": perfdata}
     if long_output:
         facts["long_output"] = long_output[:FACT_BYTES]

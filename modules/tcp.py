@@ -263,6 +263,10 @@ def _budget(args, ctx):
     return usable
 
 
+def _seconds(value):
+    return ("%.1fs" % value) if value < 10 else ("%.0fs" % value)
+
+
 def _left(deadline):
     left = deadline - time.monotonic()
     if left <= 0:
@@ -304,7 +308,7 @@ def _describe_error(exc, budget):
     if isinstance(exc, ProbeFailed):
         return str(exc)
     if isinstance(exc, socket.timeout):
-        return "timed out after %.3gs" % budget
+        return "timed out after %s" % _seconds(budget)
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, socket.gaierror):

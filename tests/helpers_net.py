@@ -10,6 +10,7 @@ import ipaddress
 import json
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -227,6 +228,9 @@ class ProbeHandler(http.server.BaseHTTPRequestHandler):
         port = self.server.server_address[1]
         self._send(302, b"", headers={"Location": f"http://localhost:{port}/echo"})
 
+    def route_to_port(self, port):
+        self._send(302, b"", headers={"Location": f"http://{LOOPBACK}:{port}/ok"})
+
     def route_slow(self):
         time.sleep(SLOW_SECONDS)
         self._send(200, b"finally\n")
@@ -260,6 +264,13 @@ class ProbeHandler(http.server.BaseHTTPRequestHandler):
             self._send(401, b"who are you?\n", headers={"WWW-Authenticate": 'Basic realm="t"'})
 
 
+class ProbeHTTPServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        # Probes that time out or stop at max_body hang up on purpose.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @dataclass
 class RunningHTTP:
     port: int
@@ -271,7 +282,7 @@ class RunningHTTP:
 
 @contextmanager
 def http_server(tls: ssl.SSLContext | None = None) -> Iterator[RunningHTTP]:
-    server = http.server.ThreadingHTTPServer((LOOPBACK, 0), ProbeHandler)
+    server = ProbeHTTPServer((LOOPBACK, 0), ProbeHandler)
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(

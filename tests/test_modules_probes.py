@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import datetime
+import fnmatch
 import hashlib
 import json
 import os
@@ -19,8 +20,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from checkrunner.modules import command, file, http, nagios, tcp
-from checkrunner.modules._batch import CheckContext
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from helpers_net import (
@@ -39,7 +38,11 @@ from helpers_net import (
 )
 
 from checkrunner import catalog
-from checkrunner.units import parse_duration, parse_size
+from checkrunner.config import load_playbook
+from checkrunner.config.normalize import normalize_args
+from checkrunner.errors import Location
+from checkrunner.modules import command, file, http, nagios, tcp
+from checkrunner.modules._batch import CheckContext
 
 MODULES = {"http": http, "tcp": tcp, "command": command, "file": file, "nagios": nagios}
 MODULES_DIR = Path(__file__).resolve().parent.parent / "modules"
@@ -47,19 +50,10 @@ PERFDATA = Path(__file__).resolve().parent / "fixtures" / "perfdata"
 
 
 def make_args(module, **given):
-    """The arguments as the control node sends them: defaults applied and normalised."""
-    args = {}
-    for name, spec in module.MODULE["options"].items():
-        if "default" not in spec:
-            continue
-        default = spec["default"]
-        if spec["type"] == "duration":
-            default = parse_duration(default)
-        elif spec["type"] == "size":
-            default = parse_size(default)
-        args[name] = default
-    args.update(given)
-    return args
+    """The arguments as the control node sends them: normalised by the config layer, with
+    every default applied."""
+    name = module.__name__.rsplit(".", 1)[-1]
+    return normalize_args(catalog.get(name), given, Location("test_modules_probes.py"))
 
 
 def ctx(timeout=10.0):
@@ -109,19 +103,31 @@ def test_module_metadata_matches_the_contract(name):
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))
-def test_examples_use_only_declared_options(name):
+def test_examples_load_as_a_playbook(name, tmp_path):
+    """Every EXAMPLES check passes the real playbook loader: known options, valid values,
+    metrics the module measures."""
     info = catalog.get(name)
     examples = yaml.safe_load(info.examples)
     assert isinstance(examples, list) and len(examples) >= 2
-    for check in examples:
-        assert check.get("name")
-        module_args = check[name]
-        if isinstance(module_args, dict):
-            assert set(module_args) <= set(info.options), set(module_args) - set(info.options)
-        else:
-            assert info.free_form, "a scalar example needs a free_form option"
-        if "metric" in check:
-            assert check["metric"] in info.measurements or name == "nagios"
+    playbook = tmp_path / "examples.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "examples",
+                    "hosts": "localhost",
+                    "vars": {"es_monitor_password": "x"},
+                    "checks": examples,
+                }
+            ]
+        )
+    )
+    checks = load_playbook(str(playbook)).plays[0].checks
+    assert [check.module for check in checks] == [name] * len(examples)
+    for check in checks:
+        assert check.metric is None or any(
+            fnmatch.fnmatchcase(check.metric, declared) for declared in info.measurements
+        )
 
 
 # ------------------------------------------------------------------------------------ HTTP
@@ -294,7 +300,7 @@ def test_http_module_timeout_is_a_failure_not_a_hang(web):
 def test_http_check_timeout_caps_the_request(web):
     started = time.monotonic()
     result = run(http, check_timeout=0.5, url=web.url("/slow"))
-    assert time.monotonic() - started < 0.6
+    assert time.monotonic() - started < 1.0  # the route answers after 1.5 s
     assert "timed out" in result["failures"][0]
 
 
@@ -303,6 +309,12 @@ def test_http_connection_refused_is_a_failure(web):
     result = run(http, url=url)
     assert result["failures"] == [f"GET {url}: connection refused"]
     assert result["measurements"]["success"] == 0
+
+
+def test_http_failure_names_the_redirect_hop_that_failed(web):
+    port = closed_port()
+    result = run(http, url=web.url(f"/to-port/{port}"))
+    assert result["failures"] == [f"GET http://{LOOPBACK}:{port}/ok: connection refused"]
 
 
 def test_http_bad_arguments_raise(web):
@@ -466,7 +478,7 @@ def test_tcp_listener_that_never_accepts_honours_the_check_timeout():
     with tcp_service(None) as port:
         started = time.monotonic()
         result = run(tcp, check_timeout=0.4, host=LOOPBACK, port=port, send="hi\n", expect="x")
-        assert time.monotonic() - started < 0.5
+        assert time.monotonic() - started < 1.0  # it never answers at all
     assert result["measurements"]["success"] == 0
 
 
@@ -487,8 +499,9 @@ def test_tcp_tls_reports_certificate_days(pki):
 
 
 def test_tcp_needs_a_port():
+    args = dict(make_args(tcp, port=1), port=None)
     with pytest.raises(ValueError, match="port"):
-        run(tcp, host=LOOPBACK)
+        tcp.run(args, ctx())
 
 
 # --------------------------------------------------------------------------------- command
@@ -934,6 +947,12 @@ def test_parse_perfdata_edge_cases(text, expected):
     assert [(i["label"], i["value"]) for i in nagios.parse_perfdata(text)] == expected
 
 
+def perfdata_values(result: dict) -> dict:
+    """The measurements that came from the plugin's perfdata."""
+    own = set(catalog.get("nagios").measurements)
+    return {k: v for k, v in result["measurements"].items() if k not in own}
+
+
 def _plugin(directory: Path, name: str, body: str) -> Path:
     path = directory / name
     path.write_text("#!/bin/sh\n" + body + "\n")
@@ -950,7 +969,9 @@ def test_nagios_exit_code_is_the_status(tmp_path, code, status):
     result = run(nagios, plugin=str(plugin))
     assert result["status"] == status
     assert result["failures"] == []
-    assert result["measurements"] == {"rta": 187.23, "pl": 40.0}
+    assert perfdata_values(result) == {"rta": 187.23, "pl": 40.0}
+    assert result["measurements"]["exit_code"] == code
+    assert 0 < result["measurements"]["execution_time"] < 2
     assert result["units"] == {"rta": "ms", "pl": "%"}
     assert result["facts"]["perfdata"]["pl"] == {
         "value": 40.0,
@@ -971,7 +992,7 @@ def test_nagios_long_output_and_multiline_perfdata(tmp_path):
     plugin = _plugin(tmp_path, "check_disks", f"cat '{PERFDATA / 'check_disk_multiline.txt'}'")
     result = run(nagios, plugin=[str(plugin)])
     assert result["status"] == "OK"
-    assert set(result["measurements"]) == {"/", "/boot", "/home", "/var/log"}
+    assert set(perfdata_values(result)) == {"/", "/boot", "/home", "/var/log"}
     assert result["facts"]["long_output"].startswith("/ 15272 MB (77%);\n/boot")
 
 
@@ -981,13 +1002,13 @@ def test_nagios_arguments_are_not_shell_interpreted(tmp_path):
     result = run(nagios, plugin=f"{plugin} -w", args=[f"x; touch {marker}"])
     assert not marker.exists()
     assert result["message"] == "ARGS OK - -w"
-    assert result["measurements"] == {"n": 2.0}
+    assert perfdata_values(result) == {"n": 2.0}
     shelled = run(
         nagios, plugin=f"{plugin} first", args=["two words", f"$(touch {marker})"], shell=True
     )
     assert not marker.exists()
     assert shelled["message"] == "ARGS OK - first"
-    assert shelled["measurements"] == {"n": 3.0}
+    assert perfdata_values(shelled) == {"n": 3.0}
     piped = run(nagios, plugin=f"{plugin} one | sed s/OK/WARNING/", shell=True)
     assert piped["message"] == "ARGS WARNING - one"
 
@@ -1005,7 +1026,7 @@ def test_nagios_stderr_only_and_signals(tmp_path):
     result = run(nagios, plugin=str(quiet))
     assert result["status"] == "CRITICAL"
     assert result["message"] == "(no output on stdout) stderr: cannot open /dev/foo"
-    assert result["measurements"] == {}
+    assert perfdata_values(result) == {}
     killed = _plugin(tmp_path, "check_killed", "echo 'half'; kill -9 $$")
     result = run(nagios, plugin=str(killed))
     assert result["status"] == "UNKNOWN"
@@ -1024,4 +1045,89 @@ def test_nagios_timeout_kills_the_plugin(tmp_path):
 
 def test_nagios_duplicate_labels_keep_the_first(tmp_path):
     plugin = _plugin(tmp_path, "check_dup", "echo 'OK | a=1 a=2 b=3'")
-    assert run(nagios, plugin=str(plugin))["measurements"] == {"a": 1.0, "b": 3.0}
+    assert perfdata_values(run(nagios, plugin=str(plugin))) == {"a": 1.0, "b": 3.0}
+
+
+def test_nagios_perfdata_label_replaces_a_module_measurement(tmp_path):
+    plugin = _plugin(tmp_path, "check_clash", "echo 'OK | exit_code=5;;;'")
+    result = run(nagios, plugin=str(plugin))
+    assert result["status"] == "OK"
+    assert result["measurements"]["exit_code"] == 5.0
+
+
+# ------------------------------------------------------------------- through the real batch
+
+
+def _oldest_python() -> str | None:
+    """A working Python 3.6 interpreter, the oldest targets have, when this machine has one."""
+    candidates = [str(p) for p in sorted(Path.home().glob(".pyenv/versions/3.6*/bin/python3.6"))]
+    candidates += [p for p in [shutil.which("python3.6")] if p]  # may be a pyenv shim
+    for candidate in candidates:
+        probe = subprocess.run(
+            [candidate, "-c", "import sys; print(sys.version_info[:2] == (3, 6))"],
+            capture_output=True,
+            text=True,
+        )
+        if probe.returncode == 0 and probe.stdout.strip() == "True":
+            return candidate
+    return None
+
+
+@pytest.mark.parametrize("interpreter", ["current", "python3.6"])
+def test_probe_modules_run_as_a_shipped_batch(web, secure_web, pki, tmp_path, interpreter):
+    """The way a target runs them: sources exec'd by _batch.py in a fresh python3, results
+    as JSON on stdout, on this Python and on the oldest one targets may have. A check
+    without its own timeout still ends with its reason before the batch's deadline."""
+    python = sys.executable if interpreter == "current" else _oldest_python()
+    if python is None:
+        pytest.skip("no Python 3.6 interpreter on this machine")
+    from checkrunner.transport.payload import (
+        BOOTSTRAP,
+        RESULT_MARKER,
+        Batch,
+        BatchCheck,
+        build_payload,
+    )
+
+    plugin = _plugin(tmp_path, "check_fixture", f"cat '{PERFDATA / 'check_load.txt'}'; exit 1")
+    watched = tmp_path / "watched"
+    watched.write_text("ready\n")
+    checks = [
+        ("http", make_args(http, url=web.url("/ok"), body=["ok"], timeout=2.0), 5.0),
+        ("tcp", make_args(tcp, host=LOOPBACK, port=closed_port()), 5.0),
+        ("command", make_args(command, cmd="echo 7"), 5.0),
+        ("command", make_args(command, cmd="sleep 30"), 1.0),
+        ("file", make_args(file, path=str(watched), contains=["^ready$"]), 5.0),
+        ("nagios", make_args(nagios, plugin=str(plugin)), 5.0),
+        ("http", make_args(http, url=secure_web.url("/ok"), ca_file=str(pki.ca_cert)), 5.0),
+        ("http", make_args(http, url=secure_web.url("/ok")), 5.0),
+    ]
+    batch = Batch(
+        [
+            BatchCheck(f"0.{i}", name, args, timeout)
+            for i, (name, args, timeout) in enumerate(checks)
+        ]
+    )
+    proc = subprocess.run(
+        [python, "-c", BOOTSTRAP],
+        input=build_payload(batch),
+        capture_output=True,
+        timeout=30,
+    )
+    lines = [x for x in proc.stdout.decode().splitlines() if x.startswith(RESULT_MARKER)]
+    assert lines, proc.stderr.decode()[-3000:]
+    line = lines[0]
+    results = {r["id"]: r for r in json.loads(line[len(RESULT_MARKER) :])["results"]}
+
+    assert results["0.0"]["result"]["measurements"]["status_code"] == 200
+    assert results["0.1"]["result"]["failures"][0].endswith("connection refused")
+    assert results["0.2"]["result"]["measurements"]["value"] == 7
+    assert results["0.3"]["error_type"] == "exception"
+    assert results["0.3"]["error"].startswith("timed out after 0.9s; killed")
+    assert results["0.4"]["result"]["failures"] == []
+    assert results["0.5"]["result"]["status"] == "WARNING"
+    assert results["0.5"]["result"]["measurements"]["load1"] == 0.07
+    assert results["0.6"]["result"]["failures"] == []
+    assert 29.9 < results["0.6"]["result"]["measurements"]["cert_days_left"] <= 30
+    assert "certificate verification failed" in results["0.7"]["result"]["failures"][0]
+    assert 29.9 < results["0.7"]["result"]["measurements"]["cert_days_left"] <= 30

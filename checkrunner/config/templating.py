@@ -185,7 +185,7 @@ class Templater:
             raise ConfigError(
                 "when: is an expression already; it must not contain {{ }}",
                 location,
-                f"write when: {_strip_braces(condition)}",
+                f"write when: {bare_expression(condition)}",
             )
         scope = self._scope(variables)
         with self._rendering(variables, location):
@@ -351,7 +351,8 @@ def _truth(value: Any) -> bool:
     return bool(value)
 
 
-def _strip_braces(condition: str) -> str:
+def bare_expression(condition: str) -> str:
+    """`{{ x > 1 }}` written as a `when:` condition should be `x > 1`."""
     single = _SINGLE_EXPRESSION.fullmatch(condition.strip())
     return single.group("expr").strip() if single else condition.replace("{{", "").replace("}}", "").strip()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -97,7 +98,7 @@ class Inventory:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """The shape `ansible-inventory --list` prints (readable back as an inventory source)."""
+        """The shape `ansible-inventory --list` prints, host vars fully merged; loadable as a source."""
         listing: dict[str, Any] = {
             "_meta": {"hostvars": {name: dict(h.vars) for name, h in self.hosts.items()}}
         }
@@ -151,10 +152,10 @@ class Inventory:
 
     def _collect_members(self, name: str) -> list[Host]:
         members: dict[str, Host] = {}
-        queue = [name]
+        queue = deque([name])
         visited = {name}
         while queue:
-            group = self.groups[queue.pop(0)]
+            group = self.groups[queue.popleft()]
             for host_name in group.hosts:
                 members.setdefault(host_name, self.hosts[host_name])
             for child in group.children:

@@ -51,7 +51,9 @@ def load_inventories(sources: Sequence[str] | None, playbook_dir: str | None = N
             base = _load_source(source, data)
             if base is not None:
                 bases.append(base)
-        vars_sources = [VarsSource.at(base, data.warnings) for base in _vars_bases(bases, playbook_dir)]
+        vars_sources = [
+            VarsSource.at(base, data.warnings) for base in _vars_bases(bases, playbook_dir)
+        ]
         return build_inventory(data, vars_sources, list(sources or []))
 
 

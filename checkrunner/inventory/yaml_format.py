@@ -10,7 +10,9 @@ from checkrunner.inventory.hostnames import HostEntryError, parse_host_entry
 from checkrunner.inventory.yamlnodes import YamlDocument, describe, is_null
 
 GROUP_KEYS = ("hosts", "children", "vars")
-_EXAMPLE = "all:\n  children:\n    web:\n      hosts:\n        web1.example.com:\n        web2.example.com:\n          ansible_port: 2222"
+_EXAMPLE_INDENT = "\n" + " " * len(
+    "  hint: "
+)  # aligns example lines under ConfigError's "  hint: "
 
 
 def parse_yaml_inventory(doc: YamlDocument, data: InventoryData) -> None:
@@ -21,7 +23,8 @@ def parse_yaml_inventory(doc: YamlDocument, data: InventoryData) -> None:
         raise ConfigError(
             f"an inventory must be a mapping of group names, not {describe(root)}",
             doc.location(root),
-            f"start with the 'all' group, e.g.\n{_EXAMPLE}",
+            "start with the 'all' group, e.g."
+            + _example("all:", "  hosts:", "    web1.example.com:", "      ansible_port: 2222"),
         )
     items = doc.items(root, "the inventory")
     keys = {key.value: value for key, value in items}
@@ -82,7 +85,7 @@ def _parse_hosts(doc: YamlDocument, data: InventoryData, group: str, node: Node)
             raise ConfigError(
                 f"host '{key.value}' must map to its variables, not {describe(value)}",
                 doc.location(value),
-                f"write `{key.value}:` alone, or `{key.value}: {{ansible_host: 10.0.0.5}}` to set variables",
+                _host_value_hint(key.value, value),
             )
         values, locations = doc.vars_mapping(value, f"host '{key.value}'")
         if entry.port is not None:
@@ -97,12 +100,12 @@ def _parse_children(doc: YamlDocument, data: InventoryData, group: str, node: No
     if is_null(node):
         return
     if not isinstance(node, MappingNode):
-        names = _scalar_items(node)
-        example = "\n".join(f"  {name}:" for name in names[:3]) or "  web:\n  db:"
+        names = _scalar_items(node)[:3] or ["web", "db"]
         raise ConfigError(
             f"'children' of group '{group}' must be a mapping of group names, not {describe(node)}",
             doc.location(node),
-            f"write each child group as a key:\nchildren:\n{example}",
+            "write each child group as a key:"
+            + _example("children:", *(f"  {name}:" for name in names)),
         )
     for key, value in doc.items(node, f"children of group '{group}'"):
         _parse_group(doc, data, key, value, parent=group)
@@ -179,26 +182,40 @@ def _scalar_nodes(doc: YamlDocument, node: Node, what: str) -> list[ScalarNode]:
 
 
 def _group_not_mapping(doc: YamlDocument, name: str, node: Node) -> ConfigError:
-    names = _scalar_items(node)
-    listing = "\n".join(f"      {host}:" for host in names[:3]) or "      web1.example.com:"
+    hosts = _scalar_items(node)[:3] or ["web1.example.com"]
     return ConfigError(
         f"group '{name}' must be a mapping with hosts, children and/or vars, not {describe(node)}",
         doc.location(node),
-        f"list hosts under 'hosts:', e.g.\n  {name}:\n    hosts:\n{listing}",
+        "list hosts under 'hosts:', e.g."
+        + _example(f"{name}:", "  hosts:", *(f"    {host}:" for host in hosts)),
     )
 
 
 def _hosts_mapping_hint(node: Node) -> str:
-    names = _scalar_items(node) or ["web1.example.com", "web2.example.com"]
-    lines = "\n".join(f"  {name}:" for name in names[:3])
-    return f"in YAML inventories each host is a key (its variables, if any, go under it):\nhosts:\n{lines}"
+    names = _scalar_items(node)[:3] or ["web1.example.com", "web2.example.com"]
+    return (
+        "in YAML inventories each host is a key, with its variables (if any) under it:"
+        + _example("hosts:", *(f"  {name}:" for name in names))
+    )
+
+
+def _example(*lines: str) -> str:
+    return "".join(_EXAMPLE_INDENT + line for line in lines)
+
+
+def _host_value_hint(name: str, value: Node) -> str:
+    address = next(iter(_scalar_items(value)), "10.0.0.5")
+    return f"write `{name}:` alone, or `{name}: {{ansible_host: {address}}}` to set variables"
 
 
 def _host_name_hint(name: str) -> str | None:
-    if "=" in name:
-        host = name.split()[0]
-        return f"INI-style `key=value` does not work in YAML; write `{host}: {{ansible_host: 10.0.0.5}}`"
-    return None
+    """For INI habits in YAML ('web1 ansible_host=10.0.0.1:'), the YAML way to say the same."""
+    host, *assignments = name.split()
+    pairs = [item.partition("=") for item in assignments]
+    if not pairs or not all(sep for _, sep, _ in pairs):
+        return None
+    variables = ", ".join(f"{key}: {value}" for key, _, value in pairs)
+    return f"INI-style `key=value` does not work in YAML; write `{host}: {{{variables}}}`"
 
 
 def _scalar_items(node: Node) -> list[str]:

@@ -61,6 +61,10 @@ def yaml_error(exc: yaml.YAMLError, path: str) -> ConfigError:
         message, hint = problem, VAULT_HINT
     elif "\\t" in problem or "\t" in problem:
         hint = "indent YAML with spaces, not tabs"
+    elif problem.startswith(
+        ("did not find expected key", "mapping values are not allowed", "expected <block end>")
+    ):
+        hint = "check the indentation: the keys of one mapping start in the same column"
     elif "could not determine a constructor" in problem:
         hint = "only standard YAML tags and Ansible's !unsafe are understood"
     return ConfigError(message, location, hint)

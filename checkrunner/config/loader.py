@@ -1,0 +1,29 @@
+"""load_playbook: read, parse, validate; every problem in the file reported at once."""
+
+from __future__ import annotations
+
+import os
+
+from checkrunner.config.model import Playbook
+from checkrunner.config.parse import PlaybookParser
+from checkrunner.config.problems import raise_problems
+from checkrunner.config.schema import schema_problems
+from checkrunner.config.yaml_loader import read_yaml
+
+
+def load_playbook(path: str | os.PathLike[str]) -> Playbook:
+    """The playbook at `path`, with the location of every play, check and value.
+
+    Raises ConfigError for one problem, MultipleConfigErrors (a ConfigError) for several,
+    each at file:line:column with a hint. Templates are not rendered here: that needs the
+    host's variables (see Templater).
+    """
+    file = os.fspath(path)
+    document, problems = read_yaml(file, "playbook")
+    parser = PlaybookParser(file)
+    plays = parser.parse(document)
+    problems += parser.problems
+    if not problems:
+        problems += schema_problems(document, file)
+    raise_problems(problems)
+    return Playbook(file, plays)

@@ -1,0 +1,670 @@
+"""A loaded playbook document -> Play and CheckSpec objects, collecting every problem on the way.
+
+Each problem is a ConfigError at the exact node (file:line:column) with a hint; the parser
+carries on after a problem so that one run reports all of them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from checkrunner import catalog
+from checkrunner.catalog import ModuleInfo
+from checkrunner.config.coerce import (
+    VARIABLE_NAME,
+    OptionValueError,
+    coerce_value,
+    is_templated,
+    kind_of,
+    parse_bool,
+    parse_duration_value,
+)
+from checkrunner.config.keywords import (
+    ANSIBLE_HABITS,
+    CHECK_KEYWORDS,
+    CONNECTIONS,
+    DEFAULT_CHECK_TIMEOUT,
+    DEFAULT_RETRY_DELAY,
+    LABEL_NAME_PATTERN,
+    PLAY_KEYWORDS,
+    PLAYBOOK_KEYWORDS,
+    RESERVED_PLAYBOOK_KEYWORDS,
+    THRESHOLD_KEYWORDS,
+    Keyword,
+)
+from checkrunner.config.model import CheckSpec, Play, ThresholdSpec
+from checkrunner.config.normalize import check_args, expand_args
+from checkrunner.config.ranges import SYNTAX_HINT as RANGE_HINT
+from checkrunner.config.ranges import Range, parse_range
+from checkrunner.config.templating import bare_expression, expression_syntax_error, template_syntax_error
+from checkrunner.config.yaml_loader import (
+    MarkedMap,
+    key_location,
+    location_of,
+    merge_marked,
+    read_yaml,
+    value_location,
+)
+from checkrunner.errors import ConfigError, Location, did_you_mean, suggest
+
+_LABEL_NAME = re.compile(LABEL_NAME_PATTERN)
+EMPTY_PLAYBOOK_HINT = "a playbook is a list of plays, e.g.: - {name: basics, hosts: all, checks: [{name: memory, memory: {}}]}"
+
+
+def measurement_pattern_matches(info: ModuleInfo, metric: str) -> str | None:
+    """The declared measurement (a name, or a pattern like busy_cpu*) that `metric` is, if any."""
+    if metric in info.measurements:
+        return metric
+    for declared in info.measurements:
+        if "*" in declared and fnmatch.fnmatchcase(metric, declared):
+            return declared
+    return None
+
+
+def metric_unit(info: ModuleInfo, metric: str) -> str:
+    declared = measurement_pattern_matches(info, metric)
+    return info.unit_of(declared) if declared else ""
+
+
+class PlaybookParser:
+    """Turns a playbook document into plays; `problems` holds everything found wrong."""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.directory = os.path.dirname(file)
+        self.problems: list[ConfigError] = []
+        self.modules = catalog.module_names()
+
+    def parse(self, document: Any) -> list[Play]:
+        if document is None:
+            self._add("playbook is empty", Location(self.file), EMPTY_PLAYBOOK_HINT)
+            return []
+        plays = self._plays_node(document)
+        if plays is None:
+            return []
+        parsed = [self._play(plays, index) for index in range(len(plays))]
+        return [play for play in parsed if play is not None]
+
+    # -- the playbook -------------------------------------------------------------------------
+
+    def _plays_node(self, document: Any) -> list[Any] | None:
+        root = location_of(document, Location(self.file, 1, 1))
+        if isinstance(document, Mapping):
+            document = self._playbook_mapping(document, root)
+            if document is None:
+                return None
+        if not isinstance(document, list):
+            self._add(
+                f"a playbook is a list of plays or a mapping with plays:, not {kind_of(document)}",
+                location_of(document, root),
+                EMPTY_PLAYBOOK_HINT,
+            )
+            return None
+        if not document:
+            self._add("the playbook has no plays", location_of(document, root), EMPTY_PLAYBOOK_HINT)
+            return None
+        return document
+
+    def _playbook_mapping(self, document: Mapping[Any, Any], root: Location) -> Any:
+        looks_like_a_play = "hosts" in document or "checks" in document
+        misspelt = False
+        for key in document:
+            if key in RESERVED_PLAYBOOK_KEYWORDS:
+                self._add(
+                    f"'{key}' is not implemented yet: alerting (receivers, route, inhibit_rules) "
+                    "comes in a later release",
+                    key_location(document, key, root),
+                    f"remove '{key}' from the playbook for now",
+                )
+            elif key not in PLAYBOOK_KEYWORDS and not looks_like_a_play:
+                self._unknown_key(document, key, PLAYBOOK_KEYWORDS, "the playbook", root)
+                misspelt = True
+        if looks_like_a_play:
+            self._add(
+                "a playbook is a list of plays, but this is a single play",
+                root,
+                "start the play with '- ' (a list of one play), or put it under plays:",
+            )
+            return None
+        if "plays" not in document:
+            if not misspelt:
+                self._add("the playbook has no plays:", root, "list the plays under plays:")
+            return None
+        return document["plays"] if document["plays"] is not None else []
+
+    # -- plays ---------------------------------------------------------------------------------
+
+    def _play(self, plays: list[Any], index: int) -> Play | None:
+        where = value_location(plays, index, Location(self.file, 1, 1))
+        node = plays[index]
+        if not isinstance(node, Mapping):
+            self._add(
+                f"play {index + 1} must be a mapping with hosts: and checks:, not {kind_of(node)}",
+                where,
+                EMPTY_PLAYBOOK_HINT,
+            )
+            return None
+        label = _label(node, "play", index)
+        for key in node:
+            if key not in PLAY_KEYWORDS:
+                self._unknown_key(node, key, PLAY_KEYWORDS, label, where)
+        hosts = self._hosts(node, label, where)
+        tags = self._tags(node, where)
+        labels = self._labels(node, where)
+        become = self._bool(node, "become", where)
+        timeout = self._duration(node, "timeout", where, positive=True)
+        variables = self._play_variables(node, where)
+        play = Play(
+            name=self._text(node, "name", where) or hosts,
+            hosts=hosts,
+            vars=variables,
+            vars_files=self._vars_file_names(node, where),
+            tags=tags,
+            checks=[],
+            location=where,
+            index=index,
+            become=become,
+            connection=self._connection(node, where),
+            timeout=timeout,
+            labels=labels,
+            key_locations={str(k): value_location(node, k, where) for k in node},
+        )
+        play.checks = self._checks(node, play, label, where)
+        return play
+
+    def _hosts(self, node: Mapping[Any, Any], label: str, where: Location) -> str:
+        value = node.get("hosts")
+        at = value_location(node, "hosts", where)
+        if isinstance(value, list) and value and all(isinstance(p, str) and p.strip() for p in value):
+            self._check_template_syntax(value, at)
+            return ":".join(p.strip() for p in value)
+        if isinstance(value, str) and value.strip():
+            self._check_template_syntax(value, at)
+            return value.strip()
+        if value is None or value == "" or value == []:
+            self._add(f"{label} has no hosts", where, "add hosts: all or a pattern such as web:&prod")
+        else:
+            self._add(f"hosts: expected a host pattern, not {kind_of(value)}", at, "write hosts: all or a pattern such as web:&prod")
+        return ""
+
+    def _play_variables(self, node: Mapping[Any, Any], where: Location) -> MarkedMap:
+        layers = [self._variables(node["vars"], value_location(node, "vars", where))] if "vars" in node else []
+        files = node.get("vars_files")
+        files_at = value_location(node, "vars_files", where)
+        names = _as_list(files) if isinstance(files, (str, list)) else []  # else: _vars_file_names says why
+        for position, name in enumerate(names):
+            layers.append(self._vars_file(name, value_location(files, position, files_at)))
+        return merge_marked(*layers)
+
+    def _vars_file_names(self, node: Mapping[Any, Any], where: Location) -> list[str]:
+        files = node.get("vars_files")
+        if files is None or isinstance(files, (str, list)):
+            return [str(name) for name in _as_list(files)]
+        self._add(
+            f"vars_files: expected a list of file names, not {kind_of(files)}",
+            value_location(node, "vars_files", where),
+            "write vars_files: [vars/common.yml]",
+        )
+        return []
+
+    def _vars_file(self, name: Any, where: Location) -> MarkedMap:
+        if not isinstance(name, str) or not name.strip():
+            self._add(f"vars_files: expected a file name, not {kind_of(name)}", where)
+            return MarkedMap()
+        if is_templated(name):
+            self._add(
+                "vars_files: file names cannot be templates",
+                where,
+                "write the path itself, relative to the playbook",
+            )
+            return MarkedMap()
+        path = os.path.join(self.directory, os.path.expanduser(name))
+        if not os.path.exists(path):
+            self._add(
+                f"vars file not found: {os.path.abspath(path)}",
+                where,
+                f"vars_files paths are relative to the playbook's folder ({os.path.abspath(self.directory)})",
+            )
+            return MarkedMap()
+        try:
+            data, problems = read_yaml(path, "vars file")
+        except ConfigError as exc:
+            self._add(exc.message, exc.location or where, exc.hint)
+            return MarkedMap()
+        self.problems.extend(problems)
+        if data is None:
+            return MarkedMap()
+        if not isinstance(data, Mapping):
+            self._add(
+                f"vars file {path} must be a mapping of name: value, not {kind_of(data)}",
+                location_of(data, Location(path, 1, 1)),
+                "write one `name: value` per line",
+            )
+            return MarkedMap()
+        return self._variables(data, location_of(data, Location(path, 1, 1)))
+
+    def _variables(self, value: Any, where: Location) -> MarkedMap:
+        if value is None:
+            return MarkedMap(location=where)
+        if not isinstance(value, Mapping):
+            self._add(f"variables must be a mapping of name: value, not {kind_of(value)}", where)
+            return MarkedMap()
+        for name in value:
+            if not isinstance(name, str) or not VARIABLE_NAME.fullmatch(name):
+                fixed = "".join(c if c.isalnum() or c == "_" else "_" for c in str(name))
+                self._add(
+                    f"'{name}' is not a valid variable name",
+                    key_location(value, name, where),
+                    f"use letters, digits and _ (not first a digit), e.g. {fixed}",
+                )
+        self._check_template_syntax(value, where)
+        return value if isinstance(value, MarkedMap) else MarkedMap(value, location=where)
+
+    # -- checks --------------------------------------------------------------------------------
+
+    def _checks(self, node: Mapping[Any, Any], play: Play, label: str, where: Location) -> list[CheckSpec]:
+        checks = node.get("checks")
+        at = value_location(node, "checks", where)
+        if checks is None or checks == []:
+            if "tasks" not in node:  # already reported as Ansible's word for checks
+                self._add(f"{label} has no checks", at if "checks" in node else where, "add checks: with at least one check")
+            return []
+        if not isinstance(checks, list):
+            self._add(f"checks: expected a list of checks, not {kind_of(checks)}", at, "start each check with '- '")
+            return []
+        parsed = [self._check(checks, index, play, at) for index in range(len(checks))]
+        return [check for check in parsed if check is not None]
+
+    def _check(self, checks: list[Any], index: int, play: Play, list_at: Location) -> CheckSpec | None:
+        node = checks[index]
+        where = value_location(checks, index, list_at)
+        if not isinstance(node, Mapping):
+            self._add(
+                f"check {index + 1} must be a mapping with a name and a module, not {kind_of(node)}",
+                where,
+                "write - {name: memory, memory: {}}",
+            )
+            return None
+        label = _label(node, "check", index)
+        module = self._check_module(node, label, where)
+        info = catalog.get(module) if module else None
+        common = self._check_settings(node, play, where)
+        if info is None:
+            return None
+        args = self._module_args(info, node, where)
+        metric = self._metric(node, info, where)
+        warn = self._threshold_key(node, "warn", info, metric, where)
+        crit = self._threshold_key(node, "crit", info, metric, where)
+        thresholds = self._thresholds(node, info, metric, where)
+        name = self._text(node, "name", where) or _default_name(info, args)
+        return CheckSpec(
+            name=name,
+            module=info.name,
+            args=args,
+            warn=warn,
+            crit=crit,
+            metric=metric,
+            thresholds=thresholds,
+            location=where,
+            play_index=play.index,
+            index=index,
+            module_location=key_location(node, info.name, where),
+            key_locations={str(k): value_location(node, k, where) for k in node},
+            **common,
+        )
+
+    def _check_module(self, node: Mapping[Any, Any], label: str, where: Location) -> str | None:
+        present = [key for key in node if key in self.modules]
+        blamed_module = False
+        for key in node:
+            if key not in CHECK_KEYWORDS and key not in self.modules:
+                blamed_module |= self._unknown_check_key(node, key, label, where, has_module=bool(present))
+        if len(present) == 1:
+            return present[0]
+        if len(present) > 1:
+            names = " and ".join(f"'{m}'" for m in present)
+            self._add(
+                f"{label} has {'both ' if len(present) == 2 else ''}{names}; split it into "
+                f"{'two' if len(present) == 2 else len(present)} checks",
+                where,
+                "a check runs exactly one module; give each its own name, warn and crit",
+            )
+        elif not blamed_module:
+            self._add(
+                f"{label} has no module: a check needs exactly one module: {', '.join(self.modules)}",
+                where,
+                "add one as a key, e.g. memory: {} (`checkrun doc MODULE` lists its options)",
+            )
+        return None
+
+    def _unknown_check_key(self, node: Mapping[Any, Any], key: Any, label: str, where: Location, has_module: bool) -> bool:
+        """Report an unknown key of a check; True when it was reported as a misspelt module."""
+        at = key_location(node, key, where)
+        if key in ANSIBLE_HABITS:
+            self._add(f"'{key}' is not a check keyword", at, ANSIBLE_HABITS[key])
+            return False
+        nearest = suggest(str(key), [*CHECK_KEYWORDS, *self.modules])
+        if not has_module and nearest not in CHECK_KEYWORDS:
+            message = f"unknown module '{key}'" + (f" — did you mean '{nearest}'?" if nearest else "")
+            self._add(message, at, f"modules: {', '.join(self.modules)} (see `checkrun doc`)")
+            return True
+        message = f"unknown key '{key}' in {label}" + (f" — did you mean '{nearest}'?" if nearest else "")
+        self._add(message, at, f"a check has one module and any of: {', '.join(CHECK_KEYWORDS)}")
+        return False
+
+    def _module_args(self, info: ModuleInfo, node: Mapping[Any, Any], where: Location) -> MarkedMap:
+        at = value_location(node, info.name, where)
+        try:
+            args = expand_args(info, node[info.name], at)
+        except ConfigError as exc:
+            self.problems.append(exc)
+            return MarkedMap(location=at)
+        _, problems = check_args(info, args, at, keep_templates=True)
+        self.problems.extend(problems)
+        self._check_template_syntax(args, at)
+        return args
+
+    def _check_settings(self, node: Mapping[Any, Any], play: Play, where: Location) -> dict[str, Any]:
+        """The keys of a check that do not depend on its module, with the play's defaults applied."""
+        timeout = self._duration(node, "timeout", where, positive=True)
+        delay = self._duration(node, "delay", where, positive=False)
+        become = self._bool(node, "become", where)
+        own_labels = self._labels(node, where)
+        return {
+            "timeout": timeout or play.timeout or DEFAULT_CHECK_TIMEOUT,
+            "retries": self._retries(node, where),
+            "delay": DEFAULT_RETRY_DELAY if delay is None else delay,
+            "tags": list(dict.fromkeys([*play.tags, *self._tags(node, where)])),
+            "labels": {**play.labels, **own_labels},
+            "when": self._when(node, where),
+            "become": play.become if become is None else become,
+        }
+
+    # -- thresholds ----------------------------------------------------------------------------
+
+    def _metric(self, node: Mapping[Any, Any], info: ModuleInfo, where: Location) -> str | None:
+        if "metric" not in node:
+            return info.default_metric
+        value = node["metric"]
+        at = value_location(node, "metric", where)
+        if not isinstance(value, str) or not value or is_templated(value):
+            self._add(
+                f"metric: expected the name of a measurement, not {kind_of(value)}",
+                at,
+                f"{info.name} measures: {', '.join(info.measurements)}",
+            )
+            return info.default_metric
+        self._known_metric(info, value, at)
+        return value
+
+    def _known_metric(self, info: ModuleInfo, metric: str, where: Location) -> bool:
+        if not info.measurements or measurement_pattern_matches(info, metric):
+            return True
+        message = f"module '{info.name}' does not measure '{metric}'"
+        suggestion = did_you_mean(metric, info.measurements)
+        self._add(
+            f"{message} — {suggestion}" if suggestion else message,
+            where,
+            f"{info.name} measures: {', '.join(info.measurements)}",
+        )
+        return False
+
+    def _threshold_key(self, node: Mapping[Any, Any], key: str, info: ModuleInfo, metric: str | None, where: Location) -> Any:
+        if key not in node:
+            return None
+        at = value_location(node, key, where)
+        if metric is None:
+            self._add(
+                f"{key}: module '{info.name}' has no default metric, so say which one the threshold is for",
+                at,
+                f"add metric: one of {', '.join(info.measurements)}",
+            )
+            return None
+        return self._threshold(node[key], key, info, metric, at)
+
+    def _threshold(self, value: Any, key: str, info: ModuleInfo, metric: str, where: Location) -> Any:
+        if is_templated(value):
+            self._check_template_syntax(value, where)
+            return value
+        try:
+            parsed = parse_range(value)
+        except ValueError as exc:
+            self._add(f"{key}: {exc}", where, RANGE_HINT)
+            return None
+        self._threshold_unit(parsed, key, info, metric, where)
+        return value
+
+    def _threshold_unit(self, parsed: Range, key: str, info: ModuleInfo, metric: str, where: Location) -> None:
+        unit = metric_unit(info, metric)
+        try:
+            parsed.for_unit(unit)
+        except ValueError as exc:
+            fix = f"write a number in {unit}" if unit else "write a plain number"
+            self._add(f"{key} of '{metric}': {exc}", where, fix)
+
+    def _thresholds(self, node: Mapping[Any, Any], info: ModuleInfo, metric: str | None, where: Location) -> dict[str, ThresholdSpec]:
+        value = node.get("thresholds")
+        at = value_location(node, "thresholds", where)
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self._add(
+                f"thresholds: expected a mapping of measurement: {{warn, crit}}, not {kind_of(value)}",
+                at,
+                "write thresholds: {latency: {warn: 500ms}, status_code: {crit: 200:399}}",
+            )
+            return {}
+        has_primary = "warn" in node or "crit" in node
+        result: dict[str, ThresholdSpec] = {}
+        for name, pair in value.items():
+            name_at = key_location(value, name, at)
+            if not isinstance(name, str) or not self._known_metric(info, name, name_at):
+                continue
+            if has_primary and name == metric:
+                self._add(
+                    f"thresholds: '{name}' already has warn/crit on the check itself",
+                    name_at,
+                    "keep one of the two: either warn/crit on the check, or this entry",
+                )
+                continue
+            result[name] = self._threshold_pair(pair, name, info, value_location(value, name, at))
+        return result
+
+    def _threshold_pair(self, pair: Any, metric: str, info: ModuleInfo, where: Location) -> ThresholdSpec:
+        if not isinstance(pair, Mapping) or not pair:
+            self._add(
+                f"thresholds: '{metric}' needs a mapping with warn and/or crit, not {kind_of(pair)}",
+                where,
+                f"write {metric}: {{warn: ..., crit: ...}}",
+            )
+            return ThresholdSpec()
+        for key in pair:
+            if key not in THRESHOLD_KEYWORDS:
+                self._unknown_key(pair, key, THRESHOLD_KEYWORDS, f"the thresholds of '{metric}'", where)
+        values = {
+            key: self._threshold(pair[key], key, info, metric, value_location(pair, key, where))
+            for key in THRESHOLD_KEYWORDS
+            if key in pair
+        }
+        return ThresholdSpec(warn=values.get("warn"), crit=values.get("crit"))
+
+    # -- values shared by plays and checks ------------------------------------------------------
+
+    def _text(self, node: Mapping[Any, Any], key: str, where: Location) -> str | None:
+        value = node.get(key)
+        if value is None:
+            return None
+        at = value_location(node, key, where)
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            self._add(f"{key}: expected text, not {kind_of(value)}", at, "put the value in quotes")
+            return None
+        self._check_template_syntax(value, at)
+        return str(value)
+
+    def _tags(self, node: Mapping[Any, Any], where: Location) -> list[str]:
+        value = node.get("tags")
+        if value is None:
+            return []
+        items = value.split(",") if isinstance(value, str) else value
+        if isinstance(items, list) and all(isinstance(t, (str, int)) and not isinstance(t, bool) for t in items):
+            return [str(t).strip() for t in items if str(t).strip()]
+        self._add(
+            f"tags: expected a list of tags, not {kind_of(value)}",
+            value_location(node, "tags", where),
+            "write tags: [fast, disk]",
+        )
+        return []
+
+    def _labels(self, node: Mapping[Any, Any], where: Location) -> dict[str, str]:
+        value = node.get("labels")
+        at = value_location(node, "labels", where)
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self._add(f"labels: expected a mapping of name: value, not {kind_of(value)}", at, "write labels: {team: web}")
+            return {}
+        labels: dict[str, str] = {}
+        for name, text in value.items():
+            if not isinstance(name, str) or not _LABEL_NAME.match(name):
+                self._add(
+                    f"'{name}' is not a valid label name",
+                    key_location(value, name, at),
+                    "label names use letters, digits and _ and do not start with a digit",
+                )
+            elif isinstance(text, (str, int, float, bool)):
+                labels[name] = str(text).lower() if isinstance(text, bool) else str(text)
+                self._check_template_syntax(text, value_location(value, name, at))
+            else:
+                self._add(f"label '{name}': expected text, not {kind_of(text)}", value_location(value, name, at))
+        return labels
+
+    def _bool(self, node: Mapping[Any, Any], key: str, where: Location) -> bool | None:
+        if node.get(key) is None:
+            return None
+        try:
+            return parse_bool(node[key])
+        except OptionValueError as exc:
+            self._add(f"{key}: {exc.message}", value_location(node, key, where), exc.hint)
+            return None
+
+    def _connection(self, node: Mapping[Any, Any], where: Location) -> str | None:
+        value = node.get("connection")
+        if value is None or value in CONNECTIONS:
+            return value
+        message = f"connection: {value!r} is not one of {', '.join(CONNECTIONS)}"
+        suggestion = did_you_mean(str(value), CONNECTIONS)
+        self._add(
+            f"{message} — {suggestion}" if suggestion else message,
+            value_location(node, "connection", where),
+            "write connection: ssh or connection: local",
+        )
+        return None
+
+    def _duration(self, node: Mapping[Any, Any], key: str, where: Location, positive: bool) -> float | None:
+        if node.get(key) is None:
+            return None
+        value, at = node[key], value_location(node, key, where)
+        if is_templated(value):
+            self._add(f"{key}: cannot be a template", at, f"{key} is needed before any host is known: write it like 30s")
+            return None
+        try:
+            seconds = parse_duration_value(value)
+        except OptionValueError as exc:
+            self._add(f"{key}: {exc.message}", at, exc.hint)
+            return None
+        if positive and seconds <= 0:
+            self._add(f"{key}: must be more than 0", at, "write it like 500ms, 10s or 2m")
+            return None
+        return seconds
+
+    def _retries(self, node: Mapping[Any, Any], where: Location) -> int:
+        value = node.get("retries")
+        if value is None:
+            return 0
+        at = value_location(node, "retries", where)
+        try:
+            retries = coerce_value(value, {"type": "int"})
+        except OptionValueError as exc:
+            self._add(f"retries: {exc.message}", at, "write how many more attempts to make, e.g. retries: 3")
+            return 0
+        if retries < 0:
+            self._add("retries: cannot be negative", at, "write 0 for a single attempt")
+            return 0
+        return retries
+
+    def _when(self, node: Mapping[Any, Any], where: Location) -> Any:
+        value = node.get("when")
+        at = value_location(node, "when", where)
+        conditions = value if isinstance(value, list) else [value]
+        for position, condition in enumerate(conditions):
+            condition_at = value_location(value, position, at) if isinstance(value, list) else at
+            self._condition(condition, condition_at)
+        return value
+
+    def _condition(self, condition: Any, where: Location) -> None:
+        if condition is None or isinstance(condition, bool):
+            return
+        if not isinstance(condition, str) or not condition.strip():
+            self._add(f"when: expected an expression, not {kind_of(condition)}", where, "write e.g. when: level | int > 5")
+        elif is_templated(condition):
+            self._add(
+                "when: is an expression already; it must not contain {{ }}",
+                where,
+                f"write when: {bare_expression(condition)}",
+            )
+        else:
+            problem = expression_syntax_error(condition)
+            if problem:
+                self._add(
+                    f"when: {condition!r} is not a valid expression: {problem}",
+                    where,
+                    "write a Jinja2 expression, e.g. when: level | int > 5",
+                )
+
+    def _check_template_syntax(self, value: Any, where: Location) -> None:
+        if isinstance(value, str):
+            problem = template_syntax_error(value) if is_templated(value) else None
+            if problem:
+                self._add(f"template syntax error in {value!r}: {problem}", where, "Jinja2 syntax: {{ variable }}, {{ value | filter }}")
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                self._check_template_syntax(item, value_location(value, key, where))
+        elif isinstance(value, list):
+            for position, item in enumerate(value):
+                self._check_template_syntax(item, value_location(value, position, where))
+
+    def _unknown_key(self, node: Mapping[Any, Any], key: Any, allowed: Mapping[str, Keyword], owner: str, where: Location) -> None:
+        at = key_location(node, key, where)
+        if key in ANSIBLE_HABITS:
+            self._add(f"'{key}' is not a keyword of {owner}", at, ANSIBLE_HABITS[key])
+            return
+        message = f"unknown key '{key}' in {owner}"
+        suggestion = did_you_mean(str(key), allowed)
+        self._add(f"{message} — {suggestion}" if suggestion else message, at, f"allowed keys: {', '.join(allowed)}")
+
+    def _add(self, message: str, location: Location, hint: str | None = None) -> None:
+        self.problems.append(ConfigError(message, location, hint))
+
+
+def _label(node: Mapping[Any, Any], kind: str, index: int) -> str:
+    name = node.get("name")
+    if isinstance(name, (str, int, float)) and not isinstance(name, bool) and str(name).strip():
+        return f"{kind} '{name}'"
+    return f"{kind} {index + 1}"
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _default_name(info: ModuleInfo, args: Mapping[str, Any]) -> str:
+    """The module's name, followed by its free-form argument when there is one (`disk /`)."""
+    if info.free_form and isinstance(args.get(info.free_form), (str, int, float)):
+        return f"{info.name} {args[info.free_form]}"
+    return info.name

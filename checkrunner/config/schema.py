@@ -1,0 +1,315 @@
+"""The JSON schema of playbooks (draft 2020-12), generated from the keyword table and module specs.
+
+It serves editors (YAML language servers give completion and inline errors from it: every
+key has a title or description from the module docs) and is the second line of defence of
+`load_playbook`: the parser reports problems in plain words first, and whatever the schema
+still rejects is reported at its node too.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import itertools
+from collections.abc import Mapping
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import best_match
+
+from checkrunner import catalog
+from checkrunner.catalog import ModuleInfo
+from checkrunner.config.coerce import (
+    BOOL_PATTERN,
+    DURATION_PATTERN,
+    FLOAT_PATTERN,
+    INT_PATTERN,
+    SIZE_PATTERN,
+    VARIABLE_NAME,
+)
+from checkrunner.config.keywords import (
+    CHECK_KEYWORDS,
+    CONNECTIONS,
+    LABEL_NAME_PATTERN,
+    PLAY_KEYWORDS,
+    PLAYBOOK_KEYWORDS,
+    THRESHOLD_KEYWORDS,
+)
+from checkrunner.config.ranges import RANGE_PATTERN
+from checkrunner.config.yaml_loader import location_of, value_location
+from checkrunner.errors import ConfigError, Location
+
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+TEMPLATE_PATTERN = r"\{\{|\{%|\{#"
+_REF = "#/$defs/"
+
+
+def playbook_schema() -> dict[str, Any]:
+    """The schema, as a fresh dict the caller may change."""
+    return copy.deepcopy(_schema())
+
+
+def schema_problems(document: Any, file: str) -> list[ConfigError]:
+    """What the schema rejects in a loaded playbook, each at its node's location."""
+    root = location_of(document, Location(file, 1, 1))
+    problems = []
+    for error in _validator().iter_errors(document):
+        specific = best_match([error])
+        where = _location_of_path(document, list(specific.absolute_path), root)
+        problems.append(
+            ConfigError(
+                f"does not match the playbook schema: {specific.message}",
+                where,
+                "`checkrun schema` prints the schema; `checkrun doc MODULE` the options of a module",
+            )
+        )
+    return problems
+
+
+@functools.lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(_schema())
+
+
+@functools.lru_cache(maxsize=1)
+def _schema() -> dict[str, Any]:
+    modules = catalog.all_modules()
+    defs: dict[str, Any] = {**_shared_defs(), "Play": _play(), "Check": _check(modules)}
+    defs.update({name: _module(info) for name, info in modules.items()})
+    return {
+        "$schema": DRAFT,
+        "title": "checkrunner playbook",
+        "description": "A list of plays, or a mapping with plays:. Each play runs its checks on the hosts its pattern selects.",
+        "oneOf": [
+            {"$ref": _REF + "Plays"},
+            {
+                "type": "object",
+                "properties": {key: {"$ref": _REF + "Plays", "description": kw.description} for key, kw in PLAYBOOK_KEYWORDS.items()},
+                "required": ["plays"],
+                "additionalProperties": False,
+            },
+        ],
+        "$defs": defs,
+    }
+
+
+def _shared_defs() -> dict[str, Any]:
+    return {
+        "Template": {
+            "type": "string",
+            "pattern": TEMPLATE_PATTERN,
+            "description": "A Jinja2 template, rendered for each host before the check runs.",
+        },
+        "Duration": {
+            "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": DURATION_PATTERN}],
+            "description": "A duration: 500ms, 2s, 5m, 1h30m, 7d, or a number of seconds.",
+        },
+        "Size": {
+            "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": SIZE_PATTERN}],
+            "description": "A size: 512KB, 64MB, 1GiB, or a number of bytes.",
+        },
+        "Bool": {"anyOf": [{"type": "boolean"}, {"enum": [0, 1]}, {"type": "string", "pattern": BOOL_PATTERN}]},
+        "Threshold": {
+            "anyOf": [
+                {"type": "number"},
+                {"type": "string", "pattern": RANGE_PATTERN},
+                {"$ref": _REF + "Template"},
+            ],
+            "description": CHECK_KEYWORDS["warn"].description,
+        },
+        "Tags": {
+            "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": ["string", "integer"]}}],
+        },
+        "Labels": {
+            "type": "object",
+            "propertyNames": {"pattern": LABEL_NAME_PATTERN},
+            "additionalProperties": {"type": ["string", "number", "boolean"]},
+        },
+        "Variables": {
+            "type": ["object", "null"],
+            "propertyNames": {"pattern": f"^{VARIABLE_NAME.pattern}$"},
+        },
+        "When": {
+            "anyOf": [
+                {"type": "boolean"},
+                {"type": "string", "minLength": 1},
+                {"type": "array", "items": {"type": ["boolean", "string"]}},
+            ],
+        },
+        "Plays": {"type": "array", "minItems": 1, "items": {"$ref": _REF + "Play"}},
+    }
+
+
+_KIND_SCHEMAS: dict[str, dict[str, Any]] = {
+    "text": {"type": ["string", "number"]},
+    "hosts": {
+        "anyOf": [
+            {"type": "string", "minLength": 1},
+            {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+        ]
+    },
+    "vars": {"$ref": _REF + "Variables"},
+    "vars_files": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+    "tags": {"$ref": _REF + "Tags"},
+    "labels": {"$ref": _REF + "Labels"},
+    "bool": {"$ref": _REF + "Bool"},
+    "connection": {"enum": list(CONNECTIONS)},
+    "duration": {"$ref": _REF + "Duration"},
+    "checks": {"type": "array", "minItems": 1, "items": {"$ref": _REF + "Check"}},
+    "threshold": {"$ref": _REF + "Threshold"},
+    "metric": {"type": "string", "minLength": 1},
+    "thresholds": {
+        "type": "object",
+        "additionalProperties": {
+            "type": "object",
+            "minProperties": 1,
+            "properties": {key: {"$ref": _REF + "Threshold"} for key in THRESHOLD_KEYWORDS},
+            "additionalProperties": False,
+        },
+    },
+    "retries": {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": r"^\s*\+?[0-9]+\s*$"}]},
+    "when": {"$ref": _REF + "When"},
+}
+
+
+# Kinds whose key may be left empty (`tags:`): the parser reads null as "not set".
+_NULLABLE_KINDS = {"text", "vars", "vars_files", "tags", "labels", "bool", "connection", "duration", "retries", "when", "thresholds"}
+
+
+def _keyword_properties(keywords: Mapping[str, Any]) -> dict[str, Any]:
+    properties = {}
+    for key, kw in keywords.items():
+        schema = _KIND_SCHEMAS[kw.kind]
+        if kw.kind in _NULLABLE_KINDS:
+            schema = {"anyOf": [schema, {"type": "null"}]}
+        properties[key] = {**schema, "description": kw.description}
+    return properties
+
+
+def _play() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "title": "play",
+        "properties": _keyword_properties(PLAY_KEYWORDS),
+        "required": ["hosts", "checks"],
+        "additionalProperties": False,
+    }
+
+
+def _check(modules: Mapping[str, ModuleInfo]) -> dict[str, Any]:
+    properties = _keyword_properties(CHECK_KEYWORDS)
+    for name, info in modules.items():
+        properties[name] = {"$ref": _REF + name, "description": info.summary}
+    check: dict[str, Any] = {
+        "type": "object",
+        "title": "check",
+        "description": "One check: a name, exactly one module with its options, thresholds and settings.",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    if modules:
+        check["oneOf"] = [{"required": [name]} for name in modules]
+        check["allOf"] = [_per_module_rules(info) for info in modules.values()]
+    return check
+
+
+def _per_module_rules(info: ModuleInfo) -> dict[str, Any]:
+    """What `metric`, `thresholds` (and warn/crit without a default metric) may be with this module."""
+    then: dict[str, Any] = {}
+    metric = _metric_schema(info)
+    if metric:
+        then["properties"] = {"metric": metric, "thresholds": {"propertyNames": metric}}
+    if info.default_metric is None:
+        then["dependentRequired"] = {"warn": ["metric"], "crit": ["metric"]}
+    return {"if": {"required": [info.name]}, "then": then}
+
+
+def _metric_schema(info: ModuleInfo) -> dict[str, Any] | None:
+    if not info.measurements:
+        return None  # a module that declares none accepts any measurement name
+    names = [name for name in info.measurements if "*" not in name]
+    patterns = [_glob_to_regex(name) for name in info.measurements if "*" in name]
+    choices: list[dict[str, Any]] = [{"enum": names}] if names else []
+    choices += [{"type": "string", "pattern": pattern} for pattern in patterns]
+    return choices[0] if len(choices) == 1 else {"anyOf": choices}
+
+
+def _glob_to_regex(pattern: str) -> str:
+    escaped = "".join("\\" + c if c in r".^$+?()[]{}|\\" else c for c in pattern)
+    return "^" + escaped.replace("*", ".*") + "$"
+
+
+def _module(info: ModuleInfo) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "type": "object",
+        "properties": {name: _option(name, spec) for name, spec in info.options.items()},
+        "additionalProperties": False,
+    }
+    required = [name for name, spec in info.options.items() if spec.get("required")]
+    if required:
+        options["required"] = required
+    rules = [{"anyOf": [{"required": [name]} for name in group]} for group in info.required_one_of]
+    for group in info.mutually_exclusive:
+        rules += [{"not": {"required": list(pair)}} for pair in itertools.combinations(group, 2)]
+    if rules:
+        options["allOf"] = rules
+    variants = [options]
+    if info.free_form:
+        scalar = {"not": {"type": ["object", "null"]}}
+        variants.append({"allOf": [scalar, _option(info.free_form, info.options[info.free_form])]})
+    if not required and not info.required_one_of:
+        variants.append({"type": "null"})
+    description = "\n\n".join(part for part in (info.summary, info.description) if part)
+    return {"title": info.name, "description": description, "anyOf": variants}
+
+
+def _option(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "title": name,
+        "anyOf": [_option_type(spec), {"$ref": _REF + "Template"}, {"type": "null"}],
+    }
+    if spec.get("description"):
+        schema["description"] = str(spec["description"])
+    if spec.get("default") is not None:
+        schema["default"] = spec["default"]
+    return schema
+
+
+def _option_type(spec: Mapping[str, Any]) -> dict[str, Any]:
+    kind = spec.get("type", "raw")
+    if kind == "list":
+        element = _option_type({"type": spec.get("elements", "raw"), "choices": spec.get("choices")})
+        item = {"anyOf": [element, {"$ref": _REF + "Template"}]}
+        single = {"allOf": [{"not": {"type": "object"}}, element]}
+        return {"anyOf": [{"type": "array", "items": item}, single]}
+    if spec.get("choices"):
+        choices = list(spec["choices"])
+        # int/float choices are also accepted as text ("2"), the way coercion does.
+        return {"enum": choices + [str(c) for c in choices if not isinstance(c, str)]}
+    return copy.deepcopy(_SCALAR_TYPES.get(kind, {}))
+
+
+_SCALAR_TYPES: dict[str, dict[str, Any]] = {
+    "str": {"type": ["string", "number"]},
+    "int": {"anyOf": [{"type": "integer"}, {"type": "string", "pattern": INT_PATTERN}]},
+    "float": {"anyOf": [{"type": "number"}, {"type": "string", "pattern": FLOAT_PATTERN}]},
+    "bool": {"$ref": _REF + "Bool"},
+    "duration": {"$ref": _REF + "Duration"},
+    "size": {"$ref": _REF + "Size"},
+    "dict": {"type": "object"},
+    "raw": {},
+}
+
+
+def _location_of_path(document: Any, path: list[Any], root: Location) -> Location:
+    node, where = document, root
+    for position, part in enumerate(path):
+        is_last = position == len(path) - 1
+        where = value_location(node, part, where)
+        if is_last:
+            break
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            break
+    return where
