@@ -329,6 +329,10 @@ def _seconds(value):
     return ("%.1fs" % value) if value < 10 else ("%.0fs" % value)
 
 
+def _milliseconds(seconds):
+    return ("%.1fms" % (seconds * 1000)) if seconds < 0.01 else ("%.0fms" % (seconds * 1000))
+
+
 # ----------------------------------------------------------------------------- evaluation
 
 
@@ -418,7 +422,7 @@ def _facts(argv, args, finished, stdout_text, stderr_text):
 
 
 def _summary(finished, value, stdout_text, failures):
-    text = "exit %d in %dms" % (finished.exit_code, finished.duration * 1000)
+    text = "exit %d in %s" % (finished.exit_code, _milliseconds(finished.duration))
     if failures:
         return text + ": " + "; ".join(failures)
     if value is not None:

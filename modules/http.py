@@ -559,6 +559,10 @@ def _seconds(value):
     return ("%.1fs" % value) if value < 10 else ("%.0fs" % value)
 
 
+def _milliseconds(seconds):
+    return ("%.1fms" % (seconds * 1000)) if seconds < 0.01 else ("%.0fms" % (seconds * 1000))
+
+
 def _human_bytes(count):
     if count < 1000:
         return "%d B" % count
@@ -647,7 +651,11 @@ def run(args, ctx):
     failures = _status_failures(final, expected_status)
     failures += _body_failures(text, must, must_not)
     failures += _header_failures(final.headers, expected_headers)
-    summary = "HTTP %d in %dms, %s" % (final.status, latency * 1000, _human_bytes(len(final.body)))
+    summary = "HTTP %d in %s, %s" % (
+        final.status,
+        _milliseconds(latency),
+        _human_bytes(len(final.body)),
+    )
     return {
         "measurements": _measurements(responses, latency, failures),
         "facts": _facts(responses, text, bool(failures)),

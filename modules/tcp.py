@@ -267,6 +267,10 @@ def _seconds(value):
     return ("%.1fs" % value) if value < 10 else ("%.0fs" % value)
 
 
+def _milliseconds(seconds):
+    return ("%.1fms" % (seconds * 1000)) if seconds < 0.01 else ("%.0fms" % (seconds * 1000))
+
+
 def _left(deadline):
     left = deadline - time.monotonic()
     if left <= 0:
@@ -387,6 +391,23 @@ def _compile(pattern):
         raise ValueError("expect: invalid regular expression %r: %s" % (pattern, exc)) from None
 
 
+def _expiry_note(measurements):
+    days = measurements.get("cert_days_left")
+    if days is None or days >= 0:
+        return ""
+    return " (the certificate expired %.1f days ago)" % -days
+
+
+def _message(host, port, measurements, failures):
+    if failures:
+        return failures[0]
+    days = measurements.get("cert_days_left")
+    message = "%s:%d connected in %s" % (host, port, _milliseconds(measurements["connect_time"]))
+    if days is not None:
+        message += ", certificate expires in %.0f days" % days
+    return message
+
+
 def run(args, ctx):
     host, port = _target(args)
     if args.get("expect"):
@@ -400,24 +421,18 @@ def run(args, ctx):
     try:
         _converse(probe, args)
     except (ProbeFailed, OSError) + CERT_ERRORS as exc:
-        failures.append("%s:%d: %s" % (host, port, _describe_error(exc, budget)))
         if _is_cert_error(exc):
             probe.fetch_unverified_cert(args.get("server_name") or host)
+        failures.append(
+            "%s:%d: %s%s"
+            % (host, port, _describe_error(exc, budget), _expiry_note(probe.measurements))
+        )
     measurements = probe.measurements
     measurements["duration"] = time.monotonic() - started
     measurements["success"] = 0 if failures else 1
-    days = measurements.get("cert_days_left")
-    if failures and days is not None and days < 0:
-        failures[0] += " (the certificate expired %.1f days ago)" % -days
-    if failures:
-        message = failures[0]
-    else:
-        message = "%s:%d connected in %dms" % (host, port, measurements["connect_time"] * 1000)
-        if days is not None:
-            message += ", certificate expires in %.0f days" % days
     return {
         "measurements": measurements,
         "facts": probe.facts,
         "failures": failures,
-        "message": message,
+        "message": _message(host, port, measurements, failures),
     }

@@ -498,6 +498,15 @@ def test_tcp_tls_reports_certificate_days(pki):
     assert unverified["failures"] == []
 
 
+def test_tcp_tls_expired_certificate(pki):
+    context = server_tls_context(pki.expired_cert, pki.expired_key)
+    with tcp_service(banner, tls=context) as port:
+        result = run(tcp, host=LOOPBACK, port=port, tls=True, ca_file=str(pki.ca_cert))
+    assert "certificate verification failed" in result["failures"][0]
+    assert result["failures"][0].endswith("(the certificate expired 3.0 days ago)")
+    assert -3.1 < result["measurements"]["cert_days_left"] < -2.9
+
+
 def test_tcp_needs_a_port():
     args = dict(make_args(tcp, port=1), port=None)
     with pytest.raises(ValueError, match="port"):

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from checkrunner import catalog
+from checkrunner.config import normalize_args
+from checkrunner.errors import Location
 from checkrunner.results import UnreachableReason
 from checkrunner.transport import (
     Batch,
@@ -27,6 +30,12 @@ class FakeHost:  # the transport reads only these attributes of an inventory Hos
     become: bool = False
 
 
+def check(check_id: str, module: str, args: dict, timeout: float) -> BatchCheck:
+    """A batch entry with arguments normalised as the plan does (defaults applied)."""
+    normalized = normalize_args(catalog.get(module), args, Location("test.yml", 1, 1))
+    return BatchCheck(check_id, module, normalized, timeout)
+
+
 def run(checks, host=None, timeout=30.0):
     transport = LocalTransport()
     result = transport.run_batch(host or FakeHost(), build_payload(Batch(checks=checks)), timeout)
@@ -36,8 +45,8 @@ def run(checks, host=None, timeout=30.0):
 def test_one_round_trip_runs_several_modules():
     results = run(
         [
-            BatchCheck("0.0", "memory", {}, 10),
-            BatchCheck("0.1", "command", {"cmd": ["echo", "7"], "shell": False}, 10),
+            check("0.0", "memory", {}, 10),
+            check("0.1", "command", {"cmd": ["echo", "7"], "shell": False}, 10),
         ]
     )
     assert results["0.0"]["result"]["measurements"]["used_percent"] > 0
@@ -48,8 +57,8 @@ def test_a_hung_check_times_out_on_the_target_without_holding_the_others():
     started = time.monotonic()
     results = run(
         [
-            BatchCheck("0.0", "command", {"cmd": ["sleep", "30"]}, 1.0),
-            BatchCheck("0.1", "memory", {}, 10),
+            check("0.0", "command", {"cmd": ["sleep", "30"]}, 1.0),
+            check("0.1", "memory", {}, 10),
         ]
     )
     assert time.monotonic() - started < 10
@@ -58,21 +67,21 @@ def test_a_hung_check_times_out_on_the_target_without_holding_the_others():
 
 
 def test_module_exception_becomes_an_error_entry():
-    results = run([BatchCheck("0.0", "disk", {"path": "/nonexistent/path/x"}, 10)])
+    results = run([check("0.0", "disk", {"path": "/nonexistent/path/x"}, 10)])
     assert results["0.0"]["error_type"] == "exception"
     assert "/nonexistent/path/x" in results["0.0"]["error"]
 
 
 def test_missing_interpreter_is_no_python():
     with pytest.raises(Unreachable) as info:
-        run([BatchCheck("0.0", "memory", {}, 10)], host=FakeHost(python_interpreter="/nope/python3"))
+        run([check("0.0", "memory", {}, 10)], host=FakeHost(python_interpreter="/nope/python3"))
     assert info.value.reason == UnreachableReason.NO_PYTHON
 
 
 def test_host_deadline_is_enforced_on_the_control_node():
     started = time.monotonic()
     with pytest.raises(Unreachable) as info:
-        run([BatchCheck("0.0", "command", {"cmd": ["sleep", "30"]}, 60)], timeout=1.0)
+        run([check("0.0", "command", {"cmd": ["sleep", "30"]}, 60)], timeout=1.0)
     assert info.value.reason == UnreachableReason.TIMEOUT
     assert time.monotonic() - started < 5
 
@@ -89,6 +98,6 @@ def test_parse_output_ignores_banners_and_rejects_garbage():
 def test_payload_ships_only_the_modules_needed():
     import zlib
 
-    program = zlib.decompress(build_payload(Batch(checks=[BatchCheck("0.0", "memory", {}, 5)])))
+    program = zlib.decompress(build_payload(Batch(checks=[check("0.0", "memory", {}, 5)])))
     assert b"MemAvailable" in program
     assert b"def parse_perfdata" not in program  # the nagios module is not shipped

@@ -36,7 +36,9 @@ DURATION_PATTERN = (
 )
 SIZE_PATTERN = r"^\s*[0-9]+(?:\.[0-9]+)?\s*(?:[kKmMgGtTpP][iI]?[bB]?|[bB])?\s*$"
 BOOL_PATTERN = "^\\s*(?:{})\\s*$".format(
-    "|".join("".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in w) for w in BOOL_WORDS)
+    "|".join(
+        "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in w) for w in BOOL_WORDS
+    )
 )
 
 _INT = re.compile(INT_PATTERN)
@@ -230,4 +232,6 @@ def _check_choice(value: Any, choices: Sequence[Any] | None) -> None:
         )
     suggestion = did_you_mean(str(value), [str(c) for c in choices])
     message = f"{value!r} is not one of {listed}"
-    raise OptionValueError(f"{message} — {suggestion}" if suggestion else message, f"choose one of {listed}")
+    raise OptionValueError(
+        f"{message} — {suggestion}" if suggestion else message, f"choose one of {listed}"
+    )

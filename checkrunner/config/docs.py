@@ -65,7 +65,13 @@ def _options_section(info: ModuleInfo) -> str:
     if not info.options:
         return f"OPTIONS\n{INDENT}none: write {info.name}: {{}}"
     rows = [
-        (name, describe_type(spec), "yes" if spec.get("required") else "no", _shown(spec.get("default")), _option_text(spec))
+        (
+            name,
+            describe_type(spec),
+            "yes" if spec.get("required") else "no",
+            _shown(spec.get("default")),
+            _option_text(spec),
+        )
         for name, spec in info.options.items()
     ]
     lines = ["OPTIONS", *_table(["NAME", "TYPE", "REQUIRED", "DEFAULT", "DESCRIPTION"], rows)]
@@ -76,7 +82,10 @@ def _options_section(info: ModuleInfo) -> str:
     notes += [f"Use only one of: {', '.join(group)}." for group in info.mutually_exclusive]
     if notes:
         lines.append("")
-        lines += [textwrap.fill(note, WIDTH, initial_indent=INDENT, subsequent_indent=INDENT) for note in notes]
+        lines += [
+            textwrap.fill(note, WIDTH, initial_indent=INDENT, subsequent_indent=INDENT)
+            for note in notes
+        ]
     return "\n".join(lines)
 
 
@@ -98,7 +107,10 @@ def _measurements_section(info: ModuleInfo) -> str:
         rows.append((name, str(meta.get("unit", "")) or "-", text))
     lines = ["MEASUREMENTS", *_table(["NAME", "UNIT", "DESCRIPTION"], rows)]
     if info.default_metric is None:
-        lines += ["", f"{INDENT}No default metric: checks with warn/crit say which one with metric:."]
+        lines += [
+            "",
+            f"{INDENT}No default metric: checks with warn/crit say which one with metric:.",
+        ]
     return "\n".join(lines)
 
 
@@ -139,5 +151,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
             lines += [" " * offset + more for more in wrapped[1:]]
         else:
             lines.append(head.rstrip())
-            lines += textwrap.wrap(last, WIDTH, initial_indent=INDENT * 3, subsequent_indent=INDENT * 3)
+            lines += textwrap.wrap(
+                last, WIDTH, initial_indent=INDENT * 3, subsequent_indent=INDENT * 3
+            )
     return lines

@@ -55,7 +55,11 @@ def _from_file(name: str, base: Path) -> Mapping[str, Any]:
 
 def _checked_mapping(document: Any, source: str, where: Location) -> Mapping[str, Any]:
     if not isinstance(document, Mapping):
-        raise ConfigError(f"{source}: extra vars must be a mapping of name: value, not {kind_of(document)}", where, FORMS_HINT)
+        raise ConfigError(
+            f"{source}: extra vars must be a mapping of name: value, not {kind_of(document)}",
+            where,
+            FORMS_HINT,
+        )
     for name in document:
         _check_name(name, source)
     return document
@@ -65,7 +69,9 @@ def _from_pairs(text: str) -> dict[str, str]:
     try:
         words = shlex.split(text)
     except ValueError as exc:
-        raise ConfigError(f"-e {text}: {exc}", hint="close the quotes, e.g. -e \"msg='hello world'\"") from None
+        raise ConfigError(
+            f"-e {text}: {exc}", hint="close the quotes, e.g. -e \"msg='hello world'\""
+        ) from None
     pairs: dict[str, str] = {}
     for word in words:
         name, equals, value = word.partition("=")

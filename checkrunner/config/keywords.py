@@ -35,10 +35,14 @@ PLAY_KEYWORDS = {
         "vars_files",
         "YAML files of variables, relative to the playbook's folder; they override `vars`.",
     ),
-    "tags": Keyword("tags", "Tags given to every check of the play (select with -t / --skip-tags)."),
+    "tags": Keyword(
+        "tags", "Tags given to every check of the play (select with -t / --skip-tags)."
+    ),
     "labels": Keyword("labels", "Labels added to every check's results and alerts."),
     "become": Keyword("bool", "Run this play's checks through sudo (overrides the inventory)."),
-    "connection": Keyword("connection", "How to reach the hosts: local or ssh (overrides the inventory)."),
+    "connection": Keyword(
+        "connection", "How to reach the hosts: local or ssh (overrides the inventory)."
+    ),
     "timeout": Keyword(
         "duration",
         f"Default timeout of this play's checks (checks without their own); {DEFAULT_CHECK_TIMEOUT:g}s when unset.",
@@ -65,7 +69,9 @@ CHECK_KEYWORDS = {
         "duration",
         f"Time the check may take on the target; the play's timeout, else {DEFAULT_CHECK_TIMEOUT:g}s.",
     ),
-    "retries": Keyword("retries", "How many more times to try before a failure counts (default 0)."),
+    "retries": Keyword(
+        "retries", "How many more times to try before a failure counts (default 0)."
+    ),
     "delay": Keyword(
         "duration", f"Pause between attempts when retrying (default {DEFAULT_RETRY_DELAY:g}s)."
     ),

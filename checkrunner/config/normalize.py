@@ -56,12 +56,18 @@ def check_args(
     module: ModuleInfo, options: Mapping[Any, Any], location: Location, *, keep_templates: bool
 ) -> tuple[dict[str, Any], list[ConfigError]]:
     """(coerced values of every option, problems found); see the module docstring."""
-    problems = [_unknown_option(module, options, key, location) for key in options if key not in module.options]
+    problems = [
+        _unknown_option(module, options, key, location)
+        for key in options
+        if key not in module.options
+    ]
     given = {key: value for key, value in options.items() if value is not None}
     values: dict[str, Any] = {}
     for name, spec in module.options.items():
         if name in given:
-            values[name] = _coerce_given(module, options, name, spec, location, keep_templates, problems)
+            values[name] = _coerce_given(
+                module, options, name, spec, location, keep_templates, problems
+            )
         else:
             values[name] = _default(spec)
             if spec.get("required"):
@@ -99,19 +105,25 @@ def _default(spec: Mapping[str, Any]) -> Any:
     return coerce_value(copy.deepcopy(spec["default"]), spec)
 
 
-def _unknown_option(module: ModuleInfo, options: Mapping[Any, Any], key: Any, location: Location) -> ConfigError:
+def _unknown_option(
+    module: ModuleInfo, options: Mapping[Any, Any], key: Any, location: Location
+) -> ConfigError:
     message = f"unknown option '{key}' for module '{module.name}'"
     suggestion = did_you_mean(str(key), module.options)
     if suggestion:
         message += f" — {suggestion}"
     if module.options:
-        hint = f"{module.name} takes: {', '.join(module.options)} (see `checkrun doc {module.name}`)"
+        hint = (
+            f"{module.name} takes: {', '.join(module.options)} (see `checkrun doc {module.name}`)"
+        )
     else:
         hint = f"{module.name} takes no options: write {module.name}: {{}}"
     return ConfigError(message, key_location(options, key, location), hint)
 
 
-def _missing_option(module: ModuleInfo, name: str, spec: Mapping[str, Any], where: Location) -> ConfigError:
+def _missing_option(
+    module: ModuleInfo, name: str, spec: Mapping[str, Any], where: Location
+) -> ConfigError:
     about = str(spec.get("description", "")).split(". ")[0].rstrip(".")
     hint = f"add {name}: <{describe_type(spec)}>" + (f" ({about})" if about else "")
     return ConfigError(f"module '{module.name}' needs the option '{name}'", where, hint)

@@ -40,7 +40,11 @@ from checkrunner.config.model import CheckSpec, Play, ThresholdSpec
 from checkrunner.config.normalize import check_args, expand_args
 from checkrunner.config.ranges import SYNTAX_HINT as RANGE_HINT
 from checkrunner.config.ranges import Range, parse_range
-from checkrunner.config.templating import bare_expression, expression_syntax_error, template_syntax_error
+from checkrunner.config.templating import (
+    bare_expression,
+    expression_syntax_error,
+    template_syntax_error,
+)
 from checkrunner.config.yaml_loader import (
     MarkedMap,
     key_location,
@@ -179,23 +183,38 @@ class PlaybookParser:
     def _hosts(self, node: Mapping[Any, Any], label: str, where: Location) -> str:
         value = node.get("hosts")
         at = value_location(node, "hosts", where)
-        if isinstance(value, list) and value and all(isinstance(p, str) and p.strip() for p in value):
+        if (
+            isinstance(value, list)
+            and value
+            and all(isinstance(p, str) and p.strip() for p in value)
+        ):
             self._check_template_syntax(value, at)
             return ":".join(p.strip() for p in value)
         if isinstance(value, str) and value.strip():
             self._check_template_syntax(value, at)
             return value.strip()
         if value is None or value == "" or value == []:
-            self._add(f"{label} has no hosts", where, "add hosts: all or a pattern such as web:&prod")
+            self._add(
+                f"{label} has no hosts", where, "add hosts: all or a pattern such as web:&prod"
+            )
         else:
-            self._add(f"hosts: expected a host pattern, not {kind_of(value)}", at, "write hosts: all or a pattern such as web:&prod")
+            self._add(
+                f"hosts: expected a host pattern, not {kind_of(value)}",
+                at,
+                "write hosts: all or a pattern such as web:&prod",
+            )
         return ""
 
     def _play_variables(self, node: Mapping[Any, Any], where: Location) -> MarkedMap:
-        layers = [self._variables(node["vars"], value_location(node, "vars", where))] if "vars" in node else []
+        layers = (
+            [self._variables(node["vars"], value_location(node, "vars", where))]
+            if "vars" in node
+            else []
+        )
         files = node.get("vars_files")
         files_at = value_location(node, "vars_files", where)
-        names = _as_list(files) if isinstance(files, (str, list)) else []  # else: _vars_file_names says why
+        # Anything but a name or a list of names is reported once, by _vars_file_names.
+        names = _as_list(files) if isinstance(files, (str, list)) else []
         for position, name in enumerate(names):
             layers.append(self._vars_file(name, value_location(files, position, files_at)))
         return merge_marked(*layers)
@@ -266,20 +285,32 @@ class PlaybookParser:
 
     # -- checks --------------------------------------------------------------------------------
 
-    def _checks(self, node: Mapping[Any, Any], play: Play, label: str, where: Location) -> list[CheckSpec]:
+    def _checks(
+        self, node: Mapping[Any, Any], play: Play, label: str, where: Location
+    ) -> list[CheckSpec]:
         checks = node.get("checks")
         at = value_location(node, "checks", where)
         if checks is None or checks == []:
             if "tasks" not in node:  # already reported as Ansible's word for checks
-                self._add(f"{label} has no checks", at if "checks" in node else where, "add checks: with at least one check")
+                self._add(
+                    f"{label} has no checks",
+                    at if "checks" in node else where,
+                    "add checks: with at least one check",
+                )
             return []
         if not isinstance(checks, list):
-            self._add(f"checks: expected a list of checks, not {kind_of(checks)}", at, "start each check with '- '")
+            self._add(
+                f"checks: expected a list of checks, not {kind_of(checks)}",
+                at,
+                "start each check with '- '",
+            )
             return []
         parsed = [self._check(checks, index, play, at) for index in range(len(checks))]
         return [check for check in parsed if check is not None]
 
-    def _check(self, checks: list[Any], index: int, play: Play, list_at: Location) -> CheckSpec | None:
+    def _check(
+        self, checks: list[Any], index: int, play: Play, list_at: Location
+    ) -> CheckSpec | None:
         node = checks[index]
         where = value_location(checks, index, list_at)
         if not isinstance(node, Mapping):
@@ -322,7 +353,9 @@ class PlaybookParser:
         blamed_module = False
         for key in node:
             if key not in CHECK_KEYWORDS and key not in self.modules:
-                blamed_module |= self._unknown_check_key(node, key, label, where, has_module=bool(present))
+                blamed_module |= self._unknown_check_key(
+                    node, key, label, where, has_module=bool(present)
+                )
         if len(present) == 1:
             return present[0]
         if len(present) > 1:
@@ -341,7 +374,9 @@ class PlaybookParser:
             )
         return None
 
-    def _unknown_check_key(self, node: Mapping[Any, Any], key: Any, label: str, where: Location, has_module: bool) -> bool:
+    def _unknown_check_key(
+        self, node: Mapping[Any, Any], key: Any, label: str, where: Location, has_module: bool
+    ) -> bool:
         """Report an unknown key of a check; True when it was reported as a misspelt module."""
         at = key_location(node, key, where)
         if key in ANSIBLE_HABITS:
@@ -349,10 +384,14 @@ class PlaybookParser:
             return False
         nearest = suggest(str(key), [*CHECK_KEYWORDS, *self.modules])
         if not has_module and nearest not in CHECK_KEYWORDS:
-            message = f"unknown module '{key}'" + (f" — did you mean '{nearest}'?" if nearest else "")
+            message = f"unknown module '{key}'" + (
+                f" — did you mean '{nearest}'?" if nearest else ""
+            )
             self._add(message, at, f"modules: {', '.join(self.modules)} (see `checkrun doc`)")
             return True
-        message = f"unknown key '{key}' in {label}" + (f" — did you mean '{nearest}'?" if nearest else "")
+        message = f"unknown key '{key}' in {label}" + (
+            f" — did you mean '{nearest}'?" if nearest else ""
+        )
         self._add(message, at, f"a check has one module and any of: {', '.join(CHECK_KEYWORDS)}")
         return False
 
@@ -368,7 +407,9 @@ class PlaybookParser:
         self._check_template_syntax(args, at)
         return args
 
-    def _check_settings(self, node: Mapping[Any, Any], play: Play, where: Location) -> dict[str, Any]:
+    def _check_settings(
+        self, node: Mapping[Any, Any], play: Play, where: Location
+    ) -> dict[str, Any]:
         """The keys of a check that do not depend on its module, with the play's defaults applied."""
         timeout = self._duration(node, "timeout", where, positive=True)
         delay = self._duration(node, "delay", where, positive=False)
@@ -413,7 +454,14 @@ class PlaybookParser:
         )
         return False
 
-    def _threshold_key(self, node: Mapping[Any, Any], key: str, info: ModuleInfo, metric: str | None, where: Location) -> Any:
+    def _threshold_key(
+        self,
+        node: Mapping[Any, Any],
+        key: str,
+        info: ModuleInfo,
+        metric: str | None,
+        where: Location,
+    ) -> Any:
         if key not in node:
             return None
         at = value_location(node, key, where)
@@ -426,7 +474,9 @@ class PlaybookParser:
             return None
         return self._threshold(node[key], key, info, metric, at)
 
-    def _threshold(self, value: Any, key: str, info: ModuleInfo, metric: str, where: Location) -> Any:
+    def _threshold(
+        self, value: Any, key: str, info: ModuleInfo, metric: str, where: Location
+    ) -> Any:
         if is_templated(value):
             self._check_template_syntax(value, where)
             return value
@@ -438,7 +488,9 @@ class PlaybookParser:
         self._threshold_unit(parsed, key, info, metric, where)
         return value
 
-    def _threshold_unit(self, parsed: Range, key: str, info: ModuleInfo, metric: str, where: Location) -> None:
+    def _threshold_unit(
+        self, parsed: Range, key: str, info: ModuleInfo, metric: str, where: Location
+    ) -> None:
         unit = metric_unit(info, metric)
         try:
             parsed.for_unit(unit)
@@ -446,7 +498,9 @@ class PlaybookParser:
             fix = f"write a number in {unit}" if unit else "write a plain number"
             self._add(f"{key} of '{metric}': {exc}", where, fix)
 
-    def _thresholds(self, node: Mapping[Any, Any], info: ModuleInfo, metric: str | None, where: Location) -> dict[str, ThresholdSpec]:
+    def _thresholds(
+        self, node: Mapping[Any, Any], info: ModuleInfo, metric: str | None, where: Location
+    ) -> dict[str, ThresholdSpec]:
         value = node.get("thresholds")
         at = value_location(node, "thresholds", where)
         if value is None:
@@ -460,9 +514,9 @@ class PlaybookParser:
             return {}
         has_primary = "warn" in node or "crit" in node
         result: dict[str, ThresholdSpec] = {}
-        for name, pair in value.items():
-            name_at = key_location(value, name, at)
-            if not isinstance(name, str) or not self._known_metric(info, name, name_at):
+        for key, pair in value.items():
+            name, name_at = str(key), key_location(value, key, at)
+            if not self._known_metric(info, name, name_at):
                 continue
             if has_primary and name == metric:
                 self._add(
@@ -471,10 +525,12 @@ class PlaybookParser:
                     "keep one of the two: either warn/crit on the check, or this entry",
                 )
                 continue
-            result[name] = self._threshold_pair(pair, name, info, value_location(value, name, at))
+            result[name] = self._threshold_pair(pair, name, info, value_location(value, key, at))
         return result
 
-    def _threshold_pair(self, pair: Any, metric: str, info: ModuleInfo, where: Location) -> ThresholdSpec:
+    def _threshold_pair(
+        self, pair: Any, metric: str, info: ModuleInfo, where: Location
+    ) -> ThresholdSpec:
         if not isinstance(pair, Mapping) or not pair:
             self._add(
                 f"thresholds: '{metric}' needs a mapping with warn and/or crit, not {kind_of(pair)}",
@@ -484,7 +540,9 @@ class PlaybookParser:
             return ThresholdSpec()
         for key in pair:
             if key not in THRESHOLD_KEYWORDS:
-                self._unknown_key(pair, key, THRESHOLD_KEYWORDS, f"the thresholds of '{metric}'", where)
+                self._unknown_key(
+                    pair, key, THRESHOLD_KEYWORDS, f"the thresholds of '{metric}'", where
+                )
         values = {
             key: self._threshold(pair[key], key, info, metric, value_location(pair, key, where))
             for key in THRESHOLD_KEYWORDS
@@ -510,7 +568,9 @@ class PlaybookParser:
         if value is None:
             return []
         items = value.split(",") if isinstance(value, str) else value
-        if isinstance(items, list) and all(isinstance(t, (str, int)) and not isinstance(t, bool) for t in items):
+        if isinstance(items, list) and all(
+            isinstance(t, (str, int)) and not isinstance(t, bool) for t in items
+        ):
             return [str(t).strip() for t in items if str(t).strip()]
         self._add(
             f"tags: expected a list of tags, not {kind_of(value)}",
@@ -525,7 +585,11 @@ class PlaybookParser:
         if value is None:
             return {}
         if not isinstance(value, Mapping):
-            self._add(f"labels: expected a mapping of name: value, not {kind_of(value)}", at, "write labels: {team: web}")
+            self._add(
+                f"labels: expected a mapping of name: value, not {kind_of(value)}",
+                at,
+                "write labels: {team: web}",
+            )
             return {}
         labels: dict[str, str] = {}
         for name, text in value.items():
@@ -539,7 +603,10 @@ class PlaybookParser:
                 labels[name] = str(text).lower() if isinstance(text, bool) else str(text)
                 self._check_template_syntax(text, value_location(value, name, at))
             else:
-                self._add(f"label '{name}': expected text, not {kind_of(text)}", value_location(value, name, at))
+                self._add(
+                    f"label '{name}': expected text, not {kind_of(text)}",
+                    value_location(value, name, at),
+                )
         return labels
 
     def _bool(self, node: Mapping[Any, Any], key: str, where: Location) -> bool | None:
@@ -564,12 +631,18 @@ class PlaybookParser:
         )
         return None
 
-    def _duration(self, node: Mapping[Any, Any], key: str, where: Location, positive: bool) -> float | None:
+    def _duration(
+        self, node: Mapping[Any, Any], key: str, where: Location, positive: bool
+    ) -> float | None:
         if node.get(key) is None:
             return None
         value, at = node[key], value_location(node, key, where)
         if is_templated(value):
-            self._add(f"{key}: cannot be a template", at, f"{key} is needed before any host is known: write it like 30s")
+            self._add(
+                f"{key}: cannot be a template",
+                at,
+                f"{key} is needed before any host is known: write it like 30s",
+            )
             return None
         try:
             seconds = parse_duration_value(value)
@@ -589,7 +662,11 @@ class PlaybookParser:
         try:
             retries = coerce_value(value, {"type": "int"})
         except OptionValueError as exc:
-            self._add(f"retries: {exc.message}", at, "write how many more attempts to make, e.g. retries: 3")
+            self._add(
+                f"retries: {exc.message}",
+                at,
+                "write how many more attempts to make, e.g. retries: 3",
+            )
             return 0
         if retries < 0:
             self._add("retries: cannot be negative", at, "write 0 for a single attempt")
@@ -599,17 +676,23 @@ class PlaybookParser:
     def _when(self, node: Mapping[Any, Any], where: Location) -> Any:
         value = node.get("when")
         at = value_location(node, "when", where)
-        conditions = value if isinstance(value, list) else [value]
-        for position, condition in enumerate(conditions):
-            condition_at = value_location(value, position, at) if isinstance(value, list) else at
-            self._condition(condition, condition_at)
+        if not isinstance(value, list):
+            if value is not None:
+                self._condition(value, at)
+            return value
+        for position, condition in enumerate(value):
+            self._condition(condition, value_location(value, position, at))
         return value
 
     def _condition(self, condition: Any, where: Location) -> None:
-        if condition is None or isinstance(condition, bool):
+        if isinstance(condition, bool):
             return
         if not isinstance(condition, str) or not condition.strip():
-            self._add(f"when: expected an expression, not {kind_of(condition)}", where, "write e.g. when: level | int > 5")
+            self._add(
+                f"when: expected an expression, not {kind_of(condition)}",
+                where,
+                "write e.g. when: level | int > 5",
+            )
         elif is_templated(condition):
             self._add(
                 "when: is an expression already; it must not contain {{ }}",
@@ -629,7 +712,11 @@ class PlaybookParser:
         if isinstance(value, str):
             problem = template_syntax_error(value) if is_templated(value) else None
             if problem:
-                self._add(f"template syntax error in {value!r}: {problem}", where, "Jinja2 syntax: {{ variable }}, {{ value | filter }}")
+                self._add(
+                    f"template syntax error in {value!r}: {problem}",
+                    where,
+                    "Jinja2 syntax: {{ variable }}, {{ value | filter }}",
+                )
         elif isinstance(value, Mapping):
             for key, item in value.items():
                 self._check_template_syntax(item, value_location(value, key, where))
@@ -637,14 +724,25 @@ class PlaybookParser:
             for position, item in enumerate(value):
                 self._check_template_syntax(item, value_location(value, position, where))
 
-    def _unknown_key(self, node: Mapping[Any, Any], key: Any, allowed: Mapping[str, Keyword], owner: str, where: Location) -> None:
+    def _unknown_key(
+        self,
+        node: Mapping[Any, Any],
+        key: Any,
+        allowed: Mapping[str, Keyword],
+        owner: str,
+        where: Location,
+    ) -> None:
         at = key_location(node, key, where)
         if key in ANSIBLE_HABITS:
             self._add(f"'{key}' is not a keyword of {owner}", at, ANSIBLE_HABITS[key])
             return
         message = f"unknown key '{key}' in {owner}"
         suggestion = did_you_mean(str(key), allowed)
-        self._add(f"{message} — {suggestion}" if suggestion else message, at, f"allowed keys: {', '.join(allowed)}")
+        self._add(
+            f"{message} — {suggestion}" if suggestion else message,
+            at,
+            f"allowed keys: {', '.join(allowed)}",
+        )
 
     def _add(self, message: str, location: Location, hint: str | None = None) -> None:
         self.problems.append(ConfigError(message, location, hint))

@@ -79,7 +79,9 @@ class Range:
         scale = unit_scale(unit)
         if scale is None or scale[0] != self.unit_kind:
             shown = f"'{unit}'" if unit else "plain numbers (no unit)"
-            raise ValueError(f"'{self.text}' has a {self.unit_kind} unit but the measurement is in {shown}")
+            raise ValueError(
+                f"'{self.text}' has a {self.unit_kind} unit but the measurement is in {shown}"
+            )
         factor = scale[1]
         return replace(self, start=self.start / factor, end=self.end / factor, unit_kind=None)
 

@@ -84,7 +84,10 @@ def _schema() -> dict[str, Any]:
             {"$ref": _REF + "Plays"},
             {
                 "type": "object",
-                "properties": {key: {"$ref": _REF + "Plays", "description": kw.description} for key, kw in PLAYBOOK_KEYWORDS.items()},
+                "properties": {
+                    key: {"$ref": _REF + "Plays", "description": kw.description}
+                    for key, kw in PLAYBOOK_KEYWORDS.items()
+                },
                 "required": ["plays"],
                 "additionalProperties": False,
             },
@@ -101,14 +104,26 @@ def _shared_defs() -> dict[str, Any]:
             "description": "A Jinja2 template, rendered for each host before the check runs.",
         },
         "Duration": {
-            "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": DURATION_PATTERN}],
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": DURATION_PATTERN},
+            ],
             "description": "A duration: 500ms, 2s, 5m, 1h30m, 7d, or a number of seconds.",
         },
         "Size": {
-            "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": SIZE_PATTERN}],
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": SIZE_PATTERN},
+            ],
             "description": "A size: 512KB, 64MB, 1GiB, or a number of bytes.",
         },
-        "Bool": {"anyOf": [{"type": "boolean"}, {"enum": [0, 1]}, {"type": "string", "pattern": BOOL_PATTERN}]},
+        "Bool": {
+            "anyOf": [
+                {"type": "boolean"},
+                {"enum": [0, 1]},
+                {"type": "string", "pattern": BOOL_PATTERN},
+            ]
+        },
         "Threshold": {
             "anyOf": [
                 {"type": "number"},
@@ -118,7 +133,10 @@ def _shared_defs() -> dict[str, Any]:
             "description": CHECK_KEYWORDS["warn"].description,
         },
         "Tags": {
-            "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": ["string", "integer"]}}],
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": ["string", "integer"]}},
+            ],
         },
         "Labels": {
             "type": "object",
@@ -167,13 +185,30 @@ _KIND_SCHEMAS: dict[str, dict[str, Any]] = {
             "additionalProperties": False,
         },
     },
-    "retries": {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": r"^\s*\+?[0-9]+\s*$"}]},
+    "retries": {
+        "anyOf": [
+            {"type": "integer", "minimum": 0},
+            {"type": "string", "pattern": r"^\s*\+?[0-9]+\s*$"},
+        ]
+    },
     "when": {"$ref": _REF + "When"},
 }
 
 
 # Kinds whose key may be left empty (`tags:`): the parser reads null as "not set".
-_NULLABLE_KINDS = {"text", "vars", "vars_files", "tags", "labels", "bool", "connection", "duration", "retries", "when", "thresholds"}
+_NULLABLE_KINDS = {
+    "text",
+    "vars",
+    "vars_files",
+    "tags",
+    "labels",
+    "bool",
+    "connection",
+    "duration",
+    "retries",
+    "when",
+    "thresholds",
+}
 
 
 def _keyword_properties(keywords: Mapping[str, Any]) -> dict[str, Any]:
@@ -248,9 +283,11 @@ def _module(info: ModuleInfo) -> dict[str, Any]:
     required = [name for name, spec in info.options.items() if spec.get("required")]
     if required:
         options["required"] = required
-    rules = [{"anyOf": [{"required": [name]} for name in group]} for group in info.required_one_of]
+    rules = [{"anyOf": [_given(name) for name in group]} for group in info.required_one_of]
     for group in info.mutually_exclusive:
-        rules += [{"not": {"required": list(pair)}} for pair in itertools.combinations(group, 2)]
+        rules += [
+            {"not": {"allOf": [_given(a), _given(b)]}} for a, b in itertools.combinations(group, 2)
+        ]
     if rules:
         options["allOf"] = rules
     variants = [options]
@@ -263,11 +300,16 @@ def _module(info: ModuleInfo) -> dict[str, Any]:
     return {"title": info.name, "description": description, "anyOf": variants}
 
 
+def _given(option: str) -> dict[str, Any]:
+    """The option is there with a value (null counts as not given, as in the parser)."""
+    return {"required": [option], "properties": {option: {"not": {"type": "null"}}}}
+
+
 def _option(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
-    schema: dict[str, Any] = {
-        "title": name,
-        "anyOf": [_option_type(spec), {"$ref": _REF + "Template"}, {"type": "null"}],
-    }
+    variants = [_option_type(spec), {"$ref": _REF + "Template"}]
+    if not spec.get("required"):
+        variants.append({"type": "null"})  # left empty: the default applies
+    schema: dict[str, Any] = {"title": name, "anyOf": variants}
     if spec.get("description"):
         schema["description"] = str(spec["description"])
     if spec.get("default") is not None:
@@ -278,7 +320,9 @@ def _option(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
 def _option_type(spec: Mapping[str, Any]) -> dict[str, Any]:
     kind = spec.get("type", "raw")
     if kind == "list":
-        element = _option_type({"type": spec.get("elements", "raw"), "choices": spec.get("choices")})
+        element = _option_type(
+            {"type": spec.get("elements", "raw"), "choices": spec.get("choices")}
+        )
         item = {"anyOf": [element, {"$ref": _REF + "Template"}]}
         single = {"allOf": [{"not": {"type": "object"}}, element]}
         return {"anyOf": [{"type": "array", "items": item}, single]}

@@ -33,7 +33,13 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
-from checkrunner.config.coerce import BOOL_WORDS, contains_template, is_templated, kind_of, parse_bool
+from checkrunner.config.coerce import (
+    BOOL_WORDS,
+    contains_template,
+    is_templated,
+    kind_of,
+    parse_bool,
+)
 from checkrunner.config.yaml_loader import MarkedMap, MarkedSeq, value_location
 from checkrunner.errors import ConfigError, Location, did_you_mean
 
@@ -60,7 +66,13 @@ class _UndefinedName(UndefinedError):
 class _StrictUndefined(StrictUndefined):
     __slots__ = ()
 
-    def __init__(self, hint: str | None = None, obj: Any = missing, name: Any = None, exc: Any = UndefinedError):
+    def __init__(
+        self,
+        hint: str | None = None,
+        obj: Any = missing,
+        name: Any = None,
+        exc: Any = UndefinedError,
+    ):
         if exc is UndefinedError:
             # Jinja2 raises `exc(message)`; a factory keeps the name for a better message.
             exc = functools.partial(_UndefinedName, name=name, owner=obj)
@@ -115,9 +127,9 @@ class _SandboxEnvironment(ImmutableSandboxedEnvironment):
             raise SecurityError(f"exponent {right} is too large")
         if operator == "*":
             for sequence, count in ((left, right), (right, left)):
-                if isinstance(sequence, (str, list, tuple)) and _is_number(count):
-                    if len(sequence) * count > _MAX_SEQUENCE_PRODUCT:
-                        raise SecurityError("the result of '*' would be too large")
+                sized = isinstance(sequence, (str, list, tuple)) and _is_number(count)
+                if sized and len(sequence) * count > _MAX_SEQUENCE_PRODUCT:
+                    raise SecurityError("the result of '*' would be too large")
         return super().call_binop(context, operator, left, right)
 
 
@@ -166,7 +178,9 @@ class Templater:
         with self._rendering(variables, location):
             return self._render_value(value, scope, location)
 
-    def evaluate_when(self, condition: Any, variables: Mapping[str, Any], location: Location) -> bool:
+    def evaluate_when(
+        self, condition: Any, variables: Mapping[str, Any], location: Location
+    ) -> bool:
         """A `when:` condition: None or a bool as is, a bare Jinja2 expression, or a list (all true)."""
         if condition is None or isinstance(condition, bool):
             return condition is None or condition
@@ -209,13 +223,18 @@ class Templater:
         if isinstance(value, Mapping):
             rendered = MarkedMap(location=getattr(value, "location", None))
             for key, item in value.items():
-                rendered[key] = self._render_value(item, scope, value_location(value, key, location))
+                rendered[key] = self._render_value(
+                    item, scope, value_location(value, key, location)
+                )
             if isinstance(value, MarkedMap):
                 rendered.copy_marks_from(value)
             return rendered
         if isinstance(value, (list, tuple)):
             rendered_items = MarkedSeq(
-                (self._render_value(item, scope, value_location(value, i, location)) for i, item in enumerate(value)),
+                (
+                    self._render_value(item, scope, value_location(value, i, location))
+                    for i, item in enumerate(value)
+                ),
                 location=getattr(value, "location", None),
             )
             rendered_items.item_locations = list(getattr(value, "item_locations", []))
@@ -236,7 +255,9 @@ class Templater:
         except Exception as exc:
             raise self._template_error(exc, text, scope, location) from None
 
-    def _evaluate(self, expression: str, scope: dict[str, Any], location: Location, shown: str | None = None) -> Any:
+    def _evaluate(
+        self, expression: str, scope: dict[str, Any], location: Location, shown: str | None = None
+    ) -> Any:
         try:
             compiled = self._expressions.get(expression)
             if compiled is None:
@@ -264,26 +285,38 @@ class Templater:
         except _VariableLoop:
             raise
         except ConfigError as exc:
-            raise ConfigError(f"in variable '{name}': {exc.message}", exc.location, exc.hint) from None
+            raise ConfigError(
+                f"in variable '{name}': {exc.message}", exc.location, exc.hint
+            ) from None
         finally:
             state.resolving.pop()
 
-    def _template_error(self, exc: Exception, text: str, scope: Mapping[str, Any], location: Location) -> ConfigError:
+    def _template_error(
+        self, exc: Exception, text: str, scope: Mapping[str, Any], location: Location
+    ) -> ConfigError:
         if isinstance(exc, _UndefinedName):
             return self._undefined_error(exc, scope, location)
         if isinstance(exc, SecurityError):
             return ConfigError(f"template blocked by the sandbox: {exc}", location, SANDBOX_HINT)
         if isinstance(exc, TemplateSyntaxError):
-            return ConfigError(f"template syntax error in {text!r}: {syntax_message(exc, self._jinja)}", location, SYNTAX_HINT)
+            return ConfigError(
+                f"template syntax error in {text!r}: {syntax_message(exc, self._jinja)}",
+                location,
+                SYNTAX_HINT,
+            )
         if isinstance(exc, _NotAValue):
-            return ConfigError(f"template {text!r} {exc}", location, "call it with () or pass it through a filter")
+            return ConfigError(
+                f"template {text!r} {exc}", location, "call it with () or pass it through a filter"
+            )
         return ConfigError(
             f"template {text!r} failed: {type(exc).__name__}: {exc}",
             location,
             "check the expression and the types of the variables it uses",
         )
 
-    def _undefined_error(self, exc: _UndefinedName, scope: Mapping[str, Any], location: Location) -> ConfigError:
+    def _undefined_error(
+        self, exc: _UndefinedName, scope: Mapping[str, Any], location: Location
+    ) -> ConfigError:
         name, owner = exc.name, exc.owner
         if owner is self._environ:
             return ConfigError(
@@ -304,7 +337,9 @@ class Templater:
             )
         return ConfigError(f"undefined value: {exc.message}", location, SYNTAX_HINT)
 
-    def _undefined_variable(self, name: str, scope: Mapping[str, Any], location: Location) -> ConfigError:
+    def _undefined_variable(
+        self, name: str, scope: Mapping[str, Any], location: Location
+    ) -> ConfigError:
         known = sorted(str(key) for key in scope)
         message = f"undefined variable '{name}'"
         suggestion = did_you_mean(name, known)
@@ -333,7 +368,10 @@ def _plain(value: Any) -> Any:
     if isinstance(value, str):
         return str(value)  # also turns Markup into str
     if isinstance(value, Mapping):
-        plain = MarkedMap({key: _plain(item) for key, item in value.items()}, location=getattr(value, "location", None))
+        plain = MarkedMap(
+            {key: _plain(item) for key, item in value.items()},
+            location=getattr(value, "location", None),
+        )
         if isinstance(value, MarkedMap):
             plain.copy_marks_from(value)
         return plain
@@ -354,7 +392,11 @@ def _truth(value: Any) -> bool:
 def bare_expression(condition: str) -> str:
     """`{{ x > 1 }}` written as a `when:` condition should be `x > 1`."""
     single = _SINGLE_EXPRESSION.fullmatch(condition.strip())
-    return single.group("expr").strip() if single else condition.replace("{{", "").replace("}}", "").strip()
+    return (
+        single.group("expr").strip()
+        if single
+        else condition.replace("{{", "").replace("}}", "").strip()
+    )
 
 
 def syntax_message(exc: TemplateSyntaxError, environment: Any) -> str:

@@ -91,9 +91,9 @@ def value_location(container: Any, key: Any, fallback: Location) -> Location:
     """Where the value of `key` (a mapping key or a sequence index) was written."""
     if isinstance(container, MarkedMap) and key in container.value_locations:
         return container.value_locations[key]
-    if isinstance(container, MarkedSeq) and isinstance(key, int):
-        if 0 <= key < len(container.item_locations):
-            return container.item_locations[key]
+    in_sequence = isinstance(container, MarkedSeq) and isinstance(key, int)
+    if in_sequence and 0 <= key < len(container.item_locations):
+        return container.item_locations[key]
     return location_of(container, fallback)
 
 
@@ -216,7 +216,9 @@ def _syntax_hint(problem: str) -> str:
     if "mapping values are not allowed" in problem:
         return "a value that contains ': ' must be quoted, or this key is indented wrongly"
     if "could not find expected ':'" in problem:
-        return "check the indentation here and on the line before; multi-line text needs quotes or |"
+        return (
+            "check the indentation here and on the line before; multi-line text needs quotes or |"
+        )
     if "found undefined alias" in problem:
         return "define the anchor (&name) before using the alias (*name)"
     if "flow" in problem:

@@ -1,0 +1,335 @@
+"""The ssh transport: one paramiko connection and one exec per host per run.
+
+The target runs `[sudo -n -u USER --] PYTHON -c BOOTSTRAP` with the compressed batch program
+on stdin; stdout and stderr are read until the command ends or the host deadline passes. A
+watchdog closes the connection at the deadline, so a hung target never holds the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import shlex
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import paramiko
+
+from checkrunner.errors import ConfigError
+from checkrunner.results import UnreachableReason
+from checkrunner.transport.base import ExecResult, Transport, Unreachable
+from checkrunner.transport.payload import BOOTSTRAP, RESULT_MARKER
+from checkrunner.transport.ssh_config import Endpoint, EndpointResolver, SSHOptions
+from checkrunner.transport.ssh_connect import Connection, Connector
+from checkrunner.transport.ssh_known_hosts import (
+    ACCEPT_NEW,
+    CHECKING_MODES,
+    OFF,
+    STRICT,
+    HostKeyChecker,
+    KnownHostsStore,
+)
+
+__all__ = [
+    "ACCEPT_NEW",
+    "CHECKING_MODES",
+    "OFF",
+    "STRICT",
+    "SSHOptions",
+    "SSHTransport",
+    "remote_command",
+    "target_failure",
+]
+
+# paramiko logs handshake failures with tracebacks; we report them as reasons instead.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+
+_CHUNK = 65536
+MAX_STDOUT_BYTES = 256 * 1024 * 1024
+MAX_STDERR_BYTES = 1024 * 1024
+DEFAULT_PYTHON = "python3"
+
+
+class SSHTransport(Transport):
+    """Runs batches over SSH; known_hosts and ~/.ssh/config are read once per transport."""
+
+    name = "ssh"
+
+    def __init__(self, options: SSHOptions | None = None):
+        self.options = options or SSHOptions()
+        self.known_hosts = KnownHostsStore(self.options.accept_new_file)
+        self._resolver = EndpointResolver(self.options)
+        self._connector = Connector(self.options, HostKeyChecker(self.known_hosts))
+        self._sessions: set[_Session] = set()
+        self._lock = threading.Lock()
+
+    def run_batch(self, host: Any, payload: bytes, timeout: float) -> ExecResult:
+        deadline = time.monotonic() + timeout
+        endpoint = self._endpoint(host)
+        interpreter = getattr(host, "python_interpreter", None) or DEFAULT_PYTHON
+        command = remote_command(
+            interpreter,
+            become=bool(getattr(host, "become", False)),
+            become_user=getattr(host, "become_user", None) or "root",
+            become_method=getattr(host, "become_method", None) or "sudo",
+            login_user=endpoint.user,
+        )
+        session = _Session(endpoint, timeout)
+        with self._tracked(session):
+            result = session.run(self._connector, command, payload, deadline)
+        failure = target_failure(result, interpreter, endpoint)
+        if failure is not None:
+            raise failure
+        return result
+
+    def abort(self) -> None:
+        with self._lock:
+            sessions = list(self._sessions)
+        for session in sessions:
+            session.abort()
+        self._connector.abort()
+
+    def close(self) -> None:
+        self._connector.close()
+
+    def endpoint(self, host: Any) -> Endpoint:
+        """Where `host` is reached, after inventory, options and ~/.ssh/config are merged."""
+        return self._resolver.resolve(host)
+
+    def _endpoint(self, host: Any) -> Endpoint:
+        try:
+            return self.endpoint(host)
+        except (ConfigError, ValueError) as exc:
+            raise Unreachable(UnreachableReason.ERROR, f"bad connection settings: {exc}") from None
+
+    @contextmanager
+    def _tracked(self, session: _Session) -> Iterator[None]:
+        with self._lock:
+            self._sessions.add(session)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._sessions.discard(session)
+
+
+def remote_command(
+    interpreter: str, become: bool, become_user: str, become_method: str, login_user: str
+) -> str:
+    """The one shell command a target runs, every word quoted."""
+    argv = [*(shlex.split(interpreter) or [DEFAULT_PYTHON]), "-c", BOOTSTRAP]
+    if become and login_user != become_user:
+        if become_method != "sudo":
+            raise Unreachable(
+                UnreachableReason.SUDO,
+                f"become method '{become_method}' is not supported: checkrunner becomes "
+                f"{become_user} with `sudo -n`; set ansible_become_method=sudo",
+            )
+        argv = ["sudo", "-n", "-u", become_user, "--", *argv]
+    return shlex.join(argv)
+
+
+class _HostDeadline(Exception):
+    """The host deadline passed while the batch was running."""
+
+
+class _Session:
+    """One host's connection and exec; the watchdog or Ctrl-C may close it from another thread."""
+
+    def __init__(self, endpoint: Endpoint, timeout: float):
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.expired = False
+        self.aborted = False
+        self._transport: paramiko.Transport | None = None
+        self._lock = threading.Lock()
+
+    def run(self, connector: Connector, command: str, payload: bytes, deadline: float) -> ExecResult:
+        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), self.expire)
+        watchdog.daemon = True
+        watchdog.start()
+        connection: Connection | None = None
+        try:
+            connection = connector.connect(self.endpoint, deadline, on_transport=self.attach)
+            result = _execute(connection.transport, command, payload, deadline)
+        except Unreachable as exc:
+            raise self._interrupted() or exc from None
+        except _HostDeadline:
+            raise self._deadline() from None
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise self._interrupted() or self._lost(exc) from None
+        finally:
+            watchdog.cancel()
+            if connection is not None:
+                connection.close()
+        interrupted = self._interrupted()
+        if interrupted is not None and result.exit_status == -1:
+            raise interrupted  # closed by the watchdog or Ctrl-C before the command ended
+        return result
+
+    def attach(self, transport: paramiko.Transport) -> None:
+        with self._lock:
+            self._transport = transport
+            stop = self.expired or self.aborted
+        if stop:
+            transport.close()
+
+    def expire(self) -> None:
+        self._stop("expired")
+
+    def abort(self) -> None:
+        self._stop("aborted")
+
+    def _stop(self, flag: str) -> None:
+        with self._lock:
+            setattr(self, flag, True)
+            transport = self._transport
+        if transport is not None:
+            transport.close()
+
+    def _interrupted(self) -> Unreachable | None:
+        if self.aborted:
+            return Unreachable(UnreachableReason.ERROR, "interrupted")
+        if self.expired:
+            return self._deadline()
+        return None
+
+    def _deadline(self) -> Unreachable:
+        return Unreachable(
+            UnreachableReason.TIMEOUT,
+            f"no answer from {_where(self.endpoint)} within the host deadline of {self.timeout:g}s",
+        )
+
+    def _lost(self, exc: BaseException) -> Unreachable:
+        return Unreachable(
+            UnreachableReason.ERROR,
+            f"connection to {_where(self.endpoint)} lost: {exc or type(exc).__name__}",
+        )
+
+
+def _execute(transport: paramiko.Transport, command: str, payload: bytes, deadline: float) -> ExecResult:
+    channel = transport.open_session(timeout=_remaining(deadline))
+    try:
+        channel.exec_command(command)
+        _send_input(channel, payload, deadline)
+        stdout, stderr = _collect(channel, deadline)
+        status = _exit_status(channel, deadline)
+    finally:
+        channel.close()
+    return ExecResult(status, stdout, stderr)
+
+
+def _send_input(channel: paramiko.Channel, payload: bytes, deadline: float) -> None:
+    channel.settimeout(_remaining(deadline))
+    try:
+        channel.sendall(payload)
+        channel.shutdown_write()
+    except OSError:
+        pass  # the command ended without reading its input (no python?): its output says why
+
+
+def _collect(channel: paramiko.Channel, deadline: float) -> tuple[bytes, bytes]:
+    """All of stdout and stderr, until the command closes them or the deadline passes."""
+    stdout, stderr = bytearray(), bytearray()
+    with selectors.DefaultSelector() as selector:
+        selector.register(channel.fileno(), selectors.EVENT_READ)
+        while True:
+            _drain(channel, stdout, stderr)
+            if channel.eof_received or channel.closed:
+                _drain(channel, stdout, stderr)
+                return bytes(stdout), bytes(stderr)
+            selector.select(_remaining(deadline))
+
+
+def _drain(channel: paramiko.Channel, stdout: bytearray, stderr: bytearray) -> None:
+    while channel.recv_ready():
+        stdout += channel.recv(_CHUNK)
+        if len(stdout) > MAX_STDOUT_BYTES:
+            raise Unreachable(
+                UnreachableReason.ERROR,
+                f"the target sent more than {MAX_STDOUT_BYTES // (1024 * 1024)} MiB of output",
+            )
+    while channel.recv_stderr_ready():
+        data = channel.recv_stderr(_CHUNK)
+        stderr += data[: max(0, MAX_STDERR_BYTES - len(stderr))]
+
+
+def _exit_status(channel: paramiko.Channel, deadline: float) -> int:
+    if not channel.status_event.wait(_remaining(deadline)):
+        raise _HostDeadline()
+    return channel.recv_exit_status()
+
+
+def _remaining(deadline: float) -> float:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise _HostDeadline()
+    return remaining
+
+
+def _where(endpoint: Endpoint) -> str:
+    return f"{endpoint.hostname}:{endpoint.port}"
+
+
+def target_failure(result: ExecResult, interpreter: str, endpoint: Endpoint) -> Unreachable | None:
+    """Why the batch never started on the target (no python, sudo), from its exit and stderr."""
+    if RESULT_MARKER.encode() in result.stdout:
+        return None
+    text = result.stderr.decode("utf-8", errors="replace")
+    lowered = text.lower()
+    where = _where(endpoint)
+    last = _last_line(text)
+    sudo = _sudo_failure(lowered, where, endpoint.user, last)
+    if sudo is not None:
+        return sudo
+    if _interpreter_missing(result.exit_status, lowered):
+        return Unreachable(
+            UnreachableReason.NO_PYTHON,
+            f"'{interpreter}' cannot run on {where} ({last}): install Python 3 there, or set "
+            f"ansible_python_interpreter to the path of a Python 3 interpreter",
+        )
+    if "has no attribute 'buffer'" in text:
+        return Unreachable(
+            UnreachableReason.NO_PYTHON,
+            f"'{interpreter}' on {where} is Python 2; set ansible_python_interpreter to a "
+            f"Python 3.6+ interpreter",
+        )
+    if result.exit_status == -1:
+        return Unreachable(
+            UnreachableReason.ERROR, f"the connection to {where} closed before the batch finished"
+        )
+    return None
+
+
+def _sudo_failure(lowered: str, where: str, user: str, last: str) -> Unreachable | None:
+    if "sudo: command not found" in lowered or "sudo: not found" in lowered:
+        problem = "sudo is not installed there"
+    elif "sudo:" not in lowered:
+        return None
+    elif "password is required" in lowered:
+        problem = f"sudo needs a password for '{user}' and `sudo -n` cannot prompt"
+    elif "terminal is required" in lowered or "must have a tty" in lowered:
+        problem = "sudoers requires a tty (Defaults requiretty)"
+    elif "not in the sudoers file" in lowered or "not allowed to" in lowered:
+        problem = f"'{user}' may not use sudo there"
+    else:
+        return None
+    return Unreachable(
+        UnreachableReason.SUDO,
+        f"become failed on {where}: {problem} ({last}); fix: give '{user}' passwordless sudo "
+        f"(NOPASSWD in sudoers, no requiretty), log in as the target user, or run without become",
+    )
+
+
+def _interpreter_missing(exit_status: int, lowered: str) -> bool:
+    if exit_status in (126, 127):
+        return any(s in lowered for s in ("not found", "no such file", "permission denied"))
+    return "sudo:" in lowered and "command not found" in lowered
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no error output"
