@@ -39,7 +39,13 @@ ANSIBLE_TASKS = [
 
 def write_playbooks(directory: Path, count: int = 20) -> tuple[Path, Path]:
     ours = ["- name: bench", "  hosts: localhost", "  vars: {port: 8080}", "  checks:"]
-    theirs = ["- name: bench", "  hosts: localhost", "  gather_facts: false", "  vars: {port: 8080}", "  tasks:"]
+    theirs = [
+        "- name: bench",
+        "  hosts: localhost",
+        "  gather_facts: false",
+        "  vars: {port: 8080}",
+        "  tasks:",
+    ]
     for i in range(count):
         ours.append("    " + CHECKRUN_CHECKS[i % len(CHECKRUN_CHECKS)].format(i=i))
         theirs.append("    " + ANSIBLE_TASKS[i % len(ANSIBLE_TASKS)].format(i=i))
@@ -79,16 +85,26 @@ def main() -> None:
     ansible = ensure_ansible()
     with tempfile.TemporaryDirectory() as tmp:
         ours, theirs = write_playbooks(Path(tmp))
-        env = {**os.environ, "ANSIBLE_LOCALHOST_WARNING": "false", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false"}
+        env = {
+            **os.environ,
+            "ANSIBLE_LOCALHOST_WARNING": "false",
+            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+        }
         validate = timed([checkrun, "validate", str(ours)], args.runs)
         syntax = timed([str(ansible), "--syntax-check", str(theirs)], args.runs, env)
-        localhost = timed([checkrun, str(REPO / "playbooks" / "localhost.yml"), "-r", "json:-"], args.runs)
+        localhost = timed(
+            [checkrun, str(REPO / "playbooks" / "localhost.yml"), "-r", "json:-"], args.runs
+        )
     med = statistics.median
     print(f"runs per command: {args.runs} (median wall time)")
     print(f"checkrun validate (20 checks)          {med(validate) * 1000:8.0f} ms")
     print(f"ansible-playbook --syntax-check (20)   {med(syntax) * 1000:8.0f} ms")
-    print(f"ratio validate / ansible               {med(validate) / med(syntax):8.2f}  (target < 0.33)")
-    print(f"checkrun playbooks/localhost.yml       {med(localhost) * 1000:8.0f} ms  (includes a 1 s cpu sample)")
+    print(
+        f"ratio validate / ansible               {med(validate) / med(syntax):8.2f}  (target < 0.33)"
+    )
+    print(
+        f"checkrun playbooks/localhost.yml       {med(localhost) * 1000:8.0f} ms  (includes a 1 s cpu sample)"
+    )
 
 
 if __name__ == "__main__":

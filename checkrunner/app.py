@@ -8,8 +8,13 @@ import sys
 from dataclasses import dataclass, field
 
 from checkrunner import catalog
-from checkrunner.config import load_playbook, parse_extra_vars, playbook_schema
-from checkrunner.config import render_module_doc, render_module_list
+from checkrunner.config import (
+    load_playbook,
+    parse_extra_vars,
+    playbook_schema,
+    render_module_doc,
+    render_module_list,
+)
 from checkrunner.errors import ConfigError, did_you_mean
 from checkrunner.inventory import load_inventories
 from checkrunner.plan import Plan, PlanOptions, build_plan

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import importlib
 import importlib.resources
@@ -31,25 +32,32 @@ class ModuleInfo:
     rate: bool = False  # takes part in the shared sampling window
 
     def unit_of(self, measurement: str) -> str:
-        return str(self.measurements.get(measurement, {}).get("unit", ""))
+        """Declared unit of a measurement; names with '*' (busy_cpu*) cover dynamic ones."""
+        declared = self.measurements.get(measurement)
+        if declared is None:
+            declared = next(
+                (
+                    spec
+                    for name, spec in self.measurements.items()
+                    if "*" in name and fnmatch.fnmatchcase(measurement, name)
+                ),
+                {},
+            )
+        return str(declared.get("unit", ""))
 
 
 def _read_source(name: str) -> str:
     return importlib.resources.files(MODULES_PACKAGE).joinpath(f"{name}.py").read_text("utf-8")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def module_names() -> tuple[str, ...]:
     files = importlib.resources.files(MODULES_PACKAGE).iterdir()
-    names = (
-        f.name[:-3]
-        for f in files
-        if f.name.endswith(".py") and not f.name.startswith("_")
-    )
+    names = (f.name[:-3] for f in files if f.name.endswith(".py") and not f.name.startswith("_"))
     return tuple(sorted(names))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def get(name: str) -> ModuleInfo:
     """Metadata of one module; KeyError when there is no such module."""
     if name not in module_names():
@@ -79,6 +87,6 @@ def all_modules() -> dict[str, ModuleInfo]:
     return {name: get(name) for name in module_names()}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def batch_runner_source() -> str:
     return _read_source(BATCH_RUNNER)

@@ -56,40 +56,96 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("playbook", help="playbook YAML file")
-    parser.add_argument("-i", "--inventory", action="append", default=[], metavar="SOURCE",
-                        help="inventory file, directory or 'h1,h2,' list; repeatable "
-                        "(default: implicit localhost)")
+    parser.add_argument(
+        "-i",
+        "--inventory",
+        action="append",
+        default=[],
+        metavar="SOURCE",
+        help="inventory file, directory or 'h1,h2,' list; repeatable (default: implicit localhost)",
+    )
     parser.add_argument("-l", "--limit", metavar="PATTERN", help="further limit hosts by pattern")
-    parser.add_argument("-t", "--tags", action="append", default=[], metavar="TAGS",
-                        help="only checks with these tags (comma-separated; repeatable)")
-    parser.add_argument("--skip-tags", action="append", default=[], metavar="TAGS",
-                        help="skip checks with these tags (comma-separated; repeatable)")
-    parser.add_argument("-e", "--extra-vars", action="append", default=[], metavar="VARS",
-                        help="k=v pairs, a JSON/YAML object, or @file.yml; repeatable; win over all")
-    parser.add_argument("-f", "--forks", type=_positive_int, default=50,
-                        help="hosts checked at once (default: 50)")
-    parser.add_argument("--host-timeout", type=_duration, metavar="DURATION",
-                        help="deadline for one host's batch (default: longest check timeout + "
-                        "sample window + 10s)")
-    parser.add_argument("-b", "--become", action="store_true",
-                        help="run the checks as root through `sudo -n`")
-    parser.add_argument("--wait", type=_duration, default=0.0, metavar="DURATION",
-                        help="re-run failing checks until they pass or DURATION is up (deploy gating)")
-    parser.add_argument("--wait-interval", type=_duration, default=2.0, metavar="DURATION",
-                        help="pause between --wait rounds (default: 2s)")
-    parser.add_argument("-r", "--report", action="append", default=[], metavar="FORMAT[:PATH]",
-                        help="terminal (default), json, junit, markdown, nagios; PATH or stdout; "
-                        "repeatable")
-    parser.add_argument("--fail-on", choices=FAIL_ON_LEVELS, default="critical",
-                        help="lowest level that makes the exit code non-zero (default: critical)")
-    parser.add_argument("--list-hosts", action="store_true", help="print the matched hosts and exit")
+    parser.add_argument(
+        "-t",
+        "--tags",
+        action="append",
+        default=[],
+        metavar="TAGS",
+        help="only checks with these tags (comma-separated; repeatable)",
+    )
+    parser.add_argument(
+        "--skip-tags",
+        action="append",
+        default=[],
+        metavar="TAGS",
+        help="skip checks with these tags (comma-separated; repeatable)",
+    )
+    parser.add_argument(
+        "-e",
+        "--extra-vars",
+        action="append",
+        default=[],
+        metavar="VARS",
+        help="k=v pairs, a JSON/YAML object, or @file.yml; repeatable; win over all",
+    )
+    parser.add_argument(
+        "-f", "--forks", type=_positive_int, default=50, help="hosts checked at once (default: 50)"
+    )
+    parser.add_argument(
+        "--host-timeout",
+        type=_duration,
+        metavar="DURATION",
+        help="deadline for one host's batch (default: longest check timeout + sample window + 10s)",
+    )
+    parser.add_argument(
+        "-b", "--become", action="store_true", help="run the checks as root through `sudo -n`"
+    )
+    parser.add_argument(
+        "--wait",
+        type=_duration,
+        default=0.0,
+        metavar="DURATION",
+        help="re-run failing checks until they pass or DURATION is up (deploy gating)",
+    )
+    parser.add_argument(
+        "--wait-interval",
+        type=_duration,
+        default=2.0,
+        metavar="DURATION",
+        help="pause between --wait rounds (default: 2s)",
+    )
+    parser.add_argument(
+        "-r",
+        "--report",
+        action="append",
+        default=[],
+        metavar="FORMAT[:PATH]",
+        help="terminal (default), json, junit, markdown, nagios; PATH or stdout; repeatable",
+    )
+    parser.add_argument(
+        "--fail-on",
+        choices=FAIL_ON_LEVELS,
+        default="critical",
+        help="lowest level that makes the exit code non-zero (default: critical)",
+    )
+    parser.add_argument(
+        "--list-hosts", action="store_true", help="print the matched hosts and exit"
+    )
     parser.add_argument("--list-checks", action="store_true", help="print the checks and exit")
-    parser.add_argument("--syntax-check", action="store_true",
-                        help="validate the playbook and exit (same as `checkrun validate`)")
-    parser.add_argument("--no-psutil", dest="use_psutil", action="store_false",
-                        help="read procfs directly even where psutil is installed on a target")
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="more detail; -vvv shows tracebacks")
+    parser.add_argument(
+        "--syntax-check",
+        action="store_true",
+        help="validate the playbook and exit (same as `checkrun validate`)",
+    )
+    parser.add_argument(
+        "--no-psutil",
+        dest="use_psutil",
+        action="store_false",
+        help="read procfs directly even where psutil is installed on a target",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more detail; -vvv shows tracebacks"
+    )
     parser.add_argument("--version", action="version", version=f"checkrun {__version__}")
     return parser
 
@@ -125,7 +181,9 @@ def _dispatch(argv: list[str]) -> int:
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else "run"
     rest = argv[1:] if argv and argv[0] in SUBCOMMANDS else argv
     if command == "schema":
-        _Parser(prog="checkrun schema", description="Print the playbook JSON Schema.").parse_args(rest)
+        _Parser(prog="checkrun schema", description="Print the playbook JSON Schema.").parse_args(
+            rest
+        )
         return app.schema()
     if command == "doc":
         parser = _Parser(prog="checkrun doc", description="Document the check modules.")

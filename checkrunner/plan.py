@@ -5,13 +5,19 @@ Everything that can be wrong with the input is found here, before anything runs 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from checkrunner import catalog
-from checkrunner.config import CheckSpec, Play, Playbook, Templater, evaluate_when, normalize_args
-from checkrunner.config.ranges import parse_range
+from checkrunner.config import (
+    CheckSpec,
+    Play,
+    Playbook,
+    Templater,
+    merge_variables,
+    normalize_args,
+    parse_range,
+)
 from checkrunner.errors import ConfigError
 from checkrunner.evaluate.evaluate import CheckIdentity, MetricThresholds
 from checkrunner.inventory import Host, Inventory
@@ -65,7 +71,9 @@ def build_plan(playbook: Playbook, inventory: Inventory, options: PlanOptions) -
     for play in playbook.plays:
         hosts = inventory.select(play.hosts, limit=options.limit, location=play.location)
         if not hosts:
-            warnings.append(f"{play.location}: play '{play.name}': host pattern '{play.hosts}' matched no hosts")
+            warnings.append(
+                f"{play.location}: play '{play.name}': host pattern '{play.hosts}' matched no hosts"
+            )
             continue
         checks = [c for c in play.checks if _selected_by_tags(play, c, options)]
         for host in hosts:
@@ -95,76 +103,69 @@ def _play_become(play: Play, host: Host, options: PlanOptions) -> bool:
     return bool(host.become)
 
 
-def _variables(inventory: Inventory, host: Host, play: Play, extra: dict[str, Any]) -> dict[str, Any]:
+def _variables(
+    inventory: Inventory, host: Host, play: Play, extra: dict[str, Any]
+) -> dict[str, Any]:
     """Ansible's order, lowest first: inventory vars, play vars (and vars_files), extra vars."""
-    variables: dict[str, Any] = {"env": dict(os.environ)}
-    variables.update(inventory.magic_vars(host))
-    variables.update(host.vars)
-    variables.update(play.vars)
-    variables.update(extra)
-    return variables
+    return merge_variables(inventory.magic_vars(host), host.vars, play.vars, extra)
 
 
 def _plan_check(
     templater: Templater, host: Host, play: Play, check: CheckSpec, variables: dict[str, Any]
 ) -> PlannedCheck:
     info = catalog.get(check.module)
-    name = str(templater.render(check.name, variables, check.location))
-    metric = check.metric or info.default_metric
+    at = check.key_locations.get
     identity = CheckIdentity(
         host=host.name,
         play=play.name,
-        name=name,
+        name=str(templater.render(check.name, variables, at("name", check.location))),
         module=check.module,
         check_id=check.id,
-        metric=metric,
-        thresholds=_thresholds(templater, check, metric, variables),
+        metric=check.metric,
+        thresholds=_thresholds(templater, check, info, variables),
         declared_units={k: str(v.get("unit", "")) for k, v in info.measurements.items()},
-        tags=tuple(dict.fromkeys([*play.tags, *check.tags])),
-        labels=tuple(sorted({**play.labels, **check.labels}.items())),
+        tags=tuple(check.tags),
+        labels=tuple(sorted(check.labels.items())),
     )
-    if check.when is not None and not evaluate_when(check.when, variables, check.location):
+    when_at = at("when", check.location)
+    if check.when is not None and not templater.evaluate_when(check.when, variables, when_at):
         return PlannedCheck(identity=identity, batch=None, skip_reason=f"when: {check.when}")
-    args = normalize_args(info, templater.render(check.args, variables, check.location), check.location)
-    timeout = check.timeout if check.timeout is not None else (play.timeout or 30.0)
+    args = normalize_args(
+        info, templater.render(check.args, variables, check.location), check.location
+    )
     return PlannedCheck(
         identity=identity,
-        batch=BatchCheck(id=check.id, module=check.module, args=args, timeout=timeout),
+        batch=BatchCheck(id=check.id, module=check.module, args=args, timeout=check.timeout),
         retries=check.retries,
         delay=check.delay,
     )
 
 
 def _thresholds(
-    templater: Templater, check: CheckSpec, metric: str | None, variables: dict[str, Any]
+    templater: Templater, check: CheckSpec, info: catalog.ModuleInfo, variables: dict[str, Any]
 ) -> tuple[MetricThresholds, ...]:
-    wanted: dict[str, dict[str, Any]] = {}
-    if check.warn is not None or check.crit is not None:
-        if metric is None:
-            raise ConfigError(
-                f"check '{check.name}': module '{check.module}' has no default measurement for warn/crit",
-                check.location,
-                hint="name the measurement with `metric:` (see `checkrun doc " + check.module + "`)",
-            )
-        wanted[metric] = {"warn": check.warn, "crit": check.crit}
-    for name, levels in (check.thresholds or {}).items():
-        wanted.setdefault(name, {}).update({k: v for k, v in levels.items() if v is not None})
     parsed = []
-    for name, levels in wanted.items():
-        texts = {k: _threshold_text(templater.render(v, variables, check.location)) for k, v in levels.items() if v is not None}
+    for metric, spec in check.threshold_map().items():
+        texts: dict[str, str] = {}
         ranges = {}
-        for level, text in texts.items():
+        for level in ("warn", "crit"):
+            value = getattr(spec, level)
+            if value is None:
+                continue
+            location = check.key_locations.get(level, check.location)
+            text = _threshold_text(templater.render(value, variables, location))
             try:
-                ranges[level] = parse_range(text)
+                ranges[level] = parse_range(text, info.unit_of(metric) or None)
             except ValueError as exc:
                 raise ConfigError(
                     f"check '{check.name}': {level} threshold {text!r} is not a number or range: {exc}",
-                    check.location,
+                    location,
                     hint="write a number (upper bound) or a Nagios range: 10:, ~:10, 10:20, @10:20",
                 ) from None
+            texts[level] = text
         parsed.append(
             MetricThresholds(
-                metric=name,
+                metric=metric,
                 warn=ranges.get("warn"),
                 crit=ranges.get("crit"),
                 warn_text=texts.get("warn"),

@@ -170,12 +170,12 @@ def _next_round(
     return again, pause
 
 
-def _execute(host_plan: HostPlan, checks: list[PlannedCheck], options: RunOptions) -> dict[str, dict]:
+def _execute(
+    host_plan: HostPlan, checks: list[PlannedCheck], options: RunOptions
+) -> dict[str, dict]:
     """One round trip: run these checks on the host; raw results by check id."""
     host = host_plan.host
-    batch = Batch(
-        checks=[c.batch for c in checks], options=options.batch_options or BatchOptions()
-    )
+    batch = Batch(checks=[c.batch for c in checks], options=options.batch_options or BatchOptions())
     subset = HostPlan(host=host, checks=checks, become=host_plan.become)
     transport = get_transport(host)
     exec_result = transport.run_batch(
@@ -184,7 +184,9 @@ def _execute(host_plan: HostPlan, checks: list[PlannedCheck], options: RunOption
     try:
         output = parse_output(exec_result.stdout)
     except ProtocolError as exc:
-        raise Unreachable(UnreachableReason.REMOTE_CRASH, _crash_message(exc, exec_result)) from None
+        raise Unreachable(
+            UnreachableReason.REMOTE_CRASH, _crash_message(exc, exec_result)
+        ) from None
     return {entry["id"]: entry for entry in output.get("results", [])}
 
 

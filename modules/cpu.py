@@ -49,6 +49,10 @@ MODULE = {
         },
         "idle": {"unit": "%", "description": "Idle, not waiting for I/O."},
         "cores": {"unit": "", "description": "Number of online logical CPUs."},
+        "busy_cpu*": {
+            "unit": "%",
+            "description": "Busy percentage of each core (busy_cpu0, busy_cpu1, ...), with per_core.",
+        },
     },
     "default_metric": "busy",
 }

@@ -30,7 +30,9 @@ class Completed:
         return json.loads(path.read_text())
 
 
-def run_checkrun(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 120) -> Completed:
+def run_checkrun(
+    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 120
+) -> Completed:
     full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "160"}
     full_env.update(env or {})
     proc = subprocess.run(

@@ -26,7 +26,9 @@ def statuses(report: dict) -> dict[str, str]:
 
 def test_default_playbook_runs_on_a_bare_machine(tmp_path):
     out = tmp_path / "r.json"
-    done = run_checkrun(REPO / "playbooks" / "localhost.yml", "--report", f"json:{out}", "--report", "terminal")
+    done = run_checkrun(
+        REPO / "playbooks" / "localhost.yml", "--report", f"json:{out}", "--report", "terminal"
+    )
     report = json.loads(out.read_text())
     assert [h["host"] for h in report["hosts"]] == ["localhost"]
     host = report["hosts"][0]
@@ -184,7 +186,9 @@ def test_templating_vars_precedence_and_when(tmp_path, monkeypatch):
 
 
 def test_tags_limit_and_listing(tmp_path):
-    inventory = write(tmp_path / "inv.ini", "[a]\nh1 ansible_connection=local\n[b]\nh2 ansible_connection=local\n")
+    inventory = write(
+        tmp_path / "inv.ini", "[a]\nh1 ansible_connection=local\n[b]\nh2 ansible_connection=local\n"
+    )
     playbook = write(
         tmp_path / "p.yml",
         """
@@ -268,7 +272,9 @@ def test_wait_gives_up_when_time_is_up(tmp_path, closed_port):
 
 
 def test_ctrl_c_writes_a_partial_report_and_exits_130(tmp_path):
-    inventory = write(tmp_path / "inv.ini", "fast ansible_connection=local\nslow ansible_connection=local\n")
+    inventory = write(
+        tmp_path / "inv.ini", "fast ansible_connection=local\nslow ansible_connection=local\n"
+    )
     playbook = write(
         tmp_path / "p.yml",
         """
@@ -310,7 +316,18 @@ def test_schema_and_doc_commands():
     assert schema.returncode == 0
     assert "http" in json.loads(schema.stdout)["$defs"] or "http" in schema.stdout
     listing = run_checkrun("doc")
-    for module in ("cpu", "memory", "disk", "load", "http", "tcp", "process", "command", "file", "nagios"):
+    for module in (
+        "cpu",
+        "memory",
+        "disk",
+        "load",
+        "http",
+        "tcp",
+        "process",
+        "command",
+        "file",
+        "nagios",
+    ):
         assert module in listing.stdout
     http_doc = run_checkrun("doc", "http")
     assert http_doc.returncode == 0 and "url" in http_doc.stdout

@@ -16,7 +16,18 @@ OPTION_KEYS = {"type", "default", "description", "required", "choices", "element
 
 
 def test_all_expected_modules_exist():
-    expected = {"cpu", "memory", "disk", "load", "http", "tcp", "process", "command", "file", "nagios"}
+    expected = {
+        "cpu",
+        "memory",
+        "disk",
+        "load",
+        "http",
+        "tcp",
+        "process",
+        "command",
+        "file",
+        "nagios",
+    }
     assert expected <= set(MODULES)
 
 
@@ -46,7 +57,9 @@ def test_metadata_is_complete(name):
     if info.default_metric is not None:
         assert info.default_metric in info.measurements
     for option, spec in info.options.items():
-        assert spec.get("type") in catalog.OPTION_TYPES, f"{name}.{option}: type {spec.get('type')!r}"
+        assert spec.get("type") in catalog.OPTION_TYPES, (
+            f"{name}.{option}: type {spec.get('type')!r}"
+        )
         assert spec.get("description"), f"{name}.{option} has no description"
         assert set(spec) <= OPTION_KEYS, f"{name}.{option}: unknown keys {set(spec) - OPTION_KEYS}"
     if info.free_form:

@@ -19,10 +19,10 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-from checkrunner.modules import cpu, disk, load, memory, process
-from checkrunner.modules._batch import CheckContext, run_batch
 
 from checkrunner import catalog
+from checkrunner.modules import cpu, disk, load, memory, process
+from checkrunner.modules._batch import CheckContext, run_batch
 
 REPO = Path(__file__).resolve().parent.parent
 MODULES_DIR = REPO / "modules"

@@ -8,7 +8,9 @@ from typing import Any
 from checkrunner.config.ranges import Range
 from checkrunner.results import CheckResult, Status, Thresholds
 
-_MODULE_STATUSES = {s.value: s for s in (Status.OK, Status.WARNING, Status.CRITICAL, Status.UNKNOWN)}
+_MODULE_STATUSES = {
+    s.value: s for s in (Status.OK, Status.WARNING, Status.CRITICAL, Status.UNKNOWN)
+}
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ class Transport(abc.ABC):
         Raises Unreachable when the host or its interpreter cannot be reached.
         """
 
-    def abort(self) -> None:
+    def abort(self) -> None:  # noqa: B027 - optional hook; no-op by default
         """Stop every batch still running (Ctrl-C); their hosts end as interrupted."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook; no-op by default
         """Release connections; called once when the run ends."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -40,7 +41,9 @@ class LocalTransport(Transport):
                 start_new_session=True,  # Ctrl-C reaches us, and we stop the batch ourselves
             )
         except OSError as exc:
-            raise Unreachable(UnreachableReason.NO_PYTHON, f"cannot start {interpreter}: {exc}")
+            raise Unreachable(
+                UnreachableReason.NO_PYTHON, f"cannot start {interpreter}: {exc}"
+            ) from None
         with self._lock:
             self._live.add(proc)
         try:
@@ -66,9 +69,7 @@ class LocalTransport(Transport):
 
 
 def _kill_group(proc: subprocess.Popen, reap: bool = True) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     if reap:
         proc.wait()

@@ -147,7 +147,9 @@ class _Session:
         self._transport: paramiko.Transport | None = None
         self._lock = threading.Lock()
 
-    def run(self, connector: Connector, command: str, payload: bytes, deadline: float) -> ExecResult:
+    def run(
+        self, connector: Connector, command: str, payload: bytes, deadline: float
+    ) -> ExecResult:
         watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), self.expire)
         watchdog.daemon = True
         watchdog.start()
@@ -210,7 +212,9 @@ class _Session:
         )
 
 
-def _execute(transport: paramiko.Transport, command: str, payload: bytes, deadline: float) -> ExecResult:
+def _execute(
+    transport: paramiko.Transport, command: str, payload: bytes, deadline: float
+) -> ExecResult:
     channel = transport.open_session(timeout=_remaining(deadline))
     try:
         channel.exec_command(command)
@@ -294,8 +298,8 @@ def target_failure(result: ExecResult, interpreter: str, endpoint: Endpoint) -> 
     if "has no attribute 'buffer'" in text:
         return Unreachable(
             UnreachableReason.NO_PYTHON,
-            f"'{interpreter}' on {where} is Python 2; set ansible_python_interpreter to a "
-            f"Python 3.6+ interpreter",
+            f"'{interpreter}' on {where} is Python 2 ({last}); set ansible_python_interpreter "
+            f"to a Python 3.6+ interpreter",
         )
     if result.exit_status == -1:
         return Unreachable(

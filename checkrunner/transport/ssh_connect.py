@@ -104,10 +104,7 @@ class Connector:
         except (OSError, EOFError) as exc:
             raise _handshake_failure(connection, exc, budget) from None
         if not transport.initial_kex_done:
-            raise Unreachable(
-                UnreachableReason.TIMEOUT,
-                f"{_where(endpoint)}: SSH handshake not finished within {budget:.3g}s",
-            )
+            raise _handshake_timeout(connection, budget)
 
 
 def tcp_connect(hostname: str, port: int, timeout: float) -> socket.socket:
@@ -138,15 +135,24 @@ def tcp_connect(hostname: str, port: int, timeout: float) -> socket.socket:
         ) from None
 
 
+def _handshake_timeout(connection: Connection, budget: float) -> Unreachable:
+    where = _where(connection.endpoint)
+    if not getattr(connection.transport, "remote_version", ""):
+        return Unreachable(
+            UnreachableReason.TIMEOUT,
+            f"{where} accepted the connection but sent no SSH banner within {budget:.3g}s",
+        )
+    return Unreachable(
+        UnreachableReason.TIMEOUT, f"{where}: SSH key exchange not finished within {budget:.3g}s"
+    )
+
+
 def _handshake_failure(connection: Connection, exc: BaseException, budget: float) -> Unreachable:
     where = _where(connection.endpoint)
     causes = _exception_chain(exc)
     proxy_error = connection.proxy.error_text() if connection.proxy is not None else ""
     if any(isinstance(c, (socket.timeout, TimeoutError)) for c in causes):
-        return Unreachable(
-            UnreachableReason.TIMEOUT,
-            f"{where} accepted the TCP connection but sent no SSH banner within {budget:.3g}s",
-        )
+        return _handshake_timeout(connection, budget)
     if proxy_error:
         return Unreachable(UnreachableReason.ERROR, f"{where}: ProxyCommand failed: {proxy_error}")
     if any(isinstance(c, (EOFError, ConnectionResetError, BrokenPipeError)) for c in causes):
@@ -234,7 +240,9 @@ class ProxyProcess:
             return ""
         self.stderr.seek(0)
         text = self.stderr.read(4096).decode("utf-8", errors="replace").strip()
-        return f"`{self.command}` exited with status {self.process.returncode}: {text or 'no output'}"
+        return (
+            f"`{self.command}` exited with status {self.process.returncode}: {text or 'no output'}"
+        )
 
     def stop(self) -> None:
         self.sock.close()
@@ -306,7 +314,9 @@ class _JumpPool:
         finally:
             entry.lock.release()
 
-    def _connected(self, entry: _JumpEntry, chain: tuple[Endpoint, ...], deadline: float) -> Connection:
+    def _connected(
+        self, entry: _JumpEntry, chain: tuple[Endpoint, ...], deadline: float
+    ) -> Connection:
         if entry.connection is not None and entry.connection.transport.is_active():
             return entry.connection
         if entry.failure is not None and time.monotonic() - entry.failed_at < JUMP_RETRY_AFTER:
@@ -322,7 +332,9 @@ class _JumpPool:
         return entry.connection
 
 
-def _forward_failure(hop: Endpoint, target: Endpoint, exc: paramiko.ChannelException) -> Unreachable:
+def _forward_failure(
+    hop: Endpoint, target: Endpoint, exc: paramiko.ChannelException
+) -> Unreachable:
     where = _where(target)
     if exc.code == paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED:
         return Unreachable(

@@ -65,7 +65,9 @@ class KeyRing:
         self._files: dict[str, paramiko.PKey | str] = {}  # path -> key, or why it is unusable
         self._lock = threading.Lock()
 
-    def authenticate(self, transport: paramiko.Transport, endpoint: Endpoint, deadline: float) -> None:
+    def authenticate(
+        self, transport: paramiko.Transport, endpoint: Endpoint, deadline: float
+    ) -> None:
         """Authenticate `transport` as endpoint.user, or raise Unreachable(AUTH or TIMEOUT)."""
         offer = self._offer(endpoint)
         try:
@@ -131,7 +133,11 @@ class KeyRing:
         return False
 
     def _try_password(
-        self, transport: paramiko.Transport, endpoint: Endpoint, deadline: float, attempts: _Attempts
+        self,
+        transport: paramiko.Transport,
+        endpoint: Endpoint,
+        deadline: float,
+        attempts: _Attempts,
     ) -> bool:
         if endpoint.password is None or attempts.closed or not transport.is_active():
             return False
@@ -206,7 +212,9 @@ def _note_rejection(
 def _failure(endpoint: Endpoint, offer: _Offer, attempts: _Attempts) -> Unreachable:
     where = f"{endpoint.user}@{endpoint.hostname}:{endpoint.port}"
     if attempts.timed_out:
-        return Unreachable(UnreachableReason.TIMEOUT, f"{where}: authentication did not finish in time")
+        return Unreachable(
+            UnreachableReason.TIMEOUT, f"{where}: authentication did not finish in time"
+        )
     parts = [f"authentication failed for user '{endpoint.user}' on {where}"]
     if attempts.rejected:
         parts.append("rejected: " + ", ".join(attempts.rejected))

@@ -151,7 +151,7 @@ class KnownHostsFile:
             return
         key = KnownKey(fields[1], fields[2], origin, revoked)
         for host in fields[0].split(","):
-            self._index(host.lower(), key)
+            self._index(host, key)
 
     def _index(self, host: str, key: KnownKey) -> None:
         if host.startswith(_HASH_MAGIC):
@@ -159,9 +159,9 @@ class KnownHostsFile:
             if hashed is not None:
                 self.hashed.append(hashed)
         elif any(c in host for c in "*?!"):
-            self._index_pattern(host, key)
+            self._index_pattern(host.lower(), key)
         elif host:
-            self.plain.setdefault(host, []).append(key)
+            self.plain.setdefault(host.lower(), []).append(key)
 
     def _index_pattern(self, host: str, key: KnownKey) -> None:
         # One line's comma-separated names form one pattern list; collect them per key.
