@@ -18,10 +18,7 @@ from checkrunner.config import (
 from checkrunner.errors import ConfigError, did_you_mean
 from checkrunner.inventory import load_inventories
 from checkrunner.plan import Plan, PlanOptions, build_plan
-from checkrunner.report import create_reporters
 from checkrunner.results import EXIT_OK
-from checkrunner.runner import RunOptions, run_plan
-from checkrunner.transport import BatchOptions
 
 
 @dataclass
@@ -70,6 +67,11 @@ def load_plan(cmd: RunCommand) -> Plan:
 def run(cmd: RunCommand) -> int:
     if cmd.syntax_check:
         return validate(cmd)
+    # Imported here so that validate, doc and schema start fast (rich and the runner are heavy).
+    from checkrunner.report import create_reporters
+    from checkrunner.runner import RunOptions, run_plan
+    from checkrunner.transport import BatchOptions
+
     reporters = create_reporters(cmd.reports, verbose=cmd.verbose)
     plan = load_plan(cmd)
     if cmd.list_hosts:

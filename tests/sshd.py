@@ -34,10 +34,10 @@ def sshd_available() -> bool:
     return os.access(SSHD, os.X_OK) and os.access(SSH_KEYGEN, os.X_OK)
 
 
-def generate_key(path: Path, comment: str = "checkrunner-test") -> Path:
-    """An unencrypted ed25519 key pair at `path` and `path`.pub."""
+def generate_key(path: Path, comment: str = "checkrunner-test", keytype: str = "ed25519") -> Path:
+    """An unencrypted key pair at `path` and `path`.pub (ed25519 unless `keytype` says)."""
     subprocess.run(
-        [SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+        [SSH_KEYGEN, "-q", "-t", keytype, "-N", "", "-C", comment, "-f", str(path)],
         check=True,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -64,16 +64,17 @@ class SSHServer:
     directory: Path
     addresses: list[str]
     port: int
-    host_key: Path
+    host_key: Path  # ed25519: what clients negotiate unless they prefer another type
+    ecdsa_host_key: Path  # a second host key, for clients that only know this one
     client_key: Path
     user: str
     config: Path
     log: Path
     process: subprocess.Popen | None = field(default=None, repr=False)
 
-    def known_hosts_line(self, address: str) -> str:
-        """The known_hosts line for this server's key at `address`."""
-        return f"[{address}]:{self.port} {public_key_line(self.host_key)}"
+    def known_hosts_line(self, address: str, key: Path | None = None) -> str:
+        """The known_hosts line for this server's (ed25519) key at `address`."""
+        return f"[{address}]:{self.port} {public_key_line(key or self.host_key)}"
 
     def write_known_hosts(self, path: Path, addresses: list[str] | None = None) -> Path:
         lines = [self.known_hosts_line(a) for a in (addresses or self.addresses)]
@@ -104,6 +105,7 @@ def sshd_config_text(server: SSHServer, pid_file: Path, authorized_keys: Path, e
 Port {server.port}
 {listen}
 HostKey {server.host_key}
+HostKey {server.ecdsa_host_key}
 PidFile {pid_file}
 AuthorizedKeysFile {authorized_keys}
 StrictModes no
@@ -146,6 +148,7 @@ def _prepare(directory: Path, addresses: list[str]) -> SSHServer:
         addresses=list(addresses),
         port=0,
         host_key=generate_key(directory / "ssh_host_ed25519_key", "test-host-key"),
+        ecdsa_host_key=generate_key(directory / "ssh_host_ecdsa_key", "test-host-key", "ecdsa"),
         client_key=generate_key(directory / "client_key", "test-client-key"),
         user=getpass.getuser(),
         config=directory / "sshd_config",

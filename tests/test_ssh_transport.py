@@ -190,6 +190,14 @@ def test_wrong_key_is_auth_and_says_what_was_tried(rig: Rig):
     assert fingerprint(public_key_line(wrong).split()[1]) in failure.message
 
 
+def test_password_the_server_does_not_accept_is_reported(rig: Rig):
+    wrong = generate_key(rig.tmp / "wrong_key")
+    failure = rig.unreachable(rig.host(ansible_password="secret"), private_key=str(wrong))
+    assert failure.reason == UnreachableReason.AUTH
+    assert "the server accepts only: publickey" in failure.message
+    assert "secret" not in failure.message
+
+
 def test_unusable_key_file_is_named(rig: Rig):
     failure = rig.unreachable(private_key=str(rig.tmp / "no_such_key"))
     assert failure.reason == UnreachableReason.AUTH
@@ -291,6 +299,13 @@ def test_hashed_and_wildcard_known_hosts_entries_match(rig: Rig):
     )
     rig.known_hosts.write_text(pattern + "\n")
     assert memory_of(rig.run(rig.host(TARGETS[1])))["total"] > 0
+
+
+def test_a_known_key_type_is_negotiated_in_preference(rig: Rig):
+    # The server also has an ed25519 key (what paramiko would pick); known_hosts has only ECDSA.
+    line = rig.server.known_hosts_line(TARGETS[0], rig.server.ecdsa_host_key)
+    rig.known_hosts.write_text(line + "\n")
+    assert memory_of(rig.run())["total"] > 0
 
 
 def test_revoked_host_key_is_refused(rig: Rig):

@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.constructor import ConstructorError
+from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.reader import Reader
+from yaml.resolver import Resolver
 
 from checkrunner.config.problems import raise_problems
 from checkrunner.errors import ConfigError, Location
@@ -207,6 +209,28 @@ _MarkedLoader.yaml_implicit_resolvers = _resolvers_without_base60_and_dates()
 _MarkedLoader.add_constructor("tag:yaml.org,2002:map", _MarkedLoader.construct_marked_map)
 _MarkedLoader.add_constructor("tag:yaml.org,2002:seq", _MarkedLoader.construct_marked_seq)
 
+_CONTROL_CHARACTERS = Reader.NON_PRINTABLE
+
+if hasattr(yaml, "CParser"):
+
+    class _FastMarkedLoader(yaml.CParser, _MarkedLoader):  # type: ignore[misc]
+        """libyaml's parser (about five times faster) under the same Python construction.
+
+        Its error messages are terser, so a document it rejects is parsed again by the
+        pure-Python loader for the message users see.
+        """
+
+        def __init__(self, text: str, file: str):
+            yaml.CParser.__init__(self, text)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+            self.file = file
+            self.problems = []
+
+    _LOADERS: tuple[type[_MarkedLoader], ...] = (_FastMarkedLoader, _MarkedLoader)
+else:  # pragma: no cover - PyYAML built without libyaml
+    _LOADERS = (_MarkedLoader,)
+
 
 def _syntax_hint(problem: str) -> str:
     if "'\\t'" in problem:
@@ -257,15 +281,20 @@ def parse_yaml(text: str, file: str) -> tuple[Any, list[ConfigError]]:
 
     Raises ConfigError when the text is not YAML at all.
     """
-    loader = None
-    try:
-        loader = _MarkedLoader(text, file)  # the reader already rejects control characters
-        return loader.get_single_data(), loader.problems
-    except yaml.YAMLError as exc:
-        raise _syntax_error(exc, file, text) from None
-    finally:
-        if loader is not None:
-            loader.dispose()
+    # The pure-Python reader rejects control characters that libyaml lets through.
+    fast = len(_LOADERS) > 1 and not _CONTROL_CHARACTERS.search(text)
+    for loader_class in _LOADERS if fast else _LOADERS[-1:]:
+        loader = None
+        try:
+            loader = loader_class(text, file)
+            return loader.get_single_data(), loader.problems
+        except yaml.YAMLError as exc:
+            if loader_class is _MarkedLoader:
+                raise _syntax_error(exc, file, text) from None
+        finally:
+            if loader is not None:
+                loader.dispose()
+    raise AssertionError("unreachable: the pure-Python loader always returns or raises")
 
 
 def read_text(path: str, what: str) -> str:

@@ -124,7 +124,7 @@ def tcp_connect(hostname: str, port: int, timeout: float) -> socket.socket:
             f"{where} refused the connection: is sshd running there, and on that port "
             f"(ansible_port)?",
         ) from None
-    except TimeoutError:
+    except (socket.timeout, TimeoutError):
         raise Unreachable(
             UnreachableReason.TIMEOUT,
             f"no TCP connection to {where} within {timeout:.3g}s (firewall, or host down?)",
