@@ -1,0 +1,85 @@
+"""The shipped documentation matches the code it documents."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import yaml
+from conftest import REPO
+
+from checkrunner import catalog
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location(
+        "gen_module_docs", REPO / "scripts" / "gen_module_docs.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_module_reference_is_current():
+    expected = _generator().module_reference()
+    assert (REPO / "docs" / "modules.md").read_text() == expected, "run scripts/gen_module_docs.py"
+
+
+def test_readme_lists_every_module_with_an_example():
+    readme = (REPO / "README.md").read_text()
+    for name in catalog.module_names():
+        assert f"| `{name}` |" in readme, f"README modules table lacks {name}"
+
+
+def test_readme_documents_every_cli_flag():
+    from checkrunner.cli import _run_parser
+
+    readme = (REPO / "README.md").read_text()
+    for action in _run_parser("checkrun")._actions:
+        for flag in action.option_strings:
+            if flag.startswith("--") and flag not in ("--help", "--version"):
+                assert f"`{flag}" in readme or f"{flag}`" in readme or f" {flag}" in readme, flag
+
+
+def test_readme_exit_code_table_matches_the_code():
+    from checkrunner import results
+
+    readme = (REPO / "README.md").read_text()
+    for code in (
+        results.EXIT_OK,
+        results.EXIT_WARNING,
+        results.EXIT_CRITICAL,
+        results.EXIT_UNKNOWN,
+        results.EXIT_UNREACHABLE,
+        results.EXIT_BAD_INPUT,
+        results.EXIT_INTERRUPTED,
+    ):
+        assert f"\n| {code} |" in readme
+
+
+def test_example_playbooks_load():
+    from checkrunner.config import load_playbook
+
+    for path in sorted((REPO / "playbooks").glob("*.yml")):
+        assert load_playbook(str(path)).plays, path
+    assert yaml.safe_load((REPO / "playbooks" / "localhost.yml").read_text())
+
+
+def test_readme_playbook_example_validates(tmp_path):
+    from checkrunner.config import load_playbook
+
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("## A playbook", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    (tmp_path / "vars").mkdir()
+    (tmp_path / "vars" / "web.yml").write_text("app_name: web\n")
+    path = tmp_path / "readme.yml"
+    path.write_text(block)
+    playbook = load_playbook(str(path))
+    assert len(playbook.plays[0].checks) == 7
+
+
+def test_readme_threshold_units_parse():
+    from checkrunner.config import parse_range
+
+    assert parse_range("26h", "s").alerts(26 * 3600 + 1)
+    assert parse_range("10GiB:", "B").alerts(10 * 1024**3 - 1)
+    assert not parse_range("500ms", "s").alerts(0.4)
