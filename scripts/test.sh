@@ -22,7 +22,7 @@ fi
 
 python3 -m pip install --quiet --disable-pip-version-check ".[test]"
 
-ruff check checkrunner modules tests bench
+ruff check checkrunner modules tests bench scripts
 
 # Run from tests/ so the installed package (not the source tree) is what gets imported.
 status=0
