@@ -121,11 +121,22 @@ def _apply_thresholds(
         shown = f"{t.metric}={_format(value)}{units.get(t.metric, '')}"
         if t.crit is not None and t.crit.alerts(value):
             status = Status.worst([status, Status.CRITICAL])
-            notes.append(f"{shown} outside crit {t.crit_text}")
+            notes.append(f"{shown} {_breach(t.crit)} crit {t.crit_text}")
         elif t.warn is not None and t.warn.alerts(value):
             status = Status.worst([status, Status.WARNING])
-            notes.append(f"{shown} outside warn {t.warn_text}")
+            notes.append(f"{shown} {_breach(t.warn)} warn {t.warn_text}")
     return status, notes
+
+
+def _breach(limit: Range) -> str:
+    """How a value broke a range, in words: above, below, outside or inside."""
+    if limit.inside:
+        return "inside"
+    if limit.start == float("-inf"):
+        return "above"
+    if limit.end == float("inf"):
+        return "below"
+    return "outside"
 
 
 def _format(value: float) -> str:

@@ -64,19 +64,14 @@ class SSHTransport(Transport):
         self._resolver = EndpointResolver(self.options)
         self._connector = Connector(self.options, HostKeyChecker(self.known_hosts))
         self._sessions: set[_Session] = set()
+        self._aborted = False
         self._lock = threading.Lock()
 
     def run_batch(self, host: Any, payload: bytes, timeout: float) -> ExecResult:
         deadline = time.monotonic() + timeout
         endpoint = self._endpoint(host)
         interpreter = getattr(host, "python_interpreter", None) or DEFAULT_PYTHON
-        command = remote_command(
-            interpreter,
-            become=bool(getattr(host, "become", False)),
-            become_user=getattr(host, "become_user", None) or "root",
-            become_method=getattr(host, "become_method", None) or "sudo",
-            login_user=endpoint.user,
-        )
+        command = _command_for(host, interpreter, endpoint)
         session = _Session(endpoint, timeout)
         with self._tracked(session):
             result = session.run(self._connector, command, payload, deadline)
@@ -86,14 +81,19 @@ class SSHTransport(Transport):
         return result
 
     def abort(self) -> None:
+        """Close every live connection (Ctrl-C); batches not yet started end at once."""
         with self._lock:
+            self._aborted = True
             sessions = list(self._sessions)
         for session in sessions:
             session.abort()
         self._connector.abort()
 
     def close(self) -> None:
+        """Close the shared jump-host connections; the transport may be used again afterwards."""
         self._connector.close()
+        with self._lock:
+            self._aborted = False
 
     def endpoint(self, host: Any) -> Endpoint:
         """Where `host` is reached, after inventory, options and ~/.ssh/config are merged."""
@@ -108,12 +108,29 @@ class SSHTransport(Transport):
     @contextmanager
     def _tracked(self, session: _Session) -> Iterator[None]:
         with self._lock:
+            if self._aborted:
+                raise Unreachable(UnreachableReason.ERROR, "interrupted")
             self._sessions.add(session)
         try:
             yield
         finally:
             with self._lock:
                 self._sessions.discard(session)
+
+
+def _command_for(host: Any, interpreter: str, endpoint: Endpoint) -> str:
+    try:
+        return remote_command(
+            interpreter,
+            become=bool(getattr(host, "become", False)),
+            become_user=getattr(host, "become_user", None) or "root",
+            become_method=getattr(host, "become_method", None) or "sudo",
+            login_user=endpoint.user,
+        )
+    except ValueError as exc:  # unbalanced quotes in ansible_python_interpreter
+        raise Unreachable(
+            UnreachableReason.ERROR, f"bad ansible_python_interpreter {interpreter!r}: {exc}"
+        ) from None
 
 
 def remote_command(

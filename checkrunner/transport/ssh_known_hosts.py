@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from checkrunner.results import UnreachableReason
 from checkrunner.transport.base import Unreachable
@@ -76,15 +77,12 @@ class PresentedKey:
         return f"{self.keytype} {self.fingerprint}"
 
 
-@dataclass
-class _HashedName:
+class _HashedName(NamedTuple):
+    """`|1|salt|hash`: HMAC-SHA1 of the name keyed with the salt."""
+
     salt: bytes
     digest: bytes
     key: KnownKey
-
-    def matches(self, name: str) -> bool:
-        candidate = hmac.digest(self.salt, name.encode("utf-8"), "sha1")
-        return hmac.compare_digest(candidate, self.digest)
 
 
 @dataclass
@@ -130,7 +128,10 @@ class KnownHostsFile:
 
     def lookup(self, name: str) -> list[KnownKey]:
         found = list(self.plain.get(name, ()))
-        found.extend(h.key for h in self.hashed if h.matches(name))
+        if self.hashed:
+            encoded = name.encode("utf-8")
+            digest = hmac.digest
+            found.extend(k for salt, h, k in self.hashed if digest(salt, encoded, "sha1") == h)
         found.extend(p.key for p in self.patterns if p.matches(name))
         return found
 
@@ -200,13 +201,22 @@ class KnownHostsStore:
     def __init__(self, accept_new_file: str):
         self.accept_new_file = accept_new_file
         self._files: dict[str, KnownHostsFile] = {}
+        # Each host is looked up twice (key types to prefer, then the check): scan hashed names once.
+        self._found: dict[tuple[tuple[str, ...], str], tuple[KnownKey, ...]] = {}
         self._load_lock = threading.Lock()
         self._record_lock = threading.Lock()
 
     def lookup(self, paths: Iterable[str], name: str) -> list[KnownKey]:
+        files = tuple(dict.fromkeys([*paths, self.accept_new_file]))
+        with self._load_lock:
+            cached = self._found.get((files, name))
+        if cached is not None:
+            return list(cached)
         found: list[KnownKey] = []
-        for path in dict.fromkeys([*paths, self.accept_new_file]):
+        for path in files:
             found.extend(self._file(path).lookup(name))
+        with self._load_lock:
+            self._found[(files, name)] = tuple(found)
         return found
 
     def record(self, name: str, key: PresentedKey) -> None:
@@ -218,6 +228,8 @@ class KnownHostsStore:
             line = f"{name} {key.keytype} {key.key_base64}\n"
             _append_line(self.accept_new_file, line)
             store.add(name, KnownKey(key.keytype, key.key_base64, self.accept_new_file))
+            with self._load_lock:
+                self._found = {k: v for k, v in self._found.items() if k[1] != name}
 
     def _file(self, path: str) -> KnownHostsFile:
         with self._load_lock:
