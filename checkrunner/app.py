@@ -30,6 +30,12 @@ class RunCommand:
     tags: list[str] = field(default_factory=list)
     skip_tags: list[str] = field(default_factory=list)
     become: bool = False
+    user: str | None = None
+    private_key: str | None = None
+    known_hosts: list[str] = field(default_factory=list)
+    host_key_checking: str | None = None
+    ssh_config: str | None = None
+    connect_timeout: float | None = None
     forks: int = 50
     host_timeout: float | None = None
     wait: float = 0.0
@@ -47,7 +53,25 @@ def _warn(message: str) -> None:
     print(f"[WARNING] {message}", file=sys.stderr)
 
 
+def _configure_ssh(cmd: RunCommand) -> None:
+    from checkrunner.transport import SSHOptions, configure_ssh
+
+    try:
+        options = SSHOptions(
+            user=cmd.user,
+            private_key=cmd.private_key,
+            known_hosts=tuple(cmd.known_hosts) or None,
+            host_key_checking=cmd.host_key_checking,
+            ssh_config=cmd.ssh_config,
+            connect_timeout=cmd.connect_timeout,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"command line: {exc}", hint="see `checkrun --help`") from None
+    configure_ssh(options)
+
+
 def load_plan(cmd: RunCommand) -> Plan:
+    _configure_ssh(cmd)
     playbook = load_playbook(cmd.playbook)
     extra = parse_extra_vars(cmd.extra_vars, os.getcwd())
     inventory = load_inventories(cmd.inventories, os.path.dirname(os.path.abspath(cmd.playbook)))

@@ -10,6 +10,7 @@ import traceback
 from checkrunner import __version__, app
 from checkrunner.errors import CheckrunError, ConfigError
 from checkrunner.results import EXIT_BAD_INPUT, EXIT_INTERRUPTED, FAIL_ON_LEVELS
+from checkrunner.transport.ssh_known_hosts import CHECKING_MODES
 from checkrunner.units import parse_duration
 
 SUBCOMMANDS = ("run", "validate", "schema", "doc")
@@ -97,6 +98,7 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
         metavar="DURATION",
         help="deadline for one host's batch (default: longest check timeout + sample window + 10s)",
     )
+    _add_ssh_arguments(parser)
     parser.add_argument(
         "-b", "--become", action="store_true", help="run the checks as root through `sudo -n`"
     )
@@ -150,6 +152,47 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
+def _add_ssh_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-u",
+        "--user",
+        metavar="USER",
+        help="SSH login user where the inventory sets no ansible_user",
+    )
+    parser.add_argument(
+        "--private-key",
+        "--key-file",
+        dest="private_key",
+        metavar="FILE",
+        help="private key to offer (after ansible_ssh_private_key_file)",
+    )
+    parser.add_argument(
+        "--known-hosts",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="known_hosts file to use instead of ~/.ssh/known_hosts; repeatable",
+    )
+    parser.add_argument(
+        "--host-key-checking",
+        choices=CHECKING_MODES,
+        help="strict (default), accept-new (record new hosts' keys in "
+        "~/.local/state/checkrunner/known_hosts) or off",
+    )
+    parser.add_argument(
+        "--ssh-config",
+        metavar="FILE",
+        help="ssh config file (default: ~/.ssh/config if present; 'none' for none)",
+    )
+    parser.add_argument(
+        "-T",
+        "--timeout",
+        type=_duration,
+        metavar="DURATION",
+        help="SSH connect timeout (default: 10s; ansible_timeout wins)",
+    )
+
+
 def _split_tags(values: list[str]) -> list[str]:
     return [tag.strip() for value in values for tag in value.split(",") if tag.strip()]
 
@@ -163,6 +206,12 @@ def _run_command(ns: argparse.Namespace) -> app.RunCommand:
         tags=_split_tags(ns.tags),
         skip_tags=_split_tags(ns.skip_tags),
         become=ns.become,
+        user=ns.user,
+        private_key=ns.private_key,
+        known_hosts=ns.known_hosts,
+        host_key_checking=ns.host_key_checking,
+        ssh_config=ns.ssh_config,
+        connect_timeout=ns.timeout,
         forks=ns.forks,
         host_timeout=ns.host_timeout,
         wait=ns.wait,

@@ -18,6 +18,7 @@ from checkrunner.transport import (
     ProtocolError,
     Unreachable,
     build_payload,
+    close_transports,
     get_transport,
     parse_output,
 )
@@ -75,6 +76,7 @@ def run_plan(plan: Plan, options: RunOptions, listeners: Iterable[Listener] = ()
         _abort_transports(plan)
     finally:
         executor.shutdown(wait=not run.interrupted, cancel_futures=True)
+        close_transports()
     # Keep the inventory's order in reports, whatever order hosts finished in.
     run.hosts = [done[hp.host.name] for hp in plan.hosts if hp.host.name in done]
     run.finished_at = time.time()

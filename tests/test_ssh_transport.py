@@ -19,7 +19,7 @@ from sshd import SSHServer, generate_key, public_key_line, running_sshd, sshd_av
 
 from checkrunner import catalog
 from checkrunner.config import normalize_args
-from checkrunner.errors import Location
+from checkrunner.errors import ConfigError, Location
 from checkrunner.inventory.model import Host
 from checkrunner.results import UnreachableReason
 from checkrunner.transport import Batch, BatchCheck, ExecResult, Unreachable, build_payload
@@ -167,6 +167,12 @@ def test_closed_port_is_refused(rig: Rig):
     assert f"127.0.0.1:{port}" in failure.message
 
 
+def test_a_name_that_cannot_resolve_is_dns(rig: Rig):
+    failure = rig.unreachable(rig.host("bad..name"))  # rejected before any query leaves the host
+    assert failure.reason == UnreachableReason.DNS
+    assert "'bad..name'" in failure.message
+
+
 def test_silent_listener_times_out_at_the_connect_timeout(rig: Rig):
     with socket.socket() as silent:  # completes TCP handshakes, never says a word
         silent.bind(("127.0.0.1", 0))
@@ -281,10 +287,19 @@ def test_changed_host_key_is_refused_in_strict_and_accept_new(rig: Rig):
     assert memory_of(rig.run(host_key_checking="off"))["total"] > 0
 
 
-def test_inventory_can_turn_host_key_checking_off(rig: Rig):
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"ansible_host_key_checking": False},
+        {"ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"},
+    ],
+)
+def test_inventory_can_turn_host_key_checking_off(rig: Rig, variables: dict):
     rig.known_hosts.write_text("")
-    host = rig.host(ansible_host_key_checking=False)
-    assert memory_of(rig.run(host))["total"] > 0
+    assert memory_of(rig.run(rig.host(**variables)))["total"] > 0
+    assert rig.unreachable(host_key_checking="strict", host=rig.host(**variables)).reason == (
+        UnreachableReason.HOST_KEY_UNKNOWN  # --host-key-checking on the command line wins
+    )
 
 
 def test_hashed_and_wildcard_known_hosts_entries_match(rig: Rig):
@@ -429,3 +444,10 @@ def test_target_failures_are_classified(
     assert stderr.strip() in failure.message
     ok = ExecResult(0, b'__CHECKRUN_RESULT__{"version": 1, "results": []}\n', stderr.encode())
     assert target_failure(ok, "python3", endpoint) is None
+
+
+def test_a_missing_ssh_config_given_explicitly_is_an_input_error(tmp_path: Path):
+    with pytest.raises(ConfigError) as info:
+        SSHTransport(SSHOptions(ssh_config=str(tmp_path / "missing_config")))
+    assert "missing_config" in info.value.message
+    assert "--ssh-config" in (info.value.hint or "")

@@ -101,7 +101,8 @@ def evaluate_check(identity: CheckIdentity, raw: dict[str, Any]) -> CheckResult:
         notes.extend(threshold_notes)
     result.status = Status.worst(statuses)
     if notes:
-        result.message = "; ".join([*notes, result.message] if result.message else notes)
+        keep_message = result.message and result.message not in notes
+        result.message = "; ".join([*notes, result.message] if keep_message else notes)
     return result
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from checkrunner.transport.base import ExecResult, Transport, Unreachable
 from checkrunner.transport.local import LocalTransport
 from checkrunner.transport.payload import (
@@ -12,6 +14,7 @@ from checkrunner.transport.payload import (
     build_payload,
     parse_output,
 )
+from checkrunner.transport.ssh_config import SSHOptions
 
 __all__ = [
     "Batch",
@@ -21,21 +24,52 @@ __all__ = [
     "LocalTransport",
     "ProtocolError",
     "Transport",
+    "SSHOptions",
     "Unreachable",
     "build_payload",
+    "close_transports",
+    "configure_ssh",
     "get_transport",
     "parse_output",
 ]
 
 _LOCAL = LocalTransport()
+_ssh: Transport | None = None
+_ssh_options = SSHOptions()
+_ssh_lock = threading.Lock()
+
+
+def configure_ssh(options: SSHOptions) -> None:
+    """The ssh settings of this run (command line); call before build_plan."""
+    global _ssh, _ssh_options
+    with _ssh_lock:
+        if _ssh is not None:
+            _ssh.close()
+        _ssh, _ssh_options = None, options
 
 
 def get_transport(host) -> Transport:
+    global _ssh
     if host.connection == "local":
         return _LOCAL
+    if host.connection == "ssh":  # Host maps ssh/smart/paramiko/paramiko_ssh to "ssh"
+        with _ssh_lock:
+            if _ssh is None:
+                # paramiko takes ~90 ms to import: only runs that reach SSH hosts pay for it
+                from checkrunner.transport.ssh import SSHTransport
+
+                _ssh = SSHTransport(_ssh_options)
+            return _ssh
     from checkrunner.errors import ConfigError
 
     raise ConfigError(
-        f"host '{host.name}' uses connection '{host.connection}', which this release cannot run yet",
-        hint="set ansible_connection=local for hosts this machine should check itself",
+        f"host '{host.name}' uses connection '{host.connection}', which checkrunner cannot run",
+        hint="use ansible_connection=ssh (the default) or local",
     )
+
+
+def close_transports() -> None:
+    """Close every connection this run opened (shared jump hosts included)."""
+    with _ssh_lock:
+        if _ssh is not None:
+            _ssh.close()

@@ -177,7 +177,7 @@ class _Session:
         except Unreachable as exc:
             raise self._interrupted() or exc from None
         except _HostDeadline:
-            raise self._deadline() from None
+            raise self._interrupted() or self._deadline() from None
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise self._interrupted() or self._lost(exc) from None
         finally:
@@ -225,7 +225,7 @@ class _Session:
     def _lost(self, exc: BaseException) -> Unreachable:
         return Unreachable(
             UnreachableReason.ERROR,
-            f"connection to {_where(self.endpoint)} lost: {exc or type(exc).__name__}",
+            f"connection to {_where(self.endpoint)} lost: {str(exc) or type(exc).__name__}",
         )
 
 

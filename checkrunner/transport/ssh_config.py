@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import shlex
 from dataclasses import dataclass, field
-from typing import Any
-
-import paramiko
+from typing import TYPE_CHECKING, Any
 
 from checkrunner.errors import ConfigError
 from checkrunner.transport.ssh_known_hosts import (
@@ -25,6 +24,9 @@ from checkrunner.transport.ssh_known_hosts import (
     known_hosts_name,
 )
 
+if TYPE_CHECKING:  # paramiko is imported when a transport is made, not when options are
+    import paramiko
+
 DEFAULT_PORT = 22
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_SSH_CONFIG = "~/.ssh/config"
@@ -33,6 +35,7 @@ DEFAULT_GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_ho
 # OpenSSH's default identities, in the order it tries them.
 DEFAULT_IDENTITIES = ("~/.ssh/id_rsa", "~/.ssh/id_ecdsa", "~/.ssh/id_ed25519")
 
+_OPTION = re.compile(r"\s*([A-Za-z]+)\s*(?:=|\s)\s*(.*)", re.DOTALL)  # ssh -o: key, then = or space
 _CONFIG_CHECKING = {"yes": STRICT, "ask": STRICT, "accept-new": "accept-new", "no": OFF, "off": OFF}
 
 
@@ -109,9 +112,9 @@ class EndpointResolver:
         name = str(host.address)
         cfg = self._lookup(name)
         hints = _HostHints.from_host(host)
-        mode = self._checking_mode(hints.host_key_checking, cfg)
+        args = SSHArgs.parse(hints.ssh_args)
+        mode = self._checking_mode(hints.host_key_checking, args, cfg)
         explicit = [hints.private_key_file, self.options.private_key]
-        args = ProxyArgs.parse(hints.ssh_args)
         port = hints.port or _config_int(cfg, "port") or DEFAULT_PORT
         user = hints.user or self.options.user or cfg.get("user") or local_user()
         return Endpoint(
@@ -124,17 +127,18 @@ class EndpointResolver:
             host_key_checking=mode,
             known_hosts_files=self._known_hosts_files(cfg),
             connect_timeout=self._connect_timeout(hints.timeout, cfg),
-            jumps=self._jumps(args.proxy_jump or cfg.get("proxyjump"), hints),
+            jumps=self._jumps(args.proxy_jump or cfg.get("proxyjump"), hints, args),
             proxy_command=_proxy_command(args, cfg, cfg.get("hostname", name), port, user),
             password=hints.password,
         )
 
-    def _jumps(self, spec: str | None, hints: _HostHints) -> tuple[Endpoint, ...]:
+    def _jumps(self, spec: str | None, hints: _HostHints, args: SSHArgs) -> tuple[Endpoint, ...]:
         if not spec or spec.strip().lower() == "none":
             return ()
-        return tuple(self._jump(hop.strip(), hints) for hop in spec.split(",") if hop.strip())
+        hops = [hop.strip() for hop in spec.split(",") if hop.strip()]
+        return tuple(self._jump(hop, hints, args) for hop in hops)
 
-    def _jump(self, hop: str, hints: _HostHints) -> Endpoint:
+    def _jump(self, hop: str, hints: _HostHints, args: SSHArgs) -> Endpoint:
         """A ProxyJump hop `[user@]host[:port]`; its own ssh config applies, but not its ProxyJump."""
         user, hostname, port = parse_hop(hop)
         cfg = self._lookup(hostname)
@@ -146,18 +150,20 @@ class EndpointResolver:
             user=user or cfg.get("user") or local_user(),
             identity_files=_identity_files([hints.private_key_file, self.options.private_key], cfg),
             identities_only=_config_bool(cfg, "identitiesonly"),
-            host_key_checking=self._checking_mode(hints.host_key_checking, cfg),
+            host_key_checking=self._checking_mode(hints.host_key_checking, args, cfg),
             known_hosts_files=self._known_hosts_files(cfg),
             connect_timeout=self._connect_timeout(hints.timeout, cfg),
         )
 
-    def _checking_mode(self, inventory: bool | None, cfg: dict[str, Any]) -> str:
+    def _checking_mode(self, inventory: bool | None, args: SSHArgs, cfg: dict[str, Any]) -> str:
+        """--host-key-checking, else ansible_host_key_checking, else StrictHostKeyChecking from
+        ansible_ssh_common_args or ~/.ssh/config, else strict."""
         if self.options.host_key_checking:
             return self.options.host_key_checking
         if inventory is not None:
             return STRICT if inventory else OFF
-        configured = str(cfg.get("stricthostkeychecking", "")).lower()
-        return _CONFIG_CHECKING.get(configured, STRICT)
+        configured = args.strict_host_key_checking or cfg.get("stricthostkeychecking") or ""
+        return _CONFIG_CHECKING.get(str(configured).lower(), STRICT)
 
     def _known_hosts_files(self, cfg: dict[str, Any]) -> tuple[str, ...]:
         if self.options.known_hosts is not None:
@@ -221,30 +227,33 @@ class _HostHints:
 
 
 @dataclass(frozen=True)
-class ProxyArgs:
-    """ProxyJump/ProxyCommand given the Ansible way, in ansible_ssh_common_args / _extra_args."""
+class SSHArgs:
+    """The ssh options checkrunner honours in ansible_ssh_common_args / ansible_ssh_extra_args:
+    -J / ProxyJump, ProxyCommand and StrictHostKeyChecking (other options are ignored)."""
 
     proxy_jump: str | None = None
     proxy_command: str | None = None
+    strict_host_key_checking: str | None = None
 
     @classmethod
-    def parse(cls, arg_strings: tuple[str, ...]) -> ProxyArgs:
-        jump: str | None = None
-        command: str | None = None
+    def parse(cls, arg_strings: tuple[str, ...]) -> SSHArgs:
+        found: dict[str, str] = {}
         for text in arg_strings:
             words = shlex.split(text)
             for index, word in enumerate(words):
                 following = words[index + 1] if index + 1 < len(words) else ""
                 if word == "-J":
-                    jump = following
+                    found["proxyjump"] = following
                 elif word.startswith("-J") and len(word) > 2:
-                    jump = word[2:]
+                    found["proxyjump"] = word[2:]
                 option = _ssh_option(word, following)
-                if option and option[0] == "proxyjump":
-                    jump = option[1]
-                elif option and option[0] == "proxycommand":
-                    command = option[1]
-        return cls(jump or None, command or None)
+                if option is not None:
+                    found[option[0]] = option[1]
+        return cls(
+            found.get("proxyjump") or None,
+            found.get("proxycommand") or None,
+            found.get("stricthostkeychecking") or None,
+        )
 
 
 def _ssh_option(word: str, following: str) -> tuple[str, str] | None:
@@ -255,15 +264,12 @@ def _ssh_option(word: str, following: str) -> tuple[str, str] | None:
         setting = word[2:]
     else:
         return None
-    for separator in ("=", " "):
-        if separator in setting:
-            key, value = setting.split(separator, 1)
-            return key.strip().lower(), value.strip()
-    return None
+    match = _OPTION.match(setting)
+    return (match.group(1).lower(), match.group(2).strip()) if match else None
 
 
 def _proxy_command(
-    args: ProxyArgs, cfg: dict[str, Any], hostname: str, port: int, user: str
+    args: SSHArgs, cfg: dict[str, Any], hostname: str, port: int, user: str
 ) -> str | None:
     if args.proxy_jump:
         return None  # an explicit ProxyJump in the inventory wins over a configured command
@@ -326,6 +332,8 @@ def load_ssh_config(path: str | None) -> paramiko.SSHConfig | None:
     candidate = os.path.expanduser(path or DEFAULT_SSH_CONFIG)
     if path is None and not os.path.isfile(candidate):
         return None
+    import paramiko
+
     try:
         return paramiko.SSHConfig.from_path(candidate)
     except OSError as exc:

@@ -62,9 +62,8 @@ class Connector:
     ) -> Connection:
         """An authenticated connection to `endpoint`, or Unreachable; never past `deadline`."""
         connect_deadline = min(deadline, time.monotonic() + endpoint.connect_timeout)
-        sock, proxy = self._open_socket(endpoint, connect_deadline)
-        transport = paramiko.Transport(sock)
-        connection = Connection(endpoint, transport, proxy)
+        connection = _new_connection(endpoint, *self._open_socket(endpoint, connect_deadline))
+        transport = connection.transport
         try:
             if on_transport is not None:
                 on_transport(transport)
@@ -107,15 +106,27 @@ class Connector:
             raise _handshake_timeout(connection, budget)
 
 
+def _new_connection(endpoint: Endpoint, sock: Any, proxy: ProxyProcess | None) -> Connection:
+    try:
+        transport = paramiko.Transport(sock)
+    except BaseException:
+        sock.close()
+        if proxy is not None:
+            proxy.stop()
+        raise
+    return Connection(endpoint, transport, proxy)
+
+
 def tcp_connect(hostname: str, port: int, timeout: float) -> socket.socket:
     """A connected TCP socket; DNS, refusal and timeout each become their own reason."""
     where = f"{hostname}:{port}"
     try:
         return socket.create_connection((hostname, port), timeout=timeout)
-    except socket.gaierror as exc:
+    except (socket.gaierror, UnicodeError) as exc:  # UnicodeError: not a valid host name at all
+        detail = exc.strerror if isinstance(exc, socket.gaierror) else "not a valid host name"
         raise Unreachable(
             UnreachableReason.DNS,
-            f"cannot resolve '{hostname}': {exc.strerror or exc}; check ansible_host or the "
+            f"cannot resolve '{hostname}': {detail or exc}; check ansible_host or the "
             f"HostName in ~/.ssh/config",
         ) from None
     except ConnectionRefusedError:

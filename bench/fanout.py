@@ -1,0 +1,946 @@
+#!/usr/bin/env python3
+"""SSH fan-out: the same 8 checks on N loopback sshd hosts with checkrun, ansible-playbook and
+a paramiko floor; print wall time, control-node CPU and the ratios.
+
+Hosts are addresses 127.0.X.1-16 (X = 10, 11, ...): one sshd per 16 addresses, all on this
+machine, with a fresh host key per sshd and one client key. The checks: cpu over 0.2 s,
+memory, disk /, load, an HTTP health endpoint and a TCP port served by this script on
+127.0.0.1, the number of sshd processes, and `grep -c ' ERROR '` on an 18 MB log file.
+
+1. checkrun (forks 32), strict host key checking against a known_hosts file written here.
+2. ansible-playbook with an equivalent playbook (forks 32, gather_facts false, pipelining,
+   ControlPersist; host key checking off for Ansible only). ansible-core lives in the bench's
+   own virtualenv bench/.venv-ansible (created when missing).
+3. the floor: paramiko connect + authenticate + one exec of `true` per host, in this process,
+   with a pool of 32 threads.
+
+checkrun is installed from this repository into bench/.venv-checkrun (as a user gets it)
+unless --checkrun PATH names a binary. Control-node CPU is user + system time: for the
+subprocess legs the RUSAGE_CHILDREN delta (Ansible's ControlPersist masters included: this
+process is made their subreaper and reaps them), for the in-process floor the RUSAGE_SELF
+delta. Run by hand: python3 bench/fanout.py [--hosts 16,64] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import http.server
+import math
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+ANSIBLE_VENV = REPO / "bench" / ".venv-ansible"
+CHECKRUN_VENV = REPO / "bench" / ".venv-checkrun"
+
+SSHD = "/usr/sbin/sshd"
+SSH = shutil.which("ssh") or "/usr/bin/ssh"
+SSH_KEYGEN = shutil.which("ssh-keygen") or "/usr/bin/ssh-keygen"
+GREP = shutil.which("grep") or "/usr/bin/grep"
+# The same interpreter for both tools on the targets: a shell rc file that puts a slow shim
+# (pyenv) first on PATH would otherwise be measured instead of the tools.
+TARGET_PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else "python3"
+
+ADDRESSES_PER_SSHD = 16  # OpenSSH's MAX_LISTEN_SOCKS
+FIRST_SUBNET = 10  # hosts are 127.0.10.1-16, 127.0.11.1-16, ...
+FORKS = 32
+CPU_SAMPLE = 0.2
+LOG_BYTES = 18 * 1024 * 1024
+ERROR_EVERY = 997  # one ' ERROR ' line in this many
+
+# Every subprocess is bounded.
+QUICK_TIMEOUT = 30.0  # ssh-keygen, --help, grep, ssh -O
+INSTALL_TIMEOUT = 900.0  # venv + pip
+RUN_TIMEOUT = 900.0  # one checkrun or ansible-playbook run
+SSHD_START_TIMEOUT = 10.0
+SSHD_STOP_TIMEOUT = 5.0
+CONNECT_TIMEOUT = 30.0  # the floor's connect, handshake, auth and exec
+
+
+class LegFailed(Exception):
+    """A leg could not produce honest numbers; the message says why."""
+
+
+# --- targets: sshd processes on loopback addresses ---------------------------------------
+
+
+@dataclass
+class Target:
+    name: str
+    address: str
+    port: int
+    host_key_pub: Path
+
+
+@dataclass
+class SSHDGroup:
+    """One sshd listening on up to 16 addresses, and the files it uses."""
+
+    directory: Path
+    addresses: list[str]
+    host_key: Path
+    port: int = 0
+    process: subprocess.Popen | None = None
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "sshd.log"
+
+    def stop(self) -> None:
+        """Stop the sshd this script started, by its pid, and reap it."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        with suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=SSHD_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=SSHD_STOP_TIMEOUT)
+
+
+def generate_key(path: Path, comment: str) -> Path:
+    subprocess.run(
+        [SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+        check=True,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=QUICK_TIMEOUT,
+    )
+    return path
+
+
+def free_port(address: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((address, 0))
+        return sock.getsockname()[1]
+
+
+def sshd_config(group: SSHDGroup, authorized_keys: Path) -> str:
+    listen = "\n".join(f"ListenAddress {a}" for a in group.addresses)
+    return f"""\
+Port {group.port}
+{listen}
+HostKey {group.host_key}
+PidFile {group.directory / "sshd.pid"}
+AuthorizedKeysFile {authorized_keys}
+StrictModes no
+UsePAM no
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+MaxStartups 1024:100:2048
+MaxSessions 64
+LoginGraceTime 60
+UseDNS no
+PrintMotd no
+PrintLastLog no
+LogLevel ERROR
+Subsystem sftp internal-sftp
+"""
+
+
+def start_sshd(group: SSHDGroup, authorized_keys: Path) -> None:
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation directory
+    for attempt in range(3):
+        group.port = free_port(group.addresses[0])
+        config = group.directory / "sshd_config"
+        config.write_text(sshd_config(group, authorized_keys))
+        group.process = subprocess.Popen(
+            [SSHD, "-D", "-f", str(config), "-E", str(group.log)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_listening(group)
+            return
+        except RuntimeError:
+            group.stop()
+            log = group.log.read_text(errors="replace") if group.log.exists() else ""
+            if "Address already in use" not in log or attempt == 2:
+                raise
+
+
+def wait_listening(group: SSHDGroup) -> None:
+    deadline = time.monotonic() + SSHD_START_TIMEOUT
+    pending = list(group.addresses)
+    while pending:
+        if group.process is None or group.process.poll() is not None:
+            log = group.log.read_text(errors="replace") if group.log.exists() else ""
+            raise RuntimeError(f"sshd exited while starting:\n{log}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"sshd not listening on {pending} after {SSHD_START_TIMEOUT}s")
+        pending = [a for a in pending if not answers_ssh(a, group.port)]
+        if pending:
+            time.sleep(0.02)
+
+
+def answers_ssh(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=0.5) as sock:
+            sock.settimeout(2.0)
+            return sock.recv(4).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+@contextmanager
+def running_targets(directory: Path, count: int, client_key: Path) -> Iterator[list[Target]]:
+    """ceil(count/16) sshd processes, 16 addresses each; stopped (by pid) on the way out."""
+    authorized_keys = directory / "authorized_keys"
+    authorized_keys.write_text(Path(f"{client_key}.pub").read_text())
+    authorized_keys.chmod(0o600)
+    groups: list[SSHDGroup] = []
+    targets: list[Target] = []
+    try:
+        for index in range(math.ceil(count / ADDRESSES_PER_SSHD)):
+            subnet = FIRST_SUBNET + index
+            size = min(ADDRESSES_PER_SSHD, count - index * ADDRESSES_PER_SSHD)
+            group_dir = directory / f"sshd-{subnet}"
+            group_dir.mkdir()
+            group = SSHDGroup(
+                directory=group_dir,
+                addresses=[f"127.0.{subnet}.{i}" for i in range(1, size + 1)],
+                host_key=generate_key(group_dir / "ssh_host_ed25519_key", f"bench-{subnet}"),
+            )
+            groups.append(group)
+            start_sshd(group, authorized_keys)
+            for i, address in enumerate(group.addresses, 1):
+                targets.append(
+                    Target(f"h{subnet}-{i:02d}", address, group.port, Path(f"{group.host_key}.pub"))
+                )
+        yield targets
+    finally:
+        for group in groups:
+            group.stop()
+
+
+def known_hosts_text(targets: list[Target]) -> str:
+    lines = []
+    for target in targets:
+        keytype, blob = target.host_key_pub.read_text().split()[:2]
+        lines.append(f"[{target.address}]:{target.port} {keytype} {blob}")
+    return "\n".join(lines) + "\n"
+
+
+# --- services the checks probe: HTTP health endpoint, TCP port, log file -----------------
+
+
+class HealthHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        body = b"ok\n" if self.path == "/health" else b"not found\n"
+        self.send_response(200 if self.path == "/health" else 404)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+class HealthServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024
+
+
+def tcp_acceptor(listener: socket.socket, stop: threading.Event) -> None:
+    listener.settimeout(0.2)
+    while not stop.is_set():
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        except OSError:
+            return
+        conn.close()
+
+
+@contextmanager
+def running_services() -> Iterator[tuple[int, int]]:
+    """(http_port, tcp_port) on 127.0.0.1, served from threads of this process."""
+    http_server = HealthServer(("127.0.0.1", 0), HealthHandler)
+    http_thread = threading.Thread(target=http_server.serve_forever, daemon=True)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1024)
+    stop = threading.Event()
+    tcp_thread = threading.Thread(target=tcp_acceptor, args=(listener, stop), daemon=True)
+    http_thread.start()
+    tcp_thread.start()
+    try:
+        yield http_server.server_address[1], listener.getsockname()[1]
+    finally:
+        stop.set()
+        http_server.shutdown()
+        http_server.server_close()
+        tcp_thread.join(timeout=2)
+        listener.close()
+
+
+def write_log(path: Path, size: int = LOG_BYTES) -> int:
+    """An application log of `size` bytes; returns how many lines contain ' ERROR '."""
+    errors = 0
+    written = 0
+    with path.open("w") as out:
+        chunk: list[str] = []
+        n = 0
+        while written < size:
+            if n % ERROR_EVERY == 0:
+                line = (
+                    f"2024-05-01T12:{n // 60 % 60:02d}:{n % 60:02d}.{n % 1000:03d}Z ERROR "
+                    f"app.db request_id={n:08x} upstream timed out after 30000ms\n"
+                )
+                errors += 1
+            else:
+                line = (
+                    f"2024-05-01T12:{n // 60 % 60:02d}:{n % 60:02d}.{n % 1000:03d}Z INFO  "
+                    f"app.http request_id={n:08x} GET /api/v1/items/{n % 5000} 200 {n % 97}ms\n"
+                )
+            chunk.append(line)
+            written += len(line)
+            n += 1
+            if len(chunk) >= 10000:
+                out.write("".join(chunk))
+                chunk.clear()
+        out.write("".join(chunk))
+    return errors
+
+
+def grep_seconds(log: Path, expected: int, runs: int = 5) -> float:
+    """Median wall time of the grep the checks run, here, with the file in the page cache."""
+    argv = [GREP, "-c", " ERROR ", str(log)]
+    env = {**os.environ, "LC_ALL": "C"}  # sshd sessions get no locale (UsePAM no)
+    times = []
+    for _ in range(runs + 1):  # the first run warms the page cache
+        started = time.perf_counter()
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=QUICK_TIMEOUT)
+        times.append(time.perf_counter() - started)
+        if proc.stdout.strip() != str(expected):
+            raise SystemExit(f"grep counted {proc.stdout.strip()!r}, expected {expected}")
+    return statistics.median(times[1:])
+
+
+# --- the playbooks -----------------------------------------------------------------------
+
+
+@dataclass
+class Scenario:
+    directory: Path
+    targets: list[Target]
+    client_key: Path
+    http_port: int
+    tcp_port: int
+    log: Path
+    log_errors: int
+    known_hosts: Path = field(init=False)
+    inventory: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.known_hosts = self.directory / "known_hosts"
+        self.known_hosts.write_text(known_hosts_text(self.targets))
+        self.inventory = self.directory / "inventory.yml"
+        self.inventory.write_text(inventory_text(self.targets, self.client_key))
+
+
+def inventory_text(targets: list[Target], client_key: Path) -> str:
+    """One YAML inventory, read by both tools."""
+    lines = ["all:", "  hosts:"]
+    for t in targets:
+        lines += [
+            f"    {t.name}:",
+            "      ansible_connection: ssh",
+            f"      ansible_host: {t.address}",
+            f"      ansible_port: {t.port}",
+            "      ansible_user: root",
+            f"      ansible_ssh_private_key_file: {client_key}",
+            f"      ansible_python_interpreter: {TARGET_PYTHON}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def checkrun_playbook(s: Scenario) -> str:
+    # Thresholds are loose on purpose: every check must come back OK on a busy 2-core machine,
+    # so a non-OK result means something broke, not that the machine was loaded.
+    # process: sample 0s, or its default 1 s cpu window would become the batch's shared window.
+    return f"""\
+- name: fanout bench
+  hosts: all
+  checks:
+    - name: cpu busy
+      cpu: {{sample: 200ms}}
+      warn: 100
+    - name: memory
+      memory: {{}}
+      crit: 99
+    - name: root filesystem
+      disk: {{path: /}}
+      crit: 99.5
+    - name: load per core
+      load: {{}}
+      crit: 1000
+    - name: health endpoint
+      http: {{url: "http://127.0.0.1:{s.http_port}/health", status: [200], body: ok, timeout: 10s}}
+    - name: tcp port
+      tcp: {{host: 127.0.0.1, port: {s.tcp_port}, timeout: 10s}}
+    - name: sshd processes
+      process: {{name: sshd, sample: 0s}}
+      crit: "1:"
+    - name: errors in app log
+      command: {{cmd: "grep -c ' ERROR ' {s.log}", exit_codes: [0, 1]}}
+"""
+
+
+def ansible_playbook(s: Scenario) -> str:
+    return f"""\
+- name: fanout bench
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: cpu busy
+      ansible.builtin.shell: "head -n1 /proc/stat; sleep {CPU_SAMPLE}; head -n1 /proc/stat"
+      changed_when: false
+    - name: memory
+      ansible.builtin.command: grep -E '^(MemTotal|MemAvailable):' /proc/meminfo
+      register: mem
+      changed_when: false
+      failed_when: >-
+        mem.rc != 0 or
+        (mem.stdout_lines[1].split()[1] | int) < (mem.stdout_lines[0].split()[1] | int) * 0.01
+    - name: root filesystem
+      ansible.builtin.command: df -P /
+      register: df
+      changed_when: false
+      failed_when: df.rc != 0 or (df.stdout_lines[1].split()[4] | replace('%', '') | int) > 99
+    - name: load
+      ansible.builtin.command: cat /proc/loadavg
+      register: load
+      changed_when: false
+      failed_when: load.rc != 0 or (load.stdout.split()[0] | float) > 1000
+    - name: health endpoint
+      ansible.builtin.uri:
+        url: "http://127.0.0.1:{s.http_port}/health"
+        status_code: [200]
+        return_content: true
+        timeout: 10
+      register: health
+      failed_when: health.status != 200 or 'ok' not in health.content
+    - name: tcp port
+      ansible.builtin.wait_for: {{host: 127.0.0.1, port: {s.tcp_port}, timeout: 10}}
+    - name: sshd processes
+      ansible.builtin.command: pgrep -c -x sshd
+      register: sshd
+      changed_when: false
+      failed_when: sshd.rc != 0 or (sshd.stdout | int) < 1
+    - name: errors in app log
+      ansible.builtin.command: grep -c ' ERROR ' {s.log}
+      register: errors
+      changed_when: false
+      failed_when: errors.rc not in [0, 1]
+"""
+
+
+CHECKS = 8
+
+
+# --- measuring ---------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    wall: float
+    cpu: float
+
+
+def cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_bounded(argv: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(
+            argv, capture_output=True, text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise LegFailed(f"{argv[0]} did not finish within {timeout:g}s") from exc
+
+
+def tail(text: str, lines: int = 25) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def become_subreaper() -> bool:
+    """Orphaned descendants (Ansible's backgrounded ControlPersist masters) become our
+    children, so their CPU lands in RUSAGE_CHILDREN once reaped."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+# checkrun ------------------------------------------------------------------------------
+
+
+def install_checkrun() -> Path:
+    """checkrunner as a user gets it: `pip install .` into its own venv (bytecode compiled)."""
+    pip = CHECKRUN_VENV / "bin" / "pip"
+    if not (CHECKRUN_VENV / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(CHECKRUN_VENV)], check=True, timeout=INSTALL_TIMEOUT)
+    subprocess.run(
+        [str(pip), "install", "-q", "--force-reinstall", "--no-deps", str(REPO)],
+        check=True,
+        timeout=INSTALL_TIMEOUT,
+    )
+    subprocess.run([str(pip), "install", "-q", str(REPO)], check=True, timeout=INSTALL_TIMEOUT)
+    return CHECKRUN_VENV / "bin" / "checkrun"
+
+
+def checkrun_argv(checkrun: Path, s: Scenario, report: Path) -> list[str]:
+    """The command line, or LegFailed when this checkrun cannot reach ssh hosts yet."""
+    proc = run_bounded([str(checkrun), "--help"], dict(os.environ), QUICK_TIMEOUT)
+    help_text = proc.stdout + proc.stderr
+    missing = [o for o in ("--host-key-checking", "--known-hosts") if o not in help_text]
+    if missing:
+        raise LegFailed(
+            f"{checkrun} has no {' / '.join(missing)} option: the ssh transport is not wired "
+            "into the command line yet (checkrunner/transport/__init__.py get_transport must "
+            "return the SSH transport for connection ssh). No checkrun figures were measured."
+        )
+    playbook = s.directory / "checkrun.yml"
+    playbook.write_text(checkrun_playbook(s))
+    return [
+        str(checkrun),
+        str(playbook),
+        "-i",
+        str(s.inventory),
+        "-f",
+        str(FORKS),
+        "--host-key-checking",
+        "strict",
+        "--known-hosts",
+        str(s.known_hosts),
+        "-r",
+        "terminal",
+        "-r",
+        f"json:{report}",
+    ]
+
+
+def run_checkrun(argv: list[str], report: Path, s: Scenario) -> Sample:
+    import json
+
+    report.unlink(missing_ok=True)
+    env = dict(os.environ)
+    before = cpu_seconds(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    proc = run_bounded(argv, env, RUN_TIMEOUT)
+    wall = time.perf_counter() - started
+    cpu = cpu_seconds(resource.RUSAGE_CHILDREN) - before
+    output = tail(proc.stdout + "\n" + proc.stderr)
+    if proc.returncode == 5 or not report.exists():
+        raise LegFailed(f"checkrun did not run (exit {proc.returncode}):\n{output}")
+    data = json.loads(report.read_text())
+    problems = []
+    hosts = {h["host"]: h for h in data["hosts"]}
+    for t in s.targets:
+        host = hosts.get(t.name)
+        if host is None:
+            problems.append(f"{t.name}: missing from the report")
+        elif not host["reachable"]:
+            problems.append(f"{t.name}: UNREACHABLE ({host['reason']}) {host['message']}")
+        elif len(host["checks"]) != CHECKS:
+            problems.append(f"{t.name}: {len(host['checks'])} checks, expected {CHECKS}")
+        else:
+            problems += [
+                f"{t.name} / {c['name']}: {c['status']} {c['message']}"
+                for c in host["checks"]
+                if c["status"] != "OK"
+            ]
+            counted = [c for c in host["checks"] if c["module"] == "command"]
+            if counted and counted[0].get("value") != s.log_errors:
+                problems.append(
+                    f"{t.name}: grep counted {counted[0].get('value')}, expected {s.log_errors}"
+                )
+    if problems or proc.returncode != 0:
+        shown = "\n".join(problems[:15]) or output
+        raise LegFailed(f"checkrun exit {proc.returncode}, {len(problems)} problems:\n{shown}")
+    return Sample(wall, cpu)
+
+
+# ansible --------------------------------------------------------------------------------
+
+
+def ensure_ansible() -> Path:
+    binary = ANSIBLE_VENV / "bin" / "ansible-playbook"
+    if not binary.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(ANSIBLE_VENV)], check=True, timeout=INSTALL_TIMEOUT)
+        subprocess.run(
+            [str(ANSIBLE_VENV / "bin" / "pip"), "install", "-q", "ansible-core"],
+            check=True,
+            timeout=INSTALL_TIMEOUT,
+        )
+    return binary
+
+
+def ansible_config(s: Scenario, control_dir: Path) -> Path:
+    config = s.directory / "ansible.cfg"
+    # UserKnownHostsFile: with checking off, ssh would otherwise record the bench's throwaway
+    # host keys in ~/.ssh/known_hosts.
+    config.write_text(f"""\
+[defaults]
+forks = {FORKS}
+host_key_checking = False
+gathering = explicit
+retry_files_enabled = False
+deprecation_warnings = False
+interpreter_python = {TARGET_PYTHON}
+local_tmp = {s.directory / "ansible-local"}
+timeout = 30
+
+[ssh_connection]
+pipelining = True
+ssh_args = -o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile={s.directory / "ansible_known_hosts"}
+control_path_dir = {control_dir}
+""")
+    return config
+
+
+RECAP = re.compile(
+    r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE
+)
+MASTER_PID = re.compile(r"pid=(\d+)")
+
+
+def close_control_masters(control_dir: Path) -> int:
+    """Stop the ControlPersist masters of this run (by their sockets) and reap them, so the
+    next run connects afresh and their CPU is counted. Returns how many were reaped."""
+    pids = []
+    for socket_path in sorted(control_dir.iterdir()) if control_dir.exists() else []:
+        check = subprocess.run(
+            [SSH, "-o", f"ControlPath={socket_path}", "-O", "check", "bench-master"],
+            capture_output=True,
+            text=True,
+            timeout=QUICK_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        match = MASTER_PID.search(check.stderr + check.stdout)
+        subprocess.run(
+            [SSH, "-o", f"ControlPath={socket_path}", "-O", "exit", "bench-master"],
+            capture_output=True,
+            timeout=QUICK_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        if match:
+            pids.append(int(match.group(1)))
+    reaped = 0
+    deadline = time.monotonic() + SSHD_STOP_TIMEOUT
+    for pid in pids:
+        while True:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                break  # not our child (no subreaper): its CPU is not counted
+            if done:
+                reaped += 1
+                break
+            if time.monotonic() > deadline:
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                reaped += 1
+                break
+            time.sleep(0.01)
+    return reaped
+
+
+def run_ansible(ansible: Path, s: Scenario, control_dir: Path, config: Path) -> Sample:
+    playbook = s.directory / "ansible.yml"
+    playbook.write_text(ansible_playbook(s))
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(config),
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    argv = [str(ansible), "-i", str(s.inventory), "-f", str(FORKS), str(playbook)]
+    before = cpu_seconds(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    try:
+        proc = run_bounded(argv, env, RUN_TIMEOUT)
+        wall = time.perf_counter() - started
+    finally:
+        close_control_masters(control_dir)
+    cpu = cpu_seconds(resource.RUSAGE_CHILDREN) - before
+    recap = {m.group(1): m.groups()[1:] for m in RECAP.finditer(proc.stdout)}
+    problems = []
+    for t in s.targets:
+        counts = recap.get(t.name)
+        if counts is None:
+            problems.append(f"{t.name}: missing from the recap")
+        elif counts[0] != str(CHECKS) or counts[2] != "0" or counts[3] != "0":
+            problems.append(f"{t.name}: ok={counts[0]} unreachable={counts[2]} failed={counts[3]}")
+    if problems or proc.returncode != 0:
+        detail = "\n".join(problems[:10])
+        raise LegFailed(
+            f"ansible-playbook exit {proc.returncode}:\n{detail}\n{tail(proc.stdout + proc.stderr)}"
+        )
+    return Sample(wall, cpu)
+
+
+# the floor ------------------------------------------------------------------------------
+
+
+def run_floor(s: Scenario) -> Sample:
+    try:
+        import paramiko
+    except ImportError as exc:
+        raise LegFailed(
+            "the floor needs paramiko in the Python running this script: "
+            f"run it with {CHECKRUN_VENV / 'bin' / 'python'}"
+        ) from exc
+    expected = {}
+    for t in s.targets:
+        keytype, blob = t.host_key_pub.read_text().split()[:2]
+        expected[(t.address, t.port)] = (keytype, blob)
+
+    def one(target: Target, key: paramiko.PKey) -> int:
+        sock = socket.create_connection((target.address, target.port), timeout=CONNECT_TIMEOUT)
+        transport = paramiko.Transport(sock)
+        try:
+            transport.start_client(timeout=CONNECT_TIMEOUT)
+            server_key = transport.get_remote_server_key()
+            if (server_key.get_name(), server_key.get_base64()) != expected[
+                (target.address, target.port)
+            ]:
+                raise LegFailed(f"{target.name}: host key does not match")
+            transport.auth_publickey("root", key)
+            channel = transport.open_session(timeout=CONNECT_TIMEOUT)
+            channel.exec_command("true")
+            if not channel.status_event.wait(CONNECT_TIMEOUT):
+                raise LegFailed(f"{target.name}: `true` did not finish")
+            return channel.recv_exit_status()
+        finally:
+            transport.close()
+
+    before = cpu_seconds(resource.RUSAGE_SELF)
+    started = time.perf_counter()
+    key = paramiko.Ed25519Key.from_private_key_file(str(s.client_key))
+    with ThreadPoolExecutor(max_workers=FORKS) as pool:
+        statuses = list(pool.map(lambda t: one(t, key), s.targets))
+    wall = time.perf_counter() - started
+    cpu = cpu_seconds(resource.RUSAGE_SELF) - before
+    if any(statuses):
+        raise LegFailed(f"`true` exited non-zero on {sum(1 for x in statuses if x)} hosts")
+    return Sample(wall, cpu)
+
+
+# --- driver ------------------------------------------------------------------------------
+
+
+LEGS = ("checkrun", "ansible", "floor")
+
+
+@dataclass
+class Leg:
+    name: str
+    run: Callable[[], Sample] | None
+    samples: list[Sample] = field(default_factory=list)
+    failure: str | None = None
+
+    def measure(self, keep: bool) -> None:
+        if self.failure is not None or self.run is None:
+            return
+        try:
+            sample = self.run()
+        except LegFailed as exc:
+            self.failure = str(exc)
+            print(f"\n!!! {self.name} FAILED: {exc}\n", file=sys.stderr, flush=True)
+            return
+        if keep:
+            self.samples.append(sample)
+        print(
+            f"    {self.name:9s} {'run' if keep else 'warm-up':7s} wall {sample.wall:7.2f} s"
+            f"  cpu {sample.cpu:7.2f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def wall(self) -> float | None:
+        return statistics.median(s.wall for s in self.samples) if self.samples else None
+
+    def cpu(self) -> float | None:
+        return statistics.median(s.cpu for s in self.samples) if self.samples else None
+
+
+def bench_hosts(
+    count: int,
+    args: argparse.Namespace,
+    root: Path,
+    services: tuple[int, int],
+    log: Path,
+    log_errors: int,
+    tools: dict[str, Path | str],
+) -> dict[str, Leg]:
+    directory = root / f"n{count}"
+    directory.mkdir()
+    client_key = generate_key(directory / "client_key", "bench-client")
+    with running_targets(directory, count, client_key) as targets:
+        s = Scenario(directory, targets, client_key, services[0], services[1], log, log_errors)
+        legs = {name: Leg(name, None) for name in LEGS}
+        if "checkrun" in args.legs:
+            if isinstance(tools["checkrun"], str):
+                legs["checkrun"].failure = tools["checkrun"]
+            else:
+                report = directory / "checkrun-report.json"
+                try:
+                    argv = checkrun_argv(tools["checkrun"], s, report)
+                    legs["checkrun"].run = lambda: run_checkrun(argv, report, s)
+                except LegFailed as exc:
+                    legs["checkrun"].failure = str(exc)
+        if "ansible" in args.legs:
+            if isinstance(tools["ansible"], str):
+                legs["ansible"].failure = tools["ansible"]
+            else:
+                control_dir = directory / "cp"
+                control_dir.mkdir()
+                config = ansible_config(s, control_dir)
+                legs["ansible"].run = lambda: run_ansible(tools["ansible"], s, control_dir, config)
+        if "floor" in args.legs:
+            legs["floor"].run = lambda: run_floor(s)
+        print(
+            f"{count} hosts on {math.ceil(count / ADDRESSES_PER_SSHD)} sshd "
+            f"(ports {sorted({t.port for t in targets})})",
+            file=sys.stderr,
+            flush=True,
+        )
+        for _ in range(args.warmup):
+            for leg in legs.values():
+                leg.measure(keep=False)
+        for _ in range(args.runs):
+            for leg in legs.values():
+                leg.measure(keep=True)
+    return legs
+
+
+def fmt(value: float | None, spec: str = "7.2f") -> str:
+    return format(value, spec) if value is not None else "n/a".rjust(len(format(0.0, spec)))
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def print_table(results: dict[int, dict[str, Leg]], work: float, grep: float, runs: int) -> None:
+    print()
+    print(f"SSH fan-out, 8 checks per host, forks {FORKS}, median of {runs} run(s); "
+          f"{os.cpu_count()} CPUs; control-node CPU = user + system seconds")
+    print(f"checks' own work = {CPU_SAMPLE:.1f} s cpu window + {grep * 1000:.0f} ms grep of the "
+          f"{LOG_BYTES // (1024 * 1024)} MB log = {work:.3f} s")
+    print()
+    print(f"{'hosts':>5}  {'leg':<16} {'wall s':>8} {'cpu s':>8}   note")
+    for count, legs in results.items():
+        for leg in legs.values():
+            if leg.run is None and leg.failure is None:
+                continue
+            note = "FAILED: " + leg.failure.splitlines()[0] if leg.failure else ""
+            print(f"{count:>5}  {leg.name:<16} {fmt(leg.wall(), '8.2f')} {fmt(leg.cpu(), '8.2f')}   {note}")
+        floor = legs["floor"].wall()
+        if floor is not None:
+            print(f"{count:>5}  {'floor + work':<16} {fmt(floor + work, '8.2f')}")
+    print()
+    print(f"{'hosts':>5}  {'ansible/checkrun wall':>22} {'cpu':>6}   "
+          f"{'checkrun/(floor+work) wall':>27}")
+    for count, legs in results.items():
+        c, a, f = legs["checkrun"], legs["ansible"], legs["floor"]
+        speed = ratio(a.wall(), c.wall())
+        cpu_ratio = ratio(a.cpu(), c.cpu())
+        floor = f.wall()
+        overhead = ratio(c.wall(), floor + work if floor is not None else None)
+        print(
+            f"{count:>5}  {fmt(speed, '18.1f')} {'ok' if speed and speed >= 15 else '  '}"
+            f" {fmt(cpu_ratio, '6.1f')}   {fmt(overhead, '23.2f')} "
+            f"{'ok' if overhead and overhead <= 1.3 else '  '}"
+        )
+    print(f"{'':>5}  {'(target >= 15)':>22} {'':>6}   {'(target <= 1.3)':>27}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", default="16,64", help="host counts, comma-separated (16,64)")
+    parser.add_argument("--runs", type=int, default=3, help="measured runs per leg (median)")
+    parser.add_argument("--warmup", type=int, default=1, help="unmeasured runs per leg first")
+    parser.add_argument("--legs", default=",".join(LEGS), help="checkrun,ansible,floor")
+    parser.add_argument("--checkrun", type=Path, help="use this checkrun instead of installing")
+    args = parser.parse_args()
+    args.legs = [leg.strip() for leg in args.legs.split(",") if leg.strip()]
+    unknown = set(args.legs) - set(LEGS)
+    if unknown:
+        parser.error(f"unknown legs {sorted(unknown)}; choose from {', '.join(LEGS)}")
+    counts = [int(n) for n in args.hosts.split(",")]
+    if not all(1 <= n <= ADDRESSES_PER_SSHD * (256 - FIRST_SUBNET) for n in counts):
+        parser.error("host counts must be between 1 and 3936")
+    if os.geteuid() != 0 or not os.access(SSHD, os.X_OK):
+        raise SystemExit("needs root and /usr/sbin/sshd (apt-get install openssh-server)")
+    # Both tools run from their own virtualenvs, called by path, with bytecode caches allowed,
+    # as on a user's machine.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    subreaper = become_subreaper()
+    if not subreaper:
+        print("warning: not a subreaper; Ansible's ssh masters' CPU is not counted", file=sys.stderr)
+
+    tools: dict[str, Path | str] = {}
+    if "checkrun" in args.legs:
+        tools["checkrun"] = args.checkrun or install_checkrun()
+    if "ansible" in args.legs:
+        tools["ansible"] = ensure_ansible()
+
+    results: dict[int, dict[str, Leg]] = {}
+    with tempfile.TemporaryDirectory(prefix="fanout-") as tmp, ExitStack() as stack:
+        root = Path(tmp)
+        services = stack.enter_context(running_services())
+        log = root / "app.log"
+        log_errors = write_log(log)
+        grep = grep_seconds(log, log_errors)
+        work = CPU_SAMPLE + grep
+        for n, count in enumerate(counts):
+            warmup = args.warmup if n == 0 else 0  # page cache and bytecode are warm after that
+            results[count] = bench_hosts(
+                count, argparse.Namespace(**{**vars(args), "warmup": warmup}),
+                root, services, log, log_errors, tools,
+            )
+    print_table(results, work, grep, args.runs)
+    failed = {leg.name: leg.failure for legs in results.values() for leg in legs.values() if leg.failure}
+    if failed:
+        print(file=sys.stderr)
+        for name, why in failed.items():
+            print(f"!!! {name} leg FAILED, no figures for it:\n{why}\n", file=sys.stderr)
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
