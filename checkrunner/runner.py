@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterable
@@ -48,8 +49,23 @@ class Cancelled(Exception):
     """The run was interrupted; a host stops between attempts."""
 
 
+def raise_open_files_limit() -> int:
+    """Soft RLIMIT_NOFILE up to the hard limit: every host in flight holds sockets and pipes."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return 0
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            return hard
+    return soft
+
+
 def run_plan(plan: Plan, options: RunOptions, listeners: Iterable[Listener] = ()) -> RunResult:
     listeners = list(listeners)
+    raise_open_files_limit()
     run = RunResult(playbook=plan.playbook, started_at=time.time(), fail_on=options.fail_on)
     for listener in listeners:
         listener.on_start(len(plan.hosts), plan.total_checks)

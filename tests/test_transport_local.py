@@ -101,3 +101,21 @@ def test_payload_ships_only_the_modules_needed():
     program = zlib.decompress(build_payload(Batch(checks=[check("0.0", "memory", {}, 5)])))
     assert b"MemAvailable" in program
     assert b"def parse_perfdata" not in program  # the nagios module is not shipped
+
+
+def test_open_files_limit_is_raised_to_the_hard_limit():
+    import resource
+    import subprocess
+
+    code = (
+        "import resource; from checkrunner.runner import raise_open_files_limit;"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]));"
+        "raise_open_files_limit(); print(*resource.getrlimit(resource.RLIMIT_NOFILE))"
+    )
+    soft, hard = map(
+        int,
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split(),
+    )
+    assert soft == hard or hard == resource.RLIM_INFINITY
