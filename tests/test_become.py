@@ -1,0 +1,128 @@
+"""become over real SSH: a non-root login user with a sudoers rule, and one without."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import run_checkrun
+from sshd import SSHServer, running_sshd, sshd_available
+
+if os.geteuid() != 0 or not sshd_available() or not shutil.which("sudo"):
+    pytest.skip(
+        "needs root, sshd and sudo (scripts/test.sh installs them)", allow_module_level=True
+    )
+
+SUDO_USER = "crtest-sudo"
+PLAIN_USER = "crtest-nosudo"
+SUDOERS = Path("/etc/sudoers.d/checkrunner-test")
+ADDRESS = "127.0.0.31"
+
+
+def _add_user(name: str) -> None:
+    subprocess.run(["userdel", name], capture_output=True)
+    # '*' instead of useradd's '!': sshd refuses key logins to locked accounts
+    subprocess.run(["useradd", "-M", "-s", "/bin/sh", "-p", "*", name], check=True)
+
+
+@pytest.fixture(scope="module")
+def users() -> Iterator[None]:
+    for name in (SUDO_USER, PLAIN_USER):
+        _add_user(name)
+    SUDOERS.write_text(f"{SUDO_USER} ALL=(ALL) NOPASSWD: ALL\n")
+    SUDOERS.chmod(0o440)
+    try:
+        yield
+    finally:
+        SUDOERS.unlink(missing_ok=True)
+        for name in (SUDO_USER, PLAIN_USER):
+            subprocess.run(["userdel", name], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def server(users) -> Iterator[SSHServer]:
+    # Not under pytest's tmp_path: its parents are 0700, and sshd reads authorized_keys as
+    # the (non-root) login user.
+    directory = Path(tempfile.mkdtemp(prefix="checkrunner-become-"))
+    directory.chmod(0o755)
+    try:
+        with running_sshd(directory, [ADDRESS]) as sshd:
+            (directory / "authorized_keys").chmod(0o644)
+            yield sshd
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _inventory(tmp_path: Path, server: SSHServer) -> Path:
+    common = (
+        f"ansible_host={ADDRESS} ansible_port={server.port} "
+        f"ansible_ssh_private_key_file={server.client_key} ansible_python_interpreter=/usr/bin/python3"
+    )
+    path = tmp_path / "hosts.ini"
+    path.write_text(
+        f"withsudo ansible_user={SUDO_USER} {common}\nnosudo ansible_user={PLAIN_USER} {common}\n"
+    )
+    return path
+
+
+def _playbook(tmp_path: Path, become: bool) -> Path:
+    path = tmp_path / f"become-{become}.yml"
+    path.write_text(
+        f"""
+- name: root only
+  hosts: all
+  become: {str(become).lower()}
+  checks:
+    - name: shadow readable
+      file: {{path: /etc/shadow, contains: "^root:"}}
+    - name: who am i
+      command: {{cmd: id -un, stdout: "^root$"}}
+"""
+    )
+    return path
+
+
+def test_become_runs_the_batch_as_root_through_sudo(tmp_path, server):
+    done = run_checkrun(
+        _playbook(tmp_path, become=True),
+        "-i",
+        _inventory(tmp_path, server),
+        "--known-hosts",
+        server.write_known_hosts(tmp_path / "kh"),
+        "-r",
+        "json:-",
+    )
+    hosts = {h["host"]: h for h in json.loads(done.stdout)["hosts"]}
+    assert hosts["withsudo"]["reachable"], hosts["withsudo"]["message"]
+    assert {c["name"]: c["status"] for c in hosts["withsudo"]["checks"]} == {
+        "shadow readable": "OK",
+        "who am i": "OK",
+    }
+    assert (hosts["nosudo"]["status"], hosts["nosudo"]["reason"]) == ("UNREACHABLE", "sudo")
+    assert "password" in hosts["nosudo"]["message"] or "sudoers" in hosts["nosudo"]["message"]
+    assert done.returncode == 4
+
+
+def test_without_become_the_check_says_how_to_fix_it(tmp_path, server):
+    done = run_checkrun(
+        _playbook(tmp_path, become=False),
+        "-i",
+        _inventory(tmp_path, server),
+        "--limit",
+        "withsudo",
+        "--known-hosts",
+        server.write_known_hosts(tmp_path / "kh"),
+        "-r",
+        "json:-",
+    )
+    checks = {c["name"]: c for c in json.loads(done.stdout)["hosts"][0]["checks"]}
+    assert checks["shadow readable"]["status"] == "UNKNOWN"
+    assert "become" in checks["shadow readable"]["message"]
+    assert checks["who am i"]["status"] == "CRITICAL"  # runs as crtest-sudo, not root
+    assert done.returncode == 2
