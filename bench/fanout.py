@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import http.server
+import json
 import math
 import os
 import re
@@ -41,7 +42,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,6 +78,27 @@ class LegFailed(Exception):
     """A leg could not produce honest numbers; the message says why."""
 
 
+SSHD_PIDS: set[int] = set()  # the listening sshd processes this script runs
+
+
+def reap_exited_children() -> int:
+    """Reap exited children of this process (orphans it adopted as subreaper: Ansible's ssh
+    helpers, sshd sessions), never the sshd listeners that subprocess.Popen waits for."""
+    me = str(os.getpid())
+    reaped = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in SSHD_PIDS:
+            continue
+        try:
+            fields = proc_stat(entry)
+        except (OSError, IndexError):
+            continue
+        if fields[0] == "Z" and fields[1] == me:
+            with suppress(ChildProcessError):
+                reaped += bool(os.waitpid(int(entry), os.WNOHANG)[0])
+    return reaped
+
+
 # --- targets: sshd processes on loopback addresses ---------------------------------------
 
 
@@ -105,16 +127,21 @@ class SSHDGroup:
     def stop(self) -> None:
         """Stop the sshd this script started, by its pid, and reap it."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        with suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=SSHD_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
+            if process.poll() is not None:
+                return
             with suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout=SSHD_STOP_TIMEOUT)
+                os.kill(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=SSHD_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                with suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGKILL)
+                process.wait(timeout=SSHD_STOP_TIMEOUT)
+        finally:
+            SSHD_PIDS.discard(process.pid)
 
 
 def generate_key(path: Path, comment: str) -> Path:
@@ -134,8 +161,9 @@ def free_port(address: str) -> int:
         return sock.getsockname()[1]
 
 
-def sshd_config(group: SSHDGroup, authorized_keys: Path) -> str:
+def sshd_config(group: SSHDGroup, authorized_keys: Path, permit_env: bool) -> str:
     listen = "\n".join(f"ListenAddress {a}" for a in group.addresses)
+    user_env = "HOME" if permit_env else "no"
     return f"""\
 Port {group.port}
 {listen}
@@ -154,23 +182,25 @@ LoginGraceTime 60
 UseDNS no
 PrintMotd no
 PrintLastLog no
+PermitUserEnvironment {user_env}
 LogLevel ERROR
 Subsystem sftp internal-sftp
 """
 
 
-def start_sshd(group: SSHDGroup, authorized_keys: Path) -> None:
+def start_sshd(group: SSHDGroup, authorized_keys: Path, permit_env: bool) -> None:
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation directory
     for attempt in range(3):
         group.port = free_port(group.addresses[0])
         config = group.directory / "sshd_config"
-        config.write_text(sshd_config(group, authorized_keys))
+        config.write_text(sshd_config(group, authorized_keys, permit_env))
         group.process = subprocess.Popen(
             [SSHD, "-D", "-f", str(config), "-E", str(group.log)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        SSHD_PIDS.add(group.process.pid)
         try:
             wait_listening(group)
             return
@@ -205,10 +235,17 @@ def answers_ssh(address: str, port: int) -> bool:
 
 
 @contextmanager
-def running_targets(directory: Path, count: int, client_key: Path) -> Iterator[list[Target]]:
-    """ceil(count/16) sshd processes, 16 addresses each; stopped (by pid) on the way out."""
+def running_targets(
+    directory: Path, count: int, client_key: Path, home: Path | None = None
+) -> Iterator[Fleet]:
+    """ceil(count/16) sshd processes, 16 addresses each; stopped (by pid) on the way out.
+
+    With `home`, sessions get HOME=home (authorized_keys environment=): the login shell then
+    reads no ~/.bashrc, as on a plain server, instead of this machine's (pyenv init costs
+    ~100 ms of CPU per exec, which Ansible would pay once per task and host)."""
     authorized_keys = directory / "authorized_keys"
-    authorized_keys.write_text(Path(f"{client_key}.pub").read_text())
+    options = f'environment="HOME={home}" ' if home is not None else ""
+    authorized_keys.write_text(options + Path(f"{client_key}.pub").read_text())
     authorized_keys.chmod(0o600)
     groups: list[SSHDGroup] = []
     targets: list[Target] = []
@@ -224,15 +261,60 @@ def running_targets(directory: Path, count: int, client_key: Path) -> Iterator[l
                 host_key=generate_key(group_dir / "ssh_host_ed25519_key", f"bench-{subnet}"),
             )
             groups.append(group)
-            start_sshd(group, authorized_keys)
+            start_sshd(group, authorized_keys, permit_env=home is not None)
             for i, address in enumerate(group.addresses, 1):
                 targets.append(
                     Target(f"h{subnet}-{i:02d}", address, group.port, Path(f"{group.host_key}.pub"))
                 )
-        yield targets
+        yield Fleet(targets, groups)
     finally:
         for group in groups:
-            group.stop()
+            with suppress(subprocess.TimeoutExpired):  # an unkillable sshd must not stop the rest
+                group.stop()
+        reap_exited_children()
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def proc_stat(pid: int | str) -> list[str]:
+    """Fields of /proc/PID/stat after the command name: [0] is field 3 (state)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+@dataclass
+class Fleet:
+    targets: list[Target]
+    groups: list[SSHDGroup]
+
+    def target_cpu(self) -> float:
+        """CPU seconds of the sshd listeners and every session they have reaped: sshd, the
+        login shell and whatever it ran (python3, grep, ...), on all targets together."""
+        total = 0
+        for group in self.groups:
+            if group.process is not None:
+                fields = proc_stat(group.process.pid)
+                total += sum(int(fields[i]) for i in (11, 12, 13, 14))  # u/s time, cu/cs time
+        return total / CLOCK_TICKS
+
+    def wait_sessions_done(self, timeout: float = 10.0) -> bool:
+        """Wait until no sshd listener has a session child left (their CPU is then counted)."""
+        listeners = {str(g.process.pid) for g in self.groups if g.process is not None}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            busy = False
+            for entry in os.listdir("/proc"):
+                if entry.isdigit():
+                    try:
+                        if proc_stat(entry)[1] in listeners:
+                            busy = True
+                            break
+                    except (OSError, IndexError):
+                        continue
+            if not busy:
+                return True
+            time.sleep(0.02)
+        return False
 
 
 def known_hosts_text(targets: list[Target]) -> str:
@@ -390,7 +472,7 @@ def checkrun_playbook(s: Scenario) -> str:
   checks:
     - name: cpu busy
       cpu: {{sample: 200ms}}
-      warn: 100
+      warn: 101  # not 100: busy is a float ratio that can come out as 100.00000000000001
     - name: memory
       memory: {{}}
       crit: 99
@@ -470,7 +552,8 @@ CHECKS = 8
 @dataclass
 class Sample:
     wall: float
-    cpu: float
+    cpu: float  # control node
+    target_cpu: float = 0.0  # all sshd sessions together
 
 
 def cpu_seconds(who: int) -> float:
@@ -478,7 +561,9 @@ def cpu_seconds(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_bounded(argv: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+def run_bounded(
+    argv: list[str], env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(
             argv, capture_output=True, text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL
@@ -508,7 +593,9 @@ def install_checkrun() -> Path:
     """checkrunner as a user gets it: `pip install .` into its own venv (bytecode compiled)."""
     pip = CHECKRUN_VENV / "bin" / "pip"
     if not (CHECKRUN_VENV / "bin" / "python").exists():
-        subprocess.run([sys.executable, "-m", "venv", str(CHECKRUN_VENV)], check=True, timeout=INSTALL_TIMEOUT)
+        subprocess.run(
+            [sys.executable, "-m", "venv", str(CHECKRUN_VENV)], check=True, timeout=INSTALL_TIMEOUT
+        )
     subprocess.run(
         [str(pip), "install", "-q", "--force-reinstall", "--no-deps", str(REPO)],
         check=True,
@@ -550,8 +637,6 @@ def checkrun_argv(checkrun: Path, s: Scenario, report: Path) -> list[str]:
 
 
 def run_checkrun(argv: list[str], report: Path, s: Scenario) -> Sample:
-    import json
-
     report.unlink(missing_ok=True)
     env = dict(os.environ)
     before = cpu_seconds(resource.RUSAGE_CHILDREN)
@@ -590,13 +675,30 @@ def run_checkrun(argv: list[str], report: Path, s: Scenario) -> Sample:
     return Sample(wall, cpu)
 
 
+def run_checkrun_startup(argv: list[str]) -> Sample:
+    """`checkrun --list-hosts` with the same playbook and inventory: start-up, loading and
+    host selection, no SSH; the fixed cost the in-process floor does not pay."""
+    before = cpu_seconds(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    proc = run_bounded(
+        [*argv[:4], "--list-hosts"], dict(os.environ), QUICK_TIMEOUT
+    )  # checkrun PB -i INV
+    wall = time.perf_counter() - started
+    cpu = cpu_seconds(resource.RUSAGE_CHILDREN) - before
+    if proc.returncode != 0:
+        raise LegFailed(f"checkrun --list-hosts exit {proc.returncode}:\n{tail(proc.stderr)}")
+    return Sample(wall, cpu)
+
+
 # ansible --------------------------------------------------------------------------------
 
 
 def ensure_ansible() -> Path:
     binary = ANSIBLE_VENV / "bin" / "ansible-playbook"
     if not binary.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(ANSIBLE_VENV)], check=True, timeout=INSTALL_TIMEOUT)
+        subprocess.run(
+            [sys.executable, "-m", "venv", str(ANSIBLE_VENV)], check=True, timeout=INSTALL_TIMEOUT
+        )
         subprocess.run(
             [str(ANSIBLE_VENV / "bin" / "pip"), "install", "-q", "ansible-core"],
             check=True,
@@ -693,6 +795,7 @@ def run_ansible(ansible: Path, s: Scenario, control_dir: Path, config: Path) -> 
         wall = time.perf_counter() - started
     finally:
         close_control_masters(control_dir)
+        reap_exited_children()
     cpu = cpu_seconds(resource.RUSAGE_CHILDREN) - before
     recap = {m.group(1): m.groups()[1:] for m in RECAP.finditer(proc.stdout)}
     problems = []
@@ -727,6 +830,12 @@ def run_floor(s: Scenario) -> Sample:
         expected[(t.address, t.port)] = (keytype, blob)
 
     def one(target: Target, key: paramiko.PKey) -> int:
+        try:
+            return connect_and_exec(target, key)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise LegFailed(f"{target.name}: {type(exc).__name__}: {exc}") from exc
+
+    def connect_and_exec(target: Target, key: paramiko.PKey) -> int:
         sock = socket.create_connection((target.address, target.port), timeout=CONNECT_TIMEOUT)
         transport = paramiko.Transport(sock)
         try:
@@ -761,88 +870,109 @@ def run_floor(s: Scenario) -> Sample:
 
 
 LEGS = ("checkrun", "ansible", "floor")
+STARTUP = "checkrun start-up"  # measured along with the checkrun leg, for information
 
 
 @dataclass
 class Leg:
     name: str
-    run: Callable[[], Sample] | None
+    fleet: Fleet
+    run: Callable[[], Sample] | None = None
     samples: list[Sample] = field(default_factory=list)
     failure: str | None = None
 
     def measure(self, keep: bool) -> None:
         if self.failure is not None or self.run is None:
             return
+        if not self.fleet.wait_sessions_done():
+            print("warning: sshd sessions of an earlier run still open", file=sys.stderr)
+        before = self.fleet.target_cpu()
         try:
             sample = self.run()
         except LegFailed as exc:
             self.failure = str(exc)
             print(f"\n!!! {self.name} FAILED: {exc}\n", file=sys.stderr, flush=True)
             return
+        if not self.fleet.wait_sessions_done():
+            print(f"warning: {self.name}: sshd sessions still open", file=sys.stderr)
+        sample.target_cpu = self.fleet.target_cpu() - before
         if keep:
             self.samples.append(sample)
         print(
-            f"    {self.name:9s} {'run' if keep else 'warm-up':7s} wall {sample.wall:7.2f} s"
-            f"  cpu {sample.cpu:7.2f} s",
+            f"    {self.name:17s} {'run' if keep else 'warm-up':7s} wall {sample.wall:7.2f} s"
+            f"  cpu {sample.cpu:7.2f} s  target cpu {sample.target_cpu:7.2f} s",
             file=sys.stderr,
             flush=True,
         )
 
+    def median(self, what: str) -> float | None:
+        values = [getattr(s, what) for s in self.samples]
+        return statistics.median(values) if values else None
+
     def wall(self) -> float | None:
-        return statistics.median(s.wall for s in self.samples) if self.samples else None
+        return self.median("wall")
 
     def cpu(self) -> float | None:
-        return statistics.median(s.cpu for s in self.samples) if self.samples else None
+        return self.median("cpu")
 
 
 def bench_hosts(
-    count: int,
-    args: argparse.Namespace,
-    root: Path,
-    services: tuple[int, int],
-    log: Path,
-    log_errors: int,
-    tools: dict[str, Path | str],
+    count: int, args: argparse.Namespace, env: Environment, warmup: int
 ) -> dict[str, Leg]:
-    directory = root / f"n{count}"
+    directory = env.root / f"n{count}"
     directory.mkdir()
     client_key = generate_key(directory / "client_key", "bench-client")
-    with running_targets(directory, count, client_key) as targets:
-        s = Scenario(directory, targets, client_key, services[0], services[1], log, log_errors)
-        legs = {name: Leg(name, None) for name in LEGS}
-        if "checkrun" in args.legs:
-            if isinstance(tools["checkrun"], str):
-                legs["checkrun"].failure = tools["checkrun"]
-            else:
-                report = directory / "checkrun-report.json"
-                try:
-                    argv = checkrun_argv(tools["checkrun"], s, report)
-                    legs["checkrun"].run = lambda: run_checkrun(argv, report, s)
-                except LegFailed as exc:
-                    legs["checkrun"].failure = str(exc)
-        if "ansible" in args.legs:
-            if isinstance(tools["ansible"], str):
-                legs["ansible"].failure = tools["ansible"]
-            else:
-                control_dir = directory / "cp"
-                control_dir.mkdir()
-                config = ansible_config(s, control_dir)
-                legs["ansible"].run = lambda: run_ansible(tools["ansible"], s, control_dir, config)
-        if "floor" in args.legs:
+    home = None
+    if not args.real_home:
+        home = directory / "home"
+        home.mkdir()
+    with running_targets(directory, count, client_key, home) as fleet:
+        targets = fleet.targets
+        s = Scenario(directory, targets, client_key, *env.services, env.log, env.log_errors)
+        legs = {name: Leg(name, fleet) for name in LEGS if name in args.legs}
+        if "checkrun" in legs:
+            report = directory / "checkrun-report.json"
+            try:
+                argv = checkrun_argv(env.checkrun, s, report)
+                legs["checkrun"].run = lambda: run_checkrun(argv, report, s)
+                legs[STARTUP] = Leg(STARTUP, fleet, lambda: run_checkrun_startup(argv))
+            except LegFailed as exc:
+                legs["checkrun"].failure = str(exc)
+                print(f"\n!!! checkrun FAILED: {exc}\n", file=sys.stderr, flush=True)
+        if "ansible" in legs:
+            control_dir = directory / "cp"
+            control_dir.mkdir()
+            config = ansible_config(s, control_dir)
+            legs["ansible"].run = lambda: run_ansible(env.ansible, s, control_dir, config)
+        if "floor" in legs:
             legs["floor"].run = lambda: run_floor(s)
         print(
             f"{count} hosts on {math.ceil(count / ADDRESSES_PER_SSHD)} sshd "
-            f"(ports {sorted({t.port for t in targets})})",
+            f"(ports {sorted({t.port for t in targets})}); load {load_text()}",
             file=sys.stderr,
             flush=True,
         )
-        for _ in range(args.warmup):
+        for _ in range(warmup):
             for leg in legs.values():
                 leg.measure(keep=False)
         for _ in range(args.runs):
             for leg in legs.values():
                 leg.measure(keep=True)
     return legs
+
+
+@dataclass
+class Environment:
+    root: Path
+    services: tuple[int, int]
+    log: Path
+    log_errors: int
+    checkrun: Path
+    ansible: Path
+
+
+def load_text() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def fmt(value: float | None, spec: str = "7.2f") -> str:
@@ -853,92 +983,129 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def print_table(results: dict[int, dict[str, Leg]], work: float, grep: float, runs: int) -> None:
+def print_table(
+    results: dict[int, dict[str, Leg]], work: float, grep: float, runs: int, loads: list[str]
+) -> None:
+    def median(count: int, name: str, what: str) -> float | None:
+        leg = results[count].get(name)
+        return getattr(leg, what)() if leg is not None else None
+
     print()
-    print(f"SSH fan-out, 8 checks per host, forks {FORKS}, median of {runs} run(s); "
-          f"{os.cpu_count()} CPUs; control-node CPU = user + system seconds")
-    print(f"checks' own work = {CPU_SAMPLE:.1f} s cpu window + {grep * 1000:.0f} ms grep of the "
-          f"{LOG_BYTES // (1024 * 1024)} MB log = {work:.3f} s")
+    print(
+        f"SSH fan-out: {CHECKS} checks per host, forks {FORKS}, median of {runs} run(s), "
+        f"{os.cpu_count()} CPUs, load average before/after: {loads[0]} / {loads[1]}"
+    )
+    print(
+        "cpu = user + system seconds on the control node (the tool and its children); "
+        "target cpu = the same for all sshd sessions together (sshd, shell, python, grep)"
+    )
+    print(
+        f"checks' own work = {CPU_SAMPLE:.1f} s cpu window + {grep * 1000:.0f} ms grep of the "
+        f"{LOG_BYTES // (1024 * 1024)} MB log = {work:.3f} s"
+    )
     print()
-    print(f"{'hosts':>5}  {'leg':<16} {'wall s':>8} {'cpu s':>8}   note")
+    print(f"{'hosts':>5}  {'':<17} {'wall s':>8} {'cpu s':>8} {'target cpu s':>13}")
     for count, legs in results.items():
         for leg in legs.values():
-            if leg.run is None and leg.failure is None:
-                continue
-            note = "FAILED: " + leg.failure.splitlines()[0] if leg.failure else ""
-            print(f"{count:>5}  {leg.name:<16} {fmt(leg.wall(), '8.2f')} {fmt(leg.cpu(), '8.2f')}   {note}")
-        floor = legs["floor"].wall()
+            note = "  FAILED: " + leg.failure.splitlines()[0] if leg.failure else ""
+            print(
+                f"{count:>5}  {leg.name:<17} {fmt(leg.wall(), '8.2f')} {fmt(leg.cpu(), '8.2f')}"
+                f" {fmt(leg.median('target_cpu'), '13.2f')}{note}"
+            )
+        floor = median(count, "floor", "wall")
         if floor is not None:
-            print(f"{count:>5}  {'floor + work':<16} {fmt(floor + work, '8.2f')}")
+            print(f"{count:>5}  {'floor + work':<17} {fmt(floor + work, '8.2f')}")
     print()
-    print(f"{'hosts':>5}  {'ansible/checkrun wall':>22} {'cpu':>6}   "
-          f"{'checkrun/(floor+work) wall':>27}")
-    for count, legs in results.items():
-        c, a, f = legs["checkrun"], legs["ansible"], legs["floor"]
-        speed = ratio(a.wall(), c.wall())
-        cpu_ratio = ratio(a.cpu(), c.cpu())
-        floor = f.wall()
-        overhead = ratio(c.wall(), floor + work if floor is not None else None)
-        print(
-            f"{count:>5}  {fmt(speed, '18.1f')} {'ok' if speed and speed >= 15 else '  '}"
-            f" {fmt(cpu_ratio, '6.1f')}   {fmt(overhead, '23.2f')} "
-            f"{'ok' if overhead and overhead <= 1.3 else '  '}"
+    print(f"{'hosts':>5}  {'ansible/checkrun':>16} {'(cpu)':>7}   {'checkrun/(floor+work)':>21}")
+    for count in results:
+        speed = ratio(median(count, "ansible", "wall"), median(count, "checkrun", "wall"))
+        cpu = ratio(median(count, "ansible", "cpu"), median(count, "checkrun", "cpu"))
+        floor = median(count, "floor", "wall")
+        overhead = ratio(
+            median(count, "checkrun", "wall"), floor + work if floor is not None else None
         )
-    print(f"{'':>5}  {'(target >= 15)':>22} {'':>6}   {'(target <= 1.3)':>27}")
+        print(
+            f"{count:>5}  {fmt(speed, '16.1f')} {fmt(cpu, '7.1f')}   {fmt(overhead, '21.2f')}"
+            f"   {verdict(speed, overhead)}"
+        )
+    print(f"{'':>5}  {'target >= 15':>16} {'':>7}   {'target <= 1.3':>21}")
+
+
+def verdict(speed: float | None, overhead: float | None) -> str:
+    parts = []
+    if speed is not None:
+        parts.append("speed target met" if speed >= 15 else "speed target MISSED")
+    if overhead is not None:
+        parts.append("overhead target met" if overhead <= 1.3 else "overhead target MISSED")
+    return "; ".join(parts)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", default="16,64", help="host counts, comma-separated (16,64)")
     parser.add_argument("--runs", type=int, default=3, help="measured runs per leg (median)")
-    parser.add_argument("--warmup", type=int, default=1, help="unmeasured runs per leg first")
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="unmeasured runs per leg before the first count"
+    )
     parser.add_argument("--legs", default=",".join(LEGS), help="checkrun,ansible,floor")
-    parser.add_argument("--checkrun", type=Path, help="use this checkrun instead of installing")
+    parser.add_argument(
+        "--checkrun", type=Path, help="use this checkrun binary instead of installing the repo"
+    )
+    parser.add_argument(
+        "--real-home",
+        action="store_true",
+        help="let ssh sessions use the login user's real HOME (and its ~/.bashrc)",
+    )
     args = parser.parse_args()
     args.legs = [leg.strip() for leg in args.legs.split(",") if leg.strip()]
     unknown = set(args.legs) - set(LEGS)
-    if unknown:
-        parser.error(f"unknown legs {sorted(unknown)}; choose from {', '.join(LEGS)}")
-    counts = [int(n) for n in args.hosts.split(",")]
-    if not all(1 <= n <= ADDRESSES_PER_SSHD * (256 - FIRST_SUBNET) for n in counts):
-        parser.error("host counts must be between 1 and 3936")
+    if unknown or not args.legs:
+        parser.error(f"--legs: choose from {', '.join(LEGS)}")
+    try:
+        counts = [int(n) for n in args.hosts.split(",")]
+    except ValueError:
+        parser.error("--hosts: comma-separated numbers, such as 16,64")
+    limit = ADDRESSES_PER_SSHD * (256 - FIRST_SUBNET)
+    if not all(1 <= n <= limit for n in counts):
+        parser.error(f"--hosts: each count must be between 1 and {limit}")
+    if args.runs < 1 or args.warmup < 0:
+        parser.error("--runs must be at least 1 and --warmup at least 0")
     if os.geteuid() != 0 or not os.access(SSHD, os.X_OK):
         raise SystemExit("needs root and /usr/sbin/sshd (apt-get install openssh-server)")
     # Both tools run from their own virtualenvs, called by path, with bytecode caches allowed,
     # as on a user's machine.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    subreaper = become_subreaper()
-    if not subreaper:
-        print("warning: not a subreaper; Ansible's ssh masters' CPU is not counted", file=sys.stderr)
+    if not become_subreaper():
+        print(
+            "warning: not a subreaper; Ansible's ssh masters' CPU is not counted", file=sys.stderr
+        )
 
-    tools: dict[str, Path | str] = {}
-    if "checkrun" in args.legs:
-        tools["checkrun"] = args.checkrun or install_checkrun()
-    if "ansible" in args.legs:
-        tools["ansible"] = ensure_ansible()
-
+    checkrun = args.checkrun or (install_checkrun() if "checkrun" in args.legs else Path())
+    ansible = ensure_ansible() if "ansible" in args.legs else Path()
     results: dict[int, dict[str, Leg]] = {}
-    with tempfile.TemporaryDirectory(prefix="fanout-") as tmp, ExitStack() as stack:
+    loads = [load_text()]
+    with tempfile.TemporaryDirectory(prefix="fanout-") as tmp, running_services() as services:
         root = Path(tmp)
-        services = stack.enter_context(running_services())
         log = root / "app.log"
         log_errors = write_log(log)
         grep = grep_seconds(log, log_errors)
-        work = CPU_SAMPLE + grep
+        env = Environment(root, services, log, log_errors, checkrun, ansible)
         for n, count in enumerate(counts):
-            warmup = args.warmup if n == 0 else 0  # page cache and bytecode are warm after that
-            results[count] = bench_hosts(
-                count, argparse.Namespace(**{**vars(args), "warmup": warmup}),
-                root, services, log, log_errors, tools,
-            )
-    print_table(results, work, grep, args.runs)
-    failed = {leg.name: leg.failure for legs in results.values() for leg in legs.values() if leg.failure}
-    if failed:
-        print(file=sys.stderr)
-        for name, why in failed.items():
-            print(f"!!! {name} leg FAILED, no figures for it:\n{why}\n", file=sys.stderr)
+            # page cache and bytecode caches are warm after the first count's warm-up
+            results[count] = bench_hosts(count, args, env, args.warmup if n == 0 else 0)
+    loads.append(load_text())
+    print_table(results, CPU_SAMPLE + grep, grep, args.runs, loads)
+    failures = [
+        (count, leg) for count, legs in results.items() for leg in legs.values() if leg.failure
+    ]
+    for count, leg in failures:
+        print(
+            f"\n!!! {leg.name} FAILED at {count} hosts, no figures for it:\n{leg.failure}",
+            file=sys.stderr,
+        )
+    if failures:
         raise SystemExit(1)
 
 

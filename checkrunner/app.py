@@ -44,6 +44,8 @@ class RunCommand:
     fail_on: str = "critical"
     verbose: int = 0
     use_psutil: bool = True
+    target_nice: int = 10
+    target_memory_limit: int = 512 * 1024**2
     list_hosts: bool = False
     list_checks: bool = False
     syntax_check: bool = False
@@ -108,7 +110,9 @@ def run(cmd: RunCommand) -> int:
         wait=cmd.wait,
         wait_interval=cmd.wait_interval,
         fail_on=cmd.fail_on,
-        batch_options=BatchOptions(psutil=cmd.use_psutil),
+        batch_options=BatchOptions(
+            psutil=cmd.use_psutil, nice=cmd.target_nice, memory_limit=cmd.target_memory_limit
+        ),
     )
     try:
         result = run_plan(plan, options, reporters)

@@ -11,7 +11,7 @@ from checkrunner import __version__, app
 from checkrunner.errors import CheckrunError, ConfigError
 from checkrunner.results import EXIT_BAD_INPUT, EXIT_INTERRUPTED, FAIL_ON_LEVELS
 from checkrunner.transport.ssh_known_hosts import CHECKING_MODES
-from checkrunner.units import parse_duration
+from checkrunner.units import parse_duration, parse_size
 
 SUBCOMMANDS = ("run", "validate", "schema", "doc")
 
@@ -35,6 +35,13 @@ class _Parser(argparse.ArgumentParser):
 def _duration(text: str) -> float:
     try:
         return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -140,6 +147,21 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
         help="validate the playbook and exit (same as `checkrun validate`)",
     )
     parser.add_argument(
+        "--target-nice",
+        type=int,
+        default=10,
+        metavar="N",
+        help="CPU niceness of the checks on the targets (default: 10)",
+    )
+    parser.add_argument(
+        "--target-memory-limit",
+        type=_size,
+        default="512MiB",
+        metavar="SIZE",
+        help="memory cap (RLIMIT_DATA) of the checks on the targets, inherited by the commands "
+        "they run (default: 512MiB; 0 for none)",
+    )
+    parser.add_argument(
         "--no-psutil",
         dest="use_psutil",
         action="store_false",
@@ -220,6 +242,8 @@ def _run_command(ns: argparse.Namespace) -> app.RunCommand:
         fail_on=ns.fail_on,
         verbose=ns.verbose,
         use_psutil=ns.use_psutil,
+        target_nice=ns.target_nice,
+        target_memory_limit=ns.target_memory_limit,
         list_hosts=ns.list_hosts,
         list_checks=ns.list_checks,
         syntax_check=ns.syntax_check,

@@ -162,15 +162,37 @@ def run_batch(sources, batch):
     return entries
 
 
+def _limit_resources(options):
+    """Lower CPU priority and cap memory, so that checking a host never hurts it.
+
+    The data-segment limit (heap and private writable mappings) is inherited by the
+    commands the checks start; 0 means no limit.
+    """
+    try:
+        os.nice(int(options.get("nice", 0)))
+    except (AttributeError, OSError, ValueError):
+        pass
+    limit = int(options.get("memory_limit", 0) or 0)
+    if limit <= 0:
+        return
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        if soft == resource.RLIM_INFINITY or limit < soft:
+            resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
 def _main(sources, batch_json):
     started = time.monotonic()
     real_stdout = sys.stdout
     sys.stdout = sys.stderr  # modules' stray prints must not corrupt the result
     batch = json.loads(batch_json)
-    try:
-        os.nice(int(batch.get("options", {}).get("nice", 0)))
-    except (AttributeError, OSError, ValueError):
-        pass
+    _limit_resources(batch.get("options", {}))
     results = run_batch(sources, batch)
     out = {
         "version": PROTOCOL_VERSION,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -333,3 +334,34 @@ def test_schema_and_doc_commands():
     assert http_doc.returncode == 0 and "url" in http_doc.stdout
     wrong = run_checkrun("doc", "htp")
     assert wrong.returncode == 5 and "did you mean 'http'" in wrong.stderr
+
+
+def test_checks_run_niced_and_memory_capped_on_the_target(tmp_path):
+    playbook = write(
+        tmp_path / "p.yml",
+        """
+- name: isolation
+  hosts: localhost
+  checks:
+    - name: niceness
+      command: {cmd: "python3 -c 'import os; print(os.nice(0))'"}
+    - name: big allocation
+      command: {cmd: "python3 -c 'x = bytearray(300 * 1024 * 1024); print(len(x) > 0)'"}
+""",
+    )
+    capped = json.loads(
+        run_checkrun(playbook, "--target-memory-limit", "128MB", "-r", "json:-").stdout
+    )
+    checks = {c["name"]: c for c in capped["hosts"][0]["checks"]}
+    assert checks["niceness"]["measurements"]["value"] == min(19, os.nice(0) + 10)
+    assert checks["big allocation"]["status"] == "CRITICAL"
+    assert "MemoryError" in checks["big allocation"]["facts"]["stderr"]
+
+    free = json.loads(
+        run_checkrun(
+            playbook, "--target-memory-limit", "0", "--target-nice", "3", "-r", "json:-"
+        ).stdout
+    )
+    checks = {c["name"]: c for c in free["hosts"][0]["checks"]}
+    assert checks["niceness"]["measurements"]["value"] == min(19, os.nice(0) + 3)
+    assert checks["big allocation"]["status"] == "OK"

@@ -13,6 +13,8 @@ from checkrunner import catalog
 BOOTSTRAP = "import sys,zlib;exec(zlib.decompress(sys.stdin.buffer.read()))"
 RESULT_MARKER = "__CHECKRUN_RESULT__"
 PROTOCOL_VERSION = 1
+DEFAULT_TARGET_NICE = 10
+DEFAULT_TARGET_MEMORY_LIMIT = 512 * 1024**2
 
 
 @dataclass
@@ -30,10 +32,18 @@ class BatchCheck:
 class BatchOptions:
     psutil: bool = True
     max_parallel: int = 16
-    nice: int = 10  # the batch runs at lower CPU priority so a check never hurts its host
+    nice: int = (
+        DEFAULT_TARGET_NICE  # the batch runs at lower CPU priority so a check never hurts its host
+    )
+    memory_limit: int = DEFAULT_TARGET_MEMORY_LIMIT  # RLIMIT_DATA bytes on the target; 0: none
 
     def to_wire(self) -> dict[str, Any]:
-        return {"psutil": self.psutil, "max_parallel": self.max_parallel, "nice": self.nice}
+        return {
+            "psutil": self.psutil,
+            "max_parallel": self.max_parallel,
+            "nice": self.nice,
+            "memory_limit": self.memory_limit,
+        }
 
 
 @dataclass
