@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""SSH fan-out: the same 8 checks on N loopback sshd hosts with checkrun, ansible-playbook and
-a paramiko floor; print wall time, control-node CPU and the ratios.
+"""SSH fan-out benchmark: checkrun vs ansible-playbook vs a paramiko floor on loopback hosts.
+
+The same 8 checks run on N loopback sshd hosts with checkrun, ansible-playbook and a paramiko
+floor; prints wall time, control-node CPU, target CPU and the ratios.
 
 Hosts are addresses 127.0.X.1-16 (X = 10, 11, ...): one sshd per 16 addresses, all on this
 machine, with a fresh host key per sshd and one client key. The checks: cpu over 0.2 s,
@@ -31,6 +33,7 @@ import math
 import os
 import re
 import resource
+import shlex
 import shutil
 import signal
 import socket
@@ -605,7 +608,9 @@ def install_checkrun() -> Path:
     return CHECKRUN_VENV / "bin" / "checkrun"
 
 
-def checkrun_argv(checkrun: Path, s: Scenario, report: Path) -> list[str]:
+def checkrun_argv(
+    checkrun: Path, s: Scenario, report: Path, extra: list[str] | None = None
+) -> list[str]:
     """The command line, or LegFailed when this checkrun cannot reach ssh hosts yet."""
     proc = run_bounded([str(checkrun), "--help"], dict(os.environ), QUICK_TIMEOUT)
     help_text = proc.stdout + proc.stderr
@@ -633,6 +638,7 @@ def checkrun_argv(checkrun: Path, s: Scenario, report: Path) -> list[str]:
         "terminal",
         "-r",
         f"json:{report}",
+        *(extra or []),
     ]
 
 
@@ -916,6 +922,20 @@ class Leg:
         return self.median("cpu")
 
 
+@dataclass
+class Environment:
+    root: Path
+    services: tuple[int, int]
+    log: Path
+    log_errors: int
+    checkrun: Path
+    ansible: Path
+
+
+def load_text() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def bench_hosts(
     count: int, args: argparse.Namespace, env: Environment, warmup: int
 ) -> dict[str, Leg]:
@@ -933,7 +953,7 @@ def bench_hosts(
         if "checkrun" in legs:
             report = directory / "checkrun-report.json"
             try:
-                argv = checkrun_argv(env.checkrun, s, report)
+                argv = checkrun_argv(env.checkrun, s, report, shlex.split(args.checkrun_args))
                 legs["checkrun"].run = lambda: run_checkrun(argv, report, s)
                 legs[STARTUP] = Leg(STARTUP, fleet, lambda: run_checkrun_startup(argv))
             except LegFailed as exc:
@@ -959,20 +979,6 @@ def bench_hosts(
             for leg in legs.values():
                 leg.measure(keep=True)
     return legs
-
-
-@dataclass
-class Environment:
-    root: Path
-    services: tuple[int, int]
-    log: Path
-    log_errors: int
-    checkrun: Path
-    ansible: Path
-
-
-def load_text() -> str:
-    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def fmt(value: float | None, spec: str = "7.2f") -> str:
@@ -1040,6 +1046,10 @@ def verdict(speed: float | None, overhead: float | None) -> str:
     return "; ".join(parts)
 
 
+def stop_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", default="16,64", help="host counts, comma-separated (16,64)")
@@ -1050,6 +1060,11 @@ def main() -> None:
     parser.add_argument("--legs", default=",".join(LEGS), help="checkrun,ansible,floor")
     parser.add_argument(
         "--checkrun", type=Path, help="use this checkrun binary instead of installing the repo"
+    )
+    parser.add_argument(
+        "--checkrun-args",
+        default="",
+        help="extra checkrun options for the checkrun leg, e.g. '--target-nice 0'",
     )
     parser.add_argument(
         "--real-home",
@@ -1075,6 +1090,7 @@ def main() -> None:
     # Both tools run from their own virtualenvs, called by path, with bytecode caches allowed,
     # as on a user's machine.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    signal.signal(signal.SIGTERM, stop_on_sigterm)  # so the finally blocks stop the sshds
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if not become_subreaper():

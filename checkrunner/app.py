@@ -56,7 +56,8 @@ def _warn(message: str) -> None:
 
 
 def _configure_ssh(cmd: RunCommand) -> None:
-    from checkrunner.transport import SSHOptions, configure_ssh
+    from checkrunner.transport import configure_ssh
+    from checkrunner.transport.ssh_config import SSHOptions
 
     try:
         options = SSHOptions(
@@ -73,7 +74,6 @@ def _configure_ssh(cmd: RunCommand) -> None:
 
 
 def load_plan(cmd: RunCommand) -> Plan:
-    _configure_ssh(cmd)
     playbook = load_playbook(cmd.playbook)
     extra = parse_extra_vars(cmd.extra_vars, os.getcwd())
     inventory = load_inventories(cmd.inventories, os.path.dirname(os.path.abspath(cmd.playbook)))
@@ -99,11 +99,13 @@ def run(cmd: RunCommand) -> int:
     from checkrunner.transport import BatchOptions
 
     reporters = create_reporters(cmd.reports, verbose=cmd.verbose)
+    _configure_ssh(cmd)
     plan = load_plan(cmd)
     if cmd.list_hosts:
         return _print_hosts(plan)
     if cmd.list_checks:
         return _print_checks(plan)
+    _prepare_transports(plan)
     options = RunOptions(
         forks=cmd.forks,
         host_timeout=cmd.host_timeout,
@@ -122,6 +124,14 @@ def run(cmd: RunCommand) -> int:
         for reporter in reporters:
             reporter.close()
     return result.exit_code
+
+
+def _prepare_transports(plan: Plan) -> None:
+    """Build each transport the plan needs now, so a bad ssh config stops the run (exit 5)."""
+    from checkrunner.transport import get_transport
+
+    for connection in {hp.host.connection for hp in plan.hosts}:
+        get_transport(next(hp.host for hp in plan.hosts if hp.host.connection == connection))
 
 
 def validate(cmd: RunCommand) -> int:

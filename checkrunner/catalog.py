@@ -5,12 +5,14 @@ from __future__ import annotations
 import fnmatch
 import functools
 import importlib
-import importlib.resources
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 MODULES_PACKAGE = "checkrunner.modules"
 BATCH_RUNNER = "_batch"
+CATALOG_FILE = "_catalog.json"
 
 # Option types a module may declare, and the JSON type they validate as before normalising.
 OPTION_TYPES = ("str", "int", "float", "bool", "duration", "size", "list", "dict", "raw")
@@ -25,11 +27,15 @@ class ModuleInfo:
     measurements: dict[str, dict[str, Any]]
     default_metric: str | None
     examples: str
-    source: str
     free_form: str | None = None  # option that a scalar value (`disk: /`) fills
     required_one_of: list[list[str]] = field(default_factory=list)
     mutually_exclusive: list[list[str]] = field(default_factory=list)
     rate: bool = False  # takes part in the shared sampling window
+
+    @property
+    def source(self) -> str:
+        """The module's code, as shipped to targets."""
+        return _read_source(self.name)
 
     def unit_of(self, measurement: str) -> str:
         """Declared unit of a measurement; names with '*' (busy_cpu*) cover dynamic ones."""
@@ -46,47 +52,73 @@ class ModuleInfo:
         return str(declared.get("unit", ""))
 
 
+def _modules_dir() -> Path:
+    import checkrunner.modules
+
+    return Path(checkrunner.modules.__file__).parent
+
+
+@functools.cache
 def _read_source(name: str) -> str:
-    return importlib.resources.files(MODULES_PACKAGE).joinpath(f"{name}.py").read_text("utf-8")
+    return (_modules_dir() / f"{name}.py").read_text("utf-8")
 
 
 @functools.cache
 def module_names() -> tuple[str, ...]:
-    files = importlib.resources.files(MODULES_PACKAGE).iterdir()
-    names = (f.name[:-3] for f in files if f.name.endswith(".py") and not f.name.startswith("_"))
+    names = (p.stem for p in _modules_dir().glob("*.py") if not p.name.startswith("_"))
     return tuple(sorted(names))
+
+
+def build_catalog() -> dict[str, Any]:
+    """Every module's metadata, read by importing the modules (what _catalog.json caches).
+
+    The control node reads the cached JSON instead: importing ten target modules pulls in
+    http.client, ssl and subprocess, a quarter of `checkrun validate`'s time.
+    `scripts/gen_module_docs.py` rewrites the file; a test fails while it is stale.
+    """
+    catalog: dict[str, Any] = {}
+    for name in module_names():
+        module = importlib.import_module(f"{MODULES_PACKAGE}.{name}")
+        meta = module.MODULE
+        description = meta.get("description", "")
+        if isinstance(description, (list, tuple)):
+            description = "\n\n".join(description)
+        catalog[name] = {
+            "summary": meta["summary"],
+            "description": description,
+            "options": meta.get("options", {}),
+            "measurements": meta.get("measurements", {}),
+            "default_metric": meta.get("default_metric"),
+            "examples": getattr(module, "EXAMPLES", "").strip("\n"),
+            "free_form": meta.get("free_form"),
+            "required_one_of": [list(g) for g in meta.get("required_one_of", [])],
+            "mutually_exclusive": [list(g) for g in meta.get("mutually_exclusive", [])],
+            "rate": hasattr(module, "sample"),
+        }
+    return catalog
+
+
+def catalog_json() -> str:
+    return json.dumps(build_catalog(), indent=1) + "\n"
+
+
+@functools.cache
+def _catalog() -> dict[str, Any]:
+    try:
+        return json.loads((_modules_dir() / CATALOG_FILE).read_text("utf-8"))
+    except FileNotFoundError:
+        return build_catalog()
 
 
 @functools.cache
 def get(name: str) -> ModuleInfo:
     """Metadata of one module; KeyError when there is no such module."""
-    if name not in module_names():
-        raise KeyError(name)
-    module = importlib.import_module(f"{MODULES_PACKAGE}.{name}")
-    meta = module.MODULE
-    description = meta.get("description", "")
-    if isinstance(description, (list, tuple)):
-        description = "\n\n".join(description)
-    return ModuleInfo(
-        name=name,
-        summary=meta["summary"],
-        description=description,
-        options=meta.get("options", {}),
-        measurements=meta.get("measurements", {}),
-        default_metric=meta.get("default_metric"),
-        examples=getattr(module, "EXAMPLES", "").strip("\n"),
-        source=_read_source(name),
-        free_form=meta.get("free_form"),
-        required_one_of=[list(g) for g in meta.get("required_one_of", [])],
-        mutually_exclusive=[list(g) for g in meta.get("mutually_exclusive", [])],
-        rate=hasattr(module, "sample"),
-    )
+    return ModuleInfo(name=name, **_catalog()[name])
 
 
 def all_modules() -> dict[str, ModuleInfo]:
     return {name: get(name) for name in module_names()}
 
 
-@functools.cache
 def batch_runner_source() -> str:
     return _read_source(BATCH_RUNNER)

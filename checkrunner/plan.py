@@ -21,7 +21,7 @@ from checkrunner.config import (
 from checkrunner.errors import ConfigError
 from checkrunner.evaluate.evaluate import CheckIdentity, MetricThresholds
 from checkrunner.inventory import Host, Inventory
-from checkrunner.transport import BatchCheck, get_transport
+from checkrunner.transport import BatchCheck, check_connection
 
 
 @dataclass
@@ -79,7 +79,7 @@ def build_plan(playbook: Playbook, inventory: Inventory, options: PlanOptions) -
         for host in hosts:
             host_plan = host_plans.get(host.name)
             if host_plan is None:
-                get_transport(host)  # an unusable connection type is an input error: fail now
+                check_connection(host)  # an unusable connection type is an input error: fail now
                 host_plan = host_plans[host.name] = HostPlan(host=host)
             variables = _variables(inventory, host, play, options.extra_vars)
             host_plan.become = host_plan.become or _play_become(play, host, options)

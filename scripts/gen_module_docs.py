@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Write docs/modules.md from the modules' own documentation (what `checkrun doc` prints).
+"""Write docs/modules.md and modules/_catalog.json from the modules' own documentation.
 
-Run after changing a module's MODULE or EXAMPLES; tests/test_docs.py fails while it is stale.
+Run after changing a module's MODULE or EXAMPLES; tests/test_docs.py fails while either is
+stale. _catalog.json is what the control node reads (importing the modules is slower).
 """
 
 from __future__ import annotations
@@ -12,7 +13,17 @@ from pathlib import Path
 from checkrunner import catalog
 from checkrunner.config import render_module_doc
 
-TARGET = Path(__file__).resolve().parent.parent / "docs" / "modules.md"
+REPO = Path(__file__).resolve().parent.parent
+TARGET = REPO / "docs" / "modules.md"
+CATALOG = REPO / "modules" / catalog.CATALOG_FILE
+
+
+def fresh_modules() -> dict[str, catalog.ModuleInfo]:
+    """Metadata read from the modules themselves, never from the file being regenerated."""
+    return {
+        name: catalog.ModuleInfo(name=name, **meta)
+        for name, meta in catalog.build_catalog().items()
+    }
 
 
 def module_reference() -> str:
@@ -23,8 +34,7 @@ def module_reference() -> str:
         "`checkrun doc MODULE` prints the same text.",
         "",
     ]
-    for name in catalog.module_names():
-        info = catalog.get(name)
+    for name, info in fresh_modules().items():
         parts += [
             f"## {name}",
             "",
@@ -39,11 +49,12 @@ def module_reference() -> str:
 
 
 def main() -> int:
-    text = module_reference()
+    outputs = {CATALOG: catalog.catalog_json(), TARGET: module_reference()}
     if "--check" in sys.argv:
-        return 0 if TARGET.exists() and TARGET.read_text() == text else 1
-    TARGET.write_text(text)
-    print(f"wrote {TARGET}")
+        return 0 if all(p.exists() and p.read_text() == t for p, t in outputs.items()) else 1
+    for path, text in outputs.items():
+        path.write_text(text)
+        print(f"wrote {path}")
     return 0
 
 

@@ -24,6 +24,14 @@ def test_module_reference_is_current():
     assert (REPO / "docs" / "modules.md").read_text() == expected, "run scripts/gen_module_docs.py"
 
 
+def test_shipped_module_catalog_is_current():
+    """What the control node reads instead of importing the modules matches the modules."""
+    shipped = (REPO / "modules" / catalog.CATALOG_FILE).read_text()
+    assert shipped == catalog.catalog_json(), "run scripts/gen_module_docs.py"
+    installed = {name: info for name, info in catalog.all_modules().items()}
+    assert set(installed) == set(catalog.module_names())
+
+
 def test_readme_lists_every_module_with_an_example():
     readme = (REPO / "README.md").read_text()
     for name in catalog.module_names():

@@ -9,6 +9,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -1132,7 +1133,8 @@ def test_probe_modules_run_as_a_shipped_batch(web, secure_web, pki, tmp_path, in
     assert results["0.1"]["result"]["failures"][0].endswith("connection refused")
     assert results["0.2"]["result"]["measurements"]["value"] == 7
     assert results["0.3"]["error_type"] == "exception"
-    assert results["0.3"]["error"].startswith("timed out after 0.9s; killed")
+    # the module stops a little before the 1 s check timeout; how much depends on the load
+    assert re.match(r"timed out after 0\.\d+s; killed", results["0.3"]["error"])
     assert results["0.4"]["result"]["failures"] == []
     assert results["0.5"]["result"]["status"] == "WARNING"
     assert results["0.5"]["result"]["measurements"]["load1"] == 0.07

@@ -14,7 +14,6 @@ from checkrunner.transport.payload import (
     build_payload,
     parse_output,
 )
-from checkrunner.transport.ssh_config import SSHOptions
 
 __all__ = [
     "Batch",
@@ -24,9 +23,9 @@ __all__ = [
     "LocalTransport",
     "ProtocolError",
     "Transport",
-    "SSHOptions",
     "Unreachable",
     "build_payload",
+    "check_connection",
     "close_transports",
     "configure_ssh",
     "get_transport",
@@ -34,12 +33,25 @@ __all__ = [
 ]
 
 _LOCAL = LocalTransport()
+SUPPORTED_CONNECTIONS = ("local", "ssh")  # Host maps smart/paramiko/paramiko_ssh to "ssh"
 _ssh: Transport | None = None
-_ssh_options = SSHOptions()
+_ssh_options = None  # SSHOptions of this run; defaults when never configured
 _ssh_lock = threading.Lock()
 
 
-def configure_ssh(options: SSHOptions) -> None:
+def check_connection(host) -> None:
+    """ConfigError unless checkrunner can reach `host` with its connection type (cheap: no I/O)."""
+    if host.connection in SUPPORTED_CONNECTIONS:
+        return
+    from checkrunner.errors import ConfigError
+
+    raise ConfigError(
+        f"host '{host.name}' uses connection '{host.connection}', which checkrunner cannot run",
+        hint="use ansible_connection=ssh (the default) or local",
+    )
+
+
+def configure_ssh(options) -> None:
     """The ssh settings of this run (command line); call before build_plan."""
     global _ssh, _ssh_options
     with _ssh_lock:
@@ -49,23 +61,18 @@ def configure_ssh(options: SSHOptions) -> None:
 
 
 def get_transport(host) -> Transport:
+    """The transport for `host`; the SSH one is built on first use (ConfigError if misconfigured)."""
     global _ssh
+    check_connection(host)
     if host.connection == "local":
         return _LOCAL
-    if host.connection == "ssh":  # Host maps ssh/smart/paramiko/paramiko_ssh to "ssh"
-        with _ssh_lock:
-            if _ssh is None:
-                # paramiko takes ~90 ms to import: only runs that reach SSH hosts pay for it
-                from checkrunner.transport.ssh import SSHTransport
+    with _ssh_lock:
+        if _ssh is None:
+            # paramiko takes ~90 ms to import: only runs that reach SSH hosts pay for it
+            from checkrunner.transport.ssh import SSHTransport
 
-                _ssh = SSHTransport(_ssh_options)
-            return _ssh
-    from checkrunner.errors import ConfigError
-
-    raise ConfigError(
-        f"host '{host.name}' uses connection '{host.connection}', which checkrunner cannot run",
-        hint="use ansible_connection=ssh (the default) or local",
-    )
+            _ssh = SSHTransport(_ssh_options)
+        return _ssh
 
 
 def close_transports() -> None:
