@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import functools
 import importlib
@@ -13,6 +14,7 @@ from typing import Any
 MODULES_PACKAGE = "checkrunner.modules"
 BATCH_RUNNER = "_batch"
 CATALOG_FILE = "_catalog.json"
+DOC_NAMES = ("MODULE", "EXAMPLES")  # documentation the control node reads, targets do not
 
 # Option types a module may declare, and the JSON type they validate as before normalising.
 OPTION_TYPES = ("str", "int", "float", "bool", "duration", "size", "list", "dict", "raw")
@@ -34,8 +36,8 @@ class ModuleInfo:
 
     @property
     def source(self) -> str:
-        """The module's code, as shipped to targets."""
-        return _read_source(self.name)
+        """The module's code as shipped to targets: without its documentation (see shipped_source)."""
+        return shipped_source(self.name)
 
     def unit_of(self, measurement: str) -> str:
         """Declared unit of a measurement; names with '*' (busy_cpu*) cover dynamic ones."""
@@ -61,6 +63,24 @@ def _modules_dir() -> Path:
 @functools.cache
 def _read_source(name: str) -> str:
     return (_modules_dir() / f"{name}.py").read_text("utf-8")
+
+
+@functools.cache
+def shipped_source(name: str) -> str:
+    """The module's source with the MODULE and EXAMPLES documentation blanked out.
+
+    Targets never read them, and they are most of the bytes a batch sends and compiles.
+    Blank lines take their place so the line numbers of a target-side traceback still match
+    the file.
+    """
+    source = _read_source(name)
+    lines = source.splitlines(keepends=True)
+    for node in ast.parse(source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if any(isinstance(t, ast.Name) and t.id in DOC_NAMES for t in targets):
+            first, last = node.lineno - 1, node.end_lineno or node.lineno
+            lines[first:last] = [f"{targets[0].id} = None\n", *["\n"] * (last - first - 1)]
+    return "".join(lines)
 
 
 @functools.cache

@@ -5,12 +5,9 @@
 # _main(SOURCES, BATCH_JSON). Standard library only, Python 3.6 syntax: it runs on bare targets.
 import json
 import os
-import platform
-import socket
 import sys
 import threading
 import time
-import traceback
 import types
 
 PROTOCOL_VERSION = 1
@@ -73,6 +70,8 @@ def _call(entry, fn, *fn_args):
         entry.pop("result", None)
         entry["error"] = _error_text(exc)
         entry["error_type"] = "exception"
+        import traceback  # only when something failed: keeps the common batch start fast
+
         entry["traceback"] = traceback.format_exc(limit=6)[-2000:]
     entry["duration"] = time.monotonic() - started
 
@@ -196,8 +195,8 @@ def _main(sources, batch_json):
     results = run_batch(sources, batch)
     out = {
         "version": PROTOCOL_VERSION,
-        "hostname": socket.gethostname(),
-        "python": platform.python_version(),
+        "hostname": os.uname()[1],
+        "python": "%d.%d.%d" % tuple(sys.version_info[:3]),
         "duration": time.monotonic() - started,
         "results": results,
     }

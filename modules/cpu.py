@@ -124,11 +124,17 @@ def percentages(before: Dict[str, float], after: Dict[str, float]) -> Optional[D
     if total <= 0:
         return None
     not_busy = deltas.get("idle", 0) + deltas.get("iowait", 0)
-    result = {"busy": 100.0 * (total - not_busy) / total}
+    result = {"busy": _percent(total - not_busy, total)}
     for field in PERCENT_FIELDS:
         if field in deltas:
-            result[field] = 100.0 * deltas[field] / total
+            result[field] = _percent(deltas[field], total)
     return result
+
+
+def _percent(part: float, total: float) -> float:
+    # Rounded and clamped: float error must not turn a saturated 100% into 100.00000000000001,
+    # which a `warn: 100` threshold would report.
+    return min(100.0, max(0.0, round(100.0 * part / total, 6)))
 
 
 def core_names(times: Dict[str, Dict[str, float]]) -> List[str]:

@@ -781,3 +781,11 @@ def test_batch_runs_on_python36():
     assert all("result" in entry for entry in results.values()), results
     assert results["process"]["result"]["measurements"]["count"] > 0
     assert results["cpu"]["result"]["measurements"]["cores"] == os.cpu_count()
+
+
+def test_saturated_cpu_is_exactly_100_percent():
+    # Counters where float division gives 100.00000000000001 unless rounded.
+    before = {"user": 0.0, "nice": 0.0, "system": 0.0, "idle": 0.0, "iowait": 0.0}
+    after = {"user": 0.1, "nice": 0.0, "system": 0.11, "idle": 0.0, "iowait": 0.0}
+    busy = cpu.percentages(before, after)["busy"]
+    assert busy == 100.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import zlib
 from dataclasses import dataclass, field
@@ -63,14 +64,15 @@ class Batch:
 
 def build_payload(batch: Batch) -> bytes:
     """Compressed Python source that runs `batch` on the target and prints the results."""
-    sources = {name: catalog.get(name).source for name in sorted({c.module for c in batch.checks})}
-    program = "\n".join(
-        [
-            catalog.batch_runner_source(),
-            f"_main({sources!r}, {batch.to_json()!r})",
-            "",
-        ]
-    )
+    return _payload_for(batch.to_json())
+
+
+@functools.lru_cache(maxsize=256)
+def _payload_for(batch_json: str) -> bytes:
+    # Hosts of one play usually get the very same batch: compress it once, not once per host.
+    modules = sorted({check["module"] for check in json.loads(batch_json)["checks"]})
+    sources = {name: catalog.get(name).source for name in modules}
+    program = "\n".join([catalog.batch_runner_source(), f"_main({sources!r}, {batch_json!r})", ""])
     return zlib.compress(program.encode("utf-8"), 6)
 
 
