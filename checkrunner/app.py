@@ -30,6 +30,7 @@ class RunCommand:
     tags: list[str] = field(default_factory=list)
     skip_tags: list[str] = field(default_factory=list)
     become: bool = False
+    become_password_env: str | None = None
     user: str | None = None
     private_key: str | None = None
     known_hosts: list[str] = field(default_factory=list)
@@ -112,6 +113,7 @@ def run(cmd: RunCommand) -> int:
         wait=cmd.wait,
         wait_interval=cmd.wait_interval,
         fail_on=cmd.fail_on,
+        become_password=_become_password(cmd),
         batch_options=BatchOptions(
             psutil=cmd.use_psutil, nice=cmd.target_nice, memory_limit=cmd.target_memory_limit
         ),
@@ -124,6 +126,18 @@ def run(cmd: RunCommand) -> int:
         for reporter in reporters:
             reporter.close()
     return result.exit_code
+
+
+def _become_password(cmd: RunCommand) -> str | None:
+    if not cmd.become_password_env:
+        return None
+    value = os.environ.get(cmd.become_password_env)
+    if value is None:
+        raise ConfigError(
+            f"--become-password-env: environment variable {cmd.become_password_env} is not set",
+            hint=f"export {cmd.become_password_env}=... (from a secret store) before running",
+        )
+    return value
 
 
 def _prepare_transports(plan: Plan) -> None:

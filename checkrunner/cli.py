@@ -110,6 +110,12 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
         "-b", "--become", action="store_true", help="run the checks as root through `sudo -n`"
     )
     parser.add_argument(
+        "--become-password-env",
+        metavar="VAR",
+        help="environment variable holding the sudo password, for hosts without "
+        "ansible_become_password (never printed)",
+    )
+    parser.add_argument(
         "--wait",
         type=_duration,
         default=0.0,
@@ -228,6 +234,7 @@ def _run_command(ns: argparse.Namespace) -> app.RunCommand:
         tags=_split_tags(ns.tags),
         skip_tags=_split_tags(ns.skip_tags),
         become=ns.become,
+        become_password_env=ns.become_password_env,
         user=ns.user,
         private_key=ns.private_key,
         known_hosts=ns.known_hosts,

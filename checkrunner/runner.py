@@ -37,6 +37,7 @@ class RunOptions:
     wait_interval: float = DEFAULT_WAIT_INTERVAL
     fail_on: str = "critical"
     batch_options: BatchOptions | None = None
+    become_password: str | None = None  # for hosts that set no ansible_become_password
 
 
 class Listener(Protocol):
@@ -197,7 +198,9 @@ def _execute(
     subset = HostPlan(host=host, checks=checks, become=host_plan.become)
     transport = get_transport(host)
     exec_result = transport.run_batch(
-        _BecomeView(host, host_plan.become), build_payload(batch), host_deadline(subset, options)
+        _BecomeView(host, host_plan.become, options.become_password),
+        build_payload(batch),
+        host_deadline(subset, options),
     )
     try:
         output = parse_output(exec_result.stdout)
@@ -217,9 +220,10 @@ def _crash_message(exc: ProtocolError, exec_result) -> str:
 class _BecomeView:
     """The host as the transport sees it, with the play's become decision applied."""
 
-    def __init__(self, host, become: bool):
+    def __init__(self, host, become: bool, password: str | None = None):
         self._host = host
         self.become = become
+        self.become_password = host.become_password or password
 
     def __getattr__(self, name):
         return getattr(self._host, name)

@@ -21,6 +21,8 @@ if os.geteuid() != 0 or not sshd_available() or not shutil.which("sudo"):
 
 SUDO_USER = "crtest-sudo"
 PLAIN_USER = "crtest-nosudo"
+PASSWORD_USER = "crtest-pw"  # sudo asks this one for its password
+PASSWORD = "s3cret-Pw!x"
 SUDOERS = Path("/etc/sudoers.d/checkrunner-test")
 ADDRESS = "127.0.0.31"
 
@@ -33,15 +35,20 @@ def _add_user(name: str) -> None:
 
 @pytest.fixture(scope="module")
 def users() -> Iterator[None]:
-    for name in (SUDO_USER, PLAIN_USER):
+    for name in (SUDO_USER, PLAIN_USER, PASSWORD_USER):
         _add_user(name)
-    SUDOERS.write_text(f"{SUDO_USER} ALL=(ALL) NOPASSWD: ALL\n")
+    subprocess.run(["chpasswd"], input=f"{PASSWORD_USER}:{PASSWORD}\n", text=True, check=True)
+    SUDOERS.write_text(
+        f"{SUDO_USER} ALL=(ALL) NOPASSWD: ALL\n"
+        f"{PASSWORD_USER} ALL=(ALL) ALL\n"
+        f"Defaults:{PASSWORD_USER} !lecture, passwd_tries=1\n"
+    )
     SUDOERS.chmod(0o440)
     try:
         yield
     finally:
         SUDOERS.unlink(missing_ok=True)
-        for name in (SUDO_USER, PLAIN_USER):
+        for name in (SUDO_USER, PLAIN_USER, PASSWORD_USER):
             subprocess.run(["userdel", name], capture_output=True)
 
 
@@ -66,7 +73,9 @@ def _inventory(tmp_path: Path, server: SSHServer) -> Path:
     )
     path = tmp_path / "hosts.ini"
     path.write_text(
-        f"withsudo ansible_user={SUDO_USER} {common}\nnosudo ansible_user={PLAIN_USER} {common}\n"
+        f"withsudo ansible_user={SUDO_USER} {common}\n"
+        f"nosudo ansible_user={PLAIN_USER} {common}\n"
+        f"password ansible_user={PASSWORD_USER} {common}\n"
     )
     return path
 
@@ -126,3 +135,47 @@ def test_without_become_the_check_says_how_to_fix_it(tmp_path, server):
     assert "become" in checks["shadow readable"]["message"]
     assert checks["who am i"]["status"] == "CRITICAL"  # runs as crtest-sudo, not root
     assert done.returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("password", "status", "reason"),
+    [
+        (PASSWORD, "OK", None),
+        ("wrong-password", "UNREACHABLE", "sudo"),
+        (None, "UNREACHABLE", "sudo"),
+    ],
+)
+def test_become_password_from_the_environment(tmp_path, server, password, status, reason):
+    env = {"CHECKRUN_TEST_SUDO_PW": password} if password else {}
+    args = ["--become-password-env", "CHECKRUN_TEST_SUDO_PW"] if password else []
+    done = run_checkrun(
+        _playbook(tmp_path, become=True),
+        "-i",
+        _inventory(tmp_path, server),
+        "--limit",
+        "password,withsudo",
+        *args,
+        "--known-hosts",
+        server.write_known_hosts(tmp_path / "kh"),
+        "-r",
+        "json:-",
+        env=env,
+    )
+    assert done.stdout, done.stderr
+    hosts = {h["host"]: h for h in json.loads(done.stdout)["hosts"]}
+    assert (hosts["password"]["status"], hosts["password"]["reason"]) == (status, reason), hosts
+    # a NOPASSWD host given a password too still works: the unread line is skipped
+    assert hosts["withsudo"]["status"] == "OK"
+    assert PASSWORD not in done.stdout and PASSWORD not in done.stderr
+
+
+def test_unset_password_variable_is_an_input_error(tmp_path, server):
+    done = run_checkrun(
+        _playbook(tmp_path, become=True),
+        "-i",
+        _inventory(tmp_path, server),
+        "--become-password-env",
+        "CHECKRUN_TEST_UNSET_VARIABLE",
+    )
+    assert done.returncode == 5
+    assert "CHECKRUN_TEST_UNSET_VARIABLE" in done.stderr

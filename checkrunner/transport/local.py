@@ -11,7 +11,7 @@ import threading
 
 from checkrunner.results import UnreachableReason
 from checkrunner.transport.base import ExecResult, Transport, Unreachable
-from checkrunner.transport.payload import BOOTSTRAP
+from checkrunner.transport.payload import BOOTSTRAP, with_become_password
 
 
 class LocalTransport(Transport):
@@ -30,8 +30,12 @@ class LocalTransport(Transport):
                 "set ansible_python_interpreter to a Python 3 path",
             )
         argv = [interpreter, "-c", BOOTSTRAP]
-        if host.become:
-            argv = ["sudo", "-n", *argv] if os.geteuid() != 0 else argv
+        password = None
+        if host.become and os.geteuid() != 0:
+            password = getattr(host, "become_password", None) or None
+            sudo = ["sudo", "-S", "-p", ""] if password else ["sudo", "-n"]
+            argv = [*sudo, "--", *argv]
+        payload = with_become_password(payload, password)
         try:
             proc = subprocess.Popen(
                 argv,

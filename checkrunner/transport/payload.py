@@ -10,8 +10,20 @@ from typing import Any
 
 from checkrunner import catalog
 
-# What the target executes; the compressed program arrives on its stdin.
-BOOTSTRAP = "import sys,zlib;exec(zlib.decompress(sys.stdin.buffer.read()))"
+# What the target executes; the compressed program arrives on its stdin. A become password
+# line may precede it (for `sudo -S`); when sudo did not read it, it is skipped here: the
+# program itself always starts with zlib's header.
+BOOTSTRAP = (
+    "import sys,zlib;d=sys.stdin.buffer.read();"
+    "exec(zlib.decompress(d if d[:2]==b'x\\x9c' else d[d.find(b'\\n')+1:]))"
+)
+
+
+def with_become_password(payload: bytes, password: str | None) -> bytes:
+    """The stdin of a `sudo -S` batch: the password line, then the program."""
+    return payload if password is None else password.encode("utf-8") + b"\n" + payload
+
+
 RESULT_MARKER = "__CHECKRUN_RESULT__"
 PROTOCOL_VERSION = 1
 DEFAULT_TARGET_NICE = 10

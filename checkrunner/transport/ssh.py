@@ -21,7 +21,7 @@ import paramiko
 from checkrunner.errors import ConfigError
 from checkrunner.results import UnreachableReason
 from checkrunner.transport.base import ExecResult, Transport, Unreachable
-from checkrunner.transport.payload import BOOTSTRAP, RESULT_MARKER
+from checkrunner.transport.payload import BOOTSTRAP, RESULT_MARKER, with_become_password
 from checkrunner.transport.ssh_config import Endpoint, EndpointResolver, SSHOptions
 from checkrunner.transport.ssh_connect import Connection, Connector
 from checkrunner.transport.ssh_known_hosts import (
@@ -71,10 +71,13 @@ class SSHTransport(Transport):
         deadline = time.monotonic() + timeout
         endpoint = self._endpoint(host)
         interpreter = getattr(host, "python_interpreter", None) or DEFAULT_PYTHON
-        command = _command_for(host, interpreter, endpoint)
+        password = _become_password(host, endpoint)
+        command = _command_for(host, interpreter, endpoint, password is not None)
         session = _Session(endpoint, timeout)
         with self._tracked(session):
-            result = session.run(self._connector, command, payload, deadline)
+            result = session.run(
+                self._connector, command, with_become_password(payload, password), deadline
+            )
         failure = target_failure(result, interpreter, endpoint)
         if failure is not None:
             raise failure
@@ -118,7 +121,15 @@ class SSHTransport(Transport):
                 self._sessions.discard(session)
 
 
-def _command_for(host: Any, interpreter: str, endpoint: Endpoint) -> str:
+def _become_password(host: Any, endpoint: Endpoint) -> str | None:
+    """The sudo password to send, only when sudo will actually run."""
+    become_user = getattr(host, "become_user", None) or "root"
+    if not getattr(host, "become", False) or endpoint.user == become_user:
+        return None
+    return getattr(host, "become_password", None) or None
+
+
+def _command_for(host: Any, interpreter: str, endpoint: Endpoint, password: bool) -> str:
     try:
         return remote_command(
             interpreter,
@@ -126,6 +137,7 @@ def _command_for(host: Any, interpreter: str, endpoint: Endpoint) -> str:
             become_user=getattr(host, "become_user", None) or "root",
             become_method=getattr(host, "become_method", None) or "sudo",
             login_user=endpoint.user,
+            password=password,
         )
     except ValueError as exc:  # unbalanced quotes in ansible_python_interpreter
         raise Unreachable(
@@ -134,9 +146,18 @@ def _command_for(host: Any, interpreter: str, endpoint: Endpoint) -> str:
 
 
 def remote_command(
-    interpreter: str, become: bool, become_user: str, become_method: str, login_user: str
+    interpreter: str,
+    become: bool,
+    become_user: str,
+    become_method: str,
+    login_user: str,
+    password: bool = False,
 ) -> str:
-    """The one shell command a target runs, every word quoted."""
+    """The one shell command a target runs, every word quoted.
+
+    With `password`, sudo reads it from the first line of stdin (`-S`, no prompt text);
+    otherwise `sudo -n` fails at once instead of waiting for a password nobody will type.
+    """
     argv = [*(shlex.split(interpreter) or [DEFAULT_PYTHON]), "-c", BOOTSTRAP]
     if become and login_user != become_user:
         if become_method != "sudo":
@@ -145,7 +166,8 @@ def remote_command(
                 f"become method '{become_method}' is not supported: checkrunner becomes "
                 f"{become_user} with `sudo -n`; set ansible_become_method=sudo",
             )
-        argv = ["sudo", "-n", "-u", become_user, "--", *argv]
+        sudo = ["sudo", "-S", "-p", ""] if password else ["sudo", "-n"]
+        argv = [*sudo, "-u", become_user, "--", *argv]
     return shlex.join(argv)
 
 
@@ -332,6 +354,12 @@ def _sudo_failure(lowered: str, where: str, user: str, last: str) -> Unreachable
         return None
     elif "password is required" in lowered:
         problem = f"sudo needs a password for '{user}' and `sudo -n` cannot prompt"
+    elif "incorrect password" in lowered or "sorry, try again" in lowered:
+        return Unreachable(
+            UnreachableReason.SUDO,
+            f"become failed on {where}: sudo rejected the become password for '{user}'; fix: "
+            "check ansible_become_password or the variable named by --become-password-env",
+        )
     elif "terminal is required" in lowered or "must have a tty" in lowered:
         problem = "sudoers requires a tty (Defaults requiretty)"
     elif "not in the sudoers file" in lowered or "not allowed to" in lowered:
