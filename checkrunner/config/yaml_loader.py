@@ -211,9 +211,14 @@ _MarkedLoader.add_constructor("tag:yaml.org,2002:seq", _MarkedLoader.construct_m
 
 _CONTROL_CHARACTERS = Reader.NON_PRINTABLE
 
-if hasattr(yaml, "CParser"):
+try:
+    from yaml.cyaml import CParser
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    CParser = None
 
-    class _FastMarkedLoader(yaml.CParser, _MarkedLoader):  # type: ignore[misc]
+if CParser is not None:
+
+    class _FastMarkedLoader(CParser, _MarkedLoader):  # type: ignore[misc]
         """libyaml's parser (about five times faster) under the same Python construction.
 
         Its error messages are terser, so a document it rejects is parsed again by the
@@ -221,7 +226,7 @@ if hasattr(yaml, "CParser"):
         """
 
         def __init__(self, text: str, file: str):
-            yaml.CParser.__init__(self, text)
+            CParser.__init__(self, text)
             SafeConstructor.__init__(self)
             Resolver.__init__(self)
             self.file = file
