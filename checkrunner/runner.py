@@ -46,6 +46,10 @@ class Listener(Protocol):
     def on_host_done(self, host: HostResult) -> None: ...
 
 
+class RemoteCrash(Exception):
+    """The host answered, but its batch died before printing results (a target-side traceback)."""
+
+
 class Cancelled(Exception):
     """The run was interrupted; a host stops between attempts."""
 
@@ -136,6 +140,15 @@ def _run_host(host_plan: HostPlan, options: RunOptions, cancel: threading.Event)
         while to_run:
             try:
                 raw = _execute(host_plan, to_run, options)
+            except RemoteCrash as exc:
+                # Reached, but nothing could be checked: every check of the batch is UNKNOWN.
+                result.reason = UnreachableReason.REMOTE_CRASH.value
+                result.message = f"remote crash: {exc}"
+                for check in to_run:
+                    results[check.identity.check_id] = unknown_result(
+                        check.identity, result.message
+                    )
+                break
             except Unreachable as exc:
                 if wait_until and time.monotonic() + options.wait_interval < wait_until:
                     _sleep(options.wait_interval, cancel)
@@ -205,9 +218,7 @@ def _execute(
     try:
         output = parse_output(exec_result.stdout)
     except ProtocolError as exc:
-        raise Unreachable(
-            UnreachableReason.REMOTE_CRASH, _crash_message(exc, exec_result)
-        ) from None
+        raise RemoteCrash(_crash_message(exc, exec_result)) from None
     return {entry["id"]: entry for entry in output.get("results", [])}
 
 

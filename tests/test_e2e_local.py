@@ -365,3 +365,26 @@ def test_checks_run_niced_and_memory_capped_on_the_target(tmp_path):
     checks = {c["name"]: c for c in free["hosts"][0]["checks"]}
     assert checks["niceness"]["measurements"]["value"] == min(19, os.nice(0) + 3)
     assert checks["big allocation"]["status"] == "OK"
+
+
+def test_a_target_side_crash_makes_the_checks_unknown_with_its_last_line(tmp_path):
+    crashing = write(
+        tmp_path / "python3",
+        "#!/bin/sh\ncat >/dev/null\necho 'Traceback (most recent call last):' >&2\n"
+        "echo 'ZeroDivisionError: division by zero' >&2\nexit 1\n",
+    )
+    crashing.chmod(0o755)
+    inventory = write(
+        tmp_path / "inv.ini",
+        f"box ansible_connection=local ansible_python_interpreter={crashing}\n",
+    )
+    playbook = write(
+        tmp_path / "p.yml",
+        "- name: p\n  hosts: all\n  checks: [{name: mem, memory: {}}, {name: load, load: {}}]\n",
+    )
+    done = run_checkrun(playbook, "-i", inventory, "-r", "json:-")
+    host = json.loads(done.stdout)["hosts"][0]
+    assert (host["reachable"], host["reason"]) == (True, "remote-crash")
+    assert [c["status"] for c in host["checks"]] == ["UNKNOWN", "UNKNOWN"]
+    assert all("ZeroDivisionError: division by zero" in c["message"] for c in host["checks"])
+    assert done.returncode == 3
