@@ -74,8 +74,8 @@ def _configure_ssh(cmd: RunCommand) -> None:
     configure_ssh(options)
 
 
-def load_plan(cmd: RunCommand) -> Plan:
-    playbook = load_playbook(cmd.playbook)
+def load_plan(cmd: RunCommand, schema_check: bool = True) -> Plan:
+    playbook = load_playbook(cmd.playbook, schema_check=schema_check)
     extra = parse_extra_vars(cmd.extra_vars, os.getcwd())
     inventory = load_inventories(cmd.inventories, os.path.dirname(os.path.abspath(cmd.playbook)))
     options = PlanOptions(
@@ -101,7 +101,7 @@ def run(cmd: RunCommand) -> int:
 
     reporters = create_reporters(cmd.reports, verbose=cmd.verbose)
     _configure_ssh(cmd)
-    plan = load_plan(cmd)
+    plan = load_plan(cmd, schema_check=False)
     if cmd.list_hosts:
         return _print_hosts(plan)
     if cmd.list_checks:

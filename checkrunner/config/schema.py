@@ -14,9 +14,6 @@ import itertools
 from collections.abc import Mapping
 from typing import Any
 
-import jsonschema
-from jsonschema.exceptions import best_match
-
 from checkrunner import catalog
 from checkrunner.catalog import ModuleInfo
 from checkrunner.config.coerce import (
@@ -53,6 +50,8 @@ def schema_problems(document: Any, file: str) -> list[ConfigError]:
     """What the schema rejects in a loaded playbook, each at its node's location."""
     root = location_of(document, Location(file, 1, 1))
     problems = []
+    from jsonschema.exceptions import best_match
+
     for error in _validator().iter_errors(document):
         specific = best_match([error])
         where = _location_of_path(document, list(specific.absolute_path), root)
@@ -67,7 +66,9 @@ def schema_problems(document: Any, file: str) -> list[ConfigError]:
 
 
 @functools.lru_cache(maxsize=1)
-def _validator() -> jsonschema.Draft202012Validator:
+def _validator():
+    import jsonschema  # ~30 ms to import: only `checkrun validate` and editors' users pay it
+
     return jsonschema.Draft202012Validator(_schema())
 
 
