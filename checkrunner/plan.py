@@ -5,6 +5,7 @@ Everything that can be wrong with the input is found here, before anything runs 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,16 +77,38 @@ def build_plan(playbook: Playbook, inventory: Inventory, options: PlanOptions) -
             )
             continue
         checks = [c for c in play.checks if _selected_by_tags(play, c, options)]
-        for host in hosts:
-            host_plan = host_plans.get(host.name)
+        for inventory_host in hosts:
+            host_plan = host_plans.get(inventory_host.name)
             if host_plan is None:
+                host = _render_connection_vars(templater, inventory, inventory_host, options)
                 check_connection(host)  # an unusable connection type is an input error: fail now
                 host_plan = host_plans[host.name] = HostPlan(host=host)
+            host = host_plan.host
             variables = _variables(inventory, host, play, options.extra_vars)
             host_plan.become = host_plan.become or _play_become(play, host, options)
             for check in checks:
                 host_plan.checks.append(_plan_check(templater, host, play, check, variables))
     return Plan(playbook=playbook.path, hosts=list(host_plans.values()), warnings=warnings)
+
+
+def _render_connection_vars(
+    templater: Templater, inventory: Inventory, host: Host, options: PlanOptions
+) -> Host:
+    """The host with its templated ansible_* settings rendered (ansible_become_password:
+    "{{ env.SUDO_PASSWORD }}"); check arguments are rendered later, per play."""
+    templated = {
+        key: value
+        for key, value in host.vars.items()
+        if key.startswith("ansible_") and isinstance(value, str) and "{{" in value
+    }
+    if not templated:
+        return host
+    variables = merge_variables(inventory.magic_vars(host), host.vars, options.extra_vars)
+    rendered = dict(host.vars)
+    for key, value in templated.items():
+        location = host.var_locations.get(key) or host.location
+        rendered[key] = templater.render(value, variables, location)
+    return dataclasses.replace(host, vars=rendered)
 
 
 def _selected_by_tags(play: Play, check: CheckSpec, options: PlanOptions) -> bool:

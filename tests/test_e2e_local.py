@@ -388,3 +388,26 @@ def test_a_target_side_crash_makes_the_checks_unknown_with_its_last_line(tmp_pat
     assert [c["status"] for c in host["checks"]] == ["UNKNOWN", "UNKNOWN"]
     assert all("ZeroDivisionError: division by zero" in c["message"] for c in host["checks"])
     assert done.returncode == 3
+
+
+def test_inventory_connection_vars_are_templated(tmp_path):
+    inventory = write(
+        tmp_path / "inv.yml",
+        """
+all:
+  vars:
+    python_path: /nonexistent/{{ env.CHECKRUN_TEST_PYDIR }}/python3
+  hosts:
+    box:
+      ansible_connection: local
+      ansible_python_interpreter: "{{ python_path }}"
+""",
+    )
+    playbook = write(tmp_path / "p.yml", "- name: p\n  hosts: all\n  checks: [{name: mem, memory: {}}]\n")
+    done = run_checkrun(playbook, "-i", inventory, "-r", "json:-", env={"CHECKRUN_TEST_PYDIR": "from-env"})
+    host = json.loads(done.stdout)["hosts"][0]
+    assert host["reason"] == "no-python"
+    assert "/nonexistent/from-env/python3" in host["message"]
+    unset = run_checkrun(playbook, "-i", inventory, "-r", "json:-")  # the variable is not set
+    assert unset.returncode == 5, unset.stderr
+    assert "CHECKRUN_TEST_PYDIR" in unset.stderr and "inv.yml" in unset.stderr
