@@ -119,3 +119,28 @@ def test_open_files_limit_is_raised_to_the_hard_limit():
         ).stdout.split(),
     )
     assert soft == hard or hard == resource.RLIM_INFINITY
+
+
+@pytest.mark.parametrize(
+    ("config", "blocked"),
+    [
+        ("Host web\n  User deploy\n", True),
+        ('Match exec "test -f /etc/vpn"\n  ProxyJump b\n', False),
+    ],
+)
+def test_paramiko_skips_invoke_unless_the_ssh_config_needs_it(tmp_path, config, blocked):
+    import subprocess
+
+    path = tmp_path / "ssh_config"
+    path.write_text(config)
+    code = (
+        "import sys\n"
+        "from checkrunner.transport import configure_ssh, get_transport\n"
+        "from checkrunner.transport.ssh_config import SSHOptions\n"
+        "class Host: connection = 'ssh'; name = 'h'\n"
+        f"configure_ssh(SSHOptions(ssh_config={str(path)!r}))\n"
+        "get_transport(Host())\n"
+        "print(sys.modules.get('invoke', 'absent') is None)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(blocked)

@@ -24,20 +24,14 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Iterable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rich import box
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 from rich.text import Text
 
 from checkrunner.report.base import Reporter, color_wanted, is_tty
@@ -84,7 +78,7 @@ class TerminalReporter(Reporter):
     ) -> None:
         super().__init__(path, verbose=verbose, color=color, stream=stream)
         self._progress_stream = progress_stream
-        self._progress: Progress | None = None
+        self._progress: Progress | None = None  # only on a terminal (see on_start)
         self._task: TaskID | None = None
         self._problems: Counter[Status] = Counter()
         self._lock = threading.Lock()
@@ -93,6 +87,16 @@ class TerminalReporter(Reporter):
         stream = self._progress_stream if self._progress_stream is not None else sys.stderr
         if not is_tty(stream):
             return
+        # Imported only here: off a terminal (CI, cron) there is no progress bar to draw.
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         console = Console(
             file=stream,
             force_terminal=True,

@@ -69,10 +69,36 @@ def get_transport(host) -> Transport:
     with _ssh_lock:
         if _ssh is None:
             # paramiko takes ~90 ms to import: only runs that reach SSH hosts pay for it
+            _skip_invoke_unless_needed(_ssh_options)
             from checkrunner.transport.ssh import SSHTransport
 
             _ssh = SSHTransport(_ssh_options)
         return _ssh
+
+
+def _skip_invoke_unless_needed(options) -> None:
+    """Keep paramiko from importing `invoke` (~30 ms: asyncio, unittest.mock) when unused.
+
+    paramiko needs invoke only to evaluate `Match exec` in an ssh config. When the config
+    file has none and includes no other file, paramiko is told invoke is absent.
+    """
+    import os
+    import sys
+
+    if "invoke" in sys.modules or "paramiko" in sys.modules:
+        return
+    path = getattr(options, "ssh_config", None) if options is not None else None
+    if path is not None and path.lower() == "none":
+        sys.modules["invoke"] = None  # type: ignore[assignment]
+        return
+    candidate = os.path.expanduser(path or "~/.ssh/config")
+    try:
+        with open(candidate, encoding="utf-8", errors="replace") as config:
+            text = config.read().lower()
+    except OSError:
+        text = ""
+    if "exec" not in text and "include" not in text:
+        sys.modules["invoke"] = None  # type: ignore[assignment]
 
 
 def close_transports() -> None:
