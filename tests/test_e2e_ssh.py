@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -150,3 +151,49 @@ def test_mixed_healthy_and_failing_hosts(tmp_path, servers, closed_port):
         "good2": ("OK", None),
     }
     assert done.returncode == 4
+
+
+def test_keys_from_ssh_agent_and_a_large_fork_count(tmp_path, servers):
+    """No key file anywhere in the inventory: the key comes from a real ssh-agent."""
+    import shutil
+    import signal
+    import subprocess
+
+    if not shutil.which("ssh-agent"):
+        pytest.fail(
+            "ssh-agent missing: scripts/test.sh installs openssh-client with openssh-server"
+        )
+    server = servers[1]
+    socket_path = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(socket_path)], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if socket_path.exists():
+                break
+            time.sleep(0.05)
+        env = {"SSH_AUTH_SOCK": str(socket_path), "HOME": str(tmp_path)}  # no ~/.ssh/id_* either
+        subprocess.run(
+            ["ssh-add", str(server.client_key)],
+            env={**os.environ, **env},
+            check=True,
+            capture_output=True,
+        )
+        lines = [
+            f"a{n:02d} ansible_host={address} ansible_port={server.port} ansible_user={server.user}"
+            for n, address in enumerate(server.addresses)
+        ]
+        inventory = tmp_path / "hosts.ini"
+        inventory.write_text("\n".join(lines) + "\n")
+        playbook = tmp_path / "p.yml"
+        playbook.write_text("- name: m\n  hosts: all\n  checks: [{name: memory, memory: {}}]\n")
+        known = server.write_known_hosts(tmp_path / "known_hosts")
+        done = run_checkrun(
+            playbook, "-i", inventory, "--known-hosts", known, "-f", "200", "-r", "json:-", env=env
+        )
+        report = json.loads(done.stdout)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+        assert len(report["hosts"]) == 16
+        assert all(h["status"] == "OK" for h in report["hosts"])
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=10)
