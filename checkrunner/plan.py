@@ -41,13 +41,13 @@ class PlannedCheck:
     skip_reason: str | None = None
     retries: int = 0
     delay: float = 0.0
+    become: bool = False  # runs through sudo: its batch is separate from the others'
 
 
 @dataclass
 class HostPlan:
     host: Host
     checks: list[PlannedCheck] = field(default_factory=list)
-    become: bool = False
 
     @property
     def runnable(self) -> list[PlannedCheck]:
@@ -85,9 +85,10 @@ def build_plan(playbook: Playbook, inventory: Inventory, options: PlanOptions) -
                 host_plan = host_plans[host.name] = HostPlan(host=host)
             host = host_plan.host
             variables = _variables(inventory, host, play, options.extra_vars)
-            host_plan.become = host_plan.become or _play_become(play, host, options)
             for check in checks:
-                host_plan.checks.append(_plan_check(templater, host, play, check, variables))
+                planned = _plan_check(templater, host, play, check, variables)
+                planned.become = _check_become(check, host, options)
+                host_plan.checks.append(planned)
     return Plan(playbook=playbook.path, hosts=list(host_plans.values()), warnings=warnings)
 
 
@@ -118,11 +119,12 @@ def _selected_by_tags(play: Play, check: CheckSpec, options: PlanOptions) -> boo
     return not (options.skip_tags and tags & set(options.skip_tags))
 
 
-def _play_become(play: Play, host: Host, options: PlanOptions) -> bool:
+def _check_become(check: CheckSpec, host: Host, options: PlanOptions) -> bool:
+    """--become, else the check's own (or its play's) `become`, else ansible_become."""
     if options.become:
         return True
-    if play.become is not None:
-        return bool(play.become)
+    if check.become is not None:  # already the play's when the check says nothing
+        return bool(check.become)
     return bool(host.become)
 
 

@@ -205,15 +205,26 @@ def _next_round(
 def _execute(
     host_plan: HostPlan, checks: list[PlannedCheck], options: RunOptions
 ) -> dict[str, dict]:
-    """One round trip: run these checks on the host; raw results by check id."""
-    host = host_plan.host
+    """One round trip per privilege level (usually one): raw results by check id.
+
+    Checks that ask for `become` run in their own batch under sudo; the others never do.
+    """
+    raw: dict[str, dict] = {}
+    for become in (False, True):
+        group = [c for c in checks if c.become == become]
+        if group:
+            raw.update(_execute_batch(host_plan.host, group, become, options))
+    return raw
+
+
+def _execute_batch(
+    host, checks: list[PlannedCheck], become: bool, options: RunOptions
+) -> dict[str, dict]:
     batch = Batch(checks=[c.batch for c in checks], options=options.batch_options or BatchOptions())
-    subset = HostPlan(host=host, checks=checks, become=host_plan.become)
-    transport = get_transport(host)
-    exec_result = transport.run_batch(
-        _BecomeView(host, host_plan.become, options.become_password),
+    exec_result = get_transport(host).run_batch(
+        _BecomeView(host, become, options.become_password),
         build_payload(batch),
-        host_deadline(subset, options),
+        host_deadline(HostPlan(host=host, checks=checks), options),
     )
     try:
         output = parse_output(exec_result.stdout)

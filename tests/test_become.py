@@ -179,3 +179,31 @@ def test_unset_password_variable_is_an_input_error(tmp_path, server):
     )
     assert done.returncode == 5
     assert "CHECKRUN_TEST_UNSET_VARIABLE" in done.stderr
+
+
+def test_only_the_checks_that_ask_for_become_run_as_root(tmp_path, server):
+    playbook = tmp_path / "mixed.yml"
+    playbook.write_text(
+        """
+- name: mixed
+  hosts: withsudo
+  checks:
+    - name: as root
+      become: true
+      command: {cmd: id -un, stdout: "^root$"}
+    - name: as the login user
+      command: {cmd: id -un, stdout: "^crtest-sudo$"}
+"""
+    )
+    done = run_checkrun(
+        playbook,
+        "-i",
+        _inventory(tmp_path, server),
+        "--known-hosts",
+        server.write_known_hosts(tmp_path / "kh"),
+        "-r",
+        "json:-",
+    )
+    checks = {c["name"]: c["status"] for c in json.loads(done.stdout)["hosts"][0]["checks"]}
+    assert checks == {"as root": "OK", "as the login user": "OK"}
+    assert done.returncode == 0
