@@ -95,13 +95,17 @@ def run(cmd: RunCommand) -> int:
     if cmd.syntax_check:
         return validate(cmd)
     # Imported here so that validate, doc and schema start fast (rich and the runner are heavy).
+    from checkrunner.masking import Masker, MaskingReporter
     from checkrunner.report import create_reporters
     from checkrunner.runner import RunOptions, run_plan
     from checkrunner.transport import BatchOptions
 
-    reporters = create_reporters(cmd.reports, verbose=cmd.verbose)
+    unmasked = create_reporters(cmd.reports, verbose=cmd.verbose)  # bad --report: exit 5 first
     _configure_ssh(cmd)
     plan = load_plan(cmd, schema_check=False)
+    become_password = _become_password(cmd)
+    masker = Masker([*plan.secrets, become_password, *_inventory_secrets(plan)])
+    reporters = [MaskingReporter(r, masker) for r in unmasked]
     if cmd.list_hosts:
         return _print_hosts(plan)
     if cmd.list_checks:
@@ -113,7 +117,7 @@ def run(cmd: RunCommand) -> int:
         wait=cmd.wait,
         wait_interval=cmd.wait_interval,
         fail_on=cmd.fail_on,
-        become_password=_become_password(cmd),
+        become_password=become_password,
         batch_options=BatchOptions(
             psutil=cmd.use_psutil, nice=cmd.target_nice, memory_limit=cmd.target_memory_limit
         ),
@@ -126,6 +130,16 @@ def run(cmd: RunCommand) -> int:
         for reporter in reporters:
             reporter.close()
     return result.exit_code
+
+
+def _inventory_secrets(plan: Plan) -> list[str]:
+    """Passwords set in the inventory: masked like the environment's secrets."""
+    return [
+        secret
+        for hp in plan.hosts
+        for secret in (hp.host.password, hp.host.become_password)
+        if secret
+    ]
 
 
 def _become_password(cmd: RunCommand) -> str | None:

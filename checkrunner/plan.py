@@ -59,6 +59,7 @@ class Plan:
     playbook: str
     hosts: list[HostPlan]
     warnings: list[str] = field(default_factory=list)
+    secrets: set[str] = field(default_factory=set)  # environment values templates read
 
     @property
     def total_checks(self) -> int:
@@ -89,7 +90,12 @@ def build_plan(playbook: Playbook, inventory: Inventory, options: PlanOptions) -
                 planned = _plan_check(templater, host, play, check, variables)
                 planned.become = _check_become(check, host, options)
                 host_plan.checks.append(planned)
-    return Plan(playbook=playbook.path, hosts=list(host_plans.values()), warnings=warnings)
+    return Plan(
+        playbook=playbook.path,
+        hosts=list(host_plans.values()),
+        warnings=warnings,
+        secrets=templater.environment_values_used,
+    )
 
 
 def _render_connection_vars(

@@ -403,11 +403,50 @@ all:
       ansible_python_interpreter: "{{ python_path }}"
 """,
     )
-    playbook = write(tmp_path / "p.yml", "- name: p\n  hosts: all\n  checks: [{name: mem, memory: {}}]\n")
-    done = run_checkrun(playbook, "-i", inventory, "-r", "json:-", env={"CHECKRUN_TEST_PYDIR": "from-env"})
+    playbook = write(
+        tmp_path / "p.yml", "- name: p\n  hosts: all\n  checks: [{name: mem, memory: {}}]\n"
+    )
+    done = run_checkrun(
+        playbook, "-i", inventory, "-r", "json:-", env={"CHECKRUN_TEST_PYDIR": "from-env"}
+    )
     host = json.loads(done.stdout)["hosts"][0]
     assert host["reason"] == "no-python"
-    assert "/nonexistent/from-env/python3" in host["message"]
+    # rendered from the environment, then masked as every environment value in reports
+    assert "/nonexistent/***/python3" in host["message"]
     unset = run_checkrun(playbook, "-i", inventory, "-r", "json:-")  # the variable is not set
     assert unset.returncode == 5, unset.stderr
     assert "CHECKRUN_TEST_PYDIR" in unset.stderr and "inv.yml" in unset.stderr
+
+
+def test_secrets_from_the_environment_are_masked_in_every_report(tmp_path):
+    token = "tok-8f3a91c2e7"
+    playbook = write(
+        tmp_path / "p.yml",
+        """
+- name: secrets
+  hosts: localhost
+  checks:
+    - name: "call with {{ env.CHECKRUN_TEST_TOKEN }}"
+      command: {cmd: "echo token={{ env.CHECKRUN_TEST_TOKEN }}", stdout: "^nope$"}
+""",
+    )
+    js, junit, md = tmp_path / "r.json", tmp_path / "j.xml", tmp_path / "r.md"
+    done = run_checkrun(
+        playbook,
+        "-r",
+        "terminal",
+        "-r",
+        f"json:{js}",
+        "-r",
+        f"junit:{junit}",
+        "-r",
+        f"markdown:{md}",
+        "-v",
+        env={"CHECKRUN_TEST_TOKEN": token},
+    )
+    assert done.returncode == 2  # the check really ran with the token and failed its regex
+    outputs = [done.stdout, done.stderr, js.read_text(), junit.read_text(), md.read_text()]
+    assert all(token not in text for text in outputs)
+    check = json.loads(js.read_text())["hosts"][0]["checks"][0]
+    assert check["name"] == "call with ***"
+    assert check["facts"]["stdout"].strip() == "token=***"
