@@ -166,7 +166,11 @@ def validate(cmd: RunCommand) -> int:
     """Check the playbook (and inventory, when given) without touching any host."""
     plan = load_plan(cmd)
     checks = plan.total_checks
-    print(f"{cmd.playbook}: OK ({checks} checks on {len(plan.hosts)} hosts)")
+    hosts = len(plan.hosts)
+    print(
+        f"{cmd.playbook}: OK ({checks} check{'s' * (checks != 1)} "
+        f"on {hosts} host{'s' * (hosts != 1)})"
+    )
     return EXIT_OK
 
 
