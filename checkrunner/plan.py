@@ -86,6 +86,11 @@ def build_plan(playbook: Playbook, inventory: Inventory, options: PlanOptions) -
                 host_plan = host_plans[host.name] = HostPlan(host=host)
             host = host_plan.host
             variables = _variables(inventory, host, play, options.extra_vars)
+            if "env" in variables and not any("'env'" in w for w in warnings):
+                warnings.append(
+                    f"a variable named 'env' (host {host.name}) hides the environment: "
+                    "{{ env.NAME }} reads that variable instead; rename it"
+                )
             for check in checks:
                 planned = _plan_check(templater, host, play, check, variables)
                 planned.become = _check_become(check, host, options)

@@ -102,3 +102,13 @@ def test_traceback_only_with_vvv(tmp_path):
     playbook = tmp_path / "p.yml"
     playbook.write_text("")
     assert "Traceback" in run_checkrun(playbook, "-vvv").stderr
+
+
+def test_a_variable_named_env_is_warned_about(tmp_path):
+    playbook = tmp_path / "p.yml"
+    playbook.write_text(
+        "- name: p\n  hosts: localhost\n  vars: {env: prod}\n  checks: [{name: m, memory: {}}]\n"
+    )
+    done = run_checkrun("validate", playbook)
+    assert done.returncode == 0
+    assert "'env'" in done.stderr and "hides the environment" in done.stderr

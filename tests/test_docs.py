@@ -91,3 +91,14 @@ def test_readme_threshold_units_parse():
     assert parse_range("26h", "s").alerts(26 * 3600 + 1)
     assert parse_range("10GiB:", "B").alerts(10 * 1024**3 - 1)
     assert not parse_range("500ms", "s").alerts(0.4)
+
+
+def test_fleet_example_validates_against_the_example_inventories():
+    from conftest import run_checkrun
+
+    for inventory in ("example.yml", "example.ini"):
+        done = run_checkrun(
+            "validate", REPO / "playbooks" / "fleet.yml", "-i", REPO / "inventory" / inventory
+        )
+        assert done.returncode == 0, done.stderr
+        assert "52 checks on 9 hosts" in done.stdout
