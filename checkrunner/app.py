@@ -158,8 +158,9 @@ def _prepare_transports(plan: Plan) -> None:
     """Build each transport the plan needs now, so a bad ssh config stops the run (exit 5)."""
     from checkrunner.transport import get_transport
 
-    for connection in {hp.host.connection for hp in plan.hosts}:
-        get_transport(next(hp.host for hp in plan.hosts if hp.host.connection == connection))
+    first_host_per_connection = {hp.host.connection: hp.host for hp in reversed(plan.hosts)}
+    for host in first_host_per_connection.values():
+        get_transport(host)
 
 
 def validate(cmd: RunCommand) -> int:

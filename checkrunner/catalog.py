@@ -33,6 +33,8 @@ class ModuleInfo:
     required_one_of: list[list[str]] = field(default_factory=list)
     mutually_exclusive: list[list[str]] = field(default_factory=list)
     rate: bool = False  # takes part in the shared sampling window
+    # 1-based, inclusive line ranges of the MODULE/EXAMPLES assignments (see shipped_source)
+    doc_lines: list[list[int]] = field(default_factory=list)
 
     @property
     def source(self) -> str:
@@ -73,14 +75,22 @@ def shipped_source(name: str) -> str:
     Blank lines take their place so the line numbers of a target-side traceback still match
     the file.
     """
-    source = _read_source(name)
-    lines = source.splitlines(keepends=True)
+    lines = _read_source(name).splitlines(keepends=True)
+    for first, last in get(name).doc_lines:
+        assignment = lines[first - 1].split("=", 1)[0].strip()
+        lines[first - 1 : last] = [f"{assignment} = None\n", *["\n"] * (last - first)]
+    return "".join(lines)
+
+
+def _doc_line_ranges(source: str) -> list[list[int]]:
+    """Where MODULE and EXAMPLES are assigned: found once, when _catalog.json is generated,
+    so that building a batch never parses module sources."""
+    ranges = []
     for node in ast.parse(source).body:
         targets = node.targets if isinstance(node, ast.Assign) else []
         if any(isinstance(t, ast.Name) and t.id in DOC_NAMES for t in targets):
-            first, last = node.lineno - 1, node.end_lineno or node.lineno
-            lines[first:last] = [f"{targets[0].id} = None\n", *["\n"] * (last - first - 1)]
-    return "".join(lines)
+            ranges.append([node.lineno, node.end_lineno or node.lineno])
+    return ranges
 
 
 @functools.cache
@@ -114,6 +124,7 @@ def build_catalog() -> dict[str, Any]:
             "required_one_of": [list(g) for g in meta.get("required_one_of", [])],
             "mutually_exclusive": [list(g) for g in meta.get("mutually_exclusive", [])],
             "rate": hasattr(module, "sample"),
+            "doc_lines": _doc_line_ranges(_read_source(name)),
         }
     return catalog
 

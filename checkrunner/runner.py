@@ -18,6 +18,7 @@ from checkrunner.transport import (
     BatchOptions,
     ProtocolError,
     Unreachable,
+    abort_transports,
     build_payload,
     close_transports,
     get_transport,
@@ -94,7 +95,7 @@ def run_plan(plan: Plan, options: RunOptions, listeners: Iterable[Listener] = ()
         cancel.set()
         for future in futures:
             future.cancel()
-        _abort_transports(plan)
+        abort_transports()
     finally:
         executor.shutdown(wait=not run.interrupted, cancel_futures=True)
         close_transports()
@@ -102,15 +103,6 @@ def run_plan(plan: Plan, options: RunOptions, listeners: Iterable[Listener] = ()
     run.hosts = [done[hp.host.name] for hp in plan.hosts if hp.host.name in done]
     run.finished_at = time.time()
     return run
-
-
-def _abort_transports(plan: Plan) -> None:
-    seen = set()
-    for hp in plan.hosts:
-        transport = get_transport(hp.host)
-        if id(transport) not in seen:
-            seen.add(id(transport))
-            transport.abort()
 
 
 def host_deadline(host_plan: HostPlan, options: RunOptions) -> float:

@@ -97,16 +97,23 @@ def _playbook(tmp_path: Path, become: bool) -> Path:
     return path
 
 
-def test_become_runs_the_batch_as_root_through_sudo(tmp_path, server):
-    done = run_checkrun(
-        _playbook(tmp_path, become=True),
+def _run(tmp_path: Path, server: SSHServer, playbook: Path, *options: str, env=None):
+    """checkrun on the test inventory with a JSON report on stdout."""
+    return run_checkrun(
+        playbook,
         "-i",
         _inventory(tmp_path, server),
+        *options,
         "--known-hosts",
         server.write_known_hosts(tmp_path / "kh"),
         "-r",
         "json:-",
+        env=env,
     )
+
+
+def test_become_runs_the_batch_as_root_through_sudo(tmp_path, server):
+    done = _run(tmp_path, server, _playbook(tmp_path, become=True))
     hosts = {h["host"]: h for h in json.loads(done.stdout)["hosts"]}
     assert hosts["withsudo"]["reachable"], hosts["withsudo"]["message"]
     assert {c["name"]: c["status"] for c in hosts["withsudo"]["checks"]} == {
@@ -119,17 +126,7 @@ def test_become_runs_the_batch_as_root_through_sudo(tmp_path, server):
 
 
 def test_without_become_the_check_says_how_to_fix_it(tmp_path, server):
-    done = run_checkrun(
-        _playbook(tmp_path, become=False),
-        "-i",
-        _inventory(tmp_path, server),
-        "--limit",
-        "withsudo",
-        "--known-hosts",
-        server.write_known_hosts(tmp_path / "kh"),
-        "-r",
-        "json:-",
-    )
+    done = _run(tmp_path, server, _playbook(tmp_path, become=False), "--limit", "withsudo")
     checks = {c["name"]: c for c in json.loads(done.stdout)["hosts"][0]["checks"]}
     assert checks["shadow readable"]["status"] == "UNKNOWN"
     assert "become" in checks["shadow readable"]["message"]
@@ -148,17 +145,13 @@ def test_without_become_the_check_says_how_to_fix_it(tmp_path, server):
 def test_become_password_from_the_environment(tmp_path, server, password, status, reason):
     env = {"CHECKRUN_TEST_SUDO_PW": password} if password else {}
     args = ["--become-password-env", "CHECKRUN_TEST_SUDO_PW"] if password else []
-    done = run_checkrun(
+    done = _run(
+        tmp_path,
+        server,
         _playbook(tmp_path, become=True),
-        "-i",
-        _inventory(tmp_path, server),
         "--limit",
         "password,withsudo",
         *args,
-        "--known-hosts",
-        server.write_known_hosts(tmp_path / "kh"),
-        "-r",
-        "json:-",
         env=env,
     )
     assert done.stdout, done.stderr
@@ -195,15 +188,7 @@ def test_only_the_checks_that_ask_for_become_run_as_root(tmp_path, server):
       command: {cmd: id -un, stdout: "^crtest-sudo$"}
 """
     )
-    done = run_checkrun(
-        playbook,
-        "-i",
-        _inventory(tmp_path, server),
-        "--known-hosts",
-        server.write_known_hosts(tmp_path / "kh"),
-        "-r",
-        "json:-",
-    )
+    done = _run(tmp_path, server, playbook)
     checks = {c["name"]: c["status"] for c in json.loads(done.stdout)["hosts"][0]["checks"]}
     assert checks == {"as root": "OK", "as the login user": "OK"}
     assert done.returncode == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import secrets
@@ -13,7 +14,7 @@ from checkrunner.results import HostResult, RunResult
 STDOUT_PATHS = (None, "", "-")
 
 
-class Reporter:
+class Reporter(abc.ABC):
     """One report format. Subclasses set `name` and implement `render`.
 
     The runner calls `on_start` once, `on_host_done` as each host finishes (in completion
@@ -46,21 +47,22 @@ class Reporter:
         so that redirections made after the reporter was created are honoured."""
         return self._stream if self._stream is not None else sys.stdout
 
-    def on_start(self, total_hosts: int, total_checks: int) -> None:
+    def on_start(self, total_hosts: int, total_checks: int) -> None:  # noqa: B027 - optional hook; no-op by default
         """Called once before any host runs."""
 
-    def on_host_done(self, host: HostResult) -> None:
+    def on_host_done(self, host: HostResult) -> None:  # noqa: B027 - optional hook; no-op by default
         """Called as each host finishes."""
 
+    @abc.abstractmethod
     def render(self, run: RunResult) -> str:
-        raise NotImplementedError(f"{type(self).__name__} must implement render()")
+        """The whole report as text."""
 
     def finish(self, run: RunResult) -> None:
         """Render the whole run and write it out."""
         self.close()
         self.write(self.render(run))
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook; no-op by default
         """Release live resources (a progress display); safe to call more than once."""
 
     def write(self, text: str) -> None:

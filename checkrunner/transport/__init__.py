@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 
 from checkrunner.transport.base import ExecResult, Transport, Unreachable
@@ -24,6 +26,7 @@ __all__ = [
     "ProtocolError",
     "Transport",
     "Unreachable",
+    "abort_transports",
     "build_payload",
     "check_connection",
     "close_transports",
@@ -82,9 +85,6 @@ def _skip_invoke_unless_needed(options) -> None:
     paramiko needs invoke only to evaluate `Match exec` in an ssh config. When the config
     file has none and includes no other file, paramiko is told invoke is absent.
     """
-    import os
-    import sys
-
     if "invoke" in sys.modules or "paramiko" in sys.modules:
         return
     path = getattr(options, "ssh_config", None) if options is not None else None
@@ -99,6 +99,14 @@ def _skip_invoke_unless_needed(options) -> None:
         text = ""
     if "exec" not in text and "include" not in text:
         sys.modules["invoke"] = None  # type: ignore[assignment]
+
+
+def abort_transports() -> None:
+    """Stop every batch still running, on any transport (Ctrl-C)."""
+    _LOCAL.abort()
+    with _ssh_lock:
+        if _ssh is not None:
+            _ssh.abort()
 
 
 def close_transports() -> None:
