@@ -50,6 +50,8 @@ class RunCommand:
     list_hosts: bool = False
     list_checks: bool = False
     syntax_check: bool = False
+    state: str | None = None
+    no_state: bool = False
 
 
 def _warn(message: str) -> None:
@@ -111,6 +113,7 @@ def run(cmd: RunCommand) -> int:
     if cmd.list_checks:
         return _print_checks(plan)
     _prepare_transports(plan)
+    log_state = _log_state(cmd, plan)
     options = RunOptions(
         forks=cmd.forks,
         host_timeout=cmd.host_timeout,
@@ -118,6 +121,7 @@ def run(cmd: RunCommand) -> int:
         wait_interval=cmd.wait_interval,
         fail_on=cmd.fail_on,
         become_password=become_password,
+        observe=log_state.observe,
         batch_options=BatchOptions(
             psutil=cmd.use_psutil, nice=cmd.target_nice, memory_limit=cmd.target_memory_limit
         ),
@@ -129,7 +133,23 @@ def run(cmd: RunCommand) -> int:
     finally:
         for reporter in reporters:
             reporter.close()
+    # Only now, with the results recorded: a crash before this line re-reads, never skips.
+    log_state.commit()
     return result.exit_code
+
+
+def _log_state(cmd: RunCommand, plan: Plan):
+    """Log checks' saved offsets injected into the plan; the database opened only if needed."""
+    from checkrunner.state import default_state_path, open_state
+    from checkrunner.state.logs import LOG_MODULE, LogState
+
+    uses_state = any(c.identity.module == LOG_MODULE for hp in plan.hosts for c in hp.runnable)
+    db = None
+    if uses_state and not cmd.no_state:
+        db = open_state(cmd.state or default_state_path())
+    log_state = LogState(db)
+    log_state.prepare(plan)
+    return log_state
 
 
 def _inventory_secrets(plan: Plan) -> list[str]:

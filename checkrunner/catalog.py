@@ -37,6 +37,16 @@ class ModuleInfo:
     doc_lines: list[list[int]] = field(default_factory=list)
 
     @property
+    def item_measurements_option(self) -> str | None:
+        """The list-of-mappings option whose items each define a measurement of their own
+        (the log module's `patterns`: each item's `name` is measured, with its own warn/crit)."""
+        for name, spec in self.options.items():
+            sub = spec.get("options") or {}
+            if spec.get("type") == "list" and "name" in sub and ("warn" in sub or "crit" in sub):
+                return name
+        return None
+
+    @property
     def source(self) -> str:
         """The module's code as shipped to targets: without its documentation (see shipped_source)."""
         return shipped_source(self.name)

@@ -152,6 +152,18 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
         action="store_true",
         help="validate the playbook and exit (same as `checkrun validate`)",
     )
+    state = parser.add_mutually_exclusive_group()
+    state.add_argument(
+        "--state",
+        metavar="PATH",
+        help="state database: log offsets and history (default: $CHECKRUN_STATE, else "
+        "~/.local/state/checkrunner/state.db)",
+    )
+    state.add_argument(
+        "--no-state",
+        action="store_true",
+        help="keep nothing between runs: log checks start at `start` every time",
+    )
     parser.add_argument(
         "--target-nice",
         type=int,
@@ -254,6 +266,8 @@ def _run_command(ns: argparse.Namespace) -> app.RunCommand:
         list_hosts=ns.list_hosts,
         list_checks=ns.list_checks,
         syntax_check=ns.syntax_check,
+        state=ns.state,
+        no_state=ns.no_state,
     )
 
 

@@ -169,6 +169,9 @@ def _plan_check(
     args = normalize_args(
         info, templater.render(check.args, variables, check.location), check.location
     )
+    item_thresholds = _item_thresholds(info, args, check)
+    if item_thresholds:
+        identity = dataclasses.replace(identity, thresholds=identity.thresholds + item_thresholds)
     return PlannedCheck(
         identity=identity,
         batch=BatchCheck(id=check.id, module=check.module, args=args, timeout=check.timeout),
@@ -208,6 +211,42 @@ def _thresholds(
                 crit_text=texts.get("crit"),
             )
         )
+    return tuple(parsed)
+
+
+def _item_thresholds(
+    info: catalog.ModuleInfo, args: dict[str, Any], check: CheckSpec
+) -> tuple[MetricThresholds, ...]:
+    """warn/crit of the items that define their own measurements (each log pattern's count)."""
+    option = info.item_measurements_option
+    parsed = []
+    for item in (args.get(option) or []) if option else []:
+        ranges: dict[str, Any] = {}
+        texts: dict[str, str] = {}
+        for level in ("warn", "crit"):
+            if item.get(level) is None:
+                continue
+            text = _threshold_text(item[level])
+            try:
+                ranges[level] = parse_range(text, None)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"check '{check.name}': {option} '{item.get('name')}': {level} {text!r} "
+                    f"is not a number or range: {exc}",
+                    check.location,
+                    hint="write a number (upper bound) or a Nagios range: 10:, ~:10, 10:20, @10:20",
+                ) from None
+            texts[level] = text
+        if ranges:
+            parsed.append(
+                MetricThresholds(
+                    metric=str(item["name"]),
+                    warn=ranges.get("warn"),
+                    crit=ranges.get("crit"),
+                    warn_text=texts.get("warn"),
+                    crit_text=texts.get("crit"),
+                )
+            )
     return tuple(parsed)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Protocol
@@ -39,6 +39,8 @@ class RunOptions:
     fail_on: str = "critical"
     batch_options: BatchOptions | None = None
     become_password: str | None = None  # for hosts that set no ansible_become_password
+    # Called with each raw result before it is evaluated (log state: rates, anomalies, cursors).
+    observe: Callable[[PlannedCheck, dict], dict] | None = None
 
 
 class Listener(Protocol):
@@ -156,6 +158,8 @@ def _run_host(host_plan: HostPlan, options: RunOptions, cancel: threading.Event)
                 if entry is None:
                     results[check_id] = unknown_result(check.identity, "no result from the target")
                 else:
+                    if options.observe is not None:
+                        entry = options.observe(check, entry)
                     results[check_id] = evaluate_check(check.identity, entry)
                 results[check_id].attempts = attempts[check_id]
             to_run, pause = _next_round(to_run, results, attempts, wait_until, options)

@@ -64,22 +64,18 @@ def _paragraphs(text: str) -> str:
 def _options_section(info: ModuleInfo) -> str:
     if not info.options:
         return f"OPTIONS\n{INDENT}none: write {info.name}: {{}}"
-    rows = [
-        (
-            name,
-            describe_type(spec),
-            "yes" if spec.get("required") else "no",
-            _shown(spec.get("default")),
-            _option_text(spec),
-        )
-        for name, spec in info.options.items()
-    ]
+    rows = _option_rows(info.options)
     lines = ["OPTIONS", *_table(["NAME", "TYPE", "REQUIRED", "DEFAULT", "DESCRIPTION"], rows)]
     notes = []
     if info.free_form:
         notes.append(f"{info.name}: VALUE is short for {info.name}: {{{info.free_form}: VALUE}}.")
     notes += [f"Give at least one of: {', '.join(group)}." for group in info.required_one_of]
     notes += [f"Use only one of: {', '.join(group)}." for group in info.mutually_exclusive]
+    for name, spec in info.options.items():
+        for group in spec.get("required_one_of") or ():
+            notes.append(f"Each item of {name}: give one of {', '.join(group)}.")
+        for group in spec.get("mutually_exclusive") or ():
+            notes.append(f"Each item of {name}: use only one of {', '.join(group)}.")
     if notes:
         lines.append("")
         lines += [
@@ -87,6 +83,27 @@ def _options_section(info: ModuleInfo) -> str:
             for note in notes
         ]
     return "\n".join(lines)
+
+
+def _option_rows(
+    options: Mapping[str, Mapping[str, Any]], prefix: str = ""
+) -> list[tuple[str, str, str, str, str]]:
+    """One row per option; suboptions follow as NAME[].SUB (list items) or NAME.SUB."""
+    rows = []
+    for name, spec in options.items():
+        rows.append(
+            (
+                prefix + name,
+                describe_type(spec),
+                "yes" if spec.get("required") else "no",
+                _shown(spec.get("default")),
+                _option_text(spec),
+            )
+        )
+        if spec.get("options"):
+            nested = f"{prefix}{name}[]." if spec.get("type") == "list" else f"{prefix}{name}."
+            rows += _option_rows(spec["options"], nested)
+    return rows
 
 
 def _option_text(spec: Mapping[str, Any]) -> str:

@@ -8,7 +8,8 @@ that needs no host variables is reported before anything runs.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from checkrunner.catalog import ModuleInfo
@@ -52,32 +53,80 @@ def expand_args(module: ModuleInfo, value: Any, location: Location) -> MarkedMap
     )
 
 
+@dataclass(frozen=True)
+class OptionSet:
+    """The options of a module, or the suboptions of each item of a list-of-mappings option."""
+
+    label: str  # "module 'log'", "item 2 of option 'patterns' of module 'log'"
+    options: Mapping[str, Mapping[str, Any]]
+    required_one_of: Sequence[Sequence[str]] = ()
+    mutually_exclusive: Sequence[Sequence[str]] = ()
+    takes: str = ""  # the hint listing what it takes
+
+    @classmethod
+    def of_module(cls, module: ModuleInfo) -> OptionSet:
+        takes = (
+            f"{module.name} takes: {', '.join(module.options)} (see `checkrun doc {module.name}`)"
+            if module.options
+            else f"{module.name} takes no options: write {module.name}: {{}}"
+        )
+        return cls(
+            f"module '{module.name}'",
+            module.options,
+            module.required_one_of,
+            module.mutually_exclusive,
+            takes,
+        )
+
+    def of_item(self, option: str, spec: Mapping[str, Any], position: int) -> OptionSet:
+        return self._nested(spec, f"item {position} of option '{option}'", f"each item of {option}")
+
+    def of_mapping(self, option: str, spec: Mapping[str, Any]) -> OptionSet:
+        return self._nested(spec, f"option '{option}'", option)
+
+    def _nested(self, spec: Mapping[str, Any], what: str, taker: str) -> OptionSet:
+        suboptions = spec.get("options") or {}
+        return OptionSet(
+            f"{what} of {self.label}",
+            suboptions,
+            spec.get("required_one_of") or (),
+            spec.get("mutually_exclusive") or (),
+            f"{taker} takes: {', '.join(suboptions)}",
+        )
+
+
 def check_args(
     module: ModuleInfo, options: Mapping[Any, Any], location: Location, *, keep_templates: bool
 ) -> tuple[dict[str, Any], list[ConfigError]]:
     """(coerced values of every option, problems found); see the module docstring."""
+    return _check_option_set(OptionSet.of_module(module), options, location, keep_templates)
+
+
+def _check_option_set(
+    owner: OptionSet, options: Mapping[Any, Any], location: Location, keep_templates: bool
+) -> tuple[dict[str, Any], list[ConfigError]]:
     problems = [
-        _unknown_option(module, options, key, location)
+        _unknown_option(owner, options, key, location)
         for key in options
-        if key not in module.options
+        if key not in owner.options
     ]
     given = {key: value for key, value in options.items() if value is not None}
     values: dict[str, Any] = {}
-    for name, spec in module.options.items():
+    for name, spec in owner.options.items():
         if name in given:
             values[name] = _coerce_given(
-                module, options, name, spec, location, keep_templates, problems
+                owner, options, name, spec, location, keep_templates, problems
             )
         else:
             values[name] = _default(spec)
             if spec.get("required"):
-                problems.append(_missing_option(module, name, spec, location_of(options, location)))
-    problems.extend(_group_problems(module, options, given, location))
+                problems.append(_missing_option(owner, name, spec, location_of(options, location)))
+    problems.extend(_group_problems(owner, options, given, location))
     return values, problems
 
 
 def _coerce_given(
-    module: ModuleInfo,
+    owner: OptionSet,
     options: Mapping[Any, Any],
     name: str,
     spec: Mapping[str, Any],
@@ -85,17 +134,48 @@ def _coerce_given(
     keep_templates: bool,
     problems: list[ConfigError],
 ) -> Any:
+    at = value_location(options, name, location)
     try:
-        return coerce_value(options[name], spec, keep_templates=keep_templates)
+        value = coerce_value(options[name], spec, keep_templates=keep_templates)
     except OptionValueError as exc:
         problems.append(
-            ConfigError(
-                f"option '{name}' of module '{module.name}': {exc.message}",
-                value_location(options, name, location),
-                exc.hint,
-            )
+            ConfigError(f"option '{name}' of {owner.label}: {exc.message}", at, exc.hint)
         )
         return None
+    if spec.get("type") == "list" and spec.get("options") and isinstance(value, list):
+        return _check_items(owner, name, spec, options[name], value, at, keep_templates, problems)
+    if spec.get("type") == "dict" and spec.get("options") and isinstance(value, Mapping):
+        values, sub_problems = _check_option_set(
+            owner.of_mapping(name, spec), value, at, keep_templates
+        )
+        problems.extend(sub_problems)
+        return values
+    return value
+
+
+def _check_items(
+    owner: OptionSet,
+    name: str,
+    spec: Mapping[str, Any],
+    written: Any,
+    items: list[Any],
+    location: Location,
+    keep_templates: bool,
+    problems: list[ConfigError],
+) -> list[Any]:
+    """Each mapping of a list-of-mappings option checked against the option's suboptions."""
+    checked = []
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping):  # a template, kept for after rendering
+            checked.append(item)
+            continue
+        where = value_location(written, index, location) if isinstance(written, list) else location
+        values, item_problems = _check_option_set(
+            owner.of_item(name, spec, index + 1), item, where, keep_templates
+        )
+        problems.extend(item_problems)
+        checked.append(values)
+    return checked
 
 
 def _default(spec: Mapping[str, Any]) -> Any:
@@ -106,50 +186,44 @@ def _default(spec: Mapping[str, Any]) -> Any:
 
 
 def _unknown_option(
-    module: ModuleInfo, options: Mapping[Any, Any], key: Any, location: Location
+    owner: OptionSet, options: Mapping[Any, Any], key: Any, location: Location
 ) -> ConfigError:
-    message = f"unknown option '{key}' for module '{module.name}'"
-    suggestion = did_you_mean(str(key), module.options)
+    message = f"unknown option '{key}' for {owner.label}"
+    suggestion = did_you_mean(str(key), owner.options)
     if suggestion:
         message += f" — {suggestion}"
-    if module.options:
-        hint = (
-            f"{module.name} takes: {', '.join(module.options)} (see `checkrun doc {module.name}`)"
-        )
-    else:
-        hint = f"{module.name} takes no options: write {module.name}: {{}}"
-    return ConfigError(message, key_location(options, key, location), hint)
+    return ConfigError(message, key_location(options, key, location), owner.takes)
 
 
 def _missing_option(
-    module: ModuleInfo, name: str, spec: Mapping[str, Any], where: Location
+    owner: OptionSet, name: str, spec: Mapping[str, Any], where: Location
 ) -> ConfigError:
     about = str(spec.get("description", "")).split(". ")[0].rstrip(".")
     hint = f"add {name}: <{describe_type(spec)}>" + (f" ({about})" if about else "")
-    return ConfigError(f"module '{module.name}' needs the option '{name}'", where, hint)
+    return ConfigError(f"{owner.label} needs the option '{name}'", where, hint)
 
 
 def _group_problems(
-    module: ModuleInfo, options: Mapping[Any, Any], given: Mapping[Any, Any], location: Location
+    owner: OptionSet, options: Mapping[Any, Any], given: Mapping[Any, Any], location: Location
 ) -> list[ConfigError]:
     problems = []
     where = location_of(options, location)
-    for group in module.required_one_of:
+    for group in owner.required_one_of:
         if not any(name in given for name in group):
             problems.append(
                 ConfigError(
-                    f"module '{module.name}' needs one of the options {', '.join(group)}",
+                    f"{owner.label} needs one of the options {', '.join(group)}",
                     where,
                     f"add one of them, e.g. {group[0]}: ...",
                 )
             )
-    for group in module.mutually_exclusive:
+    for group in owner.mutually_exclusive:
         present = [name for name in group if name in given]
         if len(present) > 1:
             problems.append(
                 ConfigError(
-                    f"options {' and '.join(repr(p) for p in present)} of module "
-                    f"'{module.name}' cannot be used together",
+                    f"options {' and '.join(repr(p) for p in present)} of {owner.label} "
+                    "cannot be used together",
                     key_location(options, present[-1], location),
                     "keep only one of them",
                 )

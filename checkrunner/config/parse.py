@@ -56,6 +56,7 @@ from checkrunner.config.yaml_loader import (
 from checkrunner.errors import ConfigError, Location, did_you_mean, suggest
 
 _LABEL_NAME = re.compile(LABEL_NAME_PATTERN)
+_MEASUREMENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 EMPTY_PLAYBOOK_HINT = "a playbook is a list of plays, e.g.: - {name: basics, hosts: all, checks: [{name: memory, memory: {}}]}"
 
 
@@ -82,6 +83,7 @@ class PlaybookParser:
         self.directory = os.path.dirname(file)
         self.problems: list[ConfigError] = []
         self.modules = catalog.module_names()
+        self._item_names: set[str] = set()  # measurements the items of the current check define
 
     def parse(self, document: Any) -> list[Play]:
         if document is None:
@@ -327,6 +329,7 @@ class PlaybookParser:
         if info is None:
             return None
         args = self._module_args(info, node, where)
+        self._item_measurements(info, args, where)
         metric = self._metric(node, info, where)
         warn = self._threshold_key(node, "warn", info, metric, where)
         crit = self._threshold_key(node, "crit", info, metric, where)
@@ -427,6 +430,50 @@ class PlaybookParser:
 
     # -- thresholds ----------------------------------------------------------------------------
 
+    def _item_measurements(
+        self, info: ModuleInfo, args: Mapping[Any, Any], where: Location
+    ) -> None:
+        """Items that define measurements (log patterns): names unique identifiers that no
+        declared measurement uses, warn/crit valid ranges. Sets the names `metric:` may use."""
+        self._item_names = set()
+        option = info.item_measurements_option
+        items = args.get(option) if option else None
+        if not isinstance(items, list):
+            return
+        at = value_location(args, option, where)
+        for index, item in enumerate(items):
+            if not isinstance(item, Mapping):
+                continue
+            item_at = value_location(items, index, at)
+            name = item.get("name")
+            if not isinstance(name, str) or is_templated(name):
+                continue
+            name_at = value_location(item, "name", item_at)
+            if not _MEASUREMENT_NAME.match(name) or name in info.measurements:
+                reason = (
+                    f"'{name}' is one of {info.name}'s own measurements"
+                    if name in info.measurements
+                    else f"'{name}' is not a measurement name"
+                )
+                self._add(
+                    f"{option}: item {index + 1}: {reason}",
+                    name_at,
+                    "use letters, digits and _ (not first a digit), and none of: "
+                    + ", ".join(info.measurements),
+                )
+            elif name in self._item_names:
+                self._add(
+                    f"{option}: item {index + 1}: the name '{name}' is used twice",
+                    name_at,
+                    "give each item its own name: it names the count in reports and metrics",
+                )
+            self._item_names.add(name)
+            for level in THRESHOLD_KEYWORDS:
+                if item.get(level) is not None:
+                    self._threshold(
+                        item[level], level, info, name, value_location(item, level, item_at)
+                    )
+
     def _metric(self, node: Mapping[Any, Any], info: ModuleInfo, where: Location) -> str | None:
         if "metric" not in node:
             return info.default_metric
@@ -444,6 +491,8 @@ class PlaybookParser:
 
     def _known_metric(self, info: ModuleInfo, metric: str, where: Location) -> bool:
         if not info.measurements or measurement_pattern_matches(info, metric):
+            return True
+        if metric in self._item_names:
             return True
         message = f"module '{info.name}' does not measure '{metric}'"
         suggestion = did_you_mean(metric, info.measurements)

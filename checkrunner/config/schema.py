@@ -276,21 +276,8 @@ def _glob_to_regex(pattern: str) -> str:
 
 
 def _module(info: ModuleInfo) -> dict[str, Any]:
-    options: dict[str, Any] = {
-        "type": "object",
-        "properties": {name: _option(name, spec) for name, spec in info.options.items()},
-        "additionalProperties": False,
-    }
+    options = _options_object(info.options, info.required_one_of, info.mutually_exclusive)
     required = [name for name, spec in info.options.items() if spec.get("required")]
-    if required:
-        options["required"] = required
-    rules = [{"anyOf": [_given(name) for name in group]} for group in info.required_one_of]
-    for group in info.mutually_exclusive:
-        rules += [
-            {"not": {"allOf": [_given(a), _given(b)]}} for a, b in itertools.combinations(group, 2)
-        ]
-    if rules:
-        options["allOf"] = rules
     variants = [options]
     if info.free_form:
         scalar = {"not": {"type": ["object", "null"]}}
@@ -299,6 +286,28 @@ def _module(info: ModuleInfo) -> dict[str, Any]:
         variants.append({"type": "null"})
     description = "\n\n".join(part for part in (info.summary, info.description) if part)
     return {"title": info.name, "description": description, "anyOf": variants}
+
+
+def _options_object(
+    options: dict[str, Any], required_one_of: Any = (), mutually_exclusive: Any = ()
+) -> dict[str, Any]:
+    """A mapping of options (a module's, or each item's of a list-of-mappings option)."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {name: _option(name, spec) for name, spec in options.items()},
+        "additionalProperties": False,
+    }
+    required = [name for name, spec in options.items() if spec.get("required")]
+    if required:
+        schema["required"] = required
+    rules = [{"anyOf": [_given(name) for name in group]} for group in required_one_of or ()]
+    for group in mutually_exclusive or ():
+        rules += [
+            {"not": {"allOf": [_given(a), _given(b)]}} for a, b in itertools.combinations(group, 2)
+        ]
+    if rules:
+        schema["allOf"] = rules
+    return schema
 
 
 def _given(option: str) -> dict[str, Any]:
@@ -320,6 +329,15 @@ def _option(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
 
 def _option_type(spec: Mapping[str, Any]) -> dict[str, Any]:
     kind = spec.get("type", "raw")
+    if kind == "list" and spec.get("options"):
+        item = _options_object(
+            spec["options"], spec.get("required_one_of"), spec.get("mutually_exclusive")
+        )
+        return {"type": "array", "items": {"anyOf": [item, {"$ref": _REF + "Template"}]}}
+    if kind == "dict" and spec.get("options"):
+        return _options_object(
+            spec["options"], spec.get("required_one_of"), spec.get("mutually_exclusive")
+        )
     if kind == "list":
         element = _option_type(
             {"type": spec.get("elements", "raw"), "choices": spec.get("choices")}

@@ -1,0 +1,136 @@
+"""The embedded state database: one SQLite file on the control node, private to its owner.
+
+It holds what must survive between runs: log offsets, measurement history and, later,
+alert state and the outbox. Nothing is ever written on a target.
+
+Several checkrun processes may share one file (cron and a hand run overlapping): WAL mode
+lets readers go on during a write, and writers wait up to BUSY_TIMEOUT for each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from checkrunner.errors import ConfigError
+
+STATE_ENV = "CHECKRUN_STATE"
+BUSY_TIMEOUT_MS = 30_000
+
+# Each entry moves the schema from version N to N+1; never edit one that has shipped.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE log_cursors (
+        host TEXT NOT NULL,
+        play TEXT NOT NULL,
+        check_name TEXT NOT NULL,
+        path TEXT NOT NULL,
+        cursor TEXT NOT NULL,          -- JSON, as the log module returned it
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (host, play, check_name, path)
+    );
+    CREATE TABLE log_scans (
+        host TEXT NOT NULL,
+        play TEXT NOT NULL,
+        check_name TEXT NOT NULL,
+        scanned_at REAL NOT NULL,      -- when the last recorded scan ran (rates divide by this)
+        PRIMARY KEY (host, play, check_name)
+    );
+    CREATE TABLE history (
+        host TEXT NOT NULL,
+        play TEXT NOT NULL,
+        check_name TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        at REAL NOT NULL,
+        value REAL NOT NULL
+    );
+    CREATE INDEX history_series ON history (host, play, check_name, metric, at);
+    """,
+)
+
+
+def default_state_path() -> str:
+    """$CHECKRUN_STATE, else $XDG_STATE_HOME/checkrunner/state.db (~/.local/state/...)."""
+    explicit = os.environ.get(STATE_ENV)
+    if explicit:
+        return explicit
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return os.path.join(base, "checkrunner", "state.db")
+
+
+class StateDB:
+    """An open state database; `transaction()` groups writes so they land all or nothing."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._connection = _connect(path)
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._connection
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self._connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._connection
+        except BaseException:
+            self._connection.execute("ROLLBACK")
+            raise
+        self._connection.execute("COMMIT")
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+def open_state(path: str) -> StateDB:
+    """Open (creating it 0600, and its folder 0700, if needed) and migrate the database."""
+    try:
+        return StateDB(path)
+    except (sqlite3.Error, OSError) as exc:
+        raise ConfigError(
+            f"state database {path}: {exc}",
+            hint="give a writable path with --state PATH, or run without state: --no-state",
+        ) from None
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    directory = Path(path).parent
+    if not directory.exists():
+        directory.mkdir(mode=0o700, parents=True)
+    old_umask = os.umask(0o077)  # the file and its -wal/-shm companions are created private
+    try:
+        connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = FULL")
+        _migrate(connection)
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, 0o600)
+    return connection
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise sqlite3.DatabaseError(
+                f"schema version {version} is newer than this checkrun knows ({len(MIGRATIONS)}); "
+                "upgrade checkrunner"
+            )
+        for number in range(version, len(MIGRATIONS)):
+            for statement in MIGRATIONS[number].split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+        connection.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")

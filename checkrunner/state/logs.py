@@ -1,0 +1,253 @@
+"""Log checks across runs: offsets in, new offsets out, committed only once results are recorded.
+
+The control node hands each log check the cursors it saved for that host and check
+(`_cursors` in the check's arguments); the target reads from there and returns the new
+cursors with its counts. They are written to the state database by `commit()`, which the
+run calls after its reports are written: a crash or Ctrl-C before that point means the
+same lines are read again next run (at least once), never skipped.
+
+Offsets are keyed by host, play, check name and file path: two checks that watch the same
+file keep their own place. Renaming a check starts it afresh (at `start`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from checkrunner.evaluate.history import AnomalySettings, detect_anomaly, rate, rate_unit
+from checkrunner.plan import Plan, PlannedCheck
+from checkrunner.state.db import StateDB
+
+LOG_MODULE = "log"
+CURSORS_ARG = "_cursors"
+HISTORY_KEEP = 500  # values kept per series; anomaly windows are far shorter
+FAILPOINT_ENV = "CHECKRUN_FAILPOINT"  # tests: "before-state-commit" kills the run right there
+
+
+@dataclass(frozen=True)
+class CheckKey:
+    host: str
+    play: str
+    check: str
+
+    @classmethod
+    def of(cls, planned: PlannedCheck) -> CheckKey:
+        identity = planned.identity
+        return cls(identity.host, identity.play, identity.name)
+
+
+@dataclass
+class _Saved:
+    cursors: dict[str, Any] = field(default_factory=dict)
+    scanned_at: float | None = None
+    history: dict[str, list[float]] = field(default_factory=dict)  # metric -> values, oldest first
+
+
+@dataclass
+class _Update:
+    cursors: dict[str, Any]
+    scanned_at: float
+    values: dict[str, float]
+
+
+class LogState:
+    """Reads saved cursors before a run, turns counts into rates and anomalies, commits after."""
+
+    def __init__(self, db: StateDB | None):
+        self.db = db
+        self._saved: dict[CheckKey, _Saved] = {}
+        self._updates: dict[CheckKey, _Update] = {}
+        self._lock = threading.Lock()
+
+    # -- before the run --------------------------------------------------------------------
+
+    def prepare(self, plan: Plan) -> None:
+        """Give every log check its saved cursors (none without a database: `start` applies)."""
+        planned = [
+            check
+            for host_plan in plan.hosts
+            for check in host_plan.checks
+            if check.batch is not None and check.identity.module == LOG_MODULE
+        ]
+        if not planned:
+            return
+        if self.db is not None:
+            self._load(
+                {CheckKey.of(check) for check in planned},
+                max((_window(check) for check in planned), default=0),
+            )
+        for check in planned:
+            saved = self._saved.get(CheckKey.of(check), _Saved())
+            args = {**check.batch.args, CURSORS_ARG: saved.cursors}
+            check.batch = dataclasses.replace(check.batch, args=args)
+
+    def _load(self, keys: set[CheckKey], window: int) -> None:
+        """Cursors, scan times and (for anomaly windows) recent history of these checks."""
+        connection = self.db.connection
+        connection.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS wanted (host TEXT, play TEXT, check_name TEXT)"
+        )
+        connection.execute("DELETE FROM wanted")
+        connection.executemany(
+            "INSERT INTO wanted VALUES (?, ?, ?)", [(k.host, k.play, k.check) for k in keys]
+        )
+        joined = "JOIN wanted USING (host, play, check_name)"
+        for host, play, name, path, cursor in connection.execute(
+            f"SELECT host, play, check_name, path, cursor FROM log_cursors {joined}"
+        ):
+            self._entry(host, play, name).cursors[path] = json.loads(cursor)
+        for host, play, name, scanned_at in connection.execute(
+            f"SELECT host, play, check_name, scanned_at FROM log_scans {joined}"
+        ):
+            self._entry(host, play, name).scanned_at = scanned_at
+        if window <= 0:
+            return
+        rows = connection.execute(
+            "SELECT host, play, check_name, metric, value FROM ("
+            "  SELECT h.*, ROW_NUMBER() OVER ("
+            "    PARTITION BY host, play, check_name, metric ORDER BY at DESC) AS recent"
+            f"  FROM history AS h {joined}"
+            ") WHERE recent <= ? ORDER BY at",
+            (window,),
+        )
+        for host, play, name, metric, value in rows:
+            self._entry(host, play, name).history.setdefault(metric, []).append(value)
+
+    def _entry(self, host: str, play: str, name: str) -> _Saved:
+        return self._saved.setdefault(CheckKey(host, play, name), _Saved())
+
+    # -- as results arrive (host threads) ----------------------------------------------------
+
+    def observe(self, planned: PlannedCheck, raw: dict[str, Any]) -> dict[str, Any]:
+        """The raw result with rates and anomalies applied; its new cursors kept for commit."""
+        if planned.identity.module != LOG_MODULE or "error" in raw:
+            return raw
+        body = dict(raw.get("result") or {})
+        state = body.pop("state", None) or {}
+        key = CheckKey.of(planned)
+        saved = self._saved.get(key, _Saved())
+        now = time.time()
+        args = planned.batch.args if planned.batch else {}
+        values = self._apply_rates(body, args, saved, now)
+        self._apply_anomalies(body, args, saved, values)
+        if isinstance(state.get("cursors"), dict):
+            with self._lock:
+                self._updates[key] = _Update(state["cursors"], now, values)
+        return {**raw, "result": body}
+
+    def _apply_rates(
+        self, body: dict[str, Any], args: dict[str, Any], saved: _Saved, now: float
+    ) -> dict[str, float]:
+        """Each pattern's count, or its rate with `per:`; returns the values history keeps."""
+        measurements = dict(body.get("measurements") or {})
+        names = [p["name"] for p in args.get("patterns") or [] if p.get("name") in measurements]
+        per = args.get("per")
+        values: dict[str, float] = {}
+        if per:
+            elapsed = None if saved.scanned_at is None else now - saved.scanned_at
+            units = dict(body.get("units") or {})
+            for name in names:
+                count = measurements[name]
+                measurements[f"{name}_count"] = count
+                value = rate(count, elapsed, float(per))
+                measurements[name] = 0.0 if value is None else round(value, 6)
+                units[name] = rate_unit(float(per))
+            body["units"] = units
+            if elapsed is None:
+                body["message"] = f"{body.get('message', '')}; first scan: rates start next run"
+        for name in names:
+            values[name] = float(measurements[name])
+        body["measurements"] = measurements
+        return values
+
+    def _apply_anomalies(
+        self, body: dict[str, Any], args: dict[str, Any], saved: _Saved, values: dict[str, float]
+    ) -> None:
+        if not args.get("anomaly"):
+            return
+        settings = anomaly_settings(args["anomaly"])
+        notes = []
+        for name, value in values.items():
+            anomaly = detect_anomaly(value, saved.history.get(name, []), settings)
+            if anomaly:
+                notes.append(anomaly.describe(name, settings))
+        if notes:
+            body["status"] = settings.status
+            message = body.get("message")
+            body["message"] = "; ".join([*notes, message] if message else notes)
+
+    # -- after the results are recorded ---------------------------------------------------------
+
+    def commit(self) -> int:
+        """Write the new cursors, scan times and history in one transaction; how many checks."""
+        with self._lock:
+            updates = dict(self._updates)
+            self._updates.clear()
+        if self.db is None or not updates:
+            return 0
+        if os.environ.get(FAILPOINT_ENV) == "before-state-commit":
+            os.kill(os.getpid(), signal.SIGKILL)
+        with self.db.transaction() as connection:
+            for key, update in updates.items():
+                self._write(connection, key, update)
+        return len(updates)
+
+    @staticmethod
+    def _write(connection, key: CheckKey, update: _Update) -> None:
+        ident = (key.host, key.play, key.check)
+        connection.execute(
+            "DELETE FROM log_cursors WHERE host = ? AND play = ? AND check_name = ?", ident
+        )
+        connection.executemany(
+            "INSERT INTO log_cursors (host, play, check_name, path, cursor, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (*ident, path, json.dumps(cursor, sort_keys=True), update.scanned_at)
+                for path, cursor in update.cursors.items()
+            ],
+        )
+        connection.execute(
+            "INSERT OR REPLACE INTO log_scans (host, play, check_name, scanned_at) "
+            "VALUES (?, ?, ?, ?)",
+            (*ident, update.scanned_at),
+        )
+        for metric, value in update.values.items():
+            connection.execute(
+                "INSERT INTO history (host, play, check_name, metric, at, value) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (*ident, metric, update.scanned_at, value),
+            )
+            connection.execute(
+                "DELETE FROM history WHERE rowid IN (SELECT rowid FROM history "
+                "WHERE host = ? AND play = ? AND check_name = ? AND metric = ? "
+                "ORDER BY at DESC LIMIT -1 OFFSET ?)",
+                (*ident, metric, HISTORY_KEEP),
+            )
+
+
+def _window(check: PlannedCheck) -> int:
+    anomaly = check.batch.args.get("anomaly") if check.batch else None
+    return anomaly_settings(anomaly).window if anomaly else 0
+
+
+def anomaly_settings(spec: dict[str, Any]) -> AnomalySettings:
+    """The `anomaly:` mapping of a check, already checked against its suboptions."""
+    defaults = AnomalySettings()
+    return AnomalySettings(
+        k=float(spec.get("k") if spec.get("k") is not None else defaults.k),
+        window=int(spec.get("window") or defaults.window),
+        min_runs=int(spec.get("min_runs") or defaults.min_runs),
+        min_increase=float(
+            spec.get("min_increase")
+            if spec.get("min_increase") is not None
+            else defaults.min_increase
+        ),
+        status=str(spec.get("status") or defaults.status).upper(),
+    )

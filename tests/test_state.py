@@ -1,0 +1,134 @@
+"""The state database (permissions, migrations, sharing) and the history arithmetic."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+import threading
+
+import pytest
+
+from checkrunner.errors import ConfigError
+from checkrunner.evaluate.history import (
+    AnomalySettings,
+    detect_anomaly,
+    rate,
+    rate_unit,
+)
+from checkrunner.state import default_state_path, open_state
+from checkrunner.state.db import MIGRATIONS
+
+
+def test_database_and_folder_are_private(tmp_path):
+    path = tmp_path / "deep" / "state.db"
+    db = open_state(str(path))
+    db.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    for companion in path.parent.glob("state.db-*"):
+        assert stat.S_IMODE(companion.stat().st_mode) & 0o077 == 0
+
+
+def test_migrations_run_once_and_record_the_version(tmp_path):
+    path = str(tmp_path / "state.db")
+    open_state(path).close()
+    db = open_state(path)  # a second open migrates nothing and loses nothing
+    version = db.connection.execute("PRAGMA user_version").fetchone()[0]
+    assert version == len(MIGRATIONS)
+    mode = db.connection.execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+    db.close()
+
+
+def test_a_newer_schema_is_refused_with_the_fix(tmp_path):
+    path = tmp_path / "state.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA user_version = 999")
+    with pytest.raises(ConfigError) as caught:
+        open_state(str(path))
+    assert "upgrade checkrunner" in str(caught.value)
+
+
+def test_an_unwritable_path_is_an_input_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError) as caught:
+        open_state(str(blocker / "state.db"))
+    assert "--state" in caught.value.hint
+
+
+def test_default_path_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("CHECKRUN_STATE", str(tmp_path / "x.db"))
+    assert default_state_path() == str(tmp_path / "x.db")
+    monkeypatch.delenv("CHECKRUN_STATE")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    assert default_state_path() == str(tmp_path / "xdg" / "checkrunner" / "state.db")
+
+
+def test_a_failed_transaction_writes_nothing(tmp_path):
+    db = open_state(str(tmp_path / "state.db"))
+    with pytest.raises(RuntimeError), db.transaction() as connection:
+        connection.execute("INSERT INTO log_scans VALUES ('h', 'p', 'c', 1.0)")
+        raise RuntimeError("crash between two writes")
+    assert db.connection.execute("SELECT COUNT(*) FROM log_scans").fetchone()[0] == 0
+
+
+def test_two_processes_worth_of_writers_wait_for_each_other(tmp_path):
+    path = str(tmp_path / "state.db")
+    open_state(path).close()
+    errors = []
+
+    def writer(n: int) -> None:
+        db = open_state(path)
+        try:
+            for i in range(50):
+                with db.transaction() as connection:
+                    connection.execute(
+                        "INSERT OR REPLACE INTO log_scans VALUES (?, 'p', 'c', ?)", (f"h{n}", i)
+                    )
+        except Exception as exc:  # pragma: no cover - the assertion below shows it
+            errors.append(exc)
+        finally:
+            db.close()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    db = open_state(path)
+    rows = db.connection.execute("SELECT host, scanned_at FROM log_scans ORDER BY host").fetchall()
+    assert rows == [(f"h{n}", 49.0) for n in range(4)]
+
+
+def test_rate_per_interval():
+    assert rate(30, 60.0, 60.0) == 30.0
+    assert rate(30, 120.0, 60.0) == 15.0
+    assert rate(5, 10.0, 1.0) == 0.5
+    assert rate(5, None, 60.0) is None
+    assert rate(5, 0.0, 60.0) is None
+    assert rate_unit(60.0) == "/min"
+    assert rate_unit(1.0) == "/s"
+    assert rate_unit(300.0) == "/300s"
+
+
+def test_anomaly_needs_enough_history_and_a_real_jump():
+    settings = AnomalySettings(k=3, window=5, min_runs=3, min_increase=1)
+    assert detect_anomaly(100, [1, 2], settings) is None  # too few runs
+    steady = [10, 12, 11, 9, 10, 11]
+    assert detect_anomaly(13, steady, settings) is None  # within mean + 3σ
+    found = detect_anomaly(40, steady, settings)
+    assert found is not None
+    # only the last `window` values count
+    recent = steady[-5:]
+    assert found.runs == 5
+    assert found.mean == pytest.approx(sum(recent) / 5)
+    assert "far above" in found.describe("errors", settings)
+
+
+def test_flat_history_needs_min_increase():
+    settings = AnomalySettings(k=3, window=10, min_runs=3, min_increase=5)
+    zeros = [0, 0, 0, 0]
+    assert detect_anomaly(3, zeros, settings) is None  # σ = 0, but not 5 above the mean
+    assert detect_anomaly(6, zeros, settings) is not None
