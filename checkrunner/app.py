@@ -52,6 +52,7 @@ class RunCommand:
     syntax_check: bool = False
     state: str | None = None
     no_state: bool = False
+    no_notify: bool = False
 
 
 def _warn(message: str) -> None:
@@ -106,14 +107,17 @@ def run(cmd: RunCommand) -> int:
     _configure_ssh(cmd)
     plan = load_plan(cmd, schema_check=False)
     become_password = _become_password(cmd)
-    masker = Masker([*plan.secrets, become_password, *_inventory_secrets(plan)])
+    receivers = _receivers(plan)
+    receiver_secrets = receivers.secrets if receivers else set()
+    masker = Masker([*plan.secrets, become_password, *_inventory_secrets(plan), *receiver_secrets])
     reporters = [MaskingReporter(r, masker) for r in unmasked]
     if cmd.list_hosts:
         return _print_hosts(plan)
     if cmd.list_checks:
         return _print_checks(plan)
     _prepare_transports(plan)
-    log_state = _log_state(cmd, plan)
+    db = _state_db(cmd, plan)
+    log_state = _log_state(db, plan)
     options = RunOptions(
         forks=cmd.forks,
         host_timeout=cmd.host_timeout,
@@ -135,21 +139,104 @@ def run(cmd: RunCommand) -> int:
             reporter.close()
     # Only now, with the results recorded: a crash before this line re-reads, never skips.
     log_state.commit()
+    if receivers is not None and db is not None and not result.interrupted:
+        _alert(db, plan, receivers, result, masker, deliver=not cmd.no_notify)
     return result.exit_code
 
 
-def _log_state(cmd: RunCommand, plan: Plan):
-    """Log checks' saved offsets injected into the plan; the database opened only if needed."""
+def _state_db(cmd: RunCommand, plan: Plan):
+    """The state database, opened only when the plan needs it (log checks, alerting)."""
     from checkrunner.state import default_state_path, open_state
-    from checkrunner.state.logs import LOG_MODULE, LogState
+    from checkrunner.state.logs import LOG_MODULE
 
-    uses_state = any(c.identity.module == LOG_MODULE for hp in plan.hosts for c in hp.runnable)
-    db = None
-    if uses_state and not cmd.no_state:
-        db = open_state(cmd.state or default_state_path())
+    has_logs = any(c.identity.module == LOG_MODULE for hp in plan.hosts for c in hp.runnable)
+    if plan.alerting is not None and cmd.no_state and not cmd.no_notify:
+        raise ConfigError(
+            "--no-state: alerting keeps its state (for:, repeat_interval, the outbox) in the "
+            "state database",
+            hint="drop --no-state, or add --no-notify for a run without alerting",
+        )
+    if cmd.no_state or not (has_logs or plan.alerting is not None):
+        return None
+    return open_state(cmd.state or default_state_path())
+
+
+def _log_state(db, plan: Plan):
+    """Log checks' saved offsets injected into the plan."""
+    from checkrunner.state.logs import LogState
+
     log_state = LogState(db)
     log_state.prepare(plan)
     return log_state
+
+
+def _receivers(plan: Plan):
+    if plan.alerting is None:
+        return None
+    from checkrunner.alerting.runtime import render_receivers
+
+    return render_receivers(plan.alerting)
+
+
+def _alert(db, plan: Plan, receivers, result, masker, deliver: bool) -> None:
+    """Alert state, notifications and delivery; problems are warnings, never a lost result."""
+    from checkrunner.alerting.engine import summarize
+    from checkrunner.alerting.runtime import process_run
+
+    outcome, report = process_run(
+        db, plan.alerting, receivers, plan, result, masker.text, deliver=deliver
+    )
+    for line in summarize(outcome):
+        print(line, file=sys.stderr)
+    if report is None:
+        return
+    for failure in report.failed:
+        _warn(f"notification refused, not retried: {failure}")
+    if report.deferred:
+        detail = f" (last error: {report.errors[-1]})" if report.errors else ""
+        _warn(
+            f"{report.deferred} notification(s) kept in the outbox for the next run "
+            f"or `checkrun notify --flush`{detail}"
+        )
+
+
+def notify(cmd: RunCommand, flush: bool, test_receiver: str | None) -> int:
+    """`checkrun notify PLAYBOOK --flush | --test RECEIVER`."""
+    from checkrunner.alerting.runtime import flush as flush_outbox
+    from checkrunner.alerting.runtime import render_receivers, send_test
+    from checkrunner.masking import Masker
+    from checkrunner.state import default_state_path, open_state
+
+    playbook = load_playbook(cmd.playbook, schema_check=False)
+    if playbook.alerting is None:
+        raise ConfigError(
+            f"{cmd.playbook} has no alerting (receivers and route)",
+            hint="add receivers: and route: to the playbook, or alerting: FILE",
+        )
+    receivers = render_receivers(playbook.alerting)
+    masker = Masker(list(receivers.secrets))
+    db = open_state(cmd.state or default_state_path())
+    if test_receiver:
+        report = send_test(db, receivers, test_receiver, masker.text)
+    else:
+        report = flush_outbox(db, receivers, masker.text)
+    print(
+        f"delivered {report.delivered}, refused {len(report.failed)}, "
+        f"left in the outbox {report.deferred}"
+    )
+    for line in [*report.failed, *report.errors]:
+        print(f"  {line}")
+    return EXIT_OK if not report.failed and not report.deferred else 1
+
+
+def alerts(cmd: RunCommand) -> int:
+    """`checkrun alerts`: what is firing, failing towards `for`, and undelivered."""
+    from checkrunner.alerting.runtime import alert_listing
+    from checkrunner.state import default_state_path, open_state
+
+    db = open_state(cmd.state or default_state_path())
+    print("\n".join(alert_listing(db)))
+    return EXIT_OK
 
 
 def _inventory_secrets(plan: Plan) -> list[str]:

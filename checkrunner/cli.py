@@ -13,7 +13,7 @@ from checkrunner.results import EXIT_BAD_INPUT, EXIT_INTERRUPTED, FAIL_ON_LEVELS
 from checkrunner.transport.ssh_known_hosts import CHECKING_MODES
 from checkrunner.units import parse_duration, parse_size
 
-SUBCOMMANDS = ("run", "validate", "schema", "doc")
+SUBCOMMANDS = ("run", "validate", "schema", "doc", "notify", "alerts")
 
 EPILOG = """\
 commands:
@@ -21,6 +21,8 @@ commands:
   checkrun validate PLAYBOOK [-i ..] check a playbook without running it (also --syntax-check)
   checkrun schema                    print the playbook JSON Schema (for editors)
   checkrun doc [MODULE]              list the check modules, or document one
+  checkrun notify PLAYBOOK --flush   deliver the outbox now (--test RECEIVER: a test message)
+  checkrun alerts                    list firing alerts, failing checks, undelivered messages
 
 exit codes: 0 ok, 1 warnings (--fail-on warning), 2 critical, 3 unknown, 4 unreachable,
             5 bad playbook/inventory/command line, 130 interrupted
@@ -165,6 +167,11 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
         help="keep nothing between runs: log checks start at `start` every time",
     )
     parser.add_argument(
+        "--no-notify",
+        action="store_true",
+        help="evaluate alerts and queue nothing: a dry run of the alerting (state still kept)",
+    )
+    parser.add_argument(
         "--target-nice",
         type=int,
         default=10,
@@ -268,6 +275,7 @@ def _run_command(ns: argparse.Namespace) -> app.RunCommand:
         syntax_check=ns.syntax_check,
         state=ns.state,
         no_state=ns.no_state,
+        no_notify=ns.no_notify,
     )
 
 
@@ -283,6 +291,27 @@ def _dispatch(argv: list[str]) -> int:
         parser = _Parser(prog="checkrun doc", description="Document the check modules.")
         parser.add_argument("module", nargs="?", help="module name; none lists them all")
         return app.doc(parser.parse_args(rest).module)
+    if command == "notify":
+        parser = _Parser(
+            prog="checkrun notify",
+            description="Deliver what the outbox holds (--flush), or send a test message.",
+        )
+        parser.add_argument("playbook", help="the playbook whose receivers to use")
+        action = parser.add_mutually_exclusive_group(required=True)
+        action.add_argument("--flush", action="store_true", help="deliver the outbox now")
+        action.add_argument("--test", metavar="RECEIVER", help="send a test message")
+        parser.add_argument("--state", metavar="PATH", help="the state database")
+        ns = parser.parse_args(rest)
+        cmd = app.RunCommand(playbook=ns.playbook, state=ns.state)
+        return app.notify(cmd, flush=ns.flush, test_receiver=ns.test)
+    if command == "alerts":
+        parser = _Parser(
+            prog="checkrun alerts",
+            description="List firing alerts, failing checks and undelivered notifications.",
+        )
+        parser.add_argument("--state", metavar="PATH", help="the state database")
+        ns = parser.parse_args(rest)
+        return app.alerts(app.RunCommand(playbook="", state=ns.state))
     prog = "checkrun validate" if command == "validate" else "checkrun"
     cmd = _run_command(_run_parser(prog).parse_args(rest))
     return app.validate(cmd) if command == "validate" else app.run(cmd)

@@ -60,6 +60,7 @@ class Plan:
     hosts: list[HostPlan]
     warnings: list[str] = field(default_factory=list)
     secrets: set[str] = field(default_factory=set)  # environment values templates read
+    alerting: Any = None  # the playbook's AlertingSpec, if it has receivers and a route
 
     @property
     def total_checks(self) -> int:
@@ -100,6 +101,7 @@ def build_plan(playbook: Playbook, inventory: Inventory, options: PlanOptions) -
         hosts=list(host_plans.values()),
         warnings=warnings,
         secrets=templater.environment_values_used,
+        alerting=playbook.alerting,
     )
 
 
@@ -162,6 +164,8 @@ def _plan_check(
         declared_units={k: str(v.get("unit", "")) for k, v in info.measurements.items()},
         tags=tuple(check.tags),
         labels=tuple(sorted(check.labels.items())),
+        for_runs=check.for_runs,
+        depends_on=tuple(check.depends_on),
     )
     when_at = at("when", check.location)
     if check.when is not None and not templater.evaluate_when(check.when, variables, when_at):

@@ -289,7 +289,7 @@ BAD_CASES = [
         "a playbook is a list",
     ),
     ("single_play_mapping.yml", "1:1", "this is a single play", "start the play with '- '"),
-    ("reserved_alerting.yml", "6:1", "'receivers' is not implemented yet", "remove 'receivers'"),
+    ("alerting_without_route.yml", "6:1", "alerting needs a route:", "add route:"),
     (
         "unknown_top_key.yml",
         "1:1",
@@ -651,7 +651,7 @@ def test_schema_accepts_the_good_playbooks(validator, fixture):
 SCHEMA_REJECTS = [
     "not_a_list.yml",
     "single_play_mapping.yml",
-    "reserved_alerting.yml",
+    "alerting_without_route.yml",
     "unknown_top_key.yml",
     "no_plays.yml",
     "play_without_hosts.yml",

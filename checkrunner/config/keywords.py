@@ -18,10 +18,25 @@ class Keyword:
 
 PLAYBOOK_KEYWORDS = {
     "plays": Keyword("plays", "The plays, in order."),
+    "receivers": Keyword(
+        "receivers",
+        "Where alerts go, in Alertmanager's form: [{name: ops, webhook_configs: [...], "
+        "wecom_configs: [...], email_configs: [...]}].",
+    ),
+    "route": Keyword(
+        "route",
+        "Alertmanager's routing tree: receiver, group_by, repeat_interval, and child routes "
+        "with matchers and continue.",
+    ),
+    "inhibit_rules": Keyword(
+        "inhibit_rules",
+        "Alertmanager's inhibition: [{source_matchers: [...], target_matchers: [...], equal: [...]}].",
+    ),
+    "alerting": Keyword(
+        "file",
+        "A shared file (relative to the playbook) with receivers, route and inhibit_rules.",
+    ),
 }
-
-# Alertmanager's vocabulary, kept free for the alerting release; refused until then.
-RESERVED_PLAYBOOK_KEYWORDS = ("receivers", "route", "inhibit_rules")
 
 PLAY_KEYWORDS = {
     "name": Keyword("text", "Name of the play in reports; defaults to its host pattern."),
@@ -40,6 +55,10 @@ PLAY_KEYWORDS = {
     ),
     "labels": Keyword("labels", "Labels added to every check's results and alerts."),
     "become": Keyword("bool", "Run this play's checks through sudo (overrides the inventory)."),
+    "for": Keyword(
+        "runs",
+        "Default `for` of this play's checks: consecutive failing runs before an alert fires.",
+    ),
     "connection": Keyword(
         "connection", "How to reach the hosts: local or ssh (overrides the inventory)."
     ),
@@ -83,6 +102,15 @@ CHECK_KEYWORDS = {
         "e.g. when: level | int > 5; otherwise it is SKIPPED.",
     ),
     "become": Keyword("bool", "Run this check through sudo (overrides the play)."),
+    "for": Keyword(
+        "runs",
+        "Consecutive failing runs before its alert fires (default 1; 3 = three missed heartbeats).",
+    ),
+    "depends_on": Keyword(
+        "names",
+        "Names of checks on the same host this one depends on: while one of them fails, "
+        "this check's alert is suppressed (the root cause is what pages).",
+    ),
 }
 
 # Keys of one entry of `thresholds:`.

@@ -31,4 +31,4 @@ def load_playbook(path: str | os.PathLike[str], schema_check: bool = True) -> Pl
     if not problems and schema_check:
         problems += schema_problems(document, file)
     raise_problems(problems)
-    return Playbook(file, plays)
+    return Playbook(file, plays, alerting=parser.alerting)

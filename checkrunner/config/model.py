@@ -54,6 +54,8 @@ class CheckSpec:
     play_index: int
     index: int
     module_location: Location | None = None
+    for_runs: int = 1  # consecutive failing runs before the alert fires
+    depends_on: list[str] = field(default_factory=list)
     key_locations: dict[str, Location] = field(default_factory=dict)
     id: str = field(init=False)
 
@@ -82,6 +84,7 @@ class Play:
     location: Location
     index: int
     become: bool | None = None
+    for_runs: int | None = None
     connection: str | None = None
     timeout: float | None = None
     labels: dict[str, str] = field(default_factory=dict)
@@ -92,6 +95,7 @@ class Play:
 class Playbook:
     path: str
     plays: list[Play]
+    alerting: Any = None  # checkrunner.alerting.config.AlertingSpec, when the playbook has one
 
     @property
     def directory(self) -> str:

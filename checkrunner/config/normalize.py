@@ -99,10 +99,10 @@ def check_args(
     module: ModuleInfo, options: Mapping[Any, Any], location: Location, *, keep_templates: bool
 ) -> tuple[dict[str, Any], list[ConfigError]]:
     """(coerced values of every option, problems found); see the module docstring."""
-    return _check_option_set(OptionSet.of_module(module), options, location, keep_templates)
+    return check_option_set(OptionSet.of_module(module), options, location, keep_templates)
 
 
-def _check_option_set(
+def check_option_set(
     owner: OptionSet, options: Mapping[Any, Any], location: Location, keep_templates: bool
 ) -> tuple[dict[str, Any], list[ConfigError]]:
     problems = [
@@ -145,7 +145,7 @@ def _coerce_given(
     if spec.get("type") == "list" and spec.get("options") and isinstance(value, list):
         return _check_items(owner, name, spec, options[name], value, at, keep_templates, problems)
     if spec.get("type") == "dict" and spec.get("options") and isinstance(value, Mapping):
-        values, sub_problems = _check_option_set(
+        values, sub_problems = check_option_set(
             owner.of_mapping(name, spec), value, at, keep_templates
         )
         problems.extend(sub_problems)
@@ -170,7 +170,7 @@ def _check_items(
             checked.append(item)
             continue
         where = value_location(written, index, location) if isinstance(written, list) else location
-        values, item_problems = _check_option_set(
+        values, item_problems = check_option_set(
             owner.of_item(name, spec, index + 1), item, where, keep_templates
         )
         problems.extend(item_problems)

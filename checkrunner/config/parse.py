@@ -32,7 +32,6 @@ from checkrunner.config.keywords import (
     LABEL_NAME_PATTERN,
     PLAY_KEYWORDS,
     PLAYBOOK_KEYWORDS,
-    RESERVED_PLAYBOOK_KEYWORDS,
     THRESHOLD_KEYWORDS,
     Keyword,
 )
@@ -84,6 +83,7 @@ class PlaybookParser:
         self.problems: list[ConfigError] = []
         self.modules = catalog.module_names()
         self._item_names: set[str] = set()  # measurements the items of the current check define
+        self.alerting: Any = None  # AlertingSpec of the playbook, if it has one
 
     def parse(self, document: Any) -> list[Play]:
         if document is None:
@@ -119,14 +119,7 @@ class PlaybookParser:
         looks_like_a_play = "hosts" in document or "checks" in document
         misspelt = False
         for key in document:
-            if key in RESERVED_PLAYBOOK_KEYWORDS:
-                self._add(
-                    f"'{key}' is not implemented yet: alerting (receivers, route, inhibit_rules) "
-                    "comes in a later release",
-                    key_location(document, key, root),
-                    f"remove '{key}' from the playbook for now",
-                )
-            elif key not in PLAYBOOK_KEYWORDS and not looks_like_a_play:
+            if key not in PLAYBOOK_KEYWORDS and not looks_like_a_play:
                 self._unknown_key(document, key, PLAYBOOK_KEYWORDS, "the playbook", root)
                 misspelt = True
         if looks_like_a_play:
@@ -140,7 +133,36 @@ class PlaybookParser:
             if not misspelt:
                 self._add("the playbook has no plays:", root, "list the plays under plays:")
             return None
+        self.alerting = self._alerting(document, root)
         return document["plays"] if document["plays"] is not None else []
+
+    def _alerting(self, document: Mapping[Any, Any], root: Location) -> Any:
+        """receivers/route/inhibit_rules here, or in the shared file `alerting:` names."""
+        from checkrunner.alerting.config import AlertingParser, parse_alerting_file
+
+        inline = any(key in document for key in ("receivers", "route", "inhibit_rules"))
+        if "alerting" in document:
+            at = value_location(document, "alerting", root)
+            if inline:
+                self._add(
+                    "alerting: names a shared file, and this playbook has its own receivers/route too",
+                    at,
+                    "keep one of the two",
+                )
+                return None
+            name = document["alerting"]
+            if not isinstance(name, str) or not name:
+                self._add("alerting: expected a file name", at, "write alerting: alerting.yml")
+                return None
+            spec, problems = parse_alerting_file(os.path.join(self.directory, name), at)
+            self.problems.extend(problems)
+            return spec
+        if not inline:
+            return None
+        parser = AlertingParser(self.file)
+        spec = parser.parse(document, root)
+        self.problems.extend(parser.problems)
+        return spec
 
     # -- plays ---------------------------------------------------------------------------------
 
@@ -162,6 +184,7 @@ class PlaybookParser:
         tags = self._tags(node, where)
         labels = self._labels(node, where)
         become = self._bool(node, "become", where)
+        for_runs = self._runs(node, where)
         timeout = self._duration(node, "timeout", where, positive=True)
         variables = self._play_variables(node, where)
         play = Play(
@@ -174,6 +197,7 @@ class PlaybookParser:
             location=where,
             index=index,
             become=become,
+            for_runs=for_runs,
             connection=self._connection(node, where),
             timeout=timeout,
             labels=labels,
@@ -426,6 +450,8 @@ class PlaybookParser:
             "labels": {**play.labels, **own_labels},
             "when": self._when(node, where),
             "become": play.become if become is None else become,
+            "for_runs": self._runs(node, where) or play.for_runs or 1,
+            "depends_on": self._check_names(node, "depends_on", where),
         }
 
     # -- thresholds ----------------------------------------------------------------------------
@@ -721,6 +747,38 @@ class PlaybookParser:
             self._add("retries: cannot be negative", at, "write 0 for a single attempt")
             return 0
         return retries
+
+    def _runs(self, node: Mapping[Any, Any], where: Location) -> int | None:
+        value = node.get("for")
+        if value is None:
+            return None
+        at = value_location(node, "for", where)
+        try:
+            runs = coerce_value(value, {"type": "int"})
+        except OptionValueError:
+            runs = 0
+        if runs < 1:
+            self._add(
+                f"for: expected a number of consecutive failing runs (1 or more), not {kind_of(value)}",
+                at,
+                "write for: 3 (the alert fires on the third failing run in a row)",
+            )
+            return None
+        return runs
+
+    def _check_names(self, node: Mapping[Any, Any], key: str, where: Location) -> list[str]:
+        value = node.get(key)
+        if value is None:
+            return []
+        names = value if isinstance(value, list) else [value]
+        if not all(isinstance(n, str) and n for n in names):
+            self._add(
+                f"{key}: expected check names, not {kind_of(value)}",
+                value_location(node, key, where),
+                f"write {key}: [database port] (names of checks on the same host)",
+            )
+            return []
+        return list(names)
 
     def _when(self, node: Mapping[Any, Any], where: Location) -> Any:
         value = node.get("when")

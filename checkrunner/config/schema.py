@@ -86,10 +86,11 @@ def _schema() -> dict[str, Any]:
             {
                 "type": "object",
                 "properties": {
-                    key: {"$ref": _REF + "Plays", "description": kw.description}
+                    key: {**_PLAYBOOK_KIND_SCHEMAS[kw.kind], "description": kw.description}
                     for key, kw in PLAYBOOK_KEYWORDS.items()
                 },
                 "required": ["plays"],
+                "dependentRequired": {"receivers": ["route"], "route": ["receivers"]},
                 "additionalProperties": False,
             },
         ],
@@ -159,8 +160,29 @@ def _shared_defs() -> dict[str, Any]:
     }
 
 
+# The alerting keys are checked by their own parser, with Alertmanager's rules.
+_PLAYBOOK_KIND_SCHEMAS: dict[str, dict[str, Any]] = {
+    "plays": {"$ref": _REF + "Plays"},
+    "receivers": {"type": "array", "items": {"type": "object", "required": ["name"]}},
+    "route": {"type": "object"},
+    "inhibit_rules": {"type": "array", "items": {"type": "object"}},
+    "file": {"type": "string", "minLength": 1},
+}
+
 _KIND_SCHEMAS: dict[str, dict[str, Any]] = {
     "text": {"type": ["string", "number"]},
+    "runs": {
+        "anyOf": [
+            {"type": "integer", "minimum": 1},
+            {"type": "string", "pattern": r"^\s*\+?[1-9][0-9]*\s*$"},
+        ]
+    },
+    "names": {
+        "anyOf": [
+            {"type": "string", "minLength": 1},
+            {"type": "array", "items": {"type": "string", "minLength": 1}},
+        ]
+    },
     "hosts": {
         "anyOf": [
             {"type": "string", "minLength": 1},
@@ -207,6 +229,8 @@ _NULLABLE_KINDS = {
     "connection",
     "duration",
     "retries",
+    "runs",
+    "names",
     "when",
     "thresholds",
 }

@@ -38,6 +38,8 @@ class CheckIdentity:
     declared_units: dict[str, str]
     tags: tuple[str, ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
+    for_runs: int = 1  # alerting: consecutive failing runs before the alert fires
+    depends_on: tuple[str, ...] = ()
 
     def base_result(self, status: Status, message: str) -> CheckResult:
         primary = next((t for t in self.thresholds if t.metric == self.metric), None)

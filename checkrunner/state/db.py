@@ -49,6 +49,53 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX history_series ON history (host, play, check_name, metric, at);
     """,
+    """
+    CREATE TABLE check_streaks (
+        host TEXT NOT NULL,
+        play TEXT NOT NULL,
+        check_name TEXT NOT NULL,
+        failing_runs INTEGER NOT NULL, -- consecutive failing runs, 0 once it passes
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (host, play, check_name)
+    );
+    CREATE TABLE alerts (
+        fingerprint TEXT PRIMARY KEY,
+        labels TEXT NOT NULL,
+        annotations TEXT NOT NULL,
+        state TEXT NOT NULL,           -- firing or resolved
+        starts_at REAL NOT NULL,
+        ends_at REAL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE nflog (
+        receiver TEXT NOT NULL,
+        group_key TEXT NOT NULL,
+        firing TEXT NOT NULL,          -- JSON list: fingerprints firing when last notified
+        sent_at REAL NOT NULL,
+        PRIMARY KEY (receiver, group_key)
+    );
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        receiver TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        config_index INTEGER NOT NULL,
+        destination TEXT NOT NULL,
+        group_key TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL DEFAULT 0,
+        last_error TEXT,
+        state TEXT NOT NULL DEFAULT 'pending', -- pending, delivered or failed (not retryable)
+        done_at REAL
+    );
+    CREATE INDEX outbox_pending ON outbox (state, destination, id);
+    CREATE TABLE sends (
+        destination TEXT NOT NULL,
+        sent_at REAL NOT NULL
+    );
+    CREATE INDEX sends_window ON sends (destination, sent_at);
+    """,
 )
 
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,11 +22,11 @@ from typing import Any
 from checkrunner.evaluate.history import AnomalySettings, detect_anomaly, rate, rate_unit
 from checkrunner.plan import Plan, PlannedCheck
 from checkrunner.state.db import StateDB
+from checkrunner.state.failpoints import failpoint
 
 LOG_MODULE = "log"
 CURSORS_ARG = "_cursors"
 HISTORY_KEEP = 500  # values kept per series; anomaly windows are far shorter
-FAILPOINT_ENV = "CHECKRUN_FAILPOINT"  # tests: "before-state-commit" kills the run right there
 
 
 @dataclass(frozen=True)
@@ -192,8 +190,7 @@ class LogState:
             self._updates.clear()
         if self.db is None or not updates:
             return 0
-        if os.environ.get(FAILPOINT_ENV) == "before-state-commit":
-            os.kill(os.getpid(), signal.SIGKILL)
+        failpoint("before-state-commit")
         with self.db.transaction() as connection:
             for key, update in updates.items():
                 self._write(connection, key, update)

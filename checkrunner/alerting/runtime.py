@@ -1,0 +1,144 @@
+"""Alerting as the commands use it: after a run, `notify --flush`, `notify --test`, `alerts`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from checkrunner.alerting.config import AlertingSpec, ReceiverConfig
+from checkrunner.alerting.delivery import DeliveryReport, Dispatcher
+from checkrunner.alerting.engine import AlertEngine, Outcome, check_settings, enqueue, observe_run
+from checkrunner.alerting.model import Alert, Notification
+from checkrunner.errors import ConfigError
+from checkrunner.results import RunResult
+from checkrunner.state.db import StateDB
+
+
+@dataclass
+class RenderedReceivers:
+    receivers: dict[str, list[ReceiverConfig]]
+    secrets: set[str]
+
+
+def render_receivers(spec: AlertingSpec) -> RenderedReceivers:
+    """Receiver options with their templates rendered ({{ env.WECOM_KEY }}), then checked.
+
+    Everything rendered from the environment, and every option a receiver marks secret,
+    is returned as a secret so that reports and logs mask it.
+    """
+    from checkrunner.alerting import receivers as registry
+    from checkrunner.config import Templater
+    from checkrunner.config.normalize import OptionSet, check_option_set
+    from checkrunner.config.problems import raise_problems
+
+    templater = Templater()
+    rendered: dict[str, list[ReceiverConfig]] = {}
+    secrets: set[str] = set()
+    problems = []
+    for name, configs in spec.receivers.items():
+        for config in configs:
+            module = registry.get(config.kind)
+            options = templater.render(config.options, {}, config.location)
+            owner = OptionSet(
+                f"{config.kind}_configs item {config.index + 1} of receiver '{name}'",
+                module.OPTIONS,
+            )
+            values, found = check_option_set(owner, options, config.location, keep_templates=False)
+            problems += found
+            secrets |= {
+                str(values[key])
+                for key, option in module.OPTIONS.items()
+                if option.get("secret") and values.get(key)
+            }
+            rendered.setdefault(name, []).append(dataclasses.replace(config, options=values))
+    raise_problems(problems)
+    secrets |= templater.environment_values_used
+    return RenderedReceivers(rendered, {s for s in secrets if s})
+
+
+def process_run(
+    db: StateDB,
+    spec: AlertingSpec,
+    receivers: RenderedReceivers,
+    plan,
+    run: RunResult,
+    mask: Callable[[str], str],
+    deliver: bool = True,
+) -> tuple[Outcome, DeliveryReport | None]:
+    """Alert state and notifications for one run, then delivery of the outbox."""
+    now = time.time()
+    observations = observe_run(run, check_settings(plan), now)
+    engine = AlertEngine(spec, receivers.receivers)
+    with db.transaction() as connection:
+        outcome = engine.process(connection, observations, now)
+    if not deliver:
+        return outcome, None
+    return outcome, Dispatcher(db, receivers.receivers, mask).deliver()
+
+
+def flush(db: StateDB, receivers: RenderedReceivers, mask: Callable[[str], str]) -> DeliveryReport:
+    return Dispatcher(db, receivers.receivers, mask).deliver()
+
+
+def send_test(
+    db: StateDB, receivers: RenderedReceivers, name: str, mask: Callable[[str], str]
+) -> DeliveryReport:
+    """A test notification to every config of receiver `name`, through the outbox."""
+    configs = receivers.receivers.get(name)
+    if configs is None:
+        raise ConfigError(
+            f"no receiver named '{name}'",
+            hint=f"receivers: {', '.join(receivers.receivers) or 'none defined'}",
+        )
+    now = time.time()
+    alert = Alert(
+        labels={"alertname": "checkrun test", "severity": "warning", "host": "checkrun"},
+        annotations={"message": f"test notification from checkrun to receiver '{name}'"},
+        starts_at=now,
+    )
+    notification = Notification(
+        receiver=name, group_key=f"test:{now}", group_labels={}, alerts=[alert], test=True
+    )
+    with db.transaction() as connection:
+        for config in configs:
+            enqueue(connection, config, config.options, notification, now)
+    return Dispatcher(db, receivers.receivers, mask).deliver()
+
+
+def alert_listing(db: StateDB) -> list[str]:
+    """Firing alerts, checks on their way to firing (pending), and undelivered messages."""
+    connection = db.connection
+    lines = []
+    firing = connection.execute(
+        "SELECT labels, annotations, starts_at FROM alerts WHERE state = 'firing' ORDER BY starts_at"
+    ).fetchall()
+    lines.append(f"firing ({len(firing)}):")
+    for labels, notes_json, starts_at in firing:
+        label_map, notes = json.loads(labels), json.loads(notes_json)
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(starts_at))
+        lines.append(
+            f"  {label_map.get('alertname')} on {label_map.get('host')} "
+            f"[{label_map.get('severity')}] since {since}: {notes.get('message', '')}"
+        )
+    pending = connection.execute(
+        "SELECT host, play, check_name, failing_runs FROM check_streaks "
+        "WHERE failing_runs > 0 ORDER BY host, check_name"
+    ).fetchall()
+    lines.append(f"failing checks ({len(pending)}):")
+    for host, play, name, runs in pending:
+        lines.append(f"  {name} on {host} ({play}): {runs} failing run(s) in a row")
+    undelivered = connection.execute(
+        "SELECT receiver, kind, state, attempts, last_error, created_at FROM outbox "
+        "WHERE state != 'delivered' ORDER BY id"
+    ).fetchall()
+    lines.append(f"undelivered ({len(undelivered)}):")
+    for receiver, kind, state, attempts, error, created_at in undelivered:
+        queued = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created_at))
+        lines.append(
+            f"  {receiver} ({kind}) {state}, queued {queued}, {attempts} attempt(s)"
+            + (f": {error}" if error else "")
+        )
+    return lines
