@@ -13,6 +13,8 @@ from checkrunner import catalog
 MODULES = catalog.module_names()
 ALLOWED_THIRD_PARTY = {"psutil"}  # optional on targets, always behind a try/except ImportError
 OPTION_KEYS = {"type", "default", "description", "required", "choices", "elements", "aliases"}
+# suboptions of a list of dicts (Ansible style): "options" is their argument spec
+SUBOPTION_KEYS = {"options", "required_one_of", "mutually_exclusive"}
 
 
 def test_all_expected_modules_exist():
@@ -27,6 +29,7 @@ def test_all_expected_modules_exist():
         "command",
         "file",
         "nagios",
+        "log",
     }
     assert expected <= set(MODULES)
 
@@ -56,12 +59,7 @@ def test_metadata_is_complete(name):
     assert info.measurements, f"{name} declares no measurements"
     if info.default_metric is not None:
         assert info.default_metric in info.measurements
-    for option, spec in info.options.items():
-        assert spec.get("type") in catalog.OPTION_TYPES, (
-            f"{name}.{option}: type {spec.get('type')!r}"
-        )
-        assert spec.get("description"), f"{name}.{option} has no description"
-        assert set(spec) <= OPTION_KEYS, f"{name}.{option}: unknown keys {set(spec) - OPTION_KEYS}"
+    check_options(name, info.options)
     if info.free_form:
         assert info.free_form in info.options
     for group in [*info.required_one_of, *info.mutually_exclusive]:
@@ -69,3 +67,21 @@ def test_metadata_is_complete(name):
     examples = yaml.safe_load(info.examples)
     assert isinstance(examples, list) and examples, f"{name} has no EXAMPLES"
     assert all(name in example for example in examples)
+
+
+def check_options(where, options):
+    for option, spec in options.items():
+        assert spec.get("type") in catalog.OPTION_TYPES, (
+            f"{where}.{option}: type {spec.get('type')!r}"
+        )
+        assert spec.get("description"), f"{where}.{option} has no description"
+        unknown = set(spec) - OPTION_KEYS - SUBOPTION_KEYS
+        assert not unknown, f"{where}.{option}: unknown keys {unknown}"
+        if set(spec) & SUBOPTION_KEYS:
+            assert spec["type"] == "list" and spec.get("elements") == "dict", (
+                f"{where}.{option}: suboptions need type list, elements dict"
+            )
+            assert isinstance(spec.get("options"), dict) and spec["options"]
+            check_options(f"{where}.{option}", spec["options"])
+            for group in [*spec.get("required_one_of", []), *spec.get("mutually_exclusive", [])]:
+                assert set(group) <= set(spec["options"]), f"{where}.{option}: {group}"
