@@ -187,7 +187,7 @@ def _alert(db, plan: Plan, receivers, result, masker, deliver: bool) -> None:
         db, plan.alerting, receivers, plan, result, masker.text, deliver=deliver
     )
     for line in summarize(outcome):
-        print(line, file=sys.stderr)
+        print(line if deliver else f"{line} (--no-notify: nothing sent or kept)", file=sys.stderr)
     if report is None:
         return
     for failure in report.failed:

@@ -169,7 +169,7 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-notify",
         action="store_true",
-        help="evaluate alerts and queue nothing: a dry run of the alerting (state still kept)",
+        help="dry run of the alerting: say what would be sent, send and remember nothing",
     )
     parser.add_argument(
         "--target-nice",

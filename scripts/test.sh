@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(openssh-server sudo procps)
+APT_PACKAGES=(openssh-server sudo procps prometheus-alertmanager)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

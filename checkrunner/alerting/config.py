@@ -145,6 +145,8 @@ class AlertingParser:
             owner = OptionSet(
                 f"{key} item {index + 1} of receiver '{name}'",
                 module.OPTIONS,
+                getattr(module, "REQUIRED_ONE_OF", ()),
+                getattr(module, "MUTUALLY_EXCLUSIVE", ()),
                 takes=f"{kind} takes: {', '.join(module.OPTIONS)}",
             )
             _, problems = check_option_set(owner, entry, entry_at, keep_templates=True)

@@ -16,6 +16,7 @@ Alerts whose host was unreachable keep their state: no result is not a recovery.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable
@@ -322,8 +323,8 @@ def enqueue(
 
     module = registry.get(config.kind)
     payloads = module.render(options, notification)
-    destination = module.destination(options)
     for payload in payloads:
+        destination = _destination(module, options, payload)
         connection.execute(
             "INSERT INTO outbox (receiver, kind, config_index, destination, group_key, payload, "
             "created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -339,6 +340,16 @@ def enqueue(
             ),
         )
     return len(payloads)
+
+
+def _destination(module: Any, options: dict[str, Any], payload: Any) -> str:
+    """Where a message goes, for ordering and rate limits: one key per replica URL too, so a
+    replica that is down holds back only its own messages."""
+    key = module.destination(options)
+    url = payload.get("url") if isinstance(payload, dict) else None
+    if url:
+        key += ":" + hashlib.sha256(str(url).encode()).hexdigest()[:16]
+    return key
 
 
 def _bump_streak(connection: sqlite3.Connection, ref: CheckRef, failing: bool, now: float) -> int:

@@ -30,6 +30,7 @@ def render_receivers(spec: AlertingSpec) -> RenderedReceivers:
     is returned as a secret so that reports and logs mask it.
     """
     from checkrunner.alerting import receivers as registry
+    from checkrunner.alerting.receivers.base import secret_values
     from checkrunner.config import Templater
     from checkrunner.config.normalize import OptionSet, check_option_set
     from checkrunner.config.problems import raise_problems
@@ -41,18 +42,23 @@ def render_receivers(spec: AlertingSpec) -> RenderedReceivers:
     for name, configs in spec.receivers.items():
         for config in configs:
             module = registry.get(config.kind)
-            options = templater.render(config.options, {}, config.location)
+            # Message templates ({{ status }}, {{ alerts }}) are the receiver's, per notification.
+            per_notification = {
+                key: value
+                for key, value in config.options.items()
+                if module.OPTIONS.get(key, {}).get("template")
+            }
+            now = {k: v for k, v in config.options.items() if k not in per_notification}
+            options = {**templater.render(now, {}, config.location), **per_notification}
             owner = OptionSet(
                 f"{config.kind}_configs item {config.index + 1} of receiver '{name}'",
                 module.OPTIONS,
+                getattr(module, "REQUIRED_ONE_OF", ()),
+                getattr(module, "MUTUALLY_EXCLUSIVE", ()),
             )
             values, found = check_option_set(owner, options, config.location, keep_templates=False)
             problems += found
-            secrets |= {
-                str(values[key])
-                for key, option in module.OPTIONS.items()
-                if option.get("secret") and values.get(key)
-            }
+            secrets |= set(secret_values(module.OPTIONS, values))
             rendered.setdefault(name, []).append(dataclasses.replace(config, options=values))
     raise_problems(problems)
     secrets |= templater.environment_values_used
@@ -72,7 +78,8 @@ def process_run(
     now = time.time()
     observations = observe_run(run, check_settings(plan), now)
     engine = AlertEngine(spec, receivers.receivers)
-    with db.transaction() as connection:
+    # A dry run (--no-notify) decides everything and keeps nothing: later runs are unaffected.
+    with db.transaction(dry_run=not deliver) as connection:
         outcome = engine.process(connection, observations, now)
     if not deliver:
         return outcome, None

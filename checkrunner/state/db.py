@@ -122,14 +122,15 @@ class StateDB:
         return self._connection
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, dry_run: bool = False) -> Iterator[sqlite3.Connection]:
+        """All or nothing; with dry_run, nothing even when it succeeds (--no-notify)."""
         self._connection.execute("BEGIN IMMEDIATE")
         try:
             yield self._connection
         except BaseException:
             self._connection.execute("ROLLBACK")
             raise
-        self._connection.execute("COMMIT")
+        self._connection.execute("ROLLBACK" if dry_run else "COMMIT")
 
     def close(self) -> None:
         self._connection.close()

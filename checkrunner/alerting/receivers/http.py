@@ -1,0 +1,254 @@
+"""One HTTP POST with the standard library, and the verdict on its reply.
+
+No redirects are followed (a webhook that redirects is misconfigured, and a POST body
+must not silently become a GET), no proxy is taken from the environment unless the
+receiver sets `proxy_url`, and every detail names the URL by redact_url only.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from checkrunner import __version__
+from checkrunner.alerting.receivers.base import (
+    TLS_CONFIG_OPTION,
+    Delivery,
+    describe_network_error,
+    parse_retry_after,
+    redact_url,
+    short_body,
+    ssl_context,
+)
+
+USER_AGENT = f"checkrunner/{__version__}"
+JSON_TYPE = "application/json; charset=utf-8"
+
+#: Options of every receiver that speaks HTTP, beside its own.
+HTTP_OPTIONS: dict[str, dict[str, Any]] = {
+    "tls_config": TLS_CONFIG_OPTION,
+    "proxy_url": {
+        "type": "str",
+        "description": "HTTP proxy to send through, e.g. http://proxy:3128 (the environment's "
+        "proxy variables are not used, as in Alertmanager).",
+    },
+}
+
+
+@dataclass
+class Response:
+    status: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    def json(self) -> Any:
+        """The body as JSON, or None when it is not JSON."""
+        try:
+            return json.loads(self.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return None
+
+
+@functools.lru_cache(maxsize=1)
+def _no_redirect_handler() -> Any:
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            return None  # urllib then raises HTTPError with the 3xx
+
+    return NoRedirect
+
+
+def encode_json(payload: Any) -> bytes:
+    """Compact UTF-8 JSON (CJK as itself, not \\u escapes: the platforms' limits are bytes)."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def post(
+    url: str,
+    body: bytes,
+    *,
+    timeout: float,
+    headers: Mapping[str, str] | None = None,
+    config: Mapping[str, Any] | None = None,
+    content_type: str = JSON_TYPE,
+    shown: str | None = None,
+) -> Response | Delivery:
+    """POST `body` to `url`: the Response, whatever its status, or a retryable Delivery when
+    no reply came (refused, timed out, reset, DNS, TLS). `user:password@` in the URL is
+    sent as basic auth. `config` gives tls_config and proxy_url; `shown` is how the URL
+    appears in details (redact_url(url) by default)."""
+    import http.client  # here, not at the top: only sending needs them
+    import socket
+    import urllib.error
+    import urllib.request
+
+    config = config or {}
+    shown = shown or redact_url(url)
+    url, authorization = _split_userinfo(url)
+    request = urllib.request.Request(url, data=body, method="POST")
+    if authorization:
+        request.add_header("Authorization", authorization)
+    request.add_header("Content-Type", content_type)
+    request.add_header("User-Agent", USER_AGENT)
+    for name, value in (headers or {}).items():
+        request.add_header(str(name), str(value))
+    proxy = config.get("proxy_url")
+    handlers: list[Any] = [
+        urllib.request.ProxyHandler({"http": proxy, "https": proxy} if proxy else {}),
+        _no_redirect_handler()(),
+    ]
+    if url.lower().startswith("https:"):
+        try:
+            context = ssl_context(config.get("tls_config"))
+        except (OSError, ValueError) as exc:
+            return Delivery.fail(f"POST {shown}: bad tls_config ({describe_network_error(exc)})")
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+    opener = urllib.request.build_opener(*handlers)
+    try:
+        with opener.open(request, timeout=timeout) as reply:
+            return Response(reply.status, _headers(reply.headers), reply.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            data = exc.read()
+        except (OSError, http.client.HTTPException):
+            data = b""
+        finally:
+            exc.close()
+        return Response(exc.code, _headers(exc.headers), data)
+    except urllib.error.URLError as exc:
+        reason = exc.reason if isinstance(exc.reason, BaseException) else OSError(str(exc.reason))
+        return Delivery.retry(f"POST {shown}: {describe_network_error(reason)}")
+    except (OSError, http.client.HTTPException, socket.timeout) as exc:
+        return Delivery.retry(f"POST {shown}: {describe_network_error(exc)}")
+    except ValueError as exc:  # a malformed URL
+        return Delivery.fail(f"POST {shown}: invalid URL ({type(exc).__name__})")
+
+
+def _split_userinfo(url: str) -> tuple[str, str | None]:
+    """(the URL without user:password@, the basic Authorization header they make)."""
+    import base64
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        if parts.username is None:
+            return url, None
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = host + (f":{parts.port}" if parts.port is not None else "")
+    except ValueError:
+        return url, None
+    credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    token = base64.b64encode(credentials.encode("utf-8")).decode("ascii")
+    return urlunsplit(parts._replace(netloc=netloc)), f"Basic {token}"
+
+
+def _headers(message: Any) -> dict[str, str]:
+    if message is None:
+        return {}
+    return {name.lower(): value for name, value in message.items()}
+
+
+def classify(response: Response, shown: str) -> Delivery:
+    """The verdict by HTTP status alone: 2xx ok; 429 and 5xx retryable (with Retry-After);
+    anything else (3xx, other 4xx) not retryable."""
+    status = response.status
+    if 200 <= status < 300:
+        return Delivery.success(f"POST {shown}: {status}")
+    reason = f"POST {shown}: HTTP {status}"
+    body = short_body(response.body)
+    if body:
+        reason += f": {body}"
+    if status == 429 or status >= 500:
+        return Delivery.retry(reason, parse_retry_after(response.headers.get("retry-after")))
+    if 300 <= status < 400:
+        reason += " (redirects are not followed: use the final URL)"
+    return Delivery.fail(reason)
+
+
+def post_json(
+    url: str,
+    payload: Any,
+    *,
+    timeout: float,
+    config: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+    shown: str | None = None,
+) -> tuple[Response | None, Delivery]:
+    """POST a JSON payload: (the response if one came, the verdict by status)."""
+    shown = shown or redact_url(url)
+    result = post(
+        url, encode_json(payload), timeout=timeout, headers=headers, config=config, shown=shown
+    )
+    if isinstance(result, Delivery):
+        return None, result
+    return result, classify(result, shown)
+
+
+def errcode_verdict(
+    response: Response,
+    shown: str,
+    *,
+    code_keys: tuple[str, ...],
+    message_keys: tuple[str, ...],
+    rate_limited: Mapping[int, float],
+    busy: tuple[int, ...] = (),
+) -> Delivery:
+    """The verdict of an IM platform that answers HTTP 200 with a code in the body:
+    0 is success; a rate-limit code is retryable after the given seconds; a busy code is
+    retryable; anything else is a failure reported as "errcode N: errmsg"."""
+    data = response.json()
+    if not isinstance(data, dict):
+        return Delivery.fail(f"POST {shown}: unexpected reply: {short_body(response.body)}")
+    key = next((k for k in code_keys if k in data), None)
+    if key is None:
+        return Delivery.fail(
+            f"POST {shown}: reply without {code_keys[0]}: {short_body(response.body)}"
+        )
+    try:
+        code = int(data[key])
+    except (TypeError, ValueError):
+        return Delivery.fail(f"POST {shown}: unexpected {key}: {short_body(str(data[key]))}")
+    message = next((str(data[k]) for k in message_keys if data.get(k) not in (None, "")), "")
+    if code == 0:
+        return Delivery.success(f"POST {shown}: {key} 0")
+    text = f"POST {shown}: {key} {code}: {short_body(message)}"
+    if code in rate_limited:
+        return Delivery.retry(text + " (rate limited)", rate_limited[code])
+    if code in busy:
+        return Delivery.retry(text)
+    return Delivery.fail(text)
+
+
+def im_verdict(
+    response: Response | None,
+    verdict: Delivery,
+    shown: str,
+    *,
+    code_keys: tuple[str, ...],
+    message_keys: tuple[str, ...],
+    rate_limited: Mapping[int, float],
+    busy: tuple[int, ...] = (),
+) -> Delivery:
+    """The verdict of an IM platform: a 2xx must also carry code 0 in its body; a 4xx whose
+    body holds a rate-limit code is retryable like a 429."""
+    if response is None:
+        return verdict
+    if verdict.ok or (400 <= response.status < 500 and response.status != 429):
+        by_code = errcode_verdict(
+            response,
+            shown,
+            code_keys=code_keys,
+            message_keys=message_keys,
+            rate_limited=rate_limited,
+            busy=busy,
+        )
+        if verdict.ok or by_code.retryable:
+            return by_code
+    return verdict

@@ -1,0 +1,130 @@
+"""Slack incoming webhook, as Alertmanager's slack receiver: one attachment coloured by
+status (danger / good), success only when the reply is 200 with body "ok"."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from checkrunner.alerting.model import Notification
+from checkrunner.alerting.receivers import format as fmt
+from checkrunner.alerting.receivers.base import (
+    TIMEOUT_OPTION,
+    Delivery,
+    digest,
+    redact_url,
+    scrubbed,
+    send_resolved_option,
+    short_body,
+    with_defaults,
+)
+from checkrunner.alerting.receivers.http import HTTP_OPTIONS, post_json
+
+KIND = "slack"
+SEND_RESOLVED_DEFAULT = False  # as Alertmanager's slack receiver
+RATE_LIMIT: tuple[int, float] | None = (60, 60.0)  # about one message a second
+
+#: Slack truncates longer message text (about 40k characters); longer messages are split.
+TEXT_LIMIT = 38000
+COLORS = {"firing": "danger", "resolved": "good", "test": "#439FE0"}
+
+OPTIONS: dict[str, dict[str, Any]] = {
+    "api_url": {
+        "type": "str",
+        "secret": True,
+        "description": "The incoming webhook URL, https://hooks.slack.com/services/T/B/X.",
+    },
+    "api_url_file": {
+        "type": "str",
+        "description": "File holding the webhook URL (read at each send), instead of api_url.",
+    },
+    "channel": {"type": "str", "description": "Channel or user to send to (#ops, @someone)."},
+    "username": {"type": "str", "description": "Name the message is posted under."},
+    "icon_emoji": {"type": "str", "description": "Emoji icon, e.g. :rotating_light:."},
+    "icon_url": {"type": "str", "description": "URL of an image icon."},
+    "title": {
+        "type": "str",
+        "template": True,
+        "description": "Jinja2 template of the attachment title; default like "
+        "'[FIRING:2] disk full (web)'.",
+    },
+    "title_link": {"type": "str", "description": "URL the title links to."},
+    "text": {
+        "type": "str",
+        "template": True,
+        "description": "Jinja2 template of the attachment text (mrkdwn); default a line per alert.",
+    },
+    "color": {
+        "type": "str",
+        "description": "Attachment colour; default danger when firing, good when resolved.",
+    },
+    "send_resolved": send_resolved_option(SEND_RESOLVED_DEFAULT),
+    "timeout": TIMEOUT_OPTION,
+    **HTTP_OPTIONS,
+}
+REQUIRED_ONE_OF = [["api_url", "api_url_file"]]
+MUTUALLY_EXCLUSIVE = [["api_url", "api_url_file"]]
+
+
+def destination(config: Mapping[str, Any]) -> str:
+    if config.get("api_url"):
+        return digest(KIND, config["api_url"])
+    return digest(KIND, "file", str(config.get("api_url_file") or ""))
+
+
+def render(config: Mapping[str, Any], notification: Notification) -> list[dict[str, Any]]:
+    config = with_defaults(OPTIONS, config)
+    title, body = fmt.title_and_body(
+        config,
+        notification,
+        default_body=lambda n: fmt.body_markdown(n, "slack"),
+        body_option="text",
+    )
+    status = "test" if notification.test else notification.status
+    color = config.get("color") or COLORS[status]
+    pieces = fmt.split_by_bytes(body, TEXT_LIMIT, size=lambda _char: 1)
+    payloads = []
+    for index, piece in enumerate(pieces):
+        shown = title if len(pieces) == 1 else f"{title} ({index + 1}/{len(pieces)})"
+        attachment: dict[str, Any] = {
+            "fallback": shown,
+            "color": color,
+            "title": shown,
+            "text": piece,
+            "mrkdwn_in": ["text", "pretext"],
+        }
+        if config.get("title_link"):
+            attachment["title_link"] = config["title_link"]
+        payload: dict[str, Any] = {"attachments": [attachment]}
+        for name in ("channel", "username", "icon_emoji", "icon_url"):
+            if config.get(name):
+                payload[name] = config[name]
+        payloads.append(payload)
+    return payloads
+
+
+def send(config: Mapping[str, Any], payload: Mapping[str, Any], timeout: float) -> Delivery:
+    config = with_defaults(OPTIONS, config)
+    return scrubbed(_send(config, payload, timeout), OPTIONS, config)
+
+
+def _send(config: dict[str, Any], payload: Mapping[str, Any], timeout: float) -> Delivery:
+    url = config.get("api_url")
+    if not url and config.get("api_url_file"):
+        try:
+            url = Path(config["api_url_file"]).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            return Delivery.fail(f"cannot read api_url_file: {exc.strerror or exc}")
+    if not url:
+        return Delivery.fail("the slack receiver needs `api_url` or `api_url_file`")
+    shown = redact_url(url, keep_path=False)
+    response, verdict = post_json(url, payload, timeout=timeout, config=config, shown=shown)
+    verdict = scrubbed(verdict, OPTIONS, {**config, "api_url": url})  # also one from a file
+    if response is None or not verdict.ok:
+        return verdict
+    if response.body.strip() != b"ok":
+        return Delivery.fail(
+            f"POST {shown}: HTTP {response.status} but not ok: {short_body(response.body)}"
+        )
+    return verdict

@@ -1,0 +1,149 @@
+"""WeCom (企业微信) group robot: text or markdown, split by UTF-8 bytes under the platform's
+limits, success only when the reply says errcode 0."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+from checkrunner.alerting.model import Notification
+from checkrunner.alerting.receivers import format as fmt
+from checkrunner.alerting.receivers.base import (
+    TIMEOUT_OPTION,
+    Delivery,
+    RenderError,
+    digest,
+    redact_url,
+    scrubbed,
+    send_resolved_option,
+    with_defaults,
+)
+from checkrunner.alerting.receivers.http import HTTP_OPTIONS, im_verdict, post_json
+
+KIND = "wecom"
+SEND_RESOLVED_DEFAULT = False  # as Alertmanager's wechat receiver
+RATE_LIMIT: tuple[int, float] | None = (20, 60.0)  # 20 messages a minute per robot
+
+API_URL = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
+#: Content limits in UTF-8 bytes (errcode 40058 beyond them).
+LIMITS = {"text": 2048, "markdown": 4096}
+RATE_LIMITED = {45009: 60.0}  # api freq out of limit
+BUSY = (-1,)  # system busy
+
+OPTIONS: dict[str, dict[str, Any]] = {
+    "url": {
+        "type": "str",
+        "secret": True,
+        "description": "The robot's webhook URL, "
+        "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=KEY.",
+    },
+    "key": {
+        "type": "str",
+        "secret": True,
+        "description": "The robot's key, instead of `url`.",
+    },
+    "msgtype": {
+        "type": "str",
+        "default": "markdown",
+        "choices": ["markdown", "text"],
+        "description": "markdown (up to 4096 bytes a message) or text (2048 bytes, and the "
+        "only type whose mentions notify people).",
+    },
+    "mentioned_list": {
+        "type": "list",
+        "elements": "str",
+        "default": [],
+        "description": "User ids to mention (@all for everyone); with markdown written as "
+        "<@userid> in the message.",
+    },
+    "mentioned_mobile_list": {
+        "type": "list",
+        "elements": "str",
+        "default": [],
+        "description": "Mobile numbers to mention (text messages only).",
+    },
+    "title": {
+        "type": "str",
+        "template": True,
+        "description": "Jinja2 template of the first line; default like "
+        "'[FIRING:2] disk full (web)'.",
+    },
+    "message": {
+        "type": "str",
+        "template": True,
+        "description": "Jinja2 template of the lines after the title; default a line per alert.",
+    },
+    "send_resolved": send_resolved_option(SEND_RESOLVED_DEFAULT),
+    "timeout": TIMEOUT_OPTION,
+    **HTTP_OPTIONS,
+}
+REQUIRED_ONE_OF = [["url", "key"]]
+MUTUALLY_EXCLUSIVE = [["url", "key"]]
+
+
+def robot_url(config: Mapping[str, Any]) -> str:
+    if config.get("url"):
+        return str(config["url"])
+    if config.get("key"):
+        return f"{API_URL}?key={quote(str(config['key']), safe='')}"
+    raise RenderError("the wecom receiver needs `url` or `key`")
+
+
+def destination(config: Mapping[str, Any]) -> str:
+    url = robot_url(config)
+    key = parse_qs(urlsplit(url).query).get("key", [""])[0]
+    return digest(KIND, key or url)
+
+
+def render(config: Mapping[str, Any], notification: Notification) -> list[dict[str, Any]]:
+    """A message per piece of at most LIMITS[msgtype] bytes, cut at line boundaries."""
+    config = with_defaults(OPTIONS, config)
+    msgtype = config["msgtype"]
+    flavor = "wecom"
+    title, body = fmt.title_and_body(
+        config,
+        notification,
+        default_body=(
+            fmt.body_text if msgtype == "text" else lambda n: fmt.body_markdown(n, flavor)
+        ),
+    )
+    if msgtype == "text":
+        content = fmt.join(title, body)
+    else:
+        mentions = " ".join(f"<@{m}>" for m in config["mentioned_list"] if m != "@all")
+        content = fmt.join(f"**{title}**" if title else "", body, mentions)
+    pieces = fmt.split_by_bytes(content, LIMITS[msgtype])
+    payloads: list[dict[str, Any]] = []
+    for index, piece in enumerate(pieces):
+        if msgtype == "markdown":
+            payloads.append({"msgtype": "markdown", "markdown": {"content": piece}})
+            continue
+        message: dict[str, Any] = {"content": piece}
+        if index == 0:  # mention once, on the first message
+            if config["mentioned_list"]:
+                message["mentioned_list"] = list(config["mentioned_list"])
+            if config["mentioned_mobile_list"]:
+                message["mentioned_mobile_list"] = list(config["mentioned_mobile_list"])
+        payloads.append({"msgtype": "text", "text": message})
+    return payloads
+
+
+def send(config: Mapping[str, Any], payload: Mapping[str, Any], timeout: float) -> Delivery:
+    config = with_defaults(OPTIONS, config)
+    try:
+        url = robot_url(config)
+    except RenderError as exc:
+        return Delivery.fail(str(exc))
+    shown = redact_url(url)
+    response, verdict = post_json(url, payload, timeout=timeout, config=config, shown=shown)
+    verdict = im_verdict(
+        response,
+        verdict,
+        shown,
+        code_keys=("errcode",),
+        message_keys=("errmsg",),
+        rate_limited=RATE_LIMITED,
+        busy=BUSY,
+    )
+    return scrubbed(verdict, OPTIONS, config)
