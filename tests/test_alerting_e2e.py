@@ -266,3 +266,71 @@ def test_secrets_in_receivers_are_masked_everywhere(tmp_path, receiver):
         assert "s3cr3t-hook-key" not in text
     listing = run_checkrun("alerts", "--state", setup.state).stdout
     assert "s3cr3t-hook-key" not in listing
+
+
+def test_many_playbooks_share_one_alerting_file(tmp_path, receiver):
+    shared = tmp_path / "alerting.yml"
+    shared.write_text(_webhook(receiver.url("/hook")))
+    flag = tmp_path / "flag"
+    playbook = tmp_path / "site.yml"
+    playbook.write_text(
+        "alerting: alerting.yml\nplays:\n  - name: app\n    hosts: localhost\n    checks:\n"
+        + _flag_check(flag)
+    )
+    done = run_checkrun(playbook, "--state", tmp_path / "state.db")
+    assert done.returncode == 2
+    [message] = [r.json() for r in receiver.requests("/hook")]
+    assert message["groupLabels"] == {"alertname": "flag present"}
+
+
+@pytest.mark.parametrize(
+    ("alerting", "where", "message"),
+    [
+        ("route: {receiver: hook}\n", "receivers", "receivers: expected a list of receivers"),
+        (
+            "receivers: [{name: hook, webhook_configs: [{url: 'http://127.0.0.1:1/'}]}]\n"
+            "route: {receiver: hoook}\n",
+            ":9:",
+            "no receiver named 'hoook' — did you mean 'hook'?",
+        ),
+        (
+            "receivers: [{name: hook, webhok_configs: [{url: 'http://127.0.0.1:1/'}]}]\n"
+            "route: {receiver: hook}\n",
+            ":8:",
+            "did you mean 'webhook_configs'?",
+        ),
+        (
+            "receivers: [{name: hook, webhook_configs: [{url: 'http://127.0.0.1:1/'}]}]\n"
+            "route: {receiver: hook, routes: [{matchers: ['severity=~\"(\"'], receiver: hook}]}\n",
+            ":9:",
+            "does not compile",
+        ),
+        (
+            "receivers: [{name: hook, webhook_configs: [{ur: 'http://127.0.0.1:1/'}]}]\n"
+            "route: {receiver: hook}\n",
+            ":8:",
+            "did you mean 'url'?",
+        ),
+        (
+            "receivers: [{name: hook, webhook_configs: [{url: 'http://127.0.0.1:1/'}]}]\n"
+            "route: {receiver: hook, repeat_interval: often}\n",
+            ":9:",
+            "repeat_interval",
+        ),
+    ],
+)
+def test_alerting_mistakes_are_exit_5_with_their_place(tmp_path, alerting, where, message):
+    playbook = tmp_path / "bad.yml"
+    playbook.write_text(
+        "plays:\n  - name: app\n    hosts: localhost\n    checks:\n"
+        + _flag_check(tmp_path / "flag")
+        + "        for: 2\n"
+        + alerting
+    )
+    done = run_checkrun(playbook, "--state", tmp_path / "state.db")
+    assert done.returncode == 5, done.stderr
+    assert message in done.stderr
+    if where.startswith(":"):
+        assert f"bad.yml{where}" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "state.db").exists()  # nothing ran
