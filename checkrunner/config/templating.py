@@ -25,58 +25,23 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError
-from jinja2.exceptions import SecurityError
-from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-from jinja2.utils import missing
-
-from checkrunner.config.coerce import (
-    BOOL_WORDS,
-    contains_template,
-    is_templated,
-    kind_of,
-    parse_bool,
-)
+from checkrunner.config.coerce import BOOL_WORDS, is_templated, kind_of
 from checkrunner.config.yaml_loader import MarkedMap, MarkedSeq, value_location
 from checkrunner.errors import ConfigError, Location, did_you_mean
+
+if TYPE_CHECKING:
+    from jinja2 import TemplateSyntaxError
 
 # A string that is one expression and nothing else: its value keeps its native type.
 _SINGLE_EXPRESSION = re.compile(r"\{\{(?P<expr>(?:(?!\{\{|\}\}|\{%|\{#).)*)\}\}", re.S)
 _UNKNOWN_FILTER_OR_TEST = re.compile(r"No (?P<what>filter|test) named '(?P<name>[^']+)'")
-_MAX_SEQUENCE_PRODUCT = 1_000_000  # `'x' * n` and `[..] * n` beyond this are refused
-_MAX_EXPONENT = 10_000
 _MAX_NAMES_SHOWN = 25
 
 SANDBOX_HINT = "templates may read variables and use filters; they cannot reach Python internals"
 SYNTAX_HINT = "Jinja2 syntax: {{ variable }}, {{ value | filter }}, {{ a if condition else b }}"
-
-
-class _UndefinedName(UndefinedError):
-    """UndefinedError that says which name was missing and in what (`owner`; missing = top level)."""
-
-    def __init__(self, message: str | None = None, *, name: Any = None, owner: Any = missing):
-        super().__init__(message)
-        self.name = name
-        self.owner = owner
-
-
-class _StrictUndefined(StrictUndefined):
-    __slots__ = ()
-
-    def __init__(
-        self,
-        hint: str | None = None,
-        obj: Any = missing,
-        name: Any = None,
-        exc: Any = UndefinedError,
-    ):
-        if exc is UndefinedError:
-            # Jinja2 raises `exc(message)`; a factory keeps the name for a better message.
-            exc = functools.partial(_UndefinedName, name=name, owner=obj)
-        super().__init__(hint, obj, name, exc)
 
 
 class _Environ(Mapping):
@@ -99,42 +64,13 @@ class _Environ(Mapping):
         return len(self._values)
 
 
-class _LazyContext(Context):
-    """Renders a variable's own templates when a template uses it."""
+@functools.cache
+def _sandbox() -> ModuleType:
+    """The Jinja2 side of templating, imported on first use: a playbook and inventory without
+    templates never import Jinja2 (about 20 ms of start-up)."""
+    from checkrunner.config import jinja_sandbox
 
-    def resolve_or_missing(self, key: str) -> Any:
-        value = super().resolve_or_missing(key)
-        templater = getattr(self.environment, "templater", None)
-        if templater is None or value is missing or key in self.vars or isinstance(value, _Environ):
-            return value
-        if not contains_template(value):
-            return value
-        return templater._resolve_variable(key, value, self.parent)
-
-
-class _SandboxEnvironment(ImmutableSandboxedEnvironment):
-    context_class = _LazyContext
-    intercepted_binops = frozenset({"*", "**"})
-
-    def __init__(self, templater: Templater | None):
-        super().__init__(undefined=_StrictUndefined, keep_trailing_newline=True, autoescape=False)
-        self.templater = templater
-        self.filters["bool"] = parse_bool
-
-    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        # The sandbox already caps range(); cap the other cheap ways to exhaust memory.
-        if operator == "**" and _is_number(right) and abs(right) > _MAX_EXPONENT:
-            raise SecurityError(f"exponent {right} is too large")
-        if operator == "*":
-            for sequence, count in ((left, right), (right, left)):
-                sized = isinstance(sequence, (str, list, tuple)) and _is_number(count)
-                if sized and len(sequence) * count > _MAX_SEQUENCE_PRODUCT:
-                    raise SecurityError("the result of '*' would be too large")
-        return super().call_binop(context, operator, left, right)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return jinja_sandbox
 
 
 class _VariableLoop(ConfigError):
@@ -158,10 +94,20 @@ class Templater:
     def __init__(self, environ: Mapping[str, str] | None = None):
         """`environ` is what `env` shows (default: a snapshot of os.environ, taken now)."""
         self._environ = _Environ(os.environ if environ is None else environ)
-        self._jinja = _SandboxEnvironment(self)
+        self._jinja: Any = None  # the sandboxed Jinja2 environment, made on the first template
+        self._jinja_lock = threading.Lock()
         self._templates: dict[str, Any] = {}
         self._expressions: dict[str, Any] = {}
         self._local = threading.local()
+
+    @property
+    def jinja(self) -> Any:
+        """This Templater's sandboxed Jinja2 environment (Jinja2 is imported on first use)."""
+        if self._jinja is None:
+            with self._jinja_lock:
+                if self._jinja is None:
+                    self._jinja = _sandbox().SandboxEnvironment(self)
+        return self._jinja
 
     @property
     def environment_values_used(self) -> set[str]:
@@ -248,7 +194,7 @@ class Templater:
         try:
             template = self._templates.get(text)
             if template is None:
-                template = self._templates.setdefault(text, self._jinja.from_string(text))
+                template = self._templates.setdefault(text, self.jinja.from_string(text))
             return template.render(scope)
         except ConfigError:
             raise
@@ -261,7 +207,7 @@ class Templater:
         try:
             compiled = self._expressions.get(expression)
             if compiled is None:
-                compiled = self._jinja.compile_expression(expression, undefined_to_none=False)
+                compiled = self.jinja.compile_expression(expression, undefined_to_none=False)
                 self._expressions.setdefault(expression, compiled)
             return _plain(compiled(scope))
         except ConfigError:
@@ -294,13 +240,14 @@ class Templater:
     def _template_error(
         self, exc: Exception, text: str, scope: Mapping[str, Any], location: Location
     ) -> ConfigError:
-        if isinstance(exc, _UndefinedName):
+        sandbox = _sandbox()
+        if isinstance(exc, sandbox.UndefinedName):
             return self._undefined_error(exc, scope, location)
-        if isinstance(exc, SecurityError):
+        if isinstance(exc, sandbox.SecurityError):
             return ConfigError(f"template blocked by the sandbox: {exc}", location, SANDBOX_HINT)
-        if isinstance(exc, TemplateSyntaxError):
+        if isinstance(exc, sandbox.TemplateSyntaxError):
             return ConfigError(
-                f"template syntax error in {text!r}: {syntax_message(exc, self._jinja)}",
+                f"template syntax error in {text!r}: {syntax_message(exc, self.jinja)}",
                 location,
                 SYNTAX_HINT,
             )
@@ -315,7 +262,7 @@ class Templater:
         )
 
     def _undefined_error(
-        self, exc: _UndefinedName, scope: Mapping[str, Any], location: Location
+        self, exc: Any, scope: Mapping[str, Any], location: Location
     ) -> ConfigError:
         name, owner = exc.name, exc.owner
         if owner is self._environ:
@@ -324,7 +271,7 @@ class Templater:
                 location,
                 f"set it before running checkrun, or give a default: {{{{ env.{name} | default('...') }}}}",
             )
-        if owner is missing:
+        if owner is _sandbox().missing:
             return self._undefined_variable(str(name), scope, location)
         if isinstance(owner, Mapping):
             keys = [str(key) for key in owner]
@@ -361,7 +308,7 @@ def _names(names: list[str]) -> str:
 
 def _plain(value: Any) -> Any:
     """A native expression's value as plain data (what YAML and JSON can hold)."""
-    if isinstance(value, Undefined):
+    if isinstance(value, _sandbox().Undefined):
         str(value)  # a strict Undefined raises its UndefinedError/SecurityError here
     if value is None or isinstance(value, (bool, int, float)):
         return value
@@ -411,27 +358,24 @@ def syntax_message(exc: TemplateSyntaxError, environment: Any) -> str:
     return message
 
 
-@functools.lru_cache(maxsize=1)
-def _syntax_environment() -> _SandboxEnvironment:
-    return _SandboxEnvironment(templater=None)
-
-
 def template_syntax_error(text: str) -> str | None:
     """Why a template string does not compile (bad syntax, unknown filter), or None."""
-    environment = _syntax_environment()
+    sandbox = _sandbox()
+    environment = sandbox.syntax_environment()
     try:
         environment.compile(text)
-    except TemplateSyntaxError as exc:
+    except sandbox.TemplateSyntaxError as exc:
         return syntax_message(exc, environment)
     return None
 
 
 def expression_syntax_error(expression: str) -> str | None:
     """Why a bare expression (a `when:`) does not compile, or None."""
-    environment = _syntax_environment()
+    sandbox = _sandbox()
+    environment = sandbox.syntax_environment()
     try:
         environment.compile_expression(expression)
-    except TemplateSyntaxError as exc:
+    except sandbox.TemplateSyntaxError as exc:
         return syntax_message(exc, environment)
     return None
 

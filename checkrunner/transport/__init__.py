@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 
 from checkrunner.transport.base import ExecResult, Transport, Unreachable
@@ -71,34 +69,15 @@ def get_transport(host) -> Transport:
         return _LOCAL
     with _ssh_lock:
         if _ssh is None:
-            # paramiko takes ~90 ms to import: only runs that reach SSH hosts pay for it
-            _skip_invoke_unless_needed(_ssh_options)
+            # paramiko is heavy to import: only runs that reach SSH hosts pay for it, and
+            # they skip the parts of its start-up that checkrunner never uses
+            from checkrunner.transport.paramiko_import import import_paramiko
+
+            import_paramiko(getattr(_ssh_options, "ssh_config", None))
             from checkrunner.transport.ssh import SSHTransport
 
             _ssh = SSHTransport(_ssh_options)
         return _ssh
-
-
-def _skip_invoke_unless_needed(options) -> None:
-    """Keep paramiko from importing `invoke` (~30 ms: asyncio, unittest.mock) when unused.
-
-    paramiko needs invoke only to evaluate `Match exec` in an ssh config. When the config
-    file has none and includes no other file, paramiko is told invoke is absent.
-    """
-    if "invoke" in sys.modules or "paramiko" in sys.modules:
-        return
-    path = getattr(options, "ssh_config", None) if options is not None else None
-    if path is not None and path.lower() == "none":
-        sys.modules["invoke"] = None  # type: ignore[assignment]
-        return
-    candidate = os.path.expanduser(path or "~/.ssh/config")
-    try:
-        with open(candidate, encoding="utf-8", errors="replace") as config:
-            text = config.read().lower()
-    except OSError:
-        text = ""
-    if "exec" not in text and "include" not in text:
-        sys.modules["invoke"] = None  # type: ignore[assignment]
 
 
 def abort_transports() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,7 +77,14 @@ class Batch:
 
 def build_payload(batch: Batch) -> bytes:
     """Compressed Python source that runs `batch` on the target and prints the results."""
-    return _payload_for(batch.to_json())
+    batch_json = batch.to_json()
+    # The hosts' threads all ask at once when a run starts: one builds, the others wait for
+    # its result instead of each building (and compressing) the same program again.
+    with _BUILD_LOCK:
+        return _payload_for(batch_json)
+
+
+_BUILD_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=256)

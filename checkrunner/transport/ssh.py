@@ -2,11 +2,14 @@
 
 The target runs `[sudo -n -u USER --] PYTHON -c BOOTSTRAP` with the compressed batch program
 on stdin; stdout and stderr are read until the command ends or the host deadline passes. A
-watchdog closes the connection at the deadline, so a hung target never holds the run.
+watchdog closes the connection at the deadline, so a hung target never holds the run (one
+watchdog thread serves every session: a timer thread per host would cost a thread start each).
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import selectors
 import shlex
@@ -189,9 +192,7 @@ class _Session:
     def run(
         self, connector: Connector, command: str, payload: bytes, deadline: float
     ) -> ExecResult:
-        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), self.expire)
-        watchdog.daemon = True
-        watchdog.start()
+        watch = _WATCHDOG.watch(self, deadline)
         connection: Connection | None = None
         try:
             connection = connector.connect(self.endpoint, deadline, on_transport=self.attach)
@@ -203,7 +204,7 @@ class _Session:
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise self._interrupted() or self._lost(exc) from None
         finally:
-            watchdog.cancel()
+            _WATCHDOG.cancel(watch)
             if connection is not None:
                 connection.close()
         interrupted = self._interrupted()
@@ -249,6 +250,70 @@ class _Session:
             UnreachableReason.ERROR,
             f"connection to {_where(self.endpoint)} lost: {str(exc) or type(exc).__name__}",
         )
+
+
+class _Watchdog:
+    """Expires sessions whose host deadline has passed, from one thread started on first use."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._deadlines: list[tuple[float, int, _Session]] = []  # a heap, earliest first
+        self._watched: set[int] = set()  # entries not cancelled yet
+        self._tokens = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, session: _Session, deadline: float) -> int:
+        """Expire `session` at `deadline` (time.monotonic()) unless cancelled before."""
+        with self._condition:
+            token = next(self._tokens)
+            heapq.heappush(self._deadlines, (deadline, token, session))
+            self._watched.add(token)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="checkrun-ssh-watchdog", daemon=True
+                )
+                self._thread.start()
+            elif self._deadlines[0][1] == token:
+                self._condition.notify()  # earlier than the deadline being waited for
+        return token
+
+    def cancel(self, token: int) -> None:
+        with self._condition:
+            self._watched.discard(token)
+            if len(self._deadlines) > 2 * len(self._watched) + 64:
+                self._deadlines = [e for e in self._deadlines if e[1] in self._watched]
+                heapq.heapify(self._deadlines)
+
+    def _run(self) -> None:
+        while True:
+            for session in self._wait_for_due():
+                try:
+                    session.expire()  # outside the lock: closing may take a moment
+                except Exception:  # one failed close must not end the watch over the others
+                    logging.getLogger(__name__).debug("closing a session failed", exc_info=True)
+
+    def _wait_for_due(self) -> list[_Session]:
+        with self._condition:
+            while True:
+                while self._deadlines and self._deadlines[0][1] not in self._watched:
+                    heapq.heappop(self._deadlines)
+                if not self._deadlines:
+                    self._condition.wait()
+                    continue
+                now = time.monotonic()
+                if self._deadlines[0][0] > now:
+                    self._condition.wait(self._deadlines[0][0] - now)
+                    continue
+                due = []
+                while self._deadlines and self._deadlines[0][0] <= now:
+                    _, token, session = heapq.heappop(self._deadlines)
+                    if token in self._watched:
+                        self._watched.discard(token)
+                        due.append(session)
+                return due
+
+
+_WATCHDOG = _Watchdog()
 
 
 def _execute(

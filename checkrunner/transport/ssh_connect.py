@@ -121,7 +121,7 @@ def tcp_connect(hostname: str, port: int, timeout: float) -> socket.socket:
     """A connected TCP socket; DNS, refusal and timeout each become their own reason."""
     where = f"{hostname}:{port}"
     try:
-        return socket.create_connection((hostname, port), timeout=timeout)
+        return socket.create_connection((_ascii_host(hostname), port), timeout=timeout)
     except (socket.gaierror, UnicodeError) as exc:  # UnicodeError: not a valid host name at all
         detail = exc.strerror if isinstance(exc, socket.gaierror) else "not a valid host name"
         raise Unreachable(
@@ -144,6 +144,20 @@ def tcp_connect(hostname: str, port: int, timeout: float) -> socket.socket:
         raise Unreachable(
             UnreachableReason.ERROR, f"cannot connect to {where}: {exc.strerror or exc}"
         ) from None
+
+
+def _ascii_host(hostname: str) -> str | bytes:
+    """An ASCII host name as the bytes the "idna" codec would make of it (the same bytes,
+    the same length checks), so that getaddrinfo skips the codec, whose import (with
+    stringprep and unicodedata) costs about 1 ms. Other names go to the codec as before."""
+    try:
+        encoded = hostname.encode("ascii")
+    except UnicodeEncodeError:
+        return hostname
+    *labels, last = encoded.split(b".")
+    if all(0 < len(label) < 64 for label in labels) and len(last) < 64:
+        return encoded
+    return hostname  # the codec raises its UnicodeError ("label empty or too long")
 
 
 def _handshake_timeout(connection: Connection, budget: float) -> Unreachable:
