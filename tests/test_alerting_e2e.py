@@ -334,3 +334,20 @@ def test_alerting_mistakes_are_exit_5_with_their_place(tmp_path, alerting, where
         assert f"bad.yml{where}" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "state.db").exists()  # nothing ran
+
+
+def test_alerts_of_checks_outside_this_run_are_left_alone(tmp_path, receiver):
+    flag, other = tmp_path / "flag", tmp_path / "other"
+    checks = _flag_check(flag, "        tags: [one]\n") + _flag_check(
+        other, "        tags: [two]\n", name="other present"
+    )
+    setup = Setup(tmp_path, receiver, checks, _webhook(receiver.url("/hook")))
+    setup.run("-t", "one")
+    setup.run("-t", "two")  # "flag present" did not run: it is neither resolved nor repeated
+    summary = [(m["groupLabels"]["alertname"], m["status"]) for m in setup.messages()]
+    assert summary == [("flag present", "firing"), ("other present", "firing")]
+    flag.write_text("x")
+    setup.run("-t", "one")
+    summary = [(m["groupLabels"]["alertname"], m["status"]) for m in setup.messages()]
+    assert summary[-1] == ("flag present", "resolved")
+    assert len(summary) == 3

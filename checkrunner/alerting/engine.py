@@ -162,7 +162,6 @@ class AlertEngine:
         for alert in observations.unreachable.values():
             firing[alert.fingerprint] = alert
         unreachable_hosts = set(observations.unreachable)
-        seen_hosts = observations.hosts_seen | unreachable_hosts
         for fp, alert in firing.items():
             previous = stored.get(fp)
             if previous and previous[2] == FIRING:
@@ -180,14 +179,20 @@ class AlertEngine:
                 ),
             )
         still_firing = list(firing.values())
+        observed = {(o.ref.host, o.ref.play, o.ref.check) for o in observations.checks}
         for fp, (labels, notes, state, starts_at) in stored.items():
             if state != FIRING or fp in firing:
                 continue
             host = labels.get("host", "")
-            kept = host in unreachable_hosts and labels.get("alertname") != UNREACHABLE_ALERT
-            if kept or host not in seen_hosts:
-                # No result for it this run (host unreachable, or not in this run): unchanged.
-                still_firing.append(Alert(labels, notes, starts_at))
+            if labels.get("alertname") == UNREACHABLE_ALERT:
+                answered = host in observations.hosts_seen  # reached again this run
+            else:
+                answered = (host, labels.get("play", ""), labels.get("alertname", "")) in observed
+                if not answered and host in unreachable_hosts:
+                    # No result, because its host is down: still firing (and muted by that).
+                    still_firing.append(Alert(labels, notes, starts_at))
+            if not answered:
+                # Not part of this run (another playbook, --tags, --limit): left as it is.
                 continue
             resolved = Alert(labels, notes, starts_at, ends_at=now)
             outcome.resolved.append(resolved)
