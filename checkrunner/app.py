@@ -146,7 +146,6 @@ def run(cmd: RunCommand) -> int:
 
 def _state_db(cmd: RunCommand, plan: Plan):
     """The state database, opened only when the plan needs it (log checks, alerting)."""
-    from checkrunner.state import default_state_path, open_state
     from checkrunner.state.logs import LOG_MODULE
 
     has_logs = any(c.identity.module == LOG_MODULE for hp in plan.hosts for c in hp.runnable)
@@ -158,6 +157,13 @@ def _state_db(cmd: RunCommand, plan: Plan):
         )
     if cmd.no_state or not (has_logs or plan.alerting is not None):
         return None
+    return _open_state(cmd)
+
+
+def _open_state(cmd: RunCommand):
+    """--state PATH, else $CHECKRUN_STATE, else ~/.local/state/checkrunner/state.db."""
+    from checkrunner.state.db import default_state_path, open_state
+
     return open_state(cmd.state or default_state_path())
 
 
@@ -205,7 +211,6 @@ def notify(cmd: RunCommand, flush: bool, test_receiver: str | None) -> int:
     from checkrunner.alerting.runtime import flush as flush_outbox
     from checkrunner.alerting.runtime import render_receivers, send_test
     from checkrunner.masking import Masker
-    from checkrunner.state import default_state_path, open_state
 
     playbook = load_playbook(cmd.playbook, schema_check=False)
     if playbook.alerting is None:
@@ -215,7 +220,7 @@ def notify(cmd: RunCommand, flush: bool, test_receiver: str | None) -> int:
         )
     receivers = render_receivers(playbook.alerting)
     masker = Masker(list(receivers.secrets))
-    db = open_state(cmd.state or default_state_path())
+    db = _open_state(cmd)
     if test_receiver:
         report = send_test(db, receivers, test_receiver, masker.text)
     else:
@@ -232,9 +237,8 @@ def notify(cmd: RunCommand, flush: bool, test_receiver: str | None) -> int:
 def alerts(cmd: RunCommand) -> int:
     """`checkrun alerts`: what is firing, failing towards `for`, and undelivered."""
     from checkrunner.alerting.runtime import alert_listing
-    from checkrunner.state import default_state_path, open_state
 
-    db = open_state(cmd.state or default_state_path())
+    db = _open_state(cmd)
     print("\n".join(alert_listing(db)))
     return EXIT_OK
 

@@ -10,7 +10,7 @@ import traceback
 from checkrunner import __version__, app
 from checkrunner.errors import CheckrunError, ConfigError
 from checkrunner.results import EXIT_BAD_INPUT, EXIT_INTERRUPTED, FAIL_ON_LEVELS
-from checkrunner.transport.ssh_known_hosts import CHECKING_MODES
+from checkrunner.transport.base import CHECKING_MODES
 from checkrunner.units import parse_duration, parse_size
 
 SUBCOMMANDS = ("run", "validate", "schema", "doc", "notify", "alerts")

@@ -505,7 +505,7 @@ class Matcher(object):
             tally.lines += block.count(nl, 0, end)
             if block[end - 1 : end] != nl:
                 tally.lines += 1
-        hits = None
+        hits = {}  # line start -> [line end, index of each pattern it matches...]
         lowered = None
         for p in self.patterns:
             if p.literal is not None:
@@ -523,13 +523,7 @@ class Matcher(object):
                     if stop < 0:
                         stop = end
                     if p.keyword or p.search(block, start, stop) is not None:
-                        if hits is None:
-                            hits = {}
-                        hit = hits.get(start)
-                        if hit is None:
-                            hits[start] = [stop, p.index]
-                        else:
-                            hit.append(p.index)
+                        hits.setdefault(start, [stop]).append(p.index)
                     if stop >= end:
                         break
                     pos = find(literal, stop + 1, end)
@@ -540,13 +534,7 @@ class Matcher(object):
                     if stop < 0:
                         stop = end
                     if p.search(block, start, stop) is not None:
-                        if hits is None:
-                            hits = {}
-                        hit = hits.get(start)
-                        if hit is None:
-                            hits[start] = [stop, p.index]
-                        else:
-                            hit.append(p.index)
+                        hits.setdefault(start, [stop]).append(p.index)
                     start = stop + 1
             else:
                 search = p.rx.search
@@ -558,13 +546,7 @@ class Matcher(object):
                     if stop < 0:
                         stop = end
                     if m.end() <= stop or p.search(block, start, stop) is not None:
-                        if hits is None:
-                            hits = {}
-                        hit = hits.get(start)
-                        if hit is None:
-                            hits[start] = [stop, p.index]
-                        else:
-                            hit.append(p.index)
+                        hits.setdefault(start, [stop]).append(p.index)
                     if stop + 1 >= end:
                         break
                     m = search(block, stop + 1, end)

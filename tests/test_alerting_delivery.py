@@ -13,7 +13,7 @@ from checkrunner.alerting.model import Alert, Notification
 from checkrunner.alerting.receivers import get
 from checkrunner.config.normalize import OptionSet, check_option_set
 from checkrunner.errors import Location
-from checkrunner.state import open_state
+from checkrunner.state.db import open_state
 
 
 def _config(kind: str, **options) -> ReceiverConfig:

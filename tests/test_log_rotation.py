@@ -107,7 +107,7 @@ def _gzip(path: Path) -> None:
     path.unlink()
 
 
-def rotation_matrix(log: Path, runner: Runner, writer: Writer, reused: list[bool]) -> None:
+def rotation_matrix(log: Path, runner: Runner, writer: Writer) -> None:
     directory = log.parent
     settle = 0.15  # lets the writer add lines (some half-written) between steps
 
@@ -190,12 +190,10 @@ def rotation_matrix(log: Path, runner: Runner, writer: Writer, reused: list[bool
     # (ext4 does unless another process takes it first; the counts must be exact either way)
     writer.pause()
     runner.run()
-    old_inode = log.stat().st_ino
     log.unlink()
     writer.process.send_signal(signal.SIGHUP)
     writer.resume()
     writer.reopen()
-    reused.append(log.stat().st_ino == old_inode)
     time.sleep(settle)
     runner.run()
 
@@ -226,8 +224,7 @@ def _matrix(tmp_path: Path, hosts: str, extra: list[str]) -> None:
     runner = Runner(playbook=playbook, state=tmp_path / "state.db", extra=extra)
     writer = Writer(log)
     try:
-        reused: list[bool] = []
-        rotation_matrix(log, runner, writer, reused)
+        rotation_matrix(log, runner, writer)
         written, errors = writer.stop()
     finally:
         writer.kill()

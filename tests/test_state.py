@@ -15,8 +15,7 @@ from checkrunner.evaluate.history import (
     rate,
     rate_unit,
 )
-from checkrunner.state import default_state_path, open_state
-from checkrunner.state.db import MIGRATIONS
+from checkrunner.state.db import MIGRATIONS, default_state_path, open_state
 
 
 def test_database_and_folder_are_private(tmp_path):

@@ -21,7 +21,7 @@ from checkrunner.config.yaml_loader import (
     read_yaml,
     value_location,
 )
-from checkrunner.errors import ConfigError, Location, suggest
+from checkrunner.errors import ConfigError, Location, did_you_mean
 
 ALERTING_KEYS = ("receivers", "route", "inhibit_rules")
 ROUTE_KEYS = ("receiver", "matchers", "group_by", "continue", "repeat_interval", "routes")
@@ -105,10 +105,8 @@ class AlertingParser:
                 if key == "name":
                     continue
                 if key not in kinds:
-                    nearest = suggest(str(key), list(kinds))
                     self._add(
-                        f"receiver '{name}': unknown key '{key}'"
-                        + (f" — did you mean '{nearest}'?" if nearest else ""),
+                        _suggesting(f"receiver '{name}': unknown key '{key}'", key, kinds),
                         key_location(node, key, where),
                         f"a receiver has a name and any of: {', '.join(kinds)}",
                     )
@@ -120,8 +118,7 @@ class AlertingParser:
     def _receiver_configs(
         self, name: str, kind: str, entries: Any, node: Mapping[Any, Any], key: str, where: Location
     ) -> list[ReceiverConfig]:
-        from checkrunner.alerting import receivers as registry
-        from checkrunner.config.normalize import OptionSet, check_option_set
+        from checkrunner.config.normalize import check_option_set
 
         at = value_location(node, key, where)
         if not isinstance(entries, list):
@@ -131,7 +128,6 @@ class AlertingParser:
                 f"write {key}: [{{...}}]",
             )
             return []
-        module = registry.get(kind)
         configs = []
         for index, entry in enumerate(entries):
             entry_at = value_location(entries, index, at)
@@ -142,13 +138,7 @@ class AlertingParser:
                     f"see `checkrun doc` for {kind}",
                 )
                 continue
-            owner = OptionSet(
-                f"{key} item {index + 1} of receiver '{name}'",
-                module.OPTIONS,
-                getattr(module, "REQUIRED_ONE_OF", ()),
-                getattr(module, "MUTUALLY_EXCLUSIVE", ()),
-                takes=f"{kind} takes: {', '.join(module.OPTIONS)}",
-            )
+            owner = receiver_option_set(kind, index, name)
             _, problems = check_option_set(owner, entry, entry_at, keep_templates=True)
             self.problems.extend(problems)
             configs.append(ReceiverConfig(name, kind, index, dict(entry), entry_at))
@@ -181,10 +171,8 @@ class AlertingParser:
                 "add receiver: NAME (every alert that no child route takes goes there)",
             )
         if receiver is not None and receiver not in receivers:
-            nearest = suggest(str(receiver), list(receivers))
             self._add(
-                f"route: no receiver named '{receiver}'"
-                + (f" — did you mean '{nearest}'?" if nearest else ""),
+                _suggesting(f"route: no receiver named '{receiver}'", receiver, receivers),
                 value_location(node, "receiver", where),
                 f"receivers: {', '.join(receivers) or 'none defined'}",
             )
@@ -306,15 +294,34 @@ class AlertingParser:
     def _unknown(
         self, node: Mapping[Any, Any], key: Any, known: tuple[str, ...], what: str, where: Location
     ) -> None:
-        nearest = suggest(str(key), list(known))
         self._add(
-            f"unknown key '{key}' in {what}" + (f" — did you mean '{nearest}'?" if nearest else ""),
+            _suggesting(f"unknown key '{key}' in {what}", key, known),
             key_location(node, key, where),
             f"{what} takes: {', '.join(known)}",
         )
 
     def _add(self, message: str, location: Location, hint: str | None = None) -> None:
         self.problems.append(ConfigError(message, location, hint))
+
+
+def _suggesting(message: str, word: Any, choices: Any) -> str:
+    suggestion = did_you_mean(str(word), list(choices))
+    return f"{message} — {suggestion}" if suggestion else message
+
+
+def receiver_option_set(kind: str, index: int, receiver: str):
+    """The option spec of one `<kind>_configs` entry, for checking it (OptionSet)."""
+    from checkrunner.alerting import receivers as registry
+    from checkrunner.config.normalize import OptionSet
+
+    module = registry.get(kind)
+    return OptionSet(
+        f"{kind}_configs item {index + 1} of receiver '{receiver}'",
+        module.OPTIONS,
+        getattr(module, "REQUIRED_ONE_OF", ()),
+        getattr(module, "MUTUALLY_EXCLUSIVE", ()),
+        takes=f"{kind} takes: {', '.join(module.OPTIONS)}",
+    )
 
 
 def parse_alerting_file(

@@ -16,6 +16,7 @@ Alerts whose host was unreachable keep their state: no result is not a recovery.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sqlite3
@@ -27,6 +28,7 @@ from checkrunner.alerting.config import AlertingSpec, ReceiverConfig
 from checkrunner.alerting.model import FIRING, RESOLVED, Alert, Notification
 from checkrunner.alerting.route import Route
 from checkrunner.results import RunResult, Status
+from checkrunner.state.logs import CheckKey
 
 SEVERITY = {
     Status.WARNING: "warning",
@@ -36,18 +38,11 @@ SEVERITY = {
 UNREACHABLE_ALERT = "host unreachable"
 
 
-@dataclass(frozen=True)
-class CheckRef:
-    host: str
-    play: str
-    check: str
-
-
 @dataclass
 class Observation:
     """One check's outcome in this run, as alerting sees it."""
 
-    ref: CheckRef
+    ref: CheckKey
     failing: bool
     alert: Alert | None  # the alert it would raise (labels and annotations), when failing
     for_runs: int = 1
@@ -65,7 +60,7 @@ class RunObservations:
 
 
 def observe_run(
-    run: RunResult, check_settings: dict[CheckRef, tuple[int, tuple[str, ...]]], now: float
+    run: RunResult, check_settings: dict[CheckKey, tuple[int, tuple[str, ...]]], now: float
 ) -> RunObservations:
     """The alerts this run's results raise. `check_settings`: `for` and `depends_on` per check."""
     observations = RunObservations()
@@ -80,7 +75,7 @@ def observe_run(
         for check in host.checks:
             if check.status == Status.SKIPPED:
                 continue
-            ref = CheckRef(check.host, check.play, check.name)
+            ref = CheckKey(check.host, check.play, check.name)
             for_runs, depends_on = check_settings.get(ref, (1, ()))
             failing = check.status in SEVERITY
             alert = _check_alert(check, now) if failing else None
@@ -145,14 +140,16 @@ class AlertEngine:
         outcome: Outcome,
     ) -> list[Alert]:
         stored = {
-            fp: (json.loads(labels), json.loads(annotations), state, starts_at)
-            for fp, labels, annotations, state, starts_at in connection.execute(
-                "SELECT fingerprint, labels, annotations, state, starts_at FROM alerts"
+            fp: (json.loads(labels), json.loads(annotations), starts_at)
+            for fp, labels, annotations, starts_at in connection.execute(
+                "SELECT fingerprint, labels, annotations, starts_at FROM alerts WHERE state = ?",
+                (FIRING,),
             )
         }
+        streaks = _update_streaks(connection, observations.checks, now)
         firing: dict[str, Alert] = {}
         for obs in observations.checks:
-            runs = _bump_streak(connection, obs.ref, obs.failing, now)
+            runs = streaks[obs.ref]
             if obs.alert is None:
                 continue
             if runs < obs.for_runs:
@@ -164,8 +161,8 @@ class AlertEngine:
         unreachable_hosts = set(observations.unreachable)
         for fp, alert in firing.items():
             previous = stored.get(fp)
-            if previous and previous[2] == FIRING:
-                alert.starts_at = previous[3]  # still the same incident
+            if previous:
+                alert.starts_at = previous[2]  # still the same incident
             connection.execute(
                 "INSERT OR REPLACE INTO alerts (fingerprint, labels, annotations, state, "
                 "starts_at, ends_at, updated_at) VALUES (?, ?, ?, ?, ?, NULL, ?)",
@@ -180,8 +177,8 @@ class AlertEngine:
             )
         still_firing = list(firing.values())
         observed = {(o.ref.host, o.ref.play, o.ref.check) for o in observations.checks}
-        for fp, (labels, notes, state, starts_at) in stored.items():
-            if state != FIRING or fp in firing:
+        for fp, (labels, notes, starts_at) in stored.items():
+            if fp in firing:
                 continue
             host = labels.get("host", "")
             if labels.get("alertname") == UNREACHABLE_ALERT:
@@ -305,14 +302,7 @@ class AlertEngine:
             alerts = [a for a in alerts if a.status == FIRING]
         if not alerts:
             return 0
-        message = Notification(
-            receiver=notification.receiver,
-            group_key=notification.group_key,
-            group_labels=notification.group_labels,
-            alerts=alerts,
-            external_url=notification.external_url,
-            test=notification.test,
-        )
+        message = dataclasses.replace(notification, alerts=alerts)
         return enqueue(connection, config, options, message, now)
 
 
@@ -357,24 +347,29 @@ def _destination(module: Any, options: dict[str, Any], payload: Any) -> str:
     return key
 
 
-def _bump_streak(connection: sqlite3.Connection, ref: CheckRef, failing: bool, now: float) -> int:
-    row = connection.execute(
-        "SELECT failing_runs FROM check_streaks WHERE host = ? AND play = ? AND check_name = ?",
-        (ref.host, ref.play, ref.check),
-    ).fetchone()
-    runs = ((row[0] if row else 0) + 1) if failing else 0
-    connection.execute(
+def _update_streaks(
+    connection: sqlite3.Connection, observations: list[Observation], now: float
+) -> dict[CheckKey, int]:
+    """Consecutive failing runs of each observed check, this run included (0 once it passes)."""
+    before = {
+        CheckKey(host, play, name): runs
+        for host, play, name, runs in connection.execute(
+            "SELECT host, play, check_name, failing_runs FROM check_streaks"
+        )
+    }
+    streaks = {obs.ref: before.get(obs.ref, 0) + 1 if obs.failing else 0 for obs in observations}
+    connection.executemany(
         "INSERT OR REPLACE INTO check_streaks (host, play, check_name, failing_runs, updated_at) "
         "VALUES (?, ?, ?, ?, ?)",
-        (ref.host, ref.play, ref.check, runs, now),
+        [(ref.host, ref.play, ref.check, runs, now) for ref, runs in streaks.items()],
     )
-    return runs
+    return streaks
 
 
-def check_settings(plan) -> dict[CheckRef, tuple[int, tuple[str, ...]]]:
+def check_settings(plan) -> dict[CheckKey, tuple[int, tuple[str, ...]]]:
     """`for` and `depends_on` of every planned check, by host, play and name."""
     return {
-        CheckRef(c.identity.host, c.identity.play, c.identity.name): (
+        CheckKey.of(c): (
             c.identity.for_runs,
             c.identity.depends_on,
         )

@@ -71,25 +71,6 @@ class Alert:
             "fingerprint": self.fingerprint,
         }
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "labels": self.labels,
-            "annotations": self.annotations,
-            "starts_at": self.starts_at,
-            "ends_at": self.ends_at,
-            "generator_url": self.generator_url,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Alert:
-        return cls(
-            labels=dict(data["labels"]),
-            annotations=dict(data.get("annotations") or {}),
-            starts_at=float(data.get("starts_at") or 0.0),
-            ends_at=data.get("ends_at"),
-            generator_url=str(data.get("generator_url") or ""),
-        )
-
 
 @dataclass
 class Notification:
@@ -137,27 +118,6 @@ class Notification:
             "externalURL": self.external_url,
             "alerts": [a.to_webhook() for a in alerts],
         }
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "receiver": self.receiver,
-            "group_key": self.group_key,
-            "group_labels": self.group_labels,
-            "alerts": [a.to_dict() for a in self.alerts],
-            "external_url": self.external_url,
-            "test": self.test,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Notification:
-        return cls(
-            receiver=data["receiver"],
-            group_key=data["group_key"],
-            group_labels=dict(data.get("group_labels") or {}),
-            alerts=[Alert.from_dict(a) for a in data.get("alerts") or []],
-            external_url=str(data.get("external_url") or ""),
-            test=bool(data.get("test")),
-        )
 
 
 def _common(label_sets) -> dict[str, str]:

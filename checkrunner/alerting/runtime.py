@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from checkrunner.alerting.config import AlertingSpec, ReceiverConfig
+from checkrunner.alerting.config import AlertingSpec, ReceiverConfig, receiver_option_set
 from checkrunner.alerting.delivery import DeliveryReport, Dispatcher
 from checkrunner.alerting.engine import AlertEngine, Outcome, check_settings, enqueue, observe_run
 from checkrunner.alerting.model import Alert, Notification
@@ -32,7 +32,7 @@ def render_receivers(spec: AlertingSpec) -> RenderedReceivers:
     from checkrunner.alerting import receivers as registry
     from checkrunner.alerting.receivers.base import secret_values
     from checkrunner.config import Templater
-    from checkrunner.config.normalize import OptionSet, check_option_set
+    from checkrunner.config.normalize import check_option_set
     from checkrunner.config.problems import raise_problems
 
     templater = Templater()
@@ -50,12 +50,7 @@ def render_receivers(spec: AlertingSpec) -> RenderedReceivers:
             }
             now = {k: v for k, v in config.options.items() if k not in per_notification}
             options = {**templater.render(now, {}, config.location), **per_notification}
-            owner = OptionSet(
-                f"{config.kind}_configs item {config.index + 1} of receiver '{name}'",
-                module.OPTIONS,
-                getattr(module, "REQUIRED_ONE_OF", ()),
-                getattr(module, "MUTUALLY_EXCLUSIVE", ()),
-            )
+            owner = receiver_option_set(config.kind, config.index, name)
             values, found = check_option_set(owner, options, config.location, keep_templates=False)
             problems += found
             secrets |= set(secret_values(module.OPTIONS, values))

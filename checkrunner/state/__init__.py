@@ -1,5 +1,4 @@
-"""State that survives between runs, in an embedded SQLite database on the control node."""
+"""State that survives between runs, in an embedded SQLite database on the control node.
 
-from checkrunner.state.db import StateDB, default_state_path, open_state
-
-__all__ = ["StateDB", "default_state_path", "open_state"]
+`db.py` opens it (and imports sqlite3), so it is imported only by runs that need state.
+"""

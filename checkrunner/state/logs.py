@@ -17,12 +17,14 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from checkrunner.evaluate.history import AnomalySettings, detect_anomaly, rate, rate_unit
 from checkrunner.plan import Plan, PlannedCheck
-from checkrunner.state.db import StateDB
 from checkrunner.state.failpoints import failpoint
+
+if TYPE_CHECKING:
+    from checkrunner.state.db import StateDB
 
 LOG_MODULE = "log"
 CURSORS_ARG = "_cursors"
@@ -31,6 +33,8 @@ HISTORY_KEEP = 500  # values kept per series; anomaly windows are far shorter
 
 @dataclass(frozen=True)
 class CheckKey:
+    """A check on a host, as the state database keys it (log offsets, failure streaks)."""
+
     host: str
     play: str
     check: str

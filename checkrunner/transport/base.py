@@ -7,6 +7,13 @@ from dataclasses import dataclass
 
 from checkrunner.results import UnreachableReason
 
+# Host key checking policies (--host-key-checking). Here rather than in ssh_known_hosts so
+# that the command line can offer them without importing hashlib and hmac.
+STRICT = "strict"
+ACCEPT_NEW = "accept-new"
+OFF = "off"
+CHECKING_MODES = (STRICT, ACCEPT_NEW, OFF)
+
 
 class Unreachable(Exception):
     """The batch could not be run on the host; `reason` is an UnreachableReason."""

@@ -23,18 +23,19 @@ import paramiko
 
 from checkrunner.errors import ConfigError
 from checkrunner.results import UnreachableReason
-from checkrunner.transport.base import ExecResult, Transport, Unreachable
-from checkrunner.transport.payload import BOOTSTRAP, RESULT_MARKER, with_become_password
-from checkrunner.transport.ssh_config import Endpoint, EndpointResolver, SSHOptions
-from checkrunner.transport.ssh_connect import Connection, Connector
-from checkrunner.transport.ssh_known_hosts import (
+from checkrunner.transport.base import (
     ACCEPT_NEW,
     CHECKING_MODES,
     OFF,
     STRICT,
-    HostKeyChecker,
-    KnownHostsStore,
+    ExecResult,
+    Transport,
+    Unreachable,
 )
+from checkrunner.transport.payload import BOOTSTRAP, RESULT_MARKER, with_become_password
+from checkrunner.transport.ssh_config import Endpoint, EndpointResolver, SSHOptions
+from checkrunner.transport.ssh_connect import Connection, Connector
+from checkrunner.transport.ssh_known_hosts import HostKeyChecker, KnownHostsStore
 
 __all__ = [
     "ACCEPT_NEW",

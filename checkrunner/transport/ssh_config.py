@@ -15,10 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from checkrunner.errors import ConfigError
+from checkrunner.transport.base import CHECKING_MODES, OFF, STRICT
 from checkrunner.transport.ssh_known_hosts import (
-    CHECKING_MODES,
-    OFF,
-    STRICT,
     HostKeyRequest,
     default_accept_new_file,
     known_hosts_name,

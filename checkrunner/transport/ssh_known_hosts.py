@@ -21,12 +21,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from checkrunner.results import UnreachableReason
-from checkrunner.transport.base import Unreachable
-
-STRICT = "strict"
-ACCEPT_NEW = "accept-new"
-OFF = "off"
-CHECKING_MODES = (STRICT, ACCEPT_NEW, OFF)
+from checkrunner.transport.base import ACCEPT_NEW, OFF, Unreachable
 
 _HASH_MAGIC = "|1|"
 _REVOKED = "@revoked"

@@ -17,6 +17,7 @@ from checkrunner.alerting.receivers.base import (
     digest,
     scrubbed,
     send_resolved_option,
+    template_option,
     with_defaults,
 )
 
@@ -40,16 +41,10 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "choices": ["text", "markdown"],
         "description": "Body format handed to apprise.",
     },
-    "title": {
-        "type": "str",
-        "template": True,
-        "description": "Jinja2 template of the title; default like '[FIRING:2] disk full (web)'.",
-    },
-    "message": {
-        "type": "str",
-        "template": True,
-        "description": "Jinja2 template of the body; default a line per alert.",
-    },
+    "title": template_option(
+        "Jinja2 template of the title; default like '[FIRING:2] disk full (web)'."
+    ),
+    "message": template_option("Jinja2 template of the body; default a line per alert."),
     "send_resolved": send_resolved_option(SEND_RESOLVED_DEFAULT),
     "timeout": {
         **TIMEOUT_OPTION,

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from checkrunner.config.coerce import OptionValueError, coerce_value
 
@@ -53,6 +53,12 @@ TLS_CONFIG_OPTION: dict[str, Any] = {
         },
     },
 }
+
+
+def template_option(description: str) -> dict[str, Any]:
+    """An option holding a Jinja2 template the receiver renders for each notification (the
+    run renders other options once, with the environment; these it leaves alone)."""
+    return {"type": "str", "template": True, "description": description}
 
 
 def send_resolved_option(default: bool) -> dict[str, Any]:
@@ -274,3 +280,18 @@ def describe_network_error(exc: BaseException) -> str:
         return f"cannot resolve the host name ({getattr(exc, 'strerror', '') or exc})"
     strerror = getattr(exc, "strerror", None)
     return f"{name}: {strerror}" if strerror else name
+
+
+def robot_url(kind: str, config: Mapping[str, Any], api_url: str, token: str) -> str:
+    """An IM robot's webhook: `url` as given, else `api_url?<token>=<config[token]>`."""
+    if config.get("url"):
+        return str(config["url"])
+    if config.get(token):
+        return f"{api_url}?{token}={quote(str(config[token]), safe='')}"
+    raise RenderError(f"the {kind} receiver needs `url` or `{token}`")
+
+
+def robot_destination(kind: str, url: str, token: str) -> str:
+    """One destination per robot (its token), whichever way the URL was written."""
+    found = parse_qs(urlsplit(url).query).get(token, [""])[0]
+    return digest(kind, found or url)

@@ -8,7 +8,7 @@ import hashlib
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qs, quote, quote_plus, urlsplit
+from urllib.parse import quote_plus, urlsplit
 
 from checkrunner.alerting.model import Notification
 from checkrunner.alerting.receivers import format as fmt
@@ -16,11 +16,15 @@ from checkrunner.alerting.receivers.base import (
     TIMEOUT_OPTION,
     Delivery,
     RenderError,
-    digest,
     redact_url,
+    robot_destination,
     scrubbed,
     send_resolved_option,
+    template_option,
     with_defaults,
+)
+from checkrunner.alerting.receivers.base import (
+    robot_url as base_robot_url,
 )
 from checkrunner.alerting.receivers.http import HTTP_OPTIONS, im_verdict, post_json
 
@@ -73,17 +77,13 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "description": "DingTalk user ids to mention.",
     },
     "is_at_all": {"type": "bool", "default": False, "description": "Mention everyone."},
-    "title": {
-        "type": "str",
-        "template": True,
-        "description": "Jinja2 template of the title (markdown's title and first line); "
-        "default like '[FIRING:2] disk full (web)'.",
-    },
-    "message": {
-        "type": "str",
-        "template": True,
-        "description": "Jinja2 template of the lines after the title; default a line per alert.",
-    },
+    "title": template_option(
+        "Jinja2 template of the title (markdown's title and first line); "
+        "default like '[FIRING:2] disk full (web)'."
+    ),
+    "message": template_option(
+        "Jinja2 template of the lines after the title; default a line per alert."
+    ),
     "send_resolved": send_resolved_option(SEND_RESOLVED_DEFAULT),
     "timeout": TIMEOUT_OPTION,
     **HTTP_OPTIONS,
@@ -93,17 +93,11 @@ MUTUALLY_EXCLUSIVE = [["url", "access_token"]]
 
 
 def robot_url(config: Mapping[str, Any]) -> str:
-    if config.get("url"):
-        return str(config["url"])
-    if config.get("access_token"):
-        return f"{API_URL}?access_token={quote(str(config['access_token']), safe='')}"
-    raise RenderError("the dingtalk receiver needs `url` or `access_token`")
+    return base_robot_url(KIND, config, API_URL, "access_token")
 
 
 def destination(config: Mapping[str, Any]) -> str:
-    url = robot_url(config)
-    token = parse_qs(urlsplit(url).query).get("access_token", [""])[0]
-    return digest(KIND, token or url)
+    return robot_destination(KIND, robot_url(config), "access_token")
 
 
 def sign(secret: str, timestamp_ms: str) -> str:

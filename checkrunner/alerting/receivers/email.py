@@ -20,6 +20,7 @@ from checkrunner.alerting.receivers.base import (
     send_resolved_option,
     short_body,
     ssl_context,
+    template_option,
     with_defaults,
 )
 
@@ -78,23 +79,17 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "default": {},
         "description": "Extra mail headers; a Subject here wins over `subject`.",
     },
-    "subject": {
-        "type": "str",
-        "template": True,
-        "description": "Jinja2 template of the subject; default like '[FIRING:2] disk full (web)'.",
-    },
-    "text": {
-        "type": "str",
-        "template": True,
-        "description": "Jinja2 template of the plain-text part; default the title and a line "
-        "per alert; '' for no text part.",
-    },
-    "html": {
-        "type": "str",
-        "template": True,
-        "description": "Jinja2 template of the HTML part (autoescaped); default a table of "
-        "the alerts; '' for no HTML part.",
-    },
+    "subject": template_option(
+        "Jinja2 template of the subject; default like '[FIRING:2] disk full (web)'."
+    ),
+    "text": template_option(
+        "Jinja2 template of the plain-text part; default the title and a line "
+        "per alert; '' for no text part."
+    ),
+    "html": template_option(
+        "Jinja2 template of the HTML part (autoescaped); default a table of "
+        "the alerts; '' for no HTML part."
+    ),
     "send_resolved": send_resolved_option(SEND_RESOLVED_DEFAULT),
     "timeout": TIMEOUT_OPTION,
 }

@@ -18,6 +18,7 @@ from checkrunner.alerting.receivers.base import (
     redact_url,
     scrubbed,
     send_resolved_option,
+    template_option,
     with_defaults,
 )
 from checkrunner.alerting.receivers.http import HTTP_OPTIONS, encode_json, im_verdict, post_json
@@ -52,16 +53,12 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "choices": ["interactive", "text"],
         "description": "interactive (a card: coloured title, markdown lines) or text.",
     },
-    "title": {
-        "type": "str",
-        "template": True,
-        "description": "Jinja2 template of the title; default like '[FIRING:2] disk full (web)'.",
-    },
-    "message": {
-        "type": "str",
-        "template": True,
-        "description": "Jinja2 template of the lines after the title; default a line per alert.",
-    },
+    "title": template_option(
+        "Jinja2 template of the title; default like '[FIRING:2] disk full (web)'."
+    ),
+    "message": template_option(
+        "Jinja2 template of the lines after the title; default a line per alert."
+    ),
     "send_resolved": send_resolved_option(SEND_RESOLVED_DEFAULT),
     "timeout": TIMEOUT_OPTION,
     **HTTP_OPTIONS,

@@ -17,6 +17,7 @@ from checkrunner.alerting.receivers.base import (
     scrubbed,
     send_resolved_option,
     short_body,
+    template_option,
     with_defaults,
 )
 from checkrunner.alerting.receivers.http import HTTP_OPTIONS, post_json
@@ -43,18 +44,13 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "username": {"type": "str", "description": "Name the message is posted under."},
     "icon_emoji": {"type": "str", "description": "Emoji icon, e.g. :rotating_light:."},
     "icon_url": {"type": "str", "description": "URL of an image icon."},
-    "title": {
-        "type": "str",
-        "template": True,
-        "description": "Jinja2 template of the attachment title; default like "
-        "'[FIRING:2] disk full (web)'.",
-    },
+    "title": template_option(
+        "Jinja2 template of the attachment title; default like '[FIRING:2] disk full (web)'."
+    ),
     "title_link": {"type": "str", "description": "URL the title links to."},
-    "text": {
-        "type": "str",
-        "template": True,
-        "description": "Jinja2 template of the attachment text (mrkdwn); default a line per alert.",
-    },
+    "text": template_option(
+        "Jinja2 template of the attachment text (mrkdwn); default a line per alert."
+    ),
     "color": {
         "type": "str",
         "description": "Attachment colour; default danger when firing, good when resolved.",

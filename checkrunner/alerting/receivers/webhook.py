@@ -16,6 +16,7 @@ from checkrunner.alerting.receivers.base import (
     redact_url,
     scrubbed,
     send_resolved_option,
+    template_option,
     with_defaults,
 )
 from checkrunner.alerting.receivers.http import HTTP_OPTIONS, classify, encode_json, post
@@ -46,13 +47,11 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "secret": True,
         "description": "Extra request headers, e.g. {Authorization: 'Bearer {{ env.TOKEN }}'}.",
     },
-    "payload": {
-        "type": "str",
-        "template": True,
-        "description": "Jinja2 template of the request body (sandboxed); its variables are the "
+    "payload": template_option(
+        "Jinja2 template of the request body (sandboxed); its variables are the "
         "fields of the version 4 payload (status, groupKey, alerts, commonLabels, ...). "
-        "Without it the body is the version 4 JSON.",
-    },
+        "Without it the body is the version 4 JSON."
+    ),
     "send_resolved": send_resolved_option(SEND_RESOLVED_DEFAULT),
     "timeout": TIMEOUT_OPTION,
     **HTTP_OPTIONS,

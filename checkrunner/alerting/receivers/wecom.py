@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
 
 from checkrunner.alerting.model import Notification
 from checkrunner.alerting.receivers import format as fmt
@@ -13,11 +12,15 @@ from checkrunner.alerting.receivers.base import (
     TIMEOUT_OPTION,
     Delivery,
     RenderError,
-    digest,
     redact_url,
+    robot_destination,
     scrubbed,
     send_resolved_option,
+    template_option,
     with_defaults,
+)
+from checkrunner.alerting.receivers.base import (
+    robot_url as base_robot_url,
 )
 from checkrunner.alerting.receivers.http import HTTP_OPTIONS, im_verdict, post_json
 
@@ -63,17 +66,12 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "default": [],
         "description": "Mobile numbers to mention (text messages only).",
     },
-    "title": {
-        "type": "str",
-        "template": True,
-        "description": "Jinja2 template of the first line; default like "
-        "'[FIRING:2] disk full (web)'.",
-    },
-    "message": {
-        "type": "str",
-        "template": True,
-        "description": "Jinja2 template of the lines after the title; default a line per alert.",
-    },
+    "title": template_option(
+        "Jinja2 template of the first line; default like '[FIRING:2] disk full (web)'."
+    ),
+    "message": template_option(
+        "Jinja2 template of the lines after the title; default a line per alert."
+    ),
     "send_resolved": send_resolved_option(SEND_RESOLVED_DEFAULT),
     "timeout": TIMEOUT_OPTION,
     **HTTP_OPTIONS,
@@ -83,17 +81,11 @@ MUTUALLY_EXCLUSIVE = [["url", "key"]]
 
 
 def robot_url(config: Mapping[str, Any]) -> str:
-    if config.get("url"):
-        return str(config["url"])
-    if config.get("key"):
-        return f"{API_URL}?key={quote(str(config['key']), safe='')}"
-    raise RenderError("the wecom receiver needs `url` or `key`")
+    return base_robot_url(KIND, config, API_URL, "key")
 
 
 def destination(config: Mapping[str, Any]) -> str:
-    url = robot_url(config)
-    key = parse_qs(urlsplit(url).query).get("key", [""])[0]
-    return digest(KIND, key or url)
+    return robot_destination(KIND, robot_url(config), "key")
 
 
 def render(config: Mapping[str, Any], notification: Notification) -> list[dict[str, Any]]:
