@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from checkrunner.alerting.matchers import Matcher, parse_matcher
+from checkrunner.alerting.matchers import MATCHER_HINT, Matcher, parse_matchers, sort_matchers
 from checkrunner.alerting.route import InhibitRule, Route, build_route
 from checkrunner.config.coerce import OptionValueError, kind_of, parse_duration_value
 from checkrunner.config.yaml_loader import (
@@ -218,17 +218,13 @@ class AlertingParser:
         at = value_location(node, key, where)
         if not isinstance(value, list):
             value = [value]
-        parsed = []
+        parsed: list[Matcher] = []
         for index, text in enumerate(value):
             try:
-                parsed.append(parse_matcher(text))
+                parsed += parse_matchers(text)
             except ValueError as exc:
-                self._add(
-                    f"{key}: {exc}",
-                    value_location(value, index, at),
-                    'e.g. severity="critical" or team=~"db|infra"',
-                )
-        return tuple(parsed)
+                self._add(f"{key}: {exc}", value_location(value, index, at), MATCHER_HINT)
+        return sort_matchers(parsed)
 
     def _names(self, node: Mapping[Any, Any], key: str, where: Location) -> tuple[str, ...] | None:
         value = node.get(key)
