@@ -71,6 +71,8 @@ def build_plan(playbook: Playbook, inventory: Inventory, options: PlanOptions) -
     templater = Templater()
     host_plans: dict[str, HostPlan] = {}
     warnings: list[str] = [str(w) for w in inventory.warnings]
+    if playbook.alerting is not None:
+        warnings += playbook.alerting.warnings
     for play in playbook.plays:
         hosts = inventory.select(play.hosts, limit=options.limit, location=play.location)
         if not hosts:

@@ -13,7 +13,9 @@ from pathlib import Path
 
 
 def amtool_binary() -> str:
-    found = shutil.which("amtool") or ("/usr/bin/amtool" if Path("/usr/bin/amtool").exists() else None)
+    found = shutil.which("amtool") or (
+        "/usr/bin/amtool" if Path("/usr/bin/amtool").exists() else None
+    )
     if found is None:
         raise RuntimeError("amtool is missing: scripts/test.sh installs prometheus-alertmanager")
     return found

@@ -123,7 +123,9 @@ def test_matcher_agrees_with_alertmanager(tmp_path, matcher, label_sets):
         labels = {"i": labels} if isinstance(labels, str) else labels
         expected = routes_test(path, labels)
         ours = ["hit"] if all_match(parsed, labels) else ["miss"]
-        assert ours == expected, f"{matcher!r} on {labels!r}: Alertmanager {expected}, checkrun {ours}"
+        assert ours == expected, (
+            f"{matcher!r} on {labels!r}: Alertmanager {expected}, checkrun {ours}"
+        )
 
 
 def test_unicode_classes_are_refused_with_the_reason():

@@ -303,7 +303,7 @@ def test_many_playbooks_share_one_alerting_file(tmp_path, receiver):
             "receivers: [{name: hook, webhook_configs: [{url: 'http://127.0.0.1:1/'}]}]\n"
             "route: {receiver: hook, routes: [{matchers: ['severity=~\"(\"'], receiver: hook}]}\n",
             ":9:",
-            "does not compile",
+            "invalid regular expression (Go RE2 syntax): missing closing )",
         ),
         (
             "receivers: [{name: hook, webhook_configs: [{ur: 'http://127.0.0.1:1/'}]}]\n"

@@ -17,6 +17,7 @@ Alerts whose host was unreachable keep their state: no result is not a recovery.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 import sqlite3
@@ -237,12 +238,14 @@ class AlertEngine:
         outcome: Outcome,
     ) -> None:
         groups: dict[tuple[str, str], tuple[Route, list[Alert]]] = {}
+        moment = dt.datetime.fromtimestamp(now, dt.timezone.utc)
         for alert in [*active, *resolved]:
             for route in self.spec.route.match(alert.labels):
                 key = (route.receiver, route.group_key(alert.labels))
                 groups.setdefault(key, (route, []))[1].append(alert)
         for (receiver, group_key), (route, alerts) in groups.items():
-            self._notify_group(connection, receiver, group_key, route, alerts, now, outcome)
+            muted = route.muted_at(moment, self.spec.time_intervals)
+            self._notify_group(connection, receiver, group_key, route, alerts, now, outcome, muted)
 
     def _notify_group(
         self,
@@ -253,6 +256,7 @@ class AlertEngine:
         alerts: list[Alert],
         now: float,
         outcome: Outcome,
+        muted: bool = False,
     ) -> None:
         row = connection.execute(
             "SELECT firing, sent_at FROM nflog WHERE receiver = ? AND group_key = ?",
@@ -265,7 +269,10 @@ class AlertEngine:
         resolved = [a for a in alerts if a.status == RESOLVED and a.fingerprint in notified]
         new = set(firing) - notified
         repeat_due = bool(firing) and (sent_at is None or now - sent_at >= route.repeat_interval)
-        changed = bool(new) or bool(resolved) or repeat_due
+        # A time interval holds the route's notifications (mute_time_intervals,
+        # active_time_intervals); the notification log is left as it is, so what happened
+        # meanwhile is told once the interval is over.
+        changed = (bool(new) or bool(resolved) or repeat_due) and not muted
         notification = Notification(
             receiver=receiver,
             group_key=group_key,
@@ -280,7 +287,7 @@ class AlertEngine:
                     queued += self._enqueue(connection, config, notification, now)
             elif changed:
                 queued += self._enqueue(connection, config, notification, now)
-        if changed or queued:
+        if changed or (queued and not muted):
             outcome.notifications.append(notification)
             connection.execute(
                 "INSERT OR REPLACE INTO nflog (receiver, group_key, firing, sent_at) "

@@ -70,11 +70,11 @@ def new_matcher(name: str, op: str, value: str) -> Matcher:
 def parse_matcher(text: str) -> Matcher:
     """One matcher (labels.ParseMatcher); ValueError with what is wrong."""
     if not isinstance(text, str):
-        raise ValueError(f"a matcher is text like severity=\"critical\", not {text!r}")
+        raise ValueError(f'a matcher is text like severity="critical", not {text!r}')
     found = _MATCHER.match(text)
     if not found:
         raise ValueError(
-            f"bad matcher format: {text!r} (write name=\"value\", name!=\"value\", "
+            f'bad matcher format: {text!r} (write name="value", name!="value", '
             'name=~"regex" or name!~"regex")'
         )
     name, op, raw = found.groups()
@@ -149,7 +149,7 @@ def parse_matchers(text: str | list[str]) -> tuple[Matcher, ...]:
     found: list[Matcher] = []
     for entry in texts:
         if not isinstance(entry, str):
-            raise ValueError(f"a matcher is text like severity=\"critical\", not {entry!r}")
+            raise ValueError(f'a matcher is text like severity="critical", not {entry!r}')
         found += [parse_matcher(token) for token in split_matchers(entry)]
     return sort_matchers(found)
 

@@ -2,6 +2,8 @@
 
 An alert is a labelled, non-OK check result; its identity is the fingerprint of its
 labels, computed exactly as Alertmanager does (FNV-1a 64 over sorted name/value pairs).
+Labels with an empty value are dropped, as Alertmanager drops them from every alert it
+receives: a label that is empty is a label that is not there.
 A notification is one message to one receiver about one group of alerts.
 """
 
@@ -32,6 +34,11 @@ def fingerprint(labels: dict[str, str]) -> str:
     return f"{value:016x}"
 
 
+def without_empty(labels: dict[str, str]) -> dict[str, str]:
+    """The labels without those whose value is empty (Alertmanager's removeEmptyLabels)."""
+    return {name: value for name, value in labels.items() if value != ""}
+
+
 def rfc3339(timestamp: float | None) -> str:
     if timestamp is None:
         return ZERO_TIME
@@ -46,6 +53,9 @@ class Alert:
     starts_at: float = 0.0
     ends_at: float | None = None  # set when resolved
     generator_url: str = ""
+
+    def __post_init__(self) -> None:
+        self.labels = without_empty(self.labels)
 
     @property
     def fingerprint(self) -> str:

@@ -126,9 +126,8 @@ class _Translator:
 
     def step(self) -> None:
         char = self.pattern[self.pos]
-        if char in "*+?{":
-            if self.repetition(char):
-                return
+        if char in "*+?{" and self.repetition(char):
+            return
         self.pos += 1
         if char == "\\":
             self.escape()

@@ -32,6 +32,25 @@ PLAYBOOK_KEYWORDS = {
         "inhibit_rules",
         "Alertmanager's inhibition: [{source_matchers: [...], target_matchers: [...], equal: [...]}].",
     ),
+    "global": Keyword(
+        "mapping",
+        "Alertmanager's global settings: resolve_timeout, http_config, smtp_* and "
+        "slack_api_url defaults for the receivers.",
+    ),
+    "templates": Keyword(
+        "list",
+        "Alertmanager's Go template files: accepted and ignored, with a warning (receivers "
+        "take Jinja2 templates).",
+    ),
+    "time_intervals": Keyword(
+        "list",
+        "Named time intervals (Alertmanager's): [{name, time_intervals: [{times, weekdays, "
+        "days_of_month, months, years, location}]}], for a route's mute_time_intervals and "
+        "active_time_intervals.",
+    ),
+    "mute_time_intervals": Keyword(
+        "list", "The older name of time_intervals (Alertmanager still reads both)."
+    ),
     "alerting": Keyword(
         "file",
         "A shared file (relative to the playbook) with receivers, route and inhibit_rules.",

@@ -138,9 +138,9 @@ class PlaybookParser:
 
     def _alerting(self, document: Mapping[Any, Any], root: Location) -> Any:
         """receivers/route/inhibit_rules here, or in the shared file `alerting:` names."""
-        from checkrunner.alerting.config import AlertingParser, parse_alerting_file
+        from checkrunner.alerting.config import ALERTING_KEYS, AlertingParser, parse_alerting_file
 
-        inline = any(key in document for key in ("receivers", "route", "inhibit_rules"))
+        inline = any(key in document for key in ALERTING_KEYS)
         if "alerting" in document:
             at = value_location(document, "alerting", root)
             if inline:

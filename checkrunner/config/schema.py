@@ -167,6 +167,8 @@ _PLAYBOOK_KIND_SCHEMAS: dict[str, dict[str, Any]] = {
     "route": {"type": "object"},
     "inhibit_rules": {"type": "array", "items": {"type": "object"}},
     "file": {"type": "string", "minLength": 1},
+    "mapping": {"type": "object"},
+    "list": {"type": "array"},
 }
 
 _KIND_SCHEMAS: dict[str, dict[str, Any]] = {
