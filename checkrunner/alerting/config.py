@@ -227,6 +227,8 @@ class AlertingParser:
         for key in node:
             if key not in GLOBAL_KEYS:
                 self._unknown(node, key, GLOBAL_KEYS, "global", where)
+        if node.get("http_config") is not None:
+            self._global_http_config(node, where)
         timeout = self._duration(node, "resolve_timeout", where)
         if timeout is not None:
             self.resolve_timeout = timeout
@@ -243,6 +245,25 @@ class AlertingParser:
                     f"keep {one} or {other}",
                 )
         return dict(node)
+
+    def _global_http_config(self, node: Mapping[Any, Any], where: Location) -> None:
+        from checkrunner.alerting.receivers.http import HTTP_CONFIG_OPTION
+        from checkrunner.config.normalize import OptionSet, check_option_set
+
+        owner = OptionSet(
+            "global.http_config",
+            HTTP_CONFIG_OPTION["options"],
+            (),
+            HTTP_CONFIG_OPTION["mutually_exclusive"],
+            takes=f"http_config takes: {', '.join(HTTP_CONFIG_OPTION['options'])}",
+        )
+        value = node["http_config"]
+        at = value_location(node, "http_config", where)
+        if not isinstance(value, Mapping):
+            self._add(f"global.http_config: expected a mapping, not {kind_of(value)}", at)
+            return
+        _, problems = check_option_set(owner, value, at, keep_templates=True)
+        self.problems.extend(problems)
 
     def _templates(self, document: Mapping[Any, Any], root: Location) -> None:
         if not document.get("templates"):
@@ -399,13 +420,13 @@ class AlertingParser:
             owner = receiver_option_set(kind, index, name)
             _, problems = check_option_set(owner, options, entry_at, keep_templates=True)
             self.problems.extend(problems)
-            configs.append(ReceiverConfig(name, kind, index, options, entry_at))
+            configs.append(
+                ReceiverConfig(name, kind, index, self._with_http_config(kind, options), entry_at)
+            )
         return configs
 
     def _with_global(self, kind: str, entry: Mapping[Any, Any]) -> dict[str, Any]:
         """The entry with what `global` gives its kind (as Alertmanager fills it in)."""
-        from checkrunner.alerting import receivers as registry
-
         options = MarkedMap(entry, location=location_of(entry, None))
         if isinstance(entry, MarkedMap):
             options.copy_marks_from(entry)
@@ -414,12 +435,15 @@ class AlertingParser:
             given = options.get(option) is not None or (paired and options.get(paired) is not None)
             if not given and self.global_config.get(key) is not None:
                 options[option] = self.global_config[key]
+        return options
+
+    def _with_http_config(self, kind: str, options: dict[str, Any]) -> dict[str, Any]:
+        """global.http_config for an HTTP receiver that has none (checked once, in global)."""
+        from checkrunner.alerting import receivers as registry
+
         wants_http = "http_config" in registry.get(kind).OPTIONS
-        if (
-            wants_http
-            and options.get("http_config") is None
-            and self.global_config.get("http_config")
-        ):
+        inherits = wants_http and options.get("http_config") is None
+        if inherits and self.global_config.get("http_config"):
             options["http_config"] = self.global_config["http_config"]
         return options
 

@@ -141,9 +141,17 @@ def secret_values(options: Mapping[str, Mapping[str, Any]], config: Mapping[str,
             for item in value:
                 collect(item)
 
-    for name, spec in options.items():
-        if spec.get("secret") and config.get(name) is not None:
-            collect(config[name])
+    def collect_options(specs: Mapping[str, Mapping[str, Any]], values: Mapping[str, Any]) -> None:
+        for name, spec in specs.items():
+            value = values.get(name)
+            if value is None:
+                continue
+            if spec.get("secret"):
+                collect(value)
+            elif spec.get("options") and isinstance(value, Mapping):
+                collect_options(spec["options"], value)  # http_config.basic_auth.password
+
+    collect_options(options, config)
     # A secret URL is shown by redact_url, so what must go is its secret parts: query
     # values, the password, token-like path segments (the whole URL contains them).
     for value in [v for v in found if "://" in v]:

@@ -27,14 +27,68 @@ from checkrunner.alerting.receivers.base import (
 USER_AGENT = f"checkrunner/{__version__}"
 JSON_TYPE = "application/json; charset=utf-8"
 
+_PROXY_URL_OPTION: dict[str, Any] = {
+    "type": "str",
+    "description": "HTTP proxy to send through, e.g. http://proxy:3128 (the environment's "
+    "proxy variables are not used, as in Alertmanager).",
+}
+
+#: Alertmanager's (Prometheus common's) http_config, as far as a POST needs it. Secrets may
+#: sit in files (`password_file`, `credentials_file`, `bearer_token_file`), read at each send.
+HTTP_CONFIG_OPTION: dict[str, Any] = {
+    "type": "dict",
+    "default": {},
+    "description": "HTTP client settings, as Alertmanager's http_config: basic_auth, "
+    "authorization, bearer_token(_file), tls_config, proxy_url. Without it the receiver "
+    "uses global.http_config.",
+    "options": {
+        "basic_auth": {
+            "type": "dict",
+            "description": "{username, password | password_file}: HTTP basic authentication.",
+            "options": {
+                "username": {"type": "str", "description": "User name."},
+                "password": {"type": "str", "secret": True, "description": "Password."},
+                "password_file": {
+                    "type": "str",
+                    "description": "File holding the password (read at each send).",
+                },
+            },
+            "mutually_exclusive": [["password", "password_file"]],
+        },
+        "authorization": {
+            "type": "dict",
+            "description": "{type (default Bearer), credentials | credentials_file}: the "
+            "Authorization header.",
+            "options": {
+                "type": {"type": "str", "default": "Bearer", "description": "Scheme."},
+                "credentials": {"type": "str", "secret": True, "description": "Credentials."},
+                "credentials_file": {
+                    "type": "str",
+                    "description": "File holding the credentials (read at each send).",
+                },
+            },
+            "mutually_exclusive": [["credentials", "credentials_file"]],
+        },
+        "bearer_token": {
+            "type": "str",
+            "secret": True,
+            "description": "Legacy form of authorization: {credentials: TOKEN}.",
+        },
+        "bearer_token_file": {
+            "type": "str",
+            "description": "Legacy form of authorization: {credentials_file: FILE}.",
+        },
+        "tls_config": {**TLS_CONFIG_OPTION, "default": None},  # None: the receiver's own
+        "proxy_url": _PROXY_URL_OPTION,
+    },
+    "mutually_exclusive": [["basic_auth", "authorization", "bearer_token", "bearer_token_file"]],
+}
+
 #: Options of every receiver that speaks HTTP, beside its own.
 HTTP_OPTIONS: dict[str, dict[str, Any]] = {
     "tls_config": TLS_CONFIG_OPTION,
-    "proxy_url": {
-        "type": "str",
-        "description": "HTTP proxy to send through, e.g. http://proxy:3128 (the environment's "
-        "proxy variables are not used, as in Alertmanager).",
-    },
+    "proxy_url": _PROXY_URL_OPTION,
+    "http_config": HTTP_CONFIG_OPTION,
 }
 
 
@@ -88,8 +142,13 @@ def post(
     import urllib.request
 
     config = config or {}
+    http_config = config.get("http_config") or {}
     shown = shown or redact_url(url)
     url, authorization = _split_userinfo(url)
+    try:
+        authorization = http_authorization(http_config) or authorization
+    except OSError as exc:
+        return Delivery.fail(f"POST {shown}: {exc}")
     request = urllib.request.Request(url, data=body, method="POST")
     if authorization:
         request.add_header("Authorization", authorization)
@@ -97,14 +156,14 @@ def post(
     request.add_header("User-Agent", USER_AGENT)
     for name, value in (headers or {}).items():
         request.add_header(str(name), str(value))
-    proxy = config.get("proxy_url")
+    proxy = http_config.get("proxy_url") or config.get("proxy_url")
     handlers: list[Any] = [
         urllib.request.ProxyHandler({"http": proxy, "https": proxy} if proxy else {}),
         _no_redirect_handler()(),
     ]
     if url.lower().startswith("https:"):
         try:
-            context = ssl_context(config.get("tls_config"))
+            context = ssl_context(http_config.get("tls_config") or config.get("tls_config"))
         except (OSError, ValueError) as exc:
             return Delivery.fail(f"POST {shown}: bad tls_config ({describe_network_error(exc)})")
         handlers.append(urllib.request.HTTPSHandler(context=context))
@@ -127,6 +186,42 @@ def post(
         return Delivery.retry(f"POST {shown}: {describe_network_error(exc)}")
     except ValueError as exc:  # a malformed URL
         return Delivery.fail(f"POST {shown}: invalid URL ({type(exc).__name__})")
+
+
+def http_authorization(http_config: Mapping[str, Any]) -> str | None:
+    """The Authorization header an http_config asks for (None: none); secrets in files are
+    read now, so that a rotated token is used at once. OSError naming the file option."""
+    import base64
+
+    basic = http_config.get("basic_auth") or {}
+    if basic:
+        password = basic.get("password") or ""
+        if basic.get("password_file"):
+            password = _read_secret(basic["password_file"], "basic_auth.password_file")
+        credentials = f"{basic.get('username') or ''}:{password}".encode()
+        return "Basic " + base64.b64encode(credentials).decode("ascii")
+    authorization = dict(http_config.get("authorization") or {})
+    if http_config.get("bearer_token"):
+        authorization = {"type": "Bearer", "credentials": http_config["bearer_token"]}
+    if http_config.get("bearer_token_file"):
+        authorization = {"type": "Bearer", "credentials_file": http_config["bearer_token_file"]}
+    if not authorization:
+        return None
+    credentials = authorization.get("credentials") or ""
+    if authorization.get("credentials_file"):
+        credentials = _read_secret(
+            authorization["credentials_file"], "authorization.credentials_file"
+        )
+    return f"{authorization.get('type') or 'Bearer'} {credentials}"
+
+
+def _read_secret(path: str, option: str) -> str:
+    """A secret from a file, without its trailing newline (as Prometheus common reads it)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip()
+    except OSError as exc:
+        raise OSError(f"cannot read http_config {option} {path}: {exc.strerror or exc}") from None
 
 
 def _split_userinfo(url: str) -> tuple[str, str | None]:
