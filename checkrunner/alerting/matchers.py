@@ -40,7 +40,7 @@ class Matcher:
             return actual == self.value
         if self.op == "!=":
             return actual != self.value
-        found = self._regex is not None and self._regex.fullmatch(actual) is not None
+        found = self._regex is not None and self._regex.search(actual) is not None
         return found if self.op == "=~" else not found
 
     def __str__(self) -> str:

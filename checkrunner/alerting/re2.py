@@ -96,8 +96,10 @@ class _Group:
 
 
 class _Translator:
-    def __init__(self, pattern: str):
+    def __init__(self, pattern: str, shown: str | None = None, offset: int = 0):
         self.pattern = pattern
+        self.shown = pattern if shown is None else shown  # what the user wrote
+        self.offset = offset  # where it starts in `pattern`
         self.pos = 0
         self.out: list[str] = []
         self.groups = [_Group()]
@@ -105,7 +107,8 @@ class _Translator:
         self.just_repeated = False
 
     def fail(self, message: str) -> RE2Error:
-        return RE2Error(f"{message} at position {self.pos + 1} of {self.pattern!r}")
+        position = min(max(self.pos - self.offset, 0), len(self.shown)) + 1
+        return RE2Error(f"{message} at position {position} of {self.shown!r}")
 
     def peek(self, offset: int = 0) -> str:
         index = self.pos + offset
@@ -141,9 +144,9 @@ class _Translator:
             scopes = self.groups[-1].scopes
             self.emit(")" * len(scopes) + "|" + "".join(scopes), repeatable=False)
         elif char == "$":
-            self.emit("$" if self.groups[-1].multiline else r"\Z", repeatable=False)
+            self.emit("(?:$)" if self.groups[-1].multiline else r"(?:\Z)")
         elif char == "^":
-            self.emit("^", repeatable=False)
+            self.emit("(?:^)")
         elif char == ".":
             self.emit(".")
         else:
@@ -188,13 +191,13 @@ class _Translator:
             ranges = _PERL[char.lower()]
             self.emit(_class_text(ranges, negated=char.isupper()))
         elif char == "b":
-            self.emit(_ASCII_WORD_BOUNDARY, repeatable=False)
+            self.emit(_ASCII_WORD_BOUNDARY)
         elif char == "B":
-            self.emit(_ASCII_NOT_WORD_BOUNDARY, repeatable=False)
+            self.emit(_ASCII_NOT_WORD_BOUNDARY)
         elif char == "A":
-            self.emit(r"\A", repeatable=False)
+            self.emit(r"(?:\A)")
         elif char == "z":
-            self.emit(r"\Z", repeatable=False)
+            self.emit(r"(?:\Z)")
         elif char == "Q":
             end = self.pattern.find("\\E", self.pos)
             end = len(self.pattern) if end < 0 else end
@@ -223,8 +226,8 @@ class _Translator:
                 digits += self.peek()
                 self.pos += 1
             return int(digits, 8)
-        if char.isascii() and not char.isalnum() and char != "_":
-            return ord(char)  # \. \* \\ ...: the punctuation itself
+        if char.isascii() and not char.isalnum():
+            return ord(char)  # \. \* \_ \\ ...: the punctuation itself
         raise self.fail(f"invalid escape sequence \\{char}")
 
     def hex_escape(self) -> int:
@@ -308,10 +311,17 @@ class _Translator:
             self.push_group("(")
             return
         rest = self.pattern[self.pos + 1 :]
-        named = re.match(r"P<([A-Za-z0-9_]+)>", rest)
-        if named:
+        if rest.startswith("P<"):
+            named = re.match(r"P<([A-Za-z0-9_]+)>", rest)
+            if not named:
+                raise self.fail("invalid named capture")
             self.pos += 1 + len(named.group(0))
-            self.push_group(f"(?P<{named.group(1)}>")
+            self.push_group("(")  # names play no part in matching (Go allows 1a, repeats)
+            return
+        if rest.startswith((":", ")")):  # (?:...) and Go's no-op (?)
+            self.pos += 2
+            if rest[0] == ":":
+                self.push_group("(?:")
             return
         flags = re.match(r"([a-zA-Z]*)(?:-([a-zA-Z]*))?([:)])", rest)
         if not flags or rest.startswith(("=", "!", "<", ">", "#", "(", "P=")):
@@ -358,8 +368,10 @@ def translate(pattern: str) -> str:
 
 
 def compile_anchored(pattern: str) -> re.Pattern[str]:
-    """Alertmanager's `^(?:pattern)$`, as a Python pattern to use with fullmatch()."""
-    translated = translate(pattern)
+    """Alertmanager's regex: the text `^(?:` + pattern + `)$` compiled as Go does, so
+    that even `a)|(b` or an unterminated `\\Q` mean what they mean there. Use search()."""
+    prefix = "^(?:"
+    translated = _Translator(prefix + pattern + ")$", pattern, len(prefix)).translate()
     try:
         return re.compile(translated)
     except re.error as exc:  # a translation Python still refuses: report it as invalid
