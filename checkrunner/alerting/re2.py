@@ -93,6 +93,7 @@ class _Group:
 
     scopes: list[str] = field(default_factory=list)
     multiline: bool = False
+    start: int = 0  # index in the output where the group opens
 
 
 class _Translator:
@@ -105,6 +106,9 @@ class _Translator:
         self.groups = [_Group()]
         self.can_repeat = False  # the previous item can take a repetition operator
         self.just_repeated = False
+        self.item_start = 0  # index in the output where the previous item starts
+        self.item_repeated = False  # the previous item ends with a repetition operator
+        self.flags_at: int | None = None  # index of the (?i) scopes opened after that item
 
     def fail(self, message: str) -> RE2Error:
         position = min(max(self.pos - self.offset, 0), len(self.shown)) + 1
@@ -122,10 +126,12 @@ class _Translator:
         self.out.append(")" * len(self.groups[0].scopes))
         return "".join(self.out)
 
-    def emit(self, text: str, repeatable: bool = True) -> None:
+    def emit(self, text: str, repeatable: bool = True, start: int | None = None) -> None:
+        self.item_start = len(self.out) if start is None else start
         self.out.append(text)
         self.can_repeat = repeatable
-        self.just_repeated = False
+        self.just_repeated = self.item_repeated = False
+        self.flags_at = None
 
     def step(self) -> None:
         char = self.pattern[self.pos]
@@ -176,8 +182,18 @@ class _Translator:
         if self.peek() == "?":
             text += "?"
             self.pos += 1
-        self.out.append(text)
-        self.just_repeated = True
+        if self.flags_at is None:
+            self.out.append(text)
+        else:
+            # Go applies a repetition after `(?i)` to the item before it: K(?m)? is K? then
+            # the flags; a repeated item repeated again this way is (a*)*.
+            if self.item_repeated:
+                wrapped = "(?:" + "".join(self.out[self.item_start : self.flags_at]) + ")"
+                self.out[self.item_start : self.flags_at] = [wrapped]
+                self.flags_at = self.item_start + 1
+            self.out.insert(self.flags_at, text)
+            self.flags_at += 1
+        self.just_repeated = self.item_repeated = True
         return True
 
     # -- escapes --------------------------------------------------------------------------------
@@ -346,20 +362,21 @@ class _Translator:
         else:  # (?i) applies up to the end of the enclosing group
             self.groups[-1].scopes.append(scope)
             self.groups[-1].multiline = multiline
+            if self.flags_at is None:
+                self.flags_at = len(self.out)
             self.out.append(scope)
-            self.can_repeat = False
             self.just_repeated = False
 
     def push_group(self, opening: str, multiline: bool | None = None) -> None:
         inherited = self.groups[-1].multiline if multiline is None else multiline
-        self.groups.append(_Group(multiline=inherited))
+        self.groups.append(_Group(multiline=inherited, start=len(self.out)))
         self.emit(opening, repeatable=False)
 
     def close_group(self) -> None:
         if len(self.groups) == 1:
             raise self.fail("unexpected )")
         group = self.groups.pop()
-        self.emit(")" * len(group.scopes) + ")")
+        self.emit(")" * len(group.scopes) + ")", start=group.start)
 
 
 def translate(pattern: str) -> str:
