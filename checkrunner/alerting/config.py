@@ -466,7 +466,7 @@ class AlertingParser:
         for key in node:
             if key not in ROUTE_KEYS:
                 self._unknown(node, key, ROUTE_KEYS, "a route", where)
-        receiver = node.get("receiver")
+        receiver = node.get("receiver") or None  # "" inherits, as in Alertmanager
         if parent is None and not receiver:
             self._add(
                 "the root route needs a receiver",
