@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from checkrunner.alerting.config import parse_am_duration
 from checkrunner.alerting.matchers import parse_matcher, parse_matchers
 from checkrunner.alerting.model import Alert, Notification, fingerprint
 from checkrunner.alerting.route import InhibitRule, build_route
@@ -101,3 +102,41 @@ def test_webhook_payload_is_version_4():
     assert payload["alerts"][0]["endsAt"] == "0001-01-01T00:00:00Z"
     assert payload["alerts"][1]["endsAt"] == "1970-01-01T00:01:00.000Z"
     assert payload["alerts"][0]["fingerprint"] == firing.fingerprint
+
+
+def test_empty_labels_are_no_labels():
+    alert = Alert({"alertname": "x", "team": "", "host": "h"})
+    assert alert.labels == {"alertname": "x", "host": "h"}
+    assert alert.fingerprint == fingerprint({"alertname": "x", "host": "h"})
+
+
+def test_group_key_sorts_matchers_and_quotes_labels_as_go():
+    root = build_route("r", (), ("a", "a0", "msg"), None, False, [], None)
+    child = build_route(
+        None,
+        parse_matchers(['z="1"', 'b=~"x|y"', 'p="C:\\\\T\\"q\\"\\n"']),
+        None,
+        None,
+        False,
+        [],
+        root,
+    )
+    labels = {"a": "1", "a0": "2", "msg": "tab\there\u00a0é", "z": "1"}
+    # Go sorts the `name="value"` texts, so a0= comes before a=.
+    assert child.group_key(labels) == (
+        '{}/{b=~"x|y",p="C:\\\\T\\"q\\"\\n",z="1"}:{a0="2", a="1", msg="tab\\there\\u00a0é"}'
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("1y", 365 * 86400.0), ("2w", 14 * 86400.0), ("1h30m", 5400.0), ("0", 0.0), ("500ms", 0.5)],
+)
+def test_alertmanager_durations(text, seconds):
+    assert parse_am_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["30", 30, "1.5h", "1m1h", "", "5 m", "-1s", True])
+def test_alertmanager_durations_need_units(bad):
+    with pytest.raises(ValueError):
+        parse_am_duration(bad)
