@@ -270,9 +270,9 @@ class AlertingParser:
             return
         self._warn(
             "templates: checkrun does not read Alertmanager's Go templates; they are ignored. "
-            "Write receiver messages as Jinja2 options (`checkrun doc` lists them per "
-            "receiver), or forward alerts to a real Alertmanager that uses these templates "
-            "with alertmanager_configs: [{urls: [...]}]",
+            "Write receiver messages as Jinja2 options (e.g. a webhook's payload, an email's "
+            "subject and html), or forward alerts to a real Alertmanager that uses these "
+            "templates with alertmanager_configs: [{urls: [...]}]",
             key_location(document, "templates", root),
         )
 
