@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_checkrun
+from hostile import fake_interpreter
 
 from checkrunner.transport import ProtocolError, parse_output
 from checkrunner.transport.base import MAX_OUTPUT_BYTES
@@ -60,32 +61,12 @@ REASONS = {
     "huge_output": f"more than {MAX_OUTPUT_BYTES // 1024**2} MiB",
 }
 
-SCRIPT = """#!{python}
-import ast, json, sys, zlib
-MAX = {max_output}
-data = sys.stdin.buffer.read()
-program = zlib.decompress(data if data[:2] == b"x\\x9c" else data[data.find(b"\\n") + 1:])
-call = ast.parse(program.decode().strip().splitlines()[-1]).body[0].value
-ids = [c["id"] for c in json.loads(ast.literal_eval(call.args[1]))["checks"]]
-
-def answer(ids, body):
-    return {{"version": 1, "duration": 0, "results": [
-        {{"id": i, "module": "memory", "duration": 0.1, "result": body}} for i in ids]}}
-
-sys.stdout.write("motd\\n__CHECKRUN_RESULT__" + {expression} + "\\n")
-"""
-
 
 def hostile_scripts(directory: Path) -> dict[str, Path]:
-    scripts = {}
-    for case, expression in ANSWERS.items():
-        path = directory / f"python_{case}"
-        path.write_text(
-            SCRIPT.format(python=sys.executable, max_output=MAX_OUTPUT_BYTES, expression=expression)
-        )
-        path.chmod(0o755)
-        scripts[case] = path
-    return scripts
+    return {
+        case: fake_interpreter(directory / f"python_{case}", expression)
+        for case, expression in ANSWERS.items()
+    }
 
 
 def run_fleet(tmp_path: Path, inventory_lines: list[str], *args: str):
