@@ -156,3 +156,19 @@ def test_a_shorter_integer_is_a_number_and_a_longer_one_is_rejected():
     assert parse_output(stdout(40))["duration"] == int("1" * 40)
     with pytest.raises(ProtocolError, match="41 digits"):
         parse_output(stdout(41))
+
+
+def test_protocol_version_must_be_the_integer_one():
+    with pytest.raises(ProtocolError, match="version mismatch: True"):
+        parse_output(b'__CHECKRUN_RESULT__{"version": true, "results": []}')
+
+
+def test_a_module_measuring_nan_gets_an_error_not_a_rejected_batch():
+    """Our own batch never sends NaN (the control node would reject the whole answer): a
+    module that measures one fails alone, with its measurement named."""
+    from checkrunner.modules import _batch
+
+    entry = {"id": "0.0", "module": "x"}
+    _batch._call(entry, lambda: {"measurements": {"ratio": float("nan"), "n": 1}})
+    assert entry["error"] == "measurement 'ratio' is not a finite number (nan)"
+    assert "result" not in entry

@@ -91,7 +91,10 @@ def _no_constant(name: str) -> Any:
 def _check_answer(answer: Any, expected_ids: Collection[str] | None) -> None:
     _expect(isinstance(answer, dict), "the result is not a JSON object")
     version = answer.get("version")
-    _expect(version == PROTOCOL_VERSION, f"protocol version mismatch: {_excerpt(version)}")
+    _expect(
+        type(version) is int and version == PROTOCOL_VERSION,
+        f"protocol version mismatch: {_excerpt(version)}",
+    )
     for key in ("hostname", "python"):
         if key in answer:
             _text(answer[key], key)
