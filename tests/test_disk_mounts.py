@@ -71,14 +71,24 @@ def test_readonly_comes_from_the_mount_or_the_filesystem():
     assert disk.mount_of(mounts, f"{BASE}/stack/f", "0:43")["options"].startswith("ro,")
 
 
-def _findmnt_target(path: str) -> str:
+def _findmnt(column: str, path: str) -> str:
+    """findmnt's COLUMN for the mount holding `path`; of stacked mounts, the top one (the
+    last listed)."""
     out = subprocess.run(
-        ["findmnt", "-n", "-o", "TARGET", "--target", path],
+        ["findmnt", "-n", "-o", column, "--target", path],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    return out.splitlines()[-1]  # stacked mounts: the last one listed is on top
+    return out.splitlines()[-1]
+
+
+def _findmnt_target(path: str) -> str:
+    return _findmnt("TARGET", path)
+
+
+def _findmnt_readonly(path: str) -> bool:
+    return "ro" in _findmnt("OPTIONS", path).split(",")
 
 
 def _df_target(path: str) -> str:
@@ -86,16 +96,6 @@ def _df_target(path: str) -> str:
         ["df", "--output=target", path], capture_output=True, text=True, check=True
     ).stdout
     return out.splitlines()[-1]
-
-
-def _findmnt_readonly(path: str) -> bool:
-    out = subprocess.run(
-        ["findmnt", "-n", "-o", "OPTIONS", "--target", path],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return "ro" in out.splitlines()[-1].split(",")
 
 
 @pytest.fixture
