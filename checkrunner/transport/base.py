@@ -17,6 +17,7 @@ CHECKING_MODES = (STRICT, ACCEPT_NEW, OFF)
 # The most stdout read from one batch: a target that sends more is cut off (and its
 # answer rejected) instead of filling the control node's memory.
 MAX_OUTPUT_BYTES = 64 * 1024**2
+MAX_STDERR_BYTES = 1024**2  # kept of stderr; a crash's traceback is far shorter
 
 
 class Unreachable(Exception):

@@ -12,11 +12,16 @@ import threading
 import time
 
 from checkrunner.results import UnreachableReason
-from checkrunner.transport.base import MAX_OUTPUT_BYTES, ExecResult, Transport, Unreachable
+from checkrunner.transport.base import (
+    MAX_OUTPUT_BYTES,
+    MAX_STDERR_BYTES,
+    ExecResult,
+    Transport,
+    Unreachable,
+)
 from checkrunner.transport.payload import BOOTSTRAP, with_become_password
 
 _CHUNK = 65536
-MAX_STDERR_BYTES = 1024 * 1024
 
 
 class LocalTransport(Transport):

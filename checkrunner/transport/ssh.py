@@ -28,6 +28,7 @@ from checkrunner.transport.base import (
     ACCEPT_NEW,
     CHECKING_MODES,
     MAX_OUTPUT_BYTES,
+    MAX_STDERR_BYTES,
     OFF,
     STRICT,
     ExecResult,
@@ -54,7 +55,6 @@ __all__ = [
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 _CHUNK = 65536
-MAX_STDERR_BYTES = 1024 * 1024
 DEFAULT_PYTHON = "python3"
 
 
