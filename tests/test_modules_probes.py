@@ -1091,13 +1091,8 @@ def test_probe_modules_run_as_a_shipped_batch(web, secure_web, pki, tmp_path, in
     python = sys.executable if interpreter == "current" else _oldest_python()
     if python is None:
         pytest.skip("no Python 3.6 interpreter on this machine")
-    from checkrunner.transport.payload import (
-        BOOTSTRAP,
-        RESULT_MARKER,
-        Batch,
-        BatchCheck,
-        build_payload,
-    )
+    from checkrunner.transport.answer import RESULT_MARKER
+    from checkrunner.transport.payload import BOOTSTRAP, Batch, BatchCheck, build_payload
 
     plugin = _plugin(tmp_path, "check_fixture", f"cat '{PERFDATA / 'check_load.txt'}'; exit 1")
     watched = tmp_path / "watched"
