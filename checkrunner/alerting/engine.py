@@ -112,6 +112,7 @@ class Outcome:
     inhibited: list[Alert] = field(default_factory=list)
     notifications: list[Notification] = field(default_factory=list)
     queued: int = 0  # outbox messages added
+    unrenderable: list[str] = field(default_factory=list)  # "receiver (kind): reason"
 
 
 class AlertEngine:
@@ -277,9 +278,9 @@ class AlertEngine:
             if config.kind == "alertmanager":
                 # Alertmanager forgets alerts not re-sent; it dedups and repeats itself.
                 if firing or resolved:
-                    queued += self._enqueue(connection, config, notification, now)
+                    queued += self._enqueue(connection, config, notification, now, outcome)
             elif changed:
-                queued += self._enqueue(connection, config, notification, now)
+                queued += self._enqueue(connection, config, notification, now, outcome)
         if changed or queued:
             outcome.notifications.append(notification)
             connection.execute(
@@ -295,6 +296,7 @@ class AlertEngine:
         config: ReceiverConfig,
         notification: Notification,
         now: float,
+        outcome: Outcome,
     ) -> int:
         options = config.options
         alerts = notification.alerts
@@ -303,7 +305,7 @@ class AlertEngine:
         if not alerts:
             return 0
         message = dataclasses.replace(notification, alerts=alerts)
-        return enqueue(connection, config, options, message, now)
+        return enqueue(connection, config, options, message, now, outcome.unrenderable)
 
 
 def enqueue(
@@ -312,12 +314,27 @@ def enqueue(
     options: dict[str, Any],
     notification: Notification,
     now: float,
+    failures: list[str] | None = None,
 ) -> int:
-    """The notification rendered by its receiver into outbox messages, in order."""
+    """The notification rendered by its receiver into outbox messages, in order.
+
+    A notification this receiver cannot render (a template that fails on these alerts) is
+    its delivery failure alone: it is kept in the outbox as failed, with the reason (shown
+    by `checkrun alerts`, and added to `failures`), and the other receivers and the alert
+    state go on as if it had been refused.
+    """
     from checkrunner.alerting import receivers as registry
+    from checkrunner.alerting.receivers.base import RenderError, scrub, secret_values
 
     module = registry.get(config.kind)
-    payloads = module.render(options, notification)
+    try:
+        payloads = module.render(options, notification)
+    except RenderError as exc:
+        reason = scrub(f"cannot render the message: {exc}", secret_values(module.OPTIONS, options))
+        _record_render_failure(connection, config, notification, reason, now)
+        if failures is not None:
+            failures.append(f"{config.receiver} ({config.kind}): {reason}")
+        return 0
     for payload in payloads:
         destination = _destination(module, options, payload)
         connection.execute(
@@ -335,6 +352,31 @@ def enqueue(
             ),
         )
     return len(payloads)
+
+
+def _record_render_failure(
+    connection: sqlite3.Connection,
+    config: ReceiverConfig,
+    notification: Notification,
+    reason: str,
+    now: float,
+) -> None:
+    connection.execute(
+        "INSERT INTO outbox (receiver, kind, config_index, destination, group_key, payload, "
+        "created_at, next_attempt_at, last_error, state, done_at) "
+        "VALUES (?, ?, ?, ?, ?, 'null', ?, ?, ?, 'failed', ?)",
+        (
+            config.receiver,
+            config.kind,
+            config.index,
+            f"{config.receiver}:{config.kind}:{config.index}",
+            notification.group_key,
+            now,
+            now,
+            reason,
+            now,
+        ),
+    )
 
 
 def _destination(module: Any, options: dict[str, Any], payload: Any) -> str:
@@ -383,4 +425,5 @@ def summarize(outcome: Outcome) -> Iterable[str]:
         f"alerts: {len(outcome.firing)} firing, {len(outcome.pending)} pending, "
         f"{len(outcome.resolved)} resolved, {len(outcome.inhibited)} inhibited; "
         f"{outcome.queued} message(s) queued"
+        + (f", {len(outcome.unrenderable)} could not be rendered" if outcome.unrenderable else "")
     )
