@@ -120,6 +120,12 @@ def _unknown_name(name: str, source: str) -> TemplateProblem:
             message,
             f"'{name}' is Alertmanager's Go template name; write `{{{{ {go_name}{rest} }}}}`",
         )
+    if name == "env":
+        return TemplateProblem(
+            message,
+            "message templates are rendered per notification, without the environment; "
+            "`{{ env.X }}` works in the other options (url, headers, key, ...)",
+        )
     if name == "end":
         return TemplateProblem(
             message,
