@@ -133,32 +133,39 @@ def test_runs_further_apart_than_resolve_timeout_stay_firing(tmp_path, am):
     assert am.active() == {}
 
 
-def test_an_alert_muted_by_inhibit_rules_is_not_resolved(tmp_path, am):
-    database, app = tmp_path / "database", tmp_path / "app"
+def test_alerts_muted_by_inhibit_rules_or_depends_on_are_not_resolved(tmp_path, am):
+    database, app, queue = tmp_path / "database", tmp_path / "app", tmp_path / "queue"
     database.write_text("x")
-    checks = _check(database, "database up") + _check(app, "app healthy")
+    checks = (
+        _check(database, "database up")
+        + _check(app, "app healthy")
+        + _check(queue, "queue up")
+        + "        depends_on: [database up]\n"
+    )
     playbook = _playbook(tmp_path, checks, f"{{urls: ['{am.url}']}}")
     state = tmp_path / "state.db"
     run_checkrun(playbook, "--state", state)
-    _wait_for(lambda: am.notified("firing") == ["app healthy"], "app healthy firing")
+    both = ["app healthy", "queue up"]
+    _wait_for(lambda: sorted(am.notified("firing")) == both, "app healthy and queue up firing")
 
-    database.unlink()  # now checkrun's inhibit rule mutes "app healthy"
+    database.unlink()  # now checkrun's inhibit rule and depends_on mute the other two
     for _ in range(2):
         done = run_checkrun(playbook, "--state", state)
-        assert "1 inhibited" in done.stderr
+        assert "2 inhibited" in done.stderr
         _wait_for(lambda: "database up" in am.notified("firing"), "database up firing")
-        _still_firing_after_resolve_timeout(am, ["database up", "app healthy"])
-    muted = am.active()["app healthy"]
-    assert muted["annotations"]["muted_by"] == "inhibit_rules"
-    assert muted["status"]["inhibitedBy"]  # Alertmanager's own inhibit rule mutes it there
-    assert sorted(am.notified("firing")) == ["app healthy", "database up"]
+        _still_firing_after_resolve_timeout(am, ["database up", *both])
+    active = am.active()
+    assert active["app healthy"]["annotations"]["muted_by"] == "inhibit_rules"
+    assert active["app healthy"]["status"]["inhibitedBy"]  # Alertmanager's own rule mutes it
+    assert active["queue up"]["annotations"]["muted_by"] == "depends_on: database up"
+    assert sorted(am.notified("firing")) == ["app healthy", "database up", "queue up"]
 
-    database.write_text("x")
-    app.write_text("x")
+    for flag in (database, app, queue):
+        flag.write_text("x")
     run_checkrun(playbook, "--state", state)
     _wait_for(
-        lambda: sorted(am.notified("resolved")) == ["app healthy", "database up"],
-        "both resolved",
+        lambda: sorted(am.notified("resolved")) == ["app healthy", "database up", "queue up"],
+        "all three resolved",
     )
 
 
