@@ -68,9 +68,29 @@ def problems_of(source: str, *, autoescape: bool = False) -> list[TemplateProble
     except TemplateSyntaxError as exc:
         where = f" (line {exc.lineno} of the template)" if exc.lineno and exc.lineno > 1 else ""
         return [TemplateProblem(f"is not a valid template: {exc.message}{where}", _hint(source))]
-    found = [_unknown_name(name, source) for name in _undeclared(tree, environment)]
-    found += [_unknown_field(field, source) for field in sorted(set(_alert_field_reads(tree)))]
+    found = [
+        _unknown_name(name, source, _first_line(tree, "Name", "name", name))
+        for name in _undeclared(tree, environment)
+    ]
+    found += [
+        _unknown_field(field, _first_line(tree, "Getattr", "attr", field))
+        for field in sorted(set(_alert_field_reads(tree)))
+    ]
     return found
+
+
+def _first_line(tree: Any, node_type: str, attribute: str, value: str) -> str:
+    """ " (line N of the template)" where a node of this type with this name first appears
+    ("" on the first line)."""
+    from jinja2 import nodes
+
+    lines = [
+        node.lineno
+        for node in tree.find_all(getattr(nodes, node_type))
+        if getattr(node, attribute) == value
+    ]
+    line = min(lines, default=1)
+    return f" (line {line} of the template)" if line > 1 else ""
 
 
 def receiver_template_errors(
@@ -110,8 +130,8 @@ def _undeclared(tree: Any, environment: Any) -> list[str]:
     return sorted(n for n in names if n not in known_names())
 
 
-def _unknown_name(name: str, source: str) -> TemplateProblem:
-    message = f"reads '{name}', which a receiver template does not get"
+def _unknown_name(name: str, source: str, where: str) -> TemplateProblem:
+    message = f"reads '{name}'{where}, which a receiver template does not get"
     go_name = name[:1].lower() + name[1:]
     if go_name != name and go_name in known_names():
         used = re.search(rf"\b{re.escape(name)}((?:\.\w+)*)", source)
@@ -138,8 +158,8 @@ def _unknown_name(name: str, source: str) -> TemplateProblem:
     return TemplateProblem(message, f"a receiver template gets: {', '.join(_listed_names())}")
 
 
-def _unknown_field(field: str, source: str) -> TemplateProblem:
-    message = f"reads the field '{field}' of an alert, which alerts do not have"
+def _unknown_field(field: str, where: str) -> TemplateProblem:
+    message = f"reads the field '{field}' of an alert{where}, which alerts do not have"
     lowered = field[:1].lower() + field[1:]
     if lowered in alert_fields():
         return TemplateProblem(
