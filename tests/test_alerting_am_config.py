@@ -76,7 +76,7 @@ global:
   slack_api_url: 'https://hooks.slack.com/services/T/B/X'
   http_config:
     basic_auth: {username: am, password_file: /etc/am/password}
-    tls_config: {insecure_skip_verify: true}
+    tls_config: {insecure_skip_verify: true, server_name: am.example, min_version: TLS12}
 route: {receiver: a}
 receivers:
   - name: a

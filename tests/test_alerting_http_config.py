@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 
 from conftest import run_checkrun
+from helpers_net import make_pki, server_tls_context
 from recorder import Recorder
 
 from checkrunner.alerting.model import Alert, Notification
@@ -90,3 +91,23 @@ def test_http_config_secrets_are_masked():
     )
     assert "s3cret-pw" in secret_values(webhook.OPTIONS, config)
     assert "am" not in secret_values(webhook.OPTIONS, config)
+
+
+def _send_over_tls(url: str, tls_config: dict):
+    config = with_defaults(webhook.OPTIONS, {"url": url, "http_config": {"tls_config": tls_config}})
+    notification = Notification("r", "{}:{}", {}, [Alert({"alertname": "x"})])
+    [payload] = webhook.render(config, notification)
+    return webhook.send(config, payload, timeout=10)
+
+
+def test_tls_config_server_name_and_min_version(tmp_path):
+    (tmp_path / "pki").mkdir()
+    pki = make_pki(tmp_path / "pki")
+    with Recorder(tls=server_tls_context(pki.server_cert, pki.server_key)) as server:
+        url = server.url("/tls")  # https://127.0.0.1:PORT: the certificate names localhost too
+        ca = str(pki.ca_cert)
+        assert _send_over_tls(url, {"ca_file": ca, "server_name": "localhost"}).ok
+        assert _send_over_tls(url, {"ca_file": ca, "min_version": "TLS13"}).ok
+        wrong = _send_over_tls(url, {"ca_file": ca, "server_name": "other.example"})
+        assert not wrong.ok and "certificate" in wrong.detail
+        assert len(server.requests("/tls")) == 2

@@ -146,6 +146,8 @@ def test_with_defaults_coerces_and_fills_nested_defaults():
         "ca_file": None,
         "cert_file": None,
         "key_file": None,
+        "server_name": None,
+        "min_version": None,
     }
     config = with_defaults(
         webhook.OPTIONS, {"url": "http://x/", "timeout": None, "tls_config": {"ca_file": "/ca"}}

@@ -32,6 +32,8 @@ TIMEOUT_OPTION: dict[str, Any] = {
     "description": "How long one delivery attempt may take (connect, send, read the reply).",
 }
 
+TLS_VERSIONS = ("TLS10", "TLS11", "TLS12", "TLS13")  # Alertmanager's min_version names
+
 TLS_CONFIG_OPTION: dict[str, Any] = {
     "type": "dict",
     "default": {},
@@ -50,6 +52,16 @@ TLS_CONFIG_OPTION: dict[str, Any] = {
             "type": "bool",
             "default": False,
             "description": "Do not verify the server certificate or host name.",
+        },
+        "server_name": {
+            "type": "str",
+            "description": "Host name to send (SNI) and to verify the certificate against, "
+            "instead of the URL's.",
+        },
+        "min_version": {
+            "type": "str",
+            "choices": list(TLS_VERSIONS),
+            "description": "Oldest TLS version to accept (default: Python's, TLS 1.2).",
         },
     },
 }
@@ -252,17 +264,41 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 def ssl_context(tls_config: Mapping[str, Any] | None) -> Any:
     """A client TLS context from a tls_config mapping (ca_file, cert_file, key_file,
-    insecure_skip_verify)."""
+    insecure_skip_verify, server_name, min_version)."""
     import ssl
 
     tls_config = tls_config or {}
-    context = ssl.create_default_context(cafile=tls_config.get("ca_file") or None)
+    cafile = tls_config.get("ca_file") or None
+    if tls_config.get("server_name"):
+        context = _server_name_context(str(tls_config["server_name"]))
+        if cafile:
+            context.load_verify_locations(cafile)
+        else:
+            context.load_default_certs()
+    else:
+        context = ssl.create_default_context(cafile=cafile)
+    if tls_config.get("min_version"):
+        names = dict(zip(TLS_VERSIONS, ("TLSv1", "TLSv1_1", "TLSv1_2", "TLSv1_3")))
+        context.minimum_version = ssl.TLSVersion[names[str(tls_config["min_version"])]]
     if tls_config.get("insecure_skip_verify"):
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     if tls_config.get("cert_file"):
         context.load_cert_chain(tls_config["cert_file"], tls_config.get("key_file") or None)
     return context
+
+
+def _server_name_context(server_name: str) -> Any:
+    """A verifying client context that always names `server_name` (SNI and the host name
+    its certificate must match), whatever host the connection goes to."""
+    import ssl
+
+    class ServerNameContext(ssl.SSLContext):
+        def wrap_socket(self, sock, *args: Any, **kwargs: Any) -> Any:
+            kwargs["server_hostname"] = server_name
+            return super().wrap_socket(sock, *args, **kwargs)
+
+    return ServerNameContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 def describe_network_error(exc: BaseException) -> str:
