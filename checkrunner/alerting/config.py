@@ -232,6 +232,13 @@ class AlertingParser:
         timeout = self._duration(node, "resolve_timeout", where)
         if timeout is not None:
             self.resolve_timeout = timeout
+        for key in ("smtp_auth_secret", "smtp_auth_identity"):
+            if node.get(key):
+                self._warn(
+                    f"global.{key} is ignored: checkrun's email receiver authenticates with "
+                    "smtp_auth_username and smtp_auth_password (or _file) only",
+                    key_location(node, key, where),
+                )
         for one, other in (
             ("slack_api_url", "slack_api_url_file"),
             ("smtp_auth_password", "smtp_auth_password_file"),
