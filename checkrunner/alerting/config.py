@@ -475,19 +475,7 @@ class AlertingParser:
         for key in node:
             if key not in ROUTE_KEYS:
                 self._unknown(node, key, ROUTE_KEYS, "a route", where)
-        receiver = node.get("receiver") or None  # "" inherits, as in Alertmanager
-        if parent is None and not receiver:
-            self._add(
-                "the root route needs a receiver",
-                where,
-                "add receiver: NAME (every alert that no child route takes goes there)",
-            )
-        if receiver is not None and receiver not in receivers:
-            self._add(
-                _suggesting(f"route: no receiver named '{receiver}'", receiver, receivers),
-                value_location(node, "receiver", where),
-                f"receivers: {', '.join(receivers) or 'none defined'}",
-            )
+        receiver = self._route_receiver(node, where, parent, receivers)
         matchers = self._route_matchers(node, where)
         mute = self._interval_names(node, "mute_time_intervals", where)
         active = self._interval_names(node, "active_time_intervals", where)
@@ -519,6 +507,38 @@ class AlertingParser:
             mute_time_intervals=mute,
             active_time_intervals=active,
         )
+        self._children(node, where, route, receivers)
+        return route
+
+    def _route_receiver(
+        self,
+        node: Mapping[Any, Any],
+        where: Location,
+        parent: Route | None,
+        receivers: dict[str, list[ReceiverConfig]],
+    ) -> str | None:
+        receiver = node.get("receiver") or None  # "" inherits, as in Alertmanager
+        if parent is None and not receiver:
+            self._add(
+                "the root route needs a receiver",
+                where,
+                "add receiver: NAME (every alert that no child route takes goes there)",
+            )
+        if receiver is not None and receiver not in receivers:
+            self._add(
+                _suggesting(f"route: no receiver named '{receiver}'", receiver, receivers),
+                value_location(node, "receiver", where),
+                f"receivers: {', '.join(receivers) or 'none defined'}",
+            )
+        return receiver
+
+    def _children(
+        self,
+        node: Mapping[Any, Any],
+        where: Location,
+        route: Route,
+        receivers: dict[str, list[ReceiverConfig]],
+    ) -> None:
         children = node.get("routes") or []
         children_at = value_location(node, "routes", where)
         if not isinstance(children, list):
@@ -527,14 +547,13 @@ class AlertingParser:
                 children_at,
                 "write routes: [{matchers: [...], receiver: NAME}]",
             )
-            children = []
+            return
         for index, child in enumerate(children):
             built = self._route(
                 child, value_location(children, index, children_at), route, receivers
             )
             if built is not None:
                 route.routes.append(built)
-        return route
 
     def _root_rules(
         self,
