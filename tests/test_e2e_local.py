@@ -222,7 +222,24 @@ def test_procfs_fallback_gives_the_same_checks(tmp_path):
     assert memory["facts"].get("source") == "procfs"
 
 
-def test_retries_until_the_service_answers(tmp_path, closed_port):
+def test_retries_until_the_service_answers(tmp_path):
+    """The service says STARTING to its first two connections and READY after that, so the
+    check must fail twice and pass on its third attempt, however slow the machine is."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    connections = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return  # closed at the end of the test
+            connections.append(conn)
+            conn.sendall(b"READY\n" if len(connections) > 2 else b"STARTING\n")
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
     playbook = write(
         tmp_path / "p.yml",
         f"""
@@ -230,27 +247,19 @@ def test_retries_until_the_service_answers(tmp_path, closed_port):
   hosts: localhost
   checks:
     - name: comes up late
-      tcp: {{host: 127.0.0.1, port: {closed_port}}}
+      tcp: {{host: 127.0.0.1, port: {port}, expect: "^READY"}}
       retries: 10
-      delay: 500ms
+      delay: 200ms
 """,
     )
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-
-    def start_listening_later():
-        time.sleep(1.5)
-        server.bind(("127.0.0.1", closed_port))
-        server.listen(8)
-
-    threading.Thread(target=start_listening_later, daemon=True).start()
     try:
         done = run_checkrun(playbook, "-r", "json:-")
     finally:
         server.close()
     check = json.loads(done.stdout)["hosts"][0]["checks"][0]
     assert (done.returncode, check["status"]) == (0, "OK")
-    assert 2 <= check["attempts"] <= 8
+    assert check["attempts"] == 3
+    assert len(connections) == 3
 
 
 def test_wait_gives_up_when_time_is_up(tmp_path, closed_port):
