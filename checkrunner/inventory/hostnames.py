@@ -12,6 +12,13 @@ _BRACKETED_IPV6 = re.compile(r"^\[([^\[\]]+)\](?::(.*))?$")
 _RANGE_SYNTAX = "write ranges as [start:end] or [start:end:step], e.g. web[01:20] or db-[a:c]"
 
 
+# What OpenSSH (since 9.6, CVE-2023-51385) refuses in a host or user name, because such names
+# would reach a shell through `%h`/`%r` in ProxyCommand or Match exec (ssh.c valid_hostname and
+# valid_ruser). A user name may hold '$' and '\\' (DOMAIN\\user, machine$ accounts).
+_HOSTNAME_FORBIDDEN = frozenset("'`\"$\\;&<>|(){},")
+_USER_FORBIDDEN = frozenset("'`\";&<>|(){}")
+
+
 class HostEntryError(ValueError):
     """A host entry that cannot be read; the message says what is wrong and how to write it."""
 
@@ -148,3 +155,35 @@ def _is_ipv6(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def hostname_problem(name: str) -> str | None:
+    """Why ssh must not be given this host name (OpenSSH's valid_hostname), or None if it may."""
+    if not name:
+        return "is empty"
+    if name.startswith("-"):
+        return "starts with '-' (ssh would read it as an option)"
+    for char in name:
+        if char in _HOSTNAME_FORBIDDEN:
+            return f"contains {char!r}"
+        if char.isspace() or not char.isprintable():
+            return f"contains the control or space character {char!r}"
+    return None
+
+
+def user_problem(user: str) -> str | None:
+    """Why ssh must not be given this remote user name (OpenSSH's valid_ruser), or None."""
+    if not user:
+        return "is empty"
+    if user.startswith("-"):
+        return "starts with '-' (ssh would read it as an option)"
+    for index, char in enumerate(user):
+        if char in _USER_FORBIDDEN:
+            return f"contains {char!r}"
+        if not char.isprintable():  # a plain space is printable; tabs, newlines, NUL are not
+            return f"contains the control character {char!r}"
+        if char.isspace() and user[index + 1 : index + 2] == "-":
+            return "contains a space followed by '-'"
+    if user.endswith("\\"):
+        return "ends with '\\'"
+    return None

@@ -41,7 +41,14 @@ _ssh_lock = threading.Lock()
 
 
 def check_connection(host) -> None:
-    """ConfigError unless checkrunner can reach `host` with its connection type (cheap: no I/O)."""
+    """ConfigError unless checkrunner can reach `host` with its connection type and settings
+    (cheap: no I/O). For ssh hosts this refuses, at the inventory line, the host names, users
+    and ports that OpenSSH refuses, before any of them can reach a ProxyCommand."""
+    if host.connection == "ssh":
+        check_settings = getattr(host, "check_ssh_settings", None)
+        if check_settings is not None:
+            check_settings()
+        return
     if host.connection in SUPPORTED_CONNECTIONS:
         return
     from checkrunner.errors import ConfigError
