@@ -112,3 +112,21 @@ def test_a_variable_named_env_is_warned_about(tmp_path):
     done = run_checkrun("validate", playbook)
     assert done.returncode == 0
     assert "'env'" in done.stderr and "hides the environment" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("entry", "phrase"),
+    [
+        ("h[1:\u00b2]", "must go from number to number (digits 0-9)"),
+        ("h[0:99999999]", "stands for 100,000,000 hosts"),
+    ],
+)
+def test_bad_host_ranges_exit_5_at_the_inventory_line(tmp_path, entry, phrase):
+    playbook = tmp_path / "p.yml"
+    playbook.write_text("- name: p\n  hosts: all\n  checks: [{name: m, memory: {}}]\n")
+    inventory = tmp_path / "inv.ini"
+    inventory.write_text(f"[web]\nweb1\n{entry}\n", encoding="utf-8")
+    done = run_checkrun("validate", playbook, "-i", inventory, timeout=60)
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert f"{inventory}:3:1: " in done.stderr and phrase in done.stderr
+    assert "Traceback" not in done.stderr

@@ -239,12 +239,39 @@ def test_host_entries_split_name_and_port(entry, names_, port):
         ("web:", "reserved for a port"),
         ("web:99999", "invalid port"),
         ("a:b:c", "several ':'"),
+        ("h[1:\u00b2]", "digits 0-9"),  # superscript two: isdigit() says yes, int() says no
+        ("h[\u0661:9]", "digits 0-9"),  # Arabic-Indic one
+        ("h[1:3:\u00b2]", "step must be a positive"),
+        ("web:\u00b2\u00b2", "invalid port"),
+        ("a[b[1:2]", "unbalanced"),
+        ("h[0:99999999]", "stands for 100,000,000 hosts; one entry may stand for at most 100,000"),
+        ("h[0:999][0:999]", "stands for 1,000,000 hosts"),
     ],
 )
 def test_bad_host_entries_say_what_is_wrong(entry, phrase):
     with pytest.raises(HostEntryError) as caught:
         parse_host_entry(entry)
     assert phrase in str(caught.value)
+
+
+def test_a_range_at_the_bound_expands_lazily_and_fast():
+    started = time.perf_counter()
+    names_ = expand_host_ranges("h[000001:100000]")
+    assert len(names_) == 100_000 and names_[0] == "h000001" and names_[-1] == "h100000"
+    assert time.perf_counter() - started < 5  # generous on a loaded machine; the bug took minutes
+
+
+@pytest.mark.parametrize("entry", ["h[1:\u00b2]", "h[0:99999999]"])
+@pytest.mark.parametrize("fmt", ["ini", "yml"])
+def test_bad_ranges_are_input_errors_at_the_inventory_line(tmp_path, entry, fmt):
+    source = tmp_path / f"inv.{fmt}"
+    source.write_text(
+        f"[web]\nok1\n{entry}\n" if fmt == "ini" else f"web:\n  hosts:\n    ok1:\n    {entry}:\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_inventories([str(source)])
+    line = 3 if fmt == "ini" else 4
+    assert str(caught.value).startswith(f"{source}:{line}:")
 
 
 def test_comma_separated_host_lists():

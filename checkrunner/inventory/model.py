@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from checkrunner.errors import ConfigError, Location, did_you_mean
-from checkrunner.inventory.hostnames import hostname_problem, user_problem
+from checkrunner.inventory.hostnames import hostname_problem, is_ascii_number, user_problem
 from checkrunner.units import parse_duration
 
 # Names Ansible resolves to the implicit localhost when the inventory does not define them.
@@ -250,6 +250,6 @@ def _as_int(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and is_ascii_number(value.strip()):
         return int(value.strip())
     return None
