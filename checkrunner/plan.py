@@ -72,7 +72,11 @@ def build_plan(playbook: Playbook, inventory: Inventory, options: PlanOptions) -
     host_plans: dict[str, HostPlan] = {}
     warnings: list[str] = [str(w) for w in inventory.warnings]
     for play in playbook.plays:
-        hosts = inventory.select(play.hosts, limit=options.limit, location=play.location)
+        hosts = inventory.select(
+            play.hosts,
+            limit=options.limit,
+            location=play.key_locations.get("hosts", play.location),
+        )
         if not hosts:
             warnings.append(
                 f"{play.location}: play '{play.name}': host pattern '{play.hosts}' matched no hosts"

@@ -130,3 +130,22 @@ def test_bad_host_ranges_exit_5_at_the_inventory_line(tmp_path, entry, phrase):
     assert done.returncode == 5, done.stdout + done.stderr
     assert f"{inventory}:3:1: " in done.stderr and phrase in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("pattern", ["~[", "all[5:x]", "all[", "::"])
+def test_a_malformed_host_pattern_is_exit_5_at_the_hosts_line(tmp_path, pattern):
+    playbook = tmp_path / "p.yml"
+    playbook.write_text(f"- name: p\n  hosts: '{pattern}'\n  checks: [{{name: m, memory: {{}}}}]\n")
+    done = run_checkrun(playbook, "-r", "json:-")
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert f"p.yml:2:10: malformed host pattern '{pattern}'" in done.stderr
+    assert "(at character " in done.stderr and done.stdout == ""
+
+
+def test_a_malformed_limit_is_exit_5(tmp_path):
+    playbook = tmp_path / "p.yml"
+    playbook.write_text("- name: p\n  hosts: localhost\n  checks: [{name: m, memory: {}}]\n")
+    done = run_checkrun(playbook, "-l", "~web[0-9", "-r", "json:-")
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert "--limit: malformed host pattern '~web[0-9'" in done.stderr
+    assert "unterminated character set (at character 5)" in done.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from checkrunner.errors import ConfigError
+from checkrunner.errors import ConfigError, Location
 from checkrunner.inventory import (
     HostEntryError,
     Inventory,
@@ -594,6 +594,46 @@ def test_a_bad_regex_pattern_is_a_config_error():
     inventory = load("patterns.yml")
     with pytest.raises(ConfigError, match="invalid regular expression"):
         inventory.select("~web(")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "phrase"),
+    [
+        ("~[", "invalid regular expression '~[': unterminated character set (at character 2)"),
+        ("all[5:x]", "invalid subscript '[5:x]' (at character 4)"),
+        ("all[", "unclosed '[' (at character 4)"),
+        ("web:all[", "unclosed '[' (at character 8)"),
+        ("::", "names no host or group (at character 1)"),
+        (",", "names no host or group"),
+        ("web]", "unbalanced ']' (at character 4)"),
+        ("web[]", "empty '[]'"),
+        ("web:!", "'!' has an operator but no name (at character 5)"),
+        ("db,~web[0-9", "unterminated character set (at character 8)"),
+    ],
+)
+def test_malformed_patterns_are_config_errors_with_the_position(pattern, phrase):
+    inventory = load("patterns.yml")
+    where = Location("play.yml", 3, 10)
+    with pytest.raises(ConfigError) as caught:
+        inventory.select(pattern, location=where)
+    assert caught.value.location == where
+    assert caught.value.message.startswith(f"malformed host pattern '{pattern}': ")
+    assert phrase in caught.value.message
+    with pytest.raises(ConfigError) as caught:
+        inventory.select("all", limit=pattern)
+    assert str(caught.value.location) == "--limit" and phrase in caught.value.message
+
+
+@pytest.mark.parametrize("pattern", ["nosuch", "web[7]", "fe80::1", "web[89]*", "~zz.*", "a b"])
+def test_well_formed_patterns_matching_nothing_stay_unmatched(pattern):
+    inventory = load("patterns.yml")
+    assert inventory.select(pattern) == []
+    assert inventory.unmatched_patterns
+
+
+def test_spaces_separate_pattern_parts_as_in_ansible():
+    inventory = load("patterns.yml")
+    assert names(inventory.select("web db")) == WEB + DB
 
 
 def test_split_pattern_keeps_ranges_and_ipv6_whole():

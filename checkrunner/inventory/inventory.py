@@ -13,6 +13,7 @@ from checkrunner.inventory.model import LOCALHOST_NAMES, Group, Host, InventoryW
 from checkrunner.inventory.patterns import Term, compile_matcher, is_plain_name, parse_terms
 
 Pattern = Union[str, Sequence[str]]
+LIMIT_LOCATION = Location("--limit")  # where a --limit pattern comes from, for its errors
 
 
 @dataclass
@@ -63,7 +64,7 @@ class Inventory:
         if limit is None:
             return selection
         allowed = self._evaluate(
-            parse_terms(self._limit_patterns(limit, location), location), location
+            parse_terms(self._limit_patterns(limit), LIMIT_LOCATION), LIMIT_LOCATION
         )
         names = {host.name for host in allowed.hosts}
         hosts = [host for host in selection.hosts if host.name in names]
@@ -172,7 +173,7 @@ class Inventory:
         return self._groups_var
 
     @staticmethod
-    def _limit_patterns(limit: Pattern, location: Location | None) -> list[str]:
+    def _limit_patterns(limit: Pattern) -> list[str]:
         """--limit parts; '@file' reads one pattern per line, as Ansible's retry files are written."""
         items = [limit] if isinstance(limit, str) else list(limit)
         patterns: list[str] = []
@@ -186,7 +187,7 @@ class Inventory:
             except OSError as exc:
                 raise ConfigError(
                     f"cannot read the limit file '{item[1:]}': {exc.strerror}",
-                    location,
+                    LIMIT_LOCATION,
                     "--limit @FILE reads one host or pattern per line",
                 ) from None
         return patterns
