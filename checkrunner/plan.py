@@ -22,7 +22,7 @@ from checkrunner.config import (
 from checkrunner.errors import ConfigError
 from checkrunner.evaluate.evaluate import CheckIdentity, MetricThresholds
 from checkrunner.inventory import Host, Inventory
-from checkrunner.transport import BatchCheck, check_connection
+from checkrunner.transport import BatchCheck, check_connection, unsupported_connection
 
 
 @dataclass
@@ -87,7 +87,13 @@ def build_plan(playbook: Playbook, inventory: Inventory, options: PlanOptions) -
             host_plan = host_plans.get(inventory_host.name)
             if host_plan is None:
                 host = _render_connection_vars(templater, inventory, inventory_host, options)
-                check_connection(host)  # an unusable connection type is an input error: fail now
+                check_connection(host)  # unusable connection settings are input errors: fail now
+                unsupported = unsupported_connection(host)
+                if unsupported is not None:
+                    warnings.append(
+                        f"host '{host.name}': {unsupported.message}; it is reported "
+                        f"UNREACHABLE ({unsupported.reason.value})"
+                    )
                 host_plan = host_plans[host.name] = HostPlan(host=host)
             host = host_plan.host
             variables = _variables(inventory, host, play, options.extra_vars)

@@ -22,6 +22,8 @@ from checkrunner.inventory import (
     split_pattern,
 )
 from checkrunner.inventory.ini_format import parse_ini_value
+from checkrunner.results import UnreachableReason
+from checkrunner.transport import unsupported_connection
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "inventory"
@@ -274,6 +276,13 @@ def test_bad_ranges_are_input_errors_at_the_inventory_line(tmp_path, entry, fmt)
     assert str(caught.value).startswith(f"{source}:{line}:")
 
 
+def test_host_list_magic_vars_are_ansibles():
+    """ansible-core 2.19: `-i a,b,` gives inventory_file 'a,b,' and inventory_dir None."""
+    inventory = load_inventories(["a,b,"])
+    magic = inventory.magic_vars(inventory.get_host("a"))
+    assert (magic["inventory_file"], magic["inventory_dir"]) == ("a,b,", None)
+
+
 def test_comma_separated_host_lists():
     inventory = load_inventories(["web1,db1:2222, web[3:4]"])
     assert names(inventory.select("all")) == ["web1", "db1", "web3", "web4"]
@@ -463,7 +472,6 @@ def test_connection_settings_from_ansible_variables():
     ("host", "attribute", "line", "phrase"),
     [
         ("bad-port", "port", 30, "ansible_port must be a port number"),
-        ("bad-connection", "connection", 32, "did you mean 'paramiko'"),
         ("bad-become", "become", 34, "must be a boolean"),
         ("templated-port", "port", 36, "render host vars first"),
     ],
@@ -475,6 +483,17 @@ def test_unusable_connection_values_point_at_their_line(host, attribute, line, p
     error = caught.value
     assert error.location.file.endswith("connection.yml") and error.location.line == line
     assert phrase in str(error)
+
+
+def test_unsupported_connections_load_and_make_only_their_host_unreachable():
+    inventory = load("connection.yml")
+    typo = inventory.get_host("bad-connection")
+    assert typo.connection == "paramico"  # loading and listing work; running it does not
+    failure = unsupported_connection(typo)
+    assert failure is not None and failure.reason == UnreachableReason.UNSUPPORTED_CONNECTION
+    assert "'paramico' is not supported" in failure.message
+    assert "did you mean 'paramiko'" in failure.message
+    assert unsupported_connection(inventory.get_host("local-box")) is None
 
 
 def test_rendered_vars_make_templated_settings_usable():
@@ -493,7 +512,11 @@ def test_no_sources_gives_only_the_implicit_localhost():
     (local,) = inventory.select("localhost")
     assert (local.name, local.connection, local.implicit) == ("localhost", "local", True)
     assert local.python_interpreter == sys.executable and local.address == "127.0.0.1"
-    assert names(inventory.select("127.0.0.1")) == ["127.0.0.1"]
+    # one implicit host, whichever of its names a pattern uses (Ansible's self.localhost)
+    assert inventory.select("127.0.0.1") == [local] and inventory.get_host("::1") is local
+    assert names(inventory.select("localhost,127.0.0.1,::1")) == ["localhost"]
+    fresh = load_inventories([])
+    assert names(fresh.select("127.0.0.1:localhost")) == ["127.0.0.1"]
 
 
 def test_implicit_localhost_takes_all_group_vars_and_its_host_vars(tmp_path):

@@ -48,14 +48,14 @@ def parse_host_entry(text: str) -> HostEntry:
 def split_port(entry: str) -> tuple[str, int | None]:
     """('host', 22) from 'host:22'; IPv6 addresses keep their colons ('[::1]:22' for a port)."""
     bracketed = _BRACKETED_IPV6.match(entry)
-    if bracketed and _is_ipv6(bracketed.group(1)):
+    if bracketed and is_ipv6(bracketed.group(1)):
         port_text = bracketed.group(2)
         return bracketed.group(1), None if port_text is None else _parse_port(port_text, entry)
     colons = _colons_outside_brackets(entry)
     if not colons:
         return entry, None
     if len(colons) > 1:
-        if _is_ipv6(entry):
+        if is_ipv6(entry):
             return entry, None
         raise HostEntryError(
             f"host {entry!r} has several ':'; for an IPv6 address with a port write [addr]:port"
@@ -189,7 +189,7 @@ def _colons_outside_brackets(entry: str) -> list[int]:
     return positions
 
 
-def _is_ipv6(text: str) -> bool:
+def is_ipv6(text: str) -> bool:
     try:
         ipaddress.IPv6Address(text)
     except ValueError:

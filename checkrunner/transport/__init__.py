@@ -31,6 +31,7 @@ __all__ = [
     "configure_ssh",
     "get_transport",
     "parse_output",
+    "unsupported_connection",
 ]
 
 _LOCAL = LocalTransport()
@@ -49,13 +50,20 @@ def check_connection(host) -> None:
         if check_settings is not None:
             check_settings()
         return
-    if host.connection in SUPPORTED_CONNECTIONS:
-        return
-    from checkrunner.errors import ConfigError
 
-    raise ConfigError(
-        f"host '{host.name}' uses connection '{host.connection}', which checkrunner cannot run",
-        hint="use ansible_connection=ssh (the default) or local",
+
+def unsupported_connection(host) -> Unreachable | None:
+    """Why checkrunner cannot run anything on `host` (ansible_connection=winrm ...), or None."""
+    if host.connection in SUPPORTED_CONNECTIONS:
+        return None
+    from checkrunner.errors import did_you_mean
+    from checkrunner.results import UnreachableReason
+
+    typo = did_you_mean(host.connection.lower(), ("ssh", "local", "paramiko", "smart"))
+    return Unreachable(
+        UnreachableReason.UNSUPPORTED_CONNECTION,
+        f"ansible_connection '{host.connection}' is not supported: checkrunner runs checks "
+        f"over ssh or locally{f' ({typo})' if typo else ''}",
     )
 
 
@@ -71,6 +79,9 @@ def configure_ssh(options) -> None:
 def get_transport(host) -> Transport:
     """The transport for `host`; the SSH one is built on first use (ConfigError if misconfigured)."""
     global _ssh
+    unsupported = unsupported_connection(host)
+    if unsupported is not None:
+        raise unsupported
     check_connection(host)
     if host.connection == "local":
         return _LOCAL
