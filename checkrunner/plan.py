@@ -19,6 +19,7 @@ from checkrunner.config import (
     normalize_args,
     parse_range,
 )
+from checkrunner.config.coerce import is_templated
 from checkrunner.errors import ConfigError
 from checkrunner.evaluate.evaluate import CheckIdentity, MetricThresholds
 from checkrunner.inventory import Host, Inventory
@@ -123,7 +124,7 @@ def _render_connection_vars(
     templated = {
         key: value
         for key, value in host.vars.items()
-        if key.startswith("ansible_") and isinstance(value, str) and "{{" in value
+        if key.startswith("ansible_") and is_templated(value)
     }
     if not templated:
         return host
