@@ -149,3 +149,31 @@ def test_a_malformed_limit_is_exit_5(tmp_path):
     assert done.returncode == 5, done.stdout + done.stderr
     assert "--limit: malformed host pattern '~web[0-9'" in done.stderr
     assert "unterminated character set (at character 5)" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("line", "phrase"),
+    [
+        ("web1 ansible_port=ssh", "ansible_port must be a port number between 1 and 65535"),
+        ("web1 ansible_port=70000", "ansible_port must be a port number between 1 and 65535"),
+        ("web1 ansible_user='a;b'", "ansible_user must be a user name ssh accepts"),
+        ("x$(touch${IFS}nothing)", "the host name contains '$'"),
+    ],
+)
+def test_bad_connection_variables_exit_5_before_any_host_is_touched(tmp_path, line, phrase):
+    playbook = tmp_path / "p.yml"
+    playbook.write_text("- name: p\n  hosts: all\n  checks: [{name: m, memory: {}}]\n")
+    inventory = tmp_path / "inv.ini"
+    inventory.write_text(f"[web]\nok.example.com\n{line}\n")
+    for command in (["validate", playbook], [playbook, "--list-hosts"]):
+        done = run_checkrun(*command, "-i", inventory)
+        assert done.returncode == 5, done.stdout + done.stderr
+        assert f"{inventory}:3:1: " in done.stderr and phrase in done.stderr
+
+
+def test_a_user_ssh_refuses_on_the_command_line_is_exit_5(tmp_path):
+    playbook = tmp_path / "p.yml"
+    playbook.write_text("- name: p\n  hosts: all\n  checks: [{name: m, memory: {}}]\n")
+    done = run_checkrun(playbook, "-i", "web1,", "--user=-oProxyCommand=x")
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert "command line: user name '-oProxyCommand=x' starts with '-'" in done.stderr

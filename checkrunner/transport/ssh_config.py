@@ -62,6 +62,9 @@ class SSHOptions:
             )
         if self.connect_timeout is not None and self.connect_timeout <= 0:
             raise ValueError(f"connect timeout must be positive, got {self.connect_timeout!r}")
+        problem = None if self.user is None else user_problem(self.user)
+        if problem is not None:
+            raise ValueError(f"user name {self.user!r} {problem}, which ssh refuses")
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,7 @@ class EndpointResolver:
     def _jump(self, hop: str, hints: _HostHints, args: SSHArgs) -> Endpoint:
         """A ProxyJump hop `[user@]host[:port]`; its own ssh config applies, but not its ProxyJump."""
         user, hostname, port = parse_hop(hop)
+        _check_names(hostname, user)
         cfg = self._lookup(hostname)
         port = port or _config_int(cfg, "port") or DEFAULT_PORT
         return Endpoint(
