@@ -42,14 +42,13 @@ _ssh_lock = threading.Lock()
 
 
 def check_connection(host) -> None:
-    """ConfigError unless checkrunner can reach `host` with its connection type and settings
-    (cheap: no I/O). For ssh hosts this refuses, at the inventory line, the host names, users
-    and ports that OpenSSH refuses, before any of them can reach a ProxyCommand."""
-    if host.connection == "ssh":
-        check_settings = getattr(host, "check_ssh_settings", None)
-        if check_settings is not None:
-            check_settings()
-        return
+    """ConfigError unless `host`'s connection settings are usable (cheap: no I/O). For ssh
+    hosts this refuses, at the inventory line, the host names, users and ports that OpenSSH
+    refuses, before any of them can reach a ProxyCommand. An unsupported connection type is
+    no input error: see unsupported_connection."""
+    check_settings = getattr(host, "check_ssh_settings", None)
+    if host.connection == "ssh" and check_settings is not None:
+        check_settings()
 
 
 def unsupported_connection(host) -> Unreachable | None:
