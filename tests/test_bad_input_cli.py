@@ -114,24 +114,6 @@ def test_a_variable_named_env_is_warned_about(tmp_path):
     assert "'env'" in done.stderr and "hides the environment" in done.stderr
 
 
-@pytest.mark.parametrize(
-    ("entry", "phrase"),
-    [
-        ("h[1:\u00b2]", "must go from number to number (digits 0-9)"),
-        ("h[0:99999999]", "stands for 100,000,000 hosts"),
-    ],
-)
-def test_bad_host_ranges_exit_5_at_the_inventory_line(tmp_path, entry, phrase):
-    playbook = tmp_path / "p.yml"
-    playbook.write_text("- name: p\n  hosts: all\n  checks: [{name: m, memory: {}}]\n")
-    inventory = tmp_path / "inv.ini"
-    inventory.write_text(f"[web]\nweb1\n{entry}\n", encoding="utf-8")
-    done = run_checkrun("validate", playbook, "-i", inventory, timeout=60)
-    assert done.returncode == 5, done.stdout + done.stderr
-    assert f"{inventory}:3:1: " in done.stderr and phrase in done.stderr
-    assert "Traceback" not in done.stderr
-
-
 @pytest.mark.parametrize("pattern", ["~[", "all[5:x]", "all[", "::"])
 def test_a_malformed_host_pattern_is_exit_5_at_the_hosts_line(tmp_path, pattern):
     playbook = tmp_path / "p.yml"
@@ -158,17 +140,22 @@ def test_a_malformed_limit_is_exit_5(tmp_path):
         ("web1 ansible_port=70000", "ansible_port must be a port number between 1 and 65535"),
         ("web1 ansible_user='a;b'", "ansible_user must be a user name ssh accepts"),
         ("x$(touch${IFS}nothing)", "the host name contains '$'"),
+        ("h[1:\u00b2]", "must go from number to number (digits 0-9)"),
+        ("h[0:99999999]", "stands for 100,000,000 hosts"),
     ],
 )
-def test_bad_connection_variables_exit_5_before_any_host_is_touched(tmp_path, line, phrase):
+def test_a_bad_inventory_line_is_exit_5_at_that_line_before_any_host_is_touched(
+    tmp_path, line, phrase
+):
     playbook = tmp_path / "p.yml"
     playbook.write_text("- name: p\n  hosts: all\n  checks: [{name: m, memory: {}}]\n")
     inventory = tmp_path / "inv.ini"
-    inventory.write_text(f"[web]\nok.example.com\n{line}\n")
+    inventory.write_text(f"[web]\nok.example.com\n{line}\n", encoding="utf-8")
     for command in (["validate", playbook], [playbook, "--list-hosts"]):
-        done = run_checkrun(*command, "-i", inventory)
+        done = run_checkrun(*command, "-i", inventory, timeout=60)
         assert done.returncode == 5, done.stdout + done.stderr
         assert f"{inventory}:3:1: " in done.stderr and phrase in done.stderr
+        assert "Traceback" not in done.stderr
 
 
 def test_a_user_ssh_refuses_on_the_command_line_is_exit_5(tmp_path):

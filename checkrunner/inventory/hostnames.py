@@ -199,10 +199,8 @@ def is_ipv6(text: str) -> bool:
 
 def hostname_problem(name: str) -> str | None:
     """Why ssh must not be given this host name (OpenSSH's valid_hostname), or None if it may."""
-    if not name:
-        return "is empty"
-    if name.startswith("-"):
-        return "starts with '-' (ssh would read it as an option)"
+    if not name or name.startswith("-"):
+        return _start_problem(name)
     for char in name:
         if char in _HOSTNAME_FORBIDDEN:
             return f"contains {char!r}"
@@ -213,10 +211,8 @@ def hostname_problem(name: str) -> str | None:
 
 def user_problem(user: str) -> str | None:
     """Why ssh must not be given this remote user name (OpenSSH's valid_ruser), or None."""
-    if not user:
-        return "is empty"
-    if user.startswith("-"):
-        return "starts with '-' (ssh would read it as an option)"
+    if not user or user.startswith("-"):
+        return _start_problem(user)
     for index, char in enumerate(user):
         if char in _USER_FORBIDDEN:
             return f"contains {char!r}"
@@ -227,3 +223,7 @@ def user_problem(user: str) -> str | None:
     if user.endswith("\\"):
         return "ends with '\\'"
     return None
+
+
+def _start_problem(text: str) -> str:
+    return "starts with '-' (ssh would read it as an option)" if text else "is empty"
