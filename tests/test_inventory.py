@@ -21,6 +21,7 @@ from checkrunner.inventory import (
     parse_host_entry,
     split_pattern,
 )
+from checkrunner.inventory.hostnames import hostname_problem, user_problem
 from checkrunner.inventory.ini_format import parse_ini_value
 from checkrunner.results import UnreachableReason
 from checkrunner.transport import unsupported_connection
@@ -254,6 +255,50 @@ def test_bad_host_entries_say_what_is_wrong(entry, phrase):
     with pytest.raises(HostEntryError) as caught:
         parse_host_entry(entry)
     assert phrase in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("web1.example.com", None),
+        ("fe80::1%eth0", None),
+        ("~root", None),  # harmless once quoted
+        ("bücher.example", None),
+        ("x$(touch${IFS}/tmp/PWNED)", "contains '$'"),
+        ("a`id`", "contains '`'"),
+        ("a;b", "contains ';'"),
+        ("a|b", "contains '|'"),
+        ("a,b", "contains ','"),
+        ("a\\b", "contains '\\\\'"),
+        ("a\nb", "contains the control or space character '\\n'"),
+        ("a\x1bb", "control or space character"),
+        ("-oProxyCommand=x", "starts with '-'"),
+        ("", "is empty"),
+    ],
+)
+def test_host_names_are_checked_as_openssh_does(name, problem):
+    found = hostname_problem(name)
+    assert found is None if problem is None else problem in (found or "")
+
+
+@pytest.mark.parametrize(
+    ("user", "problem"),
+    [
+        ("deploy", None),
+        ("DOMAIN\\user", None),  # OpenSSH allows '\\' and '$' in users (valid_ruser)
+        ("machine$", None),
+        ("first last", None),
+        ("u;id", "contains ';'"),
+        ("u'x", 'contains "\'"'),
+        ("a -oProxyCommand=x", "contains a space followed by '-'"),
+        ("-l", "starts with '-'"),
+        ("trailing\\", "ends with '\\'"),
+        ("tab\there", "contains the control character '\\t'"),
+    ],
+)
+def test_user_names_are_checked_as_openssh_does(user, problem):
+    found = user_problem(user)
+    assert found is None if problem is None else problem in (found or "")
 
 
 def test_a_range_at_the_bound_expands_lazily_and_fast():
