@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -241,8 +242,10 @@ def test_a_mixed_fleet_inventory_works_and_only_unsupported_hosts_are_unreachabl
     listed = run_checkrun(playbook, "-i", inventory, "--list-hosts")
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.split() == ["hosts", "(3):", "win1", "sw1", "localhost"]
-    done = run_checkrun(playbook, "-i", inventory, "-r", "json:-")
+    started = time.monotonic()
+    done = run_checkrun(playbook, "-i", inventory, "-r", "json:-", "--wait", "90s")
     assert done.returncode == 4, done.stdout + done.stderr
+    assert time.monotonic() - started < 60  # --wait does not wait for what can never come
     hosts = {h["host"]: h for h in json.loads(done.stdout)["hosts"]}
     for name, connection in (("win1", "winrm"), ("sw1", "ansible.netcommon.network_cli")):
         assert hosts[name]["reachable"] is False
