@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from conftest import run_checkrun
+from recorder import Recorder
 
 from checkrunner.alerting.receivers.format import render_template
 from checkrunner.config import Templater
@@ -83,3 +84,25 @@ def test_a_run_and_validate_keep_unsafe_values_as_written(tmp_path: Path):
         "written in place": "{{ .Status }}",
         "from inventory": ALERT_TEMPLATE,
     }
+
+
+def test_a_receiver_template_written_unsafe_passes_validate_and_is_sent_as_written(tmp_path):
+    """Point 12 refuses Go template syntax in receiver options; under `!unsafe` it is the
+    user's deliberate text (for a system that reads it later): checked by nothing, sent as is."""
+    raw = "{{ .CommonLabels.alertname }} fired"
+    with Recorder() as recorder:
+        playbook = tmp_path / "alerts.yml"
+        playbook.write_text(
+            "plays:\n  - name: app\n    hosts: localhost\n"
+            "    checks: [{name: m, memory: {}}]\n"
+            "receivers:\n  - name: ops\n    webhook_configs:\n"
+            f"      - url: {recorder.url('/hook')}\n"
+            f"        payload: !unsafe '{raw}'\n"
+            "route: {receiver: ops}\n"
+        )
+        validated = run_checkrun("validate", playbook)
+        assert validated.returncode == 0, validated.stderr
+        done = run_checkrun("notify", playbook, "--test", "ops", "--state", tmp_path / "s.db")
+        assert done.returncode == 0, done.stdout + done.stderr
+        [request] = recorder.requests("/hook")
+        assert request.body.decode() == raw
