@@ -269,11 +269,12 @@ def _become_password(cmd: RunCommand) -> str | None:
 
 def _prepare_transports(plan: Plan) -> None:
     """Build each transport the plan needs now, so a bad ssh config stops the run (exit 5)."""
-    from checkrunner.transport import get_transport
+    from checkrunner.transport import get_transport, unsupported_connection
 
     first_host_per_connection = {hp.host.connection: hp.host for hp in reversed(plan.hosts)}
     for host in first_host_per_connection.values():
-        get_transport(host)
+        if unsupported_connection(host) is None:  # those hosts are reported unreachable
+            get_transport(host)
 
 
 def validate(cmd: RunCommand) -> int:

@@ -19,10 +19,11 @@ from checkrunner.config import (
     normalize_args,
     parse_range,
 )
+from checkrunner.config.coerce import is_templated
 from checkrunner.errors import ConfigError
 from checkrunner.evaluate.evaluate import CheckIdentity, MetricThresholds
 from checkrunner.inventory import Host, Inventory
-from checkrunner.transport import BatchCheck, check_connection
+from checkrunner.transport import BatchCheck, check_connection, unsupported_connection
 
 
 @dataclass
@@ -74,7 +75,11 @@ def build_plan(playbook: Playbook, inventory: Inventory, options: PlanOptions) -
     if playbook.alerting is not None:
         warnings += playbook.alerting.warnings
     for play in playbook.plays:
-        hosts = inventory.select(play.hosts, limit=options.limit, location=play.location)
+        hosts = inventory.select(
+            play.hosts,
+            limit=options.limit,
+            location=play.key_locations.get("hosts", play.location),
+        )
         if not hosts:
             warnings.append(
                 f"{play.location}: play '{play.name}': host pattern '{play.hosts}' matched no hosts"
@@ -85,7 +90,13 @@ def build_plan(playbook: Playbook, inventory: Inventory, options: PlanOptions) -
             host_plan = host_plans.get(inventory_host.name)
             if host_plan is None:
                 host = _render_connection_vars(templater, inventory, inventory_host, options)
-                check_connection(host)  # an unusable connection type is an input error: fail now
+                check_connection(host)  # unusable connection settings are input errors: fail now
+                unsupported = unsupported_connection(host)
+                if unsupported is not None:
+                    warnings.append(
+                        f"host '{host.name}': {unsupported.message}; it is reported "
+                        f"UNREACHABLE ({unsupported.reason.value})"
+                    )
                 host_plan = host_plans[host.name] = HostPlan(host=host)
             host = host_plan.host
             variables = _variables(inventory, host, play, options.extra_vars)
@@ -115,7 +126,7 @@ def _render_connection_vars(
     templated = {
         key: value
         for key, value in host.vars.items()
-        if key.startswith("ansible_") and isinstance(value, str) and "{{" in value
+        if key.startswith("ansible_") and is_templated(value)
     }
     if not templated:
         return host

@@ -50,6 +50,7 @@ class UnreachableReason(str, enum.Enum):
     NO_PYTHON = "no-python"
     SUDO = "sudo"
     REMOTE_CRASH = "remote-crash"
+    UNSUPPORTED_CONNECTION = "unsupported-connection"  # winrm, network_cli, docker ...
     ERROR = "error"
 
 

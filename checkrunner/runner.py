@@ -144,7 +144,8 @@ def _run_host(host_plan: HostPlan, options: RunOptions, cancel: threading.Event)
                     )
                 break
             except Unreachable as exc:
-                if wait_until and time.monotonic() + options.wait_interval < wait_until:
+                waiting = exc.reason != UnreachableReason.UNSUPPORTED_CONNECTION  # never will be
+                if waiting and wait_until and time.monotonic() + options.wait_interval < wait_until:
                     _sleep(options.wait_interval, cancel)
                     continue
                 result.reachable = False

@@ -112,3 +112,55 @@ def test_a_variable_named_env_is_warned_about(tmp_path):
     done = run_checkrun("validate", playbook)
     assert done.returncode == 0
     assert "'env'" in done.stderr and "hides the environment" in done.stderr
+
+
+@pytest.mark.parametrize("pattern", ["~[", "all[5:x]", "all[", "::"])
+def test_a_malformed_host_pattern_is_exit_5_at_the_hosts_line(tmp_path, pattern):
+    playbook = tmp_path / "p.yml"
+    playbook.write_text(f"- name: p\n  hosts: '{pattern}'\n  checks: [{{name: m, memory: {{}}}}]\n")
+    done = run_checkrun(playbook, "-r", "json:-")
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert f"p.yml:2:10: malformed host pattern '{pattern}'" in done.stderr
+    assert "(at character " in done.stderr and done.stdout == ""
+
+
+def test_a_malformed_limit_is_exit_5(tmp_path):
+    playbook = tmp_path / "p.yml"
+    playbook.write_text("- name: p\n  hosts: localhost\n  checks: [{name: m, memory: {}}]\n")
+    done = run_checkrun(playbook, "-l", "~web[0-9", "-r", "json:-")
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert "--limit: malformed host pattern '~web[0-9'" in done.stderr
+    assert "unterminated character set (at character 5)" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("line", "phrase"),
+    [
+        ("web1 ansible_port=ssh", "ansible_port must be a port number between 1 and 65535"),
+        ("web1 ansible_port=70000", "ansible_port must be a port number between 1 and 65535"),
+        ("web1 ansible_user='a;b'", "ansible_user must be a user name ssh accepts"),
+        ("x$(touch${IFS}nothing)", "the host name contains '$'"),
+        ("h[1:\u00b2]", "must go from number to number (digits 0-9)"),
+        ("h[0:99999999]", "stands for 100,000,000 hosts"),
+    ],
+)
+def test_a_bad_inventory_line_is_exit_5_at_that_line_before_any_host_is_touched(
+    tmp_path, line, phrase
+):
+    playbook = tmp_path / "p.yml"
+    playbook.write_text("- name: p\n  hosts: all\n  checks: [{name: m, memory: {}}]\n")
+    inventory = tmp_path / "inv.ini"
+    inventory.write_text(f"[web]\nok.example.com\n{line}\n", encoding="utf-8")
+    for command in (["validate", playbook], [playbook, "--list-hosts"]):
+        done = run_checkrun(*command, "-i", inventory, timeout=60)
+        assert done.returncode == 5, done.stdout + done.stderr
+        assert f"{inventory}:3:1: " in done.stderr and phrase in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_a_user_ssh_refuses_on_the_command_line_is_exit_5(tmp_path):
+    playbook = tmp_path / "p.yml"
+    playbook.write_text("- name: p\n  hosts: all\n  checks: [{name: m, memory: {}}]\n")
+    done = run_checkrun(playbook, "-i", "web1,", "--user=-oProxyCommand=x")
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert "command line: user name '-oProxyCommand=x' starts with '-'" in done.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from checkrunner.errors import ConfigError
+from checkrunner.errors import ConfigError, Location
 from checkrunner.inventory import (
     HostEntryError,
     Inventory,
@@ -22,7 +22,10 @@ from checkrunner.inventory import (
     parse_host_entry,
     split_pattern,
 )
+from checkrunner.inventory.hostnames import hostname_problem, user_problem
 from checkrunner.inventory.ini_format import parse_ini_value
+from checkrunner.results import UnreachableReason
+from checkrunner.transport import unsupported_connection
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "inventory"
@@ -240,12 +243,90 @@ def test_host_entries_split_name_and_port(entry, names_, port):
         ("web:", "reserved for a port"),
         ("web:99999", "invalid port"),
         ("a:b:c", "several ':'"),
+        ("h[1:\u00b2]", "digits 0-9"),  # superscript two: isdigit() says yes, int() says no
+        ("h[\u0661:9]", "digits 0-9"),  # Arabic-Indic one
+        ("h[1:3:\u00b2]", "step must be a positive"),
+        ("web:\u00b2\u00b2", "invalid port"),
+        ("a[b[1:2]", "unbalanced"),
+        ("h[0:99999999]", "stands for 100,000,000 hosts; one entry may stand for at most 100,000"),
+        ("h[0:999][0:999]", "stands for 1,000,000 hosts"),
     ],
 )
 def test_bad_host_entries_say_what_is_wrong(entry, phrase):
     with pytest.raises(HostEntryError) as caught:
         parse_host_entry(entry)
     assert phrase in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("web1.example.com", None),
+        ("fe80::1%eth0", None),
+        ("~root", None),  # harmless once quoted
+        ("bücher.example", None),
+        ("x$(touch${IFS}/tmp/PWNED)", "contains '$'"),
+        ("a`id`", "contains '`'"),
+        ("a;b", "contains ';'"),
+        ("a|b", "contains '|'"),
+        ("a,b", "contains ','"),
+        ("a\\b", "contains '\\\\'"),
+        ("a\nb", "contains the control or space character '\\n'"),
+        ("a\x1bb", "control or space character"),
+        ("-oProxyCommand=x", "starts with '-'"),
+        ("", "is empty"),
+    ],
+)
+def test_host_names_are_checked_as_openssh_does(name, problem):
+    found = hostname_problem(name)
+    assert found is None if problem is None else problem in (found or "")
+
+
+@pytest.mark.parametrize(
+    ("user", "problem"),
+    [
+        ("deploy", None),
+        ("DOMAIN\\user", None),  # OpenSSH allows '\\' and '$' in users (valid_ruser)
+        ("machine$", None),
+        ("first last", None),
+        ("u;id", "contains ';'"),
+        ("u'x", 'contains "\'"'),
+        ("a -oProxyCommand=x", "contains a space followed by '-'"),
+        ("-l", "starts with '-'"),
+        ("trailing\\", "ends with '\\'"),
+        ("tab\there", "contains the control character '\\t'"),
+    ],
+)
+def test_user_names_are_checked_as_openssh_does(user, problem):
+    found = user_problem(user)
+    assert found is None if problem is None else problem in (found or "")
+
+
+def test_a_range_at_the_bound_expands_lazily_and_fast():
+    started = time.perf_counter()
+    names_ = expand_host_ranges("h[000001:100000]")
+    assert len(names_) == 100_000 and names_[0] == "h000001" and names_[-1] == "h100000"
+    assert time.perf_counter() - started < 5  # generous on a loaded machine; the bug took minutes
+
+
+@pytest.mark.parametrize("entry", ["h[1:\u00b2]", "h[0:99999999]"])
+@pytest.mark.parametrize("fmt", ["ini", "yml"])
+def test_bad_ranges_are_input_errors_at_the_inventory_line(tmp_path, entry, fmt):
+    source = tmp_path / f"inv.{fmt}"
+    source.write_text(
+        f"[web]\nok1\n{entry}\n" if fmt == "ini" else f"web:\n  hosts:\n    ok1:\n    {entry}:\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_inventories([str(source)])
+    line = 3 if fmt == "ini" else 4
+    assert str(caught.value).startswith(f"{source}:{line}:")
+
+
+def test_host_list_magic_vars_are_ansibles():
+    """ansible-core 2.19: `-i a,b,` gives inventory_file 'a,b,' and inventory_dir None."""
+    inventory = load_inventories(["a,b,"])
+    magic = inventory.magic_vars(inventory.get_host("a"))
+    assert (magic["inventory_file"], magic["inventory_dir"]) == ("a,b,", None)
 
 
 def test_comma_separated_host_lists():
@@ -437,7 +518,6 @@ def test_connection_settings_from_ansible_variables():
     ("host", "attribute", "line", "phrase"),
     [
         ("bad-port", "port", 30, "ansible_port must be a port number"),
-        ("bad-connection", "connection", 32, "did you mean 'paramiko'"),
         ("bad-become", "become", 34, "must be a boolean"),
         ("templated-port", "port", 36, "render host vars first"),
     ],
@@ -449,6 +529,17 @@ def test_unusable_connection_values_point_at_their_line(host, attribute, line, p
     error = caught.value
     assert error.location.file.endswith("connection.yml") and error.location.line == line
     assert phrase in str(error)
+
+
+def test_unsupported_connections_load_and_make_only_their_host_unreachable():
+    inventory = load("connection.yml")
+    typo = inventory.get_host("bad-connection")
+    assert typo.connection == "paramico"  # loading and listing work; running it does not
+    failure = unsupported_connection(typo)
+    assert failure is not None and failure.reason == UnreachableReason.UNSUPPORTED_CONNECTION
+    assert "'paramico' is not supported" in failure.message
+    assert "did you mean 'paramiko'" in failure.message
+    assert unsupported_connection(inventory.get_host("local-box")) is None
 
 
 def test_rendered_vars_make_templated_settings_usable():
@@ -467,7 +558,11 @@ def test_no_sources_gives_only_the_implicit_localhost():
     (local,) = inventory.select("localhost")
     assert (local.name, local.connection, local.implicit) == ("localhost", "local", True)
     assert local.python_interpreter == sys.executable and local.address == "127.0.0.1"
-    assert names(inventory.select("127.0.0.1")) == ["127.0.0.1"]
+    # one implicit host, whichever of its names a pattern uses (Ansible's self.localhost)
+    assert inventory.select("127.0.0.1") == [local] and inventory.get_host("::1") is local
+    assert names(inventory.select("localhost,127.0.0.1,::1")) == ["localhost"]
+    fresh = load_inventories([])
+    assert names(fresh.select("127.0.0.1:localhost")) == ["127.0.0.1"]
 
 
 def test_implicit_localhost_takes_all_group_vars_and_its_host_vars(tmp_path):
@@ -568,6 +663,46 @@ def test_a_bad_regex_pattern_is_a_config_error():
     inventory = load("patterns.yml")
     with pytest.raises(ConfigError, match="invalid regular expression"):
         inventory.select("~web(")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "phrase"),
+    [
+        ("~[", "invalid regular expression '~[': unterminated character set (at character 2)"),
+        ("all[5:x]", "invalid subscript '[5:x]' (at character 4)"),
+        ("all[", "unclosed '[' (at character 4)"),
+        ("web:all[", "unclosed '[' (at character 8)"),
+        ("::", "names no host or group (at character 1)"),
+        (",", "names no host or group"),
+        ("web]", "unbalanced ']' (at character 4)"),
+        ("web[]", "empty '[]'"),
+        ("web:!", "'!' has an operator but no name (at character 5)"),
+        ("db,~web[0-9", "unterminated character set (at character 8)"),
+    ],
+)
+def test_malformed_patterns_are_config_errors_with_the_position(pattern, phrase):
+    inventory = load("patterns.yml")
+    where = Location("play.yml", 3, 10)
+    with pytest.raises(ConfigError) as caught:
+        inventory.select(pattern, location=where)
+    assert caught.value.location == where
+    assert caught.value.message.startswith(f"malformed host pattern '{pattern}': ")
+    assert phrase in caught.value.message
+    with pytest.raises(ConfigError) as caught:
+        inventory.select("all", limit=pattern)
+    assert str(caught.value.location) == "--limit" and phrase in caught.value.message
+
+
+@pytest.mark.parametrize("pattern", ["nosuch", "web[7]", "fe80::1", "web[89]*", "~zz.*", "a b"])
+def test_well_formed_patterns_matching_nothing_stay_unmatched(pattern):
+    inventory = load("patterns.yml")
+    assert inventory.select(pattern) == []
+    assert inventory.unmatched_patterns
+
+
+def test_spaces_separate_pattern_parts_as_in_ansible():
+    inventory = load("patterns.yml")
+    assert names(inventory.select("web db")) == WEB + DB
 
 
 def test_split_pattern_keeps_ranges_and_ipv6_whole():

@@ -13,6 +13,7 @@ from typing import Any
 
 from checkrunner.errors import did_you_mean
 from checkrunner.units import parse_duration, parse_size
+from checkrunner.unsafe import UnsafeText
 
 TEMPLATE_MARKERS = ("{{", "{%", "{#")
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -68,8 +69,13 @@ class OptionValueError(ValueError):
 
 
 def is_templated(value: Any) -> bool:
-    """A string with Jinja2 markup: its type is only known once rendered for a host."""
-    return isinstance(value, str) and any(marker in value for marker in TEMPLATE_MARKERS)
+    """A string with Jinja2 markup: its type is only known once rendered for a host. Text
+    written `!unsafe` never is, whatever it holds."""
+    return (
+        isinstance(value, str)
+        and not isinstance(value, UnsafeText)
+        and any(marker in value for marker in TEMPLATE_MARKERS)
+    )
 
 
 def contains_template(value: Any) -> bool:

@@ -8,7 +8,8 @@ file:line:column of the node it is about.
 Differences from PyYAML's SafeLoader, all to keep data JSON-like and surprises out:
 - a key written twice in one mapping is an error naming both lines (YAML keeps the last);
 - `10:20` is the string "10:20" (a Nagios range), not the YAML 1.1 base-60 integer 620;
-- dates such as 2024-01-31 stay strings instead of becoming datetime objects.
+- dates such as 2024-01-31 stay strings instead of becoming datetime objects;
+- Ansible's `!unsafe` tag is understood: its strings are never templated (checkrunner.unsafe).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from yaml.resolver import Resolver
 
 from checkrunner.config.problems import raise_problems
 from checkrunner.errors import ConfigError, Location
+from checkrunner.unsafe import UNSAFE_TAG, mark_unsafe
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _INT_TAG = "tag:yaml.org,2002:int"
@@ -166,6 +168,19 @@ class _MarkedLoader(yaml.SafeLoader):
         data.extend(self.construct_sequence(node))
         data.item_locations = [self.node_location(item) for item in node.value]
 
+    def construct_unsafe(self, node: Node) -> Any:
+        """Ansible's `!unsafe`: the value as written, every string in it never templated."""
+        if isinstance(node, MappingNode):
+            value: Any = self.construct_mapping(node, deep=True)
+        elif isinstance(node, SequenceNode):
+            value = MarkedSeq(
+                self.construct_sequence(node, deep=True), location=self.node_location(node)
+            )
+            value.item_locations = [self.node_location(item) for item in node.value]
+        else:
+            value = self.construct_scalar(node)
+        return mark_unsafe(value)
+
     def _report_duplicate_keys(self, node: MappingNode) -> None:
         # Only keys written in this mapping: a key that overrides one pulled in by a `<<`
         # merge is how merges are meant to be used, not a mistake.
@@ -208,6 +223,7 @@ def _resolvers_without_base60_and_dates() -> dict[str, list[tuple[str, re.Patter
 _MarkedLoader.yaml_implicit_resolvers = _resolvers_without_base60_and_dates()
 _MarkedLoader.add_constructor("tag:yaml.org,2002:map", _MarkedLoader.construct_marked_map)
 _MarkedLoader.add_constructor("tag:yaml.org,2002:seq", _MarkedLoader.construct_marked_seq)
+_MarkedLoader.add_constructor(UNSAFE_TAG, _MarkedLoader.construct_unsafe)
 
 _CONTROL_CHARACTERS = Reader.NON_PRINTABLE
 

@@ -10,7 +10,8 @@ Variables merge lowest to highest exactly as Ansible's documented precedence (le
 6. host_vars/HOST beside each inventory source, then beside the playbook
 
 Group order is Ansible's: shallower groups first (parents before children), ties broken by
-ansible_group_priority (higher wins) and then by name. Note levels 2 < 3: group_vars/all.yml
+ansible_group_priority (higher wins; only the inventory source sets it, a group_vars/ file
+makes it a plain variable, as in Ansible) and then by name. Note levels 2 < 3: group_vars/all.yml
 beats `[web:vars]` written in the inventory file, as in Ansible.
 """
 
@@ -26,8 +27,6 @@ from checkrunner.inventory.data import ALL, UNGROUPED, GroupDraft, HostDraft, In
 from checkrunner.inventory.inventory import Inventory
 from checkrunner.inventory.model import LOCALHOST_NAMES, Group, Host, InventoryWarning
 from checkrunner.inventory.vars_dirs import LoadedVars, VarsDirectory
-
-GROUP_PRIORITY_VAR = "ansible_group_priority"
 
 
 @dataclass
@@ -215,18 +214,7 @@ class _VarsMerger:
         return sorted(names, key=lambda name: (self._depths[name], self._priority(name), name))
 
     def _priority(self, name: str) -> int:
-        own = self._own_group_vars(name)
-        value = own.values.get(GROUP_PRIORITY_VAR, 1)
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, str))
-            or not str(value).strip().lstrip("-").isdigit()
-        ):
-            raise ConfigError(
-                f"group '{name}': {GROUP_PRIORITY_VAR} must be an integer, got {value!r}",
-                own.locations.get(GROUP_PRIORITY_VAR) or self._data.groups[name].location,
-            )
-        return int(value)
+        return self._data.groups[name].priority
 
     def _own_group_vars(self, name: str) -> LoadedVars:
         """The group's inventory-file vars, then its group_vars/ files (inventory side, then playbook)."""

@@ -6,10 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from checkrunner.errors import ConfigError, Location
+from checkrunner.inventory.hostnames import is_ascii_number
 from checkrunner.inventory.model import InventoryWarning
 
 ALL = "all"
 UNGROUPED = "ungrouped"
+GROUP_PRIORITY_VAR = "ansible_group_priority"
+HOST_LIST = "<host list>"  # the location file of hosts from `-i web1,web2`
 
 
 @dataclass
@@ -22,6 +25,7 @@ class GroupDraft:
     parents: dict[str, None] = field(default_factory=dict)
     vars: dict[str, Any] = field(default_factory=dict)
     var_locations: dict[str, Location] = field(default_factory=dict)
+    priority: int = 1  # ansible_group_priority, from the inventory source only (as Ansible)
 
 
 @dataclass
@@ -54,6 +58,9 @@ class InventoryData:
     def __post_init__(self) -> None:
         for name in (ALL, UNGROUPED):
             self.groups[name] = GroupDraft(name, declared=True)
+        # Ansible's InventoryData starts with this edge: 'ungrouped' is all's first child
+        self.groups[ALL].children[UNGROUPED] = None
+        self.groups[UNGROUPED].parents[ALL] = None
 
     def group(self, name: str, location: Location, declare: bool = True) -> GroupDraft:
         group = self.groups.get(name)
@@ -65,11 +72,20 @@ class InventoryData:
         return group
 
     def add_host(
-        self, name: str, group_name: str, location: Location, source: str | None
+        self,
+        name: str,
+        group_name: str,
+        location: Location,
+        source: str | None,
+        port: int | None = None,
     ) -> HostDraft:
+        """The host, made on first sight; a `name:port` port counts only then (as in Ansible, a
+        host listed again with another port keeps the first; ansible_port= still overrides)."""
         host = self.hosts.get(name)
         if host is None:
             host = self.hosts[name] = HostDraft(name, location, source)
+            if port is not None:
+                self.set_host_vars(host, {"ansible_port": port}, {"ansible_port": location})
         group = self.group(group_name, location, declare=False)
         group.hosts[name] = None
         host.groups[group_name] = None
@@ -90,6 +106,9 @@ class InventoryData:
 
     def set_group_var(self, group: str, key: str, value: Any, location: Location) -> None:
         draft = self.group(group, location, declare=False)
+        if key == GROUP_PRIORITY_VAR:  # Ansible makes it the group's priority, not a variable
+            draft.priority = _priority(group, value, location)
+            return
         draft.vars[key] = value
         draft.var_locations[key] = location
 
@@ -98,3 +117,13 @@ class InventoryData:
     ) -> None:
         host.vars.update(values)
         host.var_locations.update(locations)
+
+
+def _priority(group: str, value: Any, location: Location) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and is_ascii_number(value.strip().removeprefix("-")):
+        return int(value)
+    raise ConfigError(
+        f"group '{group}': {GROUP_PRIORITY_VAR} must be an integer, got {value!r}", location
+    )

@@ -11,7 +11,7 @@ from typing import Any
 
 from checkrunner.errors import ConfigError, Location, did_you_mean
 from checkrunner.inventory.data import UNGROUPED, GroupReference, InventoryData
-from checkrunner.inventory.hostnames import HostEntryError, parse_host_entry
+from checkrunner.inventory.hostnames import HostEntryError, is_ipv6, parse_host_entry
 
 SECTION_KINDS = ("hosts", "children", "vars")
 SECTION = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:[#;].*)?$")
@@ -20,6 +20,7 @@ _COMMENT_MARKERS = ("#", ";")
 _NEEDS_SHLEX = frozenset("\"'\\#")
 _TRAILING_COMMENT = re.compile(r"\s+[#;].*$")
 _LITERAL_WORDS = ("True", "False", "None")
+_BRACKETED_IPV6_HOST = re.compile(r"^\[([0-9A-Fa-f:.%\w]+)\](?::\d+)?$")
 _DOTTED_NUMBERS = re.compile(r"^\d+(?:\.\d+){2,}$")  # IPv4 addresses and versions: never literals
 
 
@@ -29,21 +30,46 @@ class _Section:
     kind: str
 
 
+# child group -> (parent, where) of [parent:children] entries naming it before it exists
+_Pending = dict[str, list[tuple[str, Location]]]
+
+
 def parse_ini_inventory(path: str, text: str, data: InventoryData) -> None:
     section = _Section(UNGROUPED, "hosts")
+    pending: _Pending = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line[0] in _COMMENT_MARKERS:
             continue
         location = Location(path, number, raw.find(line[0]) + 1)
-        if line.startswith("["):
+        if line.startswith("[") and not _is_bracketed_host(line, section):
             section = _parse_section(line, location, data)
+            if section.kind != "vars":
+                _attach_pending(section.group, pending, data)
         elif section.kind == "hosts":
             _parse_host_line(line, raw, section.group, location, data)
         elif section.kind == "vars":
             _parse_var_line(line, section.group, location, data)
         else:
-            _parse_child_line(line, section.group, location, data)
+            _parse_child_line(line, section.group, location, data, pending)
+    for child in list(pending):  # never defined: attached so the reference check reports them
+        _attach_pending(child, pending, data)
+
+
+def _is_bracketed_host(line: str, section: _Section) -> bool:
+    """`[2001:db8::10]:2222 ...` in a hosts section: an IPv6 host with a port, not a header.
+    Like Ansible, a line ending in ']' is always read as a header."""
+    if section.kind != "hosts" or line.endswith("]") or SECTION.match(line):
+        return False
+    match = _BRACKETED_IPV6_HOST.match(line.split()[0])
+    return match is not None and is_ipv6(match.group(1))
+
+
+def _attach_pending(child: str, pending: _Pending, data: InventoryData) -> None:
+    """As Ansible's INI plugin: a child named before its own section joins its parents when
+    that section appears, which decides the order of the parents' children and hosts."""
+    for parent, location in pending.pop(child, []):
+        data.add_child(parent, child, location)
 
 
 def parse_ini_value(text: str) -> Any:
@@ -97,11 +123,9 @@ def _parse_host_line(
     for token in tokens[1:]:
         key, value = _host_variable(token, raw, location)
         values[key] = value
-    if entry.port is not None:
-        values.setdefault("ansible_port", entry.port)
     locations = dict.fromkeys(values, location)
     for name in entry.names:
-        host = data.add_host(name, group, location, location.file)
+        host = data.add_host(name, group, location, location.file, entry.port)
         data.set_host_vars(host, values, locations)
 
 
@@ -144,7 +168,9 @@ def _parse_var_line(line: str, group: str, location: Location, data: InventoryDa
     data.set_group_var(group, key, parsed, location)
 
 
-def _parse_child_line(line: str, parent: str, location: Location, data: InventoryData) -> None:
+def _parse_child_line(
+    line: str, parent: str, location: Location, data: InventoryData, pending: _Pending
+) -> None:
     match = _GROUP_NAME.match(line)
     if match is None:
         raise ConfigError(
@@ -153,7 +179,10 @@ def _parse_child_line(line: str, parent: str, location: Location, data: Inventor
             "list one child group per line; hosts go in [group] sections",
         )
     child = match.group(1)
-    data.add_child(parent, child, location)
+    if child in data.groups:
+        data.add_child(parent, child, location)
+    else:
+        pending.setdefault(child, []).append((parent, location))
     data.references.append(GroupReference(child, location, parent))
 
 

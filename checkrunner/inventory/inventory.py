@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 from checkrunner.errors import ConfigError, Location
+from checkrunner.inventory.data import HOST_LIST
 from checkrunner.inventory.model import LOCALHOST_NAMES, Group, Host, InventoryWarning
 from checkrunner.inventory.patterns import Term, compile_matcher, is_plain_name, parse_terms
 
 Pattern = Union[str, Sequence[str]]
+LIMIT_LOCATION = Location("--limit")  # where a --limit pattern comes from, for its errors
 
 
 @dataclass
@@ -38,6 +40,7 @@ class Inventory:
         self.warnings = warnings
         self.unmatched_patterns: list[str] = []  # every part of every select() that matched nothing
         self._implicit_localhosts = implicit_localhosts
+        self._implicit_localhost: Host | None = None  # the one made, under the first name asked
         self._members: dict[str, list[Host]] = {}
         self._groups_var: dict[str, list[str]] | None = None
 
@@ -63,7 +66,7 @@ class Inventory:
         if limit is None:
             return selection
         allowed = self._evaluate(
-            parse_terms(self._limit_patterns(limit, location), location), location
+            parse_terms(self._limit_patterns(limit), LIMIT_LOCATION), LIMIT_LOCATION
         )
         names = {host.name for host in allowed.hosts}
         hosts = [host for host in selection.hosts if host.name in names]
@@ -78,7 +81,7 @@ class Inventory:
 
     def get_host(self, name: str) -> Host | None:
         """A host by name; 'localhost', '127.0.0.1' and '::1' give the implicit localhost if undefined."""
-        return self.hosts.get(name) or self._implicit_localhosts.get(name)
+        return self.hosts.get(name) or self._implicit(name)
 
     def group_hosts(self, name: str) -> list[Host]:
         """Hosts of a group and its descendants: the group's own first, then each generation of children."""
@@ -94,7 +97,7 @@ class Inventory:
             "group_names": list(host.groups),
             "groups": self._groups_mapping(),
             "inventory_file": host.source,
-            "inventory_dir": os.path.dirname(host.source) if host.source else None,
+            "inventory_dir": _inventory_dir(host),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,8 +143,17 @@ class Inventory:
         if not group_names or not is_plain_name(expression) or "." in expression:
             results.extend(self._hosts_named(expression, location))
         if not results and expression in LOCALHOST_NAMES:
-            results.append(self._implicit_localhosts[expression])
+            results.append(self._implicit(expression))
         return _unique(results)
+
+    def _implicit(self, name: str) -> Host | None:
+        """As Ansible: 'localhost', '127.0.0.1' and '::1' are one implicit host, named by the
+        first of them a pattern asked for (`hosts: localhost:127.0.0.1` runs it once)."""
+        if name not in self._implicit_localhosts:
+            return None
+        if self._implicit_localhost is None:
+            self._implicit_localhost = self._implicit_localhosts[name]
+        return self._implicit_localhost
 
     def _hosts_named(self, expression: str, location: Location | None) -> list[Host]:
         if is_plain_name(expression):
@@ -172,7 +184,7 @@ class Inventory:
         return self._groups_var
 
     @staticmethod
-    def _limit_patterns(limit: Pattern, location: Location | None) -> list[str]:
+    def _limit_patterns(limit: Pattern) -> list[str]:
         """--limit parts; '@file' reads one pattern per line, as Ansible's retry files are written."""
         items = [limit] if isinstance(limit, str) else list(limit)
         patterns: list[str] = []
@@ -186,7 +198,7 @@ class Inventory:
             except OSError as exc:
                 raise ConfigError(
                     f"cannot read the limit file '{item[1:]}': {exc.strerror}",
-                    location,
+                    LIMIT_LOCATION,
                     "--limit @FILE reads one host or pattern per line",
                 ) from None
         return patterns
@@ -207,3 +219,11 @@ def _unique(hosts: list[Host]) -> list[Host]:
     for host in hosts:
         seen.setdefault(host.name, host)
     return list(seen.values())
+
+
+def _inventory_dir(host: Host) -> str | None:
+    """The inventory file's folder; None for `-i web1,web2` lists (whose inventory_file is the
+    list itself) and the implicit localhost, as in Ansible."""
+    if not host.source or (host.location is not None and host.location.file == HOST_LIST):
+        return None
+    return os.path.dirname(host.source)

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 from checkrunner.errors import ConfigError, Location, did_you_mean
 from checkrunner.inventory.build import VarsSource, build_inventory
-from checkrunner.inventory.data import UNGROUPED, InventoryData
+from checkrunner.inventory.data import HOST_LIST, UNGROUPED, InventoryData
 from checkrunner.inventory.hostnames import HostEntryError, parse_host_entry
 from checkrunner.inventory.ini_format import SECTION, parse_ini_inventory
 from checkrunner.inventory.inventory import Inventory
@@ -36,7 +36,7 @@ IGNORED_EXTENSIONS = (
 VARS_DIRECTORIES = ("group_vars", "host_vars")
 _YAML_KEY_LINE = re.compile(r"""^(?:"[^"]*"|'[^']*'|[^\s"'#\[\]{},=][^=]*?)\s*:(?:\s|$)""")
 _YAML_STARTS = ("---", "%YAML", "{", "- ")
-_HOST_LIST = "<host list>"
+_HOST_LIST = HOST_LIST
 
 
 def load_inventories(sources: Sequence[str] | None, playbook_dir: str | None = None) -> Inventory:
@@ -145,9 +145,7 @@ def _load_host_list(source: str, data: InventoryData) -> None:
         except HostEntryError as exc:
             raise ConfigError(f"in the host list {source!r}: {exc}", None) from None
         for name in entry.names:
-            host = data.add_host(name, UNGROUPED, location, None)
-            if entry.port is not None:
-                data.set_host_vars(host, {"ansible_port": entry.port}, {"ansible_port": location})
+            data.add_host(name, UNGROUPED, location, source, entry.port)
 
 
 def _vars_bases(inventory_bases: list[str], playbook_dir: str | None) -> list[str]:

@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from checkrunner.errors import ConfigError, Location, did_you_mean
+from checkrunner.errors import ConfigError, Location
+from checkrunner.inventory.hostnames import hostname_problem, is_ascii_number, user_problem
 from checkrunner.units import parse_duration
 
 # Names Ansible resolves to the implicit localhost when the inventory does not define them.
@@ -22,6 +23,10 @@ CONNECTION_ALIASES = {
     "paramiko": "ssh",
     "paramiko_ssh": "ssh",
 }
+_UNSAFE_NAME_HINT = (
+    "OpenSSH refuses such names since 9.6 (CVE-2023-51385): a ProxyCommand would pass them to a "
+    "shell; write the real address in ansible_host and keep any label as the inventory name"
+)
 _CONNECTION_PREFIXES = ("ansible.builtin.", "ansible.legacy.")
 
 # Ansible's interpreter discovery modes; checkrunner always starts the target's `python3`.
@@ -98,23 +103,17 @@ class Host:
 
     @property
     def connection(self) -> str:
-        """'local' or 'ssh' ('paramiko' and 'smart' mean ssh here)."""
+        """'local' or 'ssh' ('paramiko' and 'smart' mean ssh here), else the connection as
+        written (winrm, network_cli ...): such hosts load, and are reported unreachable
+        (unsupported-connection) when a play selects them, so a mixed fleet's inventory works."""
         found = self._lookup("ansible_connection")
         if found is None:
             return "local" if self.implicit else "ssh"
-        key, value = found
-        name = self._text(key, value).strip().lower()
+        name = self._text(*found).strip()
+        short = name.lower()
         for prefix in _CONNECTION_PREFIXES:
-            name = name.removeprefix(prefix)
-        if name not in CONNECTION_ALIASES:
-            raise self._invalid(
-                key,
-                value,
-                "one of: " + ", ".join(CONNECTION_ALIASES),
-                did_you_mean(name, CONNECTION_ALIASES)
-                or "checkrunner reaches hosts over ssh, or runs locally with 'local'",
-            )
-        return CONNECTION_ALIASES[name]
+            short = short.removeprefix(prefix)
+        return CONNECTION_ALIASES.get(short, name)
 
     @property
     def python_interpreter(self) -> str:
@@ -172,6 +171,30 @@ class Host:
         except ValueError:
             raise self._invalid(key, value, "a number of seconds or a duration like 10s") from None
 
+    def check_ssh_settings(self) -> None:
+        """ConfigError at the inventory line for what ssh must not be given: a host name or user
+        that OpenSSH refuses (it would reach a shell through %h/%r in a ProxyCommand), a bad port
+        or another unusable connection variable. Called for every ssh host before any runs."""
+        found = self._lookup("ansible_host", "ansible_ssh_host")
+        address = self.address
+        problem = hostname_problem(address)
+        if problem is not None:
+            what = f"{found[0]} {address!r}" if found else "the host name"
+            raise ConfigError(
+                f"host '{self.name}': {what} {problem}, which ssh refuses in a host name",
+                self.var_locations.get(found[0]) if found else self.location,
+                _UNSAFE_NAME_HINT,
+            )
+        user = self.user
+        problem = None if user is None else user_problem(user)
+        if problem is not None:
+            key = self._lookup("ansible_user", "ansible_ssh_user")[0]  # type: ignore[index]
+            raise self._invalid(
+                key, user, f"a user name ssh accepts; it {problem}", _UNSAFE_NAME_HINT
+            )
+        for setting in ("port", "timeout", "host_key_checking", "private_key_file", "become"):
+            getattr(self, setting)  # each raises ConfigError for a value it cannot use
+
     def _lookup(self, *keys: str) -> tuple[str, Any] | None:
         for key in keys:
             value = self.vars.get(key)
@@ -221,6 +244,6 @@ def _as_int(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and is_ascii_number(value.strip()):
         return int(value.strip())
     return None

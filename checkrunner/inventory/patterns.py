@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 from checkrunner.errors import ConfigError, Location
 
-_PART = re.compile(r"(?:[^\s:\[\]]|\[[^\]]*\])+")  # a pattern part: no ':' outside [...]
 _SUBSCRIPT = re.compile(r"^(.+)\[(?:(-?[0-9]+)|([0-9]+)([:-])([0-9]*))\]$")
 GLOB_CHARACTERS = frozenset("*?[")
 
@@ -40,22 +39,60 @@ class Term:
     implicit: bool = False  # the 'all' Ansible assumes when a pattern only intersects or excludes
 
 
+@dataclass(frozen=True)
+class _Part:
+    text: str  # stripped
+    offset: int  # 0-based, in the pattern it came from
+
+
 def split_pattern(pattern: str | Sequence[str]) -> list[str]:
     """The parts of a host pattern: 'a,b' and 'a:b' both give ['a', 'b']; lists are flattened."""
     if not isinstance(pattern, str):
         return [part for item in pattern for part in split_pattern(item)]
+    return [part.text for part in _split(pattern)]
+
+
+def _split(pattern: str) -> list[_Part]:
+    """Parts on ',' (when there is one) or on ':' and spaces outside [...]; nothing is dropped, so an
+    unclosed '[' stays in its part and is reported there (Ansible silently loses it)."""
     if "," in pattern:
-        parts = pattern.split(",")
+        pieces, offset = [], 0
+        for piece in pattern.split(","):
+            pieces.append((piece, offset))
+            offset += len(piece) + 1
     elif _is_ipv6(pattern.strip()):
-        parts = [pattern]
+        pieces = [(pattern, 0)]
     else:
-        parts = _PART.findall(pattern)
-    return [part.strip() for part in parts if part.strip()]
+        pieces, start, depth = [], 0, 0
+        for index, char in enumerate(pattern):
+            if char == "[":
+                depth += 1
+            elif char == "]":
+                depth = max(depth - 1, 0)
+            elif (char == ":" or char.isspace()) and depth == 0:  # Ansible splits on both
+                pieces.append((pattern[start:index], start))
+                start = index + 1
+        pieces.append((pattern[start:], start))
+    parts = []
+    for piece, offset in pieces:
+        stripped = piece.strip()
+        if stripped:
+            parts.append(_Part(stripped, offset + len(piece) - len(piece.lstrip())))
+    return parts
 
 
 def parse_terms(pattern: str | Sequence[str], location: Location | None = None) -> list[Term]:
-    """Terms in evaluation order: unions as written, then intersections, then exclusions."""
-    terms = [_parse_term(part, location) for part in split_pattern(pattern)]
+    """Terms in evaluation order: unions as written, then intersections, then exclusions.
+
+    A malformed pattern (unbalanced brackets, a bad subscript or regex, no names at all) is a
+    ConfigError naming the character where it goes wrong; one that merely matches nothing is not."""
+    items = [pattern] if isinstance(pattern, str) else list(pattern)
+    terms = []
+    for item in items:
+        parts = _split(item)
+        if not parts:
+            raise _pattern_error(item, 0, "names no host or group", location)
+        terms.extend(_parse_term(item, part, location) for part in parts)
     unions = [term for term in terms if term.operator == ""]
     intersections = [term for term in terms if term.operator == "&"]
     exclusions = [term for term in terms if term.operator == "!"]
@@ -67,14 +104,7 @@ def parse_terms(pattern: str | Sequence[str], location: Location | None = None) 
 def compile_matcher(expression: str, location: Location | None = None) -> Callable[[str], bool]:
     """A predicate for names: '~regex' matches from the start (re.match), others are fnmatch globs."""
     if expression.startswith("~"):
-        try:
-            regex = re.compile(expression[1:])
-        except re.error as exc:
-            raise ConfigError(
-                f"invalid regular expression in host pattern '{expression}': {exc}",
-                location,
-                "a pattern starting with '~' is a Python regular expression, e.g. ~(web|db)\\d+",
-            ) from None
+        regex = _compiled_regex(expression, expression, 0, location)
         return lambda name: regex.match(name) is not None
     if GLOB_CHARACTERS.isdisjoint(expression):
         return lambda name: name == expression
@@ -86,21 +116,74 @@ def is_plain_name(expression: str) -> bool:
     return not expression.startswith("~") and GLOB_CHARACTERS.isdisjoint(expression)
 
 
-def _parse_term(part: str, location: Location | None) -> Term:
-    operator = part[0] if part[0] in "&!" else ""
-    expression = part[len(operator) :]
+def _parse_term(pattern: str, part: _Part, location: Location | None) -> Term:
+    text = part.text
+    operator = text[0] if text[0] in "&!" else ""
+    expression = text[len(operator) :]
+    start = part.offset + len(operator)
     if not expression:
-        raise ConfigError(
-            f"host pattern part '{part}' has an operator but no name",
-            location,
+        raise _pattern_error(
+            pattern, part.offset, f"'{text}' has an operator but no name", location,
             "write e.g. web:!web3",
-        )
+        )  # fmt: skip
+    if expression.startswith("~"):
+        _compiled_regex(pattern, expression, start, location)
+        return Term(text, operator, expression)
+    _check_brackets(pattern, expression, start, location)
     subscript = None
-    if not expression.startswith("~"):
-        match = _SUBSCRIPT.match(expression)
-        if match:
-            expression, subscript = match.group(1), _subscript(match)
-    return Term(part, operator, expression, subscript)
+    match = _SUBSCRIPT.match(expression)
+    if match:
+        expression, subscript = match.group(1), _subscript(match)
+    elif expression.endswith("]") and ":" in expression[expression.rindex("[") :]:
+        raise _pattern_error(
+            pattern, start + expression.rindex("["),
+            f"invalid subscript '{expression[expression.rindex('['):]}'", location,
+            "a subscript is [i], [-i], [i:j] or [i:] with whole numbers, e.g. web[0:2]",
+        )  # fmt: skip
+    return Term(text, operator, expression, subscript)
+
+
+def _check_brackets(pattern: str, expression: str, start: int, location: Location | None) -> None:
+    depth, opened = 0, 0
+    for index, char in enumerate(expression):
+        if char == "[":
+            if depth:
+                break
+            depth, opened = 1, index
+        elif char == "]":
+            if not depth:
+                raise _pattern_error(pattern, start + index, "unbalanced ']'", location)
+            if index == opened + 1:
+                raise _pattern_error(pattern, start + opened, "empty '[]'", location)
+            depth = 0
+    if depth:
+        raise _pattern_error(
+            pattern, start + opened, "unclosed '['", location,
+            "close the subscript or glob class, e.g. web[0] or web[12]*",
+        )  # fmt: skip
+
+
+def _compiled_regex(
+    pattern: str, expression: str, start: int, location: Location | None
+) -> re.Pattern:
+    try:
+        return re.compile(expression[1:])
+    except re.error as exc:
+        position = start + 1 + (exc.pos or 0)
+        raise _pattern_error(
+            pattern, position, f"invalid regular expression '{expression}': {exc.msg}", location,
+            "a pattern starting with '~' is a Python regular expression, e.g. ~(web|db)\\d+",
+        ) from None  # fmt: skip
+
+
+def _pattern_error(
+    pattern: str, offset: int, problem: str, location: Location | None, hint: str | None = None
+) -> ConfigError:
+    return ConfigError(
+        f"malformed host pattern '{pattern}': {problem} (at character {offset + 1})",
+        location,
+        hint or "write names, groups, globs or ~regex joined by ':' or ',', e.g. web:&prod:!web3",
+    )
 
 
 def _subscript(match: re.Match) -> Subscript:
@@ -114,10 +197,10 @@ def _subscript(match: re.Match) -> Subscript:
 
 
 def _is_ipv6(text: str) -> bool:
+    """An IPv6 address as a whole pattern; '::' (the unspecified address) is no host."""
     if text.count(":") < 2:
         return False
     try:
-        ipaddress.IPv6Address(text)
+        return not ipaddress.IPv6Address(text).is_unspecified
     except ValueError:
         return False
-    return True

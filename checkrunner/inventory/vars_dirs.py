@@ -49,14 +49,14 @@ class VarsDirectory:
         return sorted(names)
 
     def _files_for(self, name: str) -> list[str]:
-        files = []
+        """As Ansible's find_vars_files: only the first of NAME (file or directory), NAME.yml,
+        NAME.yaml, NAME.json that exists; the others are not read."""
         for suffix in _LOOKUP_SUFFIXES:
             entry = name + suffix
-            if entry not in self._entries:
-                continue
-            full = os.path.join(self.path, entry)
-            files.extend(_files_in(full) if self._entries[entry] else [full])
-        return files
+            if entry in self._entries:
+                full = os.path.join(self.path, entry)
+                return _files_in(full) if self._entries[entry] else [full]
+        return []
 
     def _load(self, files: list[str]) -> LoadedVars:
         merged = LoadedVars()

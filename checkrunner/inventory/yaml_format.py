@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from checkrunner.errors import ConfigError, did_you_mean
+from checkrunner.errors import ConfigError, Location, did_you_mean
 from checkrunner.inventory.data import UNGROUPED, InventoryData
 from checkrunner.inventory.hostnames import HostEntryError, parse_host_entry
 from checkrunner.inventory.yamlnodes import YamlDocument, describe, is_null
@@ -69,6 +71,9 @@ def _parse_group(
 def _parse_hosts(doc: YamlDocument, data: InventoryData, group: str, node: Node) -> None:
     if is_null(node):
         return
+    if isinstance(node, ScalarNode) and node.value.strip():
+        _add_host_entry(doc, data, group, node, {}, {})  # `hosts: web1` is one host, as in Ansible
+        return
     if not isinstance(node, MappingNode):
         raise ConfigError(
             f"'hosts' of group '{group}' must be a mapping of host names to their variables, not {describe(node)}",
@@ -76,11 +81,6 @@ def _parse_hosts(doc: YamlDocument, data: InventoryData, group: str, node: Node)
             _hosts_mapping_hint(node),
         )
     for key, value in doc.items(node, f"hosts of group '{group}'"):
-        location = doc.location(key)
-        try:
-            entry = parse_host_entry(key.value)
-        except HostEntryError as exc:
-            raise ConfigError(str(exc), location, _host_name_hint(key.value)) from None
         if not is_null(value) and not isinstance(value, MappingNode):
             raise ConfigError(
                 f"host '{key.value}' must map to its variables, not {describe(value)}",
@@ -88,12 +88,25 @@ def _parse_hosts(doc: YamlDocument, data: InventoryData, group: str, node: Node)
                 _host_value_hint(key.value, value),
             )
         values, locations = doc.vars_mapping(value, f"host '{key.value}'")
-        if entry.port is not None:
-            values.setdefault("ansible_port", entry.port)
-            locations.setdefault("ansible_port", location)
-        for name in entry.names:
-            host = data.add_host(name, group, location, doc.path)
-            data.set_host_vars(host, values, locations)
+        _add_host_entry(doc, data, group, key, values, locations)
+
+
+def _add_host_entry(
+    doc: YamlDocument,
+    data: InventoryData,
+    group: str,
+    key: ScalarNode,
+    values: dict[str, Any],
+    locations: dict[str, Location],
+) -> None:
+    location = doc.location(key)
+    try:
+        entry = parse_host_entry(key.value)
+    except HostEntryError as exc:
+        raise ConfigError(str(exc), location, _host_name_hint(key.value)) from None
+    for name in entry.names:
+        host = data.add_host(name, group, location, doc.path, entry.port)
+        data.set_host_vars(host, values, locations)
 
 
 def _parse_children(doc: YamlDocument, data: InventoryData, group: str, node: Node) -> None:

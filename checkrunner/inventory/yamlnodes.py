@@ -9,6 +9,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from checkrunner.errors import ConfigError, Location
 from checkrunner.inventory.model import InventoryWarning
+from checkrunner.unsafe import UNSAFE_TAG, mark_unsafe
 
 try:  # libyaml composes ~10x faster; the constructors stay the pure-Python SafeConstructor
     from yaml import CSafeLoader as _SafeLoader
@@ -33,10 +34,12 @@ class _InventoryLoader(_SafeLoader):
 
 def _construct_unsafe(loader: _InventoryLoader, node: Node) -> Any:
     if isinstance(node, MappingNode):
-        return loader.construct_mapping(node, deep=True)
-    if isinstance(node, SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    return loader.construct_scalar(node)
+        value = loader.construct_mapping(node, deep=True)
+    elif isinstance(node, SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_scalar(node)
+    return mark_unsafe(value)  # never templated, as in Ansible
 
 
 def _construct_vault(loader: _InventoryLoader, node: Node) -> Any:
@@ -45,7 +48,7 @@ def _construct_vault(loader: _InventoryLoader, node: Node) -> Any:
     )
 
 
-_InventoryLoader.add_constructor("!unsafe", _construct_unsafe)
+_InventoryLoader.add_constructor(UNSAFE_TAG, _construct_unsafe)
 _InventoryLoader.add_constructor("!vault", _construct_vault)
 
 

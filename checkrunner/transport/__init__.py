@@ -26,6 +26,7 @@ __all__ = [
     "get_transport",
     "parse_output",
     "read_answer",
+    "unsupported_connection",
 ]
 
 _LOCAL = LocalTransport()
@@ -36,14 +37,27 @@ _ssh_lock = threading.Lock()
 
 
 def check_connection(host) -> None:
-    """ConfigError unless checkrunner can reach `host` with its connection type (cheap: no I/O)."""
-    if host.connection in SUPPORTED_CONNECTIONS:
-        return
-    from checkrunner.errors import ConfigError
+    """ConfigError unless `host`'s connection settings are usable (cheap: no I/O). For ssh
+    hosts this refuses, at the inventory line, the host names, users and ports that OpenSSH
+    refuses, before any of them can reach a ProxyCommand. An unsupported connection type is
+    no input error: see unsupported_connection."""
+    check_settings = getattr(host, "check_ssh_settings", None)
+    if host.connection == "ssh" and check_settings is not None:
+        check_settings()
 
-    raise ConfigError(
-        f"host '{host.name}' uses connection '{host.connection}', which checkrunner cannot run",
-        hint="use ansible_connection=ssh (the default) or local",
+
+def unsupported_connection(host) -> Unreachable | None:
+    """Why checkrunner cannot run anything on `host` (ansible_connection=winrm ...), or None."""
+    if host.connection in SUPPORTED_CONNECTIONS:
+        return None
+    from checkrunner.errors import did_you_mean
+    from checkrunner.results import UnreachableReason
+
+    typo = did_you_mean(host.connection.lower(), ("ssh", "local", "paramiko", "smart"))
+    return Unreachable(
+        UnreachableReason.UNSUPPORTED_CONNECTION,
+        f"ansible_connection '{host.connection}' is not supported: checkrunner runs checks "
+        f"over ssh or locally{f' ({typo})' if typo else ''}",
     )
 
 
@@ -59,6 +73,9 @@ def configure_ssh(options) -> None:
 def get_transport(host) -> Transport:
     """The transport for `host`; the SSH one is built on first use (ConfigError if misconfigured)."""
     global _ssh
+    unsupported = unsupported_connection(host)
+    if unsupported is not None:
+        raise unsupported
     check_connection(host)
     if host.connection == "local":
         return _LOCAL

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from checkrunner.errors import ConfigError
+from checkrunner.inventory.hostnames import hostname_problem, user_problem
 from checkrunner.transport.base import CHECKING_MODES, OFF, STRICT
 from checkrunner.transport.ssh_known_hosts import (
     HostKeyRequest,
@@ -34,6 +35,7 @@ DEFAULT_GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_ho
 DEFAULT_IDENTITIES = ("~/.ssh/id_rsa", "~/.ssh/id_ecdsa", "~/.ssh/id_ed25519")
 
 _OPTION = re.compile(r"\s*([A-Za-z]+)\s*(?:=|\s)\s*(.*)", re.DOTALL)  # ssh -o: key, then = or space
+_PERCENT_TOKEN = re.compile(r"%(.)", re.DOTALL)
 _CONFIG_CHECKING = {"yes": STRICT, "ask": STRICT, "accept-new": "accept-new", "no": OFF, "off": OFF}
 
 
@@ -60,6 +62,9 @@ class SSHOptions:
             )
         if self.connect_timeout is not None and self.connect_timeout <= 0:
             raise ValueError(f"connect timeout must be positive, got {self.connect_timeout!r}")
+        problem = None if self.user is None else user_problem(self.user)
+        if problem is not None:
+            raise ValueError(f"user name {self.user!r} {problem}, which ssh refuses")
 
 
 @dataclass(frozen=True)
@@ -108,8 +113,9 @@ class EndpointResolver:
     def resolve(self, host: Any) -> Endpoint:
         """The endpoint for an inventory host (or any object with the Host attributes)."""
         name = str(host.address)
-        cfg = self._lookup(name)
         hints = _HostHints.from_host(host)
+        _check_names(name, hints.user or self.options.user)  # before ssh config can expand them
+        cfg = self._lookup(name)
         args = SSHArgs.parse(hints.ssh_args)
         mode = self._checking_mode(hints.host_key_checking, args, cfg)
         explicit = [hints.private_key_file, self.options.private_key]
@@ -126,7 +132,9 @@ class EndpointResolver:
             known_hosts_files=self._known_hosts_files(cfg),
             connect_timeout=self._connect_timeout(hints.timeout, cfg),
             jumps=self._jumps(args.proxy_jump or cfg.get("proxyjump"), hints, args),
-            proxy_command=_proxy_command(args, cfg, cfg.get("hostname", name), port, user),
+            proxy_command=_proxy_command(
+                args, cfg, _Tokens(cfg.get("hostname", name), name, port, user)
+            ),
             password=hints.password,
         )
 
@@ -139,6 +147,7 @@ class EndpointResolver:
     def _jump(self, hop: str, hints: _HostHints, args: SSHArgs) -> Endpoint:
         """A ProxyJump hop `[user@]host[:port]`; its own ssh config applies, but not its ProxyJump."""
         user, hostname, port = parse_hop(hop)
+        _check_names(hostname, user)
         cfg = self._lookup(hostname)
         port = port or _config_int(cfg, "port") or DEFAULT_PORT
         return Endpoint(
@@ -266,20 +275,49 @@ def _ssh_option(word: str, following: str) -> tuple[str, str] | None:
     return (match.group(1).lower(), match.group(2).strip()) if match else None
 
 
-def _proxy_command(
-    args: SSHArgs, cfg: dict[str, Any], hostname: str, port: int, user: str
-) -> str | None:
+@dataclass(frozen=True)
+class _Tokens:
+    """What OpenSSH substitutes for %h, %n, %p and %r in a ProxyCommand."""
+
+    hostname: str
+    original: str
+    port: int
+    user: str
+
+    def expand(self, command: str) -> str:
+        """One pass, as OpenSSH's percent_expand, with every value shell-quoted: a name can
+        never add words or commands to the line (nor be expanded again)."""
+        values = {"h": self.hostname, "n": self.original, "p": str(self.port), "r": self.user}
+
+        def substitute(match: re.Match) -> str:
+            key = match.group(1)
+            if key == "%":
+                return "%"
+            if key == "u":
+                return shlex.quote(local_user())
+            return shlex.quote(values[key]) if key in values else match.group(0)
+
+        return _PERCENT_TOKEN.sub(substitute, command)
+
+
+def _check_names(hostname: str, user: str | None) -> None:
+    """ValueError for a host or user name OpenSSH would refuse (the inventory checks them
+    first, with file:line; this guards every other way in)."""
+    problem = hostname_problem(hostname)
+    if problem is not None:
+        raise ValueError(f"host name {hostname!r} {problem}, which ssh refuses")
+    problem = None if user is None else user_problem(user)
+    if problem is not None:
+        raise ValueError(f"user name {user!r} {problem}, which ssh refuses")
+
+
+def _proxy_command(args: SSHArgs, cfg: dict[str, Any], tokens: _Tokens) -> str | None:
     if args.proxy_jump:
         return None  # an explicit ProxyJump in the inventory wins over a configured command
-    if args.proxy_command:
-        command = args.proxy_command
-        for token, value in (("%h", hostname), ("%p", str(port)), ("%r", user), ("%%", "%")):
-            command = command.replace(token, value)
-    else:
-        command = cfg.get("proxycommand")
+    command = args.proxy_command or cfg.get("proxycommand")
     if not command or command.strip().lower() == "none":
         return None
-    return command
+    return tokens.expand(command)
 
 
 def parse_hop(hop: str) -> tuple[str | None, str, int | None]:
@@ -332,8 +370,14 @@ def load_ssh_config(path: str | None) -> paramiko.SSHConfig | None:
         return None
     import paramiko
 
+    class RawProxyCommandConfig(paramiko.SSHConfig):
+        """Leaves %h, %p and %r of ProxyCommand alone: the resolver substitutes them, quoted, and
+        with the values in force (inventory user and port), where paramiko would paste them raw."""
+
+        TOKENS_BY_CONFIG_KEY = {**paramiko.SSHConfig.TOKENS_BY_CONFIG_KEY, "proxycommand": []}
+
     try:
-        return paramiko.SSHConfig.from_path(candidate)
+        return RawProxyCommandConfig.from_path(candidate)
     except OSError as exc:
         raise ConfigError(
             f"cannot read ssh config {candidate}: {exc.strerror or exc}",

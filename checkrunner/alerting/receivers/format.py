@@ -22,6 +22,7 @@ from typing import Any
 
 from checkrunner.alerting.model import Alert, Notification
 from checkrunner.alerting.receivers.base import RenderError
+from checkrunner.unsafe import UnsafeText
 
 TEST_TITLE = "[TEST] checkrunner test notification"
 TEST_LINE = "This is a test notification sent by `checkrun notify --test`: no action is needed."
@@ -331,7 +332,9 @@ def render_template(
     autoescape: bool = False,
 ) -> str:
     """A user template rendered; RenderError names the option on any failure (undefined
-    variable, unsafe attribute, syntax error)."""
+    variable, unsafe attribute, syntax error). Text written `!unsafe` is sent as written."""
+    if isinstance(source, UnsafeText):
+        return str(source)
     try:
         return _compile(source, autoescape).render(dict(variables))
     except RenderError as exc:

@@ -22,6 +22,7 @@ from typing import Any
 from checkrunner.alerting.model import Alert, Notification
 from checkrunner.alerting.receivers import format as fmt
 from checkrunner.errors import ConfigError, Location, suggest
+from checkrunner.unsafe import UnsafeText
 
 #: Lists of alerts among the variables; their items are alert dicts.
 ALERT_LISTS = ("alerts", "firing", "resolved")
@@ -106,6 +107,8 @@ def receiver_template_errors(
     for option, spec in module.OPTIONS.items():
         source = entry.get(option)
         if not spec.get("template") or not isinstance(source, str) or not source:
+            continue
+        if isinstance(source, UnsafeText):  # `!unsafe`: sent as written, never a template
             continue
         # The email html template is rendered with autoescape; the syntax is the same.
         for problem in problems_of(source, autoescape=option == "html"):
