@@ -290,20 +290,28 @@ def test_ctrl_c_writes_a_partial_report_and_exits_130(tmp_path):
         """
 - name: quick
   hosts: fast
-  checks: [{name: mem, memory: {}}]
+  checks: [{name: mem, memory: {}}, {name: mark, command: {cmd: "touch {{ marks }}/fast"}}]
 - name: hangs
   hosts: slow
-  checks: [{name: sleeper, command: {cmd: "sleep 60"}, timeout: 2m}]
+  checks:
+    - {name: sleeper, command: {cmd: "touch {{ marks }}/slow; exec sleep 60", shell: true}, timeout: 2m}
 """,
     )
     out = tmp_path / "partial.json"
     proc = subprocess.Popen(
-        [CHECKRUN, str(playbook), "-i", str(inventory), "-r", f"json:{out}"],
+        [CHECKRUN, str(playbook), "-i", str(inventory), "-r", f"json:{out}"]
+        + ["-e", f"marks={tmp_path}"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(3)
+    # interrupt once both hosts are under way (a loaded machine may take seconds to get
+    # there), leaving the fast host's batch a moment to be collected
+    deadline = time.monotonic() + 60
+    while not all((tmp_path / mark).exists() for mark in ("fast", "slow")):
+        assert time.monotonic() < deadline and proc.poll() is None, "the batches never started"
+        time.sleep(0.05)
+    time.sleep(1.5)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=20)
     assert proc.returncode == 130, stderr
