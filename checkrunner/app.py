@@ -89,28 +89,37 @@ def load_plan(cmd: RunCommand, schema_check: bool = True) -> Plan:
         become=cmd.become,
     )
     plan = build_plan(playbook, inventory, options)
+    masker = _masker(plan)
     for warning in plan.warnings:
-        _warn(warning)
+        _warn(masker.text(warning))
     return plan
+
+
+def _masker(plan: Plan, *more_secrets: str | None):
+    """The run's Masker: what templates read from the environment, the inventory's
+    passwords, and `more_secrets` (the become password, the receivers' secrets)."""
+    from checkrunner.masking import Masker
+
+    return Masker([*plan.secrets, *_inventory_secrets(plan), *more_secrets])
 
 
 def run(cmd: RunCommand) -> int:
     if cmd.syntax_check:
         return validate(cmd)
     # Imported here so that validate, doc and schema start fast (rich and the runner are heavy).
-    from checkrunner.masking import Masker, MaskingReporter
     from checkrunner.report import create_reporters
     from checkrunner.runner import RunOptions, run_plan
     from checkrunner.transport import BatchOptions
 
-    unmasked = create_reporters(cmd.reports, verbose=cmd.verbose)  # bad --report: exit 5 first
+    reporters = create_reporters(cmd.reports, verbose=cmd.verbose)  # bad --report: exit 5 first
     _configure_ssh(cmd)
     plan = load_plan(cmd, schema_check=False)
     become_password = _become_password(cmd)
     receivers = _receivers(plan)
-    receiver_secrets = receivers.secrets if receivers else set()
-    masker = Masker([*plan.secrets, become_password, *_inventory_secrets(plan), *receiver_secrets])
-    reporters = [MaskingReporter(r, masker) for r in unmasked]
+    masker = _masker(plan, become_password, *(receivers.secrets if receivers else ()))
+    # From here on nothing downstream sees a secret: the checks' names and labels (what
+    # results, alerts and state rows are keyed by) now, their results as they leave the run.
+    masker.mask_identities(plan)
     if cmd.list_hosts:
         return _print_hosts(plan)
     if cmd.list_checks:
@@ -126,6 +135,7 @@ def run(cmd: RunCommand) -> int:
         fail_on=cmd.fail_on,
         become_password=become_password,
         observe=log_state.observe,
+        mask=masker.host,
         batch_options=BatchOptions(
             psutil=cmd.use_psutil, nice=cmd.target_nice, memory_limit=cmd.target_memory_limit
         ),

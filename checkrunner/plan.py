@@ -22,6 +22,7 @@ from checkrunner.config import (
 from checkrunner.errors import ConfigError
 from checkrunner.evaluate.evaluate import CheckIdentity, MetricThresholds
 from checkrunner.inventory import Host, Inventory
+from checkrunner.masking import errors_masked
 from checkrunner.transport import BatchCheck, check_connection
 
 
@@ -69,6 +70,15 @@ class Plan:
 
 def build_plan(playbook: Playbook, inventory: Inventory, options: PlanOptions) -> Plan:
     templater = Templater()
+    # An error can quote a rendered value (a type error): what came from the environment
+    # is masked in it.
+    with errors_masked(lambda: templater.environment_values_used):
+        return _build_plan(templater, playbook, inventory, options)
+
+
+def _build_plan(
+    templater: Templater, playbook: Playbook, inventory: Inventory, options: PlanOptions
+) -> Plan:
     host_plans: dict[str, HostPlan] = {}
     warnings: list[str] = [str(w) for w in inventory.warnings]
     for play in playbook.plays:
