@@ -126,7 +126,7 @@ def run(cmd: RunCommand) -> int:
         return _print_checks(plan)
     _prepare_transports(plan)
     db = _state_db(cmd, plan)
-    log_state = _log_state(db, plan)
+    log_state = _log_state(db, plan, masker)
     options = RunOptions(
         forks=cmd.forks,
         host_timeout=cmd.host_timeout,
@@ -177,11 +177,11 @@ def _open_state(cmd: RunCommand):
     return open_state(cmd.state or default_state_path())
 
 
-def _log_state(db, plan: Plan):
+def _log_state(db, plan: Plan, masker):
     """Log checks' saved offsets injected into the plan."""
     from checkrunner.state.logs import LogState
 
-    log_state = LogState(db)
+    log_state = LogState(db, masker.text)
     log_state.prepare(plan)
     return log_state
 

@@ -3,7 +3,7 @@ password, inventory passwords and receiver secrets are replaced by *** before re
 any consumer (reports, alerting, the state database) and before an error is shown.
 
 Where the masking happens:
-- `Masker.mask_identities(plan)`: the names, labels and thresholds every result, alert and
+- `Masker.mask_identities(plan)`: the host, play and check names every result, alert and
   state row is keyed by. A check named "probe {{ env.TOKEN }}" is "probe ***" everywhere,
   so its alert fingerprint and state keys stay the same from run to run (and across a
   rotation of the token) while the token itself is never stored.
@@ -104,14 +104,22 @@ class Masker:
     run = value
 
     def mask_identities(self, plan: Any) -> None:
-        """Every planned check's identity (name, labels, thresholds) masked, in place: results,
-        alerts and state rows are keyed by it. Check arguments are left alone: they go to the
-        target, which needs the real values."""
+        """What planned checks are keyed by (host, play, name, depends_on) masked, in place:
+        log state and alert streaks are looked up by it before the results exit the run.
+        Arguments and thresholds are left alone: the target and the evaluation need the real
+        values (the results are masked as a whole when they leave the run)."""
         if not self.secrets:
             return
         for host_plan in plan.hosts:
             for planned in host_plan.checks:
-                planned.identity = self.value(planned.identity)
+                identity = planned.identity
+                planned.identity = dataclasses.replace(
+                    identity,
+                    host=self.text(identity.host),
+                    play=self.text(identity.play),
+                    name=self.text(identity.name),
+                    depends_on=tuple(self.text(name) for name in identity.depends_on),
+                )
 
     def error(self, exc: ConfigError) -> ConfigError:
         """The error (and the errors it groups) with its message and hint masked, in place.

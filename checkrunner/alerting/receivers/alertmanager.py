@@ -77,7 +77,8 @@ def postable(alert: Alert) -> dict[str, Any]:
 
 
 def render(config: Mapping[str, Any], notification: Notification) -> list[dict[str, Any]]:
-    """One payload per replica: {"url": base URL, "alerts": [postable alerts]}."""
+    """One payload per replica: {"replica": digest of its URL, "alerts": [postable alerts]}.
+    The outbox keeps payloads: a URL can hold credentials, so it is looked up again at send."""
     config = with_defaults(OPTIONS, config)
     urls = [str(u) for u in config.get("urls") or [] if u]
     if not urls:
@@ -90,12 +91,24 @@ def render(config: Mapping[str, Any], notification: Notification) -> list[dict[s
                 "annotations": {"message": "test notification from checkrun notify --test"},
             }
         ]
-    return [{"url": url, "alerts": alerts} for url in urls]
+    return [{"replica": digest(url), "alerts": alerts} for url in urls]
+
+
+def _replica_url(config: Mapping[str, Any], payload: Mapping[str, Any]) -> str | None:
+    if "url" in payload:  # queued by an earlier version
+        return str(payload["url"])
+    return next(
+        (str(u) for u in config.get("urls") or [] if digest(str(u)) == payload.get("replica")),
+        None,
+    )
 
 
 def send(config: Mapping[str, Any], payload: Mapping[str, Any], timeout: float) -> Delivery:
     config = with_defaults(OPTIONS, config)
-    url = api_url(str(payload["url"]))
+    base = _replica_url(config, payload)
+    if base is None:
+        return Delivery(ok=False, detail="its Alertmanager is no longer in `urls`")
+    url = api_url(base)
     _, verdict = post_json(
         url, payload["alerts"], timeout=timeout, config=config, headers=config["headers"]
     )
