@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from conftest import run_checkrun
+from recorder import Recorder
+from sshd import free_port
+
 from checkrunner.masking import MASK, Masker
 from checkrunner.results import CheckResult, HostResult, RunResult, Status
 
@@ -38,3 +47,173 @@ def test_short_values_are_not_masked_and_no_secrets_is_a_no_op():
     original = result("port 8080 is up", {"n": 1})
     assert Masker(["up", "1"]).run(original) is original
     assert Masker([]).run(original) is original
+
+
+# ------------------------------------------------------------------ end to end: nothing leaves
+
+SECRET = "tok-9c1e55aa7f31"
+ROTATED = "tok-0b7d42e6c8aa"
+
+
+class _Mailbox:
+    def __init__(self):
+        self.messages: list[bytes] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        self.messages.append(envelope.content)
+        return "250 OK"
+
+
+@pytest.fixture
+def mailbox():
+    from aiosmtpd.controller import Controller
+
+    box = _Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        box.port = controller.port
+        yield box
+    finally:
+        controller.stop()
+
+
+def _state_bytes(state: Path) -> bytes:
+    """The database and its -wal/-shm companions, byte for byte."""
+    return b"".join(
+        path.read_bytes() for path in state.parent.glob(state.name + "*") if path.is_file()
+    )
+
+
+def _leaks(text: str | bytes, *secrets: str) -> list[str]:
+    data = text if isinstance(text, bytes) else text.encode()
+    return [s for s in secrets if s.encode() in data]
+
+
+def test_secrets_never_reach_receivers_alerts_or_the_state_database(tmp_path, mailbox):
+    """A secret read with {{ env.X }} into a check name, URL, header and message: masked in
+    every report, every body a receiver gets (webhook, WeCom, email, Alertmanager), the
+    `checkrun alerts` listing and every byte of the state database and its WAL."""
+    with Recorder() as rec:
+        rec.respond("/health", status=503, body=f"denied for {SECRET}")
+        rec.respond("/wecom", body={"errcode": 0, "errmsg": "ok"})
+        playbook = tmp_path / "p.yml"
+        missing = tmp_path / "missing"
+        playbook.write_text(
+            f"""
+plays:
+  - name: app
+    hosts: localhost
+    checks:
+      - name: "probe {{{{ env.CHECKRUN_TEST_SECRET }}}}"
+        file: {{path: "{missing}/{{{{ env.CHECKRUN_TEST_SECRET }}}}"}}
+        labels: {{team: db}}
+      - name: api
+        http:
+          url: "{rec.url('/health')}?token={{{{ env.CHECKRUN_TEST_SECRET }}}}"
+          headers: {{Authorization: "Bearer {{{{ env.CHECKRUN_TEST_SECRET }}}}"}}
+receivers:
+  - name: everyone
+    webhook_configs: [{{url: "{rec.url('/hook')}"}}]
+    wecom_configs: [{{url: "{rec.url('/wecom')}?key={{{{ env.CHECKRUN_TEST_SECRET }}}}"}}]
+    alertmanager_configs: [{{urls: ["{rec.base_url}/{{{{ env.CHECKRUN_TEST_SECRET }}}}"]}}]
+    email_configs:
+      - {{to: oncall@example.test, from: checkrun@example.test,
+          smarthost: "127.0.0.1:{mailbox.port}", require_tls: false}}
+route: {{receiver: everyone, group_by: [alertname]}}
+"""
+        )
+        state = tmp_path / "state.db"
+        reports = {f: tmp_path / f"r.{f}" for f in ("json", "junit", "markdown", "nagios")}
+        report_args = [a for f, p in reports.items() for a in ("-r", f"{f}:{p}")]
+
+        def run(secret: str = SECRET, *extra: str):
+            env = {"CHECKRUN_TEST_SECRET": secret}
+            return run_checkrun(playbook, "--state", state, *report_args, *extra, env=env)
+
+        first = run(SECRET, "-vv")
+        assert first.returncode == 2, first.stderr
+        # The target really got the secret: the probe asked for it, the header carried it.
+        [probe] = rec.requests("/health")
+        assert probe.query["token"] == SECRET
+        assert probe.header("Authorization") == f"Bearer {SECRET}"
+        assert rec.requests("/wecom")[0].query["key"] == SECRET
+        am_posts = rec.requests(f"/{SECRET}/api/v2/alerts")
+        assert len(am_posts) == 2  # one per group
+
+        webhook = [r.json() for r in rec.requests("/hook")]
+        assert sorted(m["groupLabels"]["alertname"] for m in webhook) == ["api", "probe ***"]
+        bodies = [r.body for path in ("/hook", "/wecom") for r in rec.requests(path)]
+        bodies += [*(r.body for r in am_posts), *mailbox.messages]
+        assert len(mailbox.messages) == 2
+        listing = run_checkrun("alerts", "--state", state)
+        assert "probe *** on localhost" in listing.stdout
+        for text in [
+            first.stdout,
+            first.stderr,
+            listing.stdout,
+            *bodies,
+            *(p.read_text() for p in reports.values()),
+        ]:
+            assert _leaks(text, SECRET) == [], text
+        alert = next(m for m in webhook if m["groupLabels"]["alertname"] == "probe ***")
+        fingerprint = alert["alerts"][0]["fingerprint"]
+
+        # A reader holds the database open: the WAL stays on disk for the byte scan.
+        reader = sqlite3.connect(state)
+        try:
+            reader.execute("SELECT count(*) FROM alerts").fetchone()
+            # Same secret, then a rotated one: the masked name is the same alert (no new
+            # message inside repeat_interval), and neither value is ever stored.
+            assert run(SECRET).returncode == 2
+            assert run(ROTATED).returncode == 2
+            assert len(rec.requests("/hook")) == 2
+            assert _leaks(_state_bytes(state), SECRET, ROTATED) == []
+            wal = state.parent / (state.name + "-wal")
+            assert wal.exists() and wal.stat().st_size > 0
+            missing.mkdir()
+            (missing / ROTATED).write_text("back")
+            assert run(ROTATED).returncode == 2  # api still fails; the probe passes
+        finally:
+            reader.close()
+        resolved = [r.json() for r in rec.requests("/hook")][2:]
+        assert [m["status"] for m in resolved] == ["resolved"]
+        assert resolved[0]["alerts"][0]["fingerprint"] == fingerprint
+        assert _leaks(_state_bytes(state), SECRET, ROTATED) == []
+        assert _leaks(run_checkrun("alerts", "--state", state).stdout, SECRET, ROTATED) == []
+
+
+def test_a_log_path_from_a_secret_is_stored_masked_and_still_followed(tmp_path):
+    """Log offsets are keyed by check name and file path: both are stored masked, and the
+    next run still continues where the last one stopped."""
+    log = tmp_path / SECRET / "app.log"
+    log.parent.mkdir()
+    log.write_text("x ERROR one\nfine\n")
+    playbook = tmp_path / "logs.yml"
+    playbook.write_text(
+        f"""
+- name: app
+  hosts: localhost
+  checks:
+    - name: "errors in {{{{ env.CHECKRUN_TEST_SECRET }}}}"
+      log:
+        path: "{tmp_path}/{{{{ env.CHECKRUN_TEST_SECRET }}}}/*.log"
+        start: beginning
+        patterns: [{{name: errors, regex: " ERROR "}}]
+"""
+    )
+    state, report = tmp_path / "state.db", tmp_path / "r.json"
+    env = {"CHECKRUN_TEST_SECRET": SECRET}
+
+    def errors_seen() -> float:
+        done = run_checkrun(playbook, "--state", state, "-r", f"json:{report}", env=env)
+        assert done.returncode == 0, done.stderr
+        [check] = json.loads(report.read_text())["hosts"][0]["checks"]
+        assert check["name"] == "errors in ***"
+        return check["measurements"]["errors"]
+
+    assert errors_seen() == 1
+    with log.open("a") as stream:
+        stream.write("x ERROR two\nx ERROR three\n")
+    assert errors_seen() == 2  # only the new lines: the masked cursor was found again
+    assert _leaks(_state_bytes(state), SECRET) == []
