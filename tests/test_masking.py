@@ -11,6 +11,7 @@ from conftest import run_checkrun
 from recorder import Recorder
 from sshd import free_port
 
+from checkrunner.errors import ELLIPSIS, EXCERPT_LENGTH, quote
 from checkrunner.masking import MASK, Masker
 from checkrunner.results import CheckResult, HostResult, RunResult, Status
 
@@ -47,6 +48,52 @@ def test_short_values_are_not_masked_and_no_secrets_is_a_no_op():
     original = result("port 8080 is up", {"n": 1})
     assert Masker(["up", "1"]).run(original) is original
     assert Masker([]).run(original) is original
+
+
+def test_masking_keeps_types_and_covers_every_field_of_a_result():
+    masker = Masker(["hunter22"])
+    check = CheckResult(
+        host="h",
+        play="p",
+        name="n hunter22",
+        module="http",
+        status=Status.CRITICAL,
+        metric="m",
+        measurements={"hunter22": 1.0},
+        labels={"team": "hunter22"},
+        tags=["hunter22"],
+    )
+    masked = masker.check(check)
+    assert masked.status is Status.CRITICAL
+    assert (masked.name, masked.measurements, masked.labels, masked.tags) == (
+        f"n {MASK}",
+        {MASK: 1.0},
+        {"team": MASK},
+        [MASK],
+    )
+    assert check.name == "n hunter22"  # the original is left alone
+
+
+def test_escaped_and_cut_short_secrets_are_masked():
+    secret = "it's\\a\"sécret-0123456789-abcdef"
+    masker = Masker([secret])
+    assert masker.text(f"got {secret!r}") == f"got '{MASK}'"  # as error messages quote it
+    assert masker.text(json.dumps({"k": secret})) == json.dumps({"k": MASK})
+    assert masker.text(json.dumps(secret, ensure_ascii=False)) == f'"{MASK}"'
+    # quote() cuts long values with an ellipsis: the piece of the secret before it goes too.
+    excerpt = quote("port " + secret)
+    assert excerpt.endswith(f"{ELLIPSIS}'") and len(excerpt) < 40
+    assert masker.text(excerpt) == f"'port {MASK}{ELLIPSIS}'"
+
+
+def test_quote_is_short_and_never_shows_a_key():
+    assert quote("8080") == "'8080'"
+    assert quote("x" * 100) == "'" + "x" * EXCERPT_LENGTH + ELLIPSIS + "'"
+    assert quote("first line\nsecond") == f"'first line{ELLIPSIS}'"
+    key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----\n"
+    assert "MIIE" not in quote(key) and "private key" in quote(key)
+    assert quote(10**5000) == "(a number too long to show)"
+    assert len(quote(list(range(1000)))) < 60
 
 
 # ------------------------------------------------------------------ end to end: nothing leaves
@@ -110,12 +157,12 @@ plays:
         labels: {{team: db}}
       - name: api
         http:
-          url: "{rec.url('/health')}?token={{{{ env.CHECKRUN_TEST_SECRET }}}}"
+          url: "{rec.url("/health")}?token={{{{ env.CHECKRUN_TEST_SECRET }}}}"
           headers: {{Authorization: "Bearer {{{{ env.CHECKRUN_TEST_SECRET }}}}"}}
 receivers:
   - name: everyone
-    webhook_configs: [{{url: "{rec.url('/hook')}"}}]
-    wecom_configs: [{{url: "{rec.url('/wecom')}?key={{{{ env.CHECKRUN_TEST_SECRET }}}}"}}]
+    webhook_configs: [{{url: "{rec.url("/hook")}"}}]
+    wecom_configs: [{{url: "{rec.url("/wecom")}?key={{{{ env.CHECKRUN_TEST_SECRET }}}}"}}]
     alertmanager_configs: [{{urls: ["{rec.base_url}/{{{{ env.CHECKRUN_TEST_SECRET }}}}"]}}]
     email_configs:
       - {{to: oncall@example.test, from: checkrun@example.test,
