@@ -107,9 +107,8 @@ def run(cmd: RunCommand) -> int:
     if cmd.syntax_check:
         return validate(cmd)
     # Imported here so that validate, doc and schema start fast (rich and the runner are heavy).
+    from checkrunner.masking import errors_masked
     from checkrunner.report import create_reporters
-    from checkrunner.runner import RunOptions, run_plan
-    from checkrunner.transport import BatchOptions
 
     reporters = create_reporters(cmd.reports, verbose=cmd.verbose)  # bad --report: exit 5 first
     _configure_ssh(cmd)
@@ -117,9 +116,17 @@ def run(cmd: RunCommand) -> int:
     become_password = _become_password(cmd)
     receivers = _receivers(plan)
     masker = _masker(plan, become_password, *(receivers.secrets if receivers else ()))
-    # From here on nothing downstream sees a secret: the checks' names and labels (what
-    # results, alerts and state rows are keyed by) now, their results as they leave the run.
+    # From here on nothing downstream sees a secret: the checks' names (what results, alerts
+    # and state rows are keyed by) now, their results as they leave the run, and errors.
     masker.mask_identities(plan)
+    with errors_masked(lambda: masker.secrets):
+        return _run_masked(cmd, plan, reporters, receivers, masker, become_password)
+
+
+def _run_masked(cmd: RunCommand, plan: Plan, reporters, receivers, masker, become_password) -> int:
+    from checkrunner.runner import RunOptions, run_plan
+    from checkrunner.transport import BatchOptions
+
     if cmd.list_hosts:
         return _print_hosts(plan)
     if cmd.list_checks:

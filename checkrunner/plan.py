@@ -19,7 +19,7 @@ from checkrunner.config import (
     normalize_args,
     parse_range,
 )
-from checkrunner.errors import ConfigError
+from checkrunner.errors import ConfigError, quote
 from checkrunner.evaluate.evaluate import CheckIdentity, MetricThresholds
 from checkrunner.inventory import Host, Inventory
 from checkrunner.masking import errors_masked
@@ -211,7 +211,7 @@ def _thresholds(
                 ranges[level] = parse_range(text, info.unit_of(metric) or None)
             except ValueError as exc:
                 raise ConfigError(
-                    f"check '{check.name}': {level} threshold {text!r} is not a number or range: {exc}",
+                    f"check '{check.name}': {level} threshold {quote(text)} is not a number or range: {exc}",
                     location,
                     hint="write a number (upper bound) or a Nagios range: 10:, ~:10, 10:20, @10:20",
                 ) from None
@@ -245,7 +245,7 @@ def _item_thresholds(
                 ranges[level] = parse_range(text, None)
             except ValueError as exc:
                 raise ConfigError(
-                    f"check '{check.name}': {option} '{item.get('name')}': {level} {text!r} "
+                    f"check '{check.name}': {option} '{item.get('name')}': {level} {quote(text)} "
                     f"is not a number or range: {exc}",
                     check.location,
                     hint="write a number (upper bound) or a Nagios range: 10:, ~:10, 10:20, @10:20",

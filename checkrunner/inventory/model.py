@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from checkrunner.errors import ConfigError, Location, did_you_mean
+from checkrunner.errors import ConfigError, Location, did_you_mean, quote
 from checkrunner.units import parse_duration
 
 # Names Ansible resolves to the implicit localhost when the inventory does not define them.
@@ -195,7 +195,7 @@ class Host:
         return parsed
 
     def _invalid(self, key: str, value: Any, expected: str, hint: str | None = None) -> ConfigError:
-        message = f"host '{self.name}': {key} must be {expected}, got {value!r}"
+        message = f"host '{self.name}': {key} must be {expected}, got {quote(value)}"
         if isinstance(value, str) and "{{" in value:
             hint = hint or "connection variables are read after templating; render host vars first"
         return ConfigError(message, self.var_locations.get(key) or self.location, hint)
