@@ -118,7 +118,8 @@ def run(cmd: RunCommand) -> int:
     masker = _masker(plan, become_password, *(receivers.secrets if receivers else ()))
     # From here on nothing downstream sees a secret: the checks' names (what results, alerts
     # and state rows are keyed by) now, their results as they leave the run, and errors.
-    masker.mask_identities(plan)
+    for warning in masker.mask_identities(plan):
+        _warn(warning)
     with errors_masked(lambda: masker.secrets):
         return _run_masked(cmd, plan, reporters, receivers, masker, become_password)
 

@@ -103,23 +103,39 @@ class Masker:
     host = value
     run = value
 
-    def mask_identities(self, plan: Any) -> None:
+    def mask_identities(self, plan: Any) -> list[str]:
         """What planned checks are keyed by (host, play, name, depends_on) masked, in place:
         log state and alert streaks are looked up by it before the results exit the run.
         Arguments and thresholds are left alone: the target and the evaluation need the real
-        values (the results are masked as a whole when they leave the run)."""
+        values (the results are masked as a whole when they leave the run).
+
+        Returns a warning for each masked name that several checks of a play now share."""
         if not self.secrets:
-            return
+            return []
+        names: dict[tuple[str, str, str], set[str]] = {}
         for host_plan in plan.hosts:
             for planned in host_plan.checks:
                 identity = planned.identity
+                masked_name = self.text(identity.name)
+                if masked_name != identity.name:
+                    key = (identity.host, identity.play, masked_name)
+                    names.setdefault(key, set()).add(identity.name)
                 planned.identity = dataclasses.replace(
                     identity,
                     host=self.text(identity.host),
                     play=self.text(identity.play),
-                    name=self.text(identity.name),
+                    name=masked_name,
                     depends_on=tuple(self.text(name) for name in identity.depends_on),
                 )
+        shared = {
+            (play, name): len(real) for (_, play, name), real in names.items() if len(real) > 1
+        }
+        return [
+            f"play '{self.text(play)}': {count} checks are named '{name}' once secrets are "
+            "masked: alerting and the state database take them for one check; name them apart "
+            "with something that is not secret"
+            for (play, name), count in shared.items()
+        ]
 
     def error(self, exc: ConfigError) -> ConfigError:
         """The error (and the errors it groups) with its message and hint masked, in place.

@@ -264,3 +264,19 @@ def test_a_log_path_from_a_secret_is_stored_masked_and_still_followed(tmp_path):
         stream.write("x ERROR two\nx ERROR three\n")
     assert errors_seen() == 2  # only the new lines: the masked cursor was found again
     assert _leaks(_state_bytes(state), SECRET) == []
+
+
+def test_checks_that_only_a_secret_tells_apart_are_warned_about(tmp_path):
+    playbook = tmp_path / "p.yml"
+    playbook.write_text(
+        "- name: app\n  hosts: localhost\n  checks:\n"
+        "    - {name: 'probe {{ env.CHECKRUN_TEST_A }}', memory: {}}\n"
+        "    - {name: 'probe {{ env.CHECKRUN_TEST_B }}', memory: {}}\n"
+        "    - {name: 'other {{ env.CHECKRUN_TEST_B }}', memory: {}}\n"
+    )
+    env = {"CHECKRUN_TEST_A": SECRET, "CHECKRUN_TEST_B": ROTATED}
+    done = run_checkrun(playbook, "-r", "json:-", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "2 checks are named 'probe ***' once secrets are masked" in done.stderr
+    assert "'other ***'" not in done.stderr
+    assert _leaks(done.stdout + done.stderr, SECRET, ROTATED) == []
