@@ -19,6 +19,7 @@ from checkrunner.errors import ConfigError, did_you_mean
 from checkrunner.inventory import load_inventories
 from checkrunner.plan import Plan, PlanOptions, build_plan
 from checkrunner.results import EXIT_OK
+from checkrunner.safe_text import one_line, printable
 
 
 @dataclass
@@ -56,7 +57,7 @@ class RunCommand:
 
 
 def _warn(message: str) -> None:
-    print(f"[WARNING] {message}", file=sys.stderr)
+    print(f"[WARNING] {printable(message, newlines=False)}", file=sys.stderr)
 
 
 def _configure_ssh(cmd: RunCommand) -> None:
@@ -211,6 +212,7 @@ def _alert(db, plan: Plan, receivers, result, masker, deliver: bool) -> None:
         db, plan.alerting, receivers, plan, result, masker.text, deliver=deliver
     )
     for line in summarize(outcome):
+        line = printable(line, newlines=False)
         print(line if deliver else f"{line} (--no-notify: nothing sent or kept)", file=sys.stderr)
     if report is None:
         return
@@ -248,7 +250,7 @@ def notify(cmd: RunCommand, flush: bool, test_receiver: str | None) -> int:
         f"left in the outbox {report.deferred}"
     )
     for line in [*report.failed, *report.errors]:
-        print(f"  {line}")
+        print(f"  {printable(line, newlines=False)}")
     return EXIT_OK if not report.failed and not report.deferred else 1
 
 
@@ -257,7 +259,7 @@ def alerts(cmd: RunCommand) -> int:
     from checkrunner.alerting.runtime import alert_listing
 
     db = _open_state(cmd)
-    print("\n".join(alert_listing(db)))
+    print("\n".join(printable(line, newlines=False) for line in alert_listing(db)))
     return EXIT_OK
 
 
@@ -298,7 +300,7 @@ def validate(cmd: RunCommand) -> int:
     checks = plan.total_checks
     hosts = len(plan.hosts)
     print(
-        f"{cmd.playbook}: OK ({checks} check{'s' * (checks != 1)} "
+        f"{one_line(cmd.playbook)}: OK ({checks} check{'s' * (checks != 1)} "
         f"on {hosts} host{'s' * (hosts != 1)})"
     )
     return EXIT_OK
@@ -307,7 +309,7 @@ def validate(cmd: RunCommand) -> int:
 def _print_hosts(plan: Plan) -> int:
     print(f"hosts ({len(plan.hosts)}):")
     for hp in plan.hosts:
-        print(f"  {hp.host.name}")
+        print(f"  {one_line(hp.host.name)}")
     return EXIT_OK
 
 
@@ -321,7 +323,7 @@ def _print_checks(plan: Plan) -> int:
             seen.add(key)
             identity = check.identity
             tags = f"  tags: {', '.join(identity.tags)}" if identity.tags else ""
-            print(f"  [{identity.play}] {identity.name} ({identity.module}){tags}")
+            print(f"  {one_line(f'[{identity.play}] {identity.name} ({identity.module}){tags}')}")
     return EXIT_OK
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import signal
 import sys
 import traceback
 
 from checkrunner import __version__, app
+from checkrunner.config.problems import flatten_problems
 from checkrunner.errors import CheckrunError, ConfigError
 from checkrunner.results import EXIT_BAD_INPUT, EXIT_INTERRUPTED, FAIL_ON_LEVELS
+from checkrunner.safe_text import one_line, printable
 from checkrunner.transport.base import CHECKING_MODES
 from checkrunner.units import parse_duration, parse_size
 
@@ -327,6 +331,24 @@ def _verbosity(argv: list[str]) -> int:
     return count
 
 
+def error_text(exc: CheckrunError) -> str:
+    """The error as printed. Its file, message and hint may quote playbook keys, host names
+    or values: each is kept on one line and every control character shown escaped, so that
+    neither an escape sequence nor a newline from an input reaches the terminal raw."""
+    if not isinstance(exc, ConfigError):
+        return printable(str(exc))
+    return "\n".join(str(_one_line_fields(error)) for error in flatten_problems([exc]))
+
+
+def _one_line_fields(error: ConfigError) -> ConfigError:
+    shown = copy.copy(error)
+    shown.message = one_line(error.message)
+    shown.hint = one_line(error.hint) if error.hint else error.hint
+    if error.location is not None:
+        shown.location = dataclasses.replace(error.location, file=one_line(error.location.file))
+    return shown
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
@@ -337,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     except CheckrunError as exc:
         if _verbosity(argv) >= 3:
             traceback.print_exc()
-        print(f"checkrun: error: {exc}", file=sys.stderr)
+        print(f"checkrun: error: {error_text(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("checkrun: interrupted", file=sys.stderr)

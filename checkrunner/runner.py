@@ -22,7 +22,7 @@ from checkrunner.transport import (
     build_payload,
     close_transports,
     get_transport,
-    parse_output,
+    read_answer,
 )
 
 DEFAULT_FORKS = 50
@@ -228,16 +228,9 @@ def _execute_batch(
         host_deadline(HostPlan(host=host, checks=checks), options),
     )
     try:
-        output = parse_output(exec_result.stdout)
+        return read_answer(exec_result, [c.batch.id for c in checks])
     except ProtocolError as exc:
-        raise RemoteCrash(_crash_message(exc, exec_result)) from None
-    return {entry["id"]: entry for entry in output.get("results", [])}
-
-
-def _crash_message(exc: ProtocolError, exec_result) -> str:
-    lines = exec_result.stderr.decode("utf-8", errors="replace").strip().splitlines()
-    last = lines[-1] if lines else f"exit status {exec_result.exit_status}"
-    return f"{exc}: {last}"
+        raise RemoteCrash(str(exc)) from None
 
 
 class _BecomeView:

@@ -4,6 +4,7 @@
 # the sources of the modules the batch needs and the batch itself, followed by a call to
 # _main(SOURCES, BATCH_JSON). Standard library only, Python 3.6 syntax: it runs on bare targets.
 import json
+import math
 import os
 import sys
 import threading
@@ -66,6 +67,7 @@ def _call(entry, fn, *fn_args):
         entry["result"] = fn(*fn_args)
         if not isinstance(entry["result"], dict):
             raise TypeError("module returned %r, not a dict" % type(entry["result"]).__name__)
+        _check_finite(entry["result"].get("measurements") or {})
     except Exception as exc:
         entry.pop("result", None)
         entry["error"] = _error_text(exc)
@@ -74,6 +76,13 @@ def _call(entry, fn, *fn_args):
 
         entry["traceback"] = traceback.format_exc(limit=6)[-2000:]
     entry["duration"] = time.monotonic() - started
+
+
+def _check_finite(measurements):
+    # The control node rejects NaN and infinities as a broken answer: say which check made one.
+    for name, value in measurements.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("measurement %r is not a finite number (%r)" % (name, value))
 
 
 class _CheckThread(threading.Thread):

@@ -2,6 +2,7 @@
 #
 # Runs on the target: standard library only, Python 3.6 syntax. Playbook values never pass
 # through a shell unless the check says `shell: true`.
+import math
 import os
 import re
 import select
@@ -143,7 +144,9 @@ POLL_INTERVAL = 0.1
 EXIT_GRACE = 0.5
 FACT_BYTES = 4096
 PIPE_BUF = getattr(select, "PIPE_BUF", 512)
-NUMBER = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$")
+# re.ASCII: \\d would otherwise also read Arabic-Indic or full-width digits as a number.
+NUMBER = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$", re.ASCII)
+INTEGER = re.compile(r"^[-+]?\d{1,18}$", re.ASCII)  # longer ones become floats
 
 
 class Output(object):
@@ -341,9 +344,10 @@ def parse_number(text):
     text = text.strip()
     if not NUMBER.match(text):
         return None
-    if re.match(r"^[-+]?\d+$", text):
+    if INTEGER.match(text):
         return int(text)
-    return float(text)
+    value = float(text)
+    return value if math.isfinite(value) else None
 
 
 def _as_list(value):

@@ -3,6 +3,7 @@
 # Runs on the target: standard library only, Python 3.6 syntax. psutil is used when the
 # batch provides it (ctx.psutil, needed on Windows); otherwise os.statvfs.
 import os
+import re
 from typing import Any, Dict, List, Optional
 
 MODULE = {
@@ -10,6 +11,10 @@ MODULE = {
     "description": [
         "Checks the filesystem that holds `path` (any file or directory on it; the mount "
         "point it belongs to is reported in the facts).",
+        "The facts' mountpoint, device, fstype and readonly come from the mount table "
+        "(/proc/self/mountinfo), found as findmnt --target and df find them: the longest "
+        "mount point that contains the path, so a bind mount is its own mount point with "
+        "its own read-only flag (fs_root then names the directory it shows).",
         "used_percent is used / (used + available) * 100 with used = (blocks - free blocks) "
         "* fragment size and available = blocks available to unprivileged users * fragment "
         "size: the Use% of df(1) and psutil.disk_usage(). Blocks reserved for root are in "
@@ -82,17 +87,19 @@ def space_measurements(total: int, used: int, free: int) -> Dict[str, float]:
     }
 
 
+_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
+
+
 def _unescape_mount_field(field: str) -> str:
-    r"""/proc/mounts writes space, tab, newline and backslash as octal escapes (\040...)."""
-    for escaped, plain in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
-        field = field.replace(escaped, plain)
-    return field
+    r"""The kernel writes space, tab, newline and backslash in mount tables as octal escapes
+    (\040, \011, \012, \134)."""
+    return _OCTAL_ESCAPE.sub(lambda match: chr(int(match.group(1), 8)), field)
 
 
 def parse_mounts(text: str) -> List[Dict[str, str]]:
     """/proc/self/mounts (fstab format) as a list of {device, mountpoint, fstype, options}."""
     mounts = []
-    for line in text.splitlines():
+    for line in text.split("\n"):
         parts = line.split()
         if len(parts) < 4:
             continue
@@ -107,7 +114,62 @@ def parse_mounts(text: str) -> List[Dict[str, str]]:
     return mounts
 
 
+def parse_mountinfo(text: str) -> List[Dict[str, str]]:
+    """/proc/self/mountinfo as a list of {device, mountpoint, fstype, options, root, dev}.
+
+    Each line: ID PARENT MAJOR:MINOR ROOT MOUNTPOINT MOUNT-OPTIONS [OPTIONAL...] - FSTYPE
+    SOURCE SUPER-OPTIONS. Unlike /proc/self/mounts it tells a bind mount's own options
+    (a read-only bind of a writable filesystem is `ro` here) and the directory of the
+    filesystem it shows (ROOT). `options` joins the mount's options and the filesystem's,
+    as findmnt's OPTIONS column does.
+    """
+    mounts = []
+    for line in text.split("\n"):
+        parts = line.split(" ")
+        if "-" not in parts[6:]:
+            continue
+        separator = parts.index("-", 6)
+        if len(parts) < separator + 3:
+            continue
+        super_options = parts[separator + 3] if len(parts) > separator + 3 else ""
+        mounts.append(
+            {
+                "device": _unescape_mount_field(parts[separator + 2]),
+                "mountpoint": _unescape_mount_field(parts[4]),
+                "fstype": parts[separator + 1],
+                "options": ",".join(o for o in (parts[5], super_options) if o),
+                "root": _unescape_mount_field(parts[3]),
+                "dev": parts[2],
+            }
+        )
+    return mounts
+
+
+def mount_of(
+    mounts: List[Dict[str, str]], path: str, dev: Optional[str] = None
+) -> Optional[Dict[str, str]]:
+    """The mount that holds `path` (a real path), as `findmnt --target` finds it: the
+    longest mount point that contains it, the last one listed when several are stacked on
+    one directory. With `dev` (major:minor of the path), mounts of that device win, so a
+    mount point hidden under a later mount is passed over."""
+    candidates = [m for m in mounts if _contains(m["mountpoint"], path)]
+    same_device = [m for m in candidates if dev is not None and m.get("dev") == dev]
+    best = None
+    for mount in same_device or candidates:
+        if best is None or len(mount["mountpoint"]) >= len(best["mountpoint"]):
+            best = mount
+    return best
+
+
+def _contains(mountpoint: str, path: str) -> bool:
+    if mountpoint == "/" or mountpoint == path:
+        return True
+    return path.startswith(mountpoint.rstrip("/") + "/")
+
+
 def mount_point_of(path: str) -> str:
+    """Without a mount table: the nearest directory os.path.ismount() accepts (it cannot
+    see bind mounts of the same filesystem)."""
     path = os.path.realpath(path)
     while not os.path.ismount(path):
         parent = os.path.dirname(path)
@@ -127,12 +189,13 @@ def find_mount(mounts: List[Dict[str, str]], mountpoint: str) -> Optional[Dict[s
 
 
 def _read_mounts(ctx: Any) -> List[Dict[str, str]]:
-    path = os.path.join(ctx.proc_root, "self", "mounts")
-    try:
-        with open(path, "rb") as handle:
-            return parse_mounts(handle.read().decode("utf-8", "surrogateescape"))
-    except OSError:
-        pass
+    """The mount table: mountinfo where there is one (Linux), else mounts, else psutil's."""
+    for name, parse in (("mountinfo", parse_mountinfo), ("mounts", parse_mounts)):
+        try:
+            with open(os.path.join(ctx.proc_root, "self", name), "rb") as handle:
+                return parse(handle.read().decode("utf-8", "surrogateescape"))
+        except OSError:
+            pass
     if ctx.psutil is not None:
         partitions = ctx.psutil.disk_partitions(all=True)
         return [
@@ -169,14 +232,28 @@ def _measure(path: str, psutil: Any) -> Dict[str, float]:
 
 
 def _facts(path: str, ctx: Any) -> Dict[str, Any]:
-    mountpoint = mount_point_of(path)
-    facts: Dict[str, Any] = {"path": path, "mountpoint": mountpoint}
-    mount = find_mount(_read_mounts(ctx), mountpoint)
-    if mount is not None:
-        facts["device"] = mount["device"]
-        facts["fstype"] = mount["fstype"]
-        facts["readonly"] = "ro" in mount["options"].split(",")
+    real = os.path.realpath(path)
+    mount = mount_of(_read_mounts(ctx), real, _device_of(real))
+    if mount is None:
+        return {"path": path, "mountpoint": mount_point_of(path)}
+    facts: Dict[str, Any] = {
+        "path": path,
+        "mountpoint": mount["mountpoint"],
+        "device": mount["device"],
+        "fstype": mount["fstype"],
+        "readonly": "ro" in mount["options"].split(","),
+    }
+    if mount.get("root", "/") != "/":
+        facts["fs_root"] = mount["root"]  # a bind mount: the directory of the fs it shows
     return facts
+
+
+def _device_of(path: str) -> Optional[str]:
+    try:
+        st_dev = os.stat(path).st_dev
+    except OSError:
+        return None
+    return "%d:%d" % (os.major(st_dev), os.minor(st_dev))
 
 
 def _format_bytes(value: float) -> str:

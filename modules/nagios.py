@@ -3,6 +3,7 @@
 #
 # Runs on the target: standard library only, Python 3.6 syntax. Playbook values never pass
 # through a shell unless the check says `shell: true`.
+import math
 import os
 import re
 import select
@@ -123,7 +124,13 @@ PIPE_BUF = getattr(select, "PIPE_BUF", 512)
 
 # value[UOM]: a number (a decimal comma is tolerated, some plugins follow the locale) and
 # letters or % after it.
-PERF_VALUE = re.compile(r"^([-+]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][-+]?\d+)?)([a-zA-Z%]*)$")
+# re.ASCII: \\d would otherwise also read Arabic-Indic or full-width digits as numbers.
+PERF_VALUE = re.compile(
+    r"^([-+]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][-+]?\d+)?)([a-zA-Z%]*)$", re.ASCII
+)
+# What Nagios strips around the short output and the perfdata (its strip()): not the
+# other characters Python counts as whitespace (\f, \v, \x1c-\x1f, U+0085, U+2028...).
+PLUGIN_SPACE = " \t\r\n"
 
 
 # ---------------------------------------------------------------------------- plugin output
@@ -137,9 +144,7 @@ def split_plugin_output(text):
     LONG TEXT LINE N | PERFDATA LINE 2
     PERFDATA LINE 3
     """
-    lines = text.splitlines()
-    if not lines:
-        return "", "", ""
+    lines = plugin_lines(text)
     message, _, perfdata = lines[0].partition("|")
     perf_parts = [perfdata]
     long_lines = []
@@ -149,14 +154,25 @@ def split_plugin_output(text):
             perf_parts.append(line)
         elif "|" in line:
             text_part, _, perf_part = line.partition("|")
-            if text_part.strip():
-                long_lines.append(text_part.rstrip())
+            if text_part.strip(PLUGIN_SPACE):
+                long_lines.append(text_part.rstrip(PLUGIN_SPACE))
             perf_parts.append(perf_part)
             in_perfdata = True
         else:
-            long_lines.append(line.rstrip())
-    perf_text = " ".join(part.strip() for part in perf_parts if part.strip())
-    return message.strip(), "\n".join(long_lines).strip("\n"), perf_text
+            long_lines.append(line.rstrip(PLUGIN_SPACE))
+    perf_text = " ".join(
+        part.strip(PLUGIN_SPACE) for part in perf_parts if part.strip(PLUGIN_SPACE)
+    )
+    return message.strip(PLUGIN_SPACE), "\n".join(long_lines).strip("\n"), perf_text
+
+
+def plugin_lines(text):
+    """The lines of plugin output as Nagios reads them: split at \\n only, so \\f, \\v,
+    \\x1c-\\x1e, U+0085, U+2028 and U+2029 stay inside their line (str.splitlines() would
+    cut there and lose the perfdata after them). CRLF is a line end too: Nagios strips the
+    \\r, Icinga 2 splits at it; a lone \\r inside a line is kept, as Nagios keeps it."""
+    lines = text.split("\n")
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 def _token_end(text, pos):
@@ -201,7 +217,13 @@ def _perf_number(text):
     match = PERF_VALUE.match(text.strip())
     if not match:
         return None
-    return float(match.group(1).replace(",", "."))
+    return _finite(match.group(1))
+
+
+def _finite(number_text):
+    """The number, or None (as for U) when it overflows a float: 1e999 is no measurement."""
+    value = float(number_text.replace(",", "."))
+    return value if math.isfinite(value) else None
 
 
 def _perf_item(label, token):
@@ -212,7 +234,7 @@ def _perf_item(label, token):
         match = PERF_VALUE.match(fields[0])
         if not match:
             return None
-        value, uom = float(match.group(1).replace(",", ".")), match.group(2)
+        value, uom = _finite(match.group(1)), match.group(2)
     fields += [""] * (5 - len(fields))
     return {
         "label": label,
@@ -393,7 +415,7 @@ def _seconds(value):
 
 
 def _last_line(text):
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line.strip() for line in plugin_lines(text) if line.strip()]
     return lines[-1][:200] if lines else ""
 
 

@@ -219,13 +219,18 @@ class Selector(object):
         return " ".join(parts)
 
 
+def _is_uid(text: str) -> bool:
+    # str.isdigit() is also true for "١٢" and "²": a uid is ASCII digits only
+    return bool(re.match(r"^[0-9]+$", text))
+
+
 def resolve_user(user: str) -> Tuple[Optional[int], Optional[str]]:
     """(uid, name) of a user given by name or numeric id; the name is None when unknown."""
     try:
         import pwd
     except ImportError:  # Windows: psutil compares user names
-        return (int(user) if user.isdigit() else None), user
-    if user.isdigit():
+        return (int(user) if _is_uid(user) else None), user
+    if _is_uid(user):
         return int(user), None
     try:
         return pwd.getpwnam(user).pw_uid, user

@@ -232,10 +232,9 @@ def parse_address(text):
 
 
 def _port(text):
-    try:
-        port = int(text)
-    except (TypeError, ValueError):
-        port = -1
+    # ASCII digits only: int() would also take "８０", "٨٠" or "8_0"
+    digits = str(text) if isinstance(text, (int, str)) else ""
+    port = int(digits) if re.match(r"^[0-9]{1,5}$", digits) else -1
     if not 0 < port < 65536:
         raise ValueError("invalid TCP port %r" % (text,))
     return port

@@ -94,17 +94,24 @@ def test_per_turns_counts_into_rates(tmp_path):
     _append(log, errors=1)
     playbook = _playbook(tmp_path, log, "        per: 1m\n")
     state = tmp_path / "state.db"
+    first_started = time.monotonic()
     first = _run(playbook, state)
+    first_ended = time.monotonic()
     assert "rates start next run" in first["message"]
     assert first["measurements"]["errors_count"] == 1
 
     time.sleep(1.0)
     _append(log, errors=2)
+    second_started = time.monotonic()
     second = _run(playbook, state)
+    second_ended = time.monotonic()
     assert second["measurements"]["errors_count"] == 2
     rate = second["measurements"]["errors"]
-    # 2 lines over a bit more than one second is a bit under 120 a minute
-    assert 60 < rate < 120
+    # the two scans happened inside the two runs, so the time between them is bracketed by
+    # the gap between the runs and the span of both, however slow a loaded machine makes them
+    assert (
+        2 * 60 / (second_ended - first_started) <= rate <= 2 * 60 / (second_started - first_ended)
+    )
     assert second["units"]["errors"] == "/min"
     assert second["status"] == "CRITICAL"  # crit: 3 applies to the rate
 

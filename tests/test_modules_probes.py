@@ -470,7 +470,7 @@ def test_tcp_silent_service_times_out():
         started = time.monotonic()
         result = run(tcp, host=LOOPBACK, port=port, expect="READY", timeout=0.3)
         elapsed = time.monotonic() - started
-    assert elapsed < 1.0
+    assert elapsed < 5.0  # the silent service would hold us forever; slack for a loaded CI
     assert "no reply matching /READY/ in time" in result["failures"][0]
     assert result["measurements"]["connect_time"] < 0.3
 
@@ -627,7 +627,7 @@ def test_command_timeout_kills_the_whole_process_group(tmp_path):
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="timed out after 0.4s; killed"):
         run(command, cmd=f"sleep 30 & echo $! > {pidfile}; wait", shell=True, timeout=0.4)
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 10  # far below the 30 s the child would take
     assert _process_gone(int(pidfile.read_text()))
 
 
@@ -637,7 +637,7 @@ def test_command_background_child_holding_the_pipe_does_not_block():
     elapsed = time.monotonic() - started
     pid = result["measurements"]["value"]
     try:
-        assert elapsed < 2.0
+        assert elapsed < 4.0  # below the 5 s the background child holds the pipe
         assert result["measurements"]["exit_code"] == 0
     finally:
         os.kill(pid, signal.SIGKILL)
@@ -1049,7 +1049,7 @@ def test_nagios_timeout_kills_the_plugin(tmp_path):
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="plugin timed out after 0.3s"):
         run(nagios, plugin=str(hung), timeout=0.3)
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 10  # far below the 30 s the child would take
     assert _process_gone(int(pidfile.read_text()))
 
 
@@ -1091,13 +1091,8 @@ def test_probe_modules_run_as_a_shipped_batch(web, secure_web, pki, tmp_path, in
     python = sys.executable if interpreter == "current" else _oldest_python()
     if python is None:
         pytest.skip("no Python 3.6 interpreter on this machine")
-    from checkrunner.transport.payload import (
-        BOOTSTRAP,
-        RESULT_MARKER,
-        Batch,
-        BatchCheck,
-        build_payload,
-    )
+    from checkrunner.transport.answer import RESULT_MARKER
+    from checkrunner.transport.payload import BOOTSTRAP, Batch, BatchCheck, build_payload
 
     plugin = _plugin(tmp_path, "check_fixture", f"cat '{PERFDATA / 'check_load.txt'}'; exit 1")
     watched = tmp_path / "watched"

@@ -667,15 +667,34 @@ def test_process_counts_a_real_child_by_pattern(psutil_module):
     assert after["message"].startswith("no process matches pattern=")
 
 
+CLOCK_TICK = 1.0 / os.sysconf("SC_CLK_TCK")
+
+
 @BOTH_PATHS
 def test_process_cpu_percent_of_a_busy_child(psutil_module):
+    """The child's own CPU time, read around each snapshot, is the reference: whatever else
+    the machine is doing, the module must report what the child really used in its window."""
     marker = f"checkrun-busy-{os.getpid()}"
     child = spawn("while True: pass", marker)
     try:
+        own = psutil.Process(child.pid)
         args = {"pattern": re.escape(marker), "sample": 0.5}
-        m = process.run(args, context(psutil_module))["measurements"]
+        ctx = context(psutil_module)
+        used = lambda: sum(own.cpu_times()[:2])  # noqa: E731 - user + system seconds
+        outer_start = used()
+        ctx.before = process.sample(args, ctx)
+        inner_start = used()
+        time.sleep(0.5)
+        inner_end = used()
+        ctx.after = process.sample(args, ctx)
+        outer_end = used()
+        m = process.run(args, ctx)["measurements"]
+        window = ctx.after["taken"] - ctx.before["taken"]
+        measured = m["cpu_percent"] / 100.0 * window
         assert m["count"] == 1
-        assert 10.0 < m["cpu_percent"] <= 110.0
+        assert inner_end - inner_start - 2 * CLOCK_TICK <= measured
+        assert measured <= outer_end - outer_start + 2 * CLOCK_TICK
+        assert m["cpu_percent"] <= 100.0 * (1 + 2 * CLOCK_TICK / window)  # one thread
     finally:
         stop(child)
 

@@ -31,11 +31,12 @@ from checkrunner.report import (
     parse_spec,
 )
 from checkrunner.report.base import write_to_stream
-from checkrunner.report.formatting import format_value, one_line, printable
+from checkrunner.report.formatting import format_value
 from checkrunner.report.markdown import MAX_TABLE_ROWS
 from checkrunner.report.nagios import perfdata_item, quote_label
 from checkrunner.report.terminal import FULL_TABLE_MAX_ROWS
 from checkrunner.results import CheckResult, HostResult, RunResult, Status, Thresholds
+from checkrunner.safe_text import one_line, printable
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 SCHEMA = json.loads((DOCS / "json-report.schema.json").read_text())

@@ -184,7 +184,7 @@ def test_silent_listener_times_out_at_the_connect_timeout(rig: Rig):
         elapsed = time.monotonic() - started
     assert failure.reason == UnreachableReason.TIMEOUT
     assert "banner" in failure.message
-    assert elapsed < 3.0
+    assert elapsed < 8.0  # the silent listener would hold us forever
 
 
 def test_wrong_key_is_auth_and_says_what_was_tried(rig: Rig):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 
 from checkrunner.results import CheckResult, HostResult, RunResult, Status
 
@@ -24,11 +23,6 @@ _BYTE_RATE_UNITS = {"B/s", "byte/s", "bytes/s"}
 _SECOND_UNITS = {"s", "sec", "secs", "second", "seconds"}
 _MILLISECOND_UNITS = {"ms", "msec", "milliseconds"}
 _BINARY_PREFIXES = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
-
-# C0 controls except tab and newline, DEL, C1 controls, lone surrogates and the two
-# non-characters: they would move a terminal's cursor, break XML or fail to encode.
-_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
-_WHITESPACE_RUN = re.compile(r"\s+")
 
 
 def format_value(value: float | None, unit: str = "") -> str:
@@ -103,23 +97,6 @@ def humanize_seconds(value: float) -> str:
 
 def _trim(number: str) -> str:
     return number.rstrip("0").rstrip(".") if "." in number else number
-
-
-def printable(text: str) -> str:
-    """`text` with control characters shown as \\xNN, so that a log line carrying escape
-    sequences cannot recolour a terminal or make an XML report unparsable. CRLF line ends
-    become plain newlines first."""
-    return _UNPRINTABLE.sub(_escape_char, text.replace("\r\n", "\n"))
-
-
-def _escape_char(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
-
-
-def one_line(text: str) -> str:
-    """printable() on a single line: any run of whitespace, newlines included, becomes a space."""
-    return _WHITESPACE_RUN.sub(" ", printable(text)).strip()
 
 
 def overall_status(run: RunResult) -> Status:

@@ -8,6 +8,7 @@ from typing import Any
 
 from checkrunner.report.base import Reporter
 from checkrunner.results import RunResult
+from checkrunner.safe_text import escape_unprintable_json
 
 
 class JsonReporter(Reporter):
@@ -16,7 +17,10 @@ class JsonReporter(Reporter):
     def render(self, run: RunResult) -> str:
         document = finite_numbers(run.to_dict())
         # default=str: a fact a module returned that JSON cannot hold must not cost the report.
-        return json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n"
+        text = json.dumps(document, indent=2, ensure_ascii=False, default=str)
+        # json.dumps escapes C0 controls only: a C1 or bidi control from a target would
+        # still act on a terminal that shows the report.
+        return escape_unprintable_json(text) + "\n"
 
 
 def finite_numbers(value: Any) -> Any:

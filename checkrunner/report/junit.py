@@ -29,8 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from checkrunner.report.base import Reporter
-from checkrunner.report.formatting import format_value, one_line, printable, unreachable_reason
+from checkrunner.report.formatting import format_value, unreachable_reason
 from checkrunner.results import CheckResult, HostResult, RunResult, Status
+from checkrunner.safe_text import one_line, printable
 
 REACHABLE_TEST = "host reachable"
 WARNING_NOTE = "WARNING (not a test failure: the run fails on warnings only with --fail-on warning)"

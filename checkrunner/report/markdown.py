@@ -15,7 +15,6 @@ from checkrunner.report.base import Reporter
 from checkrunner.report.formatting import (
     format_value,
     humanize_seconds,
-    one_line,
     overall_status,
     plural,
     problem_checks,
@@ -23,6 +22,7 @@ from checkrunner.report.formatting import (
     unreachable_hosts,
 )
 from checkrunner.results import CheckResult, HostResult, RunResult, Status
+from checkrunner.safe_text import one_line
 
 MAX_TABLE_ROWS = 1000
 

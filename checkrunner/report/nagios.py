@@ -25,13 +25,13 @@ import re
 from checkrunner.report.base import Reporter
 from checkrunner.report.formatting import (
     format_value,
-    one_line,
     plural,
     problem_checks,
     unreachable_hosts,
     unreachable_reason,
 )
 from checkrunner.results import NAGIOS_CODES, CheckResult, RunResult, Status
+from checkrunner.safe_text import one_line
 
 PLUGIN_LABEL = "CHECKRUN"
 

@@ -39,13 +39,13 @@ from checkrunner.report.formatting import (
     PROBLEM_STATUSES,
     format_value,
     humanize_seconds,
-    one_line,
     overall_status,
     plural,
     summary_counts,
     unreachable_reason,
 )
 from checkrunner.results import CheckResult, HostResult, RunResult, Status
+from checkrunner.safe_text import one_line
 
 FULL_TABLE_MAX_ROWS = 20
 # Plain output is never wrapped: rich lays the table out at its natural width under this.
@@ -236,7 +236,8 @@ def unreachable_row(host: HostResult) -> Row:
 
 
 def row(host: str, check: Text, status: Text, value: str, message: str) -> Row:
-    return (Text(one_line(host)), check, status, Text(value), Text(one_line(message)))
+    # Every cell that holds text from a target or an input file is sanitised here.
+    return (Text(one_line(host)), check, status, Text(one_line(value)), Text(one_line(message)))
 
 
 def status_text(status: Status) -> Text:

@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import threading
 
+from checkrunner.transport.answer import ProtocolError, parse_output, read_answer
 from checkrunner.transport.base import ExecResult, Transport, Unreachable
 from checkrunner.transport.local import LocalTransport
-from checkrunner.transport.payload import (
-    Batch,
-    BatchCheck,
-    BatchOptions,
-    ProtocolError,
-    build_payload,
-    parse_output,
-)
+from checkrunner.transport.payload import Batch, BatchCheck, BatchOptions, build_payload
 
 __all__ = [
     "Batch",
@@ -31,6 +25,7 @@ __all__ = [
     "configure_ssh",
     "get_transport",
     "parse_output",
+    "read_answer",
 ]
 
 _LOCAL = LocalTransport()

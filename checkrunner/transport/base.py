@@ -14,6 +14,11 @@ ACCEPT_NEW = "accept-new"
 OFF = "off"
 CHECKING_MODES = (STRICT, ACCEPT_NEW, OFF)
 
+# The most stdout read from one batch: a target that sends more is cut off (and its
+# answer rejected) instead of filling the control node's memory.
+MAX_OUTPUT_BYTES = 64 * 1024**2
+MAX_STDERR_BYTES = 1024**2  # kept of stderr; a crash's traceback is far shorter
+
 
 class Unreachable(Exception):
     """The batch could not be run on the host; `reason` is an UnreachableReason."""
@@ -29,6 +34,7 @@ class ExecResult:
     exit_status: int
     stdout: bytes
     stderr: bytes
+    overflow: bool = False  # stdout passed MAX_OUTPUT_BYTES and the batch was stopped
 
 
 class Transport(abc.ABC):

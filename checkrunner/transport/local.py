@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import shutil
 import signal
 import subprocess
 import threading
+import time
 
 from checkrunner.results import UnreachableReason
-from checkrunner.transport.base import ExecResult, Transport, Unreachable
+from checkrunner.transport.base import (
+    MAX_OUTPUT_BYTES,
+    MAX_STDERR_BYTES,
+    ExecResult,
+    Transport,
+    Unreachable,
+)
 from checkrunner.transport.payload import BOOTSTRAP, with_become_password
+
+_CHUNK = 65536
 
 
 class LocalTransport(Transport):
@@ -51,7 +61,7 @@ class LocalTransport(Transport):
         with self._lock:
             self._live.add(proc)
         try:
-            stdout, stderr = proc.communicate(payload, timeout=timeout)
+            return _communicate(proc, payload, time.monotonic() + timeout)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             raise Unreachable(
@@ -63,13 +73,52 @@ class LocalTransport(Transport):
         finally:
             with self._lock:
                 self._live.discard(proc)
-        return ExecResult(proc.returncode, stdout, stderr)
 
     def abort(self) -> None:
         with self._lock:
             live = list(self._live)
         for proc in live:
             _kill_group(proc, reap=False)
+
+
+def _communicate(proc: subprocess.Popen, payload: bytes, deadline: float) -> ExecResult:
+    """Popen.communicate with bounded reads: stderr keeps its first MAX_STDERR_BYTES, and a
+    batch whose stdout passes MAX_OUTPUT_BYTES is stopped and its result marked overflowing."""
+    writer = threading.Thread(target=_feed, args=(proc.stdin, payload), daemon=True)
+    writer.start()
+    stdout, stderr = bytearray(), bytearray()
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stdout, selectors.EVENT_READ, stdout)
+            selector.register(proc.stderr, selectors.EVENT_READ, stderr)
+            while selector.get_map():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise subprocess.TimeoutExpired(proc.args, 0)
+                for key, _ in selector.select(remaining):
+                    data = os.read(key.fd, _CHUNK)
+                    if not data:
+                        selector.unregister(key.fileobj)
+                    elif key.data is stderr:
+                        stderr += data[: max(0, MAX_STDERR_BYTES - len(stderr))]
+                    else:
+                        stdout += data
+                        if len(stdout) > MAX_OUTPUT_BYTES:
+                            _kill_group(proc)
+                            return ExecResult(-1, bytes(stdout), bytes(stderr), overflow=True)
+        status = proc.wait(max(0.0, deadline - time.monotonic()))
+    finally:
+        proc.stdout.close()
+        proc.stderr.close()
+    writer.join()  # the batch has exited: its stdin is closed and the writer done
+    return ExecResult(status, bytes(stdout), bytes(stderr))
+
+
+def _feed(stdin, payload: bytes) -> None:
+    with contextlib.suppress(BrokenPipeError, OSError):
+        stdin.write(payload)
+    with contextlib.suppress(BrokenPipeError, OSError):
+        stdin.close()
 
 
 def _kill_group(proc: subprocess.Popen, reap: bool = True) -> None:

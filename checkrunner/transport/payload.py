@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from checkrunner import catalog
+from checkrunner.transport.answer import PROTOCOL_VERSION
 
 # What the target executes; the compressed program arrives on its stdin. A become password
 # line may precede it (for `sudo -S`); when sudo did not read it, it is skipped here: the
@@ -25,8 +26,6 @@ def with_become_password(payload: bytes, password: str | None) -> bytes:
     return payload if password is None else password.encode("utf-8") + b"\n" + payload
 
 
-RESULT_MARKER = "__CHECKRUN_RESULT__"
-PROTOCOL_VERSION = 1
 DEFAULT_TARGET_NICE = 10
 DEFAULT_TARGET_MEMORY_LIMIT = 512 * 1024**2
 
@@ -94,23 +93,3 @@ def _payload_for(batch_json: str) -> bytes:
     sources = {name: catalog.get(name).source for name in modules}
     program = "\n".join([catalog.batch_runner_source(), f"_main({sources!r}, {batch_json!r})", ""])
     return zlib.compress(program.encode("utf-8"), 6)
-
-
-class ProtocolError(Exception):
-    """The target answered, but not with a result: its Python crashed or printed garbage."""
-
-
-def parse_output(stdout: bytes) -> dict[str, Any]:
-    """The result object from the target's stdout; noise before the marker (motd, banners) is ignored."""
-    text = stdout.decode("utf-8", errors="replace")
-    index = text.rfind(RESULT_MARKER)
-    if index < 0:
-        raise ProtocolError("no result from the target")
-    line = text[index + len(RESULT_MARKER) :].splitlines()[0]
-    try:
-        data = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ProtocolError(f"unreadable result from the target: {exc}") from exc
-    if not isinstance(data, dict) or data.get("version") != PROTOCOL_VERSION:
-        raise ProtocolError(f"protocol version mismatch: {data.get('version')!r}")
-    return data

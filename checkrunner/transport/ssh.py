@@ -23,16 +23,19 @@ import paramiko
 
 from checkrunner.errors import ConfigError
 from checkrunner.results import UnreachableReason
+from checkrunner.transport.answer import RESULT_MARKER
 from checkrunner.transport.base import (
     ACCEPT_NEW,
     CHECKING_MODES,
+    MAX_OUTPUT_BYTES,
+    MAX_STDERR_BYTES,
     OFF,
     STRICT,
     ExecResult,
     Transport,
     Unreachable,
 )
-from checkrunner.transport.payload import BOOTSTRAP, RESULT_MARKER, with_become_password
+from checkrunner.transport.payload import BOOTSTRAP, with_become_password
 from checkrunner.transport.ssh_config import Endpoint, EndpointResolver, SSHOptions
 from checkrunner.transport.ssh_connect import Connection, Connector
 from checkrunner.transport.ssh_known_hosts import HostKeyChecker, KnownHostsStore
@@ -52,8 +55,6 @@ __all__ = [
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 _CHUNK = 65536
-MAX_STDOUT_BYTES = 256 * 1024 * 1024
-MAX_STDERR_BYTES = 1024 * 1024
 DEFAULT_PYTHON = "python3"
 
 
@@ -325,6 +326,8 @@ def _execute(
         channel.exec_command(command)
         _send_input(channel, payload, deadline)
         stdout, stderr = _collect(channel, deadline)
+        if len(stdout) > MAX_OUTPUT_BYTES:  # stopped reading: the answer is rejected
+            return ExecResult(-1, bytes(stdout), bytes(stderr), overflow=True)
         status = _exit_status(channel, deadline)
     finally:
         channel.close()
@@ -341,12 +344,15 @@ def _send_input(channel: paramiko.Channel, payload: bytes, deadline: float) -> N
 
 
 def _collect(channel: paramiko.Channel, deadline: float) -> tuple[bytes, bytes]:
-    """All of stdout and stderr, until the command closes them or the deadline passes."""
+    """All of stdout and stderr, until the command closes them, the deadline passes or stdout
+    passes MAX_OUTPUT_BYTES."""
     stdout, stderr = bytearray(), bytearray()
     with selectors.DefaultSelector() as selector:
         selector.register(channel.fileno(), selectors.EVENT_READ)
         while True:
             _drain(channel, stdout, stderr)
+            if len(stdout) > MAX_OUTPUT_BYTES:
+                return bytes(stdout), bytes(stderr)
             if channel.eof_received or channel.closed:
                 _drain(channel, stdout, stderr)
                 return bytes(stdout), bytes(stderr)
@@ -354,13 +360,8 @@ def _collect(channel: paramiko.Channel, deadline: float) -> tuple[bytes, bytes]:
 
 
 def _drain(channel: paramiko.Channel, stdout: bytearray, stderr: bytearray) -> None:
-    while channel.recv_ready():
+    while channel.recv_ready() and len(stdout) <= MAX_OUTPUT_BYTES:
         stdout += channel.recv(_CHUNK)
-        if len(stdout) > MAX_STDOUT_BYTES:
-            raise Unreachable(
-                UnreachableReason.ERROR,
-                f"the target sent more than {MAX_STDOUT_BYTES // (1024 * 1024)} MiB of output",
-            )
     while channel.recv_stderr_ready():
         data = channel.recv_stderr(_CHUNK)
         stderr += data[: max(0, MAX_STDERR_BYTES - len(stderr))]
@@ -385,7 +386,7 @@ def _where(endpoint: Endpoint) -> str:
 
 def target_failure(result: ExecResult, interpreter: str, endpoint: Endpoint) -> Unreachable | None:
     """Why the batch never started on the target (no python, sudo), from its exit and stderr."""
-    if RESULT_MARKER.encode() in result.stdout:
+    if result.overflow or RESULT_MARKER.encode() in result.stdout:
         return None
     text = result.stderr.decode("utf-8", errors="replace")
     lowered = text.lower()

@@ -1,0 +1,118 @@
+"""How modules read text from commands and plugins: lines as Nagios splits them, ASCII numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from checkrunner import catalog
+from checkrunner.config.normalize import normalize_args
+from checkrunner.errors import Location
+from checkrunner.modules import command, nagios, process, tcp
+from checkrunner.modules._batch import CheckContext
+
+# Characters str.splitlines() breaks at, but Nagios and Icinga do not.
+NOT_NEWLINES = ["\f", "\v", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+NON_ASCII_DIGITS = ["١٢", "１２", "۱۲", "१२", "¹²"]
+
+
+def run(module, **given):
+    name = module.__name__.rsplit(".", 1)[-1]
+    args = normalize_args(catalog.get(name), given, Location("test_modules_text.py"))
+    return module.run(args, CheckContext("0.1", 10.0, None))
+
+
+def plugin(directory: Path, output: str) -> Path:
+    (directory / "output.txt").write_text(output, encoding="utf-8")
+    path = directory / "check_fixture"
+    path.write_text(f"#!/bin/sh\ncat '{directory / 'output.txt'}'\n")
+    path.chmod(0o755)
+    return path
+
+
+# ------------------------------------------------------------------ nagios: lines (point 16)
+
+
+@pytest.mark.parametrize("separator", NOT_NEWLINES)
+def test_plugin_output_is_split_at_newlines_only(separator):
+    text = f"OK - a{separator}b | x=1{separator}y=2\nlong one\nlong two | z=3\n"
+    message, long_output, perf_text = nagios.split_plugin_output(text)
+    assert message == f"OK - a{separator}b"
+    assert long_output == "long one\nlong two"
+    labels = [item["label"] for item in nagios.parse_perfdata(perf_text)]
+    assert labels == ["x", "y", "z"]
+
+
+@pytest.mark.parametrize("separator", NOT_NEWLINES)
+def test_perfdata_on_the_first_line_after_a_separator_is_kept(tmp_path, separator):
+    result = run(nagios, plugin=str(plugin(tmp_path, f"OK | a=1{separator}b=2s\n")))
+    assert result["measurements"]["a"] == 1.0 and result["measurements"]["b"] == 2.0
+    assert result["units"]["b"] == "s"
+    assert result["message"] == "OK"
+
+
+def test_crlf_ends_a_line_and_a_lone_cr_stays_in_it():
+    text = "DISK OK - fine\r\nline\rtwo\r\n| a=1;2;3\r\nb=4\r\n"
+    message, long_output, perf_text = nagios.split_plugin_output(text)
+    assert message == "DISK OK - fine"
+    assert long_output == "line\rtwo"  # Nagios keeps a \r inside a line
+    assert [(i["label"], i["value"], i["crit"]) for i in nagios.parse_perfdata(perf_text)] == [
+        ("a", 1.0, "3"),
+        ("b", 4.0, None),
+    ]
+
+
+# ------------------------------------------------------------ ASCII-only numbers (point 17)
+
+
+@pytest.mark.parametrize("digits", NON_ASCII_DIGITS)
+def test_perfdata_values_need_ascii_digits(digits):
+    items = nagios.parse_perfdata(f"a={digits} b=1;{digits};5;{digits};{digits}0 c=12")
+    values = {item["label"]: item for item in items}
+    assert "a" not in values
+    assert (values["b"]["value"], values["b"]["min"], values["b"]["max"]) == (1.0, None, None)
+    assert values["c"]["value"] == 12.0
+
+
+@pytest.mark.parametrize("digits", NON_ASCII_DIGITS)
+def test_a_plugin_printing_non_ascii_digits_gives_no_measurement(tmp_path, digits):
+    result = run(nagios, plugin=str(plugin(tmp_path, f"OK | users={digits}\n")))
+    assert "users" not in result["measurements"]
+
+
+def test_perfdata_beyond_a_float_is_undetermined():
+    (item,) = nagios.parse_perfdata("a=1e999;1;2;0;" + "9" * 400)
+    assert item["value"] is None and item["max"] is None and item["min"] == 0.0
+
+
+@pytest.mark.parametrize("digits", NON_ASCII_DIGITS)
+def test_command_output_of_non_ascii_digits_is_not_a_number(digits):
+    assert command.parse_number(digits) is None
+    assert command.parse_number(f"-{digits}.5") is None
+    result = run(command, cmd=["printf", "%s", digits])
+    assert result["facts"]["stdout"] == digits
+    assert "value" not in result["measurements"]
+
+
+def test_command_output_numbers_stay_numbers():
+    assert command.parse_number("12") == 12
+    assert command.parse_number("9" * 18) == int("9" * 18)
+    assert command.parse_number("9" * 30) == float("9" * 30)  # no 5000-digit int() on the target
+    assert command.parse_number("9" * 5000) is None  # beyond a float: not a measurement
+    assert command.parse_number("1e999") is None
+    assert run(command, cmd=["echo", "42"])["measurements"]["value"] == 42
+
+
+@pytest.mark.parametrize("digits", ["８０", "٨٠", "8_0", " 80"])
+def test_tcp_ports_need_ascii_digits(digits):
+    with pytest.raises(ValueError, match="invalid TCP port"):
+        tcp.parse_address(f"127.0.0.1:{digits}")
+    assert tcp.parse_address("127.0.0.1:80") == ("127.0.0.1", 80)
+
+
+@pytest.mark.parametrize("uid", ["١", "０", "²"])
+def test_a_uid_needs_ascii_digits(uid):
+    with pytest.raises(RuntimeError, match="no user"):  # a name, and no such user
+        process.resolve_user(uid)
+    assert process.resolve_user("0") == (0, None)
