@@ -63,8 +63,13 @@ class Masker:
         return value
 
     def _mask_cut_short(self, value: str) -> str:
+        """The end of each excerpt quote() made (ELLIPSIS, then the closing quote) masked
+        when it is the beginning of a secret. Other ellipses are left alone: a message's
+        "loading…" must not lose letters that happen to begin a secret."""
         parts = value.split(ELLIPSIS)
         for index, part in enumerate(parts[:-1]):
+            if not parts[index + 1].startswith(("'", '"')):
+                continue
             for length in range(min(self._longest_prefix, len(part)), 0, -1):
                 if part[-length:] in self._prefixes:
                     parts[index] = part[:-length] + MASK

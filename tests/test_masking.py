@@ -280,3 +280,12 @@ def test_checks_that_only_a_secret_tells_apart_are_warned_about(tmp_path):
     assert "2 checks are named 'probe ***' once secrets are masked" in done.stderr
     assert "'other ***'" not in done.stderr
     assert _leaks(done.stdout + done.stderr, SECRET, ROTATED) == []
+
+
+def test_only_excerpts_lose_the_beginning_of_a_secret():
+    masker = Masker(["gh_tok3n_ab"])
+    assert masker.text("processing… done") == "processing… done"
+    assert (
+        masker.text(f"got {quote('x' * 20 + 'gh_tok3n_ab')}")
+        == f"got 'xxxxxxxxxxxxxxxxxxxx{MASK}…'"
+    )
