@@ -1002,18 +1002,24 @@ def test_alertmanager_posts_to_every_replica():
         assert len({p["replica"] for p in payloads}) == 2
         # The outbox keeps payloads: no URL (it may hold credentials), only the replica's digest.
         assert not any(url in json.dumps(payloads) for url in config["urls"])
+        before = time.time()
         assert all(alertmanager.send(config, p, 5).ok for p in payloads)
+        after = time.time()
         for replica in (one, two):
             [request] = replica.requests()
             assert request.path == "/api/v2/alerts"
             assert request.header("X-Scope-OrgID") == "ops"
-            assert request.json() == [
+            posted = request.json()
+            # firing: endsAt 4 x the run interval after the send (15m before a second run)
+            ends_at = dt.datetime.fromisoformat(posted[0].pop("endsAt").replace("Z", "+00:00"))
+            assert before + 3600 - 0.001 <= ends_at.timestamp() <= after + 3600
+            assert posted == [
                 {
                     "labels": firing.labels,
                     "annotations": firing.annotations,
                     "startsAt": "2023-11-14T22:13:20.000Z",
                     "generatorURL": "http://checkrun/run/42",
-                },  # firing: no endsAt, Alertmanager applies resolve_timeout
+                },
                 {
                     "labels": resolved.labels,
                     "annotations": resolved.annotations,

@@ -118,6 +118,7 @@ class AlertingParser:
     def _receiver_configs(
         self, name: str, kind: str, entries: Any, node: Mapping[Any, Any], key: str, where: Location
     ) -> list[ReceiverConfig]:
+        from checkrunner.alerting.receivers.template_check import receiver_template_errors
         from checkrunner.config.normalize import check_option_set
 
         at = value_location(node, key, where)
@@ -141,6 +142,7 @@ class AlertingParser:
             owner = receiver_option_set(kind, index, name)
             _, problems = check_option_set(owner, entry, entry_at, keep_templates=True)
             self.problems.extend(problems)
+            self.problems.extend(receiver_template_errors(kind, entry, entry_at, name, index))
             configs.append(ReceiverConfig(name, kind, index, dict(entry), entry_at))
         return configs
 

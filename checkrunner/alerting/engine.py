@@ -7,7 +7,11 @@ Per run, in one transaction of the state database:
    check alerts, a check whose `depends_on` check fails is muted;
 3. alerts are routed (Alertmanager's tree) and grouped; the notification log, keyed by
    receiver and group, decides whether the group is notified now: new alerts, resolved
-   ones (with `send_resolved`), or `repeat_interval` elapsed;
+   ones (with `send_resolved`), or `repeat_interval` elapsed. An `alertmanager` receiver is
+   different: it forgets alerts that are not re-sent, so it gets every firing alert its
+   route matches on every run, muted ones too (annotated `muted_by`: Alertmanager's own
+   inhibit rules and silences decide what it notifies), with the interval observed between
+   runs so that it keeps them until well after the next run (see alertmanager.py);
 4. the rendered messages go to the outbox, in order. Delivery (delivery.py) happens
    afterwards; a message stays in the outbox until a receiver has accepted it.
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +40,10 @@ SEVERITY = {
     Status.UNKNOWN: "unknown",
 }
 UNREACHABLE_ALERT = "host unreachable"
+ALERTMANAGER = "alertmanager"  # the receiver kind that keeps alerts itself
+MUTED_ANNOTATION = "muted_by"  # why checkrun mutes an alert it still posts to Alertmanager
+GAPS_KEPT = 5  # intervals between a check's runs remembered (their largest one counts)
+MAX_OBSERVED_INTERVAL = 86400.0  # a check idle longer than a day does not stretch endsAt more
 
 
 @dataclass
@@ -52,6 +61,8 @@ class Observation:
 class RunObservations:
     checks: list[Observation] = field(default_factory=list)
     unreachable: dict[str, Alert] = field(default_factory=dict)  # host -> its alert
+    ran: list[CheckKey] = field(default_factory=list)  # every check run, or planned on a host
+    # that could not be reached (the time between runs is measured on these)
 
     @property
     def hosts_seen(self) -> set[str]:
@@ -63,6 +74,9 @@ def observe_run(
 ) -> RunObservations:
     """The alerts this run's results raise. `check_settings`: `for` and `depends_on` per check."""
     observations = RunObservations()
+    planned: dict[str, list[CheckKey]] = defaultdict(list)
+    for key in check_settings:
+        planned[key.host].append(key)
     for host in run.hosts:
         if not host.reachable:
             observations.unreachable[host.host] = Alert(
@@ -70,6 +84,7 @@ def observe_run(
                 annotations={"message": f"{host.reason or 'unreachable'}: {host.message}".strip()},
                 starts_at=now,
             )
+            observations.ran += planned[host.host]
             continue
         for check in host.checks:
             if check.status == Status.SKIPPED:
@@ -79,6 +94,7 @@ def observe_run(
             failing = check.status in SEVERITY
             alert = _check_alert(check, now) if failing else None
             observations.checks.append(Observation(ref, failing, alert, for_runs, depends_on))
+            observations.ran.append(ref)
     return observations
 
 
@@ -111,6 +127,7 @@ class Outcome:
     inhibited: list[Alert] = field(default_factory=list)
     notifications: list[Notification] = field(default_factory=list)
     queued: int = 0  # outbox messages added
+    unrenderable: list[str] = field(default_factory=list)  # "receiver (kind): reason"
 
 
 class AlertEngine:
@@ -124,9 +141,13 @@ class AlertEngine:
     ) -> Outcome:
         """Update the alert state and queue notifications; the caller owns the transaction."""
         outcome = Outcome()
+        run_interval = _update_run_gaps(connection, observations.ran, now)
         firing_now = self._update_state(connection, observations, now, outcome)
-        active = self._not_inhibited(firing_now, observations, outcome)
+        active, muted = self._not_inhibited(firing_now, observations, outcome)
         self._notify(connection, active, outcome.resolved, now, outcome)
+        self._post_to_alertmanagers(
+            connection, [*active, *muted, *outcome.resolved], now, run_interval, outcome
+        )
         return outcome
 
     # -- 1. state ----------------------------------------------------------------------------
@@ -203,27 +224,41 @@ class AlertEngine:
 
     def _not_inhibited(
         self, firing: list[Alert], observations: RunObservations, outcome: Outcome
-    ) -> list[Alert]:
+    ) -> tuple[list[Alert], list[Alert]]:
+        """(active, muted): the muted ones as copies that say why in MUTED_ANNOTATION."""
         failing_checks = {(o.ref.host, o.ref.check) for o in observations.checks if o.failing}
         depends = {
             (o.ref.host, o.ref.check): o.depends_on for o in observations.checks if o.depends_on
         }
         sources = [a.labels for a in firing]
-        active = []
+        active, muted = [], []
         for alert in firing:
-            labels = alert.labels
-            host = labels.get("host", "")
-            is_check_alert = labels.get("alertname") != UNREACHABLE_ALERT
-            muted = (
-                (is_check_alert and host in observations.unreachable)
-                or any(
-                    (host, dependency) in failing_checks
-                    for dependency in depends.get((host, labels.get("alertname", "")), ())
-                )
-                or any(rule.inhibits(labels, sources) for rule in self.spec.inhibit_rules)
-            )
-            (outcome.inhibited if muted else active).append(alert)
-        return active
+            reason = self._mute_reason(alert.labels, observations, failing_checks, depends, sources)
+            if reason is None:
+                active.append(alert)
+                continue
+            outcome.inhibited.append(alert)
+            annotations = {**alert.annotations, MUTED_ANNOTATION: reason}
+            muted.append(dataclasses.replace(alert, annotations=annotations))
+        return active, muted
+
+    def _mute_reason(
+        self,
+        labels: dict[str, str],
+        observations: RunObservations,
+        failing_checks: set[tuple[str, str]],
+        depends: dict[tuple[str, str], tuple[str, ...]],
+        sources: list[dict[str, str]],
+    ) -> str | None:
+        host = labels.get("host", "")
+        if labels.get("alertname") != UNREACHABLE_ALERT and host in observations.unreachable:
+            return UNREACHABLE_ALERT
+        for dependency in depends.get((host, labels.get("alertname", "")), ()):
+            if (host, dependency) in failing_checks:
+                return f"depends_on: {dependency}"
+        if any(rule.inhibits(labels, sources) for rule in self.spec.inhibit_rules):
+            return "inhibit_rules"
+        return None
 
     # -- 3. routing, grouping, the notification log ----------------------------------------------
 
@@ -235,13 +270,17 @@ class AlertEngine:
         now: float,
         outcome: Outcome,
     ) -> None:
+        for (receiver, group_key), (route, alerts) in self._groups([*active, *resolved]).items():
+            self._notify_group(connection, receiver, group_key, route, alerts, now, outcome)
+
+    def _groups(self, alerts: list[Alert]) -> dict[tuple[str, str], tuple[Route, list[Alert]]]:
+        """The alerts by (receiver, groupKey), as the routing tree sends them."""
         groups: dict[tuple[str, str], tuple[Route, list[Alert]]] = {}
-        for alert in [*active, *resolved]:
+        for alert in alerts:
             for route in self.spec.route.match(alert.labels):
                 key = (route.receiver, route.group_key(alert.labels))
                 groups.setdefault(key, (route, []))[1].append(alert)
-        for (receiver, group_key), (route, alerts) in groups.items():
-            self._notify_group(connection, receiver, group_key, route, alerts, now, outcome)
+        return groups
 
     def _notify_group(
         self,
@@ -273,12 +312,8 @@ class AlertEngine:
         )
         queued = 0
         for config in self.receivers.get(receiver, []):
-            if config.kind == "alertmanager":
-                # Alertmanager forgets alerts not re-sent; it dedups and repeats itself.
-                if firing or resolved:
-                    queued += self._enqueue(connection, config, notification, now)
-            elif changed:
-                queued += self._enqueue(connection, config, notification, now)
+            if config.kind != ALERTMANAGER and changed:
+                queued += self._enqueue(connection, config, notification, now, outcome)
         if changed or queued:
             outcome.notifications.append(notification)
             connection.execute(
@@ -288,12 +323,43 @@ class AlertEngine:
             )
         outcome.queued += queued
 
+    def _post_to_alertmanagers(
+        self,
+        connection: sqlite3.Connection,
+        alerts: list[Alert],
+        now: float,
+        run_interval: float | None,
+        outcome: Outcome,
+    ) -> None:
+        """Every firing alert routed to an alertmanager receiver, on every run, muted or not,
+        and the ones that resolved: Alertmanager expires an alert that is not re-sent, which
+        would announce "resolved" while the check still fails. It dedups, groups, inhibits
+        and repeats by itself, so the notification log is not consulted."""
+        for (receiver, group_key), (route, members) in self._groups(alerts).items():
+            configs = [c for c in self.receivers.get(receiver, []) if c.kind == ALERTMANAGER]
+            if not configs:
+                continue
+            notification = Notification(
+                receiver=receiver,
+                group_key=group_key,
+                group_labels=route.group_labels(members[0].labels),
+                alerts=members,
+                run_interval=run_interval,
+            )
+            queued = sum(
+                self._enqueue(connection, config, notification, now, outcome) for config in configs
+            )
+            if queued:
+                outcome.notifications.append(notification)
+            outcome.queued += queued
+
     def _enqueue(
         self,
         connection: sqlite3.Connection,
         config: ReceiverConfig,
         notification: Notification,
         now: float,
+        outcome: Outcome,
     ) -> int:
         options = config.options
         alerts = notification.alerts
@@ -302,7 +368,7 @@ class AlertEngine:
         if not alerts:
             return 0
         message = dataclasses.replace(notification, alerts=alerts)
-        return enqueue(connection, config, options, message, now)
+        return enqueue(connection, config, options, message, now, outcome.unrenderable)
 
 
 def enqueue(
@@ -311,12 +377,27 @@ def enqueue(
     options: dict[str, Any],
     notification: Notification,
     now: float,
+    failures: list[str] | None = None,
 ) -> int:
-    """The notification rendered by its receiver into outbox messages, in order."""
+    """The notification rendered by its receiver into outbox messages, in order.
+
+    A notification this receiver cannot render (a template that fails on these alerts) is
+    its delivery failure alone: it is kept in the outbox as failed, with the reason (shown
+    by `checkrun alerts`, and added to `failures`), and the other receivers and the alert
+    state go on as if it had been refused.
+    """
     from checkrunner.alerting import receivers as registry
+    from checkrunner.alerting.receivers.base import RenderError, scrub, secret_values
 
     module = registry.get(config.kind)
-    payloads = module.render(options, notification)
+    try:
+        payloads = module.render(options, notification)
+    except RenderError as exc:
+        reason = scrub(f"cannot render the message: {exc}", secret_values(module.OPTIONS, options))
+        _record_render_failure(connection, config, notification, reason, now)
+        if failures is not None:
+            failures.append(f"{config.receiver} ({config.kind}): {reason}")
+        return 0
     for payload in payloads:
         destination = _destination(module, options, payload)
         connection.execute(
@@ -336,12 +417,71 @@ def enqueue(
     return len(payloads)
 
 
+def _record_render_failure(
+    connection: sqlite3.Connection,
+    config: ReceiverConfig,
+    notification: Notification,
+    reason: str,
+    now: float,
+) -> None:
+    connection.execute(
+        "INSERT INTO outbox (receiver, kind, config_index, destination, group_key, payload, "
+        "created_at, next_attempt_at, last_error, state, done_at) "
+        "VALUES (?, ?, ?, ?, ?, 'null', ?, ?, ?, 'failed', ?)",
+        (
+            config.receiver,
+            config.kind,
+            config.index,
+            f"{config.receiver}:{config.kind}:{config.index}",
+            notification.group_key,
+            now,
+            now,
+            reason,
+            now,
+        ),
+    )
+
+
 def _destination(module: Any, options: dict[str, Any], payload: Any) -> str:
     """Where a message goes, for ordering and rate limits: one key per replica URL too, so a
     replica that is down holds back only its own messages."""
     key = module.destination(options)
     replica = payload.get("replica") if isinstance(payload, dict) else None
     return f"{key}:{replica}" if replica else key
+
+
+def _update_run_gaps(
+    connection: sqlite3.Connection, ran: list[CheckKey], now: float
+) -> float | None:
+    """Record that these checks ran now; the largest of their recent intervals between runs
+    (at most MAX_OBSERVED_INTERVAL), or None when none of them ran before.
+
+    Measured per check, not per run: playbooks sharing a state database, --tags and
+    --limit run a check less often than the database sees runs.
+    """
+    wanted = set(ran)
+    before = {
+        CheckKey(host, play, name): (ran_at, json.loads(gaps))
+        for host, play, name, ran_at, gaps in connection.execute(
+            "SELECT host, play, check_name, ran_at, gaps FROM check_runs"
+        )
+        if CheckKey(host, play, name) in wanted
+    }
+    rows = []
+    largest: float | None = None
+    for key in wanted:
+        last, gaps = before.get(key, (None, []))
+        if last is not None and now > last:
+            gaps = [*gaps, now - last][-GAPS_KEPT:]
+        if gaps:
+            largest = max(largest or 0.0, *gaps)
+        rows.append((key.host, key.play, key.check, now, json.dumps(gaps)))
+    connection.executemany(
+        "INSERT OR REPLACE INTO check_runs (host, play, check_name, ran_at, gaps) "
+        "VALUES (?, ?, ?, ?, ?)",
+        rows,
+    )
+    return None if largest is None else min(largest, MAX_OBSERVED_INTERVAL)
 
 
 def _update_streaks(
@@ -364,14 +504,15 @@ def _update_streaks(
 
 
 def check_settings(plan) -> dict[CheckKey, tuple[int, tuple[str, ...]]]:
-    """`for` and `depends_on` of every planned check, by host, play and name."""
+    """`for` and `depends_on` of every check the plan runs (not those that tags or `when`
+    leave out), by host, play and name."""
     return {
         CheckKey.of(c): (
             c.identity.for_runs,
             c.identity.depends_on,
         )
         for hp in plan.hosts
-        for c in hp.checks
+        for c in hp.runnable
     }
 
 
@@ -380,4 +521,5 @@ def summarize(outcome: Outcome) -> Iterable[str]:
         f"alerts: {len(outcome.firing)} firing, {len(outcome.pending)} pending, "
         f"{len(outcome.resolved)} resolved, {len(outcome.inhibited)} inhibited; "
         f"{outcome.queued} message(s) queued"
+        + (f", {len(outcome.unrenderable)} could not be rendered" if outcome.unrenderable else "")
     )

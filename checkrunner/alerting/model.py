@@ -82,6 +82,9 @@ class Notification:
     alerts: list[Alert]
     external_url: str = ""
     test: bool = False  # `checkrun notify --test`
+    # Seconds between the runs that raised these alerts, as observed (None: no earlier run);
+    # a receiver that expires alerts not re-sent (Alertmanager) keeps them longer than this.
+    run_interval: float | None = None
 
     @property
     def status(self) -> str:

@@ -85,7 +85,9 @@ def process_run(
         outcome = engine.process(connection, observations, now)
     if not deliver:
         return outcome, None
-    return outcome, Dispatcher(db, receivers.receivers, mask).deliver()
+    report = Dispatcher(db, receivers.receivers, mask).deliver()
+    report.failed[:0] = [mask(failure) for failure in outcome.unrenderable]
+    return outcome, report
 
 
 def flush(db: StateDB, receivers: RenderedReceivers, mask: Callable[[str], str]) -> DeliveryReport:
@@ -111,10 +113,13 @@ def send_test(
     notification = Notification(
         receiver=name, group_key=f"test:{now}", group_labels={}, alerts=[alert], test=True
     )
+    unrenderable: list[str] = []
     with db.transaction() as connection:
         for config in configs:
-            enqueue(connection, config, config.options, notification, now)
-    return Dispatcher(db, receivers.receivers, mask).deliver()
+            enqueue(connection, config, config.options, notification, now, unrenderable)
+    report = Dispatcher(db, receivers.receivers, mask).deliver()
+    report.failed[:0] = [mask(failure) for failure in unrenderable]
+    return report
 
 
 def alert_listing(db: StateDB) -> list[str]:

@@ -96,6 +96,16 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX sends_window ON sends (destination, sent_at);
     """,
+    """
+    CREATE TABLE check_runs (
+        host TEXT NOT NULL,
+        play TEXT NOT NULL,
+        check_name TEXT NOT NULL,
+        ran_at REAL NOT NULL,          -- the last run that planned this check (host reached or not)
+        gaps TEXT NOT NULL,            -- JSON list: seconds between its last runs, newest last
+        PRIMARY KEY (host, play, check_name)
+    );
+    """,
 )
 
 

@@ -2,12 +2,21 @@
 
 Alertmanager replicates silences and its notification log but not alerts, so every replica
 must get every alert (not one behind a load balancer). A resolved alert carries endsAt = the
-time it resolved, so Alertmanager resolves it at once; a firing alert has no endsAt, so
-Alertmanager keeps it until resolve_timeout after the last time it was sent.
+time it resolved, so Alertmanager resolves it at once.
+
+Alertmanager resolves a firing alert by itself once its endsAt has passed, and without an
+endsAt that is resolve_timeout (5m) after the last time it was sent: runs further apart
+would make it announce "resolved" while the check still fails. So, as Prometheus does with
+4 x its evaluation interval, a firing alert is sent with endsAt = the time it is sent +
+ENDS_AT_RUNS x the time between runs: `run_interval` when set, else the interval observed
+between the runs of its checks (at least MIN_RUN_INTERVAL; FIRST_RUN_INTERVAL while there
+is no earlier run). Every run re-sends every firing alert, so endsAt keeps moving ahead;
+an alert whose checks stop running expires after it.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +39,10 @@ RATE_LIMIT: tuple[int, float] | None = None
 API_PATH = "/api/v2/alerts"
 TEST_ALERTNAME = "CheckrunnerTestNotification"
 
+ENDS_AT_RUNS = 4  # Prometheus: endsAt = 4 x its evaluation interval ahead
+MIN_RUN_INTERVAL = 60.0  # Prometheus's resend delay: no endsAt closer than 4 minutes
+FIRST_RUN_INTERVAL = 900.0  # assumed before a second run has shown the real interval
+
 OPTIONS: dict[str, dict[str, Any]] = {
     "urls": {
         "type": "list",
@@ -43,6 +56,13 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "default": {},
         "secret": True,
         "description": "Extra request headers, e.g. {Authorization: 'Bearer {{ env.TOKEN }}'}.",
+    },
+    "run_interval": {
+        "type": "duration",
+        "description": "How often checkrun runs these checks (e.g. the cron interval). Firing "
+        "alerts are sent with endsAt 4 x this ahead (4 x the observed interval between runs "
+        "when that is longer); default: the observed interval, at least 1m (15m before "
+        "the second run).",
     },
     "send_resolved": send_resolved_option(SEND_RESOLVED_DEFAULT),
     "timeout": TIMEOUT_OPTION,
@@ -76,22 +96,39 @@ def postable(alert: Alert) -> dict[str, Any]:
     return item
 
 
+def valid_for(config: Mapping[str, Any], notification: Notification) -> float:
+    """Seconds ahead of the send time that a firing alert's endsAt is set."""
+    configured = config.get("run_interval")
+    observed = notification.run_interval
+    if configured:
+        interval = max(float(configured), observed or 0.0)
+    elif observed is None:
+        interval = FIRST_RUN_INTERVAL
+    else:
+        interval = max(MIN_RUN_INTERVAL, observed)
+    return ENDS_AT_RUNS * interval
+
+
 def render(config: Mapping[str, Any], notification: Notification) -> list[dict[str, Any]]:
-    """One payload per replica: {"replica": digest of its URL, "alerts": [postable alerts]}.
-    The outbox keeps payloads: a URL can hold credentials, so it is looked up again at send."""
+    """One payload per replica: {"replica": digest of its URL, "alerts": [postable alerts],
+    "valid_for": seconds}; send() sets the endsAt of firing alerts to the send time +
+    valid_for, so a message that waited in the outbox does not arrive already expired. The
+    outbox keeps payloads and a URL can hold credentials: send() looks the URL up again."""
     config = with_defaults(OPTIONS, config)
     urls = [str(u) for u in config.get("urls") or [] if u]
     if not urls:
         raise RenderError("the alertmanager receiver needs at least one URL in `urls`")
     alerts = [postable(a) for a in notification.alerts]
-    if notification.test and not alerts:
-        alerts = [
+    if notification.test:  # no endsAt: Alertmanager lets it go after its resolve_timeout
+        alerts = alerts or [
             {
                 "labels": {"alertname": TEST_ALERTNAME, "receiver": notification.receiver},
                 "annotations": {"message": "test notification from checkrun notify --test"},
             }
         ]
-    return [{"replica": digest(url), "alerts": alerts} for url in urls]
+        return [{"replica": digest(url), "alerts": alerts} for url in urls]
+    seconds = valid_for(config, notification)
+    return [{"replica": digest(url), "alerts": alerts, "valid_for": seconds} for url in urls]
 
 
 def _replica_url(config: Mapping[str, Any], payload: Mapping[str, Any]) -> str | None:
@@ -109,7 +146,16 @@ def send(config: Mapping[str, Any], payload: Mapping[str, Any], timeout: float) 
     if base is None:
         return Delivery(ok=False, detail="its Alertmanager is no longer in `urls`")
     url = api_url(base)
-    _, verdict = post_json(
-        url, payload["alerts"], timeout=timeout, config=config, headers=config["headers"]
-    )
+    alerts = with_ends_at(payload["alerts"], payload.get("valid_for"), time.time())
+    _, verdict = post_json(url, alerts, timeout=timeout, config=config, headers=config["headers"])
     return scrubbed(verdict, OPTIONS, config)
+
+
+def with_ends_at(
+    alerts: list[dict[str, Any]], seconds: float | None, now: float
+) -> list[dict[str, Any]]:
+    """The alerts, each firing one (no endsAt) with endsAt = now + seconds."""
+    if seconds is None:  # a test notification, or a message queued by an older checkrun
+        return alerts
+    ends_at = rfc3339(now + float(seconds))
+    return [a if "endsAt" in a else {**a, "endsAt": ends_at} for a in alerts]

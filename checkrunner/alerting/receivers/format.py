@@ -279,7 +279,7 @@ _MAX_EXPONENT = 10_000
 
 
 @functools.lru_cache(maxsize=2)
-def _environment(autoescape: bool) -> Any:
+def sandbox(autoescape: bool) -> Any:
     """The immutable Jinja2 sandbox with StrictUndefined, `*` and `**` bounded (Jinja2 is
     imported only when a receiver has a template)."""
     from jinja2 import StrictUndefined
@@ -306,7 +306,7 @@ def _environment(autoescape: bool) -> Any:
 
 @functools.lru_cache(maxsize=256)
 def _compile(source: str, autoescape: bool) -> Any:
-    return _environment(autoescape).from_string(source)
+    return sandbox(autoescape).from_string(source)
 
 
 def template_vars(notification: Notification, max_alerts: int = 0) -> dict[str, Any]:
