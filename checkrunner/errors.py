@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 import reprlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 #: Error messages quote at most this much of a value: enough to recognise it, too little to
@@ -59,11 +59,15 @@ def looks_like_private_key(text: str) -> bool:
 def quote(value: object) -> str:
     """A value as error messages cite it: the repr of a short excerpt of its first line,
     cut with ELLIPSIS (which masking recognises, so a secret cut short is masked too)."""
-    if not isinstance(value, str):
+    if isinstance(value, (bool, int, float)) or value is None:
         try:
-            return reprlib.repr(value)
+            return reprlib.repr(value)  # a long number is shortened in its middle
         except ValueError:  # an int past Python's digit limit for str()
             return "(a number too long to show)"
+    if isinstance(value, Mapping):  # what a list or mapping holds could be anything
+        return "(a mapping)"
+    if not isinstance(value, str):
+        return "(a list)" if isinstance(value, (list, tuple)) else f"(a {type(value).__name__})"
     if looks_like_private_key(value):
         return "(what looks like a private key, not shown)"
     excerpt = value.split("\n", 1)[0][:EXCERPT_LENGTH]
