@@ -29,6 +29,7 @@ MASK = "***"
 MIN_SECRET_LENGTH = 4  # shorter values ("1", "yes") would garble reports and hide nothing
 
 T = TypeVar("T")
+E = TypeVar("E", bound=BaseException)
 
 
 def _forms(secret: str) -> set[str]:
@@ -142,28 +143,33 @@ class Masker:
             for (play, name), count in shared.items()
         ]
 
-    def error(self, exc: ConfigError) -> ConfigError:
-        """The error (and the errors it groups) with its message and hint masked, in place.
-        The exceptions it was raised from are dropped when it held a secret: -vvv prints them."""
+    def error(self, exc: E) -> E:
+        """The exception with every secret in its message masked, in place (a ConfigError's
+        hint and the errors it groups too). The exceptions it was raised from are dropped
+        when it held a secret: -vvv, and the traceback of a crash, would print them."""
         if not self.secrets:
             return exc
+        changed = False
         for error in [exc, *getattr(exc, "errors", [])]:
-            masked = self.text(error.message)
-            hint = self.text(error.hint) if error.hint else error.hint
-            if (masked, hint) != (error.message, error.hint):
-                exc.__cause__ = None
-                exc.__suppress_context__ = True
-            error.message, error.hint = masked, hint
-            error.args = (masked,)
+            if isinstance(error, ConfigError):
+                masked = (self.text(error.message), self.text(error.hint or "") or error.hint)
+                changed |= masked != (error.message, error.hint)
+                error.message, error.hint = masked
+            args = tuple(self.value(arg) for arg in error.args)
+            changed |= args != error.args
+            error.args = args
+        if changed:
+            exc.__cause__ = None
+            exc.__suppress_context__ = True
         return exc
 
 
 @contextlib.contextmanager
 def errors_masked(secrets: Callable[[], Iterable[str | None]]) -> Iterator[None]:
-    """ConfigErrors raised inside come out with `secrets()` (read when the error is raised:
-    the environment values templates have read so far) masked."""
+    """Exceptions raised inside come out with `secrets()` (read when the error is raised:
+    the environment values templates have read so far) masked in their messages."""
     try:
         yield
-    except ConfigError as exc:
+    except Exception as exc:
         Masker(secrets()).error(exc)
         raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import traceback
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,9 @@ from conftest import run_checkrun
 from recorder import Recorder
 from sshd import free_port
 
-from checkrunner.errors import ELLIPSIS, EXCERPT_LENGTH, quote
-from checkrunner.masking import MASK, Masker
+from checkrunner.config.problems import MultipleConfigErrors
+from checkrunner.errors import ELLIPSIS, EXCERPT_LENGTH, ConfigError, quote
+from checkrunner.masking import MASK, Masker, errors_masked
 from checkrunner.results import CheckResult, HostResult, RunResult, Status
 
 
@@ -290,3 +292,26 @@ def test_only_excerpts_lose_the_beginning_of_a_secret():
         masker.text(f"got {quote('x' * 20 + 'gh_tok3n_ab')}")
         == f"got 'xxxxxxxxxxxxxxxxxxxx{MASK}…'"
     )
+
+
+def test_errors_leave_with_their_secrets_masked():
+    masker = Masker(["hunter22"])
+    grouped = MultipleConfigErrors(
+        [ConfigError("got the text 'hunter22'", hint="not hunter22"), ConfigError("other")]
+    )
+    masker.error(grouped)
+    assert "hunter22" not in str(grouped) and "got the text '***'" in str(grouped)
+
+    secret = "".join(reversed("22retnuh"))  # the traceback shows this file's lines
+
+    def crash():
+        try:
+            raise KeyError(secret)
+        except KeyError as exc:
+            raise RuntimeError(f"no result for check 'probe {secret}'") from exc
+
+    with pytest.raises(RuntimeError) as caught, errors_masked(lambda: [secret]):
+        crash()
+    assert str(caught.value) == "no result for check 'probe ***'"
+    assert caught.value.__cause__ is None  # the KeyError held the secret too
+    assert secret not in "".join(traceback.format_exception(caught.type, caught.value, caught.tb))
