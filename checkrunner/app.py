@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from checkrunner import catalog
 from checkrunner.config import (
@@ -20,6 +21,10 @@ from checkrunner.inventory import load_inventories
 from checkrunner.plan import Plan, PlanOptions, build_plan
 from checkrunner.results import EXIT_OK
 from checkrunner.safe_text import one_line, printable
+
+if TYPE_CHECKING:
+    from checkrunner.alerting.runtime import RenderedReceivers
+    from checkrunner.masking import Masker
 
 
 @dataclass
@@ -96,7 +101,7 @@ def load_plan(cmd: RunCommand, schema_check: bool = True) -> Plan:
     return plan
 
 
-def _masker(plan: Plan, *more_secrets: str | None):
+def _masker(plan: Plan, *more_secrets: str | None) -> Masker:
     """The run's Masker: what templates read from the environment, the inventory's
     passwords, and `more_secrets` (the become password, the receivers' secrets)."""
     from checkrunner.masking import Masker
@@ -125,7 +130,14 @@ def run(cmd: RunCommand) -> int:
         return _run_masked(cmd, plan, reporters, receivers, masker, become_password)
 
 
-def _run_masked(cmd: RunCommand, plan: Plan, reporters, receivers, masker, become_password) -> int:
+def _run_masked(
+    cmd: RunCommand,
+    plan: Plan,
+    reporters: list,
+    receivers: RenderedReceivers | None,
+    masker: Masker,
+    become_password: str | None,
+) -> int:
     from checkrunner.runner import RunOptions, run_plan
     from checkrunner.transport import BatchOptions
 
@@ -186,7 +198,7 @@ def _open_state(cmd: RunCommand):
     return open_state(cmd.state or default_state_path())
 
 
-def _log_state(db, plan: Plan, masker):
+def _log_state(db, plan: Plan, masker: Masker):
     """Log checks' saved offsets injected into the plan."""
     from checkrunner.state.logs import LogState
 
