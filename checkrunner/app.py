@@ -156,7 +156,7 @@ def _run_masked(
         fail_on=cmd.fail_on,
         become_password=become_password,
         observe=log_state.observe,
-        mask=masker.host,
+        mask=masker.leaving_run,
         batch_options=BatchOptions(
             psutil=cmd.use_psutil, nice=cmd.target_nice, memory_limit=cmd.target_memory_limit
         ),

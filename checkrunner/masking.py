@@ -6,9 +6,12 @@ Where the masking happens:
 - `Masker.mask_identities(plan)`: the host, play and check names every result, alert and
   state row is keyed by. A check named "probe {{ env.TOKEN }}" is "probe ***" everywhere,
   so its alert fingerprint and state keys stay the same from run to run (and across a
-  rotation of the token) while the token itself is never stored.
-- `Masker.host`, called by the runner on each host's result as it leaves the run: what the
-  targets sent (messages, facts) is masked before any listener, alerting or state sees it.
+  rotation of the token) while the token itself is never stored. What a name says
+  literally in the playbook is not masked in it: "deploy to prod" stays one check whether
+  or not this run's templates read an environment value "prod" (--tags, --limit).
+- `Masker.leaving_run`, called by the runner on each host's result as it leaves the run:
+  what the targets sent (messages, facts) is masked before any listener, alerting or state
+  sees it; check names are the identities above.
 - `errors_masked`: ConfigErrors raised while rendering templates (a type error quoting a
   value read from the environment).
 """
@@ -21,9 +24,12 @@ import enum
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from checkrunner.errors import ELLIPSIS, ConfigError
+
+if TYPE_CHECKING:
+    from checkrunner.results import HostResult
 
 MASK = "***"
 MIN_SECRET_LENGTH = 4  # shorter values ("1", "yes") would garble reports and hide nothing
@@ -51,6 +57,7 @@ class Masker:
         # ELLIPSIS) still gives nothing away.
         self._prefixes = {f[:n] for f in forms for n in range(1, len(f))}
         self._longest_prefix = max((len(p) for p in self._prefixes), default=0)
+        self._narrowed: dict[tuple[str, ...], Masker] = {}
 
     def __bool__(self) -> bool:
         return bool(self.secrets)
@@ -104,16 +111,37 @@ class Masker:
             return dataclasses.replace(value, **changes)
         return value
 
-    # Results: everything in them, as they leave the run.
+    # Results: everything in them.
     check = value
     host = value
     run = value
 
+    def leaving_run(self, host: HostResult) -> HostResult:
+        """A host's result as it leaves the run: everything masked but the checks' names,
+        which are the plan's identities (mask_identities) and must stay the keys they are."""
+        if not self.secrets:
+            return host
+        masked = self.value(host)
+        for check, original in zip(masked.checks, host.checks):
+            check.name = original.name
+        return masked
+
+    def _without_literals(self, source: str) -> Masker:
+        """This masker without the secrets that `source` (playbook text) holds literally."""
+        written = [s for s in self.secrets if s in source]
+        if not written:
+            return self
+        key = tuple(written)
+        if key not in self._narrowed:
+            self._narrowed[key] = Masker(s for s in self.secrets if s not in written)
+        return self._narrowed[key]
+
     def mask_identities(self, plan: Any) -> list[str]:
-        """What planned checks are keyed by (host, play, name, depends_on) masked, in place:
-        log state and alert streaks are looked up by it before the results exit the run.
-        Arguments and thresholds are left alone: the target and the evaluation need the real
-        values (the results are masked as a whole when they leave the run).
+        """What planned checks are keyed by (host, play, name) masked, in place: log state and
+        alert streaks are looked up by it before the results exit the run. A name keeps what
+        its template says literally (`depends_on` names are literal too). Arguments and
+        thresholds are left alone: the target and the evaluation need the real values (the
+        results are masked as a whole when they leave the run).
 
         Returns a warning for each masked name that several checks of a play now share."""
         if not self.secrets:
@@ -122,7 +150,7 @@ class Masker:
         for host_plan in plan.hosts:
             for planned in host_plan.checks:
                 identity = planned.identity
-                masked_name = self.text(identity.name)
+                masked_name = self._without_literals(planned.name_template).text(identity.name)
                 if masked_name != identity.name:
                     key = (identity.host, identity.play, masked_name)
                     names.setdefault(key, set()).add(identity.name)
@@ -131,7 +159,6 @@ class Masker:
                     host=self.text(identity.host),
                     play=self.text(identity.play),
                     name=masked_name,
-                    depends_on=tuple(self.text(name) for name in identity.depends_on),
                 )
         shared = {
             (play, name): len(real) for (_, play, name), real in names.items() if len(real) > 1

@@ -43,6 +43,7 @@ class PlannedCheck:
     retries: int = 0
     delay: float = 0.0
     become: bool = False  # runs through sudo: its batch is separate from the others'
+    name_template: str = ""  # the name as written, before rendering
 
 
 @dataclass
@@ -105,6 +106,7 @@ def _build_plan(
             for check in checks:
                 planned = _plan_check(templater, host, play, check, variables)
                 planned.become = _check_become(check, host, options)
+                planned.name_template = str(check.name)
                 host_plan.checks.append(planned)
     return Plan(
         playbook=playbook.path,

@@ -315,3 +315,35 @@ def test_errors_leave_with_their_secrets_masked():
     assert str(caught.value) == "no result for check 'probe ***'"
     assert caught.value.__cause__ is None  # the KeyError held the secret too
     assert secret not in "".join(traceback.format_exception(caught.type, caught.value, caught.tb))
+
+
+def test_a_name_keeps_what_the_playbook_says_literally_whatever_the_run_reads(tmp_path):
+    """A check's identity does not depend on which secrets a run happens to read: "deploy to
+    prod-eu1" is written in the playbook, so it stays that alert in a run whose templates
+    read an environment value "prod-eu1" and in one (--tags) whose templates do not."""
+    with Recorder() as rec:
+        playbook = tmp_path / "p.yml"
+        playbook.write_text(
+            f"""
+plays:
+  - name: app
+    hosts: localhost
+    checks:
+      - {{name: deploy to prod-eu1, file: {{path: {tmp_path}/missing}}, tags: [deploy]}}
+      - {{name: stage, command: {{cmd: "echo {{{{ env.CHECKRUN_TEST_STAGE }}}}"}}}}
+receivers: [{{name: hook, webhook_configs: [{{url: "{rec.url("/hook")}"}}]}}]
+route: {{receiver: hook, group_by: [alertname]}}
+"""
+        )
+        state = tmp_path / "state.db"
+        env = {"CHECKRUN_TEST_STAGE": "prod-eu1"}
+        everything = run_checkrun(playbook, "--state", state, "-r", "json:-", env=env)
+        assert everything.returncode == 2, everything.stderr
+        names = [c["name"] for c in json.loads(everything.stdout)["hosts"][0]["checks"]]
+        assert names == ["deploy to prod-eu1", "stage"]
+        deploy_only = run_checkrun(playbook, "--state", state, "--tags", "deploy", env=env)
+        assert deploy_only.returncode == 2, deploy_only.stderr
+        messages = [r.json() for r in rec.requests("/hook")]
+        assert [(m["status"], m["groupLabels"]["alertname"]) for m in messages] == [
+            ("firing", "deploy to prod-eu1")
+        ]
