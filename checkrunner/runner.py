@@ -41,7 +41,7 @@ class RunOptions:
     become_password: str | None = None  # for hosts that set no ansible_become_password
     # Called with each raw result before it is evaluated (log state: rates, anomalies, cursors).
     observe: Callable[[PlannedCheck, dict], dict] | None = None
-    # Applied to each host's result as it leaves the run (masking.Masker.host): listeners,
+    # Applied to each host's result as it leaves the run (masking.Masker.leaving_run): listeners,
     # the RunResult and everything after them (alerting, state) see only what it returns.
     mask: Callable[[HostResult], HostResult] | None = None
 
