@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from checkrunner import catalog
 from checkrunner.config import (
@@ -20,6 +21,10 @@ from checkrunner.inventory import load_inventories
 from checkrunner.plan import Plan, PlanOptions, build_plan
 from checkrunner.results import EXIT_OK
 from checkrunner.safe_text import one_line, printable
+
+if TYPE_CHECKING:
+    from checkrunner.alerting.runtime import RenderedReceivers
+    from checkrunner.masking import Masker
 
 
 @dataclass
@@ -90,35 +95,59 @@ def load_plan(cmd: RunCommand, schema_check: bool = True) -> Plan:
         become=cmd.become,
     )
     plan = build_plan(playbook, inventory, options)
+    masker = _masker(plan)
     for warning in plan.warnings:
-        _warn(warning)
+        _warn(masker.text(warning))
     return plan
+
+
+def _masker(plan: Plan, *more_secrets: str | None) -> Masker:
+    """The run's Masker: what templates read from the environment, the inventory's
+    passwords, and `more_secrets` (the become password, the receivers' secrets)."""
+    from checkrunner.masking import Masker
+
+    return Masker([*plan.secrets, *_inventory_secrets(plan), *more_secrets])
 
 
 def run(cmd: RunCommand) -> int:
     if cmd.syntax_check:
         return validate(cmd)
     # Imported here so that validate, doc and schema start fast (rich and the runner are heavy).
-    from checkrunner.masking import Masker, MaskingReporter
+    from checkrunner.masking import errors_masked
     from checkrunner.report import create_reporters
-    from checkrunner.runner import RunOptions, run_plan
-    from checkrunner.transport import BatchOptions
 
-    unmasked = create_reporters(cmd.reports, verbose=cmd.verbose)  # bad --report: exit 5 first
+    reporters = create_reporters(cmd.reports, verbose=cmd.verbose)  # bad --report: exit 5 first
     _configure_ssh(cmd)
     plan = load_plan(cmd, schema_check=False)
     become_password = _become_password(cmd)
     receivers = _receivers(plan)
-    receiver_secrets = receivers.secrets if receivers else set()
-    masker = Masker([*plan.secrets, become_password, *_inventory_secrets(plan), *receiver_secrets])
-    reporters = [MaskingReporter(r, masker) for r in unmasked]
+    masker = _masker(plan, become_password, *(receivers.secrets if receivers else ()))
+    # From here on nothing downstream sees a secret: the checks' names (what results, alerts
+    # and state rows are keyed by) now, their results as they leave the run, and errors.
+    for warning in masker.mask_identities(plan):
+        _warn(warning)
+    with errors_masked(lambda: masker.secrets):
+        return _run_masked(cmd, plan, reporters, receivers, masker, become_password)
+
+
+def _run_masked(
+    cmd: RunCommand,
+    plan: Plan,
+    reporters: list,
+    receivers: RenderedReceivers | None,
+    masker: Masker,
+    become_password: str | None,
+) -> int:
+    from checkrunner.runner import RunOptions, run_plan
+    from checkrunner.transport import BatchOptions
+
     if cmd.list_hosts:
         return _print_hosts(plan)
     if cmd.list_checks:
         return _print_checks(plan)
     _prepare_transports(plan)
     db = _state_db(cmd, plan)
-    log_state = _log_state(db, plan)
+    log_state = _log_state(db, plan, masker)
     options = RunOptions(
         forks=cmd.forks,
         host_timeout=cmd.host_timeout,
@@ -127,6 +156,7 @@ def run(cmd: RunCommand) -> int:
         fail_on=cmd.fail_on,
         become_password=become_password,
         observe=log_state.observe,
+        mask=masker.leaving_run,
         batch_options=BatchOptions(
             psutil=cmd.use_psutil, nice=cmd.target_nice, memory_limit=cmd.target_memory_limit
         ),
@@ -168,11 +198,11 @@ def _open_state(cmd: RunCommand):
     return open_state(cmd.state or default_state_path())
 
 
-def _log_state(db, plan: Plan):
+def _log_state(db, plan: Plan, masker: Masker):
     """Log checks' saved offsets injected into the plan."""
     from checkrunner.state.logs import LogState
 
-    log_state = LogState(db)
+    log_state = LogState(db, masker.text)
     log_state.prepare(plan)
     return log_state
 

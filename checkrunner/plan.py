@@ -20,9 +20,10 @@ from checkrunner.config import (
     parse_range,
 )
 from checkrunner.config.coerce import is_templated
-from checkrunner.errors import ConfigError
+from checkrunner.errors import ConfigError, quote
 from checkrunner.evaluate.evaluate import CheckIdentity, MetricThresholds
 from checkrunner.inventory import Host, Inventory
+from checkrunner.masking import errors_masked
 from checkrunner.transport import BatchCheck, check_connection, unsupported_connection
 
 
@@ -43,6 +44,7 @@ class PlannedCheck:
     retries: int = 0
     delay: float = 0.0
     become: bool = False  # runs through sudo: its batch is separate from the others'
+    name_template: str = ""  # the name as written, before rendering
 
 
 @dataclass
@@ -70,6 +72,15 @@ class Plan:
 
 def build_plan(playbook: Playbook, inventory: Inventory, options: PlanOptions) -> Plan:
     templater = Templater()
+    # An error can quote a rendered value (a type error): what came from the environment
+    # is masked in it.
+    with errors_masked(lambda: templater.environment_values_used):
+        return _build_plan(templater, playbook, inventory, options)
+
+
+def _build_plan(
+    templater: Templater, playbook: Playbook, inventory: Inventory, options: PlanOptions
+) -> Plan:
     host_plans: dict[str, HostPlan] = {}
     warnings: list[str] = [str(w) for w in inventory.warnings]
     if playbook.alerting is not None:
@@ -108,6 +119,7 @@ def build_plan(playbook: Playbook, inventory: Inventory, options: PlanOptions) -
             for check in checks:
                 planned = _plan_check(templater, host, play, check, variables)
                 planned.become = _check_become(check, host, options)
+                planned.name_template = str(check.name)
                 host_plan.checks.append(planned)
     return Plan(
         playbook=playbook.path,
@@ -214,7 +226,7 @@ def _thresholds(
                 ranges[level] = parse_range(text, info.unit_of(metric) or None)
             except ValueError as exc:
                 raise ConfigError(
-                    f"check '{check.name}': {level} threshold {text!r} is not a number or range: {exc}",
+                    f"check '{check.name}': {level} threshold {quote(text)} is not a number or range: {exc}",
                     location,
                     hint="write a number (upper bound) or a Nagios range: 10:, ~:10, 10:20, @10:20",
                 ) from None
@@ -248,7 +260,7 @@ def _item_thresholds(
                 ranges[level] = parse_range(text, None)
             except ValueError as exc:
                 raise ConfigError(
-                    f"check '{check.name}': {option} '{item.get('name')}': {level} {text!r} "
+                    f"check '{check.name}': {option} '{item.get('name')}': {level} {quote(text)} "
                     f"is not a number or range: {exc}",
                     check.location,
                     hint="write a number (upper bound) or a Nagios range: 10:, ~:10, 10:20, @10:20",

@@ -41,6 +41,9 @@ class RunOptions:
     become_password: str | None = None  # for hosts that set no ansible_become_password
     # Called with each raw result before it is evaluated (log state: rates, anomalies, cursors).
     observe: Callable[[PlannedCheck, dict], dict] | None = None
+    # Applied to each host's result as it leaves the run (masking.Masker.leaving_run): listeners,
+    # the RunResult and everything after them (alerting, state) see only what it returns.
+    mask: Callable[[HostResult], HostResult] | None = None
 
 
 class Listener(Protocol):
@@ -89,7 +92,9 @@ def run_plan(plan: Plan, options: RunOptions, listeners: Iterable[Listener] = ()
             finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
             for future in finished:
                 host_result = future.result()
-                done[host_result.host] = host_result
+                if options.mask is not None:
+                    host_result = options.mask(host_result)
+                done[futures[future].host.name] = host_result
                 for listener in listeners:
                     listener.on_host_done(host_result)
     except KeyboardInterrupt:

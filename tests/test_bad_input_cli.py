@@ -164,3 +164,107 @@ def test_a_user_ssh_refuses_on_the_command_line_is_exit_5(tmp_path):
     done = run_checkrun(playbook, "-i", "web1,", "--user=-oProxyCommand=x")
     assert done.returncode == 5, done.stdout + done.stderr
     assert "command line: user name '-oProxyCommand=x' starts with '-'" in done.stderr
+
+
+# ------------------------------------------------------------- private data in error messages
+
+SECRET = "S3cr3t-4f1c9e-Zq8Xw2-kT7mR5-vN3pL0"
+
+
+def _private_key(path) -> list[str]:
+    """An OpenSSH private key written to `path`; returns its base64 body lines."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    path.write_bytes(pem)
+    return [line for line in pem.decode().splitlines() if line and not line.startswith("-----")]
+
+
+def _leaked(text: str, secrets: list[str]) -> list[str]:
+    # Any 8 characters in a row of a secret count: an excerpt must not carry a piece of it.
+    return [s[i : i + 8] for s in secrets for i in range(len(s) - 7) if s[i : i + 8] in text]
+
+
+def test_a_key_file_given_as_vars_file_extra_vars_inventory_or_playbook_is_not_shown(tmp_path):
+    key = tmp_path / "id_ed25519"
+    body = _private_key(key)
+    playbook = tmp_path / "p.yml"
+    play = "- name: p\n  hosts: all\n  {vars_files}checks: [{{name: m, memory: {{}}}}]\n"
+    playbook.write_text(play.format(vars_files="vars_files: [id_ed25519]\n  "))
+    plain = tmp_path / "plain.yml"
+    plain.write_text(play.format(vars_files=""))
+    for args in (
+        ("validate", playbook, "-i", "localhost,"),
+        ("validate", plain, "-i", "localhost,", "-e", f"@{key}"),
+        ("validate", plain, "-i", key),
+        ("validate", key),
+        (playbook, "-i", "localhost,", "-vvv"),
+    ):
+        done = run_checkrun(*args)
+        assert done.returncode == 5, (args, done.stderr)
+        assert "id_ed25519:1:1:" in done.stderr, done.stderr
+        assert "private key (not shown)" in done.stderr, done.stderr
+        assert _leaked(done.stderr, body) == [], done.stderr
+
+
+def test_a_password_file_given_as_vars_file_is_described_not_quoted(tmp_path):
+    (tmp_path / "db.pass").write_text("correct-horse-battery\n")
+    playbook = tmp_path / "p.yml"
+    playbook.write_text(
+        "- name: p\n  hosts: localhost\n  vars_files: [db.pass]\n"
+        "  checks: [{name: m, memory: {}}]\n"
+    )
+    done = run_checkrun("validate", playbook)
+    assert done.returncode == 5
+    assert "db.pass:1:1: vars file " in done.stderr and "must be a mapping" in done.stderr
+    assert "a text of 21 characters" in done.stderr
+    assert "horse" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("prefix", "secret", "shown"),
+    [("", "hunter22-pw", "'***'"), ("", SECRET, "'***…'"), ("8080", SECRET, "'8080***…'")],
+)
+@pytest.mark.parametrize("verbosity", [(), ("-vvv",)])
+def test_a_value_from_the_environment_is_masked_in_errors(
+    tmp_path, prefix, secret, shown, verbosity
+):
+    """A type error quotes the rendered value: short and masked, even when the excerpt cuts
+    the secret short, and in -vvv's traceback too."""
+    playbook = tmp_path / "p.yml"
+    playbook.write_text(
+        "- name: p\n  hosts: localhost\n  checks:\n    - name: port\n"
+        f"      tcp: {{host: 127.0.0.1, port: '{prefix}{{{{ env.CHECKRUN_TEST_PORT }}}}'}}\n"
+    )
+    done = run_checkrun("validate", playbook, *verbosity, env={"CHECKRUN_TEST_PORT": secret})
+    assert done.returncode == 5
+    expected = "p.yml:5:36: option 'port' of module 'tcp': expected a whole number, got the text "
+    assert expected + shown in done.stderr, done.stderr
+    assert _leaked(done.stderr, [secret]) == [], done.stderr
+    assert ("Traceback" in done.stderr) == bool(verbosity)
+
+
+def test_thresholds_and_receiver_options_from_the_environment_are_masked(tmp_path):
+    playbook = tmp_path / "p.yml"
+    playbook.write_text(
+        "plays:\n  - name: p\n    hosts: localhost\n    checks:\n"
+        "      - {name: m, memory: {}, warn: '{{ env.CHECKRUN_TEST_LEVEL }}'}\n"
+    )
+    env = {"CHECKRUN_TEST_LEVEL": SECRET}
+    done = run_checkrun("validate", playbook, env=env)
+    assert done.returncode == 5 and "warn threshold" in done.stderr
+    assert _leaked(done.stderr, [SECRET]) == [], done.stderr
+    playbook.write_text(
+        "plays:\n  - name: p\n    hosts: localhost\n    checks: [{name: m, memory: {}}]\n"
+        "receivers:\n  - name: hook\n    webhook_configs:\n"
+        "      - {url: 'http://127.0.0.1:9/', timeout: '{{ env.CHECKRUN_TEST_LEVEL }}'}\n"
+        "route: {receiver: hook}\n"
+    )
+    done = run_checkrun(playbook, "--state", tmp_path / "state.db", env=env)
+    assert done.returncode == 5 and "timeout" in done.stderr, done.stderr
+    assert _leaked(done.stderr, [SECRET]) == [], done.stderr

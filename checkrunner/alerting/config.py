@@ -829,7 +829,7 @@ def parse_alerting_file(
     if not isinstance(document, Mapping):
         return None, [
             ConfigError(
-                f"an alerting file is a mapping with receivers: and route:, not {kind_of(document)}",
+                f"an alerting file is a mapping with receivers: and route:, not {kind_of(document, show_text=False)}",
                 root,
             )
         ]

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import json
 import sqlite3
 from collections import defaultdict
@@ -454,10 +453,8 @@ def _destination(module: Any, options: dict[str, Any], payload: Any) -> str:
     """Where a message goes, for ordering and rate limits: one key per replica URL too, so a
     replica that is down holds back only its own messages."""
     key = module.destination(options)
-    url = payload.get("url") if isinstance(payload, dict) else None
-    if url:
-        key += ":" + hashlib.sha256(str(url).encode()).hexdigest()[:16]
-    return key
+    replica = payload.get("replica") if isinstance(payload, dict) else None
+    return f"{key}:{replica}" if replica else key
 
 
 def _update_run_gaps(

@@ -29,13 +29,20 @@ def render_receivers(spec: AlertingSpec) -> RenderedReceivers:
     Everything rendered from the environment, and every option a receiver marks secret,
     is returned as a secret so that reports and logs mask it.
     """
+    from checkrunner.config import Templater
+    from checkrunner.masking import errors_masked
+
+    templater = Templater()
+    with errors_masked(lambda: templater.environment_values_used):
+        return _render_receivers(templater, spec)
+
+
+def _render_receivers(templater, spec: AlertingSpec) -> RenderedReceivers:
     from checkrunner.alerting import receivers as registry
     from checkrunner.alerting.receivers.base import secret_values
-    from checkrunner.config import Templater
     from checkrunner.config.normalize import check_option_set
     from checkrunner.config.problems import raise_problems
 
-    templater = Templater()
     rendered: dict[str, list[ReceiverConfig]] = {}
     secrets: set[str] = set()
     problems = []

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from checkrunner.errors import did_you_mean
+from checkrunner.errors import did_you_mean, looks_like_private_key, quote
 from checkrunner.units import parse_duration, parse_size
 from checkrunner.unsafe import UnsafeText
 
@@ -88,16 +88,22 @@ def contains_template(value: Any) -> bool:
     return False
 
 
-def kind_of(value: Any) -> str:
-    """What a value is, in the words of the YAML the user wrote."""
+def kind_of(value: Any, show_text: bool = True) -> str:
+    """What a value is, in the words of the YAML the user wrote. Text is quoted as a short
+    excerpt (it may come from the environment or a file); with show_text=False (a whole file
+    that is not what was expected: maybe a key or a password file) not at all."""
     if value is None:
         return "nothing (null)"
     if isinstance(value, bool):
-        return f"a yes/no value ({str(value).lower()})"
+        return f"a yes/no value ({str(value).lower()})" if show_text else "a yes/no value"
     if isinstance(value, (int, float)):
-        return f"the number {value}"
+        return f"the number {quote(value)}" if show_text else "a number"
     if isinstance(value, str):
-        return f"the text {value!r}"
+        if looks_like_private_key(value):
+            return "what looks like a private key (not shown)"
+        if not show_text:
+            return f"a text of {len(value)} character{'s' * (len(value) != 1)}"
+        return f"the text {quote(value)}"
     if isinstance(value, Mapping):
         return "a mapping"
     if isinstance(value, (list, tuple)):
@@ -141,22 +147,22 @@ def parse_bool(value: Any) -> bool:
 def parse_duration_value(value: Any) -> float:
     """Seconds from a duration as written (500ms, 2s, 1h30m, or a number of seconds)."""
     if isinstance(value, str) and not _DURATION.match(value):
-        raise OptionValueError(f"{value!r} is not a duration", TYPE_HINTS["duration"])
+        raise OptionValueError(f"{quote(value)} is not a duration", TYPE_HINTS["duration"])
     try:
         seconds = parse_duration(value)
     except ValueError as exc:
         raise OptionValueError(str(exc), TYPE_HINTS["duration"]) from None
     if not math.isfinite(seconds):
-        raise OptionValueError(f"{value!r} is not a finite duration", TYPE_HINTS["duration"])
+        raise OptionValueError(f"{quote(value)} is not a finite duration", TYPE_HINTS["duration"])
     return seconds
 
 
 def parse_size_value(value: Any) -> int:
     """Bytes from a size as written (64MB, 1GiB, or a number of bytes)."""
     if isinstance(value, str) and not _SIZE.match(value):
-        raise OptionValueError(f"{value!r} is not a size", TYPE_HINTS["size"])
+        raise OptionValueError(f"{quote(value)} is not a size", TYPE_HINTS["size"])
     if isinstance(value, float) and not math.isfinite(value):
-        raise OptionValueError(f"{value!r} is not a finite size", TYPE_HINTS["size"])
+        raise OptionValueError(f"{quote(value)} is not a finite size", TYPE_HINTS["size"])
     try:
         return parse_size(value)
     except ValueError as exc:
@@ -233,11 +239,11 @@ def _check_choice(value: Any, choices: Sequence[Any] | None) -> None:
     same_but_case = [c for c in choices if str(c).lower() == str(value).lower()]
     if same_but_case:
         raise OptionValueError(
-            f"{value!r} is not one of {listed} — did you mean '{same_but_case[0]}'?",
+            f"{quote(value)} is not one of {listed} — did you mean '{same_but_case[0]}'?",
             "choices are case-sensitive",
         )
     suggestion = did_you_mean(str(value), [str(c) for c in choices])
-    message = f"{value!r} is not one of {listed}"
+    message = f"{quote(value)} is not one of {listed}"
     raise OptionValueError(
         f"{message} — {suggestion}" if suggestion else message, f"choose one of {listed}"
     )

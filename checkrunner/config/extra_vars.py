@@ -56,7 +56,7 @@ def _from_file(name: str, base: Path) -> Mapping[str, Any]:
 def _checked_mapping(document: Any, source: str, where: Location) -> Mapping[str, Any]:
     if not isinstance(document, Mapping):
         raise ConfigError(
-            f"{source}: extra vars must be a mapping of name: value, not {kind_of(document)}",
+            f"{source}: extra vars must be a mapping of name: value, not {kind_of(document, show_text=False)}",
             where,
             FORMS_HINT,
         )

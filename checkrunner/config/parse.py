@@ -105,7 +105,8 @@ class PlaybookParser:
                 return None
         if not isinstance(document, list):
             self._add(
-                f"a playbook is a list of plays or a mapping with plays:, not {kind_of(document)}",
+                f"a playbook is a list of plays or a mapping with plays:, "
+                f"not {kind_of(document, show_text=False)}",
                 location_of(document, root),
                 EMPTY_PLAYBOOK_HINT,
             )
@@ -285,7 +286,7 @@ class PlaybookParser:
             return MarkedMap()
         if not isinstance(data, Mapping):
             self._add(
-                f"vars file {path} must be a mapping of name: value, not {kind_of(data)}",
+                f"vars file {path} must be a mapping of name: value, not {kind_of(data, show_text=False)}",
                 location_of(data, Location(path, 1, 1)),
                 "write one `name: value` per line",
             )

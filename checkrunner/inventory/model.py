@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from checkrunner.errors import ConfigError, Location
+from checkrunner.errors import ConfigError, Location, quote
 from checkrunner.inventory.hostnames import hostname_problem, is_ascii_number, user_problem
 from checkrunner.units import parse_duration
 
@@ -218,7 +218,7 @@ class Host:
         return parsed
 
     def _invalid(self, key: str, value: Any, expected: str, hint: str | None = None) -> ConfigError:
-        message = f"host '{self.name}': {key} must be {expected}, got {value!r}"
+        message = f"host '{self.name}': {key} must be {expected}, got {quote(value)}"
         if isinstance(value, str) and "{{" in value:
             hint = hint or "connection variables are read after templating; render host vars first"
         return ConfigError(message, self.var_locations.get(key) or self.location, hint)

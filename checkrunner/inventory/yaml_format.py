@@ -23,7 +23,7 @@ def parse_yaml_inventory(doc: YamlDocument, data: InventoryData) -> None:
         return
     if not isinstance(root, MappingNode):
         raise ConfigError(
-            f"an inventory must be a mapping of group names, not {describe(root)}",
+            f"an inventory must be a mapping of group names, not {describe(root, show_text=False)}",
             doc.location(root),
             "start with the 'all' group, e.g."
             + _example("all:", "  hosts:", "    web1.example.com:", "      ansible_port: 2222"),

@@ -7,7 +7,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from checkrunner.errors import ConfigError, Location
+from checkrunner.errors import ConfigError, Location, looks_like_private_key, quote
 from checkrunner.inventory.model import InventoryWarning
 from checkrunner.unsafe import UNSAFE_TAG, mark_unsafe
 
@@ -162,9 +162,15 @@ def is_null(node: Node | None) -> bool:
     return node is None or (isinstance(node, ScalarNode) and node.tag == NULL_TAG)
 
 
-def describe(node: Node) -> str:
+def describe(node: Node, show_text: bool = True) -> str:
+    """What a node is; its value only as a short excerpt, and not at all with show_text=False
+    (a whole file that is not an inventory: maybe a key or a password file)."""
     if isinstance(node, SequenceNode):
         return "a list"
     if isinstance(node, MappingNode):
         return "a mapping"
-    return f"the value {node.value!r}"
+    if looks_like_private_key(node.value):
+        return "what looks like a private key (not shown)"
+    if not show_text:
+        return f"a value of {len(node.value)} character{'s' * (len(node.value) != 1)}"
+    return f"the value {quote(node.value)}"

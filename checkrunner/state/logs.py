@@ -8,14 +8,19 @@ same lines are read again next run (at least once), never skipped.
 
 Offsets are keyed by host, play, check name and file path: two checks that watch the same
 file keep their own place. Renaming a check starts it afresh (at `start`).
+
+Nothing secret is stored: check names arrive masked (the plan's identities), and a path
+templated from a secret is stored masked and restored from the check's own `path` when read.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +34,7 @@ if TYPE_CHECKING:
 LOG_MODULE = "log"
 CURSORS_ARG = "_cursors"
 HISTORY_KEEP = 500  # values kept per series; anomaly windows are far shorter
+_GLOB = re.compile(r"[*?\[]")
 
 
 @dataclass(frozen=True)
@@ -62,8 +68,10 @@ class _Update:
 class LogState:
     """Reads saved cursors before a run, turns counts into rates and anomalies, commits after."""
 
-    def __init__(self, db: StateDB | None):
+    def __init__(self, db: StateDB | None, mask: Callable[[str], str] = lambda text: text):
+        """`mask`: the run's Masker.text; what is written goes through it."""
         self.db = db
+        self._mask = mask
         self._saved: dict[CheckKey, _Saved] = {}
         self._updates: dict[CheckKey, _Update] = {}
         self._lock = threading.Lock()
@@ -87,8 +95,19 @@ class LogState:
             )
         for check in planned:
             saved = self._saved.get(CheckKey.of(check), _Saved())
-            args = {**check.batch.args, CURSORS_ARG: saved.cursors}
+            cursors = self._unmasked(saved.cursors, str(check.batch.args.get("path", "")))
+            args = {**check.batch.args, CURSORS_ARG: cursors}
             check.batch = dataclasses.replace(check.batch, args=args)
+
+    def _unmasked(self, cursors: dict[str, Any], path: str) -> dict[str, Any]:
+        """Saved cursors with the masked part of the check's `path` (up to its first glob
+        character: every file it covers starts so) back in clear."""
+        static = _GLOB.split(path, maxsplit=1)[0]
+        masked = self._mask(static)
+        if not cursors or masked == static:
+            return cursors
+        text = json.dumps(cursors)
+        return json.loads(text.replace(json.dumps(masked)[1:-1], json.dumps(static)[1:-1]))
 
     def _load(self, keys: set[CheckKey], window: int) -> None:
         """Cursors, scan times and (for anomaly windows) recent history of these checks."""
@@ -177,7 +196,7 @@ class LogState:
         settings = anomaly_settings(args["anomaly"])
         notes = []
         for name, value in values.items():
-            anomaly = detect_anomaly(value, saved.history.get(name, []), settings)
+            anomaly = detect_anomaly(value, saved.history.get(self._mask(name), []), settings)
             if anomaly:
                 notes.append(anomaly.describe(name, settings))
         if notes:
@@ -200,8 +219,7 @@ class LogState:
                 self._write(connection, key, update)
         return len(updates)
 
-    @staticmethod
-    def _write(connection, key: CheckKey, update: _Update) -> None:
+    def _write(self, connection, key: CheckKey, update: _Update) -> None:
         ident = (key.host, key.play, key.check)
         connection.execute(
             "DELETE FROM log_cursors WHERE host = ? AND play = ? AND check_name = ?", ident
@@ -210,7 +228,12 @@ class LogState:
             "INSERT INTO log_cursors (host, play, check_name, path, cursor, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             [
-                (*ident, path, json.dumps(cursor, sort_keys=True), update.scanned_at)
+                (
+                    *ident,
+                    self._mask(path),
+                    self._mask(json.dumps(cursor, sort_keys=True)),
+                    update.scanned_at,
+                )
                 for path, cursor in update.cursors.items()
             ],
         )
@@ -219,7 +242,8 @@ class LogState:
             "VALUES (?, ?, ?, ?)",
             (*ident, update.scanned_at),
         )
-        for metric, value in update.values.items():
+        for name, value in update.values.items():
+            metric = self._mask(name)
             connection.execute(
                 "INSERT INTO history (host, play, check_name, metric, at, value) "
                 "VALUES (?, ?, ?, ?, ?, ?)",

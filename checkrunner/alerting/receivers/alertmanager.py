@@ -110,9 +110,10 @@ def valid_for(config: Mapping[str, Any], notification: Notification) -> float:
 
 
 def render(config: Mapping[str, Any], notification: Notification) -> list[dict[str, Any]]:
-    """One payload per replica: {"url": base URL, "alerts": [postable alerts], "valid_for":
-    seconds}; send() sets the endsAt of firing alerts to the send time + valid_for, so a
-    message that waited in the outbox does not arrive already expired."""
+    """One payload per replica: {"replica": digest of its URL, "alerts": [postable alerts],
+    "valid_for": seconds}; send() sets the endsAt of firing alerts to the send time +
+    valid_for, so a message that waited in the outbox does not arrive already expired. The
+    outbox keeps payloads and a URL can hold credentials: send() looks the URL up again."""
     config = with_defaults(OPTIONS, config)
     urls = [str(u) for u in config.get("urls") or [] if u]
     if not urls:
@@ -125,14 +126,26 @@ def render(config: Mapping[str, Any], notification: Notification) -> list[dict[s
                 "annotations": {"message": "test notification from checkrun notify --test"},
             }
         ]
-        return [{"url": url, "alerts": alerts} for url in urls]
+        return [{"replica": digest(url), "alerts": alerts} for url in urls]
     seconds = valid_for(config, notification)
-    return [{"url": url, "alerts": alerts, "valid_for": seconds} for url in urls]
+    return [{"replica": digest(url), "alerts": alerts, "valid_for": seconds} for url in urls]
+
+
+def _replica_url(config: Mapping[str, Any], payload: Mapping[str, Any]) -> str | None:
+    if "url" in payload:  # queued by an earlier version
+        return str(payload["url"])
+    return next(
+        (str(u) for u in config.get("urls") or [] if digest(str(u)) == payload.get("replica")),
+        None,
+    )
 
 
 def send(config: Mapping[str, Any], payload: Mapping[str, Any], timeout: float) -> Delivery:
     config = with_defaults(OPTIONS, config)
-    url = api_url(str(payload["url"]))
+    base = _replica_url(config, payload)
+    if base is None:
+        return Delivery(ok=False, detail="its Alertmanager is no longer in `urls`")
+    url = api_url(base)
     alerts = with_ends_at(payload["alerts"], payload.get("valid_for"), time.time())
     _, verdict = post_json(url, alerts, timeout=timeout, config=config, headers=config["headers"])
     return scrubbed(verdict, OPTIONS, config)
