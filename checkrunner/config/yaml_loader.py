@@ -8,7 +8,11 @@ file:line:column of the node it is about.
 Differences from PyYAML's SafeLoader, all to keep data JSON-like and surprises out:
 - a key written twice in one mapping is an error naming both lines (YAML keeps the last);
 - `10:20` is the string "10:20" (a Nagios range), not the YAML 1.1 base-60 integer 620;
-- dates such as 2024-01-31 stay strings instead of becoming datetime objects.
+- dates such as 2024-01-31 stay strings instead of becoming datetime objects;
+- a document nested more than MAX_NESTING levels deep, an alias inside the value it names,
+  or aliases that expand to more than MAX_ALIAS_EXPANSION values (a "billion laughs" bomb)
+  is an error at the node: playbooks are reviewed in pull requests and validated in CI, so a
+  small file must not be able to exhaust memory, time or the interpreter's stack.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+
+MAX_NESTING = 100  # levels of mappings and lists; real playbooks use fewer than 15
+MAX_ALIAS_EXPANSION = 100_000  # values that aliases may add to a document, counted expanded
 
 # PyYAML's YAML 1.1 int and float patterns without the base-60 (`1:30`) forms.
 _INT_PATTERN = re.compile(
@@ -119,6 +126,80 @@ def merge_marked(*layers: Any) -> MarkedMap:
     return merged
 
 
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [child for pair in node.value for child in pair]
+    return []
+
+
+def _mark_location(file: str, mark: Any) -> Location:
+    return Location(file, mark.line + 1, mark.column + 1) if mark is not None else Location(file)
+
+
+def nesting_error(file: str, mark: Any) -> ConfigError:
+    return ConfigError(
+        f"YAML nested more than {MAX_NESTING} levels deep",
+        _mark_location(file, mark),
+        "flatten this value: playbooks, inventories and variables never need such depth",
+    )
+
+
+def check_node_graph(root: Node | None, file: str) -> None:
+    """Refuse a composed document that is nested too deeply, holds an alias inside the value
+    it names, or whose aliases expand to more than MAX_ALIAS_EXPANSION values.
+
+    Aliases share one node, so the document is cheap to compose but every later walk over
+    the constructed data (templates, schema, rendering) pays for the expanded size: that is
+    what is counted, without expanding anything (each node's size is computed once).
+    """
+    if root is None:
+        return
+    sizes: dict[int, int] = {}
+    heights: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Node, int, bool]] = [(root, 1, False)]
+    while stack:
+        node, depth, finished = stack.pop()
+        key = id(node)
+        if finished:
+            on_path.discard(key)
+            children = _children(node)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in children)
+            heights[key] = 1 + max((heights[id(child)] for child in children), default=0)
+            continue
+        if key in on_path:
+            raise ConfigError(
+                "a YAML alias refers to the value that contains it (a loop)",
+                _mark_location(file, node.start_mark),
+                "an alias (*name) must refer to a value written outside it",
+            )
+        if key in sizes:
+            if depth + heights[key] - 1 > MAX_NESTING:
+                raise nesting_error(file, node.start_mark)
+            continue
+        if depth > MAX_NESTING:
+            raise nesting_error(file, node.start_mark)
+        on_path.add(key)
+        stack.append((node, depth, True))
+        stack.extend((child, depth + 1, False) for child in reversed(_children(node)))
+    added = sizes[id(root)] - len(sizes)
+    if added > MAX_ALIAS_EXPANSION:
+        node = root
+        while True:
+            larger = [c for c in _children(node) if sizes[id(c)] > MAX_ALIAS_EXPANSION]
+            if not larger:
+                break
+            node = larger[0]
+        raise ConfigError(
+            f"YAML aliases expand this value to {sizes[id(node)]:,} values "
+            f"(at most {MAX_ALIAS_EXPANSION:,} may come from aliases)",
+            _mark_location(file, node.start_mark),
+            "write the values out, or reuse fewer of them: an alias of an alias multiplies",
+        )
+
+
 class _MarkedLoader(yaml.SafeLoader):
     """SafeLoader building MarkedMap/MarkedSeq and collecting duplicate keys as problems."""
 
@@ -126,9 +207,25 @@ class _MarkedLoader(yaml.SafeLoader):
         super().__init__(text)
         self.file = file
         self.problems: list[ConfigError] = []
+        self._depth = 0
 
     def node_location(self, node: Node) -> Location:
         return Location(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        # The pure-Python composer recurses once per level: stop before the interpreter's
+        # stack does (libyaml stops at 1,000 levels itself, and check_node_graph at fewer).
+        self._depth += 1
+        try:
+            if self._depth > MAX_NESTING:
+                raise nesting_error(self.file, self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_document(self, node: Node) -> Any:
+        check_node_graph(node, self.file)
+        return super().construct_document(node)
 
     def construct_mapping(self, node: Node, deep: bool = False) -> MarkedMap:
         if not isinstance(node, MappingNode):
@@ -231,6 +328,7 @@ if CParser is not None:
             Resolver.__init__(self)
             self.file = file
             self.problems = []
+            self._depth = 0
 
     _LOADERS: tuple[type[_MarkedLoader], ...] = (_FastMarkedLoader, _MarkedLoader)
 else:  # pragma: no cover - PyYAML built without libyaml

@@ -7,6 +7,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from checkrunner.config.yaml_loader import check_node_graph, nesting_error
 from checkrunner.errors import ConfigError, Location
 from checkrunner.inventory.model import InventoryWarning
 
@@ -80,9 +81,15 @@ class YamlDocument:
         self._loader = _InventoryLoader(text)
         try:
             self.root: Node | None = self._loader.get_single_node()
+            check_node_graph(self.root, path)  # alias bombs, loops, nesting
         except yaml.YAMLError as exc:
             self.close()
+            if "nesting depth" in str(exc):  # libyaml's own limit (1,000 levels)
+                raise nesting_error(path, getattr(exc, "problem_mark", None)) from None
             raise yaml_error(exc, path) from None
+        except ConfigError:
+            self.close()
+            raise
 
     def close(self) -> None:
         self._loader.dispose()
