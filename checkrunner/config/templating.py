@@ -195,7 +195,8 @@ class Templater:
             template = self._templates.get(text)
             if template is None:
                 template = self._templates.setdefault(text, self.jinja.from_string(text))
-            return template.render(scope)
+            with self.jinja.bounded():
+                return template.render(scope)
         except ConfigError:
             raise
         except Exception as exc:
@@ -209,7 +210,8 @@ class Templater:
             if compiled is None:
                 compiled = self.jinja.compile_expression(expression, undefined_to_none=False)
                 self._expressions.setdefault(expression, compiled)
-            return _plain(compiled(scope))
+            with self.jinja.bounded():
+                return _plain(_sandbox().check_value(compiled(scope), "the value"))
         except ConfigError:
             raise
         except Exception as exc:
@@ -243,6 +245,10 @@ class Templater:
         sandbox = _sandbox()
         if isinstance(exc, sandbox.UndefinedName):
             return self._undefined_error(exc, scope, location)
+        if isinstance(exc, sandbox.TemplateLimit):
+            return ConfigError(
+                f"template {text!r} stopped by the sandbox's limits: {exc}", location, sandbox.LIMIT_HINT
+            )
         if isinstance(exc, sandbox.SecurityError):
             return ConfigError(f"template blocked by the sandbox: {exc}", location, SANDBOX_HINT)
         if isinstance(exc, sandbox.TemplateSyntaxError):

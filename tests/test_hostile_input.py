@@ -1,0 +1,186 @@
+"""Hostile and careless input, as an untrusted pull request would bring it to `checkrun validate`.
+
+Each case must end in one clear error naming file:line (exit 5), without a traceback, and
+quickly: its run time is compared with a trivial validate in the same test (a ratio, so a
+loaded machine slows both). Without the bounds, most of these never finish or exhaust memory.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import pytest
+from conftest import run_checkrun
+
+
+def _check(module_line: str) -> str:
+    return f"- name: p\n  hosts: localhost\n  checks:\n    - name: c\n      {module_line}\n"
+
+
+def _templated_command(template: str) -> str:
+    quoted = template.replace("\\", "\\\\").replace('"', '\\"')
+    return _check(f'command: {{cmd: "echo {quoted}"}}')
+
+
+def _alias_bomb(indent: str, levels: int = 9) -> list[str]:
+    lines = [f'{indent}a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level in range(1, levels):
+        aliases = ", ".join([f"*a{level - 1}"] * 9)
+        lines.append(f"{indent}a{level}: &a{level} [{aliases}]")
+    return lines
+
+
+@dataclass
+class Case:
+    playbook: str
+    where: str  # what must follow the file name: ":LINE:" (or the file named in `file`)
+    phrase: str
+    args: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+    file: str = "p.yml"  # the file the error must name
+
+
+PLAY_VARS_BOMB = "\n".join(
+    ["- name: p", "  hosts: localhost", "  vars:", *_alias_bomb("    "), "  checks:"]
+    + ["    - {name: m, memory: {}}", ""]
+)
+ARGS_BOMB = "\n".join(
+    ["- name: p", "  hosts: localhost", "  checks:", "    - name: c", "      command:"]
+    + ["        cmd: echo", "        env:", *_alias_bomb("          "), ""]
+)
+TRIVIAL = "- name: p\n  hosts: localhost\n  checks:\n    - {name: m, memory: {}}\n"
+
+CASES = {
+    # templates (point 5)
+    "huge_power": Case(_templated_command("{{ (9**9999)**9999 }}"), ":5:", "bits"),
+    "nested_ranges": Case(
+        _templated_command(
+            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}"
+        ),
+        ":5:",
+        "ran for more than",
+    ),
+    "lipsum": Case(_templated_command("{{ lipsum(1000000) }}"), ":5:", "lipsum"),
+    "printf_width": Case(_templated_command("{{ '%0999999999d' % 1 }}"), ":5:", "'%'"),
+    "printf_star_width": Case(_templated_command("{{ '%*d' % (999999999, 1) }}"), ":5:", "'%'"),
+    "center_filter": Case(_templated_command("{{ 'x'|center(999999999) }}"), ":5:", "center"),
+    "center_method": Case(_templated_command("{{ 'x'.center(999999999) }}"), ":5:", "center"),
+    "format_width": Case(_templated_command("{{ '{:>999999999}'.format(1) }}"), ":5:", "format"),
+    "format_filter": Case(_templated_command("{{ '%999999999s'|format(1) }}"), ":5:", "format"),
+    "doubling_concat": Case(
+        _templated_command(
+            "{% set ns = namespace(s='xxxxxxxxxx') %}{% for i in range(100) %}"
+            "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}"
+        ),
+        ":5:",
+        "'~'",
+    ),
+    "doubling_list": Case(
+        _templated_command(
+            "{% set ns = namespace(s=[1, 2]) %}{% for i in range(100) %}"
+            "{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s|length }}"
+        ),
+        ":5:",
+        "sandbox's limits",  # the size ('+') or, on a loaded machine, the time limit
+    ),
+    "shared_repeat": Case(_templated_command("{{ [['x'] * 100000] * 100000 }}"), ":5:", "'*'"),
+    "replace_growth": Case(
+        _templated_command("{{ ('x' * 100000)|replace('x', 'y' * 100000) }}"), ":5:", "replace"
+    ),
+    "join_growth": Case(
+        _templated_command("{{ ('y' * 100000)|join('x' * 100000) }}"), ":5:", "join"
+    ),
+    "to_bytes": Case(_templated_command("{{ (1).to_bytes(999999999, 'big') }}"), ":5:", "to_bytes"),
+    "batch_fill": Case(_templated_command("{{ [1]|batch(999999999, 0)|list }}"), ":5:", "100,000"),
+    "constant_output": Case(
+        _templated_command("{% for i in range(100000) %}" + "x" * 1000 + "{% endfor %}"),
+        ":5:",
+        "rendered text",
+    ),
+    # YAML (points 5 and 8)
+    "alias_bomb_in_play_vars": Case(PLAY_VARS_BOMB, ":9:", "aliases expand"),
+    "alias_bomb_in_module_args": Case(ARGS_BOMB, ":13:", "aliases expand"),
+    "alias_loop": Case(
+        "- name: p\n  hosts: localhost\n  vars:\n    a: &a [1, *a]\n  checks: [{name: m, memory: {}}]\n",
+        ":4:",
+        "loop",
+    ),
+    "nested_1000_flow": Case(
+        "- name: p\n  hosts: localhost\n  vars:\n    x: "
+        + "[" * 1000
+        + "]" * 1000
+        + "\n  checks: [{name: m, memory: {}}]\n",
+        ":4:",
+        "nested more than 100 levels",
+    ),
+    "nested_1000_mappings": Case(
+        "- name: p\n  hosts: localhost\n  vars:\n    x: "
+        + "{a: " * 1000
+        + "1"
+        + "}" * 1000
+        + "\n  checks: [{name: m, memory: {}}]\n",
+        ":4:",
+        "nested more than 100 levels",
+    ),
+    "nested_extra_vars": Case(
+        TRIVIAL,
+        "--extra-vars:1:",
+        "nested more than 100 levels",
+        args=["-e", "{a: " + "[" * 1000 + "]" * 1000 + "}"],
+        file="",
+    ),
+    "alias_bomb_in_extra_vars_file": Case(
+        TRIVIAL,
+        "vars.yml:6:",
+        "aliases expand",
+        args=["-e", "@vars.yml"],
+        files={"vars.yml": "\n".join(_alias_bomb("")) + "\n"},
+        file="",
+    ),
+    "alias_bomb_in_inventory": Case(
+        TRIVIAL,
+        "inv.yml:8:",
+        "aliases expand",
+        args=["-i", "inv.yml"],
+        files={
+            "inv.yml": "\n".join(
+                ["all:", "  vars:", *_alias_bomb("    "), "  hosts:", "    localhost:", ""]
+            )
+        },
+        file="",
+    ),
+    "nested_inventory": Case(
+        TRIVIAL,
+        "inv.yml:4:",
+        "nested more than 100 levels",
+        args=["-i", "inv.yml"],
+        files={"inv.yml": "all:\n  hosts:\n    h1:\n      x: " + "[" * 1000 + "]" * 1000 + "\n"},
+        file="",
+    ),
+}
+
+
+def _validate(tmp_path, case: Case):
+    (tmp_path / "p.yml").write_text(case.playbook)
+    for name, text in case.files.items():
+        (tmp_path / name).write_text(text)
+    started = time.monotonic()
+    done = run_checkrun("validate", "p.yml", *case.args, cwd=tmp_path, timeout=300)
+    return done, time.monotonic() - started
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_hostile_input_is_refused_quickly_at_its_line(tmp_path, name):
+    case = CASES[name]
+    baseline_dir = tmp_path / "baseline"
+    baseline_dir.mkdir()
+    _, baseline = _validate(baseline_dir, Case(TRIVIAL, "", ""))
+    done, elapsed = _validate(tmp_path, case)
+    assert done.returncode == 5, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert f"{case.file}{case.where}" in done.stderr, done.stderr
+    assert case.phrase in done.stderr, done.stderr
+    assert "hint:" in done.stderr, done.stderr
+    # A trivial validate is mostly start-up; each case may add the 1 s template deadline.
+    assert elapsed < 6 * baseline + 3, (elapsed, baseline)
