@@ -51,6 +51,7 @@ MODULE = {
         "group": {"type": "str", "description": "Owning group, by name or gid."},
         "contains": {
             "type": "list",
+            "format": "regex",
             "elements": "str",
             "default": [],
             "description": "Regular expressions that must all be found in the contents "
@@ -58,6 +59,7 @@ MODULE = {
         },
         "not_contains": {
             "type": "list",
+            "format": "regex",
             "elements": "str",
             "default": [],
             "description": "Regular expressions that must not be found in the contents.",

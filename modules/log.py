@@ -89,6 +89,7 @@ MODULE = {
                 },
                 "regex": {
                     "type": "str",
+                    "format": "regex",
                     "description": "Python regular expression searched in each line; its "
                     "named groups become the fields of the samples.",
                 },
@@ -116,6 +117,7 @@ MODULE = {
         },
         "exclude": {
             "type": "list",
+            "format": "regex",
             "elements": "str",
             "default": [],
             "description": "Regular expressions: a line matching any of them counts for no "
@@ -135,22 +137,26 @@ MODULE = {
         },
         "samples": {
             "type": "int",
+            "min": 0,
             "default": 3,
             "description": "How many of the first and of the last matching lines of each "
             "pattern the facts keep (0: none).",
         },
         "sample_length": {
             "type": "int",
+            "min": 1,
             "default": 512,
             "description": "Each sample line is cut to this many characters.",
         },
         "encoding": {
             "type": "str",
+            "format": "encoding",
             "default": "utf-8",
             "description": "Encoding of the log files; undecodable bytes become U+FFFD.",
         },
         "per": {
             "type": "duration",
+            "min": "1s",
             "description": "per: 1m turns each pattern's count into a rate per minute over "
             "the time since the previous run (computed on the control node).",
         },

@@ -59,6 +59,13 @@ CASES = {
             "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}"
         ),
         ":5:",
+        "sandbox's limits",  # the output's size or the time, whichever comes first
+    ),
+    "nested_ranges_without_output": Case(
+        _templated_command(
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+        ),
+        ":5:",
         "ran for more than",
     ),
     "lipsum": Case(_templated_command("{{ lipsum(1000000) }}"), ":5:", "lipsum"),
@@ -159,6 +166,54 @@ CASES = {
         file="",
     ),
 }
+
+
+# Arguments that used to pass validate and fail only on the target (point 9), and durations
+# that passed validate and overflowed later (point 8): refused before any host is touched.
+ARGUMENT_CASES = {
+    "log_regex": ('log: {path: /l, patterns: [{name: e, regex: "ERROR ("}]}', "regular expression"),
+    "log_exclude": (
+        'log: {path: /l, patterns: [{name: e, keyword: x}], exclude: ["[a"]}',
+        "regular",
+    ),
+    "http_body": ('http: {url: "http://127.0.0.1/", body: ["a)"]}', "regular expression"),
+    "http_response_header": (
+        'http: {url: "http://127.0.0.1/", response_headers: {Server: "*x"}}',
+        "regular expression",
+    ),
+    "process_pattern": ('process: {pattern: "*java"}', "regular expression"),
+    "command_stdout": ('command: {cmd: "true", stdout: ["(ok"]}', "regular expression"),
+    "file_contains": ('file: {path: /etc/hosts, contains: ["[x"]}', "regular expression"),
+    "tcp_expect": ('tcp: {port: 22, expect: "SSH-(2"}', "regular expression"),
+    "regex_newer_than_targets": ('process: {pattern: "(?>java)"}', "atomic group"),
+    "http_url_number": ("http: {url: 42}", "not an http(s) URL"),
+    "http_url_scheme": ('http: {url: "file:///etc/passwd"}', "not an http(s) URL"),
+    "tcp_port_range": ("tcp: {port: 70000}", "out of range: allowed 1 to 65535"),
+    "tcp_address_port": ('tcp: "db:70000"', "not a valid address"),
+    "command_cmd_mapping": ("command: {cmd: {a: b}}", "expected a command, got a mapping"),
+    "log_encoding": (
+        "log: {path: /l, patterns: [{name: e, keyword: x}], encoding: utf-9}",
+        "not a known text encoding",
+    ),
+    "module_timeout": ("http: {url: 'http://h/', timeout: 99999999999999999999999}", "1ms to 1d"),
+    "templated_port": ('tcp: {port: "{{ 70000 }}"}', "out of range"),
+    "templated_regex": ('command: {cmd: "true", stdout: ["{{ \'(\' }}"]}', "regular expression"),
+}
+for _name, (_line, _phrase) in ARGUMENT_CASES.items():
+    CASES[_name] = Case(_check(_line), ":5:", _phrase)
+CASES["check_timeout_overflow"] = Case(
+    _check("memory: {}\n      timeout: 99999999999999999999999"), ":6:", "allowed 1ms to 1d"
+)
+CASES["webhook_url_scheme"] = Case(
+    "receivers:\n  - name: ops\n    webhook_configs:\n      - url: 'file:///tmp/x'\n"
+    "route: {receiver: ops}\nplays:\n  - {name: p, hosts: localhost, checks: [{name: m, memory: {}}]}\n",
+    ":4:",
+    "not an http(s) URL",
+)
+for _value in ("inf", "1e20", "0", "2d"):
+    CASES[f"host_timeout_{_value}"] = Case(
+        TRIVIAL, "--host-timeout", "1ms to 1d", args=[f"--host-timeout={_value}"], file=""
+    )
 
 
 def _validate(tmp_path, case: Case):

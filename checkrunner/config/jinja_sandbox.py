@@ -207,7 +207,9 @@ def _method_result_size(method: Any, args: tuple[Any, ...], kwargs: dict[str, An
         table = arg(0, "table")
         longest = 1
         if isinstance(table, Mapping):
-            longest = max((len(v) for v in table.values() if isinstance(v, (str, bytes))), default=1)
+            longest = max(
+                (len(v) for v in table.values() if isinstance(v, (str, bytes))), default=1
+            )
         return length * max(longest, 1)
     return None
 

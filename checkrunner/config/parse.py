@@ -21,7 +21,6 @@ from checkrunner.config.coerce import (
     is_templated,
     kind_of,
     parse_bool,
-    parse_duration_value,
 )
 from checkrunner.config.keywords import (
     ANSIBLE_HABITS,
@@ -29,10 +28,12 @@ from checkrunner.config.keywords import (
     CONNECTIONS,
     DEFAULT_CHECK_TIMEOUT,
     DEFAULT_RETRY_DELAY,
+    DELAY_SPEC,
     LABEL_NAME_PATTERN,
     PLAY_KEYWORDS,
     PLAYBOOK_KEYWORDS,
     THRESHOLD_KEYWORDS,
+    TIMEOUT_SPEC,
     Keyword,
 )
 from checkrunner.config.model import CheckSpec, Play, ThresholdSpec
@@ -185,7 +186,7 @@ class PlaybookParser:
         labels = self._labels(node, where)
         become = self._bool(node, "become", where)
         for_runs = self._runs(node, where)
-        timeout = self._duration(node, "timeout", where, positive=True)
+        timeout = self._duration(node, "timeout", where, TIMEOUT_SPEC)
         variables = self._play_variables(node, where)
         play = Play(
             name=self._text(node, "name", where) or hosts,
@@ -438,8 +439,8 @@ class PlaybookParser:
         self, node: Mapping[Any, Any], play: Play, where: Location
     ) -> dict[str, Any]:
         """The keys of a check that do not depend on its module, with the play's defaults applied."""
-        timeout = self._duration(node, "timeout", where, positive=True)
-        delay = self._duration(node, "delay", where, positive=False)
+        timeout = self._duration(node, "timeout", where, TIMEOUT_SPEC)
+        delay = self._duration(node, "delay", where, DELAY_SPEC)
         become = self._bool(node, "become", where)
         own_labels = self._labels(node, where)
         return {
@@ -707,7 +708,7 @@ class PlaybookParser:
         return None
 
     def _duration(
-        self, node: Mapping[Any, Any], key: str, where: Location, positive: bool
+        self, node: Mapping[Any, Any], key: str, where: Location, spec: Mapping[str, Any]
     ) -> float | None:
         if node.get(key) is None:
             return None
@@ -720,14 +721,10 @@ class PlaybookParser:
             )
             return None
         try:
-            seconds = parse_duration_value(value)
+            return coerce_value(value, spec)
         except OptionValueError as exc:
             self._add(f"{key}: {exc.message}", at, exc.hint)
             return None
-        if positive and seconds <= 0:
-            self._add(f"{key}: must be more than 0", at, "write it like 500ms, 10s or 2m")
-            return None
-        return seconds
 
     def _retries(self, node: Mapping[Any, Any], where: Location) -> int:
         value = node.get("retries")

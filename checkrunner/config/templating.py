@@ -247,7 +247,9 @@ class Templater:
             return self._undefined_error(exc, scope, location)
         if isinstance(exc, sandbox.TemplateLimit):
             return ConfigError(
-                f"template {text!r} stopped by the sandbox's limits: {exc}", location, sandbox.LIMIT_HINT
+                f"template {text!r} stopped by the sandbox's limits: {exc}",
+                location,
+                sandbox.LIMIT_HINT,
             )
         if isinstance(exc, sandbox.SecurityError):
             return ConfigError(f"template blocked by the sandbox: {exc}", location, SANDBOX_HINT)
