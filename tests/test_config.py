@@ -1121,8 +1121,9 @@ def test_range_units(text, unit, start, end):
             "unknown unit 'M' in '5M' (durations: ms s m h d w; sizes: B KB MB GB TB or KiB MiB GiB TiB; or %)",
         ),
         ("1ms:1GB", "'1ms:1GB' mixes a duration unit and a size unit"),
-        (True, "a threshold is a number or a range string, not bool"),
-        (None, "a threshold is a number or a range string, not NoneType"),
+        (True, "a threshold is a number or a range string, not a yes/no value (true)"),
+        (None, "a threshold is a number or a range string, not nothing (null)"),
+        ([1, 2], "a threshold is a number or a range string, not a list"),
         (float("nan"), "threshold nan is not a finite number"),
     ],
 )

@@ -239,3 +239,94 @@ def test_hostile_input_is_refused_quickly_at_its_line(tmp_path, name):
     assert "hint:" in done.stderr, done.stderr
     # A trivial validate is mostly start-up; each case may add the 1 s template deadline.
     assert elapsed < 6 * baseline + 3, (elapsed, baseline)
+
+
+# -- messages (point 10) -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "where", "phrase"),
+    [
+        (TRIVIAL.replace("name: m", "name: caf\xe9 m").encode("latin-1"), "p.yml:4:17:", "0xe9"),
+        (
+            b"- name: p\n  hosts: localhost\n  checks: [{name: \xff, memory: {}}]\n",
+            "p.yml:3:19:",
+            "0xff",
+        ),
+        (
+            TRIVIAL.replace("memory: {}", "memory: {}, nope: 1").encode("utf-16"),
+            "p.yml:4:29:",
+            "nope",
+        ),
+    ],
+    ids=["latin-1", "invalid-utf-8", "utf-16-with-an-error"],
+)
+def test_encoding_problems_are_reported_by_line_and_column(tmp_path, data, where, phrase):
+    (tmp_path / "p.yml").write_bytes(data)
+    done = run_checkrun("validate", "p.yml", cwd=tmp_path)
+    assert done.returncode == 5, done.stderr
+    assert where in done.stderr and phrase in done.stderr, done.stderr
+    assert "(byte " not in done.stderr  # the old form: a byte offset instead of line:column
+    assert "hint:" in done.stderr
+
+
+def test_a_utf16_playbook_with_a_byte_order_mark_loads(tmp_path):
+    (tmp_path / "p.yml").write_bytes(TRIVIAL.encode("utf-16"))
+    done = run_checkrun("validate", "p.yml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("line", "phrase"),
+    [
+        ("memory: {}\n      warn: [1, 2]", "not a list"),
+        ("memory: {}\n      warn: {a: 1}", "not a mapping"),
+        ('command: {cmd: "echo {{ 1 + items }}"}', "'int' and 'list'"),
+        ('command: {cmd: "echo {{ m + 1 }}"}', "'dict' and 'int'"),
+    ],
+)
+def test_messages_use_the_words_of_yaml_not_internal_type_names(tmp_path, line, phrase):
+    playbook = _check(line).replace(
+        "  hosts: localhost\n", "  hosts: localhost\n  vars: {items: [1], m: {a: 1}}\n"
+    )
+    (tmp_path / "p.yml").write_text(playbook)
+    done = run_checkrun("validate", "p.yml", cwd=tmp_path)
+    assert done.returncode == 5, done.stderr
+    assert phrase in done.stderr and "Marked" not in done.stderr, done.stderr
+    assert "hint:" in done.stderr
+
+
+def test_play_names_and_label_values_are_templated_per_host(tmp_path):
+    (tmp_path / "p.yml").write_text(
+        '- name: "web {{ inventory_hostname }} {{ tier }}"\n'
+        "  hosts: localhost\n"
+        "  vars: {tier: gold, owner: ops}\n"
+        '  labels: {team: "{{ owner }}", fixed: x}\n'
+        "  checks:\n"
+        '    - {name: m, memory: {}, labels: {tier: "{{ tier | upper }}"}}\n'
+    )
+    done = run_checkrun("p.yml", "-r", "json:report.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    [check] = [c for h in done.json_report(tmp_path / "report.json")["hosts"] for c in h["checks"]]
+    assert check["play"] == "web localhost gold"
+    assert check["labels"] == {"fixed": "x", "team": "ops", "tier": "GOLD"}
+    (tmp_path / "p.yml").write_text(
+        "- name: p\n  hosts: localhost\n  labels: {team: '{{ nobody }}'}\n"
+        "  checks: [{name: m, memory: {}}]\n"
+    )
+    done = run_checkrun("validate", "p.yml", cwd=tmp_path)
+    assert done.returncode == 5 and "p.yml:3:18:" in done.stderr and "nobody" in done.stderr
+
+
+def test_ranges_and_formats_are_in_the_schema_and_the_docs():
+    from checkrunner import catalog
+    from checkrunner.config import playbook_schema, render_module_doc
+
+    tcp = playbook_schema()["$defs"]["tcp"]["anyOf"][0]["properties"]
+    port = tcp["port"]["anyOf"][0]["anyOf"][0]
+    assert (port["minimum"], port["maximum"]) == (1, 65535)
+    timeout = tcp["timeout"]["anyOf"][0]["anyOf"][0]
+    assert (timeout["minimum"], timeout["maximum"]) == (0.001, 86400)
+    doc = " ".join(render_module_doc(catalog.get("log")).split())
+    assert "list of regex" in doc and "Python's re syntax, compiled on the target" in doc
+    assert "Range: 1 to 65535." in " ".join(render_module_doc(catalog.get("tcp")).split())

@@ -259,7 +259,11 @@ class PlaybookParser:
 
     def _vars_file(self, name: Any, where: Location) -> MarkedMap:
         if not isinstance(name, str) or not name.strip():
-            self._add(f"vars_files: expected a file name, not {kind_of(name)}", where)
+            self._add(
+                f"vars_files: expected a file name, not {kind_of(name)}",
+                where,
+                "write vars_files: [vars/common.yml] (paths relative to the playbook)",
+            )
             return MarkedMap()
         if is_templated(name):
             self._add(
@@ -297,7 +301,11 @@ class PlaybookParser:
         if value is None:
             return MarkedMap(location=where)
         if not isinstance(value, Mapping):
-            self._add(f"variables must be a mapping of name: value, not {kind_of(value)}", where)
+            self._add(
+                f"variables must be a mapping of name: value, not {kind_of(value)}",
+                where,
+                "write one `name: value` per line, e.g. vars: {port: 8080}",
+            )
             return MarkedMap()
         for name in value:
             if not isinstance(name, str) or not VARIABLE_NAME.fullmatch(name):
@@ -448,7 +456,7 @@ class PlaybookParser:
             "retries": self._retries(node, where),
             "delay": DEFAULT_RETRY_DELAY if delay is None else delay,
             "tags": list(dict.fromkeys([*play.tags, *self._tags(node, where)])),
-            "labels": {**play.labels, **own_labels},
+            "labels": merge_marked(play.labels, own_labels),
             "when": self._when(node, where),
             "become": play.become if become is None else become,
             "for_runs": self._runs(node, where) or play.for_runs or 1,
@@ -655,20 +663,22 @@ class PlaybookParser:
         )
         return []
 
-    def _labels(self, node: Mapping[Any, Any], where: Location) -> dict[str, str]:
+    def _labels(self, node: Mapping[Any, Any], where: Location) -> MarkedMap:
+        """Label names and values (text; templates are rendered per host, like names)."""
         value = node.get("labels")
         at = value_location(node, "labels", where)
+        labels = MarkedMap(location=at)
         if value is None:
-            return {}
+            return labels
         if not isinstance(value, Mapping):
             self._add(
                 f"labels: expected a mapping of name: value, not {kind_of(value)}",
                 at,
                 "write labels: {team: web}",
             )
-            return {}
-        labels: dict[str, str] = {}
+            return labels
         for name, text in value.items():
+            text_at = value_location(value, name, at)
             if not isinstance(name, str) or not _LABEL_NAME.match(name):
                 self._add(
                     f"'{name}' is not a valid label name",
@@ -677,11 +687,13 @@ class PlaybookParser:
                 )
             elif isinstance(text, (str, int, float, bool)):
                 labels[name] = str(text).lower() if isinstance(text, bool) else str(text)
-                self._check_template_syntax(text, value_location(value, name, at))
+                labels.value_locations[name] = text_at
+                self._check_template_syntax(text, text_at)
             else:
                 self._add(
                     f"label '{name}': expected text, not {kind_of(text)}",
-                    value_location(value, name, at),
+                    text_at,
+                    f"write {name}: some-text (quote it if it looks like a number or yes/no)",
                 )
         return labels
 

@@ -264,7 +264,7 @@ class Templater:
                 f"template {text!r} {exc}", location, "call it with () or pass it through a filter"
             )
         return ConfigError(
-            f"template {text!r} failed: {type(exc).__name__}: {exc}",
+            f"template {text!r} failed: {type(exc).__name__}: {_public_type_names(str(exc))}",
             location,
             "check the expression and the types of the variables it uses",
         )
@@ -305,6 +305,15 @@ class Templater:
         else:
             hint = f"known variables: {_names(known)}; define it under vars:, in the inventory or with -e {name}=..."
         return ConfigError(message, location, hint)
+
+
+# Python's own messages name the classes values are made of; users wrote lists and mappings.
+_INTERNAL_TYPE_NAMES = {"MarkedSeq": "list", "MarkedMap": "dict", "_Environ": "env"}
+_INTERNAL_TYPE_NAME = re.compile(r"\b(?:{})\b".format("|".join(_INTERNAL_TYPE_NAMES)))
+
+
+def _public_type_names(text: str) -> str:
+    return _INTERNAL_TYPE_NAME.sub(lambda match: _INTERNAL_TYPE_NAMES[match.group(0)], text)
 
 
 def _names(names: list[str]) -> str:

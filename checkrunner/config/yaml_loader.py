@@ -17,6 +17,7 @@ Differences from PyYAML's SafeLoader, all to keep data JSON-like and surprises o
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Hashable
 from pathlib import Path
@@ -376,7 +377,9 @@ def _syntax_error(exc: yaml.YAMLError, file: str, text: str) -> ConfigError:
             Location(file, line, column),
             "remove the control character; YAML files must be printable text",
         )
-    return ConfigError(f"invalid YAML: {exc}", Location(file))
+    return ConfigError(
+        f"invalid YAML: {exc}", Location(file), "check the indentation and the quoting"
+    )
 
 
 def parse_yaml(text: str, file: str) -> tuple[Any, list[ConfigError]]:
@@ -400,23 +403,53 @@ def parse_yaml(text: str, file: str) -> tuple[Any, list[ConfigError]]:
     raise AssertionError("unreachable: the pure-Python loader always returns or raises")
 
 
+# YAML allows UTF-16 and UTF-32 with a byte-order mark; editors on Windows write them.
+_BYTE_ORDER_MARKS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
 def read_text(path: str, what: str) -> str:
-    """The UTF-8 text of a file, or a ConfigError saying why it cannot be read."""
+    """The text of a file (UTF-8, or UTF-16/32 with a byte-order mark), or a ConfigError
+    saying why it cannot be read."""
     try:
-        return Path(path).read_text(encoding="utf-8-sig")
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{what} not found: {path}", hint="check the path") from None
     except IsADirectoryError:
-        raise ConfigError(f"{what} is a directory, not a file: {path}") from None
+        raise ConfigError(
+            f"{what} is a directory, not a file: {path}", hint="name the YAML file itself"
+        ) from None
     except PermissionError:
         raise ConfigError(f"{what} is not readable: {path}", hint="check its permissions") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{what} is not UTF-8 text: {path} (byte {exc.start})",
-            hint="save the file as UTF-8",
-        ) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+        raise ConfigError(
+            f"cannot read {what} {path}: {exc.strerror or exc}", hint="check the path"
+        ) from None
+    encoding = next((name for bom, name in _BYTE_ORDER_MARKS if data.startswith(bom)), "utf-8")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise _encoding_error(data, exc, path, what, encoding) from None
+
+
+def _encoding_error(
+    data: bytes, exc: UnicodeDecodeError, path: str, what: str, encoding: str
+) -> ConfigError:
+    """Where the first undecodable byte is, as line:column (columns count characters)."""
+    line_start = data.rfind(b"\n", 0, exc.start) + 1
+    line = data.count(b"\n", 0, exc.start) + 1
+    column = len(data[line_start : exc.start].decode(encoding, errors="replace")) + 1
+    name = "UTF-8" if encoding.startswith("utf-8") else encoding.upper()
+    return ConfigError(
+        f"{what} is not {name} text: byte 0x{data[exc.start]:02x} cannot be read",
+        Location(path, line, column),
+        "save the file as UTF-8",
+    )
 
 
 def read_yaml(path: str, what: str = "file") -> tuple[Any, list[ConfigError]]:
