@@ -157,6 +157,17 @@ CASES = {
         },
         file="",
     ),
+    "nested_json_group_vars": Case(
+        TRIVIAL,
+        "group_vars/all.json",
+        "JSON nested more than 100 levels",
+        args=["-i", "hosts"],
+        files={
+            "hosts": "localhost ansible_connection=local\n",
+            "group_vars/all.json": '{"x": ' + "[" * 100000 + "]" * 100000 + "}",
+        },
+        file="",
+    ),
     "nested_inventory": Case(
         TRIVIAL,
         "inv.yml:4:",
@@ -219,6 +230,7 @@ for _value in ("inf", "1e20", "0", "2d"):
 def _validate(tmp_path, case: Case):
     (tmp_path / "p.yml").write_text(case.playbook)
     for name, text in case.files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     started = time.monotonic()
     done = run_checkrun("validate", "p.yml", *case.args, cwd=tmp_path, timeout=300)

@@ -139,12 +139,25 @@ def _mark_location(file: str, mark: Any) -> Location:
     return Location(file, mark.line + 1, mark.column + 1) if mark is not None else Location(file)
 
 
-def nesting_error(file: str, mark: Any) -> ConfigError:
+def nesting_error(file: str, mark: Any, what: str = "YAML") -> ConfigError:
     return ConfigError(
-        f"YAML nested more than {MAX_NESTING} levels deep",
+        f"{what} nested more than {MAX_NESTING} levels deep",
         _mark_location(file, mark),
         "flatten this value: playbooks, inventories and variables never need such depth",
     )
+
+
+def check_data_depth(value: Any, file: str, what: str = "JSON") -> None:
+    """Refuse data (from JSON or Python literals) nested more than MAX_NESTING levels."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > MAX_NESTING:
+            raise nesting_error(file, None, what)
+        if isinstance(item, dict):
+            pending.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, (list, tuple)):
+            pending.extend((child, depth + 1) for child in item)
 
 
 def check_node_graph(root: Node | None, file: str) -> None:

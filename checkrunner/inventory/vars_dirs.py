@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from checkrunner.config.yaml_loader import check_data_depth, nesting_error
 from checkrunner.errors import ConfigError, Location
 from checkrunner.inventory.model import InventoryWarning
 from checkrunner.inventory.yamlnodes import VAULT_HINT, YamlDocument
@@ -90,8 +91,13 @@ def _load_json_vars(path: str, text: str) -> LoadedVars:
         values = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(
-            f"invalid JSON: {exc.msg}", Location(path, exc.lineno, exc.colno)
+            f"invalid JSON: {exc.msg}",
+            Location(path, exc.lineno, exc.colno),
+            "check the brackets, commas and quotes around this point",
         ) from None
+    except RecursionError:
+        raise nesting_error(path, None, "JSON") from None
+    check_data_depth(values, path)
     if not isinstance(values, dict):
         raise ConfigError(
             "a vars file must be a mapping of variable names to values",
