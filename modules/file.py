@@ -45,6 +45,7 @@ MODULE = {
         },
         "mode": {
             "type": "raw",
+            "format": "mode",
             "description": "Exact permission bits, as an octal string such as '0644' or '2775'.",
         },
         "owner": {"type": "str", "description": "Owning user, by name or uid."},

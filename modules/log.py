@@ -157,6 +157,7 @@ MODULE = {
         "per": {
             "type": "duration",
             "min": "1s",
+            "max": "365d",
             "description": "per: 1m turns each pattern's count into a rate per minute over "
             "the time since the previous run (computed on the control node).",
         },
@@ -164,6 +165,35 @@ MODULE = {
             "type": "dict",
             "description": "anomaly: {k: 3, window: 20, min_runs: 5} flags a count above "
             "mean + k·σ of this check's last `window` runs, stored in the state database.",
+            "options": {
+                "k": {
+                    "type": "float",
+                    "min": 0,
+                    "description": "How many standard deviations above the mean (default 3).",
+                },
+                "window": {
+                    "type": "int",
+                    "min": 2,
+                    "max": 500,
+                    "description": "How many past runs make the history (default 20).",
+                },
+                "min_runs": {
+                    "type": "int",
+                    "min": 1,
+                    "max": 500,
+                    "description": "Runs needed before anything is flagged (default 5).",
+                },
+                "min_increase": {
+                    "type": "float",
+                    "min": 0,
+                    "description": "The count must exceed the mean by at least this (default 1).",
+                },
+                "status": {
+                    "type": "str",
+                    "choices": ["WARNING", "CRITICAL"],
+                    "description": "Status of an anomaly (default WARNING).",
+                },
+            },
         },
         "prefilter": {
             "type": "str",

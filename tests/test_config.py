@@ -411,7 +411,7 @@ BAD_CASES = [
     ),
     ("bad_duration.yml", "6:16", "timeout: 'fast' is not a duration", "like 500ms, 2s, 5m"),
     ("zero_timeout.yml", "3:12", "timeout: 0s is out of range: allowed 1ms to 1d", "1ms to 1d"),
-    ("negative_retries.yml", "6:16", "retries: cannot be negative", "write 0"),
+    ("negative_retries.yml", "6:16", "is out of range: allowed 0 to 100", "0 for a single attempt"),
     ("templated_timeout.yml", "6:16", "timeout: cannot be a template", "before any host is known"),
     (
         "bad_when_syntax.yml",

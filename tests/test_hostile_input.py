@@ -207,6 +207,11 @@ ARGUMENT_CASES = {
         "not a known text encoding",
     ),
     "module_timeout": ("http: {url: 'http://h/', timeout: 99999999999999999999999}", "1ms to 1d"),
+    "file_mode": ("file: {path: /etc/hosts, mode: '0999'}", "not a permission mode"),
+    "log_anomaly": (
+        "log: {path: /l, patterns: [{name: e, keyword: x}], anomaly: {k: lots}}",
+        "expected a number",
+    ),
     "templated_port": ('tcp: {port: "{{ 70000 }}"}', "out of range"),
     "templated_regex": ('command: {cmd: "true", stdout: ["{{ \'(\' }}"]}', "regular expression"),
 }
@@ -214,6 +219,9 @@ for _name, (_line, _phrase) in ARGUMENT_CASES.items():
     CASES[_name] = Case(_check(_line), ":5:", _phrase)
 CASES["check_timeout_overflow"] = Case(
     _check("memory: {}\n      timeout: 99999999999999999999999"), ":6:", "allowed 1ms to 1d"
+)
+CASES["retries_forever"] = Case(
+    _check("memory: {}\n      retries: 99999999999"), ":6:", "allowed 0 to 100"
 )
 CASES["webhook_url_scheme"] = Case(
     "receivers:\n  - name: ops\n    webhook_configs:\n      - url: 'file:///tmp/x'\n"

@@ -84,9 +84,9 @@ def check_options(where, options):
                 spec["type"] == "list" and spec.get("elements") in ("int", "float")
             ), f"{where}.{option}: min/max on a {spec['type']}"
         if set(spec) & SUBOPTION_KEYS:
-            assert spec["type"] == "list" and spec.get("elements") == "dict", (
-                f"{where}.{option}: suboptions need type list, elements dict"
-            )
+            assert spec["type"] == "dict" or (
+                spec["type"] == "list" and spec.get("elements") == "dict"
+            ), f"{where}.{option}: suboptions need type dict, or list with elements dict"
             assert isinstance(spec.get("options"), dict) and spec["options"]
             check_options(f"{where}.{option}", spec["options"])
             for group in [*spec.get("required_one_of", []), *spec.get("mutually_exclusive", [])]:

@@ -720,8 +720,11 @@ def test_file_mode(tmp_path):
     assert run(file, path=str(path), mode="0640")["failures"] == []
     assert run(file, path=str(path), mode=0o640)["failures"] == []
     assert run(file, path=str(path), mode="0644")["failures"] == ["mode is 0640, expected 0644"]
+    with pytest.raises(ConfigError, match="not a permission mode"):
+        make_args(file, path=str(path), mode="rw-r-----")  # refused before any host is touched
+    args = make_args(file, path=str(path))
     with pytest.raises(ValueError, match="octal"):
-        run(file, path=str(path), mode="rw-r-----")
+        file.run({**args, "mode": "rw-r-----"}, ctx())
 
 
 @pytest.mark.parametrize(

@@ -392,6 +392,20 @@ def check_address(value: Any) -> None:
         raise OptionValueError(f"{text!r} is not a valid address", hint)
 
 
+_MODE = re.compile(r"0?[0-7]{3,4}|0o[0-7]{3,4}")
+
+
+def check_mode(value: Any) -> None:
+    """Permission bits as the file module reads them: '0644', '644', '2775' or a number."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise OptionValueError(f"expected a mode, got {kind_of(value)}", "write it quoted: '0644'")
+    valid = 0 <= value <= 0o7777 if isinstance(value, int) else _MODE.fullmatch(value.strip())
+    if not valid:
+        raise OptionValueError(
+            f"{value!r} is not a permission mode", "write it quoted, in octal: '0644' or '2775'"
+        )
+
+
 def check_encoding(value: Any) -> None:
     try:
         codecs.lookup(str(value))
@@ -407,4 +421,5 @@ FORMATS: dict[str, Callable[[Any], None]] = {
     "url": check_url,
     "address": check_address,
     "encoding": check_encoding,
+    "mode": check_mode,
 }

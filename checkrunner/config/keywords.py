@@ -12,6 +12,7 @@ LABEL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"  # Prometheus/Alertmanager labe
 # targets overflow far beyond them; a check longer than a day is a mistake).
 TIMEOUT_SPEC = {"type": "duration", "min": "1ms", "max": "1d"}
 DELAY_SPEC = {"type": "duration", "min": "0s", "max": "1d"}
+MAX_RETRIES = 100
 
 
 @dataclass(frozen=True)

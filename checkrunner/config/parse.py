@@ -30,6 +30,7 @@ from checkrunner.config.keywords import (
     DEFAULT_RETRY_DELAY,
     DELAY_SPEC,
     LABEL_NAME_PATTERN,
+    MAX_RETRIES,
     PLAY_KEYWORDS,
     PLAYBOOK_KEYWORDS,
     THRESHOLD_KEYWORDS,
@@ -752,8 +753,12 @@ class PlaybookParser:
                 "write how many more attempts to make, e.g. retries: 3",
             )
             return 0
-        if retries < 0:
-            self._add("retries: cannot be negative", at, "write 0 for a single attempt")
+        if not 0 <= retries <= MAX_RETRIES:
+            self._add(
+                f"retries: {retries} is out of range: allowed 0 to {MAX_RETRIES}",
+                at,
+                "write how many more attempts to make; 0 for a single attempt",
+            )
             return 0
         return retries
 
