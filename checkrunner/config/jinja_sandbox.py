@@ -22,7 +22,6 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError, nodes
@@ -144,14 +143,21 @@ def check_size(size: int, what: str) -> None:
 
 def check_value(value: Any, what: str = "a value") -> Any:
     """`value`, if it is within the bounds; TemplateLimit if not."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    kind = type(value)
+    if kind is str or kind is bytes:  # the common case first: this runs on every operation
+        if len(value) > MAX_SIZE:
+            check_size(len(value), what)
+        return value
+    if kind is int:
         if value.bit_length() > MAX_INT_BITS:
             raise TemplateLimit(f"{what} would be an integer of more than {MAX_INT_BITS:,} bits")
         return value
-    if isinstance(value, (str, bytes)):
-        check_size(len(value), what)
-    elif isinstance(value, (dict, list, tuple, set, frozenset, range)):
+    if isinstance(value, (dict, list, tuple, set, frozenset, range)):
         check_size(value_size(value), what)
+    elif isinstance(value, (str, bytes)):
+        check_size(len(value), what)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        return check_value(int(value), what)
     return value
 
 
@@ -226,6 +232,25 @@ def _replace_size(text: Any, old: Any, new: Any, count: int | None) -> int:
 # -- the environment ----------------------------------------------------------------------------
 
 
+class _Clock:
+    """The deadline of the evaluations on one thread (see BoundedSandbox.bounded)."""
+
+    __slots__ = ("_state", "_owner")
+
+    def __init__(self, state: threading.local):
+        self._state = state
+        self._owner = False
+
+    def __enter__(self) -> None:
+        if getattr(self._state, "deadline", None) is None:
+            self._state.deadline = time.monotonic() + TIME_LIMIT
+            self._owner = True
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._owner:
+            self._state.deadline = None
+
+
 class _BoundedCodeGenerator(CodeGenerator):
     """Jinja2's compiler with `~` and `for` routed through the environment's bounds."""
 
@@ -297,17 +322,10 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     # The deadline --------------------------------------------------------------------------
 
-    @contextmanager
-    def bounded(self) -> Iterator[None]:
-        """Evaluations inside share one TIME_LIMIT (nested ones use the outer deadline)."""
-        if getattr(self._clock, "deadline", None) is not None:
-            yield
-            return
-        self._clock.deadline = time.monotonic() + TIME_LIMIT
-        try:
-            yield
-        finally:
-            self._clock.deadline = None
+    def bounded(self) -> _Clock:
+        """`with environment.bounded():` evaluations inside share one TIME_LIMIT (nested
+        ones keep the outer deadline)."""
+        return _Clock(self._clock)
 
     def tick(self) -> None:
         deadline = getattr(self._clock, "deadline", None)
@@ -361,12 +379,15 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         return markup_join(parts) if autoescape else str_join(parts)
 
     def concat(self, pieces: Any) -> str:  # type: ignore[override] # Jinja2's output joiner
-        collected = []
+        if isinstance(pieces, list):  # a buffer: its pieces exist already
+            check_size(sum(map(len, pieces)), "the rendered text")
+            return "".join(pieces)
+        collected: list[str] = []
         size = 0
-        for piece in pieces:
-            self.tick()
+        for piece in pieces:  # a generator: loops producing it check the deadline
             size += len(piece)
-            check_size(size, "the rendered text")
+            if size > MAX_SIZE:
+                check_size(size, "the rendered text")
             collected.append(piece)
         return "".join(collected)
 
