@@ -37,7 +37,7 @@ class Case:
     where: str  # what must follow the file name: ":LINE:" (or the file named in `file`)
     phrase: str
     args: list[str] = field(default_factory=list)
-    files: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str | bytes] = field(default_factory=dict)
     file: str = "p.yml"  # the file the error must name
 
 
@@ -168,6 +168,14 @@ CASES = {
         },
         file="",
     ),
+    "latin1_inventory": Case(
+        TRIVIAL,
+        "inv.ini:3:4:",
+        "not UTF-8 text: byte 0xe9",
+        args=["-i", "inv.ini"],
+        files={"inv.ini": b"localhost ansible_connection=local\n[web]\ncaf\xe9\n"},
+        file="",
+    ),
     "nested_inventory": Case(
         TRIVIAL,
         "inv.yml:4:",
@@ -239,7 +247,10 @@ def _validate(tmp_path, case: Case):
     (tmp_path / "p.yml").write_text(case.playbook)
     for name, text in case.files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
+        if isinstance(text, bytes):
+            (tmp_path / name).write_bytes(text)
+        else:
+            (tmp_path / name).write_text(text)
     started = time.monotonic()
     done = run_checkrun("validate", "p.yml", *case.args, cwd=tmp_path, timeout=300)
     return done, time.monotonic() - started

@@ -345,6 +345,7 @@ def parse_alerting_file(
             ConfigError(
                 f"an alerting file is a mapping with receivers: and route:, not {kind_of(document)}",
                 root,
+                "write receivers: [{name: ops, webhook_configs: [...]}] and route: {receiver: ops}",
             )
         ]
     parser = AlertingParser(path)

@@ -225,6 +225,7 @@ class _VarsMerger:
             raise ConfigError(
                 f"group '{name}': {GROUP_PRIORITY_VAR} must be an integer, got {value!r}",
                 own.locations.get(GROUP_PRIORITY_VAR) or self._data.groups[name].location,
+                f"write {GROUP_PRIORITY_VAR}=10 (a higher priority wins)",
             )
         return int(value)
 

@@ -83,7 +83,11 @@ class InventoryData:
                 "every group is already inside 'all'",
             )
         if child == parent:
-            raise ConfigError(f"group '{child}' cannot be a child of itself", location)
+            raise ConfigError(
+                f"group '{child}' cannot be a child of itself",
+                location,
+                "remove it from its own :children list",
+            )
         self.group(parent, location, declare=False).children[child] = None
         self.group(child, location, declare=False).parents[parent] = None
         self.edges.setdefault((parent, child), location)

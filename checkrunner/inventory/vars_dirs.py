@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from checkrunner.config.yaml_loader import check_data_depth, nesting_error
+from checkrunner.config.yaml_loader import check_data_depth, nesting_error, read_text
 from checkrunner.errors import ConfigError, Location
 from checkrunner.inventory.model import InventoryWarning
 from checkrunner.inventory.yamlnodes import VAULT_HINT, YamlDocument
@@ -109,15 +109,7 @@ def _load_json_vars(path: str, text: str) -> LoadedVars:
 
 
 def _read_text(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8-sig") as handle:
-            return handle.read()
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"file is not UTF-8 text ({exc.reason} at byte {exc.start})", Location(path)
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read vars file: {exc.strerror}", Location(path)) from None
+    return read_text(path, "vars file")  # undecodable bytes are reported at line:column
 
 
 def _list_entries(path: str) -> dict[str, bool]:

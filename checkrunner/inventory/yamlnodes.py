@@ -125,6 +125,7 @@ class YamlDocument:
                 raise ConfigError(
                     f"{what}: a key must be a plain name, not {describe(key_node)}",
                     self.location(key_node),
+                    "write the name itself as the key, e.g. web1:",
                 )
         return node.value
 
