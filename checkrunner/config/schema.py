@@ -379,12 +379,13 @@ def _option_type(spec: Mapping[str, Any]) -> dict[str, Any]:
         return _bounded_number(kind, spec)
     scalar = copy.deepcopy(_SCALAR_TYPES.get(kind, {}))
     if spec.get("format") in _JSON_FORMATS and kind == "str":
-        scalar["format"] = _JSON_FORMATS[spec["format"]]
+        scalar = {"type": "string", "format": _JSON_FORMATS[spec["format"]]}
     return scalar
 
 
-# Annotations for editors (JSON Schema's regex is ECMA 262's; checkrun checks Python's).
-_JSON_FORMATS = {"regex": "regex", "url": "uri"}
+# Annotations for editors. Not "regex": JSON Schema's is ECMA 262's, and editors would flag
+# valid Python expressions such as (?P<name>...); checkrun checks Python's itself.
+_JSON_FORMATS = {"url": "uri"}
 
 
 def _bounded_number(kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
