@@ -361,3 +361,21 @@ def test_ranges_and_formats_are_in_the_schema_and_the_docs():
     doc = " ".join(render_module_doc(catalog.get("log")).split())
     assert "list of regex" in doc and "Python's re syntax, compiled on the target" in doc
     assert "Range: 1 to 65535." in " ".join(render_module_doc(catalog.get("tcp")).split())
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ 'x'|center(999999999) }}",
+        "{{ (9**9999)**9999 }}",
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+    ],
+)
+def test_receiver_templates_are_bounded_too(template):
+    from checkrunner.alerting.receivers.base import RenderError
+    from checkrunner.alerting.receivers.format import render_template
+
+    started = time.monotonic()
+    with pytest.raises(RenderError, match="TemplateLimit"):
+        render_template(template, {}, "title")
+    assert time.monotonic() - started < 30  # the 1 s limit; unbounded, this runs for hours

@@ -172,9 +172,8 @@ def _text_size(value: Any) -> int:
 
 def _printf_size(template: Any, values: Any) -> int:
     """An upper bound of the length of `template % values`."""
-    specs = _PRINTF_SPEC.findall(str(template) if not isinstance(template, bytes) else "")
-    if isinstance(template, bytes):
-        specs = _PRINTF_SPEC.findall(template.decode("latin-1"))
+    text = template.decode("latin-1") if isinstance(template, bytes) else str(template)
+    specs = _PRINTF_SPEC.findall(text)
     size = len(template) + 32 * len(specs)
     for width, precision, _conversion in specs:
         size += int(width) if width.isdigit() else 0
