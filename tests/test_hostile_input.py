@@ -228,6 +228,12 @@ for _name, (_line, _phrase) in ARGUMENT_CASES.items():
 CASES["check_timeout_overflow"] = Case(
     _check("memory: {}\n      timeout: 99999999999999999999999"), ":6:", "allowed 1ms to 1d"
 )
+CASES["templated_regex_list_item"] = Case(
+    '- name: p\n  hosts: localhost\n  vars: {bad: "a("}\n  checks:\n    - name: c\n'
+    '      command:\n        cmd: "true"\n        stdout:\n          - ok\n          - "{{ bad }}"\n',
+    ":10:13:",  # the item itself, after rendering
+    "item 2: 'a(' is not a valid regular expression",
+)
 CASES["retries_forever"] = Case(
     _check("memory: {}\n      retries: 99999999999"), ":6:", "allowed 0 to 100"
 )

@@ -69,10 +69,11 @@ _KIND_WORDS = {"int": "whole number", "float": "number"}
 class OptionValueError(ValueError):
     """A value an option cannot take, with the fix to suggest."""
 
-    def __init__(self, message: str, hint: str | None = None):
+    def __init__(self, message: str, hint: str | None = None, item: int | None = None):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.item = item  # the index of the list item at fault, for its location
 
 
 def is_templated(value: Any) -> bool:
@@ -186,7 +187,7 @@ def _coerce_list(value: Any, spec: Mapping[str, Any], keep_templates: bool) -> l
             converted.append(coerce_value(item, element, keep_templates=keep_templates))
         except OptionValueError as exc:
             where = f"item {position}: " if len(items) > 1 else ""
-            raise OptionValueError(f"{where}{exc.message}", exc.hint) from None
+            raise OptionValueError(f"{where}{exc.message}", exc.hint, position - 1) from None
     return converted
 
 
