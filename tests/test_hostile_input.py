@@ -105,6 +105,17 @@ CASES = {
         ":5:",
         "rendered text",
     ),
+    "deeply_nested_template": Case(
+        _templated_command("{{ " + "[" * 3000 + "]" * 3000 + " }}"), ":5:", "nested too deeply"
+    ),
+    "deeply_nested_blocks": Case(
+        _templated_command("{% if 1 %}" * 500 + "x" + "{% endif %}" * 500),
+        ":5:",
+        "nested too deeply",
+    ),
+    "long_filter_chain": Case(
+        _templated_command("{{ 1" + "|string" * 3000 + " }}"), ":5:", "nested too deeply"
+    ),
     # YAML (points 5 and 8)
     "alias_bomb_in_play_vars": Case(PLAY_VARS_BOMB, ":9:", "aliases expand"),
     "alias_bomb_in_module_args": Case(ARGS_BOMB, ":13:", "aliases expand"),

@@ -41,6 +41,7 @@ _UNKNOWN_FILTER_OR_TEST = re.compile(r"No (?P<what>filter|test) named '(?P<name>
 _MAX_NAMES_SHOWN = 25
 
 SANDBOX_HINT = "templates may read variables and use filters; they cannot reach Python internals"
+TOO_DEEP = "it is nested too deeply (brackets, filters or blocks inside each other)"
 SYNTAX_HINT = "Jinja2 syntax: {{ variable }}, {{ value | filter }}, {{ a if condition else b }}"
 
 
@@ -259,6 +260,10 @@ class Templater:
                 location,
                 SYNTAX_HINT,
             )
+        if isinstance(exc, (RecursionError, SyntaxError, MemoryError)):
+            return ConfigError(
+                f"template {text!r} cannot be compiled: {TOO_DEEP}", location, SYNTAX_HINT
+            )
         if isinstance(exc, _NotAValue):
             return ConfigError(
                 f"template {text!r} {exc}", location, "call it with () or pass it through a filter"
@@ -383,6 +388,8 @@ def template_syntax_error(text: str) -> str | None:
         environment.compile(text)
     except sandbox.TemplateSyntaxError as exc:
         return syntax_message(exc, environment)
+    except (RecursionError, SyntaxError, MemoryError):
+        return TOO_DEEP  # the parser, or Python compiling what it made, ran out of stack
     return None
 
 
@@ -394,6 +401,8 @@ def expression_syntax_error(expression: str) -> str | None:
         environment.compile_expression(expression)
     except sandbox.TemplateSyntaxError as exc:
         return syntax_message(exc, environment)
+    except (RecursionError, SyntaxError, MemoryError):
+        return TOO_DEEP
     return None
 
 
