@@ -138,6 +138,7 @@ MODULE = {
         "samples": {
             "type": "int",
             "min": 0,
+            "max": 1000,
             "default": 3,
             "description": "How many of the first and of the last matching lines of each "
             "pattern the facts keep (0: none).",
@@ -145,6 +146,7 @@ MODULE = {
         "sample_length": {
             "type": "int",
             "min": 1,
+            "max": 65536,
             "default": 512,
             "description": "Each sample line is cut to this many characters.",
         },

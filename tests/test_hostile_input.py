@@ -245,6 +245,31 @@ CASES["templated_regex_list_item"] = Case(
     ":10:13:",  # the item itself, after rendering
     "item 2: 'a(' is not a valid regular expression",
 )
+CASES["huge_integer_threshold"] = Case(
+    _check("memory: {}\n      warn: " + "9" * 400), ":6:", "too large to be a number"
+)
+CASES["huge_integer_duration"] = Case(
+    _check("http: {url: 'http://h/', timeout: " + "9" * 400 + "}"), ":5:", "too large"
+)
+CASES["huge_size"] = Case(
+    _check("http: {url: 'http://h/', max_body: 99999999999999999999PB}"), ":5:", "at most 1PiB"
+)
+CASES["number_of_5000_digits"] = Case(
+    _check("tcp: {port: " + "9" * 5000 + "}"), ":5:19:", "number is too long"
+)
+CASES["number_of_5000_digits_in_inventory"] = Case(
+    TRIVIAL,
+    "inv.yml:3:18:",
+    "number is too long",
+    args=["-i", "inv.yml"],
+    files={
+        "inv.yml": "all:\n  vars:\n    huge_number: " + "9" * 5000 + "\n  hosts: {localhost: }\n"
+    },
+    file="",
+)
+CASES["for_forever"] = Case(
+    _check("memory: {}\n      for: 99999999999999999999"), ":6:", "1 to 10000"
+)
 CASES["retries_forever"] = Case(
     _check("memory: {}\n      retries: 99999999999"), ":6:", "allowed 0 to 100"
 )

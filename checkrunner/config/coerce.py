@@ -43,6 +43,8 @@ BOOL_PATTERN = "^\\s*(?:{})\\s*$".format(
     )
 )
 
+MAX_SIZE_VALUE = 1024**5  # bytes (1 PiB)
+
 _INT = re.compile(INT_PATTERN)
 _FLOAT = re.compile(FLOAT_PATTERN)
 _DURATION = re.compile(DURATION_PATTERN)
@@ -158,6 +160,8 @@ def parse_duration_value(value: Any) -> float:
         seconds = parse_duration(value)
     except ValueError as exc:
         raise OptionValueError(str(exc), TYPE_HINTS["duration"]) from None
+    except OverflowError:
+        raise OptionValueError("the duration is too large", TYPE_HINTS["duration"]) from None
     if not math.isfinite(seconds):
         raise OptionValueError(f"{value!r} is not a finite duration", TYPE_HINTS["duration"])
     return seconds
@@ -170,9 +174,14 @@ def parse_size_value(value: Any) -> int:
     if isinstance(value, float) and not math.isfinite(value):
         raise OptionValueError(f"{value!r} is not a finite size", TYPE_HINTS["size"])
     try:
-        return parse_size(value)
+        size = parse_size(value)
     except ValueError as exc:
         raise OptionValueError(str(exc), TYPE_HINTS["size"]) from None
+    except OverflowError:
+        size = MAX_SIZE_VALUE + 1
+    if size > MAX_SIZE_VALUE:  # more than any target can hold; Python's I/O overflows
+        raise OptionValueError("the size is too large: at most 1PiB", TYPE_HINTS["size"])
+    return size
 
 
 def _coerce_list(value: Any, spec: Mapping[str, Any], keep_templates: bool) -> list[Any]:

@@ -13,6 +13,7 @@ LABEL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"  # Prometheus/Alertmanager labe
 TIMEOUT_SPEC = {"type": "duration", "min": "1ms", "max": "1d"}
 DELAY_SPEC = {"type": "duration", "min": "0s", "max": "1d"}
 MAX_RETRIES = 100
+MAX_FOR_RUNS = 10_000  # consecutive failing runs before an alert fires
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from checkrunner.config.keywords import (
     DEFAULT_RETRY_DELAY,
     DELAY_SPEC,
     LABEL_NAME_PATTERN,
+    MAX_FOR_RUNS,
     MAX_RETRIES,
     PLAY_KEYWORDS,
     PLAYBOOK_KEYWORDS,
@@ -771,9 +772,10 @@ class PlaybookParser:
             runs = coerce_value(value, {"type": "int"})
         except OptionValueError:
             runs = 0
-        if runs < 1:
+        if not 1 <= runs <= MAX_FOR_RUNS:
             self._add(
-                f"for: expected a number of consecutive failing runs (1 or more), not {kind_of(value)}",
+                f"for: expected a number of consecutive failing runs (1 to {MAX_FOR_RUNS}), "
+                f"not {kind_of(value)}",
                 at,
                 "write for: 3 (the alert fires on the third failing run in a row)",
             )

@@ -301,6 +301,16 @@ class _MarkedLoader(yaml.SafeLoader):
             )
 
 
+def construct_bounded_int(loader: SafeConstructor, node: ScalarNode) -> int:
+    """YAML's int, with Python's limit on the digits of a number (4,300) as a YAML error."""
+    try:
+        return SafeConstructor.construct_yaml_int(loader, node)
+    except ValueError as exc:
+        raise ConstructorError(
+            None, None, f"this number is too long: {exc}".split(";")[0], node.start_mark
+        ) from None
+
+
 def _resolvers_without_base60_and_dates() -> dict[str, list[tuple[str, re.Pattern[str]]]]:
     replaced = {_INT_TAG, _FLOAT_TAG, _TIMESTAMP_TAG}
     resolvers = {
@@ -317,6 +327,7 @@ def _resolvers_without_base60_and_dates() -> dict[str, list[tuple[str, re.Patter
 
 
 _MarkedLoader.yaml_implicit_resolvers = _resolvers_without_base60_and_dates()
+_MarkedLoader.add_constructor(_INT_TAG, construct_bounded_int)
 _MarkedLoader.add_constructor("tag:yaml.org,2002:map", _MarkedLoader.construct_marked_map)
 _MarkedLoader.add_constructor("tag:yaml.org,2002:seq", _MarkedLoader.construct_marked_seq)
 
@@ -360,6 +371,8 @@ def _syntax_hint(problem: str) -> str:
         return (
             "check the indentation here and on the line before; multi-line text needs quotes or |"
         )
+    if "number is too long" in problem:
+        return "write a shorter number, or quote it if it is meant as text"
     if "found undefined alias" in problem:
         return "define the anchor (&name) before using the alias (*name)"
     if "flow" in problem:

@@ -97,6 +97,10 @@ def _load_json_vars(path: str, text: str) -> LoadedVars:
         ) from None
     except RecursionError:
         raise nesting_error(path, None, "JSON") from None
+    except ValueError as exc:  # a number of more than 4,300 digits
+        raise ConfigError(
+            f"invalid JSON: {str(exc).split(';')[0]}", Location(path), "write a shorter number"
+        ) from None
     check_data_depth(values, path)
     if not isinstance(values, dict):
         raise ConfigError(

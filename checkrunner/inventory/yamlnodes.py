@@ -7,7 +7,11 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from checkrunner.config.yaml_loader import check_node_graph, nesting_error
+from checkrunner.config.yaml_loader import (
+    check_node_graph,
+    construct_bounded_int,
+    nesting_error,
+)
 from checkrunner.errors import ConfigError, Location
 from checkrunner.inventory.model import InventoryWarning
 
@@ -48,6 +52,7 @@ def _construct_vault(loader: _InventoryLoader, node: Node) -> Any:
 
 _InventoryLoader.add_constructor("!unsafe", _construct_unsafe)
 _InventoryLoader.add_constructor("!vault", _construct_vault)
+_InventoryLoader.add_constructor("tag:yaml.org,2002:int", construct_bounded_int)
 
 
 def yaml_error(exc: yaml.YAMLError, path: str) -> ConfigError:
@@ -66,6 +71,8 @@ def yaml_error(exc: yaml.YAMLError, path: str) -> ConfigError:
         ("did not find expected key", "mapping values are not allowed", "expected <block end>")
     ):
         hint = "check the indentation: the keys of one mapping start in the same column"
+    elif "number is too long" in problem:
+        hint = "write a shorter number, or quote it if it is meant as text"
     elif "could not determine a constructor" in problem:
         hint = "only standard YAML tags and Ansible's !unsafe are understood"
     return ConfigError(message, location, hint)
