@@ -285,6 +285,11 @@ for _value in ("inf", "1e20", "0", "2d"):
     )
 
 
+CASES["vars_file_linked_to_dev_zero"] = Case(
+    TRIVIAL.replace("  checks:", "  vars_files: [zero.yml]\n  checks:"), ":3:", "larger than 64 MiB"
+)
+
+
 def _validate(tmp_path, case: Case):
     (tmp_path / "p.yml").write_text(case.playbook)
     for name, text in case.files.items():
@@ -293,6 +298,8 @@ def _validate(tmp_path, case: Case):
             (tmp_path / name).write_bytes(text)
         else:
             (tmp_path / name).write_text(text)
+    if "zero.yml" in case.playbook:
+        (tmp_path / "zero.yml").symlink_to("/dev/zero")  # a symlink a pull request can hold
     started = time.monotonic()
     done = run_checkrun("validate", "p.yml", *case.args, cwd=tmp_path, timeout=300)
     return done, time.monotonic() - started

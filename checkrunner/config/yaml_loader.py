@@ -20,7 +20,6 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Hashable
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -39,6 +38,7 @@ _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
 MAX_NESTING = 100  # levels of mappings and lists; real playbooks use fewer than 15
 MAX_ALIAS_EXPANSION = 100_000  # values that aliases may add to a document, counted expanded
+MAX_FILE_BYTES = 64 * 1024**2  # a playbook, inventory or vars file
 
 # PyYAML's YAML 1.1 int and float patterns without the base-60 (`1:30`) forms.
 _INT_PATTERN = re.compile(
@@ -443,7 +443,8 @@ def read_text(path: str, what: str) -> str:
     """The text of a file (UTF-8, or UTF-16/32 with a byte-order mark), or a ConfigError
     saying why it cannot be read."""
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as handle:  # bounded: a symlink to /dev/zero must not hang validate
+            data = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{what} not found: {path}", hint="check the path") from None
     except IsADirectoryError:
@@ -456,6 +457,11 @@ def read_text(path: str, what: str) -> str:
         raise ConfigError(
             f"cannot read {what} {path}: {exc.strerror or exc}", hint="check the path"
         ) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(
+            f"{what} is larger than {MAX_FILE_BYTES // 1024**2} MiB: {path}",
+            hint="is this the right file? split big inventories into a directory of files",
+        )
     encoding = next((name for bom, name in _BYTE_ORDER_MARKS if data.startswith(bom)), "utf-8")
     try:
         return data.decode(encoding)
