@@ -13,7 +13,6 @@ from checkrunner.config.keywords import DELAY_SPEC, TIMEOUT_SPEC
 from checkrunner.errors import CheckrunError, ConfigError
 from checkrunner.results import EXIT_BAD_INPUT, EXIT_INTERRUPTED, FAIL_ON_LEVELS
 from checkrunner.transport.base import CHECKING_MODES
-from checkrunner.units import parse_size
 
 SUBCOMMANDS = ("run", "validate", "schema", "doc", "notify", "alerts")
 
@@ -51,9 +50,9 @@ def _duration(spec: dict[str, str]):
 
 def _size(text: str) -> int:
     try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        return coerce_value(text, {"type": "size"})
+    except OptionValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc.message} ({exc.hint})") from None
 
 
 def _positive_int(text: str) -> int:
