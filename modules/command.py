@@ -46,6 +46,7 @@ MODULE = {
         "chdir": {"type": "str", "description": "Working directory."},
         "env": {
             "type": "dict",
+            "elements": "str",
             "default": {},
             "description": "Environment variables to add to (or override in) the "
             "inherited environment.",

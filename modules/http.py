@@ -49,6 +49,7 @@ MODULE = {
         },
         "headers": {
             "type": "dict",
+            "elements": "str",
             "default": {},
             "description": "Request headers, for example {Host: api.example.com}.",
         },
@@ -82,6 +83,7 @@ MODULE = {
         },
         "response_headers": {
             "type": "dict",
+            "elements": "str",
             "format": "regex",
             "default": {},
             "description": "Response header name -> regular expression its value must match; "

@@ -56,6 +56,7 @@ MODULE = {
         },
         "env": {
             "type": "dict",
+            "elements": "str",
             "default": {},
             "description": "Environment variables to add to the inherited environment.",
         },

@@ -226,6 +226,11 @@ ARGUMENT_CASES = {
         "not a known text encoding",
     ),
     "module_timeout": ("http: {url: 'http://h/', timeout: 99999999999999999999999}", "1ms to 1d"),
+    "command_env_list": ('command: {cmd: "true", env: {PATH: [/bin]}}', "the value of 'PATH'"),
+    "http_header_mapping": (
+        'http: {url: "http://h/", headers: {X-Token: {a: 1}}}',
+        "expected text, got a mapping",
+    ),
     "file_mode": ("file: {path: /etc/hosts, mode: '0999'}", "not a permission mode"),
     "log_anomaly": (
         "log: {path: /l, patterns: [{name: e, keyword: x}], anomaly: {k: lots}}",

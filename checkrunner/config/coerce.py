@@ -114,10 +114,8 @@ def describe_type(spec: Mapping[str, Any]) -> str:
     """`str`, `list of int`; a format names the text it takes: `url`, `list of regex`."""
     kind = str(spec.get("type", "raw"))
     element = spec.get("format") or spec.get("elements")
-    if kind == "list" and element:
-        return f"list of {element}"
-    if kind == "dict" and spec.get("format"):
-        return f"dict of {spec['format']}"
+    if kind in ("list", "dict") and element:
+        return f"{kind} of {element}"
     return str(spec.get("format") or kind)
 
 
@@ -135,10 +133,25 @@ def coerce_value(value: Any, spec: Mapping[str, Any], *, keep_templates: bool = 
     converted = _coerce_scalar(value, kind)
     _check_choice(converted, spec.get("choices"))
     _check_bounds(value, converted, spec, kind)
+    if kind == "dict" and spec.get("elements"):
+        return _coerce_mapping_values(converted, spec, keep_templates)
     if spec.get("format"):
-        # A mapping's values are checked (http's response_headers: name -> regex).
-        for item in converted.values() if isinstance(converted, Mapping) else [converted]:
-            check_format(item, str(spec["format"]))
+        check_format(converted, str(spec["format"]))
+    return converted
+
+
+def _coerce_mapping_values(
+    mapping: Mapping[Any, Any], spec: Mapping[str, Any], keep_templates: bool
+) -> dict[Any, Any]:
+    """A mapping whose values have a type (`elements`), e.g. environment variables: text."""
+    element = {key: spec[key] for key in _ELEMENT_KEYS if key in spec}
+    element["type"] = spec["elements"]
+    converted = {}
+    for key, value in mapping.items():
+        try:
+            converted[key] = coerce_value(value, element, keep_templates=keep_templates)
+        except OptionValueError as exc:
+            raise OptionValueError(f"the value of '{key}': {exc.message}", exc.hint) from None
     return converted
 
 

@@ -364,6 +364,12 @@ def _option_type(spec: Mapping[str, Any]) -> dict[str, Any]:
         return _options_object(
             spec["options"], spec.get("required_one_of"), spec.get("mutually_exclusive")
         )
+    if kind == "dict" and spec.get("elements"):
+        values = {"type": spec["elements"], "format": spec.get("format")}
+        return {
+            "type": "object",
+            "additionalProperties": {"anyOf": [_option_type(values), {"$ref": _REF + "Template"}]},
+        }
     if kind == "list":
         element = _option_type(
             {"type": spec.get("elements", "raw"), "choices": spec.get("choices")}
