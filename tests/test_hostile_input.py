@@ -433,3 +433,21 @@ def test_receiver_templates_are_bounded_too(template):
     with pytest.raises(RenderError, match="TemplateLimit"):
         render_template(template, {}, "title")
     assert time.monotonic() - started < 30  # the 1 s limit; unbounded, this runs for hours
+
+
+def test_templates_have_a_time_budget_for_the_whole_plan(monkeypatch):
+    """Each value just under the 1 s limit, host after host, must not add up to hours."""
+    from checkrunner.config import jinja_sandbox
+
+    monkeypatch.setattr(jinja_sandbox, "TOTAL_TIME_BASE", 0.3)
+    environment = jinja_sandbox.BoundedSandbox()
+    slow = environment.from_string("{% for i in range(100000) %}{% endfor %}")
+    with pytest.raises(jinja_sandbox.TemplateLimit, match="took"):
+        for _ in range(1000):
+            with environment.bounded():
+                slow.render()
+    fresh = jinja_sandbox.BoundedSandbox()  # a new plan starts with a new budget
+    fast = fresh.from_string("{{ 1 + 1 }}")
+    for _ in range(1000):  # values that take microseconds never reach it
+        with fresh.bounded():
+            assert fast.render() == "2"

@@ -8,11 +8,13 @@ from pull requests it cannot trust: a few characters of Jinja2 (`{{ (9**9999)**9
 `'x'|center(999999999)`, two nested `range` loops) would otherwise take a CI runner's memory
 or hours. Every value a template makes holds at most MAX_SIZE characters or items (counted
 through nested lists and mappings, a shared item once per place it appears), an integer at
-most MAX_INT_BITS bits, and an evaluation runs at most TIME_LIMIT seconds. Operations whose
-result can outgrow their inputs by more than a small factor are checked before they run
-(repetition, powers, format widths, padding, replace, join, lipsum...); everything else is
-checked after (calls, filters, operators, `~`, output). The deadline is checked on every loop
-iteration, call, filter and attribute access, so no template runs long between two checks.
+most MAX_INT_BITS bits, an evaluation runs at most TIME_LIMIT seconds, and all evaluations
+of one environment (a plan, all hosts) at most TOTAL_TIME_BASE plus TOTAL_TIME_PER_VALUE per
+value. Operations whose result can outgrow their inputs by more than a small factor are
+checked before they run (repetition, powers, format widths, padding, replace, join,
+lipsum...); everything else is checked after (calls, filters, operators, `~`, output). The
+deadline is checked on every loop iteration, call, filter and attribute access, so no
+template runs long between two checks.
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ MAX_SIZE = 1_000_000  # characters of a string, or items of a structure counted 
 MAX_COUNT = 100_000  # items a count argument may ask for (batch, slice; Jinja2's own range)
 MAX_INT_BITS = 100_000  # about 30,000 decimal digits
 TIME_LIMIT = 1.0  # seconds for one value's templates, its variables' templates included
+# All the values of a plan (every host): templates take microseconds, so a plan whose
+# templates average milliseconds is one that runs each close to TIME_LIMIT, host after host.
+TOTAL_TIME_BASE = 10.0  # seconds
+TOTAL_TIME_PER_VALUE = 0.002  # seconds
 
 LIMIT_HINT = (
     f"templates are bounded (values of at most {MAX_SIZE:,} characters or items, integers of "
@@ -241,13 +247,25 @@ class _Clock:
         self._owner = False
 
     def __enter__(self) -> None:
-        if getattr(self._state, "deadline", None) is None:
-            self._state.deadline = time.monotonic() + TIME_LIMIT
-            self._owner = True
+        state = self._state
+        if getattr(state, "deadline", None) is not None:
+            return
+        now = time.monotonic()
+        spent, count = getattr(state, "spent", 0.0), getattr(state, "count", 0)
+        if spent > TOTAL_TIME_BASE + TOTAL_TIME_PER_VALUE * count:
+            raise TemplateLimit(
+                f"templates took {spent:.0f}s for {count:,} values, far beyond what templates need"
+            )
+        state.deadline = now + TIME_LIMIT
+        state.started = now
+        self._owner = True
 
     def __exit__(self, *exc_info: object) -> None:
         if self._owner:
-            self._state.deadline = None
+            state = self._state
+            state.deadline = None
+            state.spent = getattr(state, "spent", 0.0) + time.monotonic() - state.started
+            state.count = getattr(state, "count", 0) + 1
 
 
 class _BoundedCodeGenerator(CodeGenerator):
