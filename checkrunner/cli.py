@@ -10,12 +10,13 @@ import sys
 import traceback
 
 from checkrunner import __version__, app
+from checkrunner.config.coerce import OptionValueError, bounds_text, coerce_value
+from checkrunner.config.keywords import DELAY_SPEC, TIMEOUT_SPEC
 from checkrunner.config.problems import flatten_problems
 from checkrunner.errors import CheckrunError, ConfigError
 from checkrunner.results import EXIT_BAD_INPUT, EXIT_INTERRUPTED, FAIL_ON_LEVELS
 from checkrunner.safe_text import one_line, printable
 from checkrunner.transport.base import CHECKING_MODES
-from checkrunner.units import parse_duration, parse_size
 
 SUBCOMMANDS = ("run", "validate", "schema", "doc", "notify", "alerts")
 
@@ -38,18 +39,24 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"command line: {message}", hint=f"see `{self.prog} --help`")
 
 
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def _duration(spec: dict[str, str]):
+    """An argparse type: a duration within the range of `spec` (the playbook's own rules)."""
+
+    def duration(text: str) -> float:
+        try:
+            return coerce_value(text, spec)
+        except OptionValueError as exc:
+            allowed = "" if "allowed" in exc.message else f" (allowed: {bounds_text(spec)})"
+            raise argparse.ArgumentTypeError(f"{exc.message}{allowed}") from None
+
+    return duration
 
 
 def _size(text: str) -> int:
     try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        return coerce_value(text, {"type": "size"})
+    except OptionValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc.message} ({exc.hint})") from None
 
 
 def _positive_int(text: str) -> int:
@@ -107,7 +114,7 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--host-timeout",
-        type=_duration,
+        type=_duration(TIMEOUT_SPEC),
         metavar="DURATION",
         help="deadline for one host's batch (default: longest check timeout + sample window + 10s)",
     )
@@ -123,14 +130,14 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--wait",
-        type=_duration,
+        type=_duration(DELAY_SPEC),
         default=0.0,
         metavar="DURATION",
         help="re-run failing checks until they pass or DURATION is up (deploy gating)",
     )
     parser.add_argument(
         "--wait-interval",
-        type=_duration,
+        type=_duration(TIMEOUT_SPEC),
         default=2.0,
         metavar="DURATION",
         help="pause between --wait rounds (default: 2s)",
@@ -238,7 +245,7 @@ def _add_ssh_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-T",
         "--timeout",
-        type=_duration,
+        type=_duration(TIMEOUT_SPEC),
         metavar="DURATION",
         help="SSH connect timeout (default: 10s; ansible_timeout wins)",
     )

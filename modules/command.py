@@ -34,7 +34,7 @@ MODULE = {
     "free_form": "cmd",
     "options": {
         "cmd": {
-            "type": "raw",
+            "type": "argv",
             "required": True,
             "description": "The command: a string (split with shell quoting rules, or given "
             "to /bin/sh -c with shell: true) or a list of arguments.",
@@ -47,6 +47,7 @@ MODULE = {
         "chdir": {"type": "str", "description": "Working directory."},
         "env": {
             "type": "dict",
+            "elements": "str",
             "default": {},
             "description": "Environment variables to add to (or override in) the "
             "inherited environment.",
@@ -60,6 +61,7 @@ MODULE = {
         },
         "stdout": {
             "type": "list",
+            "format": "regex",
             "elements": "str",
             "default": [],
             "description": "Regular expressions that must all be found in stdout "
@@ -67,18 +69,21 @@ MODULE = {
         },
         "stdout_not": {
             "type": "list",
+            "format": "regex",
             "elements": "str",
             "default": [],
             "description": "Regular expressions that must not be found in stdout.",
         },
         "stderr": {
             "type": "list",
+            "format": "regex",
             "elements": "str",
             "default": [],
             "description": "Regular expressions that must all be found in stderr.",
         },
         "stderr_not": {
             "type": "list",
+            "format": "regex",
             "elements": "str",
             "default": [],
             "description": "Regular expressions that must not be found in stderr.",
@@ -91,6 +96,8 @@ MODULE = {
         },
         "timeout": {
             "type": "duration",
+            "min": "1ms",
+            "max": "1d",
             "description": "Kill the command after this long (UNKNOWN). It never exceeds "
             "the check's own timeout.",
         },

@@ -119,12 +119,21 @@ def _check_writable(spec: str, path: str) -> None:
         )
     if is_special_file(target):
         if not os.access(target, os.W_OK):
-            raise ConfigError(f"--report {spec!r}: cannot write to {path} (permission denied)")
+            raise ConfigError(
+                f"--report {spec!r}: cannot write to {path} (permission denied)",
+                hint="write the report where you may, or to stdout: --report FORMAT:-",
+            )
         return
     ancestor = os.path.dirname(target)
     while not os.path.exists(ancestor):
         ancestor = os.path.dirname(ancestor)
     if not os.path.isdir(ancestor):
-        raise ConfigError(f"--report {spec!r}: {ancestor} is a file, not a directory")
+        raise ConfigError(
+            f"--report {spec!r}: {ancestor} is a file, not a directory",
+            hint="give a path whose folders exist or can be made",
+        )
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ConfigError(f"--report {spec!r}: cannot write in {ancestor} (permission denied)")
+        raise ConfigError(
+            f"--report {spec!r}: cannot write in {ancestor} (permission denied)",
+            hint="write the report where you may, or to stdout: --report FORMAT:-",
+        )

@@ -47,6 +47,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "urls": {
         "type": "list",
         "elements": "str",
+        "format": "url",
         "required": True,
         "description": "Base URL of every Alertmanager replica, e.g. http://am1:9093 "
         "(each gets every alert; /api/v2/alerts is appended).",

@@ -43,6 +43,7 @@ BUSY = (-1,)  # system busy
 OPTIONS: dict[str, dict[str, Any]] = {
     "url": {
         "type": "str",
+        "format": "url",
         "secret": True,
         "description": "The robot's webhook URL, "
         "https://oapi.dingtalk.com/robot/send?access_token=TOKEN.",

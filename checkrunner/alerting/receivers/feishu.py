@@ -36,6 +36,7 @@ RATE_LIMITED = {11232: 60.0, 9499: 60.0}
 OPTIONS: dict[str, dict[str, Any]] = {
     "url": {
         "type": "str",
+        "format": "url",
         "required": True,
         "secret": True,
         "description": "The bot's webhook URL, https://open.feishu.cn/open-apis/bot/v2/hook/TOKEN "

@@ -33,6 +33,7 @@ COLORS = {"firing": "danger", "resolved": "good", "test": "#439FE0"}
 OPTIONS: dict[str, dict[str, Any]] = {
     "api_url": {
         "type": "str",
+        "format": "url",
         "secret": True,
         "description": "The incoming webhook URL, https://hooks.slack.com/services/T/B/X.",
     },

@@ -28,6 +28,7 @@ RATE_LIMIT: tuple[int, float] | None = None
 OPTIONS: dict[str, dict[str, Any]] = {
     "url": {
         "type": "str",
+        "format": "url",
         "secret": True,
         "description": "URL to POST to.",
     },

@@ -37,6 +37,7 @@ BUSY = (-1,)  # system busy
 OPTIONS: dict[str, dict[str, Any]] = {
     "url": {
         "type": "str",
+        "format": "url",
         "secret": True,
         "description": "The robot's webhook URL, "
         "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=KEY.",
