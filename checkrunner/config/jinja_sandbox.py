@@ -19,6 +19,7 @@ template runs long between two checks.
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 import threading
@@ -279,17 +280,17 @@ class _BoundedCodeGenerator(CodeGenerator):
         self.write("), context.eval_ctx.autoescape)")
 
     def visit_For(self, node: nodes.For, frame: Frame) -> None:  # noqa: N802 - Jinja2's name
-        if not getattr(node, "bounded", False):
-            node.iter = nodes.Call(
-                nodes.EnvironmentAttribute("bounded_loop", lineno=node.lineno),
-                [node.iter],
-                [],
-                None,
-                None,
-                lineno=node.lineno,
-            ).set_environment(self.environment)
-            node.bounded = True  # type: ignore[attr-defined]
-        super().visit_For(node, frame)
+        # a copy: the caller's tree stays as parsed (the receiver template check reads it)
+        bounded = copy.copy(node)
+        bounded.iter = nodes.Call(
+            nodes.EnvironmentAttribute("bounded_loop", lineno=node.lineno),
+            [node.iter],
+            [],
+            None,
+            None,
+            lineno=node.lineno,
+        ).set_environment(self.environment)
+        super().visit_For(bounded, frame)
 
 
 class _BoundedFormatting:
