@@ -68,7 +68,9 @@ class Dispatcher:
                 blocked.add(message.destination)
         return report
 
-    def _deliver_one(self, message: PendingMessage, deadline: float, report: DeliveryReport) -> bool:
+    def _deliver_one(
+        self, message: PendingMessage, deadline: float, report: DeliveryReport
+    ) -> bool:
         """True when the message left the outbox (delivered or refused for good)."""
         from checkrunner.alerting import receivers as registry
 
