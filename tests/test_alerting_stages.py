@@ -151,9 +151,9 @@ def test_update_alerts_pending_until_for_runs():
 
 
 def test_update_alerts_keeps_the_start_of_an_incident_and_resolves_answered_checks():
-    old_disk = stages.stored(_alert("disk", starts_at=1.0))
-    old_load = stages.stored(_alert("load", starts_at=2.0))
-    other_play = stages.stored(
+    old_disk = stages.to_stored(_alert("disk", starts_at=1.0))
+    old_load = stages.to_stored(_alert("load", starts_at=2.0))
+    other_play = stages.to_stored(
         Alert({"alertname": "x", "host": "web1", "play": "other"}, starts_at=3.0)
     )
     obs = _observations(_observation(DISK, True), _observation(LOAD, False))
@@ -168,7 +168,7 @@ def test_update_alerts_keeps_the_start_of_an_incident_and_resolves_answered_chec
 
 
 def test_update_alerts_no_result_from_an_unreachable_host_is_not_a_recovery():
-    old_disk = stages.stored(_alert("disk", starts_at=1.0))
+    old_disk = stages.to_stored(_alert("disk", starts_at=1.0))
     state = stages.update_alerts([old_disk], _observations(unreachable=["web1"]), {}, now=30.0)
     assert state.resolved == []
     assert sorted(a.name for a in state.firing) == ["disk", stages.UNREACHABLE_ALERT]
@@ -176,10 +176,10 @@ def test_update_alerts_no_result_from_an_unreachable_host_is_not_a_recovery():
 
 
 def test_update_alerts_resolves_unreachable_once_the_host_answers():
-    down = stages.stored(
+    down = stages.to_stored(
         Alert({"alertname": stages.UNREACHABLE_ALERT, "host": "web1"}, starts_at=5.0)
     )
-    elsewhere = stages.stored(
+    elsewhere = stages.to_stored(
         Alert({"alertname": stages.UNREACHABLE_ALERT, "host": "db1"}, starts_at=5.0)
     )
     state = stages.update_alerts(

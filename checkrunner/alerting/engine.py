@@ -68,7 +68,7 @@ class AlertEngine:
         streaks = stages.next_streaks(store.streaks(), observations.checks)
         store.save_streaks(streaks, now)
         state = stages.update_alerts(store.firing(), observations, streaks, now)
-        store.save_firing((stages.stored(a) for a in state.raised), now)
+        store.save_firing((stages.to_stored(a) for a in state.raised), now)
         store.save_resolved((a.fingerprint for a in state.resolved), now)
         outcome.firing, outcome.pending, outcome.resolved = (
             state.firing,

@@ -128,7 +128,7 @@ def send_test(
 def alert_listing(db: StateDB) -> list[str]:
     """Firing alerts, checks on their way to firing (pending), and undelivered messages."""
     store = AlertStore(db.connection)
-    firing = store.firing_by_start()
+    firing = store.firing(by_start=True)
     lines = [f"firing ({len(firing)}):"]
     for alert in firing:
         labels = alert.labels

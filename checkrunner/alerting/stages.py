@@ -220,7 +220,7 @@ def update_alerts(
     return state
 
 
-def stored(alert: Alert) -> StoredAlert:
+def to_stored(alert: Alert) -> StoredAlert:
     return StoredAlert(alert.fingerprint, alert.labels, alert.annotations, alert.starts_at)
 
 

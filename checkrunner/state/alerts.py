@@ -96,22 +96,14 @@ class AlertStore:
 
     # -- alerts ------------------------------------------------------------------------------
 
-    def firing(self) -> list[StoredAlert]:
-        """The alerts firing, in the order they were last raised."""
+    def firing(self, by_start: bool = False) -> list[StoredAlert]:
+        """The alerts firing, in the order they were last raised (or by when they started)."""
+        order = " ORDER BY starts_at" if by_start else ""
         return [
             StoredAlert(fp, json.loads(labels), json.loads(annotations), starts_at)
             for fp, labels, annotations, starts_at in self.connection.execute(
-                "SELECT fingerprint, labels, annotations, starts_at FROM alerts WHERE state = ?",
-                (FIRING,),
-            )
-        ]
-
-    def firing_by_start(self) -> list[StoredAlert]:
-        return [
-            StoredAlert(fp, json.loads(labels), json.loads(annotations), starts_at)
-            for fp, labels, annotations, starts_at in self.connection.execute(
-                "SELECT fingerprint, labels, annotations, starts_at FROM alerts "
-                "WHERE state = ? ORDER BY starts_at",
+                "SELECT fingerprint, labels, annotations, starts_at FROM alerts WHERE state = ?"
+                + order,
                 (FIRING,),
             )
         ]
