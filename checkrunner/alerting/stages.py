@@ -305,13 +305,21 @@ class Group:
     route: Route
     alerts: list[Alert]
 
-    def notification(self, receiver: str, group_key: str, alerts: list[Alert], **extra):
+    def notification(
+        self,
+        receiver: str,
+        group_key: str,
+        alerts: list[Alert],
+        run_interval: float | None = None,
+    ) -> Notification:
+        """A notification about `alerts` (all or some of the group's), labelled as the
+        group's first alert is."""
         return Notification(
             receiver=receiver,
             group_key=group_key,
             group_labels=self.route.group_labels(self.alerts[0].labels),
             alerts=alerts,
-            **extra,
+            run_interval=run_interval,
         )
 
 
