@@ -183,6 +183,9 @@ def update_alerts(
     streaks: dict[CheckKey, int],
     now: float,
 ) -> AlertState:
+    """The run's alerts against the `stored` firing ones: an alert fires once its check's
+    streak reaches `for`; a stored alert resolves when its check (or its host, for the
+    unreachable alert) answered this run without raising it."""
     state = AlertState()
     raised: dict[str, Alert] = {}
     for obs in observations.checks:
