@@ -1,7 +1,8 @@
 """The embedded state database: one SQLite file on the control node, private to its owner.
 
-It holds what must survive between runs: log offsets, measurement history and, later,
-alert state and the outbox. Nothing is ever written on a target.
+It holds what must survive between runs: log offsets and measurement history (logs.py),
+alert state, the notification log and the outbox (alerts.py). Nothing is ever written on a
+target.
 
 Several checkrun processes may share one file (cron and a hand run overlapping): WAL mode
 lets readers go on during a write, and writers wait up to BUSY_TIMEOUT for each other.

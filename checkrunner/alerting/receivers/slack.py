@@ -25,6 +25,7 @@ from checkrunner.alerting.receivers.http import HTTP_OPTIONS, post_json
 KIND = "slack"
 SEND_RESOLVED_DEFAULT = False  # as Alertmanager's slack receiver
 RATE_LIMIT: tuple[int, float] | None = (60, 60.0)  # about one message a second
+KEEPS_ALERTS = False  # told through the notification log: new, resolved, repeat_interval
 
 #: Slack truncates longer message text (about 40k characters); longer messages are split.
 TEXT_LIMIT = 38000
