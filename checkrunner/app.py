@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from checkrunner import catalog
+from checkrunner import catalog, settings
 from checkrunner.config import (
     load_playbook,
     parse_extra_vars,
@@ -44,21 +44,21 @@ class RunCommand:
     known_hosts: list[str] = field(default_factory=list)
     host_key_checking: str | None = None
     ssh_config: str | None = None
-    connect_timeout: float | None = None
-    forks: int = 50
-    host_timeout: float | None = None
-    wait: float = 0.0
-    wait_interval: float = 2.0
+    connect_timeout: float | None = None  # None: settings.CONNECT_TIMEOUT unless ssh says
+    forks: int = settings.FORKS.default
+    host_timeout: float | None = settings.HOST_TIMEOUT.default
+    wait: float = settings.WAIT.default
+    wait_interval: float = settings.WAIT_INTERVAL.default
     reports: list[str] = field(default_factory=list)
-    fail_on: str = "critical"
+    fail_on: str = settings.FAIL_ON.default
     verbose: int = 0
     use_psutil: bool = True
-    target_nice: int = 10
-    target_memory_limit: int = 512 * 1024**2
+    target_nice: int = settings.TARGET_NICE.default
+    target_memory_limit: int = settings.TARGET_MEMORY_LIMIT.default
     list_hosts: bool = False
     list_checks: bool = False
     syntax_check: bool = False
-    state: str | None = None
+    state: str | None = settings.STATE.default  # None: settings.state_path()
     no_state: bool = False
     no_notify: bool = False
 

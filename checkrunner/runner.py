@@ -11,6 +11,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Protocol
 
+from checkrunner import settings
 from checkrunner.evaluate import evaluate_check, skipped_result, unknown_result
 from checkrunner.plan import HostPlan, Plan, PlannedCheck
 from checkrunner.results import CheckResult, HostResult, RunResult, Status, UnreachableReason
@@ -24,18 +25,14 @@ from checkrunner.transport import (
     read_answer,
 )
 
-DEFAULT_FORKS = 50
-HOST_DEADLINE_SLACK = 10.0  # interpreter start, module import and transfer on a slow target
-DEFAULT_WAIT_INTERVAL = 2.0
-
 
 @dataclass
 class RunOptions:
-    forks: int = DEFAULT_FORKS
-    host_timeout: float | None = None  # None: derived from the checks' own timeouts
-    wait: float = 0.0  # --wait: keep re-running what fails until it passes or this runs out
-    wait_interval: float = DEFAULT_WAIT_INTERVAL
-    fail_on: str = "critical"
+    forks: int = settings.FORKS.default
+    host_timeout: float | None = settings.HOST_TIMEOUT.default  # None: from the checks' timeouts
+    wait: float = settings.WAIT.default  # keep re-running what fails until it passes or this ends
+    wait_interval: float = settings.WAIT_INTERVAL.default
+    fail_on: str = settings.FAIL_ON.default
     batch_options: BatchOptions | None = None
     become_password: str | None = None  # for hosts that set no ansible_become_password
     # Called with each raw result before it is evaluated (log state: rates, anomalies, cursors).
@@ -129,7 +126,7 @@ def host_deadline(host_plan: HostPlan, options: RunOptions) -> float:
     checks = host_plan.runnable
     longest = max((c.batch.timeout for c in checks), default=0.0)
     window = max((float(c.batch.args.get("sample", 0) or 0) for c in checks), default=0.0)
-    return longest + window + HOST_DEADLINE_SLACK
+    return longest + window + settings.HOST_DEADLINE_SLACK
 
 
 def _run_host(

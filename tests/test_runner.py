@@ -15,7 +15,8 @@ from checkrunner.config import load_playbook
 from checkrunner.inventory import load_inventories
 from checkrunner.plan import Plan, PlanOptions, build_plan
 from checkrunner.results import HostResult, Status, UnreachableReason
-from checkrunner.runner import HOST_DEADLINE_SLACK, RunOptions, run_plan
+from checkrunner.runner import RunOptions, run_plan
+from checkrunner.settings import HOST_DEADLINE_SLACK
 from checkrunner.transport import BatchOptions, Transports, Unreachable
 
 INVENTORY = """\
