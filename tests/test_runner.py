@@ -416,3 +416,25 @@ def test_listeners_hear_the_start_and_each_host_as_it_finishes_masked(tmp_path):
         "*** of beta",
         "*** of gamma",
     ]
+
+
+def test_ctrl_c_aborts_the_transports_and_reports_the_hosts_done_so_far(tmp_path):
+    plan = make_plan(tmp_path, ONE_CHECK)
+
+    def respond(call: Call):
+        return ok(call) if call.host == "alpha" else HANG
+
+    class CtrlC:
+        def on_start(self, total_hosts: int, total_checks: int) -> None:
+            pass
+
+        def on_host_done(self, host: HostResult) -> None:
+            raise KeyboardInterrupt  # as if the user pressed Ctrl-C while alpha was reported
+
+    transport = InProcessTransport(respond)
+    transports = Transports(local=transport)
+    result = run_plan(plan, RunOptions(host_timeout=600.0), [CtrlC()], transports)
+    assert result.interrupted
+    assert transport.aborted.is_set()  # the hanging batches were stopped, not waited for
+    assert [h.host for h in result.hosts] == ["alpha"]
+    assert transport.closed == 0  # closing is the caller's, once it is done with them
