@@ -37,6 +37,9 @@ HOST_DEADLINE_SLACK = (
 )
 
 FORKS = Setting(50, "hosts checked at once")
+PYTHON_INTERPRETER = Setting(
+    "python3", "the interpreter batches run with where ansible_python_interpreter is not set"
+)
 HOST_TIMEOUT = Setting(
     None,
     "deadline for one host's batch",

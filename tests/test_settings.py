@@ -121,3 +121,14 @@ def test_the_state_directory_is_declared_once_for_the_database_and_accepted_keys
 def test_a_setting_is_one_frozen_declaration():
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.FORKS.default = 10  # type: ignore[misc]
+
+
+def test_the_default_interpreter_is_the_same_for_the_inventory_and_the_ssh_transport():
+    from checkrunner.inventory.model import Host
+    from checkrunner.transport.ssh import remote_command
+
+    assert Host("h").python_interpreter == settings.PYTHON_INTERPRETER.default
+    command = remote_command(
+        "", become=False, become_user="root", become_method="sudo", login_user="u"
+    )
+    assert command.startswith(f"{settings.PYTHON_INTERPRETER.default} -c ")

@@ -22,6 +22,7 @@ from typing import Any
 
 import paramiko
 
+from checkrunner import settings
 from checkrunner.errors import ConfigError
 from checkrunner.results import UnreachableReason
 from checkrunner.transport.answer import RESULT_MARKER
@@ -56,7 +57,7 @@ __all__ = [
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 _CHUNK = 65536
-DEFAULT_PYTHON = "python3"
+DEFAULT_PYTHON = settings.PYTHON_INTERPRETER.default
 
 
 class SSHTransport(Transport):
