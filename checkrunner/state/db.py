@@ -16,9 +16,10 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+from checkrunner import settings
 from checkrunner.errors import ConfigError
 
-STATE_ENV = "CHECKRUN_STATE"
+STATE_ENV = settings.STATE.env
 BUSY_TIMEOUT_MS = 30_000
 
 # Each entry moves the schema from version N to N+1; never edit one that has shipped.
@@ -112,13 +113,7 @@ MIGRATIONS: tuple[str, ...] = (
 
 def default_state_path() -> str:
     """$CHECKRUN_STATE, else $XDG_STATE_HOME/checkrunner/state.db (~/.local/state/...)."""
-    explicit = os.environ.get(STATE_ENV)
-    if explicit:
-        return explicit
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "state"
-    )
-    return os.path.join(base, "checkrunner", "state.db")
+    return settings.state_path()
 
 
 class StateDB:
