@@ -1106,7 +1106,7 @@ def test_probe_modules_run_as_a_shipped_batch(web, secure_web, pki, tmp_path, in
     watched = tmp_path / "watched"
     watched.write_text("ready\n")
     checks = [
-        ("http", make_args(http, url=web.url("/ok"), body=["ok"], timeout=2.0), 5.0),
+        ("http", make_args(http, url=web.url("/ok"), body=["ok"], timeout=4.0), 5.0),
         ("tcp", make_args(tcp, host=LOOPBACK, port=closed_port()), 5.0),
         ("command", make_args(command, cmd="echo 7"), 5.0),
         ("command", make_args(command, cmd="sleep 30"), 1.0),
@@ -1132,7 +1132,8 @@ def test_probe_modules_run_as_a_shipped_batch(web, secure_web, pki, tmp_path, in
     line = lines[0]
     results = {r["id"]: r for r in json.loads(line[len(RESULT_MARKER) :])["results"]}
 
-    assert results["0.0"]["result"]["measurements"]["status_code"] == 200
+    # a plain GET on loopback: its 4 s are for a loaded CI machine, not for the server
+    assert results["0.0"]["result"]["measurements"].get("status_code") == 200, results["0.0"]
     assert results["0.1"]["result"]["failures"][0].endswith("connection refused")
     assert results["0.2"]["result"]["measurements"]["value"] == 7
     assert results["0.3"]["error_type"] == "exception"
