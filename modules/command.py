@@ -8,7 +8,7 @@ import re
 import subprocess
 import time
 
-from ._utils import subprocess_budget, timing
+from ._utils import patterns, subprocess_budget, timing
 
 MODULE = {
     "summary": "Run a command: exit code, stdout/stderr patterns, or the number it prints",
@@ -208,38 +208,6 @@ def parse_number(text):
     return value if math.isfinite(value) else None
 
 
-def _as_list(value):
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
-
-
-def _patterns(args, option):
-    compiled = []
-    for pattern in _as_list(args.get(option)):
-        try:
-            compiled.append(re.compile(str(pattern), re.MULTILINE))
-        except re.error as exc:
-            raise ValueError(
-                "%s: invalid regular expression %r: %s" % (option, pattern, exc)
-            ) from None
-    return compiled
-
-
-def _pattern_failures(stream, text, must, must_not):
-    failures = []
-    for pattern in must:
-        if not pattern.search(text):
-            failures.append("%s does not match /%s/" % (stream, pattern.pattern))
-    for pattern in must_not:
-        found = pattern.search(text)
-        if found:
-            failures.append("%s matches /%s/ (%r)" % (stream, pattern.pattern, found.group(0)[:80]))
-    return failures
-
-
 def _last_line(text):
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1][:200] if lines else ""
@@ -295,9 +263,15 @@ def _summary(finished, value, stdout_text, failures):
 
 def run(args, ctx):
     argv = _argv(args)
-    stdout_rules = (_patterns(args, "stdout"), _patterns(args, "stdout_not"))
-    stderr_rules = (_patterns(args, "stderr"), _patterns(args, "stderr_not"))
-    expected = [int(code) for code in _as_list(args["exit_codes"])]
+    stdout_rules = (
+        patterns.compile_option(args, "stdout"),
+        patterns.compile_option(args, "stdout_not"),
+    )
+    stderr_rules = (
+        patterns.compile_option(args, "stderr"),
+        patterns.compile_option(args, "stderr_not"),
+    )
+    expected = [int(code) for code in patterns.as_list(args["exit_codes"])]
     budget = timing.budget(args, ctx)
     finished = execute(argv, args, time.monotonic() + budget)
     if finished.timed_out:
@@ -305,8 +279,8 @@ def run(args, ctx):
     stdout_text = finished.stdout.text()
     stderr_text = finished.stderr.text()
     failures = _exit_failure(finished, expected, stderr_text, args["shell"])
-    failures += _pattern_failures("stdout", stdout_text, *stdout_rules)
-    failures += _pattern_failures("stderr", stderr_text, *stderr_rules)
+    failures += patterns.failures("stdout", stdout_text, *stdout_rules)
+    failures += patterns.failures("stderr", stderr_text, *stderr_rules)
     measurements = {
         "exit_code": finished.exit_code,
         "duration": finished.duration,

@@ -5,13 +5,12 @@
 # and the server certificate can be read even when it is not verified.
 import base64
 import http.client
-import re
 import socket
 import ssl
 import time
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
-from ._utils import certs, timing
+from ._utils import certs, netprobe, patterns, timing
 
 MODULE = {
     "summary": "HTTP(S) probe: status, body patterns, latency, redirects, certificate expiry",
@@ -190,10 +189,6 @@ READ_CHUNK = 65536
 USER_AGENT = "checkrun-http/1"
 
 
-class ProbeFailed(Exception):
-    """The request could not be completed: the target service is down or misbehaving."""
-
-
 class Response(object):
     def __init__(self, url, status, reason, version, headers, body, truncated, cert_der):
         self.url = url
@@ -355,7 +350,7 @@ def _next_hop(response, method, headers, body):
     """(url, method, headers, body) of the request a redirect response asks for."""
     target = _without_credentials(urljoin(response.url, response.headers["Location"]))
     if urlsplit(target).scheme not in ("http", "https") or not urlsplit(target).hostname:
-        raise ProbeFailed("redirect to unsupported URL %r" % target)
+        raise netprobe.ProbeFailed("redirect to unsupported URL %r" % target)
     if response.status == 303 or (response.status in (301, 302) and method == "POST"):
         method = "HEAD" if method == "HEAD" else "GET"
         body = None
@@ -385,26 +380,11 @@ def _exchange(args, context, deadline):
         if not (args["follow_redirects"] and redirect):
             return responses
         if len(responses) > args["max_redirects"]:
-            raise ProbeFailed("more than %d redirects" % args["max_redirects"])
+            raise netprobe.ProbeFailed("more than %d redirects" % args["max_redirects"])
         url, method, headers, body = _next_hop(response, method, headers, body)
 
 
 # ----------------------------------------------------------------------------- evaluation
-
-
-def _as_list(value):
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
-
-
-def _compile(pattern, option):
-    try:
-        return re.compile(str(pattern), re.MULTILINE)
-    except re.error as exc:
-        raise ValueError("%s: invalid regular expression %r: %s" % (option, pattern, exc)) from None
 
 
 def _decode(response):
@@ -422,18 +402,6 @@ def _status_failures(response, expected):
     return ["status %d %s, expected %s" % (response.status, response.reason, wanted)]
 
 
-def _body_failures(text, must, must_not):
-    failures = []
-    for pattern in must:
-        if not pattern.search(text):
-            failures.append("body does not match /%s/" % pattern.pattern)
-    for pattern in must_not:
-        found = pattern.search(text)
-        if found:
-            failures.append("body matches /%s/ (%r)" % (pattern.pattern, found.group(0)[:80]))
-    return failures
-
-
 def _header_failures(headers, expected):
     failures = []
     for name, pattern in expected.items():
@@ -448,27 +416,13 @@ def _header_failures(headers, expected):
 
 
 def _describe_error(exc, budget):
-    if isinstance(exc, ProbeFailed):
-        return str(exc)
-    if isinstance(exc, socket.timeout):
-        return "timed out after %s" % timing.seconds(budget)
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, socket.gaierror):
-        return "cannot resolve the host name: %s" % exc.strerror
-    if certs.is_cert_error(exc):
-        return "TLS certificate verification failed: %s" % (
-            getattr(exc, "verify_message", None) or exc
-        )
-    if isinstance(exc, ssl.SSLError):
-        return "TLS error: %s" % (exc.reason or exc)
     if isinstance(exc, http.client.HTTPException):
         detail = str(exc)
         return "invalid HTTP response (%s%s)" % (
             type(exc).__name__,
             ": " + detail if detail else "",
         )
-    return getattr(exc, "strerror", None) or str(exc)
+    return netprobe.describe_error(exc, budget)
 
 
 def _human_bytes(count):
@@ -536,13 +490,15 @@ def _measurements(responses, latency, failures):
 
 def run(args, ctx):
     _check_url(args["url"])
-    must = [_compile(p, "body") for p in _as_list(args.get("body"))]
-    must_not = [_compile(p, "body_not") for p in _as_list(args.get("body_not"))]
+    must = [patterns.compile_pattern(p, "body") for p in patterns.as_list(args.get("body"))]
+    must_not = [
+        patterns.compile_pattern(p, "body_not") for p in patterns.as_list(args.get("body_not"))
+    ]
     expected_headers = dict(
-        (str(name), _compile(pattern, "response_headers"))
+        (str(name), patterns.compile_pattern(pattern, "response_headers"))
         for name, pattern in (args.get("response_headers") or {}).items()
     )
-    expected_status = [int(code) for code in _as_list(args["status"])]
+    expected_status = [int(code) for code in patterns.as_list(args["status"])]
     context = _LazyTLSContext(args)
     if args["url"].lower().startswith("https:"):
         context.get()  # bad TLS files are the user's error (UNKNOWN), not the probe's failure
@@ -550,7 +506,7 @@ def run(args, ctx):
     started = time.monotonic()
     try:
         responses = _exchange(args, context, started + budget)
-    except (ProbeFailed, OSError, http.client.HTTPException) + certs.CERT_ERRORS as exc:
+    except (netprobe.ProbeFailed, OSError, http.client.HTTPException) + certs.CERT_ERRORS as exc:
         latency = time.monotonic() - started
         url = getattr(exc, "probe_url", None) or _without_credentials(args["url"])
         message = "%s %s: %s" % (args["method"].upper(), url, _describe_error(exc, budget))
@@ -559,7 +515,7 @@ def run(args, ctx):
     final = responses[-1]
     text = _decode(final)
     failures = _status_failures(final, expected_status)
-    failures += _body_failures(text, must, must_not)
+    failures += patterns.failures("body", text, must, must_not)
     failures += _header_failures(final.headers, expected_headers)
     summary = "HTTP %d in %s, %s" % (
         final.status,

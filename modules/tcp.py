@@ -6,7 +6,7 @@ import socket
 import ssl
 import time
 
-from ._utils import certs, timing
+from ._utils import certs, netprobe, timing
 
 MODULE = {
     "summary": "TCP probe: connect time, optional TLS, send/expect, certificate expiry",
@@ -113,10 +113,6 @@ DEFAULT_HOST = "localhost"
 READ_CHUNK = 4096
 
 
-class ProbeFailed(Exception):
-    """The service did not behave: the reason is the failure message."""
-
-
 # ---------------------------------------------------------------------------- certificates
 
 
@@ -182,11 +178,11 @@ def _await_reply(sock, pattern, deadline, max_read):
             sock.settimeout(timing.left(deadline))
             chunk = sock.recv(READ_CHUNK)
         except socket.timeout:
-            raise ProbeFailed(
+            raise netprobe.ProbeFailed(
                 "no reply matching /%s/ in time (got %r)" % (pattern.pattern, _excerpt(data))
             ) from None
         if not chunk:
-            raise ProbeFailed(
+            raise netprobe.ProbeFailed(
                 "connection closed before a reply matched /%s/ (got %r)"
                 % (pattern.pattern, _excerpt(data))
             )
@@ -194,28 +190,10 @@ def _await_reply(sock, pattern, deadline, max_read):
         if pattern.search(data[:max_read].decode("utf-8", "replace")):
             return data
         if len(data) >= max_read:
-            raise ProbeFailed(
+            raise netprobe.ProbeFailed(
                 "no reply matching /%s/ in the first %d bytes (got %r)"
                 % (pattern.pattern, max_read, _excerpt(data))
             )
-
-
-def _describe_error(exc, budget):
-    if isinstance(exc, ProbeFailed):
-        return str(exc)
-    if isinstance(exc, socket.timeout):
-        return "timed out after %s" % timing.seconds(budget)
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, socket.gaierror):
-        return "cannot resolve the host name: %s" % exc.strerror
-    if certs.is_cert_error(exc):
-        return "TLS certificate verification failed: %s" % (
-            getattr(exc, "verify_message", None) or exc
-        )
-    if isinstance(exc, ssl.SSLError):
-        return "TLS error: %s" % (exc.reason or exc)
-    return getattr(exc, "strerror", None) or str(exc)
 
 
 class Probe(object):
@@ -318,12 +296,12 @@ def run(args, ctx):
     failures = []
     try:
         _converse(probe, args)
-    except (ProbeFailed, OSError) + certs.CERT_ERRORS as exc:
+    except (netprobe.ProbeFailed, OSError) + certs.CERT_ERRORS as exc:
         if certs.is_cert_error(exc):
             probe.fetch_unverified_cert(args.get("server_name") or host)
         failures.append(
             "%s:%d: %s%s"
-            % (host, port, _describe_error(exc, budget), _expiry_note(probe.measurements))
+            % (host, port, netprobe.describe_error(exc, budget), _expiry_note(probe.measurements))
         )
     measurements = probe.measurements
     measurements["duration"] = time.monotonic() - started

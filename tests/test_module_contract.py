@@ -149,10 +149,12 @@ def shipped_sources(*modules: str) -> dict[str, str]:
     ("modules", "helpers"),
     [
         (("cpu", "memory", "disk", "load"), set()),
-        (("http",), {"certs", "timing"}),
-        (("http", "tcp"), {"certs", "timing"}),
-        (("command",), {"subprocess_budget", "timing"}),
+        (("http",), {"certs", "netprobe", "patterns", "timing"}),
+        (("tcp",), {"certs", "netprobe", "timing"}),  # netprobe's own imports come along
+        (("file", "disk"), {"patterns"}),
+        (("command",), {"patterns", "subprocess_budget", "timing"}),
         (("nagios", "memory"), {"subprocess_budget", "timing"}),
+        (("log",), {"logfiles", "loggrep", "logmatch", "logread", "logrotation"}),
     ],
 )
 def test_a_batch_ships_only_the_helpers_its_modules_import(modules, helpers):

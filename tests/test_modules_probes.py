@@ -46,7 +46,6 @@ from checkrunner.modules._batch import CheckContext
 from checkrunner.modules._utils import certs
 
 MODULES = {"http": http, "tcp": tcp, "command": command, "file": file, "nagios": nagios}
-MODULES_DIR = Path(__file__).resolve().parent.parent / "modules"
 PERFDATA = Path(__file__).resolve().parent / "fixtures" / "perfdata"
 
 
@@ -748,9 +747,11 @@ def test_file_directory_entries(tmp_path):
 
 
 NOBODY_RUNNER = """
-import json, sys, types
-module = types.ModuleType("file_module")
-exec(compile(sys.stdin.read(), "file.py", "exec"), module.__dict__)
+import json, sys
+shipped = json.loads(sys.stdin.read())  # the batch runner and the sources a batch sends
+runner = {}
+exec(compile(shipped["runner"], "_batch.py", "exec"), runner)
+module = runner["load_modules"](shipped["sources"])["file"]
 class Context(object):
     def remaining(self):
         return 5.0
@@ -771,7 +772,9 @@ def _run_file_module_as_nobody(cases: dict) -> dict:
         pytest.skip("no system python3 that an unprivileged user can run")
     proc = subprocess.run(
         [python, "-c", NOBODY_RUNNER, json.dumps(cases)],
-        input=(MODULES_DIR / "file.py").read_text(),
+        input=json.dumps(
+            {"runner": catalog.batch_runner_source(), "sources": catalog.batch_sources(["file"])}
+        ),
         capture_output=True,
         text=True,
         user=65534,
