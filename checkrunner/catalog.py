@@ -126,7 +126,10 @@ def _without_comment_lines(name: str, source: str) -> str:
     Their places were found when _catalog.json was made, so a run never tokenizes."""
     lines = source.splitlines(keepends=True)
     for first, last in _catalog()[SHIPPED_KEY][name]:
-        lines[first - 1 : last] = ["\n"] * (last - first + 1)
+        for index in range(first - 1, min(last, len(lines))):
+            # a stale _catalog.json (a test fails then) must never empty a line of code
+            if lines[index].lstrip().startswith("#"):
+                lines[index] = "\n"
     return "".join(lines)
 
 

@@ -1,8 +1,9 @@
 # Target-side entry point: runs one batch of checks and prints the results as JSON.
 #
 # The control node sends, on python3's stdin, a zlib-compressed program made of this file,
-# the sources of the modules the batch needs and the batch itself, followed by a call to
-# _main(SOURCES, BATCH_JSON). Standard library only, Python 3.6 syntax: it runs on bare targets.
+# the sources of the modules the batch needs and of the modules/_utils helpers they import,
+# and the batch itself, followed by a call to _main(SOURCES, BATCH_JSON). Standard library
+# only, Python 3.6 syntax: it runs on bare targets.
 import json
 import math
 import os

@@ -179,3 +179,10 @@ def test_shipped_sources_keep_their_line_numbers_without_comments():
         assert not [line for line in sent if line.lstrip().startswith("#")], name
         code = [i for i, line in enumerate(original) if line.strip() and "#" not in line]
         assert code and all(sent[i] == original[i] for i in code)
+
+
+def test_stale_comment_ranges_never_empty_a_line_of_code():
+    """_catalog.json out of date (a file edited, the catalog not regenerated): the recorded
+    comment ranges then point at code, which must still ship."""
+    code = "".join(f"value_{n} = {n}\n" for n in range(2000))
+    assert catalog._without_comment_lines("_batch", code) == code
