@@ -148,7 +148,8 @@ def shipped_sources(*modules: str) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("modules", "helpers"),
     [
-        (("cpu", "memory", "disk", "load"), set()),
+        (("memory", "disk", "load"), set()),
+        (("cpu", "memory", "process"), {"procfs"}),
         (("http",), {"certs", "netprobe", "patterns", "timing"}),
         (("tcp",), {"certs", "netprobe", "timing"}),  # netprobe's own imports come along
         (("file", "disk"), {"patterns"}),

@@ -23,7 +23,6 @@ from checkrunner.modules import cpu, disk, load, memory, process
 from checkrunner.modules._batch import CheckContext, run_batch
 
 REPO = Path(__file__).resolve().parent.parent
-MODULES_DIR = REPO / "modules"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "procfs"
 TREE = FIXTURES / "tree"
 SYSTEM_MODULES = ("cpu", "memory", "disk", "load", "process")
@@ -687,7 +686,8 @@ def test_process_never_counts_the_checker_itself(psutil_module):
 
 
 def _sources(*names: str) -> dict[str, str]:
-    return {name: (MODULES_DIR / (name + ".py")).read_text() for name in names}
+    """What a batch of these modules ships: their sources and the helpers they import."""
+    return catalog.batch_sources(names)
 
 
 @pytest.mark.parametrize("use_psutil", [True, False], ids=["psutil", "procfs"])
