@@ -251,6 +251,8 @@ def _catalog() -> dict[str, Any]:
 @functools.cache
 def get(name: str) -> ModuleInfo:
     """Metadata of one module; KeyError when there is no such module."""
+    if name.startswith("_"):  # _batch, _utils, the catalog's own _comment_lines: no modules
+        raise KeyError(name)
     return ModuleInfo(name=name, **_catalog()[name])
 
 

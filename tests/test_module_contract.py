@@ -187,3 +187,10 @@ def test_stale_comment_ranges_never_empty_a_line_of_code():
     comment ranges then point at code, which must still ship."""
     code = "".join(f"value_{n} = {n}\n" for n in range(2000))
     assert catalog._without_comment_lines("_batch", code) == code
+
+
+@pytest.mark.parametrize("name", [catalog.SHIPPED_KEY, "_batch", "_utils"])
+def test_shipped_support_files_are_no_modules(name):
+    """`checkrun doc _comment_lines` says "unknown module" like any other unknown name."""
+    with pytest.raises(KeyError):
+        catalog.get(name)
