@@ -618,7 +618,7 @@ def checkrun_argv(
     if missing:
         raise LegFailed(
             f"{checkrun} has no {' / '.join(missing)} option: the ssh transport is not wired "
-            "into the command line yet (checkrunner/transport/__init__.py get_transport must "
+            "into the command line yet (checkrunner/transport/pool.py Transports.for_host must "
             "return the SSH transport for connection ssh). No checkrun figures were measured."
         )
     playbook = s.directory / "checkrun.yml"

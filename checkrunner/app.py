@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from checkrunner import catalog
+from checkrunner import catalog, settings
 from checkrunner.config import (
     load_playbook,
     parse_extra_vars,
@@ -25,6 +25,8 @@ from checkrunner.safe_text import one_line, printable
 if TYPE_CHECKING:
     from checkrunner.alerting.runtime import RenderedReceivers
     from checkrunner.masking import Masker
+    from checkrunner.transport import Transports
+    from checkrunner.transport.ssh_config import SSHOptions
 
 
 @dataclass
@@ -42,21 +44,21 @@ class RunCommand:
     known_hosts: list[str] = field(default_factory=list)
     host_key_checking: str | None = None
     ssh_config: str | None = None
-    connect_timeout: float | None = None
-    forks: int = 50
-    host_timeout: float | None = None
-    wait: float = 0.0
-    wait_interval: float = 2.0
+    connect_timeout: float | None = None  # None: settings.CONNECT_TIMEOUT unless ssh says
+    forks: int = settings.FORKS.default
+    host_timeout: float | None = settings.HOST_TIMEOUT.default
+    wait: float = settings.WAIT.default
+    wait_interval: float = settings.WAIT_INTERVAL.default
     reports: list[str] = field(default_factory=list)
-    fail_on: str = "critical"
+    fail_on: str = settings.FAIL_ON.default
     verbose: int = 0
     use_psutil: bool = True
-    target_nice: int = 10
-    target_memory_limit: int = 512 * 1024**2
+    target_nice: int = settings.TARGET_NICE.default
+    target_memory_limit: int = settings.TARGET_MEMORY_LIMIT.default
     list_hosts: bool = False
     list_checks: bool = False
     syntax_check: bool = False
-    state: str | None = None
+    state: str | None = settings.STATE.default  # None: settings.state_path()
     no_state: bool = False
     no_notify: bool = False
 
@@ -65,12 +67,12 @@ def _warn(message: str) -> None:
     print(f"[WARNING] {printable(message, newlines=False)}", file=sys.stderr)
 
 
-def _configure_ssh(cmd: RunCommand) -> None:
-    from checkrunner.transport import configure_ssh
+def _ssh_options(cmd: RunCommand) -> SSHOptions:
+    """The command line's ssh settings (SSHOptions); ConfigError for unusable ones."""
     from checkrunner.transport.ssh_config import SSHOptions
 
     try:
-        options = SSHOptions(
+        return SSHOptions(
             user=cmd.user,
             private_key=cmd.private_key,
             known_hosts=tuple(cmd.known_hosts) or None,
@@ -80,7 +82,6 @@ def _configure_ssh(cmd: RunCommand) -> None:
         )
     except ValueError as exc:
         raise ConfigError(f"command line: {exc}", hint="see `checkrun --help`") from None
-    configure_ssh(options)
 
 
 def load_plan(cmd: RunCommand, schema_check: bool = True) -> Plan:
@@ -117,7 +118,7 @@ def run(cmd: RunCommand) -> int:
     from checkrunner.report import create_reporters
 
     reporters = create_reporters(cmd.reports, verbose=cmd.verbose)  # bad --report: exit 5 first
-    _configure_ssh(cmd)
+    ssh_options = _ssh_options(cmd)
     plan = load_plan(cmd, schema_check=False)
     become_password = _become_password(cmd)
     receivers = _receivers(plan)
@@ -127,7 +128,7 @@ def run(cmd: RunCommand) -> int:
     for warning in masker.mask_identities(plan):
         _warn(warning)
     with errors_masked(lambda: masker.secrets):
-        return _run_masked(cmd, plan, reporters, receivers, masker, become_password)
+        return _run_masked(cmd, plan, reporters, receivers, masker, become_password, ssh_options)
 
 
 def _run_masked(
@@ -137,15 +138,33 @@ def _run_masked(
     receivers: RenderedReceivers | None,
     masker: Masker,
     become_password: str | None,
+    ssh_options: SSHOptions,
 ) -> int:
-    from checkrunner.runner import RunOptions, run_plan
-    from checkrunner.transport import BatchOptions
+    from checkrunner.transport import Transports
 
     if cmd.list_hosts:
         return _print_hosts(plan)
     if cmd.list_checks:
         return _print_checks(plan)
-    _prepare_transports(plan)
+    # The run's connections, opened as hosts need them. Each transport the plan needs is
+    # built now (no connection yet), so that a bad ssh config stops the run (exit 5).
+    transports = Transports(ssh_options)
+    transports.prepare(hp.host for hp in plan.hosts)
+    return _run_with(cmd, plan, reporters, receivers, masker, become_password, transports)
+
+
+def _run_with(
+    cmd: RunCommand,
+    plan: Plan,
+    reporters: list,
+    receivers: RenderedReceivers | None,
+    masker: Masker,
+    become_password: str | None,
+    transports: Transports,
+) -> int:
+    from checkrunner.runner import RunOptions, run_plan
+    from checkrunner.transport import BatchOptions
+
     db = _state_db(cmd, plan)
     log_state = _log_state(db, plan, masker)
     options = RunOptions(
@@ -162,7 +181,8 @@ def _run_masked(
         ),
     )
     try:
-        result = run_plan(plan, options, reporters)
+        with transports:  # every connection closed as soon as the run is over
+            result = run_plan(plan, options, reporters, transports)
         for reporter in reporters:
             reporter.finish(result)
     finally:
@@ -295,16 +315,6 @@ def _become_password(cmd: RunCommand) -> str | None:
             hint=f"export {cmd.become_password_env}=... (from a secret store) before running",
         )
     return value
-
-
-def _prepare_transports(plan: Plan) -> None:
-    """Build each transport the plan needs now, so a bad ssh config stops the run (exit 5)."""
-    from checkrunner.transport import get_transport, unsupported_connection
-
-    first_host_per_connection = {hp.host.connection: hp.host for hp in reversed(plan.hosts)}
-    for host in first_host_per_connection.values():
-        if unsupported_connection(host) is None:  # those hosts are reported unreachable
-            get_transport(host)
 
 
 def validate(cmd: RunCommand) -> int:

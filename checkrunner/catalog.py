@@ -22,7 +22,9 @@ SHIPPED_KEY = "_comment_lines"  # in _catalog.json: comment-only lines of each s
 DOC_NAMES = ("MODULE", "EXAMPLES")  # documentation the control node reads, targets do not
 
 # Option types a module may declare, and the JSON type they validate as before normalising.
-OPTION_TYPES = ("str", "int", "float", "bool", "duration", "size", "list", "dict", "raw")
+OPTION_TYPES = ("str", "int", "float", "bool", "duration", "size", "list", "dict", "argv", "raw")
+# Syntax a str option (or each element or value of a list or dict option) must have.
+OPTION_FORMATS = ("regex", "url", "address", "encoding", "mode")
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,15 @@ import signal
 import sys
 import traceback
 
-from checkrunner import __version__, app
+from checkrunner import __version__, app, settings
+from checkrunner.config.coerce import OptionValueError, bounds_text, coerce_value
+from checkrunner.config.keywords import DELAY_SPEC, TIMEOUT_SPEC
 from checkrunner.config.problems import flatten_problems
 from checkrunner.errors import CheckrunError, ConfigError
+from checkrunner.report import format_help
 from checkrunner.results import EXIT_BAD_INPUT, EXIT_INTERRUPTED, FAIL_ON_LEVELS
 from checkrunner.safe_text import one_line, printable
 from checkrunner.transport.base import CHECKING_MODES
-from checkrunner.units import parse_duration, parse_size
 
 SUBCOMMANDS = ("run", "validate", "schema", "doc", "notify", "alerts")
 
@@ -38,18 +40,24 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"command line: {message}", hint=f"see `{self.prog} --help`")
 
 
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def _duration(spec: dict[str, str]):
+    """An argparse type: a duration within the range of `spec` (the playbook's own rules)."""
+
+    def duration(text: str) -> float:
+        try:
+            return coerce_value(text, spec)
+        except OptionValueError as exc:
+            allowed = "" if "allowed" in exc.message else f" (allowed: {bounds_text(spec)})"
+            raise argparse.ArgumentTypeError(f"{exc.message}{allowed}") from None
+
+    return duration
 
 
 def _size(text: str) -> int:
     try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        return coerce_value(text, {"type": "size"})
+    except OptionValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc.message} ({exc.hint})") from None
 
 
 def _positive_int(text: str) -> int:
@@ -103,13 +111,18 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
         help="k=v pairs, a JSON/YAML object, or @file.yml; repeatable; win over all",
     )
     parser.add_argument(
-        "-f", "--forks", type=_positive_int, default=50, help="hosts checked at once (default: 50)"
+        "-f",
+        "--forks",
+        type=_positive_int,
+        default=settings.FORKS.default,
+        help=settings.FORKS.help_text,
     )
     parser.add_argument(
         "--host-timeout",
-        type=_duration,
+        type=_duration(TIMEOUT_SPEC),
+        default=settings.HOST_TIMEOUT.default,
         metavar="DURATION",
-        help="deadline for one host's batch (default: longest check timeout + sample window + 10s)",
+        help=settings.HOST_TIMEOUT.help_text,
     )
     _add_ssh_arguments(parser)
     parser.add_argument(
@@ -123,17 +136,17 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--wait",
-        type=_duration,
-        default=0.0,
+        type=_duration(DELAY_SPEC),
+        default=settings.WAIT.default,
         metavar="DURATION",
-        help="re-run failing checks until they pass or DURATION is up (deploy gating)",
+        help=settings.WAIT.help,
     )
     parser.add_argument(
         "--wait-interval",
-        type=_duration,
-        default=2.0,
+        type=_duration(TIMEOUT_SPEC),
+        default=settings.WAIT_INTERVAL.default,
         metavar="DURATION",
-        help="pause between --wait rounds (default: 2s)",
+        help=settings.WAIT_INTERVAL.help_text,
     )
     parser.add_argument(
         "-r",
@@ -141,13 +154,13 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="FORMAT[:PATH]",
-        help="terminal (default), json, junit, markdown, nagios; PATH or stdout; repeatable",
+        help=format_help(),
     )
     parser.add_argument(
         "--fail-on",
         choices=FAIL_ON_LEVELS,
-        default="critical",
-        help="lowest level that makes the exit code non-zero (default: critical)",
+        default=settings.FAIL_ON.default,
+        help=settings.FAIL_ON.help_text,
     )
     parser.add_argument(
         "--list-hosts", action="store_true", help="print the matched hosts and exit"
@@ -162,8 +175,8 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
     state.add_argument(
         "--state",
         metavar="PATH",
-        help="state database: log offsets and history (default: $CHECKRUN_STATE, else "
-        "~/.local/state/checkrunner/state.db)",
+        default=settings.STATE.default,
+        help=settings.STATE.help_text,
     )
     state.add_argument(
         "--no-state",
@@ -178,17 +191,16 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--target-nice",
         type=int,
-        default=10,
+        default=settings.TARGET_NICE.default,
         metavar="N",
-        help="CPU niceness of the checks on the targets (default: 10)",
+        help=settings.TARGET_NICE.help_text,
     )
     parser.add_argument(
         "--target-memory-limit",
         type=_size,
-        default="512MiB",
+        default=settings.TARGET_MEMORY_LIMIT.default,
         metavar="SIZE",
-        help="memory cap (RLIMIT_DATA) of the checks on the targets, inherited by the commands "
-        "they run (default: 512MiB; 0 for none)",
+        help=settings.TARGET_MEMORY_LIMIT.help_text,
     )
     parser.add_argument(
         "--no-psutil",
@@ -238,9 +250,9 @@ def _add_ssh_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-T",
         "--timeout",
-        type=_duration,
+        type=_duration(TIMEOUT_SPEC),
         metavar="DURATION",
-        help="SSH connect timeout (default: 10s; ansible_timeout wins)",
+        help=settings.CONNECT_TIMEOUT.help_text,
     )
 
 

@@ -6,6 +6,7 @@ Everything that can be wrong with the input is found here, before anything runs 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +19,10 @@ from checkrunner.config import (
     merge_variables,
     normalize_args,
     parse_range,
+    value_location,
 )
-from checkrunner.config.coerce import is_templated
-from checkrunner.errors import ConfigError, quote
+from checkrunner.config.coerce import is_templated, kind_of
+from checkrunner.errors import ConfigError, Location, quote
 from checkrunner.evaluate.evaluate import CheckIdentity, MetricThresholds
 from checkrunner.inventory import Host, Inventory
 from checkrunner.masking import errors_masked
@@ -116,8 +118,9 @@ def _build_plan(
                     f"a variable named 'env' (host {host.name}) hides the environment: "
                     "{{ env.NAME }} reads that variable instead; rename it"
                 )
+            play_name = str(templater.render(play.name, variables, _play_name_location(play)))
             for check in checks:
-                planned = _plan_check(templater, host, play, check, variables)
+                planned = _plan_check(templater, host, play_name, check, variables)
                 planned.become = _check_become(check, host, options)
                 planned.name_template = str(check.name)
                 host_plan.checks.append(planned)
@@ -173,14 +176,36 @@ def _variables(
     return merge_variables(inventory.magic_vars(host), host.vars, play.vars, extra)
 
 
+def _play_name_location(play: Play) -> Location:
+    return play.key_locations.get("name") or play.key_locations.get("hosts") or play.location
+
+
+def _labels(
+    templater: Templater, check: CheckSpec, variables: dict[str, Any]
+) -> tuple[tuple[str, str], ...]:
+    """The check's labels (its play's under its own), their values rendered for the host."""
+    location = check.key_locations.get("labels", check.location)
+    rendered = templater.render(check.labels, variables, location)
+    labels = {}
+    for name, value in rendered.items():
+        if isinstance(value, (Mapping, list)):
+            raise ConfigError(
+                f"label '{name}': the template gives {kind_of(value)}, not text",
+                value_location(check.labels, name, location),
+                "a label's value is one line of text",
+            )
+        labels[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    return tuple(sorted(labels.items()))
+
+
 def _plan_check(
-    templater: Templater, host: Host, play: Play, check: CheckSpec, variables: dict[str, Any]
+    templater: Templater, host: Host, play_name: str, check: CheckSpec, variables: dict[str, Any]
 ) -> PlannedCheck:
     info = catalog.get(check.module)
     at = check.key_locations.get
     identity = CheckIdentity(
         host=host.name,
-        play=play.name,
+        play=play_name,
         name=str(templater.render(check.name, variables, at("name", check.location))),
         module=check.module,
         check_id=check.id,
@@ -188,7 +213,7 @@ def _plan_check(
         thresholds=_thresholds(templater, check, info, variables),
         declared_units={k: str(v.get("unit", "")) for k, v in info.measurements.items()},
         tags=tuple(check.tags),
-        labels=tuple(sorted(check.labels.items())),
+        labels=_labels(templater, check, variables),
         for_runs=check.for_runs,
         depends_on=tuple(check.depends_on),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -10,6 +11,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Protocol
 
+from checkrunner import settings
 from checkrunner.evaluate import evaluate_check, skipped_result, unknown_result
 from checkrunner.plan import HostPlan, Plan, PlannedCheck
 from checkrunner.results import CheckResult, HostResult, RunResult, Status, UnreachableReason
@@ -17,26 +19,20 @@ from checkrunner.transport import (
     Batch,
     BatchOptions,
     ProtocolError,
+    Transports,
     Unreachable,
-    abort_transports,
     build_payload,
-    close_transports,
-    get_transport,
     read_answer,
 )
-
-DEFAULT_FORKS = 50
-HOST_DEADLINE_SLACK = 10.0  # interpreter start, module import and transfer on a slow target
-DEFAULT_WAIT_INTERVAL = 2.0
 
 
 @dataclass
 class RunOptions:
-    forks: int = DEFAULT_FORKS
-    host_timeout: float | None = None  # None: derived from the checks' own timeouts
-    wait: float = 0.0  # --wait: keep re-running what fails until it passes or this runs out
-    wait_interval: float = DEFAULT_WAIT_INTERVAL
-    fail_on: str = "critical"
+    forks: int = settings.FORKS.default
+    host_timeout: float | None = settings.HOST_TIMEOUT.default  # None: from the checks' timeouts
+    wait: float = settings.WAIT.default  # keep re-running what fails until it passes or this ends
+    wait_interval: float = settings.WAIT_INTERVAL.default
+    fail_on: str = settings.FAIL_ON.default
     batch_options: BatchOptions | None = None
     become_password: str | None = None  # for hosts that set no ansible_become_password
     # Called with each raw result before it is evaluated (log state: rates, anomalies, cursors).
@@ -74,7 +70,20 @@ def raise_open_files_limit() -> int:
     return soft
 
 
-def run_plan(plan: Plan, options: RunOptions, listeners: Iterable[Listener] = ()) -> RunResult:
+def run_plan(
+    plan: Plan,
+    options: RunOptions,
+    listeners: Iterable[Listener] = (),
+    transports: Transports | None = None,
+) -> RunResult:
+    """Run every host's checks, at most `options.forks` hosts at once, through `transports`.
+
+    The caller owns `transports` and closes them (they may serve several runs); without
+    them the run builds its own and closes them when it ends.
+    """
+    if transports is None:
+        with Transports() as own:
+            return run_plan(plan, options, listeners, own)
     listeners = list(listeners)
     raise_open_files_limit()
     run = RunResult(playbook=plan.playbook, started_at=time.time(), fail_on=options.fail_on)
@@ -84,7 +93,7 @@ def run_plan(plan: Plan, options: RunOptions, listeners: Iterable[Listener] = ()
     done: dict[str, HostResult] = {}
     executor = ThreadPoolExecutor(max_workers=max(1, options.forks), thread_name_prefix="host")
     futures: dict[Future, HostPlan] = {
-        executor.submit(_run_host, hp, options, cancel): hp for hp in plan.hosts
+        executor.submit(_run_host, hp, options, transports, cancel): hp for hp in plan.hosts
     }
     try:
         pending = set(futures)
@@ -102,10 +111,9 @@ def run_plan(plan: Plan, options: RunOptions, listeners: Iterable[Listener] = ()
         cancel.set()
         for future in futures:
             future.cancel()
-        abort_transports()
+        transports.abort()
     finally:
         executor.shutdown(wait=not run.interrupted, cancel_futures=True)
-        close_transports()
     # Keep the inventory's order in reports, whatever order hosts finished in.
     run.hosts = [done[hp.host.name] for hp in plan.hosts if hp.host.name in done]
     run.finished_at = time.time()
@@ -118,10 +126,12 @@ def host_deadline(host_plan: HostPlan, options: RunOptions) -> float:
     checks = host_plan.runnable
     longest = max((c.batch.timeout for c in checks), default=0.0)
     window = max((float(c.batch.args.get("sample", 0) or 0) for c in checks), default=0.0)
-    return longest + window + HOST_DEADLINE_SLACK
+    return longest + window + settings.HOST_DEADLINE_SLACK
 
 
-def _run_host(host_plan: HostPlan, options: RunOptions, cancel: threading.Event) -> HostResult:
+def _run_host(
+    host_plan: HostPlan, options: RunOptions, transports: Transports, cancel: threading.Event
+) -> HostResult:
     host = host_plan.host
     started = time.monotonic()
     result = HostResult(
@@ -138,7 +148,7 @@ def _run_host(host_plan: HostPlan, options: RunOptions, cancel: threading.Event)
     try:
         while to_run:
             try:
-                raw = _execute(host_plan, to_run, options)
+                raw = _execute(host_plan, to_run, options, transports)
             except RemoteCrash as exc:
                 # Reached, but nothing could be checked: every check of the batch is UNKNOWN.
                 result.reason = UnreachableReason.REMOTE_CRASH.value
@@ -205,7 +215,7 @@ def _next_round(
 
 
 def _execute(
-    host_plan: HostPlan, checks: list[PlannedCheck], options: RunOptions
+    host_plan: HostPlan, checks: list[PlannedCheck], options: RunOptions, transports: Transports
 ) -> dict[str, dict]:
     """One round trip per privilege level (usually one): raw results by check id.
 
@@ -215,16 +225,16 @@ def _execute(
     for become in (False, True):
         group = [c for c in checks if c.become == become]
         if group:
-            raw.update(_execute_batch(host_plan.host, group, become, options))
+            raw.update(_execute_batch(host_plan.host, group, become, options, transports))
     return raw
 
 
 def _execute_batch(
-    host, checks: list[PlannedCheck], become: bool, options: RunOptions
+    host, checks: list[PlannedCheck], become: bool, options: RunOptions, transports: Transports
 ) -> dict[str, dict]:
     batch = Batch(checks=[c.batch for c in checks], options=options.batch_options or BatchOptions())
-    exec_result = get_transport(host).run_batch(
-        _BecomeView(host, become, options.become_password),
+    exec_result = transports.for_host(host).run_batch(
+        _with_become(host, become, options.become_password),
         build_payload(batch),
         host_deadline(HostPlan(host=host, checks=checks), options),
     )
@@ -234,16 +244,13 @@ def _execute_batch(
         raise RemoteCrash(str(exc)) from None
 
 
-class _BecomeView:
-    """The host as the transport sees it, with the play's become decision applied."""
-
-    def __init__(self, host, become: bool, password: str | None = None):
-        self._host = host
-        self.become = become
-        self.become_password = host.become_password or password
-
-    def __getattr__(self, name):
-        return getattr(self._host, name)
+def _with_become(host, become: bool, password: str | None):
+    """The host as the transport sees it: the play's become decision in its variables, and the
+    run's become password (--become-password-env) unless the inventory sets one."""
+    become_vars = {"ansible_become": become}
+    if password and not host.become_password:
+        become_vars["ansible_become_password"] = password
+    return dataclasses.replace(host, vars={**host.vars, **become_vars})
 
 
 def _sleep(seconds: float, cancel: threading.Event) -> None:

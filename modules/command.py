@@ -32,7 +32,7 @@ MODULE = {
     "free_form": "cmd",
     "options": {
         "cmd": {
-            "type": "raw",
+            "type": "argv",
             "required": True,
             "description": "The command: a string (split with shell quoting rules, or given "
             "to /bin/sh -c with shell: true) or a list of arguments.",
@@ -45,6 +45,7 @@ MODULE = {
         "chdir": {"type": "str", "description": "Working directory."},
         "env": {
             "type": "dict",
+            "elements": "str",
             "default": {},
             "description": "Environment variables to add to (or override in) the "
             "inherited environment.",
@@ -58,6 +59,7 @@ MODULE = {
         },
         "stdout": {
             "type": "list",
+            "format": "regex",
             "elements": "str",
             "default": [],
             "description": "Regular expressions that must all be found in stdout "
@@ -65,18 +67,21 @@ MODULE = {
         },
         "stdout_not": {
             "type": "list",
+            "format": "regex",
             "elements": "str",
             "default": [],
             "description": "Regular expressions that must not be found in stdout.",
         },
         "stderr": {
             "type": "list",
+            "format": "regex",
             "elements": "str",
             "default": [],
             "description": "Regular expressions that must all be found in stderr.",
         },
         "stderr_not": {
             "type": "list",
+            "format": "regex",
             "elements": "str",
             "default": [],
             "description": "Regular expressions that must not be found in stderr.",
@@ -89,6 +94,8 @@ MODULE = {
         },
         "timeout": {
             "type": "duration",
+            "min": "1ms",
+            "max": "1d",
             "description": "Kill the command after this long (UNKNOWN). It never exceeds "
             "the check's own timeout.",
         },

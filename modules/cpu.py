@@ -26,6 +26,7 @@ MODULE = {
     "options": {
         "sample": {
             "type": "duration",
+            "max": "1h",
             "default": "1s",
             "description": "Length of the sampling window. Shorter windows are noisier; "
             "the counters tick 100 times per second per core.",

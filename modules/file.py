@@ -47,12 +47,14 @@ MODULE = {
         },
         "mode": {
             "type": "raw",
+            "format": "mode",
             "description": "Exact permission bits, as an octal string such as '0644' or '2775'.",
         },
         "owner": {"type": "str", "description": "Owning user, by name or uid."},
         "group": {"type": "str", "description": "Owning group, by name or gid."},
         "contains": {
             "type": "list",
+            "format": "regex",
             "elements": "str",
             "default": [],
             "description": "Regular expressions that must all be found in the contents "
@@ -60,6 +62,7 @@ MODULE = {
         },
         "not_contains": {
             "type": "list",
+            "format": "regex",
             "elements": "str",
             "default": [],
             "description": "Regular expressions that must not be found in the contents.",

@@ -37,6 +37,7 @@ MODULE = {
     "options": {
         "url": {
             "type": "str",
+            "format": "url",
             "required": True,
             "description": "http:// or https:// URL to request.",
         },
@@ -48,6 +49,7 @@ MODULE = {
         },
         "headers": {
             "type": "dict",
+            "elements": "str",
             "default": {},
             "description": "Request headers, for example {Host: api.example.com}.",
         },
@@ -57,6 +59,8 @@ MODULE = {
         },
         "status": {
             "type": "list",
+            "min": 100,
+            "max": 599,
             "elements": "int",
             "default": [200],
             "description": "Status codes that count as success, for the final response "
@@ -64,6 +68,7 @@ MODULE = {
         },
         "body": {
             "type": "list",
+            "format": "regex",
             "elements": "str",
             "default": [],
             "description": "Regular expressions that must all be found in the response body "
@@ -71,12 +76,15 @@ MODULE = {
         },
         "body_not": {
             "type": "list",
+            "format": "regex",
             "elements": "str",
             "default": [],
             "description": "Regular expressions that must not be found in the response body.",
         },
         "response_headers": {
             "type": "dict",
+            "elements": "str",
+            "format": "regex",
             "default": {},
             "description": "Response header name -> regular expression its value must match; "
             "a missing header is a failure.",
@@ -89,6 +97,7 @@ MODULE = {
         },
         "max_redirects": {
             "type": "int",
+            "min": 0,
             "default": 10,
             "description": "More redirects than this is a failure.",
         },
@@ -124,6 +133,8 @@ MODULE = {
         },
         "timeout": {
             "type": "duration",
+            "min": "1ms",
+            "max": "1d",
             "description": "Give up on the request after this long (a failure). It never "
             "exceeds the check's own timeout.",
         },

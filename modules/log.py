@@ -77,6 +77,7 @@ MODULE = {
                 },
                 "regex": {
                     "type": "str",
+                    "format": "regex",
                     "description": "Python regular expression searched in each line; its "
                     "named groups become the fields of the samples.",
                 },
@@ -104,6 +105,7 @@ MODULE = {
         },
         "exclude": {
             "type": "list",
+            "format": "regex",
             "elements": "str",
             "default": [],
             "description": "Regular expressions: a line matching any of them counts for no "
@@ -123,22 +125,29 @@ MODULE = {
         },
         "samples": {
             "type": "int",
+            "min": 0,
+            "max": 1000,
             "default": 3,
             "description": "How many of the first and of the last matching lines of each "
             "pattern the facts keep (0: none).",
         },
         "sample_length": {
             "type": "int",
+            "min": 1,
+            "max": 65536,
             "default": 512,
             "description": "Each sample line is cut to this many characters.",
         },
         "encoding": {
             "type": "str",
+            "format": "encoding",
             "default": "utf-8",
             "description": "Encoding of the log files; undecodable bytes become U+FFFD.",
         },
         "per": {
             "type": "duration",
+            "min": "1s",
+            "max": "365d",
             "description": "per: 1m turns each pattern's count into a rate per minute over "
             "the time since the previous run (computed on the control node).",
         },
@@ -146,6 +155,35 @@ MODULE = {
             "type": "dict",
             "description": "anomaly: {k: 3, window: 20, min_runs: 5} flags a count above "
             "mean + k·σ of this check's last `window` runs, stored in the state database.",
+            "options": {
+                "k": {
+                    "type": "float",
+                    "min": 0,
+                    "description": "How many standard deviations above the mean (default 3).",
+                },
+                "window": {
+                    "type": "int",
+                    "min": 2,
+                    "max": 500,
+                    "description": "How many past runs make the history (default 20).",
+                },
+                "min_runs": {
+                    "type": "int",
+                    "min": 1,
+                    "max": 500,
+                    "description": "Runs needed before anything is flagged (default 5).",
+                },
+                "min_increase": {
+                    "type": "float",
+                    "min": 0,
+                    "description": "The count must exceed the mean by at least this (default 1).",
+                },
+                "status": {
+                    "type": "str",
+                    "choices": ["WARNING", "CRITICAL"],
+                    "description": "Status of an anomaly (default WARNING).",
+                },
+            },
         },
         "prefilter": {
             "type": "str",

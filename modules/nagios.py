@@ -37,7 +37,7 @@ MODULE = {
     "free_form": "plugin",
     "options": {
         "plugin": {
-            "type": "raw",
+            "type": "argv",
             "required": True,
             "description": "The plugin and its arguments: a string (split with shell "
             "quoting rules, or given to /bin/sh -c with shell: true) or a list.",
@@ -56,6 +56,7 @@ MODULE = {
         },
         "env": {
             "type": "dict",
+            "elements": "str",
             "default": {},
             "description": "Environment variables to add to the inherited environment.",
         },
@@ -74,6 +75,8 @@ MODULE = {
         },
         "timeout": {
             "type": "duration",
+            "min": "1ms",
+            "max": "1d",
             "description": "Kill the plugin after this long (UNKNOWN). It never exceeds "
             "the check's own timeout.",
         },

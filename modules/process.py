@@ -35,6 +35,7 @@ MODULE = {
         "name": {"type": "str", "description": "Exact process name (comm), e.g. nginx."},
         "pattern": {
             "type": "str",
+            "format": "regex",
             "description": "Regular expression searched in the command line (arguments "
             "joined by spaces), e.g. 'java .*-jar /opt/app/app\\.jar'.",
         },
@@ -44,6 +45,7 @@ MODULE = {
         },
         "sample": {
             "type": "duration",
+            "max": "1h",
             "default": "1s",
             "description": "Window over which cpu_percent is measured (shared with the "
             "other rate checks of the batch).",

@@ -26,6 +26,7 @@ MODULE = {
     "options": {
         "address": {
             "type": "raw",
+            "format": "address",
             "description": "'host:port', '[ipv6]:port' or just a port (on localhost). "
             "Instead of host and port.",
         },
@@ -33,7 +34,7 @@ MODULE = {
             "type": "str",
             "description": "Host name or address to connect to (default: localhost).",
         },
-        "port": {"type": "int", "description": "TCP port."},
+        "port": {"type": "int", "min": 1, "max": 65535, "description": "TCP port."},
         "send": {
             "type": "str",
             "description": "Text to send once connected (UTF-8; write '\\r\\n' in a "
@@ -41,6 +42,7 @@ MODULE = {
         },
         "expect": {
             "type": "str",
+            "format": "regex",
             "description": "Regular expression the reply must match (re.search, multiline).",
         },
         "tls": {
@@ -69,6 +71,8 @@ MODULE = {
         },
         "timeout": {
             "type": "duration",
+            "min": "1ms",
+            "max": "1d",
             "description": "Give up after this long (a failure). It never exceeds the "
             "check's own timeout.",
         },

@@ -48,7 +48,19 @@ def module_reference() -> str:
     return "\n".join(parts)
 
 
+def check_imported_from_this_tree() -> None:
+    """The catalog records line numbers of the module sources it reads; sources read from an
+    installed copy older than this tree would corrupt every batch built from the result."""
+    imported = catalog._modules_dir().resolve()
+    if imported != (REPO / "modules").resolve():
+        raise SystemExit(
+            f"gen_module_docs: checkrunner.modules is imported from {imported}, not from this "
+            f"tree's modules/: run it with the tree installed editable (pip install -e .)"
+        )
+
+
 def main() -> int:
+    check_imported_from_this_tree()
     outputs = {CATALOG: catalog.catalog_json(), TARGET: module_reference()}
     if "--check" in sys.argv:
         return 0 if all(p.exists() and p.read_text() == t for p, t in outputs.items()) else 1

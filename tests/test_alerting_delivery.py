@@ -13,6 +13,7 @@ from checkrunner.alerting.model import Alert, Notification
 from checkrunner.alerting.receivers import get
 from checkrunner.config.normalize import OptionSet, check_option_set
 from checkrunner.errors import Location
+from checkrunner.state.alerts import AlertStore
 from checkrunner.state.db import open_state
 
 
@@ -29,7 +30,7 @@ def _queue(db, config: ReceiverConfig, count: int) -> None:
         for n in range(count):
             alert = Alert({"alertname": f"a{n}", "host": "h", "severity": "critical"}, {}, 1.0)
             notification = Notification("ops", f'{{}}:{{alertname="a{n}"}}', {}, [alert])
-            enqueue(connection, config, config.options, notification, time.time())
+            enqueue(AlertStore(connection), config, config.options, notification, time.time())
 
 
 def _states(db) -> list[str]:

@@ -339,7 +339,7 @@ BAD_CASES = [
         "missing_required_option.yml",
         "5:13",
         "module 'http' needs the option 'url'",
-        "add url: <str>",
+        "add url: <url>",
     ),
     (
         "wrong_type.yml",
@@ -410,8 +410,8 @@ BAD_CASES = [
         "add metric: one of exit_code, execution_time",
     ),
     ("bad_duration.yml", "6:16", "timeout: 'fast' is not a duration", "like 500ms, 2s, 5m"),
-    ("zero_timeout.yml", "3:12", "timeout: must be more than 0", "500ms"),
-    ("negative_retries.yml", "6:16", "retries: cannot be negative", "write 0"),
+    ("zero_timeout.yml", "3:12", "timeout: 0s is out of range: allowed 1ms to 1d", "1ms to 1d"),
+    ("negative_retries.yml", "6:16", "is out of range: allowed 0 to 100", "0 for a single attempt"),
     ("templated_timeout.yml", "6:16", "timeout: cannot be a template", "before any host is known"),
     (
         "bad_when_syntax.yml",
@@ -981,30 +981,30 @@ def test_normalize_free_form_null_and_numbers():
 @pytest.mark.parametrize(
     ("module", "args", "message", "hint"),
     [
-        ("http", {"method": "GET"}, "module 'http' needs the option 'url'", "add url: <str>"),
-        ("http", {"url": "u", "method": "get"}, "did you mean 'GET'?", "case-sensitive"),
+        ("http", {"method": "GET"}, "module 'http' needs the option 'url'", "add url: <url>"),
+        ("http", {"url": "http://h/", "method": "get"}, "did you mean 'GET'?", "case-sensitive"),
         (
             "http",
-            {"url": "u", "stauts": [200]},
+            {"url": "http://h/", "stauts": [200]},
             "unknown option 'stauts' for module 'http' — did you mean 'status'?",
             "http takes:",
         ),
         (
             "http",
-            {"url": "u", "status": [200, "ok"]},
+            {"url": "http://h/", "status": [200, "ok"]},
             "option 'status' of module 'http': item 2: expected a whole number",
             "whole number",
         ),
         (
             "http",
-            {"url": "u", "timeout": "soon"},
+            {"url": "http://h/", "timeout": "soon"},
             "option 'timeout' of module 'http': 'soon' is not a duration",
             "500ms",
         ),
-        ("http", {"url": "u", "max_body": "lots"}, "'lots' is not a size", "64MB"),
+        ("http", {"url": "http://h/", "max_body": "lots"}, "'lots' is not a size", "64MB"),
         (
             "http",
-            {"url": "u", "verify_tls": "maybe"},
+            {"url": "http://h/", "verify_tls": "maybe"},
             "expected yes or no, got the text 'maybe'",
             "yes or no",
         ),
@@ -1121,8 +1121,9 @@ def test_range_units(text, unit, start, end):
             "unknown unit 'M' in '5M' (durations: ms s m h d w; sizes: B KB MB GB TB or KiB MiB GiB TiB; or %)",
         ),
         ("1ms:1GB", "'1ms:1GB' mixes a duration unit and a size unit"),
-        (True, "a threshold is a number or a range string, not bool"),
-        (None, "a threshold is a number or a range string, not NoneType"),
+        (True, "a threshold is a number or a range string, not a yes/no value (true)"),
+        (None, "a threshold is a number or a range string, not nothing (null)"),
+        ([1, 2], "a threshold is a number or a range string, not a list"),
         (float("nan"), "threshold nan is not a finite number"),
     ],
 )
@@ -1149,8 +1150,8 @@ def test_module_doc_text():
     text = render_module_doc(info)
     assert text.startswith(f"http — {info.summary}\n")
     lines = text.splitlines()
-    assert "  NAME              TYPE         REQUIRED  DEFAULT  DESCRIPTION" in lines
-    assert any(line.startswith("  url ") and " str " in line and " yes " in line for line in lines)
+    assert "  NAME              TYPE           REQUIRED  DEFAULT  DESCRIPTION" in lines
+    assert any(line.startswith("  url ") and " url " in line and " yes " in line for line in lines)
     assert any(
         line.startswith("  status ") and "list of int" in line and "[200]" in line for line in lines
     )

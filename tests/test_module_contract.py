@@ -17,6 +17,7 @@ from checkrunner.transport.payload import Batch, BatchCheck, build_payload
 MODULES = catalog.module_names()
 ALLOWED_THIRD_PARTY = {"psutil"}  # optional on targets, always behind a try/except ImportError
 OPTION_KEYS = {"type", "default", "description", "required", "choices", "elements", "aliases"}
+OPTION_KEYS |= {"min", "max", "format"}  # ranges of numbers and durations, syntax of text
 # suboptions of a list of dicts (Ansible style): "options" is their argument spec
 SUBOPTION_KEYS = {"options", "required_one_of", "mutually_exclusive"}
 
@@ -127,10 +128,15 @@ def check_options(where, options):
         assert not unknown, f"{where}.{option}: unknown keys {unknown}"
         if "choices" in spec and "default" in spec:
             assert spec["default"] in spec["choices"], f"{where}.{option}: default not a choice"
+        assert spec.get("format") in (None, *catalog.OPTION_FORMATS), f"{where}.{option}"
+        if "min" in spec or "max" in spec:
+            assert spec["type"] in ("int", "float", "duration", "size") or (
+                spec["type"] == "list" and spec.get("elements") in ("int", "float")
+            ), f"{where}.{option}: min/max on a {spec['type']}"
         if set(spec) & SUBOPTION_KEYS:
-            assert spec["type"] == "list" and spec.get("elements") == "dict", (
-                f"{where}.{option}: suboptions need type list, elements dict"
-            )
+            assert spec["type"] == "dict" or (
+                spec["type"] == "list" and spec.get("elements") == "dict"
+            ), f"{where}.{option}: suboptions need type dict, or list with elements dict"
             assert isinstance(spec.get("options"), dict) and spec["options"]
             check_options(f"{where}.{option}", spec["options"])
             for group in [*spec.get("required_one_of", []), *spec.get("mutually_exclusive", [])]:

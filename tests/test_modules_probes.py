@@ -40,7 +40,7 @@ from helpers_net import (
 from checkrunner import catalog
 from checkrunner.config import load_playbook
 from checkrunner.config.normalize import normalize_args
-from checkrunner.errors import Location
+from checkrunner.errors import ConfigError, Location
 from checkrunner.modules import command, file, http, nagios, tcp
 from checkrunner.modules._batch import CheckContext
 from checkrunner.modules._utils import certs
@@ -285,10 +285,15 @@ def test_http_failure_names_the_redirect_hop_that_failed(web):
 
 
 def test_http_bad_arguments_raise(web):
+    # The control node refuses them before anything runs; the module still checks them.
+    for bad in ({"url": "ftp://127.0.0.1/file"}, {"url": web.url("/ok"), "body": ["(unclosed"]}):
+        with pytest.raises(ConfigError):
+            make_args(http, **bad)
+    args = make_args(http, url=web.url("/ok"))
     with pytest.raises(ValueError, match="unsupported scheme"):
-        run(http, url="ftp://127.0.0.1/file")
+        http.run({**args, "url": "ftp://127.0.0.1/file"}, ctx())
     with pytest.raises(ValueError, match="invalid regular expression"):
-        run(http, url=web.url("/ok"), body=["(unclosed"])
+        http.run({**args, "body": ["(unclosed"]}, ctx())
 
 
 def test_https_with_private_ca_reports_certificate_days(secure_web, pki):
@@ -680,8 +685,11 @@ def test_file_mode(tmp_path):
     assert run(file, path=str(path), mode="0640")["failures"] == []
     assert run(file, path=str(path), mode=0o640)["failures"] == []
     assert run(file, path=str(path), mode="0644")["failures"] == ["mode is 0640, expected 0644"]
+    with pytest.raises(ConfigError, match="not a permission mode"):
+        make_args(file, path=str(path), mode="rw-r-----")  # refused before any host is touched
+    args = make_args(file, path=str(path))
     with pytest.raises(ValueError, match="octal"):
-        run(file, path=str(path), mode="rw-r-----")
+        file.run({**args, "mode": "rw-r-----"}, ctx())
 
 
 @pytest.mark.parametrize(

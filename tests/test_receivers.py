@@ -893,7 +893,7 @@ def test_feishu_text_resolved_and_unsigned(rec):
             "text": "[RESOLVED] disk full (web1)\n- web1 [critical] / is 96% full (value 96.2%) — resolved after 10m"
         },
     }
-    [card] = feishu.render({"url": "x"}, notification(alert(resolved=True)))
+    [card] = feishu.render({"url": "https://x/"}, notification(alert(resolved=True)))
     assert card["card"]["header"]["template"] == "green"
 
 

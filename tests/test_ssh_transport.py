@@ -122,6 +122,25 @@ def host_fingerprint(server: SSHServer) -> str:
     return fingerprint(public_key_line(server.host_key).split()[1])
 
 
+def _watchdogs() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "checkrun-ssh-watchdog" and t.is_alive()]
+
+
+def test_the_watchdog_thread_belongs_to_its_transport_and_ends_when_it_is_closed(rig: Rig):
+    before = len(_watchdogs())
+    transport = SSHTransport(rig.options())
+    payload = build_payload(MEMORY_BATCH)
+    transport.run_batch(rig.host(), payload, 30)
+    assert len(_watchdogs()) == before + 1
+    transport.close()
+    assert len(_watchdogs()) == before
+    # closed is not dead: the next batch starts a watchdog of its own again
+    result = transport.run_batch(rig.host(), payload, 30)
+    assert memory_of(result)["total"] > 0
+    transport.close()
+    assert len(_watchdogs()) == before
+
+
 # --- a real batch ---------------------------------------------------------------------------
 
 

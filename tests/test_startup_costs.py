@@ -69,11 +69,10 @@ def test_paramiko_is_imported_without_importlib_metadata_and_has_its_real_versio
     out = run_python(
         """
         import sys
-        from checkrunner.transport import configure_ssh, get_transport
+        from checkrunner.transport import Transports
         from checkrunner.transport.ssh_config import SSHOptions
         class Host: connection = 'ssh'; name = 'h'
-        configure_ssh(SSHOptions(ssh_config='none'))
-        get_transport(Host())
+        Transports(SSHOptions(ssh_config='none')).for_host(Host())
         import paramiko
         loaded = 'importlib.metadata' in sys.modules
         from importlib import metadata

@@ -135,11 +135,10 @@ def test_paramiko_skips_invoke_unless_the_ssh_config_needs_it(tmp_path, config, 
     path.write_text(config)
     code = (
         "import sys\n"
-        "from checkrunner.transport import configure_ssh, get_transport\n"
+        "from checkrunner.transport import Transports\n"
         "from checkrunner.transport.ssh_config import SSHOptions\n"
         "class Host: connection = 'ssh'; name = 'h'\n"
-        f"configure_ssh(SSHOptions(ssh_config={str(path)!r}))\n"
-        "get_transport(Host())\n"
+        f"Transports(SSHOptions(ssh_config={str(path)!r})).for_host(Host())\n"
         "print(sys.modules.get('invoke', 'absent') is None)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -831,6 +831,7 @@ def parse_alerting_file(
             ConfigError(
                 f"an alerting file is a mapping with receivers: and route:, not {kind_of(document, show_text=False)}",
                 root,
+                "write receivers: [{name: ops, webhook_configs: [...]}] and route: {receiver: ops}",
             )
         ]
     parser = AlertingParser(path)

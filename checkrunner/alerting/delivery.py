@@ -14,13 +14,13 @@ engine from queueing the same notification twice.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from checkrunner.alerting.config import ReceiverConfig
+from checkrunner.state.alerts import Outbox, PendingMessage
 from checkrunner.state.db import StateDB
 from checkrunner.state.failpoints import failpoint
 
@@ -38,17 +38,6 @@ class DeliveryReport:
     errors: list[str] = field(default_factory=list)
 
 
-@dataclass
-class _Message:
-    id: int
-    receiver: str
-    kind: str
-    config_index: int
-    destination: str
-    payload: Any
-    attempts: int
-
-
 class Dispatcher:
     def __init__(
         self,
@@ -57,8 +46,11 @@ class Dispatcher:
         mask: Callable[[str], str] = lambda text: text,
         budget: float = DEFAULT_BUDGET,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
     ):
         self.db = db
+        self.outbox = Outbox(db)
+        self.clock = clock
         self.receivers = receivers
         self.mask = mask
         self.budget = budget
@@ -68,7 +60,7 @@ class Dispatcher:
         report = DeliveryReport()
         deadline = time.monotonic() + self.budget
         blocked: set[str] = set()  # destinations that must wait: keeps their order
-        for message in self._pending():
+        for message in self.outbox.pending():
             if message.destination in blocked:
                 report.deferred += 1
                 continue
@@ -76,17 +68,9 @@ class Dispatcher:
                 blocked.add(message.destination)
         return report
 
-    def _pending(self) -> list[_Message]:
-        rows = self.db.connection.execute(
-            "SELECT id, receiver, kind, config_index, destination, payload, attempts "
-            "FROM outbox WHERE state = 'pending' ORDER BY id"
-        ).fetchall()
-        return [
-            _Message(id_, receiver, kind, index, destination, json.loads(payload), attempts)
-            for id_, receiver, kind, index, destination, payload, attempts in rows
-        ]
-
-    def _deliver_one(self, message: _Message, deadline: float, report: DeliveryReport) -> bool:
+    def _deliver_one(
+        self, message: PendingMessage, deadline: float, report: DeliveryReport
+    ) -> bool:
         """True when the message left the outbox (delivered or refused for good)."""
         from checkrunner.alerting import receivers as registry
 
@@ -129,7 +113,7 @@ class Dispatcher:
         report.deferred += 1
         return False
 
-    def _config(self, message: _Message) -> ReceiverConfig | None:
+    def _config(self, message: PendingMessage) -> ReceiverConfig | None:
         for config in self.receivers.get(message.receiver, []):
             if config.kind == message.kind and config.index == message.config_index:
                 return config
@@ -141,34 +125,15 @@ class Dispatcher:
         if not limit:
             return 0.0
         count, window = limit
-        now = time.time()
-        rows = self.db.connection.execute(
-            "SELECT sent_at FROM sends WHERE destination = ? AND sent_at > ? ORDER BY sent_at",
-            (destination, now - window),
-        ).fetchall()
-        if len(rows) < count:
+        now = self.clock()
+        sent = self.outbox.sent_since(destination, now - window)
+        if len(sent) < count:
             return 0.0
-        return max(0.0, rows[len(rows) - count][0] + window - now)
+        return max(0.0, sent[len(sent) - count] + window - now)
 
-    def _record_attempt(self, message: _Message, outcome: Any) -> None:
-        with self.db.transaction() as connection:
-            connection.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
-                (None if outcome.ok else self.mask(outcome.detail), message.id),
-            )
-            connection.execute(
-                "INSERT INTO sends (destination, sent_at) VALUES (?, ?)",
-                (message.destination, time.time()),
-            )
-            connection.execute(
-                "DELETE FROM sends WHERE destination = ? AND sent_at < ?",
-                (message.destination, time.time() - 3600),
-            )
+    def _record_attempt(self, message: PendingMessage, outcome: Any) -> None:
+        error = None if outcome.ok else self.mask(outcome.detail)
+        self.outbox.record_attempt(message.id, message.destination, error, self.clock())
 
-    def _finish(self, message: _Message, state: str, error: str | None) -> None:
-        with self.db.transaction() as connection:
-            connection.execute(
-                "UPDATE outbox SET state = ?, done_at = ?, last_error = COALESCE(?, last_error) "
-                "WHERE id = ?",
-                (state, time.time(), error, message.id),
-            )
+    def _finish(self, message: PendingMessage, state: str, error: str | None) -> None:
+        self.outbox.finish(message.id, state, error, self.clock())

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from checkrunner.alerting.config import AlertingSpec, ReceiverConfig, receiver_option_set
 from checkrunner.alerting.delivery import DeliveryReport, Dispatcher
-from checkrunner.alerting.engine import AlertEngine, Outcome, check_settings, enqueue, observe_run
+from checkrunner.alerting.engine import AlertEngine, Outcome, enqueue
 from checkrunner.alerting.model import Alert, Notification
+from checkrunner.alerting.stages import check_settings, observe_run
 from checkrunner.errors import ConfigError
 from checkrunner.results import RunResult
+from checkrunner.state.alerts import AlertStore
 from checkrunner.state.db import StateDB
 
 
@@ -75,14 +76,15 @@ def process_run(
     run: RunResult,
     mask: Callable[[str], str],
     deliver: bool = True,
+    clock: Callable[[], float] = time.time,
 ) -> tuple[Outcome, DeliveryReport | None]:
     """Alert state and notifications for one run, then delivery of the outbox."""
-    now = time.time()
+    now = clock()
     observations = observe_run(run, check_settings(plan), now)
     engine = AlertEngine(spec, receivers.receivers)
     # A dry run (--no-notify) decides everything and keeps nothing: later runs are unaffected.
     with db.transaction(dry_run=not deliver) as connection:
-        outcome = engine.process(connection, observations, now)
+        outcome = engine.process(AlertStore(connection), observations, now)
     if not deliver:
         return outcome, None
     report = Dispatcher(db, receivers.receivers, mask).deliver()
@@ -115,8 +117,9 @@ def send_test(
     )
     unrenderable: list[str] = []
     with db.transaction() as connection:
+        store = AlertStore(connection)
         for config in configs:
-            enqueue(connection, config, config.options, notification, now, unrenderable)
+            enqueue(store, config, config.options, notification, now, unrenderable)
     report = Dispatcher(db, receivers.receivers, mask).deliver()
     report.failed[:0] = [mask(failure) for failure in unrenderable]
     return report
@@ -124,35 +127,27 @@ def send_test(
 
 def alert_listing(db: StateDB) -> list[str]:
     """Firing alerts, checks on their way to firing (pending), and undelivered messages."""
-    connection = db.connection
-    lines = []
-    firing = connection.execute(
-        "SELECT labels, annotations, starts_at FROM alerts WHERE state = 'firing' ORDER BY starts_at"
-    ).fetchall()
-    lines.append(f"firing ({len(firing)}):")
-    for labels, notes_json, starts_at in firing:
-        label_map, notes = json.loads(labels), json.loads(notes_json)
-        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(starts_at))
+    store = AlertStore(db.connection)
+    firing = store.firing(by_start=True)
+    lines = [f"firing ({len(firing)}):"]
+    for alert in firing:
+        labels = alert.labels
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(alert.starts_at))
         lines.append(
-            f"  {label_map.get('alertname')} on {label_map.get('host')} "
-            f"[{label_map.get('severity')}] since {since}: {notes.get('message', '')}"
+            f"  {labels.get('alertname')} on {labels.get('host')} "
+            f"[{labels.get('severity')}] since {since}: {alert.annotations.get('message', '')}"
         )
-    pending = connection.execute(
-        "SELECT host, play, check_name, failing_runs FROM check_streaks "
-        "WHERE failing_runs > 0 ORDER BY host, check_name"
-    ).fetchall()
+    pending = store.failing_streaks()
     lines.append(f"failing checks ({len(pending)}):")
-    for host, play, name, runs in pending:
-        lines.append(f"  {name} on {host} ({play}): {runs} failing run(s) in a row")
-    undelivered = connection.execute(
-        "SELECT receiver, kind, state, attempts, last_error, created_at FROM outbox "
-        "WHERE state != 'delivered' ORDER BY id"
-    ).fetchall()
+    for key, runs in pending:
+        lines.append(f"  {key.check} on {key.host} ({key.play}): {runs} failing run(s) in a row")
+    undelivered = store.undelivered()
     lines.append(f"undelivered ({len(undelivered)}):")
-    for receiver, kind, state, attempts, error, created_at in undelivered:
-        queued = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created_at))
+    for message in undelivered:
+        queued = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(message.created_at))
         lines.append(
-            f"  {receiver} ({kind}) {state}, queued {queued}, {attempts} attempt(s)"
-            + (f": {error}" if error else "")
+            f"  {message.receiver} ({message.kind}) {message.state}, queued {queued}, "
+            f"{message.attempts} attempt(s)"
+            + (f": {message.last_error}" if message.last_error else "")
         )
     return lines

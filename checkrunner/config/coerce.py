@@ -6,10 +6,12 @@ One place decides what each option type accepts, so load-time validation, the JS
 
 from __future__ import annotations
 
+import codecs
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from checkrunner.errors import did_you_mean, looks_like_private_key, quote
 from checkrunner.units import parse_duration, parse_size
@@ -42,6 +44,8 @@ BOOL_PATTERN = "^\\s*(?:{})\\s*$".format(
     )
 )
 
+MAX_SIZE_VALUE = 1024**5  # bytes (1 PiB)
+
 _INT = re.compile(INT_PATTERN)
 _FLOAT = re.compile(FLOAT_PATTERN)
 _DURATION = re.compile(DURATION_PATTERN)
@@ -56,16 +60,23 @@ TYPE_HINTS = {
     "size": "write a size like 512KB, 64MB, 1GiB (or a number of bytes)",
     "list": "write a list like [a, b] (a single value is a list of one)",
     "dict": "write a mapping like {key: value}",
+    "argv": "write a command line as text, or its arguments as a list: [systemctl, is-active, nginx]",
 }
+
+# What a list option passes on to the check of each of its elements.
+_ELEMENT_KEYS = ("choices", "min", "max", "format")
+_NUMERIC_KINDS = ("int", "float", "duration", "size")
+_KIND_WORDS = {"int": "whole number", "float": "number"}
 
 
 class OptionValueError(ValueError):
     """A value an option cannot take, with the fix to suggest."""
 
-    def __init__(self, message: str, hint: str | None = None):
+    def __init__(self, message: str, hint: str | None = None, item: int | None = None):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.item = item  # the index of the list item at fault, for its location
 
 
 def is_templated(value: Any) -> bool:
@@ -112,10 +123,12 @@ def kind_of(value: Any, show_text: bool = True) -> str:
 
 
 def describe_type(spec: Mapping[str, Any]) -> str:
+    """`str`, `list of int`; a format names the text it takes: `url`, `list of regex`."""
     kind = str(spec.get("type", "raw"))
-    if kind == "list" and spec.get("elements"):
-        return f"list of {spec['elements']}"
-    return kind
+    element = spec.get("format") or spec.get("elements")
+    if kind in ("list", "dict") and element:
+        return f"{kind} of {element}"
+    return str(spec.get("format") or kind)
 
 
 def coerce_value(value: Any, spec: Mapping[str, Any], *, keep_templates: bool = False) -> Any:
@@ -131,6 +144,26 @@ def coerce_value(value: Any, spec: Mapping[str, Any], *, keep_templates: bool = 
         return _coerce_list(value, spec, keep_templates)
     converted = _coerce_scalar(value, kind)
     _check_choice(converted, spec.get("choices"))
+    _check_bounds(value, converted, spec, kind)
+    if kind == "dict" and spec.get("elements"):
+        return _coerce_mapping_values(converted, spec, keep_templates)
+    if spec.get("format"):
+        check_format(converted, str(spec["format"]))
+    return converted
+
+
+def _coerce_mapping_values(
+    mapping: Mapping[Any, Any], spec: Mapping[str, Any], keep_templates: bool
+) -> dict[Any, Any]:
+    """A mapping whose values have a type (`elements`), e.g. environment variables: text."""
+    element = {key: spec[key] for key in _ELEMENT_KEYS if key in spec}
+    element["type"] = spec["elements"]
+    converted = {}
+    for key, value in mapping.items():
+        try:
+            converted[key] = coerce_value(value, element, keep_templates=keep_templates)
+        except OptionValueError as exc:
+            raise OptionValueError(f"the value of '{key}': {exc.message}", exc.hint) from None
     return converted
 
 
@@ -152,6 +185,8 @@ def parse_duration_value(value: Any) -> float:
         seconds = parse_duration(value)
     except ValueError as exc:
         raise OptionValueError(str(exc), TYPE_HINTS["duration"]) from None
+    except OverflowError:
+        raise OptionValueError("the duration is too large", TYPE_HINTS["duration"]) from None
     if not math.isfinite(seconds):
         raise OptionValueError(f"{quote(value)} is not a finite duration", TYPE_HINTS["duration"])
     return seconds
@@ -164,23 +199,29 @@ def parse_size_value(value: Any) -> int:
     if isinstance(value, float) and not math.isfinite(value):
         raise OptionValueError(f"{quote(value)} is not a finite size", TYPE_HINTS["size"])
     try:
-        return parse_size(value)
+        size = parse_size(value)
     except ValueError as exc:
         raise OptionValueError(str(exc), TYPE_HINTS["size"]) from None
+    except OverflowError:
+        size = MAX_SIZE_VALUE + 1
+    if size > MAX_SIZE_VALUE:  # more than any target can hold; Python's I/O overflows
+        raise OptionValueError("the size is too large: at most 1PiB", TYPE_HINTS["size"])
+    return size
 
 
 def _coerce_list(value: Any, spec: Mapping[str, Any], keep_templates: bool) -> list[Any]:
     if isinstance(value, Mapping):
         raise OptionValueError(f"expected a list, got {kind_of(value)}", TYPE_HINTS["list"])
     items = list(value) if isinstance(value, (list, tuple)) else [value]
-    element = {"type": spec.get("elements", "raw"), "choices": spec.get("choices")}
+    element = {key: spec[key] for key in _ELEMENT_KEYS if key in spec}
+    element["type"] = spec.get("elements", "raw")
     converted = []
     for position, item in enumerate(items, start=1):
         try:
             converted.append(coerce_value(item, element, keep_templates=keep_templates))
         except OptionValueError as exc:
             where = f"item {position}: " if len(items) > 1 else ""
-            raise OptionValueError(f"{where}{exc.message}", exc.hint) from None
+            raise OptionValueError(f"{where}{exc.message}", exc.hint, position - 1) from None
     return converted
 
 
@@ -197,6 +238,8 @@ def _coerce_scalar(value: Any, kind: str) -> Any:
         return parse_duration_value(value)
     if kind == "size":
         return parse_size_value(value)
+    if kind == "argv":
+        return _to_argv(value)
     if kind == "dict":
         if not isinstance(value, Mapping):
             raise OptionValueError(f"expected a mapping, got {kind_of(value)}", TYPE_HINTS["dict"])
@@ -212,6 +255,27 @@ def _to_str(value: Any) -> str:
     raise OptionValueError(
         f"expected text, got {kind_of(value)}", "put the value in quotes if it is meant as text"
     )
+
+
+def _to_argv(value: Any) -> str | list[str]:
+    """A command line (text, split on the target like a shell would) or a list of arguments."""
+    if isinstance(value, (list, tuple)):
+        if value and all(_is_text_or_number(part) for part in value):
+            return [str(part) for part in value]
+        what = (
+            "an empty list"
+            if not value
+            else "a list with "
+            + kind_of(next(part for part in value if not _is_text_or_number(part)))
+        )
+        raise OptionValueError(f"expected a command, got {what}", TYPE_HINTS["argv"])
+    if _is_text_or_number(value) and str(value).strip():
+        return str(value)
+    raise OptionValueError(f"expected a command, got {kind_of(value)}", TYPE_HINTS["argv"])
+
+
+def _is_text_or_number(value: Any) -> bool:
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
 
 
 def _to_int(value: Any) -> int:
@@ -247,3 +311,150 @@ def _check_choice(value: Any, choices: Sequence[Any] | None) -> None:
     raise OptionValueError(
         f"{message} — {suggestion}" if suggestion else message, f"choose one of {listed}"
     )
+
+
+# -- ranges ------------------------------------------------------------------------------------
+
+
+def bounds_text(spec: Mapping[str, Any]) -> str:
+    """The range an option allows, as written in its spec: "1 to 65535", "at most 1d"."""
+    low, high = spec.get("min"), spec.get("max")
+    if low is not None and high is not None:
+        return f"{low} to {high}"
+    if low is not None:
+        return f"at least {low}"
+    return f"at most {high}" if high is not None else ""
+
+
+def _check_bounds(written: Any, value: Any, spec: Mapping[str, Any], kind: str) -> None:
+    if kind not in _NUMERIC_KINDS or (spec.get("min") is None and spec.get("max") is None):
+        return
+    low = _coerce_scalar(spec["min"], kind) if spec.get("min") is not None else None
+    high = _coerce_scalar(spec["max"], kind) if spec.get("max") is not None else None
+    if (low is not None and value < low) or (high is not None and value > high):
+        shown = written.strip() if isinstance(written, str) else written
+        raise OptionValueError(
+            f"{shown} is out of range: allowed {bounds_text(spec)}",
+            f"write a {_KIND_WORDS.get(kind, kind)} from {bounds_text(spec)}",
+        )
+
+
+# -- formats: text that must parse -------------------------------------------------------------
+
+REGEX_DIALECT = (
+    "Python's re syntax, compiled on the target by its python3 (3.6 or later); checkrun "
+    "checks it before anything runs, refusing what a 3.6 target would not compile "
+    "(atomic groups, possessive quantifiers, \\N{name})"
+)
+_NAMED_CHARACTER = re.compile(r"(?<!\\)(?:\\\\)*\\N\{")
+
+
+def check_format(value: Any, name: str) -> None:
+    """OptionValueError unless `value` is valid text of the format `name` (see FORMATS)."""
+    checker = FORMATS.get(name)
+    if checker is not None and value is not None:
+        checker(value)
+
+
+def check_regex(pattern: Any) -> None:
+    text = str(pattern)
+    try:
+        compiled = re.compile(text)
+    except (re.error, OverflowError, RecursionError) as exc:
+        raise OptionValueError(
+            f"{text!r} is not a valid regular expression: {exc}",
+            "regular expressions use Python's re syntax; escape a literal . * + ? ( ) [ ] { } | \\ with \\",
+        ) from None
+    newer = _newer_regex_syntax(compiled.pattern)
+    if newer:
+        raise OptionValueError(
+            f"{text!r} uses {newer}, which Python before 3.11 cannot compile",
+            "targets may run Python 3.6: rewrite the expression without it",
+        )
+
+
+def _newer_regex_syntax(pattern: str) -> str | None:
+    if _NAMED_CHARACTER.search(pattern):
+        return "a \\N{name} escape (Python 3.8+)"
+    try:  # Python 3.11+, the first to accept atomic groups and possessive quantifiers
+        from re import _constants, _parser  # type: ignore[attr-defined]
+    except ImportError:  # older Pythons refuse them when compiling
+        return None
+    newer = {_constants.ATOMIC_GROUP: "an atomic group (?>...)"}
+    newer[_constants.POSSESSIVE_REPEAT] = "a possessive quantifier (*+, ++, ?+, {m,n}+)"
+    pending: list[Any] = [_parser.parse(pattern)]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, _parser.SubPattern):
+            pending.extend(item.data)
+        elif isinstance(item, (list, tuple)):
+            if item and item[0] in newer:
+                return newer[item[0]]
+            pending.extend(item)
+    return None
+
+
+def check_url(value: Any) -> None:
+    text = str(value)
+    hint = "write an http or https URL, e.g. http://127.0.0.1:8080/health"
+    # The URL itself is not quoted: webhook URLs often hold a token.
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as exc:
+        raise OptionValueError(f"not a valid URL: {exc}", hint) from None
+    if parts.scheme.lower() not in ("http", "https"):
+        scheme = f"scheme '{parts.scheme}'" if parts.scheme.isalnum() else "no scheme"
+        raise OptionValueError(f"not an http(s) URL ({scheme})", hint)
+    if not parts.hostname:
+        raise OptionValueError("not an http(s) URL (no host)", hint)
+
+
+def check_address(value: Any) -> None:
+    """`host:port`, `[ipv6]:port` or a bare port, as the tcp module reads it."""
+    text = str(value).strip()
+    hint = "write host:port, [ipv6]:port or a port number from 1 to 65535"
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") and host else ""
+    elif text.isdigit():
+        port = text
+    else:
+        host, _, port = text.rpartition(":")
+        if not host or ":" in host:
+            port = ""
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise OptionValueError(f"{text!r} is not a valid address", hint)
+
+
+_MODE = re.compile(r"0?[0-7]{3,4}|0o[0-7]{3,4}")
+
+
+def check_mode(value: Any) -> None:
+    """Permission bits as the file module reads them: '0644', '644', '2775' or a number."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise OptionValueError(f"expected a mode, got {kind_of(value)}", "write it quoted: '0644'")
+    valid = 0 <= value <= 0o7777 if isinstance(value, int) else _MODE.fullmatch(value.strip())
+    if not valid:
+        raise OptionValueError(
+            f"{value!r} is not a permission mode", "write it quoted, in octal: '0644' or '2775'"
+        )
+
+
+def check_encoding(value: Any) -> None:
+    try:
+        codecs.lookup(str(value))
+    except LookupError:
+        raise OptionValueError(
+            f"{value!r} is not a known text encoding",
+            "use a Python codec name such as utf-8, latin-1 or utf-16",
+        ) from None
+
+
+FORMATS: dict[str, Callable[[Any], None]] = {
+    "regex": check_regex,
+    "url": check_url,
+    "address": check_address,
+    "encoding": check_encoding,
+    "mode": check_mode,
+}

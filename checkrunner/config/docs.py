@@ -8,7 +8,7 @@ from typing import Any
 
 from checkrunner import catalog
 from checkrunner.catalog import ModuleInfo
-from checkrunner.config.coerce import describe_type
+from checkrunner.config.coerce import REGEX_DIALECT, bounds_text, describe_type
 from checkrunner.errors import ConfigError, did_you_mean
 
 WIDTH = 88
@@ -71,6 +71,8 @@ def _options_section(info: ModuleInfo) -> str:
         notes.append(f"{info.name}: VALUE is short for {info.name}: {{{info.free_form}: VALUE}}.")
     notes += [f"Give at least one of: {', '.join(group)}." for group in info.required_one_of]
     notes += [f"Use only one of: {', '.join(group)}." for group in info.mutually_exclusive]
+    if _has_regex(info.options):
+        notes.append(f"Regular expressions are {REGEX_DIALECT}.")
     for name, spec in info.options.items():
         for group in spec.get("required_one_of") or ():
             notes.append(f"Each item of {name}: give one of {', '.join(group)}.")
@@ -83,6 +85,13 @@ def _options_section(info: ModuleInfo) -> str:
             for note in notes
         ]
     return "\n".join(lines)
+
+
+def _has_regex(options: Mapping[str, Mapping[str, Any]]) -> bool:
+    return any(
+        spec.get("format") == "regex" or _has_regex(spec.get("options") or {})
+        for spec in options.values()
+    )
 
 
 def _option_rows(
@@ -110,6 +119,8 @@ def _option_text(spec: Mapping[str, Any]) -> str:
     text = " ".join(str(spec.get("description", "")).split())
     if spec.get("choices"):
         text = f"{text} Choices: {', '.join(str(c) for c in spec['choices'])}.".strip()
+    if bounds_text(spec):
+        text = f"{text} Range: {bounds_text(spec)}.".strip()
     return text
 
 

@@ -8,6 +8,12 @@ DEFAULT_CHECK_TIMEOUT = 30.0  # seconds, when neither the check nor its play set
 DEFAULT_RETRY_DELAY = 1.0  # seconds between attempts, when a check sets `retries` but no `delay`
 CONNECTIONS = ("local", "ssh")
 LABEL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"  # Prometheus/Alertmanager label names
+# Ranges of the durations checks, plays and the command line take (timers in the runner and on
+# targets overflow far beyond them; a check longer than a day is a mistake).
+TIMEOUT_SPEC = {"type": "duration", "min": "1ms", "max": "1d"}
+DELAY_SPEC = {"type": "duration", "min": "0s", "max": "1d"}
+MAX_RETRIES = 100
+MAX_FOR_RUNS = 10_000  # consecutive failing runs before an alert fires
 
 
 @dataclass(frozen=True)

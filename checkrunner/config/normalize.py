@@ -138,6 +138,8 @@ def _coerce_given(
     try:
         value = coerce_value(options[name], spec, keep_templates=keep_templates)
     except OptionValueError as exc:
+        if exc.item is not None:
+            at = value_location(options[name], exc.item, at)
         problems.append(
             ConfigError(f"option '{name}' of {owner.label}: {exc.message}", at, exc.hint)
         )

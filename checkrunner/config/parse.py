@@ -21,7 +21,6 @@ from checkrunner.config.coerce import (
     is_templated,
     kind_of,
     parse_bool,
-    parse_duration_value,
 )
 from checkrunner.config.keywords import (
     ANSIBLE_HABITS,
@@ -29,10 +28,14 @@ from checkrunner.config.keywords import (
     CONNECTIONS,
     DEFAULT_CHECK_TIMEOUT,
     DEFAULT_RETRY_DELAY,
+    DELAY_SPEC,
     LABEL_NAME_PATTERN,
+    MAX_FOR_RUNS,
+    MAX_RETRIES,
     PLAY_KEYWORDS,
     PLAYBOOK_KEYWORDS,
     THRESHOLD_KEYWORDS,
+    TIMEOUT_SPEC,
     Keyword,
 )
 from checkrunner.config.model import CheckSpec, Play, ThresholdSpec
@@ -186,7 +189,7 @@ class PlaybookParser:
         labels = self._labels(node, where)
         become = self._bool(node, "become", where)
         for_runs = self._runs(node, where)
-        timeout = self._duration(node, "timeout", where, positive=True)
+        timeout = self._duration(node, "timeout", where, TIMEOUT_SPEC)
         variables = self._play_variables(node, where)
         play = Play(
             name=self._text(node, "name", where) or hosts,
@@ -259,7 +262,11 @@ class PlaybookParser:
 
     def _vars_file(self, name: Any, where: Location) -> MarkedMap:
         if not isinstance(name, str) or not name.strip():
-            self._add(f"vars_files: expected a file name, not {kind_of(name)}", where)
+            self._add(
+                f"vars_files: expected a file name, not {kind_of(name)}",
+                where,
+                "write vars_files: [vars/common.yml] (paths relative to the playbook)",
+            )
             return MarkedMap()
         if is_templated(name):
             self._add(
@@ -297,7 +304,11 @@ class PlaybookParser:
         if value is None:
             return MarkedMap(location=where)
         if not isinstance(value, Mapping):
-            self._add(f"variables must be a mapping of name: value, not {kind_of(value)}", where)
+            self._add(
+                f"variables must be a mapping of name: value, not {kind_of(value)}",
+                where,
+                "write one `name: value` per line, e.g. vars: {port: 8080}",
+            )
             return MarkedMap()
         for name in value:
             if not isinstance(name, str) or not VARIABLE_NAME.fullmatch(name):
@@ -439,8 +450,8 @@ class PlaybookParser:
         self, node: Mapping[Any, Any], play: Play, where: Location
     ) -> dict[str, Any]:
         """The keys of a check that do not depend on its module, with the play's defaults applied."""
-        timeout = self._duration(node, "timeout", where, positive=True)
-        delay = self._duration(node, "delay", where, positive=False)
+        timeout = self._duration(node, "timeout", where, TIMEOUT_SPEC)
+        delay = self._duration(node, "delay", where, DELAY_SPEC)
         become = self._bool(node, "become", where)
         own_labels = self._labels(node, where)
         return {
@@ -448,7 +459,7 @@ class PlaybookParser:
             "retries": self._retries(node, where),
             "delay": DEFAULT_RETRY_DELAY if delay is None else delay,
             "tags": list(dict.fromkeys([*play.tags, *self._tags(node, where)])),
-            "labels": {**play.labels, **own_labels},
+            "labels": merge_marked(play.labels, own_labels),
             "when": self._when(node, where),
             "become": play.become if become is None else become,
             "for_runs": self._runs(node, where) or play.for_runs or 1,
@@ -655,20 +666,22 @@ class PlaybookParser:
         )
         return []
 
-    def _labels(self, node: Mapping[Any, Any], where: Location) -> dict[str, str]:
+    def _labels(self, node: Mapping[Any, Any], where: Location) -> MarkedMap:
+        """Label names and values (text; templates are rendered per host, like names)."""
         value = node.get("labels")
         at = value_location(node, "labels", where)
+        labels = MarkedMap(location=at)
         if value is None:
-            return {}
+            return labels
         if not isinstance(value, Mapping):
             self._add(
                 f"labels: expected a mapping of name: value, not {kind_of(value)}",
                 at,
                 "write labels: {team: web}",
             )
-            return {}
-        labels: dict[str, str] = {}
+            return labels
         for name, text in value.items():
+            text_at = value_location(value, name, at)
             if not isinstance(name, str) or not _LABEL_NAME.match(name):
                 self._add(
                     f"'{name}' is not a valid label name",
@@ -677,11 +690,13 @@ class PlaybookParser:
                 )
             elif isinstance(text, (str, int, float, bool)):
                 labels[name] = str(text).lower() if isinstance(text, bool) else str(text)
-                self._check_template_syntax(text, value_location(value, name, at))
+                labels.value_locations[name] = text_at
+                self._check_template_syntax(text, text_at)
             else:
                 self._add(
                     f"label '{name}': expected text, not {kind_of(text)}",
-                    value_location(value, name, at),
+                    text_at,
+                    f"write {name}: some-text (quote it if it looks like a number or yes/no)",
                 )
         return labels
 
@@ -708,7 +723,7 @@ class PlaybookParser:
         return None
 
     def _duration(
-        self, node: Mapping[Any, Any], key: str, where: Location, positive: bool
+        self, node: Mapping[Any, Any], key: str, where: Location, spec: Mapping[str, Any]
     ) -> float | None:
         if node.get(key) is None:
             return None
@@ -721,14 +736,10 @@ class PlaybookParser:
             )
             return None
         try:
-            seconds = parse_duration_value(value)
+            return coerce_value(value, spec)
         except OptionValueError as exc:
             self._add(f"{key}: {exc.message}", at, exc.hint)
             return None
-        if positive and seconds <= 0:
-            self._add(f"{key}: must be more than 0", at, "write it like 500ms, 10s or 2m")
-            return None
-        return seconds
 
     def _retries(self, node: Mapping[Any, Any], where: Location) -> int:
         value = node.get("retries")
@@ -744,8 +755,12 @@ class PlaybookParser:
                 "write how many more attempts to make, e.g. retries: 3",
             )
             return 0
-        if retries < 0:
-            self._add("retries: cannot be negative", at, "write 0 for a single attempt")
+        if not 0 <= retries <= MAX_RETRIES:
+            self._add(
+                f"retries: {retries} is out of range: allowed 0 to {MAX_RETRIES}",
+                at,
+                "write how many more attempts to make; 0 for a single attempt",
+            )
             return 0
         return retries
 
@@ -758,9 +773,10 @@ class PlaybookParser:
             runs = coerce_value(value, {"type": "int"})
         except OptionValueError:
             runs = 0
-        if runs < 1:
+        if not 1 <= runs <= MAX_FOR_RUNS:
             self._add(
-                f"for: expected a number of consecutive failing runs (1 or more), not {kind_of(value)}",
+                f"for: expected a number of consecutive failing runs (1 to {MAX_FOR_RUNS}), "
+                f"not {kind_of(value)}",
                 at,
                 "write for: 3 (the alert fires on the third failing run in a row)",
             )

@@ -33,6 +33,7 @@ import math
 import re
 from dataclasses import dataclass, replace
 
+from checkrunner.config.coerce import kind_of
 from checkrunner.units import parse_duration, parse_size
 
 NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
@@ -111,11 +112,15 @@ def parse_range(text: str | float, unit: str | None = None) -> Range:
 
 def _parse(text: str | float) -> Range:
     if isinstance(text, bool) or not isinstance(text, (str, int, float)):
-        raise ValueError(f"a threshold is a number or a range string, not {type(text).__name__}")
+        raise ValueError(f"a threshold is a number or a range string, not {kind_of(text)}")
     if not isinstance(text, str):
-        if not math.isfinite(text):
+        try:
+            bound = float(text)
+        except OverflowError:
+            raise ValueError("the threshold is too large to be a number") from None
+        if not math.isfinite(bound):
             raise ValueError(f"threshold {text} is not a finite number")
-        return Range(-math.inf, float(text), inside=False, text=str(text))
+        return Range(-math.inf, bound, inside=False, text=str(text))
     shown = text.strip()
     body = shown
     inside = body.startswith("@")

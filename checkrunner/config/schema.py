@@ -23,6 +23,8 @@ from checkrunner.config.coerce import (
     INT_PATTERN,
     SIZE_PATTERN,
     VARIABLE_NAME,
+    bounds_text,
+    coerce_value,
 )
 from checkrunner.config.keywords import (
     CHECK_KEYWORDS,
@@ -364,6 +366,12 @@ def _option_type(spec: Mapping[str, Any]) -> dict[str, Any]:
         return _options_object(
             spec["options"], spec.get("required_one_of"), spec.get("mutually_exclusive")
         )
+    if kind == "dict" and spec.get("elements"):
+        values = {"type": spec["elements"], "format": spec.get("format")}
+        return {
+            "type": "object",
+            "additionalProperties": {"anyOf": [_option_type(values), {"$ref": _REF + "Template"}]},
+        }
     if kind == "list":
         element = _option_type(
             {"type": spec.get("elements", "raw"), "choices": spec.get("choices")}
@@ -375,7 +383,31 @@ def _option_type(spec: Mapping[str, Any]) -> dict[str, Any]:
         choices = list(spec["choices"])
         # int/float choices are also accepted as text ("2"), the way coercion does.
         return {"enum": choices + [str(c) for c in choices if not isinstance(c, str)]}
-    return copy.deepcopy(_SCALAR_TYPES.get(kind, {}))
+    if kind in ("int", "float", "duration", "size") and bounds_text(spec):
+        return _bounded_number(kind, spec)
+    scalar = copy.deepcopy(_SCALAR_TYPES.get(kind, {}))
+    if spec.get("format") in _JSON_FORMATS and kind == "str":
+        scalar = {"type": "string", "format": _JSON_FORMATS[spec["format"]]}
+    return scalar
+
+
+# Annotations for editors. Not "regex": JSON Schema's is ECMA 262's, and editors would flag
+# valid Python expressions such as (?P<name>...); checkrun checks Python's itself.
+_JSON_FORMATS = {"url": "uri"}
+
+
+def _bounded_number(kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The type's schema with minimum/maximum on its numeric form (seconds, bytes); text
+    forms (5m, 64MB) are range-checked by the parser."""
+    limits = {}
+    if spec.get("min") is not None:
+        limits["minimum"] = coerce_value(spec["min"], {"type": kind})
+    if spec.get("max") is not None:
+        limits["maximum"] = coerce_value(spec["max"], {"type": kind})
+    numeric = {"type": "integer" if kind == "int" else "number", **limits}
+    text = {"int": INT_PATTERN, "float": FLOAT_PATTERN, "duration": DURATION_PATTERN}
+    pattern = text.get(kind, SIZE_PATTERN)
+    return {"anyOf": [numeric, {"type": "string", "pattern": pattern}]}
 
 
 _SCALAR_TYPES: dict[str, dict[str, Any]] = {
@@ -386,6 +418,13 @@ _SCALAR_TYPES: dict[str, dict[str, Any]] = {
     "duration": {"$ref": _REF + "Duration"},
     "size": {"$ref": _REF + "Size"},
     "dict": {"type": "object"},
+    "argv": {
+        "anyOf": [
+            {"type": "string", "minLength": 1},
+            {"type": "number"},
+            {"type": "array", "minItems": 1, "items": {"type": ["string", "number"]}},
+        ]
+    },
     "raw": {},
 }
 

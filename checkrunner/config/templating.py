@@ -41,6 +41,7 @@ _UNKNOWN_FILTER_OR_TEST = re.compile(r"No (?P<what>filter|test) named '(?P<name>
 _MAX_NAMES_SHOWN = 25
 
 SANDBOX_HINT = "templates may read variables and use filters; they cannot reach Python internals"
+TOO_DEEP = "it is nested too deeply (brackets, filters or blocks inside each other)"
 SYNTAX_HINT = "Jinja2 syntax: {{ variable }}, {{ value | filter }}, {{ a if condition else b }}"
 
 
@@ -195,7 +196,8 @@ class Templater:
             template = self._templates.get(text)
             if template is None:
                 template = self._templates.setdefault(text, self.jinja.from_string(text))
-            return template.render(scope)
+            with self.jinja.bounded():
+                return template.render(scope)
         except ConfigError:
             raise
         except Exception as exc:
@@ -209,7 +211,8 @@ class Templater:
             if compiled is None:
                 compiled = self.jinja.compile_expression(expression, undefined_to_none=False)
                 self._expressions.setdefault(expression, compiled)
-            return _plain(compiled(scope))
+            with self.jinja.bounded():
+                return _plain(_sandbox().check_value(compiled(scope), "the value"))
         except ConfigError:
             raise
         except Exception as exc:
@@ -243,6 +246,12 @@ class Templater:
         sandbox = _sandbox()
         if isinstance(exc, sandbox.UndefinedName):
             return self._undefined_error(exc, scope, location)
+        if isinstance(exc, sandbox.TemplateLimit):
+            return ConfigError(
+                f"template {text!r} stopped by the sandbox's limits: {exc}",
+                location,
+                sandbox.LIMIT_HINT,
+            )
         if isinstance(exc, sandbox.SecurityError):
             return ConfigError(f"template blocked by the sandbox: {exc}", location, SANDBOX_HINT)
         if isinstance(exc, sandbox.TemplateSyntaxError):
@@ -251,12 +260,16 @@ class Templater:
                 location,
                 SYNTAX_HINT,
             )
+        if isinstance(exc, (RecursionError, SyntaxError, MemoryError)):
+            return ConfigError(
+                f"template {text!r} cannot be compiled: {TOO_DEEP}", location, SYNTAX_HINT
+            )
         if isinstance(exc, _NotAValue):
             return ConfigError(
                 f"template {text!r} {exc}", location, "call it with () or pass it through a filter"
             )
         return ConfigError(
-            f"template {text!r} failed: {type(exc).__name__}: {exc}",
+            f"template {text!r} failed: {type(exc).__name__}: {_public_type_names(str(exc))}",
             location,
             "check the expression and the types of the variables it uses",
         )
@@ -297,6 +310,15 @@ class Templater:
         else:
             hint = f"known variables: {_names(known)}; define it under vars:, in the inventory or with -e {name}=..."
         return ConfigError(message, location, hint)
+
+
+# Python's own messages name the classes values are made of; users wrote lists and mappings.
+_INTERNAL_TYPE_NAMES = {"MarkedSeq": "list", "MarkedMap": "dict", "_Environ": "env"}
+_INTERNAL_TYPE_NAME = re.compile(r"\b(?:{})\b".format("|".join(_INTERNAL_TYPE_NAMES)))
+
+
+def _public_type_names(text: str) -> str:
+    return _INTERNAL_TYPE_NAME.sub(lambda match: _INTERNAL_TYPE_NAMES[match.group(0)], text)
 
 
 def _names(names: list[str]) -> str:
@@ -366,6 +388,8 @@ def template_syntax_error(text: str) -> str | None:
         environment.compile(text)
     except sandbox.TemplateSyntaxError as exc:
         return syntax_message(exc, environment)
+    except (RecursionError, SyntaxError, MemoryError):
+        return TOO_DEEP  # the parser, or Python compiling what it made, ran out of stack
     return None
 
 
@@ -377,6 +401,8 @@ def expression_syntax_error(expression: str) -> str | None:
         environment.compile_expression(expression)
     except sandbox.TemplateSyntaxError as exc:
         return syntax_message(exc, environment)
+    except (RecursionError, SyntaxError, MemoryError):
+        return TOO_DEEP
     return None
 
 

@@ -9,14 +9,18 @@ Differences from PyYAML's SafeLoader, all to keep data JSON-like and surprises o
 - a key written twice in one mapping is an error naming both lines (YAML keeps the last);
 - `10:20` is the string "10:20" (a Nagios range), not the YAML 1.1 base-60 integer 620;
 - dates such as 2024-01-31 stay strings instead of becoming datetime objects;
+- a document nested more than MAX_NESTING levels deep, an alias inside the value it names,
+  or aliases that expand to more than MAX_ALIAS_EXPANSION values (a "billion laughs" bomb)
+  is an error at the node: playbooks are reviewed in pull requests and validated in CI, so a
+  small file must not be able to exhaust memory, time or the interpreter's stack.
 - Ansible's `!unsafe` tag is understood: its strings are never templated (checkrunner.unsafe).
 """
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Hashable
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -33,6 +37,10 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+
+MAX_NESTING = 100  # levels of mappings and lists; real playbooks use fewer than 15
+MAX_ALIAS_EXPANSION = 100_000  # values that aliases may add to a document, counted expanded
+MAX_FILE_BYTES = 64 * 1024**2  # a playbook, inventory or vars file
 
 # PyYAML's YAML 1.1 int and float patterns without the base-60 (`1:30`) forms.
 _INT_PATTERN = re.compile(
@@ -121,6 +129,93 @@ def merge_marked(*layers: Any) -> MarkedMap:
     return merged
 
 
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [child for pair in node.value for child in pair]
+    return []
+
+
+def _mark_location(file: str, mark: Any) -> Location:
+    return Location(file, mark.line + 1, mark.column + 1) if mark is not None else Location(file)
+
+
+def nesting_error(file: str, mark: Any, what: str = "YAML") -> ConfigError:
+    return ConfigError(
+        f"{what} nested more than {MAX_NESTING} levels deep",
+        _mark_location(file, mark),
+        "flatten this value: playbooks, inventories and variables never need such depth",
+    )
+
+
+def check_data_depth(value: Any, file: str, what: str = "JSON") -> None:
+    """Refuse data (from JSON or Python literals) nested more than MAX_NESTING levels."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > MAX_NESTING:
+            raise nesting_error(file, None, what)
+        if isinstance(item, dict):
+            pending.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, (list, tuple)):
+            pending.extend((child, depth + 1) for child in item)
+
+
+def check_node_graph(root: Node | None, file: str) -> None:
+    """Refuse a composed document that is nested too deeply, holds an alias inside the value
+    it names, or whose aliases expand to more than MAX_ALIAS_EXPANSION values.
+
+    Aliases share one node, so the document is cheap to compose but every later walk over
+    the constructed data (templates, schema, rendering) pays for the expanded size: that is
+    what is counted, without expanding anything (each node's size is computed once).
+    """
+    if root is None:
+        return
+    sizes: dict[int, int] = {}
+    heights: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Node, int, bool]] = [(root, 1, False)]
+    while stack:
+        node, depth, finished = stack.pop()
+        key = id(node)
+        if finished:
+            on_path.discard(key)
+            children = _children(node)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in children)
+            heights[key] = 1 + max((heights[id(child)] for child in children), default=0)
+            continue
+        if key in on_path:
+            raise ConfigError(
+                "a YAML alias refers to the value that contains it (a loop)",
+                _mark_location(file, node.start_mark),
+                "an alias (*name) must refer to a value written outside it",
+            )
+        if key in sizes:
+            if depth + heights[key] - 1 > MAX_NESTING:
+                raise nesting_error(file, node.start_mark)
+            continue
+        if depth > MAX_NESTING:
+            raise nesting_error(file, node.start_mark)
+        on_path.add(key)
+        stack.append((node, depth, True))
+        stack.extend((child, depth + 1, False) for child in reversed(_children(node)))
+    added = sizes[id(root)] - len(sizes)
+    if added > MAX_ALIAS_EXPANSION:
+        node = root
+        while True:
+            larger = [c for c in _children(node) if sizes[id(c)] > MAX_ALIAS_EXPANSION]
+            if not larger:
+                break
+            node = larger[0]
+        raise ConfigError(
+            f"YAML aliases expand this value to {sizes[id(node)]:,} values "
+            f"(at most {MAX_ALIAS_EXPANSION:,} may come from aliases)",
+            _mark_location(file, node.start_mark),
+            "write the values out, or reuse fewer of them: an alias of an alias multiplies",
+        )
+
+
 class _MarkedLoader(yaml.SafeLoader):
     """SafeLoader building MarkedMap/MarkedSeq and collecting duplicate keys as problems."""
 
@@ -128,9 +223,25 @@ class _MarkedLoader(yaml.SafeLoader):
         super().__init__(text)
         self.file = file
         self.problems: list[ConfigError] = []
+        self._depth = 0
 
     def node_location(self, node: Node) -> Location:
         return Location(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        # The pure-Python composer recurses once per level: stop before the interpreter's
+        # stack does (libyaml stops at 1,000 levels itself, and check_node_graph at fewer).
+        self._depth += 1
+        try:
+            if self._depth > MAX_NESTING:
+                raise nesting_error(self.file, self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_document(self, node: Node) -> Any:
+        check_node_graph(node, self.file)
+        return super().construct_document(node)
 
     def construct_mapping(self, node: Node, deep: bool = False) -> MarkedMap:
         if not isinstance(node, MappingNode):
@@ -205,6 +316,16 @@ class _MarkedLoader(yaml.SafeLoader):
             )
 
 
+def construct_bounded_int(loader: SafeConstructor, node: ScalarNode) -> int:
+    """YAML's int, with Python's limit on the digits of a number (4,300) as a YAML error."""
+    try:
+        return SafeConstructor.construct_yaml_int(loader, node)
+    except ValueError as exc:
+        raise ConstructorError(
+            None, None, f"this number is too long: {exc}".split(";")[0], node.start_mark
+        ) from None
+
+
 def _resolvers_without_base60_and_dates() -> dict[str, list[tuple[str, re.Pattern[str]]]]:
     replaced = {_INT_TAG, _FLOAT_TAG, _TIMESTAMP_TAG}
     resolvers = {
@@ -221,6 +342,7 @@ def _resolvers_without_base60_and_dates() -> dict[str, list[tuple[str, re.Patter
 
 
 _MarkedLoader.yaml_implicit_resolvers = _resolvers_without_base60_and_dates()
+_MarkedLoader.add_constructor(_INT_TAG, construct_bounded_int)
 _MarkedLoader.add_constructor("tag:yaml.org,2002:map", _MarkedLoader.construct_marked_map)
 _MarkedLoader.add_constructor("tag:yaml.org,2002:seq", _MarkedLoader.construct_marked_seq)
 _MarkedLoader.add_constructor(UNSAFE_TAG, _MarkedLoader.construct_unsafe)
@@ -247,6 +369,7 @@ if CParser is not None:
             Resolver.__init__(self)
             self.file = file
             self.problems = []
+            self._depth = 0
 
     _LOADERS: tuple[type[_MarkedLoader], ...] = (_FastMarkedLoader, _MarkedLoader)
 else:  # pragma: no cover - PyYAML built without libyaml
@@ -264,6 +387,8 @@ def _syntax_hint(problem: str) -> str:
         return (
             "check the indentation here and on the line before; multi-line text needs quotes or |"
         )
+    if "number is too long" in problem:
+        return "write a shorter number, or quote it if it is meant as text"
     if "found undefined alias" in problem:
         return "define the anchor (&name) before using the alias (*name)"
     if "flow" in problem:
@@ -294,7 +419,9 @@ def _syntax_error(exc: yaml.YAMLError, file: str, text: str) -> ConfigError:
             Location(file, line, column),
             "remove the control character; YAML files must be printable text",
         )
-    return ConfigError(f"invalid YAML: {exc}", Location(file))
+    return ConfigError(
+        f"invalid YAML: {exc}", Location(file), "check the indentation and the quoting"
+    )
 
 
 def parse_yaml(text: str, file: str) -> tuple[Any, list[ConfigError]]:
@@ -318,23 +445,59 @@ def parse_yaml(text: str, file: str) -> tuple[Any, list[ConfigError]]:
     raise AssertionError("unreachable: the pure-Python loader always returns or raises")
 
 
+# YAML allows UTF-16 and UTF-32 with a byte-order mark; editors on Windows write them.
+_BYTE_ORDER_MARKS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
 def read_text(path: str, what: str) -> str:
-    """The UTF-8 text of a file, or a ConfigError saying why it cannot be read."""
+    """The text of a file (UTF-8, or UTF-16/32 with a byte-order mark), or a ConfigError
+    saying why it cannot be read."""
     try:
-        return Path(path).read_text(encoding="utf-8-sig")
+        with open(path, "rb") as handle:  # bounded: a symlink to /dev/zero must not hang validate
+            data = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{what} not found: {path}", hint="check the path") from None
     except IsADirectoryError:
-        raise ConfigError(f"{what} is a directory, not a file: {path}") from None
+        raise ConfigError(
+            f"{what} is a directory, not a file: {path}", hint="name the YAML file itself"
+        ) from None
     except PermissionError:
         raise ConfigError(f"{what} is not readable: {path}", hint="check its permissions") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{what} is not UTF-8 text: {path} (byte {exc.start})",
-            hint="save the file as UTF-8",
-        ) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+        raise ConfigError(
+            f"cannot read {what} {path}: {exc.strerror or exc}", hint="check the path"
+        ) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(
+            f"{what} is larger than {MAX_FILE_BYTES // 1024**2} MiB: {path}",
+            hint="is this the right file? split big inventories into a directory of files",
+        )
+    encoding = next((name for bom, name in _BYTE_ORDER_MARKS if data.startswith(bom)), "utf-8")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise _encoding_error(data, exc, path, what, encoding) from None
+
+
+def _encoding_error(
+    data: bytes, exc: UnicodeDecodeError, path: str, what: str, encoding: str
+) -> ConfigError:
+    """Where the first undecodable byte is, as line:column (columns count characters)."""
+    line_start = data.rfind(b"\n", 0, exc.start) + 1
+    line = data.count(b"\n", 0, exc.start) + 1
+    column = len(data[line_start : exc.start].decode(encoding, errors="replace")) + 1
+    name = "UTF-8" if encoding.startswith("utf-8") else encoding.upper()
+    return ConfigError(
+        f"{what} is not {name} text: byte 0x{data[exc.start]:02x} cannot be read",
+        Location(path, line, column),
+        "save the file as UTF-8",
+    )
 
 
 def read_yaml(path: str, what: str = "file") -> tuple[Any, list[ConfigError]]:

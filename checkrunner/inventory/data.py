@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from checkrunner.errors import ConfigError, Location
+from checkrunner.errors import ConfigError, Location, quote
 from checkrunner.inventory.hostnames import is_ascii_number
 from checkrunner.inventory.model import InventoryWarning
 
@@ -99,7 +99,11 @@ class InventoryData:
                 "every group is already inside 'all'",
             )
         if child == parent:
-            raise ConfigError(f"group '{child}' cannot be a child of itself", location)
+            raise ConfigError(
+                f"group '{child}' cannot be a child of itself",
+                location,
+                "remove it from its own :children list",
+            )
         self.group(parent, location, declare=False).children[child] = None
         self.group(child, location, declare=False).parents[parent] = None
         self.edges.setdefault((parent, child), location)
@@ -125,5 +129,7 @@ def _priority(group: str, value: Any, location: Location) -> int:
     if isinstance(value, str) and is_ascii_number(value.strip().removeprefix("-")):
         return int(value)
     raise ConfigError(
-        f"group '{group}': {GROUP_PRIORITY_VAR} must be an integer, got {value!r}", location
+        f"group '{group}': {GROUP_PRIORITY_VAR} must be an integer, got {quote(value)}",
+        location,
+        f"write {GROUP_PRIORITY_VAR}=10 (a higher priority wins)",
     )

@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from checkrunner.config.yaml_loader import read_text
 from checkrunner.errors import ConfigError, Location, did_you_mean
 from checkrunner.inventory.build import VarsSource, build_inventory
 from checkrunner.inventory.data import HOST_LIST, UNGROUPED, InventoryData
@@ -158,17 +159,7 @@ def _vars_bases(inventory_bases: list[str], playbook_dir: str | None) -> list[st
 
 
 def _read_inventory(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8-sig") as handle:
-            return handle.read()
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"inventory is not UTF-8 text ({exc.reason} at byte {exc.start})",
-            Location(path),
-            "is this a binary file? -i takes an inventory file, a directory or a host list",
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read inventory: {exc.strerror}", Location(path)) from None
+    return read_text(path, "inventory")  # undecodable bytes are reported at line:column
 
 
 def _missing_source(path: str) -> ConfigError:

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from checkrunner import settings
 from checkrunner.errors import ConfigError, Location, quote
 from checkrunner.inventory.hostnames import hostname_problem, is_ascii_number, user_problem
 from checkrunner.units import parse_duration
@@ -13,7 +14,7 @@ from checkrunner.units import parse_duration
 # Names Ansible resolves to the implicit localhost when the inventory does not define them.
 LOCALHOST_NAMES = ("localhost", "127.0.0.1", "::1")
 IMPLICIT_LOCALHOST_ADDRESS = "127.0.0.1"
-DEFAULT_PYTHON = "python3"
+DEFAULT_PYTHON = settings.PYTHON_INTERPRETER.default
 
 # ansible_connection values checkrunner can honour, mapped to its two transports.
 CONNECTION_ALIASES = {

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from checkrunner.config.yaml_loader import check_data_depth, nesting_error, read_text
 from checkrunner.errors import ConfigError, Location
 from checkrunner.inventory.model import InventoryWarning
 from checkrunner.inventory.yamlnodes import VAULT_HINT, YamlDocument
@@ -90,8 +91,17 @@ def _load_json_vars(path: str, text: str) -> LoadedVars:
         values = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(
-            f"invalid JSON: {exc.msg}", Location(path, exc.lineno, exc.colno)
+            f"invalid JSON: {exc.msg}",
+            Location(path, exc.lineno, exc.colno),
+            "check the brackets, commas and quotes around this point",
         ) from None
+    except RecursionError:
+        raise nesting_error(path, None, "JSON") from None
+    except ValueError as exc:  # a number of more than 4,300 digits
+        raise ConfigError(
+            f"invalid JSON: {str(exc).split(';')[0]}", Location(path), "write a shorter number"
+        ) from None
+    check_data_depth(values, path)
     if not isinstance(values, dict):
         raise ConfigError(
             "a vars file must be a mapping of variable names to values",
@@ -103,15 +113,7 @@ def _load_json_vars(path: str, text: str) -> LoadedVars:
 
 
 def _read_text(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8-sig") as handle:
-            return handle.read()
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"file is not UTF-8 text ({exc.reason} at byte {exc.start})", Location(path)
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read vars file: {exc.strerror}", Location(path)) from None
+    return read_text(path, "vars file")  # undecodable bytes are reported at line:column
 
 
 def _list_entries(path: str) -> dict[str, bool]:

@@ -147,7 +147,11 @@ def _listing_hostvars(doc: YamlDocument, meta: Node) -> dict[str, Node]:
     if is_null(meta):
         return {}
     if not isinstance(meta, MappingNode):
-        raise ConfigError(f"'_meta' must be a mapping, not {describe(meta)}", doc.location(meta))
+        raise ConfigError(
+            f"'_meta' must be a mapping, not {describe(meta)}",
+            doc.location(meta),
+            "write _meta: {hostvars: {HOST: {name: value}}}",
+        )
     for key, value in doc.items(meta, "_meta"):
         if key.value == "hostvars" and isinstance(value, MappingNode):
             return {host.value: vars_node for host, vars_node in doc.items(value, "_meta.hostvars")}
@@ -190,7 +194,9 @@ def _scalar_nodes(doc: YamlDocument, node: Node, what: str) -> list[ScalarNode]:
     if not isinstance(node, SequenceNode) or not all(
         isinstance(item, ScalarNode) for item in node.value
     ):
-        raise ConfigError(f"{what} must be a list of names", doc.location(node))
+        raise ConfigError(
+            f"{what} must be a list of names", doc.location(node), "write it as [name1, name2]"
+        )
     return node.value
 
 

@@ -7,6 +7,11 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from checkrunner.config.yaml_loader import (
+    check_node_graph,
+    construct_bounded_int,
+    nesting_error,
+)
 from checkrunner.errors import ConfigError, Location, looks_like_private_key, quote
 from checkrunner.inventory.model import InventoryWarning
 from checkrunner.unsafe import UNSAFE_TAG, mark_unsafe
@@ -50,6 +55,7 @@ def _construct_vault(loader: _InventoryLoader, node: Node) -> Any:
 
 _InventoryLoader.add_constructor(UNSAFE_TAG, _construct_unsafe)
 _InventoryLoader.add_constructor("!vault", _construct_vault)
+_InventoryLoader.add_constructor("tag:yaml.org,2002:int", construct_bounded_int)
 
 
 def yaml_error(exc: yaml.YAMLError, path: str) -> ConfigError:
@@ -68,6 +74,8 @@ def yaml_error(exc: yaml.YAMLError, path: str) -> ConfigError:
         ("did not find expected key", "mapping values are not allowed", "expected <block end>")
     ):
         hint = "check the indentation: the keys of one mapping start in the same column"
+    elif "number is too long" in problem:
+        hint = "write a shorter number, or quote it if it is meant as text"
     elif "could not determine a constructor" in problem:
         hint = "only standard YAML tags and Ansible's !unsafe are understood"
     return ConfigError(message, location, hint)
@@ -83,9 +91,15 @@ class YamlDocument:
         self._loader = _InventoryLoader(text)
         try:
             self.root: Node | None = self._loader.get_single_node()
+            check_node_graph(self.root, path)  # alias bombs, loops, nesting
         except yaml.YAMLError as exc:
             self.close()
+            if "nesting depth" in str(exc):  # libyaml's own limit (1,000 levels)
+                raise nesting_error(path, getattr(exc, "problem_mark", None)) from None
             raise yaml_error(exc, path) from None
+        except ConfigError:
+            self.close()
+            raise
 
     def close(self) -> None:
         self._loader.dispose()
@@ -121,6 +135,7 @@ class YamlDocument:
                 raise ConfigError(
                     f"{what}: a key must be a plain name, not {describe(key_node)}",
                     self.location(key_node),
+                    "write the name itself as the key, e.g. web1:",
                 )
         return node.value
 

@@ -5,31 +5,33 @@ A spec without a path (or with the path "-") writes to stdout; only one reporter
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from checkrunner.errors import ConfigError, did_you_mean
 from checkrunner.report.base import Reporter, atomic_write, color_wanted, is_special_file
-from checkrunner.report.json_report import JsonReporter
-from checkrunner.report.junit import JunitReporter
-from checkrunner.report.markdown import MarkdownReporter
-from checkrunner.report.nagios import NagiosReporter, nagios_exit_code, nagios_state
-from checkrunner.report.terminal import TerminalReporter
 
-REPORTERS: dict[str, type[Reporter]] = {
-    reporter.name: reporter
-    for reporter in (
-        TerminalReporter,
-        JsonReporter,
-        JunitReporter,
-        MarkdownReporter,
-        NagiosReporter,
-    )
+# The registry (goss' Outputers()): each format and the class that writes it. Declared
+# without importing the reporters (the terminal one needs rich, which is slow to import),
+# so the command line builds its --report help from it at every start, for free.
+FORMATS: dict[str, str] = {
+    "terminal": "checkrunner.report.terminal:TerminalReporter",
+    "json": "checkrunner.report.json_report:JsonReporter",
+    "junit": "checkrunner.report.junit:JunitReporter",
+    "markdown": "checkrunner.report.markdown:MarkdownReporter",
+    "nagios": "checkrunner.report.nagios:NagiosReporter",
 }
-DEFAULT_FORMAT = TerminalReporter.name
+DEFAULT_FORMAT = "terminal"
+_ALSO_EXPORTED = {  # imported on first use, like the reporters
+    "nagios_exit_code": "checkrunner.report.nagios:nagios_exit_code",
+    "nagios_state": "checkrunner.report.nagios:nagios_state",
+}
 
 __all__ = [
     "DEFAULT_FORMAT",
+    "FORMATS",
     "REPORTERS",
     "JsonReporter",
     "JunitReporter",
@@ -41,10 +43,37 @@ __all__ = [
     "color_wanted",
     "create_reporter",
     "create_reporters",
+    "format_help",
     "nagios_exit_code",
     "nagios_state",
     "parse_spec",
+    "reporter_class",
 ]
+
+
+def format_help() -> str:
+    """The --report help: every registered format, the default marked."""
+    names = [f"{name} (default)" if name == DEFAULT_FORMAT else name for name in FORMATS]
+    return f"{', '.join(names)}; PATH or stdout; repeatable"
+
+
+def reporter_class(name: str) -> type[Reporter]:
+    """The reporter class registered for format `name` (KeyError if none is)."""
+    return _load(FORMATS[name])
+
+
+def _load(where: str) -> Any:
+    module, _, attribute = where.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "REPORTERS":
+        return {format_name: reporter_class(format_name) for format_name in FORMATS}
+    for where in (*FORMATS.values(), *_ALSO_EXPORTED.values()):
+        if where.endswith(f":{name}"):
+            return _load(where)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
@@ -59,14 +88,13 @@ def create_reporter(spec: str, verbose: int = 0, *, color: bool | None = None) -
     """The reporter for one `FORMAT[:PATH]` spec; ConfigError for an unknown format or a
     path that cannot be written, so that a bad --report stops the run before it starts."""
     name, path = parse_spec(spec)
-    reporter_class = REPORTERS.get(name)
-    if reporter_class is None:
+    if name not in FORMATS:
         raise ConfigError(
             f"--report {spec!r}: unknown report format {name!r}", hint=_format_hint(name)
         )
     if path is not None:
         _check_writable(spec, path)
-    return reporter_class(path, verbose=verbose, color=color)
+    return reporter_class(name)(path, verbose=verbose, color=color)
 
 
 def create_reporters(
@@ -81,8 +109,8 @@ def create_reporters(
 
 
 def _format_hint(name: str) -> str:
-    known = f"known formats: {', '.join(sorted(REPORTERS))}"
-    suggestion = did_you_mean(name, REPORTERS)
+    known = f"known formats: {', '.join(sorted(FORMATS))}"
+    suggestion = did_you_mean(name, FORMATS)
     return f"{suggestion} ({known})" if suggestion else known
 
 
@@ -119,12 +147,21 @@ def _check_writable(spec: str, path: str) -> None:
         )
     if is_special_file(target):
         if not os.access(target, os.W_OK):
-            raise ConfigError(f"--report {spec!r}: cannot write to {path} (permission denied)")
+            raise ConfigError(
+                f"--report {spec!r}: cannot write to {path} (permission denied)",
+                hint="write the report where you may, or to stdout: --report FORMAT:-",
+            )
         return
     ancestor = os.path.dirname(target)
     while not os.path.exists(ancestor):
         ancestor = os.path.dirname(ancestor)
     if not os.path.isdir(ancestor):
-        raise ConfigError(f"--report {spec!r}: {ancestor} is a file, not a directory")
+        raise ConfigError(
+            f"--report {spec!r}: {ancestor} is a file, not a directory",
+            hint="give a path whose folders exist or can be made",
+        )
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ConfigError(f"--report {spec!r}: cannot write in {ancestor} (permission denied)")
+        raise ConfigError(
+            f"--report {spec!r}: cannot write in {ancestor} (permission denied)",
+            hint="write the report where you may, or to stdout: --report FORMAT:-",
+        )

@@ -1,7 +1,8 @@
 """The embedded state database: one SQLite file on the control node, private to its owner.
 
-It holds what must survive between runs: log offsets, measurement history and, later,
-alert state and the outbox. Nothing is ever written on a target.
+It holds what must survive between runs: log offsets and measurement history (logs.py),
+alert state, the notification log and the outbox (alerts.py). Nothing is ever written on a
+target.
 
 Several checkrun processes may share one file (cron and a hand run overlapping): WAL mode
 lets readers go on during a write, and writers wait up to BUSY_TIMEOUT for each other.
@@ -15,9 +16,10 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+from checkrunner import settings
 from checkrunner.errors import ConfigError
 
-STATE_ENV = "CHECKRUN_STATE"
+STATE_ENV = settings.STATE.env
 BUSY_TIMEOUT_MS = 30_000
 
 # Each entry moves the schema from version N to N+1; never edit one that has shipped.
@@ -111,13 +113,7 @@ MIGRATIONS: tuple[str, ...] = (
 
 def default_state_path() -> str:
     """$CHECKRUN_STATE, else $XDG_STATE_HOME/checkrunner/state.db (~/.local/state/...)."""
-    explicit = os.environ.get(STATE_ENV)
-    if explicit:
-        return explicit
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "state"
-    )
-    return os.path.join(base, "checkrunner", "state.db")
+    return settings.state_path()
 
 
 class StateDB:

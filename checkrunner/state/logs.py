@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from checkrunner.evaluate.history import AnomalySettings, detect_anomaly, rate, rate_unit
 from checkrunner.plan import Plan, PlannedCheck
 from checkrunner.state.failpoints import failpoint
+from checkrunner.state.keys import CheckKey
 
 if TYPE_CHECKING:
     from checkrunner.state.db import StateDB
@@ -35,20 +36,6 @@ LOG_MODULE = "log"
 CURSORS_ARG = "_cursors"
 HISTORY_KEEP = 500  # values kept per series; anomaly windows are far shorter
 _GLOB = re.compile(r"[*?\[]")
-
-
-@dataclass(frozen=True)
-class CheckKey:
-    """A check on a host, as the state database keys it (log offsets, failure streaks)."""
-
-    host: str
-    play: str
-    check: str
-
-    @classmethod
-    def of(cls, planned: PlannedCheck) -> CheckKey:
-        identity = planned.identity
-        return cls(identity.host, identity.play, identity.name)
 
 
 @dataclass

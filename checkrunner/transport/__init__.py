@@ -1,15 +1,24 @@
-"""Transports: local and ssh. A transport knows nothing about checks."""
+"""Transports: local and ssh. A transport knows nothing about checks.
+
+A run's transports and their connections belong to one Transports object (pool.py), made by
+the caller and handed to the runner; nothing here keeps connection state in module globals.
+"""
 
 from __future__ import annotations
-
-import threading
 
 from checkrunner.transport.answer import ProtocolError, parse_output, read_answer
 from checkrunner.transport.base import ExecResult, Transport, Unreachable
 from checkrunner.transport.local import LocalTransport
 from checkrunner.transport.payload import Batch, BatchCheck, BatchOptions, build_payload
+from checkrunner.transport.pool import (
+    SUPPORTED_CONNECTIONS,
+    Transports,
+    check_connection,
+    unsupported_connection,
+)
 
 __all__ = [
+    "SUPPORTED_CONNECTIONS",
     "Batch",
     "BatchCheck",
     "BatchOptions",
@@ -17,91 +26,11 @@ __all__ = [
     "LocalTransport",
     "ProtocolError",
     "Transport",
+    "Transports",
     "Unreachable",
-    "abort_transports",
     "build_payload",
     "check_connection",
-    "close_transports",
-    "configure_ssh",
-    "get_transport",
     "parse_output",
     "read_answer",
     "unsupported_connection",
 ]
-
-_LOCAL = LocalTransport()
-SUPPORTED_CONNECTIONS = ("local", "ssh")  # Host maps smart/paramiko/paramiko_ssh to "ssh"
-_ssh: Transport | None = None
-_ssh_options = None  # SSHOptions of this run; defaults when never configured
-_ssh_lock = threading.Lock()
-
-
-def check_connection(host) -> None:
-    """ConfigError unless `host`'s connection settings are usable (cheap: no I/O). For ssh
-    hosts this refuses, at the inventory line, the host names, users and ports that OpenSSH
-    refuses, before any of them can reach a ProxyCommand. An unsupported connection type is
-    no input error: see unsupported_connection."""
-    check_settings = getattr(host, "check_ssh_settings", None)
-    if host.connection == "ssh" and check_settings is not None:
-        check_settings()
-
-
-def unsupported_connection(host) -> Unreachable | None:
-    """Why checkrunner cannot run anything on `host` (ansible_connection=winrm ...), or None."""
-    if host.connection in SUPPORTED_CONNECTIONS:
-        return None
-    from checkrunner.errors import did_you_mean
-    from checkrunner.results import UnreachableReason
-
-    typo = did_you_mean(host.connection.lower(), ("ssh", "local", "paramiko", "smart"))
-    return Unreachable(
-        UnreachableReason.UNSUPPORTED_CONNECTION,
-        f"ansible_connection '{host.connection}' is not supported: checkrunner runs checks "
-        f"over ssh or locally{f' ({typo})' if typo else ''}",
-    )
-
-
-def configure_ssh(options) -> None:
-    """The ssh settings of this run (command line); call before build_plan."""
-    global _ssh, _ssh_options
-    with _ssh_lock:
-        if _ssh is not None:
-            _ssh.close()
-        _ssh, _ssh_options = None, options
-
-
-def get_transport(host) -> Transport:
-    """The transport for `host`; the SSH one is built on first use (ConfigError if misconfigured)."""
-    global _ssh
-    unsupported = unsupported_connection(host)
-    if unsupported is not None:
-        raise unsupported
-    check_connection(host)
-    if host.connection == "local":
-        return _LOCAL
-    with _ssh_lock:
-        if _ssh is None:
-            # paramiko is heavy to import: only runs that reach SSH hosts pay for it, and
-            # they skip the parts of its start-up that checkrunner never uses
-            from checkrunner.transport.paramiko_import import import_paramiko
-
-            import_paramiko(getattr(_ssh_options, "ssh_config", None))
-            from checkrunner.transport.ssh import SSHTransport
-
-            _ssh = SSHTransport(_ssh_options)
-        return _ssh
-
-
-def abort_transports() -> None:
-    """Stop every batch still running, on any transport (Ctrl-C)."""
-    _LOCAL.abort()
-    with _ssh_lock:
-        if _ssh is not None:
-            _ssh.abort()
-
-
-def close_transports() -> None:
-    """Close every connection this run opened (shared jump hosts included)."""
-    with _ssh_lock:
-        if _ssh is not None:
-            _ssh.close()

@@ -9,7 +9,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from checkrunner import catalog
+from checkrunner import catalog, settings
 from checkrunner.transport.answer import PROTOCOL_VERSION
 
 # What the target executes; the compressed program arrives on its stdin. A become password
@@ -24,10 +24,6 @@ BOOTSTRAP = (
 def with_become_password(payload: bytes, password: str | None) -> bytes:
     """The stdin of a `sudo -S` batch: the password line, then the program."""
     return payload if password is None else password.encode("utf-8") + b"\n" + payload
-
-
-DEFAULT_TARGET_NICE = 10
-DEFAULT_TARGET_MEMORY_LIMIT = 512 * 1024**2
 
 
 @dataclass
@@ -45,10 +41,9 @@ class BatchCheck:
 class BatchOptions:
     psutil: bool = True
     max_parallel: int = 16
-    nice: int = (
-        DEFAULT_TARGET_NICE  # the batch runs at lower CPU priority so a check never hurts its host
-    )
-    memory_limit: int = DEFAULT_TARGET_MEMORY_LIMIT  # RLIMIT_DATA bytes on the target; 0: none
+    # the batch runs at lower CPU priority so a check never hurts its host
+    nice: int = settings.TARGET_NICE.default
+    memory_limit: int = settings.TARGET_MEMORY_LIMIT.default  # RLIMIT_DATA bytes; 0: none
 
     def to_wire(self) -> dict[str, Any]:
         return {

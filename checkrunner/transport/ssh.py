@@ -3,7 +3,8 @@
 The target runs `[sudo -n -u USER --] PYTHON -c BOOTSTRAP` with the compressed batch program
 on stdin; stdout and stderr are read until the command ends or the host deadline passes. A
 watchdog closes the connection at the deadline, so a hung target never holds the run (one
-watchdog thread serves every session: a timer thread per host would cost a thread start each).
+watchdog thread per transport serves every session: a timer thread per host would cost a
+thread start each; it starts on first use and stops when the transport is closed).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 import paramiko
 
+from checkrunner import settings
 from checkrunner.errors import ConfigError
 from checkrunner.results import UnreachableReason
 from checkrunner.transport.answer import RESULT_MARKER
@@ -55,11 +57,13 @@ __all__ = [
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 _CHUNK = 65536
-DEFAULT_PYTHON = "python3"
+DEFAULT_PYTHON = settings.PYTHON_INTERPRETER.default
 
 
 class SSHTransport(Transport):
-    """Runs batches over SSH; known_hosts and ~/.ssh/config are read once per transport."""
+    """Runs batches over SSH; known_hosts and ~/.ssh/config are read once per transport, which
+    owns the shared jump-host connections and the deadline watchdog (transport.Transports
+    owns the transport)."""
 
     name = "ssh"
 
@@ -68,6 +72,7 @@ class SSHTransport(Transport):
         self.known_hosts = KnownHostsStore(self.options.accept_new_file)
         self._resolver = EndpointResolver(self.options)
         self._connector = Connector(self.options, HostKeyChecker(self.known_hosts))
+        self._watchdog = _Watchdog()
         self._sessions: set[_Session] = set()
         self._aborted = False
         self._lock = threading.Lock()
@@ -78,7 +83,7 @@ class SSHTransport(Transport):
         interpreter = getattr(host, "python_interpreter", None) or DEFAULT_PYTHON
         password = _become_password(host, endpoint)
         command = _command_for(host, interpreter, endpoint, password is not None)
-        session = _Session(endpoint, timeout)
+        session = _Session(endpoint, timeout, self._watchdog)
         with self._tracked(session):
             result = session.run(
                 self._connector, command, with_become_password(payload, password), deadline
@@ -98,8 +103,10 @@ class SSHTransport(Transport):
         self._connector.abort()
 
     def close(self) -> None:
-        """Close the shared jump-host connections; the transport may be used again afterwards."""
+        """Close the shared jump-host connections and stop the watchdog thread; the transport
+        may be used again afterwards."""
         self._connector.close()
+        self._watchdog.stop()
         with self._lock:
             self._aborted = False
 
@@ -183,9 +190,10 @@ class _HostDeadline(Exception):
 class _Session:
     """One host's connection and exec; the watchdog or Ctrl-C may close it from another thread."""
 
-    def __init__(self, endpoint: Endpoint, timeout: float):
+    def __init__(self, endpoint: Endpoint, timeout: float, watchdog: _Watchdog):
         self.endpoint = endpoint
         self.timeout = timeout
+        self._watchdog = watchdog
         self.expired = False
         self.aborted = False
         self._transport: paramiko.Transport | None = None
@@ -194,7 +202,7 @@ class _Session:
     def run(
         self, connector: Connector, command: str, payload: bytes, deadline: float
     ) -> ExecResult:
-        watch = _WATCHDOG.watch(self, deadline)
+        watch = self._watchdog.watch(self, deadline)
         connection: Connection | None = None
         try:
             connection = connector.connect(self.endpoint, deadline, on_transport=self.attach)
@@ -206,7 +214,7 @@ class _Session:
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise self._interrupted() or self._lost(exc) from None
         finally:
-            _WATCHDOG.cancel(watch)
+            self._watchdog.cancel(watch)
             if connection is not None:
                 connection.close()
         interrupted = self._interrupted()
@@ -255,7 +263,8 @@ class _Session:
 
 
 class _Watchdog:
-    """Expires sessions whose host deadline has passed, from one thread started on first use."""
+    """Expires sessions whose host deadline has passed, from one thread started on first use
+    and stopped by stop() (the next watch() starts another)."""
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
@@ -286,17 +295,31 @@ class _Watchdog:
                 self._deadlines = [e for e in self._deadlines if e[1] in self._watched]
                 heapq.heapify(self._deadlines)
 
+    def stop(self) -> None:
+        """End the thread; deadlines still watched are kept for the next one."""
+        with self._condition:
+            thread, self._thread = self._thread, None
+            self._condition.notify_all()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
     def _run(self) -> None:
         while True:
-            for session in self._wait_for_due():
+            due = self._wait_for_due()
+            if due is None:
+                return
+            for session in due:
                 try:
                     session.expire()  # outside the lock: closing may take a moment
                 except Exception:  # one failed close must not end the watch over the others
                     logging.getLogger(__name__).debug("closing a session failed", exc_info=True)
 
-    def _wait_for_due(self) -> list[_Session]:
+    def _wait_for_due(self) -> list[_Session] | None:
+        """The sessions due now, or None once this thread has been stopped."""
         with self._condition:
             while True:
+                if self._thread is not threading.current_thread():
+                    return None
                 while self._deadlines and self._deadlines[0][1] not in self._watched:
                     heapq.heappop(self._deadlines)
                 if not self._deadlines:
@@ -313,9 +336,6 @@ class _Watchdog:
                         self._watched.discard(token)
                         due.append(session)
                 return due
-
-
-_WATCHDOG = _Watchdog()
 
 
 def _execute(

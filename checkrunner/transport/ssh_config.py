@@ -14,6 +14,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from checkrunner import settings
 from checkrunner.errors import ConfigError
 from checkrunner.inventory.hostnames import hostname_problem, user_problem
 from checkrunner.transport.base import CHECKING_MODES, OFF, STRICT
@@ -27,7 +28,6 @@ if TYPE_CHECKING:  # paramiko is imported when a transport is made, not when opt
     import paramiko
 
 DEFAULT_PORT = 22
-DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_SSH_CONFIG = "~/.ssh/config"
 DEFAULT_USER_KNOWN_HOSTS = ("~/.ssh/known_hosts", "~/.ssh/known_hosts2")
 DEFAULT_GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2")
@@ -195,7 +195,7 @@ class EndpointResolver:
         ):
             if candidate is not None and candidate > 0:
                 return float(candidate)
-        return DEFAULT_CONNECT_TIMEOUT
+        return settings.CONNECT_TIMEOUT.default
 
     def _lookup(self, name: str) -> dict[str, Any]:
         return dict(self._config.lookup(name)) if self._config is not None else {}

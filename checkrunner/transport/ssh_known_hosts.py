@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from checkrunner.results import UnreachableReason
+from checkrunner.settings import state_directory
 from checkrunner.transport.base import ACCEPT_NEW, OFF, Unreachable
 
 _HASH_MAGIC = "|1|"
@@ -322,7 +323,4 @@ def _revoked_message(request: HostKeyRequest, key: KnownKey) -> str:
 
 def default_accept_new_file() -> str:
     """checkrunner's own record of keys accepted with accept-new ($XDG_STATE_HOME aware)."""
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "state"
-    )
-    return os.path.join(state, "checkrunner", "known_hosts")
+    return os.path.join(state_directory(), "known_hosts")

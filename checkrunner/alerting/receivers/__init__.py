@@ -7,6 +7,10 @@ Each module `checkrunner.alerting.receivers.<kind>` defines:
 - ``SEND_RESOLVED_DEFAULT``: Alertmanager's per-type default of ``send_resolved``.
 - ``RATE_LIMIT``: ``(N, window_seconds)``, at most N messages per window per destination,
   or None.
+- ``KEEPS_ALERTS``: False for a receiver told through the notification log (new alerts,
+  resolved ones, repeat_interval); True for one that keeps alerts itself and forgets those not
+  re-sent (Alertmanager): every run sends it every firing alert its route matches, muted
+  ones annotated ``muted_by``, and the interval observed between runs.
 - ``OPTIONS``: the argument spec, as check modules'; ``"secret": True`` marks options that
   hold secrets, ``"template": True`` the Jinja2 templates rendered per notification (the
   loader must leave those unrendered).

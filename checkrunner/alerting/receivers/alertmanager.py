@@ -35,6 +35,11 @@ from checkrunner.alerting.receivers.http import HTTP_OPTIONS, post_json
 KIND = "alertmanager"
 SEND_RESOLVED_DEFAULT = True  # it is how Alertmanager learns that an alert resolved
 RATE_LIMIT: tuple[int, float] | None = None
+# Alertmanager keeps alerts itself and forgets one that is not re-sent: it gets every firing
+# alert its route matches on every run, muted ones too (annotated `muted_by`: its own inhibit
+# rules and silences decide), with the interval observed between runs; it dedups, groups and
+# repeats by itself, so the notification log is not consulted for it.
+KEEPS_ALERTS = True
 
 API_PATH = "/api/v2/alerts"
 TEST_ALERTNAME = "CheckrunnerTestNotification"
@@ -47,6 +52,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "urls": {
         "type": "list",
         "elements": "str",
+        "format": "url",
         "required": True,
         "description": "Base URL of every Alertmanager replica, e.g. http://am1:9093 "
         "(each gets every alert; /api/v2/alerts is appended).",

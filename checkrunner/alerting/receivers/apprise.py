@@ -24,6 +24,7 @@ from checkrunner.alerting.receivers.base import (
 KIND = "apprise"
 SEND_RESOLVED_DEFAULT = True
 RATE_LIMIT: tuple[int, float] | None = None
+KEEPS_ALERTS = False  # told through the notification log: new, resolved, repeat_interval
 MISSING = "the apprise receiver needs `pip install checkrunner[apprise]`"
 
 OPTIONS: dict[str, dict[str, Any]] = {

@@ -31,6 +31,7 @@ from checkrunner.alerting.receivers.http import HTTP_OPTIONS, im_verdict, post_j
 KIND = "dingtalk"
 SEND_RESOLVED_DEFAULT = True  # webhook-like: the recovery message is the point
 RATE_LIMIT: tuple[int, float] | None = (20, 60.0)  # 20 a minute per robot
+KEEPS_ALERTS = False  # told through the notification log: new, resolved, repeat_interval
 
 API_URL = "https://oapi.dingtalk.com/robot/send"
 #: Content limit in UTF-8 bytes (about 20 KB; not documented exactly).
@@ -43,6 +44,7 @@ BUSY = (-1,)  # system busy
 OPTIONS: dict[str, dict[str, Any]] = {
     "url": {
         "type": "str",
+        "format": "url",
         "secret": True,
         "description": "The robot's webhook URL, "
         "https://oapi.dingtalk.com/robot/send?access_token=TOKEN.",

@@ -27,6 +27,7 @@ from checkrunner.alerting.receivers.base import (
 KIND = "email"
 SEND_RESOLVED_DEFAULT = False  # as Alertmanager's email receiver
 RATE_LIMIT: tuple[int, float] | None = None
+KEEPS_ALERTS = False  # told through the notification log: new, resolved, repeat_interval
 IMPLICIT_TLS_PORT = 465
 
 OPTIONS: dict[str, dict[str, Any]] = {

@@ -26,6 +26,7 @@ from checkrunner.alerting.receivers.http import HTTP_OPTIONS, encode_json, im_ve
 KIND = "feishu"
 SEND_RESOLVED_DEFAULT = True  # webhook-like: the recovery message is the point
 RATE_LIMIT: tuple[int, float] | None = (100, 60.0)  # 100 a minute (and 5 a second) per bot
+KEEPS_ALERTS = False  # told through the notification log: new, resolved, repeat_interval
 
 #: The request body may be at most 20 KB; room is kept for timestamp and sign.
 BODY_LIMIT = 20000
@@ -36,6 +37,7 @@ RATE_LIMITED = {11232: 60.0, 9499: 60.0}
 OPTIONS: dict[str, dict[str, Any]] = {
     "url": {
         "type": "str",
+        "format": "url",
         "required": True,
         "secret": True,
         "description": "The bot's webhook URL, https://open.feishu.cn/open-apis/bot/v2/hook/TOKEN "

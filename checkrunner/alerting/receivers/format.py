@@ -275,34 +275,17 @@ def _cut_line(line: str, limit: int, size: Callable[[str], int]) -> list[str]:
 # ----------------------------------------------------------------------------- templates
 
 
-_MAX_REPEAT = 1_000_000  # `'x' * n` and `[..] * n` beyond this many items are refused
-_MAX_EXPONENT = 10_000
-
-
 @functools.lru_cache(maxsize=2)
 def sandbox(autoescape: bool) -> Any:
-    """The immutable Jinja2 sandbox with StrictUndefined, `*` and `**` bounded (Jinja2 is
+    """The playbook's bounded, immutable Jinja2 sandbox with StrictUndefined (Jinja2 is
     imported only when a receiver has a template)."""
     from jinja2 import StrictUndefined
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    class Sandbox(ImmutableSandboxedEnvironment):
-        intercepted_binops = frozenset({"*", "**"})
+    from checkrunner.config.jinja_sandbox import BoundedSandbox
 
-        def call_binop(self, context, operator, left, right):
-            if operator == "*":
-                for count, other in ((left, right), (right, left)):
-                    if (
-                        isinstance(count, int)
-                        and isinstance(other, (str, list, tuple))
-                        and count * max(len(other), 1) > _MAX_REPEAT
-                    ):
-                        raise RenderError("a template repeats a value too many times")
-            if operator == "**" and isinstance(right, (int, float)) and abs(right) > _MAX_EXPONENT:
-                raise RenderError("a template raises to too large a power")
-            return super().call_binop(context, operator, left, right)
-
-    return Sandbox(undefined=StrictUndefined, autoescape=autoescape, keep_trailing_newline=False)
+    return BoundedSandbox(
+        undefined=StrictUndefined, autoescape=autoescape, keep_trailing_newline=False
+    )
 
 
 @functools.lru_cache(maxsize=256)
@@ -336,7 +319,8 @@ def render_template(
     if isinstance(source, UnsafeText):
         return str(source)
     try:
-        return _compile(source, autoescape).render(dict(variables))
+        with sandbox(autoescape).bounded():
+            return _compile(source, autoescape).render(dict(variables))
     except RenderError as exc:
         raise RenderError(f"template of option '{option}': {exc}") from None
     except Exception as exc:  # TemplateError (syntax, undefined, SecurityError) and the

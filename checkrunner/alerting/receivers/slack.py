@@ -25,6 +25,7 @@ from checkrunner.alerting.receivers.http import HTTP_OPTIONS, post_json
 KIND = "slack"
 SEND_RESOLVED_DEFAULT = False  # as Alertmanager's slack receiver
 RATE_LIMIT: tuple[int, float] | None = (60, 60.0)  # about one message a second
+KEEPS_ALERTS = False  # told through the notification log: new, resolved, repeat_interval
 
 #: Slack truncates longer message text (about 40k characters); longer messages are split.
 TEXT_LIMIT = 38000
@@ -33,6 +34,7 @@ COLORS = {"firing": "danger", "resolved": "good", "test": "#439FE0"}
 OPTIONS: dict[str, dict[str, Any]] = {
     "api_url": {
         "type": "str",
+        "format": "url",
         "secret": True,
         "description": "The incoming webhook URL, https://hooks.slack.com/services/T/B/X.",
     },

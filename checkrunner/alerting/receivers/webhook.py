@@ -24,10 +24,12 @@ from checkrunner.alerting.receivers.http import HTTP_OPTIONS, classify, encode_j
 KIND = "webhook"
 SEND_RESOLVED_DEFAULT = True
 RATE_LIMIT: tuple[int, float] | None = None
+KEEPS_ALERTS = False  # told through the notification log: new, resolved, repeat_interval
 
 OPTIONS: dict[str, dict[str, Any]] = {
     "url": {
         "type": "str",
+        "format": "url",
         "secret": True,
         "description": "URL to POST to.",
     },

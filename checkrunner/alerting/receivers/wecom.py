@@ -27,6 +27,7 @@ from checkrunner.alerting.receivers.http import HTTP_OPTIONS, im_verdict, post_j
 KIND = "wecom"
 SEND_RESOLVED_DEFAULT = False  # as Alertmanager's wechat receiver
 RATE_LIMIT: tuple[int, float] | None = (20, 60.0)  # 20 messages a minute per robot
+KEEPS_ALERTS = False  # told through the notification log: new, resolved, repeat_interval
 
 API_URL = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
 #: Content limits in UTF-8 bytes (errcode 40058 beyond them).
@@ -37,6 +38,7 @@ BUSY = (-1,)  # system busy
 OPTIONS: dict[str, dict[str, Any]] = {
     "url": {
         "type": "str",
+        "format": "url",
         "secret": True,
         "description": "The robot's webhook URL, "
         "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=KEY.",

@@ -1,0 +1,404 @@
+"""The alerting pipeline's stages, each a pure function over small values (Alertmanager's
+notify/ pipeline: dedup, mute, time intervals), so that each is tested on its own and a
+long-running process can run them again and again. What was stored comes in as values,
+what is to be stored goes out as values, and the time is an argument; engine.py reads and
+writes the state store around them.
+
+In pipeline order:
+- observe_run: results -> observations (the alert each failing check would raise);
+- next_run_times: the intervals between each check's runs (the endsAt of kept alerts);
+- next_streaks: consecutive failing runs per check;
+- update_alerts: `for:` (pending until the streak is long enough), firing, resolved; an
+  alert whose host was unreachable keeps its state: no result is not a recovery;
+- mute: a host that is UNREACHABLE mutes its own check alerts, a failing `depends_on` check
+  mutes its dependants, then inhibit rules;
+- group: the routing tree, (receiver, groupKey) -> alerts;
+- time_muted: a route's mute/active time intervals hold its notifications;
+- dedup: the notification log decides whether a group is notified now;
+- for_receiver: a receiver config's own share of a notification (send_resolved);
+- render_messages: a notification rendered by its receiver into outbox messages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from checkrunner.alerting.config import ReceiverConfig
+from checkrunner.alerting.model import FIRING, RESOLVED, Alert, Notification
+from checkrunner.alerting.route import InhibitRule, Route
+from checkrunner.alerting.timeinterval import NamedInterval
+from checkrunner.results import RunResult, Status
+from checkrunner.state.alerts import LogEntry, OutboxMessage, RunTimes, StoredAlert
+from checkrunner.state.keys import CheckKey
+
+SEVERITY = {
+    Status.WARNING: "warning",
+    Status.CRITICAL: "critical",
+    Status.UNKNOWN: "unknown",
+}
+UNREACHABLE_ALERT = "host unreachable"
+MUTED_ANNOTATION = "muted_by"  # why checkrun mutes an alert it still posts to Alertmanager
+GAPS_KEPT = 5  # intervals between a check's runs remembered (their largest one counts)
+MAX_OBSERVED_INTERVAL = 86400.0  # a check idle longer than a day does not stretch endsAt more
+
+
+# -- observing a run -----------------------------------------------------------------------
+
+
+@dataclass
+class Observation:
+    """One check's outcome in this run, as alerting sees it."""
+
+    ref: CheckKey
+    failing: bool
+    alert: Alert | None  # the alert it would raise (labels and annotations), when failing
+    for_runs: int = 1
+    depends_on: tuple[str, ...] = ()
+
+
+@dataclass
+class RunObservations:
+    checks: list[Observation] = field(default_factory=list)
+    unreachable: dict[str, Alert] = field(default_factory=dict)  # host -> its alert
+    ran: list[CheckKey] = field(default_factory=list)  # every check run, or planned on a host
+    # that could not be reached (the time between runs is measured on these)
+
+    @property
+    def hosts_seen(self) -> set[str]:
+        return {o.ref.host for o in self.checks}
+
+
+CheckSettings = dict[CheckKey, tuple[int, tuple[str, ...]]]  # `for` and `depends_on`
+
+
+def check_settings(plan) -> CheckSettings:
+    """`for` and `depends_on` of every check the plan runs (not those that tags or `when`
+    leave out), by host, play and name."""
+    return {
+        CheckKey.of(c): (c.identity.for_runs, c.identity.depends_on)
+        for hp in plan.hosts
+        for c in hp.runnable
+    }
+
+
+def observe_run(run: RunResult, settings: CheckSettings, now: float) -> RunObservations:
+    """The alerts this run's results raise. `settings`: `for` and `depends_on` per check."""
+    observations = RunObservations()
+    planned: dict[str, list[CheckKey]] = defaultdict(list)
+    for key in settings:
+        planned[key.host].append(key)
+    for host in run.hosts:
+        if not host.reachable:
+            observations.unreachable[host.host] = Alert(
+                labels={"alertname": UNREACHABLE_ALERT, "host": host.host, "severity": "critical"},
+                annotations={"message": f"{host.reason or 'unreachable'}: {host.message}".strip()},
+                starts_at=now,
+            )
+            observations.ran += planned[host.host]
+            continue
+        for check in host.checks:
+            if check.status == Status.SKIPPED:
+                continue
+            ref = CheckKey(check.host, check.play, check.name)
+            for_runs, depends_on = settings.get(ref, (1, ()))
+            failing = check.status in SEVERITY
+            alert = _check_alert(check, now) if failing else None
+            observations.checks.append(Observation(ref, failing, alert, for_runs, depends_on))
+            observations.ran.append(ref)
+    return observations
+
+
+def _check_alert(check, now: float) -> Alert:
+    labels = {
+        **{k: str(v) for k, v in check.labels.items()},
+        "alertname": check.name,
+        "host": check.host,
+        "play": check.play,
+        "severity": SEVERITY[check.status],
+        "module": check.module,
+    }
+    annotations = {"message": check.message}
+    if check.value is not None:
+        annotations["value"] = f"{check.value:g}{check.unit}"
+    if check.thresholds.warn is not None:
+        annotations["warn"] = str(check.thresholds.warn)
+    if check.thresholds.crit is not None:
+        annotations["crit"] = str(check.thresholds.crit)
+    return Alert(labels=labels, annotations=annotations, starts_at=now)
+
+
+# -- run times and streaks -----------------------------------------------------------------
+
+
+def next_run_times(
+    before: dict[CheckKey, RunTimes], ran: list[CheckKey], now: float
+) -> tuple[dict[CheckKey, RunTimes], float | None]:
+    """These checks ran now: their run times to store, and the largest of their recent
+    intervals between runs (at most MAX_OBSERVED_INTERVAL), or None when none ran before.
+
+    Measured per check, not per run: playbooks sharing a state database, --tags and
+    --limit run a check less often than the database sees runs.
+    """
+    after: dict[CheckKey, RunTimes] = {}
+    largest: float | None = None
+    for key in set(ran):
+        previous = before.get(key)
+        gaps = previous.gaps if previous else ()
+        if previous is not None and now > previous.ran_at:
+            gaps = (*gaps, now - previous.ran_at)[-GAPS_KEPT:]
+        if gaps:
+            largest = max(largest or 0.0, *gaps)
+        after[key] = RunTimes(now, gaps)
+    return after, None if largest is None else min(largest, MAX_OBSERVED_INTERVAL)
+
+
+def next_streaks(before: dict[CheckKey, int], checks: list[Observation]) -> dict[CheckKey, int]:
+    """Consecutive failing runs of each observed check, this run included (0 once it passes)."""
+    return {obs.ref: before.get(obs.ref, 0) + 1 if obs.failing else 0 for obs in checks}
+
+
+# -- alert state ---------------------------------------------------------------------------
+
+
+@dataclass
+class AlertState:
+    """What one run makes of the alerts: `raised` (to store as firing, with the start of
+    their incident) and `resolved` change the store; `firing` adds the stored alerts of
+    hosts that could not be reached, which stay firing."""
+
+    raised: list[Alert] = field(default_factory=list)
+    firing: list[Alert] = field(default_factory=list)
+    pending: list[tuple[Alert, int, int]] = field(default_factory=list)  # alert, runs, needed
+    resolved: list[Alert] = field(default_factory=list)
+
+
+def update_alerts(
+    stored: list[StoredAlert],
+    observations: RunObservations,
+    streaks: dict[CheckKey, int],
+    now: float,
+) -> AlertState:
+    """The run's alerts against the `stored` firing ones: an alert fires once its check's
+    streak reaches `for`; a stored alert resolves when its check (or its host, for the
+    unreachable alert) answered this run without raising it."""
+    state = AlertState()
+    raised: dict[str, Alert] = {}
+    for obs in observations.checks:
+        if obs.alert is None:
+            continue
+        runs = streaks[obs.ref]
+        if runs < obs.for_runs:
+            state.pending.append((obs.alert, runs, obs.for_runs))
+            continue
+        raised[obs.alert.fingerprint] = obs.alert
+    for alert in observations.unreachable.values():
+        raised[alert.fingerprint] = alert
+    known = {alert.fingerprint: alert for alert in stored}
+    for fp, alert in raised.items():
+        if fp in known:  # still the same incident
+            raised[fp] = dataclasses.replace(alert, starts_at=known[fp].starts_at)
+    state.raised = list(raised.values())
+    state.firing = list(state.raised)
+    observed = {(o.ref.host, o.ref.play, o.ref.check) for o in observations.checks}
+    for alert in stored:
+        if alert.fingerprint in raised:
+            continue
+        labels = alert.labels
+        host = labels.get("host", "")
+        if labels.get("alertname") == UNREACHABLE_ALERT:
+            answered = host in observations.hosts_seen  # reached again this run
+        else:
+            answered = (host, labels.get("play", ""), labels.get("alertname", "")) in observed
+            if not answered and host in observations.unreachable:
+                # No result, because its host is down: still firing (and muted by that).
+                state.firing.append(Alert(labels, alert.annotations, alert.starts_at))
+        if answered:
+            state.resolved.append(Alert(labels, alert.annotations, alert.starts_at, ends_at=now))
+        # Not answered: not part of this run (another playbook, --tags, --limit), left as is.
+    return state
+
+
+def to_stored(alert: Alert) -> StoredAlert:
+    return StoredAlert(alert.fingerprint, alert.labels, alert.annotations, alert.starts_at)
+
+
+# -- muting --------------------------------------------------------------------------------
+
+Muter = Callable[[dict[str, str]], Optional[str]]  # an alert's labels -> why it is muted
+
+
+def unreachable_muter(unreachable_hosts: set[str]) -> Muter:
+    """A host that could not be reached mutes its own check alerts (not its own alert)."""
+
+    def reason(labels: dict[str, str]) -> str | None:
+        if labels.get("alertname") == UNREACHABLE_ALERT:
+            return None
+        return UNREACHABLE_ALERT if labels.get("host", "") in unreachable_hosts else None
+
+    return reason
+
+
+def depends_on_muter(checks: list[Observation]) -> Muter:
+    """A check whose `depends_on` check fails on the same host is muted."""
+    failing = {(o.ref.host, o.ref.check) for o in checks if o.failing}
+    depends = {(o.ref.host, o.ref.check): o.depends_on for o in checks if o.depends_on}
+
+    def reason(labels: dict[str, str]) -> str | None:
+        host = labels.get("host", "")
+        for dependency in depends.get((host, labels.get("alertname", "")), ()):
+            if (host, dependency) in failing:
+                return f"depends_on: {dependency}"
+        return None
+
+    return reason
+
+
+def inhibit_muter(rules: list[InhibitRule], firing: list[Alert]) -> Muter:
+    """Alertmanager's inhibit rules, with the firing alerts as their sources."""
+    sources = [a.labels for a in firing]
+
+    def reason(labels: dict[str, str]) -> str | None:
+        return "inhibit_rules" if any(rule.inhibits(labels, sources) for rule in rules) else None
+
+    return reason
+
+
+@dataclass
+class Muted:
+    active: list[Alert] = field(default_factory=list)
+    muted: list[Alert] = field(default_factory=list)  # copies saying why, in MUTED_ANNOTATION
+    inhibited: list[Alert] = field(default_factory=list)  # the muted alerts as they were
+
+
+def mute(firing: list[Alert], muters: list[Muter]) -> Muted:
+    """The firing alerts split by the first muter that gives a reason."""
+    result = Muted()
+    for alert in firing:
+        reason = next((r for r in (m(alert.labels) for m in muters) if r is not None), None)
+        if reason is None:
+            result.active.append(alert)
+            continue
+        result.inhibited.append(alert)
+        annotations = {**alert.annotations, MUTED_ANNOTATION: reason}
+        result.muted.append(dataclasses.replace(alert, annotations=annotations))
+    return result
+
+
+def run_muters(
+    observations: RunObservations, inhibit_rules: list[InhibitRule], firing: list[Alert]
+) -> list[Muter]:
+    """The muters of one run, in the order their reasons win."""
+    return [
+        unreachable_muter(set(observations.unreachable)),
+        depends_on_muter(observations.checks),
+        inhibit_muter(inhibit_rules, firing),
+    ]
+
+
+# -- routing, time intervals, the notification log -----------------------------------------
+
+
+@dataclass
+class Group:
+    route: Route
+    alerts: list[Alert]
+
+    def notification(
+        self,
+        receiver: str,
+        group_key: str,
+        alerts: list[Alert],
+        run_interval: float | None = None,
+    ) -> Notification:
+        """A notification about `alerts` (all or some of the group's), labelled as the
+        group's first alert is."""
+        return Notification(
+            receiver=receiver,
+            group_key=group_key,
+            group_labels=self.route.group_labels(self.alerts[0].labels),
+            alerts=alerts,
+            run_interval=run_interval,
+        )
+
+
+def group(alerts: list[Alert], route: Route) -> dict[tuple[str, str], Group]:
+    """The alerts by (receiver, groupKey), as the routing tree sends them."""
+    groups: dict[tuple[str, str], Group] = {}
+    for alert in alerts:
+        for matched in route.match(alert.labels):
+            key = (matched.receiver, matched.group_key(alert.labels))
+            groups.setdefault(key, Group(matched, [])).alerts.append(alert)
+    return groups
+
+
+def time_muted(route: Route, now: float, intervals: dict[str, NamedInterval]) -> bool:
+    """Whether the route's mute_time_intervals / active_time_intervals hold it now."""
+    return route.muted_at(dt.datetime.fromtimestamp(now, dt.timezone.utc), intervals)
+
+
+@dataclass
+class Dedup:
+    """The notification log's verdict on one group."""
+
+    notify: bool
+    alerts: list[Alert]  # what to tell: the firing ones, then the resolved ones told firing
+    firing: list[str]  # fingerprints firing, sorted: the log's new entry when notified
+
+
+def dedup(
+    entry: LogEntry | None, alerts: list[Alert], repeat_interval: float, now: float, held: bool
+) -> Dedup:
+    """Notify when alerts are new, resolved ones were told firing, or repeat_interval has
+    passed; never while a time interval holds the route (`held`): the log is then left as
+    it is, so what happened meanwhile is told once the interval is over."""
+    notified = entry.firing if entry else frozenset()
+    sent_at = entry.sent_at if entry else None
+    firing = sorted(a.fingerprint for a in alerts if a.status == FIRING)
+    # Only alerts people were told about can be told resolved.
+    resolved = [a for a in alerts if a.status == RESOLVED and a.fingerprint in notified]
+    new = set(firing) - notified
+    repeat_due = bool(firing) and (sent_at is None or now - sent_at >= repeat_interval)
+    notify = (bool(new) or bool(resolved) or repeat_due) and not held
+    return Dedup(notify, [a for a in alerts if a.status == FIRING] + resolved, firing)
+
+
+# -- per receiver --------------------------------------------------------------------------
+
+
+def for_receiver(notification: Notification, options: dict[str, Any]) -> Notification | None:
+    """The notification as this receiver config gets it: without resolved alerts unless
+    send_resolved; None when nothing is left."""
+    alerts = notification.alerts
+    if not options.get("send_resolved"):
+        alerts = [a for a in alerts if a.status == FIRING]
+    return dataclasses.replace(notification, alerts=alerts) if alerts else None
+
+
+def render_messages(
+    config: ReceiverConfig, module: Any, options: dict[str, Any], notification: Notification
+) -> list[OutboxMessage]:
+    """The notification rendered by its receiver module, in order (RenderError if it cannot)."""
+    return [
+        OutboxMessage(
+            receiver=config.receiver,
+            kind=config.kind,
+            config_index=config.index,
+            destination=_destination(module, options, payload),
+            group_key=notification.group_key,
+            payload=payload,
+        )
+        for payload in module.render(options, notification)
+    ]
+
+
+def _destination(module: Any, options: dict[str, Any], payload: Any) -> str:
+    """Where a message goes, for ordering and rate limits: one key per replica URL too, so a
+    replica that is down holds back only its own messages."""
+    key = module.destination(options)
+    replica = payload.get("replica") if isinstance(payload, dict) else None
+    return f"{key}:{replica}" if replica else key

@@ -1,0 +1,297 @@
+"""Alerting's tables in the state database: every SQL statement alerting runs is here.
+
+`AlertStore` reads and writes inside a transaction its caller owns (one run's alert state,
+notification log and outbox rows land together or not at all). `Outbox` serves delivery,
+which commits each attempt on its own so that a crash never loses what a receiver accepted.
+
+Rows are plain values (labels as dicts, fingerprints as strings): the alerting stages turn
+them into alerts. The state layer knows nothing of alerting's classes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from checkrunner.state.keys import CheckKey
+
+if TYPE_CHECKING:
+    from checkrunner.state.db import StateDB
+
+FIRING = "firing"
+RESOLVED = "resolved"
+SENDS_KEPT = 3600.0  # seconds of send times kept for rate limits
+
+
+@dataclass(frozen=True)
+class StoredAlert:
+    """An alert as the `alerts` table holds it."""
+
+    fingerprint: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: float
+
+
+@dataclass(frozen=True)
+class RunTimes:
+    """When a check last ran (host reached or not) and its recent intervals between runs."""
+
+    ran_at: float
+    gaps: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """The notification log of one receiver and group: what it was last told, and when."""
+
+    firing: frozenset[str]  # fingerprints firing when last notified
+    sent_at: float
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """One message queued for one receiver config."""
+
+    receiver: str
+    kind: str
+    config_index: int
+    destination: str
+    group_key: str
+    payload: Any
+
+
+@dataclass(frozen=True)
+class PendingMessage:
+    """A message still to deliver, as delivery reads it back."""
+
+    id: int
+    receiver: str
+    kind: str
+    config_index: int
+    destination: str
+    payload: Any
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Undelivered:
+    receiver: str
+    kind: str
+    state: str
+    attempts: int
+    last_error: str | None
+    created_at: float
+
+
+class AlertStore:
+    """Alert state, failure streaks, run times, the notification log and outbox rows, read and
+    written on `connection` inside the caller's transaction."""
+
+    def __init__(self, connection: sqlite3.Connection):
+        self.connection = connection
+
+    # -- alerts ------------------------------------------------------------------------------
+
+    def firing(self, by_start: bool = False) -> list[StoredAlert]:
+        """The alerts firing, in the order they were last raised (or by when they started)."""
+        order = " ORDER BY starts_at" if by_start else ""
+        return [
+            StoredAlert(fp, json.loads(labels), json.loads(annotations), starts_at)
+            for fp, labels, annotations, starts_at in self.connection.execute(
+                "SELECT fingerprint, labels, annotations, starts_at FROM alerts WHERE state = ?"
+                + order,
+                (FIRING,),
+            )
+        ]
+
+    def save_firing(self, alerts: Iterable[StoredAlert], now: float) -> None:
+        for alert in alerts:
+            self.connection.execute(
+                "INSERT OR REPLACE INTO alerts (fingerprint, labels, annotations, state, "
+                "starts_at, ends_at, updated_at) VALUES (?, ?, ?, ?, ?, NULL, ?)",
+                (
+                    alert.fingerprint,
+                    json.dumps(alert.labels),
+                    json.dumps(alert.annotations),
+                    FIRING,
+                    alert.starts_at,
+                    now,
+                ),
+            )
+
+    def save_resolved(self, fingerprints: Iterable[str], now: float) -> None:
+        for fingerprint in fingerprints:
+            self.connection.execute(
+                "UPDATE alerts SET state = ?, ends_at = ?, updated_at = ? WHERE fingerprint = ?",
+                (RESOLVED, now, now, fingerprint),
+            )
+
+    # -- failure streaks and run times -------------------------------------------------------
+
+    def streaks(self) -> dict[CheckKey, int]:
+        """Consecutive failing runs of every check the database knows."""
+        return {
+            CheckKey(host, play, name): runs
+            for host, play, name, runs in self.connection.execute(
+                "SELECT host, play, check_name, failing_runs FROM check_streaks"
+            )
+        }
+
+    def failing_streaks(self) -> list[tuple[CheckKey, int]]:
+        """The checks failing now, with their streaks, by host and check name."""
+        return [
+            (CheckKey(host, play, name), runs)
+            for host, play, name, runs in self.connection.execute(
+                "SELECT host, play, check_name, failing_runs FROM check_streaks "
+                "WHERE failing_runs > 0 ORDER BY host, check_name"
+            )
+        ]
+
+    def save_streaks(self, streaks: dict[CheckKey, int], now: float) -> None:
+        self.connection.executemany(
+            "INSERT OR REPLACE INTO check_streaks (host, play, check_name, failing_runs, "
+            "updated_at) VALUES (?, ?, ?, ?, ?)",
+            [(key.host, key.play, key.check, runs, now) for key, runs in streaks.items()],
+        )
+
+    def run_times(self, keys: Iterable[CheckKey]) -> dict[CheckKey, RunTimes]:
+        wanted = set(keys)
+        found = {}
+        for host, play, name, ran_at, gaps in self.connection.execute(
+            "SELECT host, play, check_name, ran_at, gaps FROM check_runs"
+        ):
+            key = CheckKey(host, play, name)
+            if key in wanted:
+                found[key] = RunTimes(ran_at, tuple(json.loads(gaps)))
+        return found
+
+    def save_run_times(self, times: dict[CheckKey, RunTimes]) -> None:
+        self.connection.executemany(
+            "INSERT OR REPLACE INTO check_runs (host, play, check_name, ran_at, gaps) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [
+                (key.host, key.play, key.check, run.ran_at, json.dumps(list(run.gaps)))
+                for key, run in times.items()
+            ],
+        )
+
+    # -- the notification log ----------------------------------------------------------------
+
+    def log_entry(self, receiver: str, group_key: str) -> LogEntry | None:
+        row = self.connection.execute(
+            "SELECT firing, sent_at FROM nflog WHERE receiver = ? AND group_key = ?",
+            (receiver, group_key),
+        ).fetchone()
+        return LogEntry(frozenset(json.loads(row[0])), row[1]) if row else None
+
+    def save_log_entry(
+        self, receiver: str, group_key: str, firing: list[str], sent_at: float
+    ) -> None:
+        """`firing`: sorted, as it is stored."""
+        self.connection.execute(
+            "INSERT OR REPLACE INTO nflog (receiver, group_key, firing, sent_at) "
+            "VALUES (?, ?, ?, ?)",
+            (receiver, group_key, json.dumps(firing), sent_at),
+        )
+
+    # -- the outbox --------------------------------------------------------------------------
+
+    def queue(self, messages: Iterable[OutboxMessage], now: float) -> None:
+        for message in messages:
+            self.connection.execute(
+                "INSERT INTO outbox (receiver, kind, config_index, destination, group_key, "
+                "payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    message.receiver,
+                    message.kind,
+                    message.config_index,
+                    message.destination,
+                    message.group_key,
+                    json.dumps(message.payload),
+                    now,
+                    now,
+                ),
+            )
+
+    def queue_failed(
+        self, receiver: str, kind: str, config_index: int, group_key: str, reason: str, now: float
+    ) -> None:
+        """A message that could not be made: kept as failed, with the reason, to be shown."""
+        self.connection.execute(
+            "INSERT INTO outbox (receiver, kind, config_index, destination, group_key, payload, "
+            "created_at, next_attempt_at, last_error, state, done_at) "
+            "VALUES (?, ?, ?, ?, ?, 'null', ?, ?, ?, 'failed', ?)",
+            (
+                receiver,
+                kind,
+                config_index,
+                f"{receiver}:{kind}:{config_index}",
+                group_key,
+                now,
+                now,
+                reason,
+                now,
+            ),
+        )
+
+    def undelivered(self) -> list[Undelivered]:
+        return [
+            Undelivered(*row)
+            for row in self.connection.execute(
+                "SELECT receiver, kind, state, attempts, last_error, created_at FROM outbox "
+                "WHERE state != 'delivered' ORDER BY id"
+            )
+        ]
+
+
+class Outbox:
+    """The outbox as delivery uses it: each change committed at once."""
+
+    def __init__(self, db: StateDB):
+        self.db = db
+
+    def pending(self) -> list[PendingMessage]:
+        rows = self.db.connection.execute(
+            "SELECT id, receiver, kind, config_index, destination, payload, attempts "
+            "FROM outbox WHERE state = 'pending' ORDER BY id"
+        ).fetchall()
+        return [
+            PendingMessage(id_, receiver, kind, index, destination, json.loads(payload), attempts)
+            for id_, receiver, kind, index, destination, payload, attempts in rows
+        ]
+
+    def sent_since(self, destination: str, since: float) -> list[float]:
+        """When messages to `destination` were sent after `since`, oldest first."""
+        return [
+            sent_at
+            for (sent_at,) in self.db.connection.execute(
+                "SELECT sent_at FROM sends WHERE destination = ? AND sent_at > ? ORDER BY sent_at",
+                (destination, since),
+            )
+        ]
+
+    def record_attempt(self, message_id: int, destination: str, error: str | None, now: float):
+        with self.db.transaction() as connection:
+            connection.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                (error, message_id),
+            )
+            connection.execute(
+                "INSERT INTO sends (destination, sent_at) VALUES (?, ?)", (destination, now)
+            )
+            connection.execute(
+                "DELETE FROM sends WHERE destination = ? AND sent_at < ?",
+                (destination, now - SENDS_KEPT),
+            )
+
+    def finish(self, message_id: int, state: str, error: str | None, now: float) -> None:
+        with self.db.transaction() as connection:
+            connection.execute(
+                "UPDATE outbox SET state = ?, done_at = ?, last_error = COALESCE(?, last_error) "
+                "WHERE id = ?",
+                (state, now, error, message_id),
+            )
