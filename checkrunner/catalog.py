@@ -6,14 +6,19 @@ import ast
 import fnmatch
 import functools
 import importlib
+import io
 import json
+import tokenize
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 MODULES_PACKAGE = "checkrunner.modules"
 BATCH_RUNNER = "_batch"
+HELPERS_DIR = "_utils"  # modules/_utils/NAME.py: helpers shipped with the modules that import them
 CATALOG_FILE = "_catalog.json"
+SHIPPED_KEY = "_comment_lines"  # in _catalog.json: comment-only lines of each shipped file
 DOC_NAMES = ("MODULE", "EXAMPLES")  # documentation the control node reads, targets do not
 
 # Option types a module may declare, and the JSON type they validate as before normalising.
@@ -37,6 +42,8 @@ class ModuleInfo:
     rate: bool = False  # takes part in the shared sampling window
     # 1-based, inclusive line ranges of the MODULE/EXAMPLES assignments (see shipped_source)
     doc_lines: list[list[int]] = field(default_factory=list)
+    # modules/_utils helpers the module imports, directly or through another helper
+    helpers: list[str] = field(default_factory=list)
 
     @property
     def item_measurements_option(self) -> str | None:
@@ -81,7 +88,7 @@ def _read_source(name: str) -> str:
 
 @functools.cache
 def shipped_source(name: str) -> str:
-    """The module's source with the MODULE and EXAMPLES documentation blanked out.
+    """The module's source with the MODULE and EXAMPLES documentation and its comments blanked.
 
     Targets never read them, and they are most of the bytes a batch sends and compiles.
     Blank lines take their place so the line numbers of a target-side traceback still match
@@ -91,6 +98,40 @@ def shipped_source(name: str) -> str:
     for first, last in get(name).doc_lines:
         assignment = lines[first - 1].split("=", 1)[0].strip()
         lines[first - 1 : last] = [f"{assignment} = None\n", *["\n"] * (last - first)]
+    return _without_comment_lines(name, "".join(lines))
+
+
+def _comment_line_ranges(source: str) -> list[list[int]]:
+    """1-based, inclusive runs of lines that hold only a comment (tokenize knows strings)."""
+    lines = source.splitlines()
+    ranges: list[list[int]] = []
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        row = token.start[0]
+        if token.type != tokenize.COMMENT or not lines[row - 1].lstrip().startswith("#"):
+            continue
+        if ranges and ranges[-1][1] == row - 1:
+            ranges[-1][1] = row
+        else:
+            ranges.append([row, row])
+    return ranges
+
+
+def _shipped_files() -> dict[str, str]:
+    """Every file a batch may ship, by its name in the batch: cpu, _batch, _utils.certs."""
+    files = {name: _read_source(name) for name in (*module_names(), BATCH_RUNNER)}
+    files.update((f"{HELPERS_DIR}.{n}", _read_helper(n)) for n in helper_names())
+    return files
+
+
+def _without_comment_lines(name: str, source: str) -> str:
+    """source with its comment-only lines emptied: a tenth of a batch's compressed bytes.
+    Their places were found when _catalog.json was made, so a run never tokenizes."""
+    lines = source.splitlines(keepends=True)
+    for first, last in _catalog()[SHIPPED_KEY][name]:
+        for index in range(first - 1, min(last, len(lines))):
+            # a stale _catalog.json (a test fails then) must never empty a line of code
+            if lines[index].lstrip().startswith("#"):
+                lines[index] = "\n"
     return "".join(lines)
 
 
@@ -103,6 +144,60 @@ def _doc_line_ranges(source: str) -> list[list[int]]:
         if any(isinstance(t, ast.Name) and t.id in DOC_NAMES for t in targets):
             ranges.append([node.lineno, node.end_lineno or node.lineno])
     return ranges
+
+
+def imported_helpers(source: str, in_helper: bool = False) -> set[str]:
+    """Helpers a module (`from ._utils import certs`) or a helper (`from . import numbers`)
+    imports."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.ImportFrom) or node.level != 1:
+            continue
+        package, _, submodule = (node.module or "").partition(".")
+        if in_helper and not node.module:
+            found |= {alias.name for alias in node.names}
+        elif in_helper:
+            found.add(node.module)
+        elif package == HELPERS_DIR:
+            found |= {submodule} if submodule else {alias.name for alias in node.names}
+    return found
+
+
+@functools.cache
+def helper_names() -> tuple[str, ...]:
+    files = (_modules_dir() / HELPERS_DIR).glob("*.py")
+    return tuple(sorted(p.stem for p in files if not p.name.startswith("_")))
+
+
+@functools.cache
+def _read_helper(name: str) -> str:
+    return (_modules_dir() / HELPERS_DIR / f"{name}.py").read_text("utf-8")
+
+
+@functools.cache
+def helper_source(name: str) -> str:
+    """A helper as shipped: without its comment lines."""
+    return _without_comment_lines(f"{HELPERS_DIR}.{name}", _read_helper(name))
+
+
+def _helper_closure(source: str) -> list[str]:
+    """Every helper a module needs: the ones it imports and, in turn, theirs."""
+    needed: set[str] = set()
+    pending = imported_helpers(source)
+    while pending:
+        name = pending.pop()
+        needed.add(name)
+        pending |= imported_helpers(_read_helper(name), in_helper=True) - needed
+    return sorted(needed)
+
+
+def batch_sources(module_names: Iterable[str]) -> dict[str, str]:
+    """What a batch ships: the modules' sources and, as "_utils.NAME", only the helpers they
+    need (a batch of modules that import none carries none)."""
+    sources = {name: get(name).source for name in sorted(module_names)}
+    helpers = sorted({helper for name in sources for helper in get(name).helpers})
+    sources.update((f"{HELPERS_DIR}.{name}", helper_source(name)) for name in helpers)
+    return sources
 
 
 @functools.cache
@@ -137,12 +232,14 @@ def build_catalog() -> dict[str, Any]:
             "mutually_exclusive": [list(g) for g in meta.get("mutually_exclusive", [])],
             "rate": hasattr(module, "sample"),
             "doc_lines": _doc_line_ranges(_read_source(name)),
+            "helpers": _helper_closure(_read_source(name)),
         }
     return catalog
 
 
 def catalog_json() -> str:
-    return json.dumps(build_catalog(), indent=1) + "\n"
+    comments = {name: _comment_line_ranges(text) for name, text in _shipped_files().items()}
+    return json.dumps({**build_catalog(), SHIPPED_KEY: comments}, indent=1) + "\n"
 
 
 @functools.cache
@@ -150,12 +247,14 @@ def _catalog() -> dict[str, Any]:
     try:
         return json.loads((_modules_dir() / CATALOG_FILE).read_text("utf-8"))
     except FileNotFoundError:
-        return build_catalog()
+        return json.loads(catalog_json())
 
 
 @functools.cache
 def get(name: str) -> ModuleInfo:
     """Metadata of one module; KeyError when there is no such module."""
+    if name.startswith("_"):  # _batch, _utils, the catalog's own _comment_lines: no modules
+        raise KeyError(name)
     return ModuleInfo(name=name, **_catalog()[name])
 
 
@@ -163,5 +262,6 @@ def all_modules() -> dict[str, ModuleInfo]:
     return {name: get(name) for name in module_names()}
 
 
+@functools.cache
 def batch_runner_source() -> str:
-    return _read_source(BATCH_RUNNER)
+    return _without_comment_lines(BATCH_RUNNER, _read_source(BATCH_RUNNER))

@@ -1,15 +1,15 @@
 # Target-side entry point: runs one batch of checks and prints the results as JSON.
 #
 # The control node sends, on python3's stdin, a zlib-compressed program made of this file,
-# the sources of the modules the batch needs and the batch itself, followed by a call to
-# _main(SOURCES, BATCH_JSON). Standard library only, Python 3.6 syntax: it runs on bare targets.
+# the sources of the modules the batch needs and of the modules/_utils helpers they import,
+# and the batch itself, followed by a call to _main(SOURCES, BATCH_JSON). Standard library
+# only, Python 3.6 syntax: it runs on bare targets.
 import json
 import math
 import os
 import sys
 import threading
 import time
-import types
 
 PROTOCOL_VERSION = 1
 RESULT_MARKER = "__CHECKRUN_RESULT__"
@@ -45,14 +45,44 @@ def _load_psutil(enabled):
         return None
 
 
+# Modules and helpers run as one package, so that a module's `from ._utils import certs`
+# finds the helper shipped beside it (Ansible's module_utils).
+PACKAGE = "checkrun_modules"
+
+
+class _SourceImporter(object):
+    """Imports PACKAGE.NAME from the shipped sources: names are "cpu" or "_utils.certs"."""
+
+    def __init__(self, sources):
+        self.sources = sources
+
+    def find_spec(self, fullname, path=None, target=None):
+        head, _, name = fullname.partition(".")
+        if head != PACKAGE or not (name in self.sources or name in ("", "_utils")):
+            return None
+        import importlib.util
+
+        is_package = name in ("", "_utils")
+        return importlib.util.spec_from_loader(fullname, self, is_package=is_package)
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        name = module.__name__.partition(".")[2]
+        if name in self.sources:
+            module.__file__ = name.replace(".", "/") + ".py"
+            exec(compile(self.sources[name], module.__file__, "exec"), module.__dict__)
+
+
 def load_modules(sources):
-    loaded = {}
-    for name, source in sources.items():
-        module = types.ModuleType("checkrun_module_" + name)
-        module.__file__ = name + ".py"
-        exec(compile(source, name + ".py", "exec"), module.__dict__)
-        loaded[name] = module
-    return loaded
+    """The check modules among sources, imported; helpers are imported by the modules."""
+    for name in [n for n in sys.modules if n.partition(".")[0] == PACKAGE]:
+        del sys.modules[name]  # a fresh load per batch, even when one process runs several
+    sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "_SourceImporter"]
+    sys.meta_path.insert(0, _SourceImporter(sources))
+    names = [name for name in sources if not name.startswith("_")]
+    return dict((name, __import__(PACKAGE + "." + name, fromlist=["run"])) for name in names)
 
 
 def _error_text(exc):

@@ -5,12 +5,10 @@
 import math
 import os
 import re
-import select
-import selectors
-import shlex
-import signal
 import subprocess
 import time
+
+from ._utils import patterns, subprocess_budget, timing
 
 MODULE = {
     "summary": "Run a command: exit code, stdout/stderr patterns, or the number it prints",
@@ -144,47 +142,10 @@ EXAMPLES = """
 """
 
 SHELL = "/bin/sh"
-READ_CHUNK = 65536
-POLL_INTERVAL = 0.1
-# Children the command started in the background may keep its pipes open; once the
-# command itself has exited, stop reading after this long.
-EXIT_GRACE = 0.5
 FACT_BYTES = 4096
-PIPE_BUF = getattr(select, "PIPE_BUF", 512)
 # re.ASCII: \\d would otherwise also read Arabic-Indic or full-width digits as a number.
 NUMBER = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$", re.ASCII)
 INTEGER = re.compile(r"^[-+]?\d{1,18}$", re.ASCII)  # longer ones become floats
-
-
-class Output(object):
-    """One stream of the command: the first `limit` bytes kept, everything counted."""
-
-    def __init__(self, limit):
-        self.limit = limit
-        self.data = bytearray()
-        self.total = 0
-        self.newlines = 0
-        self.last_byte = b""
-
-    def add(self, chunk):
-        self.total += len(chunk)
-        self.newlines += chunk.count(b"\n")
-        self.last_byte = chunk[-1:]
-        room = self.limit - len(self.data)
-        if room > 0:
-            self.data.extend(chunk[:room])
-
-    @property
-    def lines(self):
-        unterminated = 1 if self.total and self.last_byte != b"\n" else 0
-        return self.newlines + unterminated
-
-    @property
-    def truncated(self):
-        return self.total > len(self.data)
-
-    def text(self):
-        return bytes(self.data).decode("utf-8", "replace")
 
 
 class Finished(object):
@@ -205,23 +166,7 @@ def _argv(args):
         if not isinstance(cmd, str):
             raise ValueError("cmd: with shell: true give the command as one string")
         return [SHELL, "-c", cmd]
-    if isinstance(cmd, (list, tuple)):
-        argv = [str(part) for part in cmd]
-    else:
-        try:
-            argv = shlex.split(str(cmd))
-        except ValueError as exc:
-            raise ValueError("cmd: cannot split %r: %s" % (cmd, exc)) from None
-    if not argv:
-        raise ValueError("cmd is empty")
-    return argv
-
-
-def _environment(args):
-    env = dict(os.environ)
-    for name, value in (args.get("env") or {}).items():
-        env[str(name)] = str(value)
-    return env
+    return subprocess_budget.split_command(cmd, "cmd")
 
 
 def _spawn(argv, args):
@@ -232,7 +177,7 @@ def _spawn(argv, args):
         return subprocess.Popen(
             argv,
             cwd=chdir or None,
-            env=_environment(args),
+            env=subprocess_budget.environment(args.get("env")),
             stdin=subprocess.PIPE if args.get("stdin") else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -245,102 +190,15 @@ def _spawn(argv, args):
         raise RuntimeError("cannot execute %s: permission denied" % argv[0]) from None
 
 
-def _kill_group(proc):
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _pump(proc, stdin_data, deadline, limit):
-    """Feed stdin and drain both pipes until they close, the command is gone, or time is up.
-
-    Returns (stdout Output, stderr Output, timed_out)."""
-    outputs = {proc.stdout.fileno(): Output(limit), proc.stderr.fileno(): Output(limit)}
-    selector = selectors.DefaultSelector()
-    for fd in outputs:
-        selector.register(fd, selectors.EVENT_READ)
-    pending = memoryview(stdin_data)
-    if proc.stdin is not None:
-        selector.register(proc.stdin.fileno(), selectors.EVENT_WRITE)
-    exited_at = None
-    timed_out = False
-    try:
-        while selector.get_map():
-            now = time.monotonic()
-            if now >= deadline:
-                timed_out = True
-                break
-            if exited_at is None and proc.poll() is not None:
-                exited_at = now
-            if exited_at is not None and now - exited_at > EXIT_GRACE:
-                break
-            for key, _ in selector.select(min(POLL_INTERVAL, deadline - now)):
-                if key.fd in outputs:
-                    chunk = os.read(key.fd, READ_CHUNK)
-                    if chunk:
-                        outputs[key.fd].add(chunk)
-                    else:
-                        selector.unregister(key.fd)
-                    continue
-                try:
-                    pending = pending[os.write(key.fd, pending[:PIPE_BUF]) :]
-                except BrokenPipeError:
-                    pending = pending[:0]
-                if not len(pending):
-                    selector.unregister(key.fd)
-                    proc.stdin.close()
-    finally:
-        selector.close()
-    return outputs[proc.stdout.fileno()], outputs[proc.stderr.fileno()], timed_out
-
-
-def _close_pipes(proc):
-    for pipe in (proc.stdin, proc.stdout, proc.stderr):
-        if pipe is not None:
-            try:
-                pipe.close()
-            except OSError:
-                pass
-
-
 def execute(argv, args, deadline):
     """Run argv to completion or until deadline; the process group is killed on timeout."""
     started = time.monotonic()
     proc = _spawn(argv, args)
-    try:
-        stdin_data = str(args.get("stdin") or "").encode("utf-8")
-        stdout, stderr, timed_out = _pump(proc, stdin_data, deadline, args["max_output"])
-        if not timed_out:
-            try:
-                proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                timed_out = True
-        if timed_out:
-            _kill_group(proc)
-            proc.wait()
-    finally:
-        _close_pipes(proc)
+    stdin_data = str(args.get("stdin") or "").encode("utf-8")
+    stdout, stderr, timed_out = subprocess_budget.communicate(
+        proc, stdin_data, deadline, args["max_output"]
+    )
     return Finished(proc.returncode, stdout, stderr, timed_out, time.monotonic() - started)
-
-
-def _budget(args, ctx):
-    """Seconds the command may run: the module's own timeout, within the check's."""
-    remaining = ctx.remaining()
-    # End a little before the check's deadline so the command is killed and reported by
-    # this module rather than left running behind a bare batch timeout.
-    usable = max(0.05, remaining - min(0.25, remaining * 0.1))
-    if args.get("timeout"):
-        return min(float(args["timeout"]), usable)
-    return usable
-
-
-def _seconds(value):
-    return ("%.1fs" % value) if value < 10 else ("%.0fs" % value)
-
-
-def _milliseconds(seconds):
-    return ("%.1fms" % (seconds * 1000)) if seconds < 0.01 else ("%.0fms" % (seconds * 1000))
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -355,38 +213,6 @@ def parse_number(text):
         return int(text)
     value = float(text)
     return value if math.isfinite(value) else None
-
-
-def _as_list(value):
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
-
-
-def _patterns(args, option):
-    compiled = []
-    for pattern in _as_list(args.get(option)):
-        try:
-            compiled.append(re.compile(str(pattern), re.MULTILINE))
-        except re.error as exc:
-            raise ValueError(
-                "%s: invalid regular expression %r: %s" % (option, pattern, exc)
-            ) from None
-    return compiled
-
-
-def _pattern_failures(stream, text, must, must_not):
-    failures = []
-    for pattern in must:
-        if not pattern.search(text):
-            failures.append("%s does not match /%s/" % (stream, pattern.pattern))
-    for pattern in must_not:
-        found = pattern.search(text)
-        if found:
-            failures.append("%s matches /%s/ (%r)" % (stream, pattern.pattern, found.group(0)[:80]))
-    return failures
 
 
 def _last_line(text):
@@ -411,7 +237,7 @@ def _exit_failure(finished, expected, stderr_text, shell):
 
 
 def _timeout_error(finished, budget):
-    message = "timed out after %s; killed the command's process group" % _seconds(budget)
+    message = "timed out after %s; killed the command's process group" % timing.seconds(budget)
     partial = _last_line(finished.stderr.text()) or _last_line(finished.stdout.text())
     if partial:
         message += " (last output: %r)" % partial
@@ -433,7 +259,7 @@ def _facts(argv, args, finished, stdout_text, stderr_text):
 
 
 def _summary(finished, value, stdout_text, failures):
-    text = "exit %d in %s" % (finished.exit_code, _milliseconds(finished.duration))
+    text = "exit %d in %s" % (finished.exit_code, timing.milliseconds(finished.duration))
     if failures:
         return text + ": " + "; ".join(failures)
     if value is not None:
@@ -444,18 +270,24 @@ def _summary(finished, value, stdout_text, failures):
 
 def run(args, ctx):
     argv = _argv(args)
-    stdout_rules = (_patterns(args, "stdout"), _patterns(args, "stdout_not"))
-    stderr_rules = (_patterns(args, "stderr"), _patterns(args, "stderr_not"))
-    expected = [int(code) for code in _as_list(args["exit_codes"])]
-    budget = _budget(args, ctx)
+    stdout_rules = (
+        patterns.compile_option(args, "stdout"),
+        patterns.compile_option(args, "stdout_not"),
+    )
+    stderr_rules = (
+        patterns.compile_option(args, "stderr"),
+        patterns.compile_option(args, "stderr_not"),
+    )
+    expected = [int(code) for code in patterns.as_list(args["exit_codes"])]
+    budget = timing.budget(args, ctx)
     finished = execute(argv, args, time.monotonic() + budget)
     if finished.timed_out:
         raise _timeout_error(finished, budget)
     stdout_text = finished.stdout.text()
     stderr_text = finished.stderr.text()
     failures = _exit_failure(finished, expected, stderr_text, args["shell"])
-    failures += _pattern_failures("stdout", stdout_text, *stdout_rules)
-    failures += _pattern_failures("stderr", stderr_text, *stderr_rules)
+    failures += patterns.failures("stdout", stdout_text, *stdout_rules)
+    failures += patterns.failures("stderr", stderr_text, *stderr_rules)
     measurements = {
         "exit_code": finished.exit_code,
         "duration": finished.duration,

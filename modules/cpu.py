@@ -6,6 +6,8 @@ import os
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+from ._utils import procfs
+
 MODULE = {
     "summary": "CPU busy percentage from /proc/stat deltas over a sampling window",
     "description": [
@@ -91,7 +93,6 @@ STAT_FIELDS = (
 # Reported as percentages when the platform has them, in this order.
 PERCENT_FIELDS = ("user", "nice", "system", "iowait", "irq", "softirq", "steal", "idle")
 AGGREGATE = "cpu"
-DEFAULT_USER_HZ = 100
 
 
 def parse_stat(text: str) -> Dict[str, Dict[str, int]]:
@@ -143,28 +144,16 @@ def core_names(times: Dict[str, Dict[str, float]]) -> List[str]:
     return sorted(cores, key=lambda name: int(name[len(AGGREGATE) :]))
 
 
-def _read_text(path: str) -> str:
-    with open(path, "rb") as handle:
-        return handle.read().decode("utf-8", "replace")
-
-
-def _user_hz() -> int:
-    try:
-        return int(os.sysconf("SC_CLK_TCK")) or DEFAULT_USER_HZ
-    except (AttributeError, ValueError, OSError):
-        return DEFAULT_USER_HZ
-
-
 def _procfs_snapshot(proc_root: str) -> Dict[str, Dict[str, float]]:
     path = os.path.join(proc_root, "stat")
     try:
-        ticks = parse_stat(_read_text(path))
+        ticks = parse_stat(procfs.read_text(path))
     except OSError as exc:
         raise RuntimeError(
             "cannot read %s (%s); on systems without procfs install psutil on the target"
             % (path, exc.strerror or exc)
         ) from exc
-    hz = float(_user_hz())
+    hz = float(procfs.user_hz())
     return dict(
         (name, dict((field, value / hz) for field, value in fields.items()))
         for name, fields in ticks.items()

@@ -9,6 +9,8 @@ import re
 import stat
 import time
 
+from ._utils import patterns
+
 MODULE = {
     "summary": "File or directory: exists, type, mode, owner, contents, size and age",
     "description": [
@@ -227,26 +229,6 @@ def parse_mode(value):
 # ------------------------------------------------------------------------------- expectations
 
 
-def _as_list(value):
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
-
-
-def _patterns(args, option):
-    compiled = []
-    for pattern in _as_list(args.get(option)):
-        try:
-            compiled.append(re.compile(str(pattern), re.MULTILINE))
-        except re.error as exc:
-            raise ValueError(
-                "%s: invalid regular expression %r: %s" % (option, pattern, exc)
-            ) from None
-    return compiled
-
-
 def _type_failures(wanted, link_stat, target_stat):
     if wanted == "any":
         return []
@@ -280,18 +262,6 @@ def _mode_failures(args, st):
     if actual == wanted:
         return []
     return ["mode is %04o, expected %04o" % (actual, wanted)]
-
-
-def _content_failures(text, must, must_not):
-    failures = []
-    for pattern in must:
-        if not pattern.search(text):
-            failures.append("contents do not match /%s/" % pattern.pattern)
-    for pattern in must_not:
-        found = pattern.search(text)
-        if found:
-            failures.append("contents match /%s/ (%r)" % (pattern.pattern, found.group(0)[:80]))
-    return failures
 
 
 class Inspection(object):
@@ -332,8 +302,8 @@ class Inspection(object):
                 self.facts["target_type"] = kind_of(self.target_stat.st_mode)
 
     def check_contents(self, args, deadline):
-        must = _patterns(args, "contains")
-        must_not = _patterns(args, "not_contains")
+        must = patterns.compile_option(args, "contains")
+        must_not = patterns.compile_option(args, "not_contains")
         if not (must or must_not or args.get("sha256")):
             return
         if not self.is_regular_file:
@@ -342,7 +312,7 @@ class Inspection(object):
         if must or must_not:
             text, truncated = _read_head(self.path, args["max_read"])
             self.facts["contents_truncated"] = truncated
-            self.failures += _content_failures(text, must, must_not)
+            self.failures += patterns.failures("contents", text, must, must_not, plural=True)
         if args.get("sha256"):
             actual = _sha256(self.path, deadline)
             self.facts["sha256"] = actual

@@ -4,13 +4,13 @@
 # than urllib so that redirects are counted, any status is a result rather than an exception,
 # and the server certificate can be read even when it is not verified.
 import base64
-import calendar
 import http.client
-import re
 import socket
 import ssl
 import time
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+
+from ._utils import certs, netprobe, patterns, timing
 
 MODULE = {
     "summary": "HTTP(S) probe: status, body patterns, latency, redirects, certificate expiry",
@@ -199,16 +199,6 @@ REDIRECT_CODES = (301, 302, 303, 307, 308)
 READ_CHUNK = 65536
 USER_AGENT = "checkrun-http/1"
 
-# Certificate verification errors: ssl.CertificateError exists on every Python 3,
-# SSLCertVerificationError from 3.7 on (and is the same class there).
-CERT_ERRORS = (ssl.CertificateError,) + (
-    (ssl.SSLCertVerificationError,) if hasattr(ssl, "SSLCertVerificationError") else ()
-)
-
-
-class ProbeFailed(Exception):
-    """The request could not be completed: the target service is down or misbehaving."""
-
 
 class Response(object):
     def __init__(self, url, status, reason, version, headers, body, truncated, cert_der):
@@ -220,79 +210,6 @@ class Response(object):
         self.body = body
         self.truncated = truncated
         self.cert_der = cert_der
-
-
-# ---------------------------------------------------------------------------- certificates
-
-
-def _der_element(data, pos):
-    """(tag, content start, content end) of the DER element starting at pos."""
-    if pos + 2 > len(data):
-        raise ValueError("truncated DER element")
-    tag = data[pos]
-    length = data[pos + 1]
-    pos += 2
-    if length & 0x80:
-        count = length & 0x7F
-        if count == 0 or count > 4 or pos + count > len(data):
-            raise ValueError("unsupported DER length")
-        length = int.from_bytes(data[pos : pos + count], "big")
-        pos += count
-    if pos + length > len(data):
-        raise ValueError("truncated DER element")
-    return tag, pos, pos + length
-
-
-def _der_children(data, start, end):
-    children = []
-    pos = start
-    while pos < end:
-        element = _der_element(data, pos)
-        children.append(element)
-        pos = element[2]
-    return children
-
-
-def _asn1_time(tag, text):
-    """Seconds since the epoch of an ASN.1 UTCTime (0x17) or GeneralizedTime (0x18)."""
-    text = text.rstrip("Z").split(".")[0]
-    if tag == 0x17:
-        year = int(text[0:2])
-        text = str(1900 + year if year >= 50 else 2000 + year) + text[2:]
-    elif tag != 0x18:
-        raise ValueError("not an ASN.1 time (tag 0x%02x)" % tag)
-    fields = [int(text[i : i + 2]) for i in range(4, len(text), 2)]
-    fields += [0] * (5 - len(fields))
-    month, day, hour, minute, second = fields[:5]
-    return calendar.timegm((int(text[0:4]), month, day, hour, minute, second, 0, 0, 0))
-
-
-def parse_cert_not_after(der):
-    """Expiry (seconds since the epoch, UTC) of a DER-encoded X.509 certificate.
-
-    Certificate ::= SEQUENCE { tbsCertificate, ... }; tbsCertificate ::= SEQUENCE {
-    [0] version OPTIONAL, serialNumber, signature, issuer, validity, ... };
-    validity ::= SEQUENCE { notBefore Time, notAfter Time }.
-    """
-    try:
-        _, cert_start, _ = _der_element(der, 0)
-        _, tbs_start, tbs_end = _der_element(der, cert_start)
-        fields = _der_children(der, tbs_start, tbs_end)
-        if fields and fields[0][0] == 0xA0:
-            fields = fields[1:]
-        _, validity_start, validity_end = fields[3]
-        tag, start, end = _der_children(der, validity_start, validity_end)[1]
-        return _asn1_time(tag, der[start:end].decode("ascii"))
-    except (IndexError, UnicodeDecodeError, ValueError) as exc:
-        raise ValueError("cannot read the certificate's expiry: %s" % exc) from None
-
-
-def _days_left(cert_der):
-    """Days until the certificate expires, or None when its DER cannot be read."""
-    try:
-        return (parse_cert_not_after(cert_der) - time.time()) / 86400.0
-    except ValueError:
-        return None
 
 
 def _unverified_peer_cert(host, port, timeout):
@@ -358,26 +275,21 @@ def _check_url(url):
         raise ValueError("url: invalid port in %r" % url)
 
 
-def _left(deadline):
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise socket.timeout("timed out")
-    return left
-
-
 def _connection(parts, context, deadline):
     if parts.scheme == "https":
         return http.client.HTTPSConnection(
-            parts.hostname, parts.port or 443, timeout=_left(deadline), context=context.get()
+            parts.hostname, parts.port or 443, timeout=timing.left(deadline), context=context.get()
         )
-    return http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=_left(deadline))
+    return http.client.HTTPConnection(
+        parts.hostname, parts.port or 80, timeout=timing.left(deadline)
+    )
 
 
 def _read_body(response, sock, deadline, max_body):
     data = bytearray()
     # The response closes itself (and the socket) once it has the whole body.
     while len(data) <= max_body and not response.isclosed():
-        sock.settimeout(_left(deadline))
+        sock.settimeout(timing.left(deadline))
         chunk = response.read(min(READ_CHUNK, max_body + 1 - len(data)))
         if not chunk:
             break
@@ -397,7 +309,7 @@ def _request(url, method, headers, body, context, deadline, max_body):
         # conn.sock, but the read timeout still has to be set on it.
         sock = conn.sock
         cert_der = sock.getpeercert(True) if parts.scheme == "https" else None
-        sock.settimeout(_left(deadline))
+        sock.settimeout(timing.left(deadline))
         response = conn.getresponse()
         data, truncated = _read_body(response, sock, deadline, max_body)
         version = "HTTP/1.1" if response.version == 11 else "HTTP/1.0"
@@ -449,7 +361,7 @@ def _next_hop(response, method, headers, body):
     """(url, method, headers, body) of the request a redirect response asks for."""
     target = _without_credentials(urljoin(response.url, response.headers["Location"]))
     if urlsplit(target).scheme not in ("http", "https") or not urlsplit(target).hostname:
-        raise ProbeFailed("redirect to unsupported URL %r" % target)
+        raise netprobe.ProbeFailed("redirect to unsupported URL %r" % target)
     if response.status == 303 or (response.status in (301, 302) and method == "POST"):
         method = "HEAD" if method == "HEAD" else "GET"
         body = None
@@ -479,26 +391,11 @@ def _exchange(args, context, deadline):
         if not (args["follow_redirects"] and redirect):
             return responses
         if len(responses) > args["max_redirects"]:
-            raise ProbeFailed("more than %d redirects" % args["max_redirects"])
+            raise netprobe.ProbeFailed("more than %d redirects" % args["max_redirects"])
         url, method, headers, body = _next_hop(response, method, headers, body)
 
 
 # ----------------------------------------------------------------------------- evaluation
-
-
-def _as_list(value):
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
-
-
-def _compile(pattern, option):
-    try:
-        return re.compile(str(pattern), re.MULTILINE)
-    except re.error as exc:
-        raise ValueError("%s: invalid regular expression %r: %s" % (option, pattern, exc)) from None
 
 
 def _decode(response):
@@ -516,18 +413,6 @@ def _status_failures(response, expected):
     return ["status %d %s, expected %s" % (response.status, response.reason, wanted)]
 
 
-def _body_failures(text, must, must_not):
-    failures = []
-    for pattern in must:
-        if not pattern.search(text):
-            failures.append("body does not match /%s/" % pattern.pattern)
-    for pattern in must_not:
-        found = pattern.search(text)
-        if found:
-            failures.append("body matches /%s/ (%r)" % (pattern.pattern, found.group(0)[:80]))
-    return failures
-
-
 def _header_failures(headers, expected):
     failures = []
     for name, pattern in expected.items():
@@ -541,53 +426,14 @@ def _header_failures(headers, expected):
     return failures
 
 
-def _is_cert_error(exc):
-    return (
-        isinstance(exc, CERT_ERRORS) or getattr(exc, "reason", None) == "CERTIFICATE_VERIFY_FAILED"
-    )
-
-
 def _describe_error(exc, budget):
-    if isinstance(exc, ProbeFailed):
-        return str(exc)
-    if isinstance(exc, socket.timeout):
-        return "timed out after %s" % _seconds(budget)
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, socket.gaierror):
-        return "cannot resolve the host name: %s" % exc.strerror
-    if _is_cert_error(exc):
-        return "TLS certificate verification failed: %s" % (
-            getattr(exc, "verify_message", None) or exc
-        )
-    if isinstance(exc, ssl.SSLError):
-        return "TLS error: %s" % (exc.reason or exc)
     if isinstance(exc, http.client.HTTPException):
         detail = str(exc)
         return "invalid HTTP response (%s%s)" % (
             type(exc).__name__,
             ": " + detail if detail else "",
         )
-    return getattr(exc, "strerror", None) or str(exc)
-
-
-def _budget(args, ctx):
-    """Seconds the request may take: the module's own timeout, within the check's."""
-    remaining = ctx.remaining()
-    # End a little before the check's deadline so a hung server is reported by this probe,
-    # with its reason, rather than as a bare batch timeout.
-    usable = max(0.05, remaining - min(0.25, remaining * 0.1))
-    if args.get("timeout"):
-        return min(float(args["timeout"]), usable)
-    return usable
-
-
-def _seconds(value):
-    return ("%.1fs" % value) if value < 10 else ("%.0fs" % value)
-
-
-def _milliseconds(seconds):
-    return ("%.1fms" % (seconds * 1000)) if seconds < 0.01 else ("%.0fms" % (seconds * 1000))
+    return netprobe.describe_error(exc, budget)
 
 
 def _human_bytes(count):
@@ -601,10 +447,10 @@ def _human_bytes(count):
 def _cert_days_after_failure(exc, url, budget):
     """cert_days_left when verification failed: fetch the certificate again, unverified."""
     parts = urlsplit(url)
-    if not _is_cert_error(exc) or parts.scheme != "https":
+    if not certs.is_cert_error(exc) or parts.scheme != "https":
         return None
     der = _unverified_peer_cert(parts.hostname, parts.port or 443, max(0.05, budget / 4))
-    return _days_left(der) if der else None
+    return certs.days_left(der) if der else None
 
 
 def _failed_result(url, message, latency, cert_days):
@@ -646,7 +492,7 @@ def _measurements(responses, latency, failures):
         "body_bytes": len(final.body),
         "redirects": len(responses) - 1,
     }
-    days = [_days_left(r.cert_der) for r in responses if r.cert_der]
+    days = [certs.days_left(r.cert_der) for r in responses if r.cert_der]
     days = [d for d in days if d is not None]
     if days:
         measurements["cert_days_left"] = round(min(days), 3)
@@ -655,21 +501,23 @@ def _measurements(responses, latency, failures):
 
 def run(args, ctx):
     _check_url(args["url"])
-    must = [_compile(p, "body") for p in _as_list(args.get("body"))]
-    must_not = [_compile(p, "body_not") for p in _as_list(args.get("body_not"))]
+    must = [patterns.compile_pattern(p, "body") for p in patterns.as_list(args.get("body"))]
+    must_not = [
+        patterns.compile_pattern(p, "body_not") for p in patterns.as_list(args.get("body_not"))
+    ]
     expected_headers = dict(
-        (str(name), _compile(pattern, "response_headers"))
+        (str(name), patterns.compile_pattern(pattern, "response_headers"))
         for name, pattern in (args.get("response_headers") or {}).items()
     )
-    expected_status = [int(code) for code in _as_list(args["status"])]
+    expected_status = [int(code) for code in patterns.as_list(args["status"])]
     context = _LazyTLSContext(args)
     if args["url"].lower().startswith("https:"):
         context.get()  # bad TLS files are the user's error (UNKNOWN), not the probe's failure
-    budget = _budget(args, ctx)
+    budget = timing.budget(args, ctx)
     started = time.monotonic()
     try:
         responses = _exchange(args, context, started + budget)
-    except (ProbeFailed, OSError, http.client.HTTPException) + CERT_ERRORS as exc:
+    except (netprobe.ProbeFailed, OSError, http.client.HTTPException) + certs.CERT_ERRORS as exc:
         latency = time.monotonic() - started
         url = getattr(exc, "probe_url", None) or _without_credentials(args["url"])
         message = "%s %s: %s" % (args["method"].upper(), url, _describe_error(exc, budget))
@@ -678,11 +526,11 @@ def run(args, ctx):
     final = responses[-1]
     text = _decode(final)
     failures = _status_failures(final, expected_status)
-    failures += _body_failures(text, must, must_not)
+    failures += patterns.failures("body", text, must, must_not)
     failures += _header_failures(final.headers, expected_headers)
     summary = "HTTP %d in %s, %s" % (
         final.status,
-        _milliseconds(latency),
+        timing.milliseconds(latency),
         _human_bytes(len(final.body)),
     )
     return {

@@ -6,12 +6,11 @@
 import math
 import os
 import re
-import select
-import selectors
 import shlex
-import signal
 import subprocess
 import time
+
+from ._utils import subprocess_budget, timing
 
 MODULE = {
     "summary": "Run a Nagios/Monitoring Plugins check: exit code -> status, perfdata -> measurements",
@@ -116,14 +115,8 @@ EXAMPLES = """
 
 SHELL = "/bin/sh"
 STATES = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
-READ_CHUNK = 65536
-POLL_INTERVAL = 0.1
-# Children the plugin started in the background may keep its pipes open; once the plugin
-# itself has exited, stop reading after this long.
-EXIT_GRACE = 0.5
 MAX_OUTPUT = 1000000
 FACT_BYTES = 4096
-PIPE_BUF = getattr(select, "PIPE_BUF", 512)
 
 # value[UOM]: a number (a decimal comma is tolerated, some plugins follow the locale) and
 # letters or % after it.
@@ -276,24 +269,6 @@ def parse_perfdata(text):
 # -------------------------------------------------------------------------------- process
 
 
-class Output(object):
-    """One stream of the plugin: the first `limit` bytes kept, the rest counted."""
-
-    def __init__(self, limit):
-        self.limit = limit
-        self.data = bytearray()
-        self.total = 0
-
-    def add(self, chunk):
-        self.total += len(chunk)
-        room = self.limit - len(self.data)
-        if room > 0:
-            self.data.extend(chunk[:room])
-
-    def text(self):
-        return bytes(self.data).decode("utf-8", "replace")
-
-
 def _argv(args):
     plugin = args["plugin"]
     extra = [str(arg) for arg in (args.get("args") or [])]
@@ -301,22 +276,11 @@ def _argv(args):
         if not isinstance(plugin, str):
             raise ValueError("plugin: with shell: true give the command as one string")
         return [SHELL, "-c", " ".join([plugin] + [shlex.quote(arg) for arg in extra])]
-    if isinstance(plugin, (list, tuple)):
-        argv = [str(part) for part in plugin]
-    else:
-        try:
-            argv = shlex.split(str(plugin))
-        except ValueError as exc:
-            raise ValueError("plugin: cannot split %r: %s" % (plugin, exc)) from None
-    if not argv:
-        raise ValueError("plugin is empty")
-    return argv + extra
+    return subprocess_budget.split_command(plugin, "plugin") + extra
 
 
 def _environment(args):
-    env = dict(os.environ)
-    for name, value in (args.get("env") or {}).items():
-        env[str(name)] = str(value)
+    env = subprocess_budget.environment(args.get("env"))
     # subprocess looks the program up in the PATH of the environment it is given.
     path = [p for p in env.get("PATH", os.defpath).split(os.pathsep) if p]
     path += [str(d) for d in (args.get("plugin_dirs") or []) if str(d) not in path]
@@ -342,76 +306,11 @@ def _spawn(argv, env, plugin_dirs):
         raise RuntimeError("cannot execute %s: permission denied" % argv[0]) from None
 
 
-def _kill_group(proc):
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _drain(proc, deadline):
-    """Read both pipes until they close, the plugin is gone, or time is up.
-
-    Returns (stdout Output, stderr Output, timed_out)."""
-    outputs = {proc.stdout.fileno(): Output(MAX_OUTPUT), proc.stderr.fileno(): Output(MAX_OUTPUT)}
-    selector = selectors.DefaultSelector()
-    for fd in outputs:
-        selector.register(fd, selectors.EVENT_READ)
-    exited_at = None
-    timed_out = False
-    try:
-        while selector.get_map():
-            now = time.monotonic()
-            if now >= deadline:
-                timed_out = True
-                break
-            if exited_at is None and proc.poll() is not None:
-                exited_at = now
-            if exited_at is not None and now - exited_at > EXIT_GRACE:
-                break
-            for key, _ in selector.select(min(POLL_INTERVAL, deadline - now)):
-                chunk = os.read(key.fd, READ_CHUNK)
-                if chunk:
-                    outputs[key.fd].add(chunk)
-                else:
-                    selector.unregister(key.fd)
-    finally:
-        selector.close()
-    return outputs[proc.stdout.fileno()], outputs[proc.stderr.fileno()], timed_out
-
-
 def execute(argv, env, plugin_dirs, deadline):
     """(exit code, stdout Output, stderr Output, timed_out); the group is killed on timeout."""
     proc = _spawn(argv, env, plugin_dirs)
-    try:
-        stdout, stderr, timed_out = _drain(proc, deadline)
-        if not timed_out:
-            try:
-                proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                timed_out = True
-        if timed_out:
-            _kill_group(proc)
-            proc.wait()
-    finally:
-        proc.stdout.close()
-        proc.stderr.close()
+    stdout, stderr, timed_out = subprocess_budget.communicate(proc, b"", deadline, MAX_OUTPUT)
     return proc.returncode, stdout, stderr, timed_out
-
-
-def _budget(args, ctx):
-    """Seconds the plugin may run: the module's own timeout, within the check's."""
-    remaining = ctx.remaining()
-    # End a little before the check's deadline so the plugin is killed and reported by
-    # this module rather than left running behind a bare batch timeout.
-    usable = max(0.05, remaining - min(0.25, remaining * 0.1))
-    if args.get("timeout"):
-        return min(float(args["timeout"]), usable)
-    return usable
-
-
-def _seconds(value):
-    return ("%.1fs" % value) if value < 10 else ("%.0fs" % value)
 
 
 # ---------------------------------------------------------------------------------- result
@@ -450,7 +349,7 @@ def _measurements(items):
 def run(args, ctx):
     argv = _argv(args)
     env = _environment(args)
-    budget = _budget(args, ctx)
+    budget = timing.budget(args, ctx)
     plugin_dirs = [str(d) for d in (args.get("plugin_dirs") or [])]
     started = time.monotonic()
     exit_code, stdout, stderr, timed_out = execute(argv, env, plugin_dirs, started + budget)
@@ -460,7 +359,7 @@ def run(args, ctx):
         raise RuntimeError(
             "plugin timed out after %s; killed its process group%s"
             % (
-                _seconds(budget),
+                timing.seconds(budget),
                 (" (stderr: %r)" % _last_line(stderr_text)) if stderr_text.strip() else "",
             )
         )

@@ -9,6 +9,8 @@ import re
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from ._utils import procfs
+
 MODULE = {
     "summary": "Number, CPU and memory of the processes matching a name or command line",
     "description": [
@@ -92,7 +94,6 @@ EXAMPLES = """
 COMM_LEN = 15  # TASK_COMM_LEN - 1: the kernel cuts process names here
 MAX_LISTED_PIDS = 20
 MIN_CPU_WINDOW = 0.1  # seconds; below this the 10 ms tick makes cpu_percent meaningless
-DEFAULT_USER_HZ = 100
 
 
 # ---------------------------------------------------------------- procfs parsers (pure)
@@ -245,18 +246,6 @@ def resolve_user(user: str) -> Tuple[Optional[int], Optional[str]]:
 # ---------------------------------------------------------------- procfs collection
 
 
-def _read(path: str) -> str:
-    with open(path, "rb") as handle:
-        return handle.read().decode("utf-8", "replace")
-
-
-def _user_hz() -> int:
-    try:
-        return int(os.sysconf("SC_CLK_TCK")) or DEFAULT_USER_HZ
-    except (AttributeError, ValueError, OSError):
-        return DEFAULT_USER_HZ
-
-
 def _page_size() -> int:
     try:
         return int(os.sysconf("SC_PAGE_SIZE"))
@@ -273,7 +262,7 @@ def _own_pid_in(proc_root: str) -> Optional[int]:
 
 
 def _effective_uid_of(base: str) -> Optional[int]:
-    return effective_uid(parse_proc_status(_read(os.path.join(base, "status"))))
+    return effective_uid(parse_proc_status(procfs.read_text(os.path.join(base, "status"))))
 
 
 def _procfs_record(
@@ -282,18 +271,18 @@ def _procfs_record(
     """The record of one matching process, None when it does not match or has vanished."""
     base = os.path.join(proc_root, pid)
     try:
-        stat = parse_proc_stat(_read(os.path.join(base, "stat")))
+        stat = parse_proc_stat(procfs.read_text(os.path.join(base, "stat")))
         if not selector.name_may_match(stat["comm"]):
             return None
         argv: List[str] = []
         if selector.needs_argv(stat["comm"]):
-            argv = parse_cmdline(_read(os.path.join(base, "cmdline")))
+            argv = parse_cmdline(procfs.read_text(os.path.join(base, "cmdline")))
         name = full_name(stat["comm"], argv)
         if not selector.matches(stat["comm"], name, argv):
             return None
         if selector.uid is not None and _effective_uid_of(base) != selector.uid:
             return None
-        resident = parse_statm(_read(os.path.join(base, "statm")))
+        resident = parse_statm(procfs.read_text(os.path.join(base, "statm")))
     except (OSError, ValueError, IndexError):
         return None  # gone between listing and reading (or being torn down): not running
     return {
@@ -315,7 +304,7 @@ def procfs_processes(proc_root: str, selector: Selector) -> Dict[int, Dict[str, 
             "cannot list %s (%s); on systems without procfs install psutil on the target"
             % (proc_root, exc.strerror or exc)
         ) from exc
-    units = {"hz": float(_user_hz()), "page": _page_size()}
+    units = {"hz": float(procfs.user_hz()), "page": _page_size()}
     own_pid = _own_pid_in(proc_root)
     found = {}
     for entry in entries:
@@ -329,7 +318,7 @@ def procfs_processes(proc_root: str, selector: Selector) -> Dict[int, Dict[str, 
 
 def procfs_memory_total(proc_root: str) -> Optional[int]:
     try:
-        return parse_meminfo_total(_read(os.path.join(proc_root, "meminfo")))
+        return parse_meminfo_total(procfs.read_text(os.path.join(proc_root, "meminfo")))
     except (OSError, ValueError, IndexError):
         return None
 

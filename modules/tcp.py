@@ -1,11 +1,12 @@
 # TCP probe: connect (optionally over TLS), optionally send a line and expect a reply.
 #
 # Runs on the target: standard library only, Python 3.6 syntax.
-import calendar
 import re
 import socket
 import ssl
 import time
+
+from ._utils import certs, netprobe, timing
 
 MODULE = {
     "summary": "TCP probe: connect time, optional TLS, send/expect, certificate expiry",
@@ -115,94 +116,8 @@ EXAMPLES = """
 DEFAULT_HOST = "localhost"
 READ_CHUNK = 4096
 
-# Certificate verification errors: ssl.CertificateError exists on every Python 3,
-# SSLCertVerificationError from 3.7 on (and is the same class there).
-CERT_ERRORS = (ssl.CertificateError,) + (
-    (ssl.SSLCertVerificationError,) if hasattr(ssl, "SSLCertVerificationError") else ()
-)
-
-
-class ProbeFailed(Exception):
-    """The service did not behave: the reason is the failure message."""
-
 
 # ---------------------------------------------------------------------------- certificates
-
-
-def _der_element(data, pos):
-    """(tag, content start, content end) of the DER element starting at pos."""
-    if pos + 2 > len(data):
-        raise ValueError("truncated DER element")
-    tag = data[pos]
-    length = data[pos + 1]
-    pos += 2
-    if length & 0x80:
-        count = length & 0x7F
-        if count == 0 or count > 4 or pos + count > len(data):
-            raise ValueError("unsupported DER length")
-        length = int.from_bytes(data[pos : pos + count], "big")
-        pos += count
-    if pos + length > len(data):
-        raise ValueError("truncated DER element")
-    return tag, pos, pos + length
-
-
-def _der_children(data, start, end):
-    children = []
-    pos = start
-    while pos < end:
-        element = _der_element(data, pos)
-        children.append(element)
-        pos = element[2]
-    return children
-
-
-def _asn1_time(tag, text):
-    """Seconds since the epoch of an ASN.1 UTCTime (0x17) or GeneralizedTime (0x18)."""
-    text = text.rstrip("Z").split(".")[0]
-    if tag == 0x17:
-        year = int(text[0:2])
-        text = str(1900 + year if year >= 50 else 2000 + year) + text[2:]
-    elif tag != 0x18:
-        raise ValueError("not an ASN.1 time (tag 0x%02x)" % tag)
-    fields = [int(text[i : i + 2]) for i in range(4, len(text), 2)]
-    fields += [0] * (5 - len(fields))
-    month, day, hour, minute, second = fields[:5]
-    return calendar.timegm((int(text[0:4]), month, day, hour, minute, second, 0, 0, 0))
-
-
-def parse_cert_not_after(der):
-    """Expiry (seconds since the epoch, UTC) of a DER-encoded X.509 certificate.
-
-    Certificate ::= SEQUENCE { tbsCertificate, ... }; tbsCertificate ::= SEQUENCE {
-    [0] version OPTIONAL, serialNumber, signature, issuer, validity, ... };
-    validity ::= SEQUENCE { notBefore Time, notAfter Time }.
-    """
-    try:
-        _, cert_start, _ = _der_element(der, 0)
-        _, tbs_start, tbs_end = _der_element(der, cert_start)
-        fields = _der_children(der, tbs_start, tbs_end)
-        if fields and fields[0][0] == 0xA0:
-            fields = fields[1:]
-        _, validity_start, validity_end = fields[3]
-        tag, start, end = _der_children(der, validity_start, validity_end)[1]
-        return _asn1_time(tag, der[start:end].decode("ascii"))
-    except (IndexError, UnicodeDecodeError, ValueError) as exc:
-        raise ValueError("cannot read the certificate's expiry: %s" % exc) from None
-
-
-def _days_left(cert_der):
-    """Days until the certificate expires, or None when its DER cannot be read."""
-    try:
-        return (parse_cert_not_after(cert_der) - time.time()) / 86400.0
-    except ValueError:
-        return None
-
-
-def _is_cert_error(exc):
-    return (
-        isinstance(exc, CERT_ERRORS) or getattr(exc, "reason", None) == "CERTIFICATE_VERIFY_FAILED"
-    )
 
 
 def _tls_context(args, verify):
@@ -255,32 +170,6 @@ def _target(args):
 # ---------------------------------------------------------------------------------- probe
 
 
-def _budget(args, ctx):
-    """Seconds the probe may take: the module's own timeout, within the check's."""
-    remaining = ctx.remaining()
-    # End a little before the check's deadline so a silent service is reported by this
-    # probe, with its reason, rather than as a bare batch timeout.
-    usable = max(0.05, remaining - min(0.25, remaining * 0.1))
-    if args.get("timeout"):
-        return min(float(args["timeout"]), usable)
-    return usable
-
-
-def _seconds(value):
-    return ("%.1fs" % value) if value < 10 else ("%.0fs" % value)
-
-
-def _milliseconds(seconds):
-    return ("%.1fms" % (seconds * 1000)) if seconds < 0.01 else ("%.0fms" % (seconds * 1000))
-
-
-def _left(deadline):
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise socket.timeout("timed out")
-    return left
-
-
 def _excerpt(data):
     return data[:256].decode("utf-8", "replace")
 
@@ -290,14 +179,14 @@ def _await_reply(sock, pattern, deadline, max_read):
     data = b""
     while True:
         try:
-            sock.settimeout(_left(deadline))
+            sock.settimeout(timing.left(deadline))
             chunk = sock.recv(READ_CHUNK)
         except socket.timeout:
-            raise ProbeFailed(
+            raise netprobe.ProbeFailed(
                 "no reply matching /%s/ in time (got %r)" % (pattern.pattern, _excerpt(data))
             ) from None
         if not chunk:
-            raise ProbeFailed(
+            raise netprobe.ProbeFailed(
                 "connection closed before a reply matched /%s/ (got %r)"
                 % (pattern.pattern, _excerpt(data))
             )
@@ -305,28 +194,10 @@ def _await_reply(sock, pattern, deadline, max_read):
         if pattern.search(data[:max_read].decode("utf-8", "replace")):
             return data
         if len(data) >= max_read:
-            raise ProbeFailed(
+            raise netprobe.ProbeFailed(
                 "no reply matching /%s/ in the first %d bytes (got %r)"
                 % (pattern.pattern, max_read, _excerpt(data))
             )
-
-
-def _describe_error(exc, budget):
-    if isinstance(exc, ProbeFailed):
-        return str(exc)
-    if isinstance(exc, socket.timeout):
-        return "timed out after %s" % _seconds(budget)
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, socket.gaierror):
-        return "cannot resolve the host name: %s" % exc.strerror
-    if _is_cert_error(exc):
-        return "TLS certificate verification failed: %s" % (
-            getattr(exc, "verify_message", None) or exc
-        )
-    if isinstance(exc, ssl.SSLError):
-        return "TLS error: %s" % (exc.reason or exc)
-    return getattr(exc, "strerror", None) or str(exc)
 
 
 class Probe(object):
@@ -341,27 +212,29 @@ class Probe(object):
 
     def connect(self):
         started = time.monotonic()
-        sock = socket.create_connection((self.host, self.port), timeout=_left(self.deadline))
+        sock = socket.create_connection((self.host, self.port), timeout=timing.left(self.deadline))
         self.measurements["connect_time"] = time.monotonic() - started
         self.facts["peer"] = sock.getpeername()[0]
         return sock
 
     def start_tls(self, sock, context, server_name):
-        sock.settimeout(_left(self.deadline))
+        sock.settimeout(timing.left(self.deadline))
         tls = context.wrap_socket(sock, server_hostname=server_name)
         self.facts["tls_version"] = tls.version()
         self.record_cert(tls.getpeercert(True))
         return tls
 
     def record_cert(self, der):
-        days = _days_left(der) if der else None
+        days = certs.days_left(der) if der else None
         if days is not None:
             self.measurements["cert_days_left"] = round(days, 3)
 
     def fetch_unverified_cert(self, server_name):
         """After a verification failure: the certificate, to tell how long it has left."""
         try:
-            sock = socket.create_connection((self.host, self.port), timeout=_left(self.deadline))
+            sock = socket.create_connection(
+                (self.host, self.port), timeout=timing.left(self.deadline)
+            )
             with _tls_context({}, verify=False).wrap_socket(
                 sock, server_hostname=server_name
             ) as tls:
@@ -377,7 +250,7 @@ def _converse(probe, args):
         if args["tls"]:
             sock = probe.start_tls(sock, _tls_context(args, args["verify_tls"]), server_name)
         if args.get("send"):
-            sock.settimeout(_left(probe.deadline))
+            sock.settimeout(timing.left(probe.deadline))
             sock.sendall(str(args["send"]).encode("utf-8"))
         if args.get("expect"):
             pattern = _compile(args["expect"])
@@ -405,7 +278,11 @@ def _message(host, port, measurements, failures):
     if failures:
         return failures[0]
     days = measurements.get("cert_days_left")
-    message = "%s:%d connected in %s" % (host, port, _milliseconds(measurements["connect_time"]))
+    message = "%s:%d connected in %s" % (
+        host,
+        port,
+        timing.milliseconds(measurements["connect_time"]),
+    )
     if days is not None:
         message += ", certificate expires in %.0f days" % days
     return message
@@ -417,18 +294,18 @@ def run(args, ctx):
         _compile(args["expect"])
     if args["tls"]:
         _tls_context(args, args["verify_tls"])  # bad TLS settings: UNKNOWN before probing
-    budget = _budget(args, ctx)
+    budget = timing.budget(args, ctx)
     started = time.monotonic()
     probe = Probe(host, port, started + budget)
     failures = []
     try:
         _converse(probe, args)
-    except (ProbeFailed, OSError) + CERT_ERRORS as exc:
-        if _is_cert_error(exc):
+    except (netprobe.ProbeFailed, OSError) + certs.CERT_ERRORS as exc:
+        if certs.is_cert_error(exc):
             probe.fetch_unverified_cert(args.get("server_name") or host)
         failures.append(
             "%s:%d: %s%s"
-            % (host, port, _describe_error(exc, budget), _expiry_note(probe.measurements))
+            % (host, port, netprobe.describe_error(exc, budget), _expiry_note(probe.measurements))
         )
     measurements = probe.measurements
     measurements["duration"] = time.monotonic() - started

@@ -1,14 +1,18 @@
-"""Every check module keeps the contract: stdlib only, Python 3.6 syntax, docs and spec inside."""
+"""Every check module keeps the contract: stdlib plus our helpers, Python 3.6 syntax, docs and
+spec inside; a batch ships only the helpers its modules import."""
 
 from __future__ import annotations
 
 import ast
+import re
 import sys
+import zlib
 
 import pytest
 import yaml
 
 from checkrunner import catalog
+from checkrunner.transport.payload import Batch, BatchCheck, build_payload
 
 MODULES = catalog.module_names()
 ALLOWED_THIRD_PARTY = {"psutil"}  # optional on targets, always behind a try/except ImportError
@@ -35,21 +39,48 @@ def test_all_expected_modules_exist():
     assert expected <= set(MODULES)
 
 
-@pytest.mark.parametrize("name", [*MODULES, "_batch"])
-def test_python36_syntax_and_stdlib_only(name):
-    source = catalog.get(name).source if name != "_batch" else catalog.batch_runner_source()
-    tree = ast.parse(source, feature_version=(3, 6))
-    imported = set()
+HELPERS = catalog.helper_names()
+SHIPPED = [*MODULES, "_batch", *(f"_utils.{helper}" for helper in HELPERS)]
+
+
+def shipped(name: str) -> str:
+    if name == "_batch":
+        return catalog.batch_runner_source()
+    if name.startswith("_utils."):
+        return catalog.helper_source(name.partition(".")[2])
+    return catalog.get(name).source
+
+
+def relative_import_target(node: ast.ImportFrom, in_helper: bool) -> set[str]:
+    """The helpers a relative import names; anything else fails the contract."""
+    package, _, submodule = (node.module or "").partition(".")
+    if in_helper:
+        assert node.level == 1 and not submodule, f"helpers import siblings only: {package}"
+        return {package} if package else {alias.name for alias in node.names}
+    assert node.level == 1 and package == "_utils", "modules import only ._utils helpers"
+    return {submodule} if submodule else {alias.name for alias in node.names}
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_python36_syntax_and_stdlib_plus_our_helpers_only(name):
+    """What runs on targets: Python 3.6 syntax, the standard library (psutil optional) and
+    our own helpers, imported relatively (`from ._utils import certs`); never checkrunner,
+    never another check module, never `from __future__`."""
+    tree = ast.parse(shipped(name), feature_version=(3, 6))
+    imported, helpers = set(), set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level:
+            helpers |= relative_import_target(node, name.startswith("_utils."))
         elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, f"{name}: relative import"
             imported.add((node.module or "").split(".")[0])
-        # no `from __future__ import annotations`-only syntax, no walrus (parse already checks)
     foreign = imported - set(sys.stdlib_module_names) - ALLOWED_THIRD_PARTY
     assert not foreign, f"{name} imports non-stdlib {foreign}"
-    assert "checkrunner" not in imported
+    assert "__future__" not in imported and "checkrunner" not in imported
+    assert helpers <= set(HELPERS), f"{name} imports unknown helpers {helpers - set(HELPERS)}"
+    if name in MODULES:
+        assert helpers <= set(catalog.get(name).helpers), "run scripts/gen_module_docs.py"
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -60,6 +91,8 @@ def test_metadata_is_complete(name):
     assert info.measurements, f"{name} declares no measurements"
     if info.default_metric is not None:
         assert info.default_metric in info.measurements
+    for measurement in info.measurements.values():
+        assert "unit" in measurement and measurement["description"], measurement
     check_options(name, info.options)
     if info.free_form:
         assert info.free_form in info.options
@@ -70,6 +103,21 @@ def test_metadata_is_complete(name):
     assert all(name in example for example in examples)
 
 
+@pytest.mark.parametrize("name", ["cpu", "memory", "disk", "load", "process"])
+def test_system_examples_name_declared_metrics(name):
+    """Their metrics are fixed (busy_cpu0, busy_cpu1... per core), unlike log pattern names
+    or nagios perfdata labels."""
+    info = catalog.get(name)
+    for example in yaml.safe_load(info.examples):
+        metric = example.get("metric", info.default_metric)
+        assert metric in info.measurements or re.fullmatch(r"busy_cpu\d+", metric), metric
+
+
+def test_rate_modules_are_the_ones_that_sample():
+    """cpu and process take part in the shared sampling window (they define sample())."""
+    assert {name for name in MODULES if catalog.get(name).rate} == {"cpu", "process"}
+
+
 def check_options(where, options):
     for option, spec in options.items():
         assert spec.get("type") in catalog.OPTION_TYPES, (
@@ -78,6 +126,8 @@ def check_options(where, options):
         assert spec.get("description"), f"{where}.{option} has no description"
         unknown = set(spec) - OPTION_KEYS - SUBOPTION_KEYS
         assert not unknown, f"{where}.{option}: unknown keys {unknown}"
+        if "choices" in spec and "default" in spec:
+            assert spec["default"] in spec["choices"], f"{where}.{option}: default not a choice"
         assert spec.get("format") in (None, *catalog.OPTION_FORMATS), f"{where}.{option}"
         if "min" in spec or "max" in spec:
             assert spec["type"] in ("int", "float", "duration", "size") or (
@@ -91,3 +141,62 @@ def check_options(where, options):
             check_options(f"{where}.{option}", spec["options"])
             for group in [*spec.get("required_one_of", []), *spec.get("mutually_exclusive", [])]:
                 assert set(group) <= set(spec["options"]), f"{where}.{option}: {group}"
+
+
+def shipped_sources(*modules: str) -> dict[str, str]:
+    """The sources inside the program a batch of these modules sends to its targets."""
+    batch = Batch([BatchCheck(str(i), name, {}, 5.0) for i, name in enumerate(modules)])
+    program = zlib.decompress(build_payload(batch)).decode()
+    call = ast.parse(program.rstrip().rsplit("\n", 1)[-1]).body[0].value
+    return ast.literal_eval(call.args[0])
+
+
+@pytest.mark.parametrize(
+    ("modules", "helpers"),
+    [
+        (("memory", "disk", "load"), set()),
+        (("cpu", "memory", "process"), {"procfs"}),
+        (("http",), {"certs", "netprobe", "patterns", "timing"}),
+        (("tcp",), {"certs", "netprobe", "timing"}),  # netprobe's own imports come along
+        (("file", "disk"), {"patterns"}),
+        (("command",), {"patterns", "subprocess_budget", "timing"}),
+        (("nagios", "memory"), {"subprocess_budget", "timing"}),
+        (("log",), {"logfiles", "loggrep", "logmatch", "logread", "logrotation"}),
+    ],
+)
+def test_a_batch_ships_only_the_helpers_its_modules_import(modules, helpers):
+    sources = shipped_sources(*modules)
+    assert {name for name in sources if not name.startswith("_")} == set(modules)
+    assert {name.partition(".")[2] for name in sources if name.startswith("_")} == helpers
+    for name in helpers:
+        assert sources[f"_utils.{name}"] == catalog.helper_source(name)
+
+
+def test_shipped_sources_keep_their_line_numbers_without_comments():
+    """Comment-only lines are emptied, not removed, so a target's traceback points at the
+    file's own line."""
+    for name in ("_batch", "_utils.certs", "_utils.subprocess_budget"):
+        original = (
+            catalog._read_source(name)
+            if not name.startswith("_utils.")
+            else catalog._read_helper(name.partition(".")[2])
+        ).splitlines()
+        sent = shipped(name).splitlines()
+        assert len(sent) == len(original)
+        assert not [line for line in sent if line.lstrip().startswith("#")], name
+        code = [i for i, line in enumerate(original) if line.strip() and "#" not in line]
+        assert code and all(sent[i] == original[i] for i in code)
+
+
+def test_stale_comment_ranges_never_empty_a_line_of_code():
+    """_catalog.json out of date (a file edited, the catalog not regenerated): the recorded
+    comment ranges then point at code, which must still ship."""
+    code = "".join(f"value_{n} = {n}\n" for n in range(2000))
+    assert catalog._without_comment_lines("_batch", code) == code
+
+
+@pytest.mark.parametrize("name", [catalog.SHIPPED_KEY, "_batch", "_utils"])
+def test_shipped_support_files_are_no_modules(name):
+    """`checkrun doc _comment_lines` says "unknown module" like any other unknown name."""
+    with pytest.raises(KeyError):
+        catalog.get(name)

@@ -24,6 +24,7 @@ import pytest
 import checkrunner.modules.log as log
 from checkrunner import catalog
 from checkrunner.modules._batch import run_batch
+from checkrunner.modules._utils import logfiles, logmatch, logread, logrotation
 
 PATTERNS = [
     {"name": "errors", "regex": r"ERROR (?P<code>E\d+)"},
@@ -765,7 +766,7 @@ def test_bad_exclude_and_encoding(tmp_path):
     ],
 )
 def test_required_literal(regex, ignore_case, expected):
-    assert log.required_literal(regex, ignore_case) == expected
+    assert logmatch.required_literal(regex, ignore_case) == expected
 
 
 # --------------------------------------------------------------- prefilters vs reference
@@ -872,10 +873,32 @@ def test_runs_from_the_shipped_source_in_a_batch(tmp_path):
         "prefilter": "auto",
     }
     batch = {"checks": [{"id": "0.1", "module": "log", "args": args, "timeout": 10}]}
-    [entry] = run_batch({"log": catalog.get("log").source}, batch)
+    [entry] = run_batch(catalog.batch_sources(["log"]), batch)
     assert entry["result"]["measurements"]["errors"] == 3, entry
     assert zlib.compress(catalog.get("log").source.encode())  # ships without its docs
     assert "MODULE = None" in catalog.get("log").source
+
+
+PYTHON36 = next(iter(sorted(Path.home().glob(".pyenv/versions/3.6.*/bin/python3"))), None)
+
+
+@pytest.mark.skipif(PYTHON36 is None, reason="no Python 3.6 interpreter on this machine")
+def test_runs_with_its_shipped_helpers_on_python36(tmp_path):
+    """The module and its modules/_utils helpers, as a target gets them (the compressed
+    program on stdin), on the oldest Python targets may have."""
+    from checkrunner.transport.answer import RESULT_MARKER
+    from checkrunner.transport.payload import BOOTSTRAP, Batch, BatchCheck, build_payload
+
+    app = tmp_path / "app.log"
+    write(app, lines(3))
+    args = {"path": str(app), "patterns": PATTERNS, "start": "beginning", "prefilter": "grep"}
+    payload = build_payload(Batch([BatchCheck("0.1", "log", args, 10.0)]))
+    done = subprocess.run(
+        [str(PYTHON36), "-c", BOOTSTRAP], input=payload, capture_output=True, timeout=30
+    )
+    line = next(x for x in done.stdout.decode().splitlines() if x.startswith(RESULT_MARKER))
+    [entry] = json.loads(line[len(RESULT_MARKER) :])["results"]
+    assert entry["result"]["measurements"]["errors"] == 3, entry
 
 
 # ------------------------------------------------------------------------------ more paths
@@ -934,8 +957,9 @@ def test_time_limit_stops_at_a_line_and_the_rest_follows(tmp_path, monkeypatch):
         def remaining(self):
             return 0.0
 
-    monkeypatch.setattr(log, "CHUNK", 1024)
-    monkeypatch.setattr(log, "time", Clock())
+    monkeypatch.setattr(logfiles, "CHUNK", 1024)
+    for part in (log, logfiles, logread, logrotation):  # the log module and its helpers
+        monkeypatch.setattr(part, "time", Clock())
     r = log.run({**follow.options, "_cursors": follow.cursors}, Hurried())
     m = r["measurements"]
     assert m["pending"] > 0 and "pending (time limit)" in r["message"]

@@ -84,7 +84,6 @@ _BUILD_LOCK = threading.Lock()
 @functools.lru_cache(maxsize=256)
 def _payload_for(batch_json: str) -> bytes:
     # Hosts of one play usually get the very same batch: compress it once, not once per host.
-    modules = sorted({check["module"] for check in json.loads(batch_json)["checks"]})
-    sources = {name: catalog.get(name).source for name in modules}
+    sources = catalog.batch_sources({check["module"] for check in json.loads(batch_json)["checks"]})
     program = "\n".join([catalog.batch_runner_source(), f"_main({sources!r}, {batch_json!r})", ""])
     return zlib.compress(program.encode("utf-8"), 6)
