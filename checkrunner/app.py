@@ -15,6 +15,8 @@ from checkrunner.config import (
     playbook_schema,
     render_module_doc,
     render_module_list,
+    render_receiver_doc,
+    render_receiver_list,
 )
 from checkrunner.errors import ConfigError, did_you_mean
 from checkrunner.inventory import load_inventories
@@ -355,17 +357,25 @@ def schema() -> int:
     return EXIT_OK
 
 
-def doc(module: str | None) -> int:
-    if module is None:
+def doc(name: str | None) -> int:
+    """`checkrun doc [NAME]`: the lists of modules and receivers, or one's documentation."""
+    from checkrunner.alerting.receivers import RECEIVERS
+
+    if name is None:
         print(render_module_list())
+        print(render_receiver_list(RECEIVERS))
+        return EXIT_OK
+    if name in RECEIVERS:
+        print(render_receiver_doc(RECEIVERS[name]))
         return EXIT_OK
     try:
-        info = catalog.get(module)
+        info = catalog.get(name)
     except KeyError:
+        known = [*catalog.module_names(), *RECEIVERS]
         raise ConfigError(
-            f"unknown module '{module}'",
-            hint=did_you_mean(module, catalog.module_names())
-            or f"known modules: {', '.join(catalog.module_names())}",
+            f"unknown module or receiver '{name}'",
+            hint=did_you_mean(name, known)
+            or f"modules: {', '.join(catalog.module_names())}; receivers: {', '.join(RECEIVERS)}",
         ) from None
     print(render_module_doc(info))
     return EXIT_OK

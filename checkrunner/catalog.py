@@ -36,6 +36,8 @@ class ModuleInfo:
     measurements: dict[str, dict[str, Any]]
     default_metric: str | None
     examples: str
+    # what the module reports beside its measurements: name -> description (Ansible's RETURN)
+    facts: dict[str, str] = field(default_factory=dict)
     free_form: str | None = None  # option that a scalar value (`disk: /`) fills
     required_one_of: list[list[str]] = field(default_factory=list)
     mutually_exclusive: list[list[str]] = field(default_factory=list)
@@ -227,6 +229,7 @@ def build_catalog() -> dict[str, Any]:
             "measurements": meta.get("measurements", {}),
             "default_metric": meta.get("default_metric"),
             "examples": getattr(module, "EXAMPLES", "").strip("\n"),
+            "facts": meta.get("facts", {}),
             "free_form": meta.get("free_form"),
             "required_one_of": [list(g) for g in meta.get("required_one_of", [])],
             "mutually_exclusive": [list(g) for g in meta.get("mutually_exclusive", [])],

@@ -26,7 +26,7 @@ commands:
   checkrun PLAYBOOK [options]        run the playbook (same as `checkrun run PLAYBOOK`)
   checkrun validate PLAYBOOK [-i ..] check a playbook without running it (also --syntax-check)
   checkrun schema                    print the playbook JSON Schema (for editors)
-  checkrun doc [MODULE]              list the check modules, or document one
+  checkrun doc [NAME]                list the check modules and receivers, or document one
   checkrun notify PLAYBOOK --flush   deliver the outbox now (--test RECEIVER: a test message)
   checkrun alerts                    list firing alerts, failing checks, undelivered messages
 
@@ -304,9 +304,11 @@ def _dispatch(argv: list[str]) -> int:
         )
         return app.schema()
     if command == "doc":
-        parser = _Parser(prog="checkrun doc", description="Document the check modules.")
-        parser.add_argument("module", nargs="?", help="module name; none lists them all")
-        return app.doc(parser.parse_args(rest).module)
+        parser = _Parser(
+            prog="checkrun doc", description="Document the check modules and the receivers."
+        )
+        parser.add_argument("name", nargs="?", help="module or receiver; none lists them all")
+        return app.doc(parser.parse_args(rest).name)
     if command == "notify":
         parser = _Parser(
             prog="checkrun notify",

@@ -102,3 +102,28 @@ def test_fleet_example_validates_against_the_example_inventories():
         )
         assert done.returncode == 0, done.stderr
         assert "52 checks on 9 hosts" in done.stdout
+
+
+def test_doc_documents_every_receiver_kind_with_its_options():
+    """Error hints send users to `checkrun doc` for a receiver kind: it must be there."""
+    from conftest import run_checkrun
+
+    from checkrunner.alerting.receivers import RECEIVERS
+
+    listing = run_checkrun("doc")
+    assert listing.returncode == 0
+    receivers_part = listing.stdout.split("RECEIVERS", 1)[1]
+    for kind in RECEIVERS:
+        assert f"\n  {kind} " in receivers_part, kind
+    for kind, receiver in RECEIVERS.items():
+        done = run_checkrun("doc", kind)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"{kind} — receiver\n")
+        assert f"{kind}_configs" in done.stdout
+        for option in receiver.OPTIONS:
+            assert f"\n  {option} " in done.stdout, (kind, option)
+    wecom = run_checkrun("doc", "wecom").stdout
+    assert "Give at least one of: url, key." in wecom
+    assert "The robot's key, instead of `url`. (secret)" in wecom
+    wrong = run_checkrun("doc", "wecm")
+    assert wrong.returncode == 5 and "did you mean 'wecom'?" in wrong.stderr

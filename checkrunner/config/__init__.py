@@ -8,11 +8,18 @@ Public API (the other layers import only from here, or ranges for `parse_range`)
 - parse_extra_vars(items, cwd) -> dict: the -e values.
 - normalize_args(module_info, args, location) -> dict: complete, typed module arguments.
 - parse_range(text, unit=None) -> Range: warn/crit thresholds (Nagios syntax, bare N = ~:N).
-- render_module_doc(info), render_module_list(), lookup_module(name): `checkrun doc`.
+- render_module_doc(info), render_module_list(), lookup_module(name), render_receiver_doc,
+  render_receiver_list: `checkrun doc`.
 - load_yaml_file(path), merge_variables(*layers): YAML with marks for other layers (inventory).
 """
 
-from checkrunner.config.docs import lookup_module, render_module_doc, render_module_list
+from checkrunner.config.docs import (
+    lookup_module,
+    render_module_doc,
+    render_module_list,
+    render_receiver_doc,
+    render_receiver_list,
+)
 from checkrunner.config.extra_vars import parse_extra_vars
 from checkrunner.config.keywords import DEFAULT_CHECK_TIMEOUT, DEFAULT_RETRY_DELAY
 from checkrunner.config.loader import load_playbook
@@ -56,5 +63,7 @@ __all__ = [
     "raise_problems",
     "render_module_doc",
     "render_module_list",
+    "render_receiver_doc",
+    "render_receiver_list",
     "value_location",
 ]

@@ -1,9 +1,13 @@
-"""`checkrun doc`: the text of one module's documentation, and the list of modules."""
+"""`checkrun doc`: the text of one module's or receiver's documentation, and their lists.
+
+Receivers are passed in (their registry is in the alerting layer, above this one).
+"""
 
 from __future__ import annotations
 
 import textwrap
 from collections.abc import Mapping, Sequence
+from types import ModuleType
 from typing import Any
 
 from checkrunner import catalog
@@ -41,13 +45,66 @@ def render_module_list() -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_receiver_list(receivers: Mapping[str, ModuleType]) -> str:
+    """One line per receiver kind: its name and the first sentence of its documentation."""
+    rows = [(kind, _summary(receiver)) for kind, receiver in receivers.items()]
+    lines = ["RECEIVERS", *_table(["NAME", "SUMMARY"], rows)]
+    lines += [
+        "",
+        "`checkrun doc RECEIVER` shows a receiver's options (KIND_configs: in a receiver).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_receiver_doc(receiver: ModuleType) -> str:
+    """A receiver kind (a module of checkrunner.alerting.receivers): what it does, where it
+    goes in a playbook, its delivery defaults and its options."""
+    kind = receiver.KIND
+    rate_limit = receiver.RATE_LIMIT
+    facts = [
+        f"Written as {kind}_configs: [...] inside a receiver of the playbook's alerting.",
+        f"send_resolved defaults to {_shown(receiver.SEND_RESOLVED_DEFAULT)}.",
+        f"At most {rate_limit[0]} messages per {rate_limit[1]:g} s to one destination."
+        if rate_limit
+        else "No rate limit of its own.",
+    ]
+    sections = [
+        f"{kind} — receiver",
+        _paragraphs(receiver.__doc__ or ""),
+        "\n".join(
+            textwrap.fill(f, WIDTH, initial_indent=INDENT, subsequent_indent=INDENT) for f in facts
+        ),
+        _options_section(
+            kind,
+            receiver.OPTIONS,
+            required_one_of=getattr(receiver, "REQUIRED_ONE_OF", ()),
+            mutually_exclusive=getattr(receiver, "MUTUALLY_EXCLUSIVE", ()),
+        ),
+    ]
+    return "\n\n".join(section for section in sections if section) + "\n"
+
+
+def _summary(receiver: ModuleType) -> str:
+    """The first sentence of a receiver's docstring, on one line."""
+    first = " ".join((receiver.__doc__ or "").split("\n\n")[0].split())
+    head, colon, _ = first.partition(": ")
+    return head if colon else first.split(". ")[0].rstrip(".")
+
+
 def render_module_doc(info: ModuleInfo) -> str:
     """Summary, description, options, measurements (with units, default metric) and examples."""
     sections = [
         f"{info.name} — {info.summary}",
         _paragraphs(info.description),
-        _options_section(info),
+        _options_section(
+            info.name,
+            info.options,
+            free_form=info.free_form,
+            required_one_of=info.required_one_of,
+            mutually_exclusive=info.mutually_exclusive,
+        ),
         _measurements_section(info),
+        _facts_section(info),
         _examples_section(info),
     ]
     return "\n\n".join(section for section in sections if section) + "\n"
@@ -61,19 +118,27 @@ def _paragraphs(text: str) -> str:
     )
 
 
-def _options_section(info: ModuleInfo) -> str:
-    if not info.options:
-        return f"OPTIONS\n{INDENT}none: write {info.name}: {{}}"
-    rows = _option_rows(info.options)
+def _options_section(
+    owner: str,
+    options: Mapping[str, Mapping[str, Any]],
+    free_form: str | None = None,
+    required_one_of: Sequence[Sequence[str]] = (),
+    mutually_exclusive: Sequence[Sequence[str]] = (),
+) -> str:
+    if not options:
+        return f"OPTIONS\n{INDENT}none: write {owner}: {{}}"
+    rows = _option_rows(options)
     lines = ["OPTIONS", *_table(["NAME", "TYPE", "REQUIRED", "DEFAULT", "DESCRIPTION"], rows)]
     notes = []
-    if info.free_form:
-        notes.append(f"{info.name}: VALUE is short for {info.name}: {{{info.free_form}: VALUE}}.")
-    notes += [f"Give at least one of: {', '.join(group)}." for group in info.required_one_of]
-    notes += [f"Use only one of: {', '.join(group)}." for group in info.mutually_exclusive]
-    if _has_regex(info.options):
+    if free_form:
+        notes.append(f"{owner}: VALUE is short for {owner}: {{{free_form}: VALUE}}.")
+    notes += [f"Give at least one of: {', '.join(group)}." for group in required_one_of]
+    notes += [f"Use only one of: {', '.join(group)}." for group in mutually_exclusive]
+    if _has_regex(options):
         notes.append(f"Regular expressions are {REGEX_DIALECT}.")
-    for name, spec in info.options.items():
+    if any(spec.get("secret") for spec in options.values()):
+        notes.append("Values of options marked (secret) are masked in all output.")
+    for name, spec in options.items():
         for group in spec.get("required_one_of") or ():
             notes.append(f"Each item of {name}: give one of {', '.join(group)}.")
         for group in spec.get("mutually_exclusive") or ():
@@ -121,6 +186,10 @@ def _option_text(spec: Mapping[str, Any]) -> str:
         text = f"{text} Choices: {', '.join(str(c) for c in spec['choices'])}.".strip()
     if bounds_text(spec):
         text = f"{text} Range: {bounds_text(spec)}.".strip()
+    if spec.get("template"):
+        text = f"{text} (Jinja2 template, rendered per notification)".strip()
+    if spec.get("secret"):
+        text = f"{text} (secret)".strip()
     return text
 
 
@@ -139,6 +208,15 @@ def _measurements_section(info: ModuleInfo) -> str:
             "",
             f"{INDENT}No default metric: checks with warn/crit say which one with metric:.",
         ]
+    return "\n".join(lines)
+
+
+def _facts_section(info: ModuleInfo) -> str:
+    if not info.facts:
+        return ""
+    rows = [(name, " ".join(str(text).split())) for name, text in info.facts.items()]
+    lines = ["FACTS", *_table(["NAME", "DESCRIPTION"], rows)]
+    lines += ["", f"{INDENT}Reported under facts in the JSON report; not compared with warn/crit."]
     return "\n".join(lines)
 
 
