@@ -111,6 +111,14 @@ MODULE = {
         "stdout_bytes": {"unit": "B", "description": "Bytes written to stdout."},
     },
     "default_metric": "value",
+    "facts": {
+        "stdout": "The command's standard output, its first 4096 bytes.",
+        "stderr": "Its standard error, the last 4096 bytes.",
+        "stdout_truncated": "True when stdout was longer than the module kept (max_output).",
+        "stderr_truncated": "True when stderr was longer than the module kept (max_output).",
+        "argv": "The argument vector run (without shell).",
+        "shell_command": "The command line given to /bin/sh -c (with shell: true).",
+    },
 }
 
 EXAMPLES = """

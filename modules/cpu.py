@@ -58,6 +58,11 @@ MODULE = {
         },
     },
     "default_metric": "busy",
+    "facts": {
+        "source": "Where the CPU times were read: procfs (/proc/stat) or psutil.",
+        "window": "Seconds between the two snapshots the percentages compare.",
+        "busiest_core": "With per_core: the core busiest over the window (cpu0, cpu1...).",
+    },
 }
 
 EXAMPLES = """

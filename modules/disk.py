@@ -43,6 +43,15 @@ MODULE = {
         "inodes_free": {"unit": "", "description": "Free inodes."},
     },
     "default_metric": "used_percent",
+    "facts": {
+        "path": "The path given.",
+        "mountpoint": "Mount point of the filesystem holding the path.",
+        "device": "Its device, from the mount table.",
+        "fstype": "Its filesystem type, from the mount table.",
+        "readonly": "True when it is mounted read-only.",
+        "fs_root": "For a bind mount: the directory of the filesystem that it shows.",
+        "source": "How the space was measured: statvfs or psutil.",
+    },
 }
 
 EXAMPLES = """

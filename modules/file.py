@@ -84,6 +84,22 @@ MODULE = {
         "entries": {"unit": "", "description": "Entries in a directory (directories only)."},
     },
     "default_metric": "age",
+    "facts": {
+        "type": "link, file, directory, fifo, socket, block device or character device (of the "
+        "path itself, not following a link).",
+        "mode": "Permission bits in octal, e.g. 0644 (of the target when following a link).",
+        "owner": "Owner's user name (the uid when it has none); of the target of a link.",
+        "group": "Group name (the gid when it has none).",
+        "uid": "Owner's user id.",
+        "gid": "Group id.",
+        "mtime": "Modification time, UTC, ISO 8601.",
+        "link_target": "For a symbolic link: what it points to.",
+        "dangling": "For a symbolic link: true when its target does not exist.",
+        "target_type": "For a symbolic link to an existing file: the target's type.",
+        "contents_truncated": "With contains / not_contains: true when only the first "
+        "max_read bytes were searched.",
+        "sha256": "With sha256: the file's actual SHA-256 digest.",
+    },
 }
 
 EXAMPLES = """

@@ -156,6 +156,15 @@ MODULE = {
         },
     },
     "default_metric": "latency",
+    "facts": {
+        "url": "The URL requested last (after redirects).",
+        "http_version": "HTTP/1.0 or HTTP/1.1, of the final response.",
+        "reason": "The final response's reason phrase.",
+        "content_type": "Its Content-Type header (null without one).",
+        "body_truncated": "True when the body was longer than the module read (max_body).",
+        "redirect_chain": "When redirected: every URL requested, in order.",
+        "body_excerpt": "When the check fails: the first 512 characters of the body.",
+    },
 }
 
 EXAMPLES = """

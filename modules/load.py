@@ -32,6 +32,11 @@ MODULE = {
         "cores": {"unit": "", "description": "Number of online logical CPUs."},
     },
     "default_metric": "load1_per_core",
+    "facts": {
+        "source": "Where the averages were read: procfs (/proc/loadavg) or psutil.",
+        "running": "Runnable tasks at the moment (procfs only).",
+        "tasks": "Tasks in existence (procfs only).",
+    },
 }
 
 EXAMPLES = """

@@ -208,6 +208,13 @@ MODULE = {
         "files": {"unit": "", "description": "Files read (live and rotated)."},
     },
     "default_metric": "matches",
+    "facts": {
+        "files": "Each file read this run: path, from and to (byte offsets), bytes, event "
+        "(new, appended, unchanged, rotated, copytruncated, truncated, replaced), and of "
+        "(the log a rotated file belongs to).",
+        "samples": "Per pattern with matches: the first and last matching lines (see samples).",
+        "notes": "What the run could not do as asked, e.g. lines that could not be read.",
+    },
 }
 
 EXAMPLES = r"""

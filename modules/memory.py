@@ -30,6 +30,11 @@ MODULE = {
         "swap_total": {"unit": "B", "description": "Configured swap."},
     },
     "default_metric": "used_percent",
+    "facts": {
+        "source": "Where the figures were read: procfs (/proc/meminfo) or psutil.",
+        "available_estimated": "True when the kernel has no MemAvailable and available was "
+        "estimated.",
+    },
 }
 
 EXAMPLES = """

@@ -91,6 +91,12 @@ MODULE = {
         },
     },
     "default_metric": None,
+    "facts": {
+        "exit_code": "The plugin's exit code.",
+        "perfdata": "Per label: value, unit and the plugin's own warn, crit, min and max.",
+        "long_output": "The plugin's lines after the first, up to 4096 bytes.",
+        "stderr": "The plugin's standard error when not empty, the last 4096 bytes.",
+    },
 }
 
 EXAMPLES = """

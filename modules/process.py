@@ -64,6 +64,12 @@ MODULE = {
         "zombies": {"unit": "", "description": "Matching processes that are zombies."},
     },
     "default_metric": "count",
+    "facts": {
+        "source": "Where the processes were read: procfs or psutil.",
+        "pids": "Process ids of the matching processes (zombies left out), at most 20.",
+        "names": "Names of the matching processes.",
+        "zombie_pids": "When there are zombies among them: their pids, at most 20.",
+    },
 }
 
 EXAMPLES = """

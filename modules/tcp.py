@@ -93,6 +93,12 @@ MODULE = {
         },
     },
     "default_metric": "connect_time",
+    "facts": {
+        "address": "host:port connected to.",
+        "peer": "The address the connection reached.",
+        "tls_version": "With tls: the protocol version negotiated, e.g. TLSv1.3.",
+        "reply": "With expect: an excerpt of what the service sent.",
+    },
 }
 
 EXAMPLES = """

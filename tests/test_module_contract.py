@@ -1,17 +1,41 @@
 """Every check module keeps the contract: stdlib plus our helpers, Python 3.6 syntax, docs and
-spec inside; a batch ships only the helpers its modules import."""
+spec inside (its facts too, checked against real runs); a batch ships only the helpers its
+modules import."""
 
 from __future__ import annotations
 
 import ast
+import hashlib
+import importlib
+import json
+import os
 import re
+import shutil
+import subprocess
 import sys
+import time
 import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from helpers_net import (
+    LOOPBACK,
+    banner,
+    closed_port,
+    http_server,
+    make_pki,
+    ping_pong,
+    server_tls_context,
+    tcp_service,
+)
 
 from checkrunner import catalog
+from checkrunner.config.normalize import normalize_args
+from checkrunner.errors import Location
+from checkrunner.modules._batch import CheckContext
 from checkrunner.transport.payload import Batch, BatchCheck, build_payload
 
 MODULES = catalog.module_names()
@@ -200,3 +224,146 @@ def test_shipped_support_files_are_no_modules(name):
     """`checkrun doc _comment_lines` says "unknown module" like any other unknown name."""
     with pytest.raises(KeyError):
         catalog.get(name)
+
+
+# --- facts: what a module reports beside its measurements is documented (Ansible's RETURN) ---
+
+
+def fact_runs(name: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """Real runs of one module, on this machine, against loopback servers and files in
+    tmp_path, chosen so that together they return every fact the module can report."""
+    yield from FACT_RUNS[name](tmp_path)
+
+
+def run_module(module_name: str, proc_root: str = "/proc", **given: Any) -> dict[str, Any]:
+    module = importlib.import_module(f"checkrunner.modules.{module_name}")
+    args = normalize_args(catalog.get(module_name), given, Location("test_module_contract.py"))
+    ctx = CheckContext("0.1", 20.0, None, proc_root)
+    if getattr(module, "sample", None):  # a rate module: its own short window
+        ctx.before = module.sample(args, ctx)
+        time.sleep(0.1)
+        ctx.after = module.sample(args, ctx)
+        ctx.elapsed = ctx.after["taken"] - ctx.before["taken"]
+    result = module.run(args, ctx)
+    json.dumps(result)  # as it travels
+    return result["facts"]
+
+
+def cpu_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    yield run_module("cpu", per_core=True)
+
+
+def memory_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    yield run_module("memory")
+
+
+def load_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    yield run_module("load")
+
+
+def disk_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    yield run_module("disk", path=str(tmp_path))
+    # a recorded mount table in which tmp_path's filesystem is a bind mount of /srv/data
+    st_dev = os.stat(tmp_path).st_dev
+    dev = f"{os.major(st_dev)}:{os.minor(st_dev)}"
+    (tmp_path / "self").mkdir()
+    (tmp_path / "self" / "mountinfo").write_text(
+        f"30 1 {dev} /srv/data / rw,relatime shared:1 - ext4 /dev/vdz1 rw\n"
+    )
+    yield run_module("disk", proc_root=str(tmp_path), path=str(tmp_path))
+
+
+def process_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """A live process and an unreaped (zombie) one, under a name of their own."""
+    program = tmp_path / f"zz{os.getpid()}"
+    shutil.copy(shutil.which("sleep"), program)
+    live = subprocess.Popen([str(program), "30"])
+    zombie = subprocess.Popen([str(program), "0"])
+    try:
+        while not Path(f"/proc/{zombie.pid}/stat").read_text().split(") ")[1].startswith("Z"):
+            time.sleep(0.02)
+        yield run_module("process", name=program.name)
+    finally:
+        live.kill()
+        live.wait()
+        zombie.wait()
+
+
+def command_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    yield run_module("command", cmd=["echo", "hi"])
+    yield run_module("command", cmd="echo hi >&2", shell=True)
+
+
+def nagios_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    plugin = tmp_path / "check_fixture"
+    plugin.write_text("#!/bin/sh\necho 'OK - fine | load=1;2;3;0'\necho more\necho oops >&2\n")
+    plugin.chmod(0o755)
+    yield run_module("nagios", plugin=str(plugin))
+
+
+def file_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    data = tmp_path / "data.txt"
+    data.write_text("hello world\n")
+    digest = hashlib.sha256(b"hello world\n").hexdigest()
+    link = tmp_path / "link"
+    link.symlink_to(data)
+    yield run_module("file", path=str(link), contains=["hello"], max_read=4, sha256=digest)
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "nothing")
+    yield run_module("file", path=str(dangling))
+
+
+def http_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    with http_server() as server:
+        yield run_module("http", url=server.url("/redirect/2"))
+        yield run_module("http", url=server.url("/status/500"))
+    yield run_module("http", url=f"http://{LOOPBACK}:{closed_port()}/", timeout=2)
+
+
+def tcp_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    with tcp_service(ping_pong) as port:
+        yield run_module("tcp", host=LOOPBACK, port=port, send="PING\r\n", expect="PONG")
+    pki = make_pki(tmp_path)
+    with tcp_service(banner, tls=server_tls_context(pki.server_cert, pki.server_key)) as port:
+        yield run_module("tcp", host=LOOPBACK, port=port, tls=True, verify_tls=False)
+
+
+def log_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    log = tmp_path / "app.log"
+    log.write_text("start\n ERROR one\n")
+    patterns = [{"name": "errors", "regex": "ERROR"}]
+    yield run_module("log", path=str(log), patterns=patterns, start="beginning")
+
+
+FACT_RUNS: dict[str, Callable[[Path], Iterator[dict[str, Any]]]] = {
+    "cpu": cpu_runs,
+    "memory": memory_runs,
+    "load": load_runs,
+    "disk": disk_runs,
+    "process": process_runs,
+    "command": command_runs,
+    "nagios": nagios_runs,
+    "file": file_runs,
+    "http": http_runs,
+    "tcp": tcp_runs,
+    "log": log_runs,
+}
+
+
+def test_every_module_has_runs_that_record_its_facts():
+    assert set(FACT_RUNS) == set(MODULES)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_every_fact_a_module_returns_is_documented_and_every_documented_one_returned(
+    name, tmp_path
+):
+    documented = catalog.get(name).facts
+    assert documented, f"{name} documents no facts (MODULE['facts'])"
+    assert all(isinstance(text, str) and text.strip() for text in documented.values())
+    returned: set[str] = set()
+    for facts in fact_runs(name, tmp_path):
+        undocumented = set(facts) - set(documented)
+        assert not undocumented, f"{name} returns undocumented facts {undocumented}"
+        returned |= set(facts)
+    assert returned == set(documented), f"{name}: no run returned {set(documented) - returned}"
