@@ -1,50 +1,17 @@
-"""Shared fixtures: run the installed `checkrun` as a subprocess, real local HTTP and TCP servers."""
+"""Shared fixtures: the installed `checkrun` as a subprocess, real local HTTP and TCP servers
+(helpers that are no fixtures are in helpers.py)."""
 
 from __future__ import annotations
 
 import http.server
-import json
-import os
-import shutil
 import socket
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
-CHECKRUN = shutil.which("checkrun") or "checkrun"
-
-
-@dataclass
-class Completed:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def json_report(self, path: Path) -> dict:
-        return json.loads(path.read_text())
-
-
-def run_checkrun(
-    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 120
-) -> Completed:
-    full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "160"}
-    full_env.update(env or {})
-    proc = subprocess.run(
-        [CHECKRUN, *map(str, args)],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-    return Completed(proc.returncode, proc.stdout, proc.stderr)
+from helpers import run_checkrun
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from amtool import check_config, routes_test
-from conftest import run_checkrun
+from helpers import run_checkrun
 
 from checkrunner.alerting.config import parse_alerting_file
 from checkrunner.errors import Location

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_checkrun
+from helpers import run_checkrun
 from recorder import Recorder
 
 

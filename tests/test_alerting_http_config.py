@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 
-from conftest import run_checkrun
+from helpers import run_checkrun
 from helpers_net import make_pki, server_tls_context
 from recorder import Recorder
 

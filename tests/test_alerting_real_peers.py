@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from alertmanager import active_alerts, alert_groups, alertmanager_binary, running_alertmanager
-from conftest import run_checkrun
+from helpers import run_checkrun
 from recorder import Recorder
 from sshd import free_port
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from conftest import run_checkrun
+from helpers import run_checkrun
 from recorder import Recorder
 
 from checkrunner.alerting.timeinterval import parse_interval

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from alertmanager import active_alerts, alertmanager_binary, running_alertmanager
-from conftest import run_checkrun
+from helpers import run_checkrun
 from recorder import Recorder
 
 RESOLVE_TIMEOUT = 2.0

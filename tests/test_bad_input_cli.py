@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import run_checkrun
+from helpers import run_checkrun
 
 CASES = {
     "malformed_yaml": (

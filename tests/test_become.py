@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import run_checkrun
+from helpers import run_checkrun
 from sshd import SSHServer, running_sshd, sshd_available
 
 if os.geteuid() != 0 or not sshd_available() or not shutil.which("sudo"):

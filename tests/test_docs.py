@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 
 import yaml
-from conftest import REPO
+from helpers import REPO
 
 from checkrunner import catalog
 
@@ -94,7 +95,7 @@ def test_readme_threshold_units_parse():
 
 
 def test_fleet_example_validates_against_the_example_inventories():
-    from conftest import run_checkrun
+    from helpers import run_checkrun
 
     for inventory in ("example.yml", "example.ini"):
         done = run_checkrun(
@@ -106,7 +107,7 @@ def test_fleet_example_validates_against_the_example_inventories():
 
 def test_doc_documents_every_receiver_kind_with_its_options():
     """Error hints send users to `checkrun doc` for a receiver kind: it must be there."""
-    from conftest import run_checkrun
+    from helpers import run_checkrun
 
     from checkrunner.alerting.receivers import RECEIVERS
 
@@ -127,3 +128,14 @@ def test_doc_documents_every_receiver_kind_with_its_options():
     assert "The robot's key, instead of `url`. (secret)" in wecom
     wrong = run_checkrun("doc", "wecm")
     assert wrong.returncode == 5 and "did you mean 'wecom'?" in wrong.stderr
+
+
+def test_tests_import_shared_helpers_from_helpers_not_conftest():
+    """conftest.py is pytest's fixture file: importing it as a module loads it twice (once
+    as pytest's plugin, once as `conftest`); what tests share lives in tests/helpers.py."""
+    importers = [
+        path.name
+        for path in sorted((REPO / "tests").glob("*.py"))
+        if re.search(r"^\s*(from conftest import|import conftest)", path.read_text(), re.M)
+    ]
+    assert importers == []

@@ -13,7 +13,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import CHECKRUN, REPO, run_checkrun
+import yaml
+from helpers import CHECKRUN, REPO, run_checkrun
 
 
 def write(path: Path, text: str) -> Path:
@@ -321,12 +322,22 @@ def test_ctrl_c_writes_a_partial_report_and_exits_130(tmp_path):
 
 
 @pytest.mark.parametrize("command", [["validate"], ["--syntax-check"]])
-def test_validate_a_good_playbook(command):
+def test_validate_a_good_playbook(command, tmp_path):
+    """Validation counts what it loaded, and a copy with one mistake is refused."""
     playbook = REPO / "playbooks" / "localhost.yml"
-    args = [*command, playbook] if command == ["validate"] else [playbook, *command]
-    done = run_checkrun(*args)
+    checks = sum(len(play["checks"]) for play in yaml.safe_load(playbook.read_text()))
+
+    def validate(path: Path):
+        return run_checkrun(*([*command, path] if command == ["validate"] else [path, *command]))
+
+    done = validate(playbook)
     assert done.returncode == 0, done.stderr
-    assert "OK" in done.stdout
+    assert done.stdout == f"{playbook}: OK ({checks} checks on 1 host)\n"
+    broken = tmp_path / "localhost.yml"
+    broken.write_text(playbook.read_text().replace("memory: {}", "memory: {sample: 1s}", 1))
+    refused = validate(broken)
+    assert refused.returncode == 5 and "OK" not in refused.stdout
+    assert f"{broken}:" in refused.stderr and "sample" in refused.stderr
 
 
 def test_schema_and_doc_commands():

@@ -10,7 +10,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from conftest import run_checkrun
+from helpers import run_checkrun
 from sshd import SSHServer, running_sshd, sshd_available
 
 if not sshd_available() and os.geteuid() != 0:

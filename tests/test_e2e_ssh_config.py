@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from conftest import run_checkrun
+from helpers import run_checkrun
 from sshd import SSHServer, running_sshd, sshd_available
 
 if not sshd_available() and os.geteuid() != 0:

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
-from conftest import run_checkrun
+from helpers import run_checkrun
 
 
 def _check(module_line: str) -> str:

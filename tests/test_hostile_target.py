@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_checkrun
+from helpers import run_checkrun
 from hostile import fake_interpreter
 
 from checkrunner.transport import ProtocolError, parse_output

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_checkrun
+from helpers import run_checkrun
 
 
 def _playbook(tmp_path: Path, log: Path, extra: str = "", patterns: str | None = None) -> Path:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import run_checkrun
+from helpers import run_checkrun
 from sshd import SSHServer, running_sshd, sshd_available
 
 WRITER = Path(__file__).with_name("log_writer.py")

@@ -8,7 +8,7 @@ import traceback
 from pathlib import Path
 
 import pytest
-from conftest import run_checkrun
+from helpers import run_checkrun
 from recorder import Recorder
 from sshd import free_port
 

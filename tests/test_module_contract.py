@@ -221,7 +221,7 @@ def test_stale_comment_ranges_never_empty_a_line_of_code():
 
 @pytest.mark.parametrize("name", [catalog.SHIPPED_KEY, "_batch", "_utils"])
 def test_shipped_support_files_are_no_modules(name):
-    """`checkrun doc _comment_lines` says "unknown module" like any other unknown name."""
+    """`checkrun doc _comment_lines` is an unknown name like any other (no traceback)."""
     with pytest.raises(KeyError):
         catalog.get(name)
 

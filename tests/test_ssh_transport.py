@@ -351,14 +351,17 @@ def test_revoked_host_key_is_refused(rig: Rig):
 
 
 def test_known_hosts_files_are_read_once_per_transport(rig: Rig):
-    transport = SSHTransport(rig.options())
+    transport = SSHTransport(rig.options(host_key_checking="strict"))
     payload = build_payload(MEMORY_BATCH)
     try:
-        transport.run_batch(rig.host(TARGETS[0]), payload, 30)
+        assert memory_of(transport.run_batch(rig.host(TARGETS[0]), payload, 30))["total"] > 0
         rig.known_hosts.write_text("")  # not read again: the run keeps the keys it loaded
-        transport.run_batch(rig.host(TARGETS[1]), payload, 30)
+        assert memory_of(transport.run_batch(rig.host(TARGETS[1]), payload, 30))["total"] > 0
     finally:
         transport.close()
+    # a transport that reads the emptied file knows no key: strict checking refuses the host
+    failure = rig.unreachable(host=rig.host(TARGETS[1]), host_key_checking="strict")
+    assert failure.reason == UnreachableReason.HOST_KEY_UNKNOWN
 
 
 # --- ~/.ssh/config, ProxyJump, ProxyCommand ---------------------------------------------------

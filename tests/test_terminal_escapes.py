@@ -12,7 +12,7 @@ import json
 import re
 import sys
 
-from conftest import run_checkrun
+from helpers import run_checkrun
 from hostile import fake_interpreter
 
 from checkrunner.safe_text import escape_unprintable_json, one_line, printable

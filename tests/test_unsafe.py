@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import run_checkrun
+from helpers import run_checkrun
 from recorder import Recorder
 
 from checkrunner.alerting.receivers.format import render_template

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import yaml
-from conftest import REPO
+from helpers import REPO
 
 from checkrunner.config import yaml_loader
 

@@ -1,0 +1,44 @@
+"""What tests share besides fixtures: run the installed `checkrun` as a subprocess.
+
+Tests import these from here (`from helpers import run_checkrun`); conftest.py holds only
+pytest fixtures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CHECKRUN = shutil.which("checkrun") or "checkrun"
+
+
+@dataclass
+class Completed:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json_report(self, path: Path) -> dict:
+        return json.loads(path.read_text())
+
+
+def run_checkrun(
+    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 120
+) -> Completed:
+    full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "160"}
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [CHECKRUN, *map(str, args)],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    return Completed(proc.returncode, proc.stdout, proc.stderr)
