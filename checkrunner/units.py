@@ -81,12 +81,3 @@ def parse_size(value: object) -> int:
     if not match or match.group(2).lower() not in _SIZE_UNITS:
         raise ValueError(f"not a size: {value!r} (write it like 512k, 64MB, 1GiB)")
     return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
-
-
-def format_duration(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{seconds:.2f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}m{secs:02d}s"

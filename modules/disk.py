@@ -188,15 +188,6 @@ def mount_point_of(path: str) -> str:
     return path
 
 
-def find_mount(mounts: List[Dict[str, str]], mountpoint: str) -> Optional[Dict[str, str]]:
-    """The entry of a mount point; the last one wins, since later mounts hide earlier ones."""
-    found = None
-    for mount in mounts:
-        if mount["mountpoint"] == mountpoint:
-            found = mount
-    return found
-
-
 def _read_mounts(ctx: Any) -> List[Dict[str, str]]:
     """The mount table: mountinfo where there is one (Linux), else mounts, else psutil's."""
     for name, parse in (("mountinfo", parse_mountinfo), ("mounts", parse_mounts)):

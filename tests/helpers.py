@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 CHECKRUN = shutil.which("checkrun") or "checkrun"
@@ -42,3 +43,13 @@ def run_checkrun(
         stdin=subprocess.DEVNULL,
     )
     return Completed(proc.returncode, proc.stdout, proc.stderr)
+
+
+def mount_at(mounts: list[dict[str, Any]], mountpoint: str) -> dict[str, Any] | None:
+    """The entry of a mount point in a parsed mount table; the last one wins, since later
+    mounts hide earlier ones."""
+    found = None
+    for mount in mounts:
+        if mount["mountpoint"] == mountpoint:
+            found = mount
+    return found

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from helpers import mount_at
 
 from checkrunner.modules import disk
 from checkrunner.modules._batch import CheckContext
@@ -31,7 +32,7 @@ def recorded_mounts() -> list[dict[str, str]]:
 def test_parse_mountinfo_reads_bind_mounts_with_their_own_options():
     mounts = recorded_mounts()
     assert len(mounts) == 25
-    bind = disk.find_mount(mounts, f"{BASE}/ro bind")
+    bind = mount_at(mounts, f"{BASE}/ro bind")
     assert bind == {
         "device": "/dev/vda",
         "mountpoint": f"{BASE}/ro bind",
@@ -40,7 +41,7 @@ def test_parse_mountinfo_reads_bind_mounts_with_their_own_options():
         "root": f"{BASE}/src",
         "dev": "254:0",
     }
-    assert disk.find_mount(mounts, "/")["options"].startswith("rw,")
+    assert mount_at(mounts, "/")["options"].startswith("rw,")
 
 
 @pytest.mark.parametrize(

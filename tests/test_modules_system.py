@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from helpers import mount_at
 
 from checkrunner import catalog
 from checkrunner.modules import cpu, disk, load, memory, process
@@ -341,13 +342,13 @@ def test_parse_mounts_unescapes_and_last_mount_wins():
     ]
     assert mounts[2]["device"] == "//nas/share\\backups"
     assert mounts[3]["fstype"] == "overlay"
-    assert disk.find_mount(mounts, "/srv/My Files")["options"] == "ro,noatime"
-    assert disk.find_mount(mounts, "/nowhere") is None
+    assert mount_at(mounts, "/srv/My Files")["options"] == "ro,noatime"
+    assert mount_at(mounts, "/nowhere") is None
 
 
 def test_parse_mounts_recorded_on_this_machine():
     mounts = disk.parse_mounts(fixture("mounts", "local.txt"))
-    root = disk.find_mount(mounts, "/")
+    root = mount_at(mounts, "/")
     assert root == {
         "device": "/dev/vda",
         "mountpoint": "/",
@@ -371,7 +372,7 @@ def test_disk_run_on_this_machine_matches_df(psutil_module):
     assert result["facts"]["mountpoint"] == "/"
     assert (
         result["facts"]["fstype"]
-        == disk.find_mount(disk.parse_mounts(Path("/proc/self/mounts").read_text()), "/")["fstype"]
+        == mount_at(disk.parse_mounts(Path("/proc/self/mounts").read_text()), "/")["fstype"]
     )
     assert result["message"].startswith(f"/ {m['used_percent']:.1f}% used")
 

@@ -364,7 +364,7 @@ class AlertingParser:
             )
             return {}
         found: dict[str, list[ReceiverConfig]] = {}
-        kinds = {f"{kind}_configs": kind for kind in registry.kinds()}
+        kinds = {registry.config_key(kind): kind for kind in registry.kinds()}
         for index, node in enumerate(value):
             where = value_location(value, index, at)
             if not isinstance(node, Mapping) or not isinstance(node.get("name"), str):
