@@ -1,4 +1,5 @@
-"""The shipped documentation matches the code it documents."""
+"""The shipped documentation (README, docs/, `checkrun doc` for modules and receivers) matches
+the code it documents; tests share their helpers through tests/helpers.py."""
 
 from __future__ import annotations
 
