@@ -62,6 +62,26 @@ def test_jinja2_is_imported_only_for_a_template(tmp_path, url, imports_jinja):
     assert run_python(code, cwd=tmp_path) == f"0 {imports_jinja}"
 
 
+def test_receiver_docs_are_imported_only_by_checkrun_doc(tmp_path):
+    """`checkrun doc` documents receivers from their registry; a run without receivers never
+    imports it (nor any of alerting)."""
+    playbook, inventory = write_playbook(tmp_path, "http://127.0.0.1:8080/health")
+    out = run_python(
+        f"""
+        import contextlib, io, sys
+        from checkrunner.cli import main
+        with contextlib.redirect_stdout(io.StringIO()):
+            main([{str(playbook)!r}, "-i", {str(inventory)!r}, "--list-hosts"])
+        print("checkrunner.alerting" in sys.modules)
+        with contextlib.redirect_stdout(io.StringIO()):
+            main(["doc", "wecom"])
+        print("checkrunner.alerting.receivers.wecom" in sys.modules)
+        """,
+        cwd=tmp_path,
+    )
+    assert out.split() == ["False", "True"]
+
+
 # --- paramiko without importlib.metadata and invoke ---------------------------------------
 
 
