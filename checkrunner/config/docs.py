@@ -41,7 +41,10 @@ def render_module_list() -> str:
         return "no check modules are installed\n"
     rows = [(name, info.summary) for name, info in modules.items()]
     lines = ["MODULES", *_table(["NAME", "SUMMARY"], rows)]
-    lines += ["", "`checkrun doc MODULE` shows a module's options, measurements and examples."]
+    lines += [
+        "",
+        "`checkrun doc MODULE` shows a module's options, measurements, facts and examples.",
+    ]
     return "\n".join(lines) + "\n"
 
 
