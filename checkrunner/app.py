@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 from checkrunner import catalog, settings
 from checkrunner.config import (
-    load_playbook,
     parse_extra_vars,
     playbook_schema,
     render_module_doc,
@@ -19,6 +18,7 @@ from checkrunner.config import (
 from checkrunner.errors import ConfigError, did_you_mean
 from checkrunner.inventory import load_inventories
 from checkrunner.plan import Plan, PlanOptions, build_plan
+from checkrunner.playbook import load_playbook
 from checkrunner.results import EXIT_OK
 from checkrunner.safe_text import one_line, printable
 

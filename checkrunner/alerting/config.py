@@ -810,6 +810,15 @@ def receiver_option_set(kind: str, index: int, receiver: str):
     )
 
 
+def parse_inline_alerting(
+    file: str, document: Mapping[Any, Any], root: Location
+) -> tuple[AlertingSpec | None, list[ConfigError]]:
+    """The alerting keys a playbook carries itself (receivers:, route: ... beside plays:)."""
+    parser = AlertingParser(file)
+    spec = parser.parse(document, root)
+    return spec, parser.problems
+
+
 def parse_alerting_file(
     path: str, referenced_at: Location
 ) -> tuple[AlertingSpec | None, list[ConfigError]]:

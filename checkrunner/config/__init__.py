@@ -1,8 +1,10 @@
 """Playbooks: load YAML with line numbers, validate against the module specs, template per host.
 
 Public API (the other layers import only from here, or ranges for `parse_range`):
-- load_playbook(path) -> Playbook: plays and checks with their YAML locations; raises
+- read_playbook(path, alerting) -> Playbook: plays and checks with their YAML locations; raises
   ConfigError (MultipleConfigErrors for several problems, each at file:line:column).
+  `alerting` reads the receivers and route: config never imports alerting, a layer above
+  it; `checkrunner.playbook.load_playbook(path)` hands alerting's parser in.
 - playbook_schema() -> dict: JSON schema (draft 2020-12) generated from the module specs.
 - Templater: sandboxed Jinja2; render(value, variables, location), evaluate_when(...).
 - parse_extra_vars(items, cwd) -> dict: the -e values.
@@ -15,7 +17,7 @@ Public API (the other layers import only from here, or ranges for `parse_range`)
 from checkrunner.config.docs import lookup_module, render_module_doc, render_module_list
 from checkrunner.config.extra_vars import parse_extra_vars
 from checkrunner.config.keywords import DEFAULT_CHECK_TIMEOUT, DEFAULT_RETRY_DELAY
-from checkrunner.config.loader import load_playbook
+from checkrunner.config.loader import read_playbook
 from checkrunner.config.model import CheckSpec, Play, Playbook, ThresholdSpec
 from checkrunner.config.normalize import normalize_args
 from checkrunner.config.problems import MultipleConfigErrors, raise_problems
@@ -45,7 +47,6 @@ __all__ = [
     "ThresholdSpec",
     "evaluate_when",
     "key_location",
-    "load_playbook",
     "load_yaml_file",
     "lookup_module",
     "merge_variables",
@@ -54,6 +55,7 @@ __all__ = [
     "parse_range",
     "playbook_schema",
     "raise_problems",
+    "read_playbook",
     "render_module_doc",
     "render_module_list",
     "value_location",

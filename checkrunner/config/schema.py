@@ -2,7 +2,7 @@
 
 It serves editors (YAML language servers give completion and inline errors from it: every
 key has a title or description from the module docs) and is the second line of defence of
-`load_playbook`: the parser reports problems in plain words first, and whatever the schema
+`read_playbook`: the parser reports problems in plain words first, and whatever the schema
 still rejects is reported at its node too.
 """
 
