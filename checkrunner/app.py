@@ -197,9 +197,9 @@ def _run_with(
 
 def _state_db(cmd: RunCommand, plan: Plan):
     """The state database, opened only when the plan needs it (log checks, alerting)."""
-    from checkrunner.state.logs import LOG_MODULE
+    from checkrunner.state.logs import keeps_state
 
-    has_logs = any(c.identity.module == LOG_MODULE for hp in plan.hosts for c in hp.runnable)
+    has_logs = any(keeps_state(c) for hp in plan.hosts for c in hp.runnable)
     if plan.alerting is not None and cmd.no_state and not cmd.no_notify:
         raise ConfigError(
             "--no-state: alerting keeps its state (for:, repeat_interval, the outbox) in the "

@@ -4,6 +4,7 @@ packages and top-level modules, function-level imports included."""
 from __future__ import annotations
 
 import ast
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -125,3 +126,96 @@ def test_find_cycle_names_every_edge_of_a_cycle():
     assert "config -> alerting  (config/parse.py:145)" in describe(graph, cycle)
     del graph["plan"]["config"]
     assert find_cycle(graph) is None
+
+
+# -- generic layers name no check module ---------------------------------------------------------
+
+
+def _named_modules(source: str, where: str, modules: set[str], options: set[str]) -> Iterator[str]:
+    """Where the file singles out a check module by name (`module == "log"`, `LOG_MODULE =
+    "log"`) or reads a module's own option by name (`args.get("sample")`)."""
+    tree = ast.parse(source, where)
+    for node in tree.body:  # module-level constants: LOG_MODULE = "log"
+        value = node.value if isinstance(node, ast.Assign) else None
+        if isinstance(value, ast.Constant) and value.value in modules:
+            yield f"{where}:{node.lineno}: {value.value!r}"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            for side in [node.left, *node.comparators]:
+                if isinstance(side, ast.Constant) and side.value in modules:
+                    yield f"{where}:{node.lineno}: compares with {side.value!r}"
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            first = node.args[0] if node.func.attr == "get" and node.args else None
+            if isinstance(first, ast.Constant) and first.value in options:
+                yield f"{where}:{node.lineno}: reads the option {first.value!r}"
+
+
+def test_generic_code_names_no_check_module():
+    """What a module needs from the layers around it (state between runs, a sampling window)
+    is declared in its MODULE spec, never spelt out in generic code."""
+    from checkrunner import catalog
+
+    modules = set(catalog.module_names())
+    options = {catalog.get(name).window_option for name in modules} - {None}
+    assert options == {"sample"}
+    found = [
+        hit
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if "modules" not in path.relative_to(PACKAGE).parts  # the modules themselves may
+        for hit in _named_modules(
+            path.read_text(), str(path.relative_to(PACKAGE)), modules, options
+        )
+    ]
+    assert found == []
+
+
+def test_the_checks_that_name_generic_code_are_found():
+    from checkrunner import catalog
+
+    source = 'LOG_MODULE = "log"\n\ndef f(c, a):\n    return c.module == "log" or a.get("sample")\n'
+    hits = list(
+        _named_modules(source, "_layering_probe.py", set(catalog.module_names()), {"sample"})
+    )
+    assert hits == [
+        "_layering_probe.py:1: 'log'",
+        "_layering_probe.py:4: compares with 'log'",
+        "_layering_probe.py:4: reads the option 'sample'",
+    ]
+
+
+def test_modules_declare_their_sampling_window_and_their_state():
+    """A rate collector (it defines `sample`) names the duration option that sets its window;
+    the log module keeps its cursors between runs."""
+    from checkrunner import catalog
+
+    for name in catalog.module_names():
+        info = catalog.get(name)
+        if info.rate:
+            assert info.options[info.window_option]["type"] == "duration", name
+        else:
+            assert info.window_option is None, name
+    assert [n for n in catalog.module_names() if catalog.get(n).keeps_state] == ["log"]
+
+
+def test_the_window_travels_with_the_check_and_sets_the_shared_window():
+    """The batch carries each check's window (from its module's `window_option`): the
+    target's shared window is the longest, and a check without one adds none."""
+    from checkrunner.transport import Batch, BatchCheck, build_payload
+    from checkrunner.transport.answer import parse_output
+    from checkrunner.transport.local import LocalTransport
+
+    cpu = BatchCheck("1", "cpu", {"sample": 0.1}, 10.0)
+    process = BatchCheck("2", "process", {"name": "no-such-process-x", "sample": 0.7}, 10.0)
+    memory = BatchCheck("3", "memory", {}, 10.0)
+    assert (cpu.to_wire()["window"], process.window, memory.window) == (0.1, 0.7, None)
+    assert "window" not in memory.to_wire()
+
+    class Host:
+        name = "localhost"
+        python_interpreter = sys.executable
+        become = False
+
+    result = LocalTransport().run_batch(Host(), build_payload(Batch([cpu, process, memory])), 30)
+    entries = {e["id"]: e for e in parse_output(result.stdout)["results"]}
+    assert entries["1"]["duration"] >= 0.7, entries["1"]  # cpu waited for the longer window
+    assert "error" not in entries["1"] and "error" not in entries["2"], entries
