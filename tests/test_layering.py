@@ -219,3 +219,60 @@ def test_the_window_travels_with_the_check_and_sets_the_shared_window():
     entries = {e["id"]: e for e in parse_output(result.stdout)["results"]}
     assert entries["1"]["duration"] >= 0.7, entries["1"]  # cpu waited for the longer window
     assert "error" not in entries["1"] and "error" not in entries["2"], entries
+
+
+# -- a private name is used only in the file that defines it ------------------------------------
+
+NAMEDTUPLE_API = {"_replace", "_asdict", "_fields", "_make"}  # public, despite the underscore
+
+
+def _private_uses(source: str, where: str) -> Iterator[str]:
+    """Private names (`_x`, not `__x__`) a file imports from checkrunner, or reads as an
+    attribute without defining that name itself: another file's internals."""
+    tree = ast.parse(source, where)
+    defined = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            defined.add(node.id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            defined.add(node.attr)
+    private = lambda name: name.startswith("_") and not name.startswith("__")  # noqa: E731
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(ROOT):
+            for alias in node.names:
+                if private(alias.name):
+                    yield f"{where}:{node.lineno}: imports {node.module}.{alias.name}"
+        elif (
+            isinstance(node, ast.Attribute)
+            and private(node.attr)
+            and node.attr not in defined | NAMEDTUPLE_API
+        ):
+            yield f"{where}:{node.lineno}: uses {ast.unparse(node)}"
+
+
+def test_no_file_reaches_into_another_files_private_names():
+    """Layers meet at public seams (Templater.resolve_variable for the Jinja2 sandbox), not
+    at another file's `_Environ` or `_resolve_variable`."""
+    found = [
+        hit
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if "modules" not in path.relative_to(PACKAGE).parts
+        for hit in _private_uses(path.read_text(), str(path.relative_to(PACKAGE)))
+    ]
+    assert found == []
+
+
+def test_private_uses_are_found():
+    source = (
+        "from checkrunner.config.templating import _Environ\n"
+        "class C:\n"
+        "    def f(self, templater):\n"
+        "        self._own = 1\n"
+        "        return templater._resolve_variable(self._own), parts._replace(a=1)\n"
+    )
+    assert list(_private_uses(source, "probe.py")) == [
+        "probe.py:1: imports checkrunner.config.templating._Environ",
+        "probe.py:5: uses templater._resolve_variable",
+    ]
