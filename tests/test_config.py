@@ -34,9 +34,9 @@ from checkrunner.config import (
 )
 from checkrunner.config.parse import PlaybookParser
 from checkrunner.config.schema import schema_problems
-from checkrunner.config.yaml_loader import parse_yaml
 from checkrunner.errors import ConfigError, Location
 from checkrunner.playbook import ALERTING, load_playbook
+from checkrunner.yamlio.marked import parse_yaml
 
 PLAYBOOKS = Path(__file__).parent / "fixtures" / "playbooks"
 GOOD = PLAYBOOKS / "good"

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 import checkrunner
 
 PACKAGE = Path(checkrunner.__file__).parent
@@ -276,3 +278,54 @@ def test_private_uses_are_found():
         "probe.py:1: imports checkrunner.config.templating._Environ",
         "probe.py:5: uses templater._resolve_variable",
     ]
+
+
+# -- one YAML reader, below config and inventory ---------------------------------------------------
+
+
+def test_yaml_is_read_in_a_layer_below_config_and_inventory():
+    graph = package_graph()
+    assert "yamlio" in graph["config"] and "yamlio" in graph["inventory"]
+    assert "config" not in graph["inventory"]  # inventory needs nothing else of config
+    assert set(graph["yamlio"]) <= {"errors", "unsafe"}
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "message", "hint"),
+    [
+        (
+            "all:\n  hosts:\n    web1: {a: 1\n",
+            "4:1",
+            "invalid YAML: expected ',' or '}', but got '<stream end>' "
+            "(while parsing a flow mapping at line 3)",
+            "close the { } or [ ] that starts before this point, or quote a value inside it",
+        ),
+        (
+            "all:\n  vars:\n    x: !foo 1\n",
+            "3:8",
+            "invalid YAML: could not determine a constructor for the tag '!foo'",
+            "only standard YAML tags and Ansible's !unsafe are understood",
+        ),
+    ],
+)
+def test_a_yaml_mistake_reads_the_same_in_a_playbook_and_an_inventory(
+    tmp_path, text, where, message, hint
+):
+    """One formatter for both readers: the same text, the same message and hint."""
+    from checkrunner.config import load_yaml_file
+    from checkrunner.errors import ConfigError
+    from checkrunner.inventory import load_inventories
+
+    path = tmp_path / "file.yml"
+    path.write_text(text)
+    errors = []
+    for load in (lambda: load_yaml_file(str(path)), lambda: load_inventories([str(path)])):
+        with pytest.raises(ConfigError) as caught:
+            load()
+        errors.append(caught.value)
+    for error in errors:
+        assert (str(error.location), error.message, error.hint) == (
+            f"{path}:{where}",
+            message,
+            hint,
+        )

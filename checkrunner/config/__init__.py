@@ -11,27 +11,27 @@ Public API (the other layers import only from here, or ranges for `parse_range`)
 - normalize_args(module_info, args, location) -> dict: complete, typed module arguments.
 - parse_range(text, unit=None) -> Range: warn/crit thresholds (Nagios syntax, bare N = ~:N).
 - render_module_doc(info), render_module_list(), lookup_module(name): `checkrun doc`.
-- load_yaml_file(path), merge_variables(*layers): YAML with marks for other layers (inventory).
+- load_yaml_file(path), merge_variables(*layers): YAML with marks (checkrunner.yamlio) for
+  the layers above.
 """
 
 from checkrunner.config.docs import lookup_module, render_module_doc, render_module_list
 from checkrunner.config.extra_vars import parse_extra_vars
 from checkrunner.config.keywords import DEFAULT_CHECK_TIMEOUT, DEFAULT_RETRY_DELAY
-from checkrunner.config.loader import read_playbook
+from checkrunner.config.loader import load_yaml_file, read_playbook
 from checkrunner.config.model import CheckSpec, Play, Playbook, ThresholdSpec
 from checkrunner.config.normalize import normalize_args
 from checkrunner.config.problems import MultipleConfigErrors, raise_problems
 from checkrunner.config.ranges import Range, parse_range
 from checkrunner.config.schema import playbook_schema
 from checkrunner.config.templating import Templater, evaluate_when
-from checkrunner.config.yaml_loader import (
+from checkrunner.yamlio.marked import (
     MarkedMap,
     MarkedSeq,
     key_location,
-    load_yaml_file,
     value_location,
 )
-from checkrunner.config.yaml_loader import merge_marked as merge_variables
+from checkrunner.yamlio.marked import merge_marked as merge_variables
 
 __all__ = [
     "DEFAULT_CHECK_TIMEOUT",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from checkrunner.config.model import Playbook
 from checkrunner.config.parse import AlertingSection, PlaybookParser
 from checkrunner.config.problems import raise_problems
 from checkrunner.config.schema import schema_problems
-from checkrunner.config.yaml_loader import read_yaml
+from checkrunner.yamlio.marked import read_yaml
 
 
 def read_playbook(
@@ -35,3 +36,10 @@ def read_playbook(
         problems += schema_problems(document, file)
     raise_problems(problems)
     return Playbook(file, plays, alerting=parser.alerting)
+
+
+def load_yaml_file(path: str, what: str = "file") -> Any:
+    """Load a YAML file with marks; any problem (duplicate keys included) raises ConfigError."""
+    data, problems = read_yaml(path, what)
+    raise_problems(problems)
+    return data

@@ -47,7 +47,8 @@ from checkrunner.config.templating import (
     expression_syntax_error,
     template_syntax_error,
 )
-from checkrunner.config.yaml_loader import (
+from checkrunner.errors import ConfigError, Location, did_you_mean, suggest
+from checkrunner.yamlio.marked import (
     MarkedMap,
     key_location,
     location_of,
@@ -55,7 +56,6 @@ from checkrunner.config.yaml_loader import (
     read_yaml,
     value_location,
 )
-from checkrunner.errors import ConfigError, Location, did_you_mean, suggest
 
 _LABEL_NAME = re.compile(LABEL_NAME_PATTERN)
 _MEASUREMENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")

@@ -35,8 +35,8 @@ from checkrunner.config.keywords import (
     THRESHOLD_KEYWORDS,
 )
 from checkrunner.config.ranges import RANGE_PATTERN
-from checkrunner.config.yaml_loader import location_of, value_location
 from checkrunner.errors import ConfigError, Location
+from checkrunner.yamlio.marked import location_of, value_location
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 TEMPLATE_PATTERN = r"\{\{|\{%|\{#"

@@ -29,8 +29,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from checkrunner.config.coerce import BOOL_WORDS, contains_template, is_templated, kind_of
-from checkrunner.config.yaml_loader import MarkedMap, MarkedSeq, value_location
 from checkrunner.errors import ConfigError, Location, did_you_mean
+from checkrunner.yamlio.marked import MarkedMap, MarkedSeq, value_location
 
 if TYPE_CHECKING:
     from jinja2 import TemplateSyntaxError
