@@ -98,6 +98,40 @@ def test_no_import_cycle_between_packages():
     assert cycle is None, "import cycle between checkrunner's packages:\n" + describe(graph, cycle)
 
 
+# The picture in docs/ARCHITECTURE.md, top to bottom: a unit imports only from rows below its own.
+LAYERS = [
+    ["__main__"],
+    ["cli"],
+    ["app"],
+    ["playbook"],
+    ["alerting", "runner", "report"],
+    ["state"],
+    ["plan"],
+    ["transport", "evaluate"],
+    ["config"],
+    ["inventory"],
+    ["yamlio"],
+    ["catalog", "masking", "settings", "unsafe", "units", "safe_text"],
+    ["results", "errors", "modules"],
+    [ROOT],
+]
+
+
+def test_every_import_goes_to_a_lower_layer():
+    """Acyclic is the minimum; the rule is the picture: a new package gets its row here and
+    in docs/ARCHITECTURE.md, and nothing imports upward or sideways."""
+    row = {unit: index for index, units in enumerate(LAYERS) for unit in units}
+    graph = package_graph()
+    assert sorted(set(graph) - set(row)) == [], "place the new unit in LAYERS and the docs"
+    upward = [
+        f"{source} -> {target} ({', '.join(places)})"
+        for source, targets in graph.items()
+        for target, places in targets.items()
+        if row[target] <= row[source]
+    ]
+    assert upward == []
+
+
 def test_the_graph_sees_function_level_and_package_imports():
     graph = package_graph()
     # checkrunner.playbook imports alerting only inside functions (kept lazy for start-up).
