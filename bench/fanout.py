@@ -894,9 +894,9 @@ def run_floor(
 def checkrun_batches(s: Scenario, playbook: Path) -> dict[tuple[str, int], tuple[str, bytes]]:
     """What checkrun sends each host (command and stdin), from checkrunner's own plan."""
     try:
-        from checkrunner.config import load_playbook
         from checkrunner.inventory import load_inventories
         from checkrunner.plan import PlanOptions, build_plan
+        from checkrunner.playbook import load_playbook
         from checkrunner.transport import Batch, build_payload
         from checkrunner.transport.payload import BOOTSTRAP
     except ImportError as exc:

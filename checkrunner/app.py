@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 from checkrunner import catalog, settings
 from checkrunner.config import (
-    load_playbook,
     parse_extra_vars,
     playbook_schema,
     render_module_doc,
@@ -21,6 +20,7 @@ from checkrunner.config import (
 from checkrunner.errors import ConfigError, did_you_mean
 from checkrunner.inventory import load_inventories
 from checkrunner.plan import Plan, PlanOptions, build_plan
+from checkrunner.playbook import load_playbook
 from checkrunner.results import EXIT_OK
 from checkrunner.safe_text import one_line, printable
 
@@ -199,9 +199,9 @@ def _run_with(
 
 def _state_db(cmd: RunCommand, plan: Plan):
     """The state database, opened only when the plan needs it (log checks, alerting)."""
-    from checkrunner.state.logs import LOG_MODULE
+    from checkrunner.state.logs import keeps_state
 
-    has_logs = any(c.identity.module == LOG_MODULE for hp in plan.hosts for c in hp.runnable)
+    has_logs = any(keeps_state(c) for hp in plan.hosts for c in hp.runnable)
     if plan.alerting is not None and cmd.no_state and not cmd.no_notify:
         raise ConfigError(
             "--no-state: alerting keeps its state (for:, repeat_interval, the outbox) in the "

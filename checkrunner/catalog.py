@@ -42,6 +42,11 @@ class ModuleInfo:
     required_one_of: list[list[str]] = field(default_factory=list)
     mutually_exclusive: list[list[str]] = field(default_factory=list)
     rate: bool = False  # takes part in the shared sampling window
+    # MODULE["window_option"]: the duration option that sets how long a window it needs
+    window_option: str | None = None
+    # MODULE["keeps_state"]: it reads `_cursors` saved by the last run and returns new ones in
+    # its result's `state` (state.logs keeps them between runs)
+    keeps_state: bool = False
     # 1-based, inclusive line ranges of the MODULE/EXAMPLES assignments (see shipped_source)
     doc_lines: list[list[int]] = field(default_factory=list)
     # modules/_utils helpers the module imports, directly or through another helper
@@ -234,6 +239,8 @@ def build_catalog() -> dict[str, Any]:
             "required_one_of": [list(g) for g in meta.get("required_one_of", [])],
             "mutually_exclusive": [list(g) for g in meta.get("mutually_exclusive", [])],
             "rate": hasattr(module, "sample"),
+            "window_option": meta.get("window_option"),
+            "keeps_state": bool(meta.get("keeps_state", False)),
             "doc_lines": _doc_line_ranges(_read_source(name)),
             "helpers": _helper_closure(_read_source(name)),
         }

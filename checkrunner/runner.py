@@ -125,7 +125,7 @@ def host_deadline(host_plan: HostPlan, options: RunOptions) -> float:
         return options.host_timeout
     checks = host_plan.runnable
     longest = max((c.batch.timeout for c in checks), default=0.0)
-    window = max((float(c.batch.args.get("sample", 0) or 0) for c in checks), default=0.0)
+    window = max((c.batch.window or 0.0 for c in checks), default=0.0)
     return longest + window + settings.HOST_DEADLINE_SLACK
 
 

@@ -151,7 +151,7 @@ def run_batch(sources, batch):
         CheckContext(c["id"], float(c.get("timeout", 30)), psutil_module) for c in checks
     ]
     rate = [i for i, c in enumerate(checks) if getattr(modules[c["module"]], "sample", None)]
-    window = max([float(checks[i]["args"].get("sample", 1.0)) for i in rate] or [0.0])
+    window = max([float(checks[i].get("window", 1.0)) for i in rate] or [0.0])
 
     # Rate collectors share one sampling window: all take their first snapshot now...
     window_start = time.monotonic()

@@ -10,6 +10,7 @@ from ._utils import procfs
 
 MODULE = {
     "summary": "CPU busy percentage from /proc/stat deltas over a sampling window",
+    "window_option": "sample",  # the batch's shared sampling window is at least this long
     "description": [
         "Takes two snapshots of the cumulative CPU time counters (/proc/stat, or "
         "psutil.cpu_times() on any platform psutil supports) at the start and the end of the "

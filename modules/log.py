@@ -11,6 +11,7 @@ from ._utils import logfiles, logmatch, logread, logrotation
 
 MODULE = {
     "summary": "Log files: count new lines matching patterns, across rotations",
+    "keeps_state": True,  # saved cursors arrive as _cursors; new ones leave as state.cursors
     "description": [
         "Reads what was appended to a log file (or to every file a glob matches) since the "
         "previous run and counts, for each pattern, the new lines that match it. The "

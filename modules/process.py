@@ -13,6 +13,7 @@ from ._utils import procfs
 
 MODULE = {
     "summary": "Number, CPU and memory of the processes matching a name or command line",
+    "window_option": "sample",  # the batch's shared sampling window is at least this long
     "description": [
         "Selects processes by `name` (the exact process name, as in pgrep -x), by `pattern` "
         "(a Python regular expression searched in the full command line, as in pgrep -f) "

@@ -20,7 +20,6 @@ from checkrunner.config import (
     ThresholdSpec,
     evaluate_when,
     key_location,
-    load_playbook,
     load_yaml_file,
     lookup_module,
     merge_variables,
@@ -35,8 +34,9 @@ from checkrunner.config import (
 )
 from checkrunner.config.parse import PlaybookParser
 from checkrunner.config.schema import schema_problems
-from checkrunner.config.yaml_loader import parse_yaml
 from checkrunner.errors import ConfigError, Location
+from checkrunner.playbook import ALERTING, load_playbook
+from checkrunner.yamlio.marked import parse_yaml
 
 PLAYBOOKS = Path(__file__).parent / "fixtures" / "playbooks"
 GOOD = PLAYBOOKS / "good"
@@ -522,7 +522,7 @@ def test_module_examples_are_valid_checks():
             "    " + line for line in info.examples.splitlines()
         )
         document, problems = parse_yaml(text, f"{name}.EXAMPLES")
-        parser = PlaybookParser(f"{name}.EXAMPLES")
+        parser = PlaybookParser(f"{name}.EXAMPLES", ALERTING)
         parser.parse(document)
         failures += [str(p) for p in problems + parser.problems]
     assert failures == []
@@ -606,7 +606,7 @@ def test_odd_values_give_config_errors_and_the_schema_agrees(monkeypatch, tmp_pa
     disagreements = []
     for document in odd_documents():
         loaded, _ = parse_yaml(json.dumps(document), "odd.yml")
-        parser = PlaybookParser("odd.yml")
+        parser = PlaybookParser("odd.yml", ALERTING)
         parser.parse(loaded)
         if not parser.problems:
             disagreements += [(document, str(p)) for p in schema_problems(loaded, "odd.yml")]

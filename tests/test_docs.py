@@ -67,7 +67,7 @@ def test_readme_exit_code_table_matches_the_code():
 
 
 def test_example_playbooks_load():
-    from checkrunner.config import load_playbook
+    from checkrunner.playbook import load_playbook
 
     for path in sorted((REPO / "playbooks").glob("*.yml")):
         assert load_playbook(str(path)).plays, path
@@ -75,7 +75,7 @@ def test_example_playbooks_load():
 
 
 def test_readme_playbook_example_validates(tmp_path):
-    from checkrunner.config import load_playbook
+    from checkrunner.playbook import load_playbook
 
     readme = (REPO / "README.md").read_text()
     block = readme.split("## A playbook", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]

@@ -38,12 +38,12 @@ from helpers_net import (
 )
 
 from checkrunner import catalog
-from checkrunner.config import load_playbook
 from checkrunner.config.normalize import normalize_args
 from checkrunner.errors import ConfigError, Location
 from checkrunner.modules import command, file, http, nagios, tcp
 from checkrunner.modules._batch import CheckContext
 from checkrunner.modules._utils import certs
+from checkrunner.playbook import load_playbook
 
 MODULES = {"http": http, "tcp": tcp, "command": command, "file": file, "nagios": nagios}
 PERFDATA = Path(__file__).resolve().parent / "fixtures" / "perfdata"

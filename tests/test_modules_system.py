@@ -700,9 +700,10 @@ def test_batch_shares_one_sampling_window(use_psutil):
         "version": 1,
         "options": {"psutil": use_psutil, "max_parallel": 4},
         "checks": [
-            {"id": "0.1", "module": "cpu", "args": {"sample": window, "per_core": False}},
+            {"id": "0.1", "module": "cpu", "args": {"sample": window, "per_core": False},
+             "window": window},
             {"id": "0.2", "module": "process", "args": {"pattern": re.escape(marker),
-                                                        "sample": window}},
+                                                        "sample": window}, "window": window},
             {"id": "0.3", "module": "memory", "args": {}},
             {"id": "0.4", "module": "load", "args": {}},
             {"id": "0.5", "module": "disk", "args": {"path": "/"}},
@@ -740,8 +741,13 @@ def test_batch_runs_on_python36():
         "version": 1,
         "options": {"psutil": False, "nice": 0},
         "checks": [
-            {"id": "1", "module": "cpu", "args": {"sample": 0.2, "per_core": True}},
-            {"id": "2", "module": "process", "args": {"pattern": ".", "sample": 0.2}},
+            {"id": "1", "module": "cpu", "args": {"sample": 0.2, "per_core": True}, "window": 0.2},
+            {
+                "id": "2",
+                "module": "process",
+                "args": {"pattern": ".", "sample": 0.2},
+                "window": 0.2,
+            },
             {"id": "3", "module": "memory", "args": {}},
             {"id": "4", "module": "disk", "args": {"path": "/"}},
             {"id": "5", "module": "load", "args": {}},

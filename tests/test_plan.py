@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from checkrunner.config import load_playbook
 from checkrunner.errors import ConfigError
 from checkrunner.inventory import load_inventories
 from checkrunner.plan import Plan, PlanOptions, build_plan
+from checkrunner.playbook import load_playbook
 
 INVENTORY = """\
 all:

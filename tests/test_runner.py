@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from inprocess import HANG, Call, InProcessTransport, answer, crash, garbage
 
-from checkrunner.config import load_playbook
 from checkrunner.inventory import load_inventories
 from checkrunner.plan import Plan, PlanOptions, build_plan
+from checkrunner.playbook import load_playbook
 from checkrunner.results import HostResult, Status, UnreachableReason
 from checkrunner.runner import RunOptions, run_plan
 from checkrunner.settings import HOST_DEADLINE_SLACK

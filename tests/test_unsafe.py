@@ -10,10 +10,10 @@ from recorder import Recorder
 
 from checkrunner.alerting.receivers.format import render_template
 from checkrunner.config import Templater
-from checkrunner.config.yaml_loader import MarkedSeq, parse_yaml
 from checkrunner.errors import Location
 from checkrunner.inventory import load_inventories
 from checkrunner.unsafe import UnsafeText
+from checkrunner.yamlio.marked import MarkedSeq, parse_yaml
 
 ALERT_TEMPLATE = "{{ $labels.instance }} down"  # Go template syntax: a Jinja2 syntax error
 

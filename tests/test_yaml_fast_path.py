@@ -5,7 +5,7 @@ from __future__ import annotations
 import yaml
 from helpers import REPO
 
-from checkrunner.config import yaml_loader
+from checkrunner.yamlio import marked as yaml_loader
 
 
 def test_libyaml_parser_is_used_when_available():

@@ -28,14 +28,14 @@ from checkrunner.alerting.matchers import (
 from checkrunner.alerting.route import GROUP_BY_ALL, InhibitRule, Route, RouteTimers, build_route
 from checkrunner.alerting.timeinterval import NamedInterval, parse_interval
 from checkrunner.config.coerce import kind_of
-from checkrunner.config.yaml_loader import (
+from checkrunner.errors import ConfigError, Location, did_you_mean
+from checkrunner.yamlio.marked import (
     MarkedMap,
     key_location,
     location_of,
     read_yaml,
     value_location,
 )
-from checkrunner.errors import ConfigError, Location, did_you_mean
 
 ALERTING_KEYS = (
     "receivers",
@@ -808,6 +808,15 @@ def receiver_option_set(kind: str, index: int, receiver: str):
         getattr(module, "MUTUALLY_EXCLUSIVE", ()),
         takes=f"{kind} takes: {', '.join(module.OPTIONS)}",
     )
+
+
+def parse_inline_alerting(
+    file: str, document: Mapping[Any, Any], root: Location
+) -> tuple[AlertingSpec | None, list[ConfigError]]:
+    """The alerting keys a playbook carries itself (receivers:, route: ... beside plays:)."""
+    parser = AlertingParser(file)
+    spec = parser.parse(document, root)
+    return spec, parser.problems
 
 
 def parse_alerting_file(

@@ -10,8 +10,8 @@ from typing import Any
 
 from checkrunner.config.coerce import VARIABLE_NAME, kind_of
 from checkrunner.config.problems import raise_problems
-from checkrunner.config.yaml_loader import MarkedMap, merge_marked, parse_yaml, read_yaml
 from checkrunner.errors import ConfigError, Location
+from checkrunner.yamlio.marked import MarkedMap, merge_marked, parse_yaml, read_yaml
 
 FORMS_HINT = "use -e name=value (several: -e 'a=1 b=2'), -e '{\"name\": 1}' or -e @vars.yml"
 INLINE_SOURCE = "--extra-vars"

@@ -40,8 +40,7 @@ from jinja2.sandbox import (
 from jinja2.utils import generate_lorem_ipsum, missing, pass_environment
 from markupsafe import Markup
 
-from checkrunner.config.coerce import contains_template, parse_bool
-from checkrunner.config.templating import _Environ
+from checkrunner.config.coerce import parse_bool
 
 if TYPE_CHECKING:
     from checkrunner.config.templating import Templater
@@ -567,11 +566,9 @@ class _LazyContext(Context):
     def resolve_or_missing(self, key: str) -> Any:
         value = super().resolve_or_missing(key)
         templater = getattr(self.environment, "templater", None)
-        if templater is None or value is missing or key in self.vars or isinstance(value, _Environ):
+        if templater is None or value is missing or key in self.vars:
             return value
-        if not contains_template(value):
-            return value
-        return templater._resolve_variable(key, value, self.parent)
+        return templater.resolve_variable(key, value, self.parent)
 
 
 class SandboxEnvironment(BoundedSandbox):

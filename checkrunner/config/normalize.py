@@ -15,8 +15,8 @@ from typing import Any
 from checkrunner.catalog import ModuleInfo
 from checkrunner.config.coerce import OptionValueError, coerce_value, describe_type, kind_of
 from checkrunner.config.problems import raise_problems
-from checkrunner.config.yaml_loader import MarkedMap, key_location, location_of, value_location
 from checkrunner.errors import ConfigError, Location, did_you_mean
+from checkrunner.yamlio.marked import MarkedMap, key_location, location_of, value_location
 
 
 def normalize_args(module: ModuleInfo, args: Any, location: Location) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import fnmatch
 import os
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from checkrunner import catalog
 from checkrunner.catalog import ModuleInfo
@@ -47,7 +47,8 @@ from checkrunner.config.templating import (
     expression_syntax_error,
     template_syntax_error,
 )
-from checkrunner.config.yaml_loader import (
+from checkrunner.errors import ConfigError, Location, did_you_mean, suggest
+from checkrunner.yamlio.marked import (
     MarkedMap,
     key_location,
     location_of,
@@ -55,7 +56,6 @@ from checkrunner.config.yaml_loader import (
     read_yaml,
     value_location,
 )
-from checkrunner.errors import ConfigError, Location, did_you_mean, suggest
 
 _LABEL_NAME = re.compile(LABEL_NAME_PATTERN)
 _MEASUREMENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -77,11 +77,29 @@ def metric_unit(info: ModuleInfo, metric: str) -> str:
     return info.unit_of(declared) if declared else ""
 
 
+class AlertingSection(Protocol):
+    """How a playbook's alerting keys are read. The caller that knows alerting hands it in
+    (`checkrunner.playbook`), so that config, a layer below alerting, never imports it."""
+
+    keys: tuple[str, ...]  # the keys that make a playbook carry its own alerting
+
+    def parse_inline(
+        self, file: str, document: Mapping[Any, Any], root: Location
+    ) -> tuple[Any, list[ConfigError]]:
+        """The alerting spec of the playbook's own keys, and what is wrong with them."""
+        ...
+
+    def parse_file(self, path: str, referenced_at: Location) -> tuple[Any, list[ConfigError]]:
+        """The alerting spec of the shared file `alerting: FILE` names."""
+        ...
+
+
 class PlaybookParser:
     """Turns a playbook document into plays; `problems` holds everything found wrong."""
 
-    def __init__(self, file: str):
+    def __init__(self, file: str, alerting: AlertingSection):
         self.file = file
+        self.alerting_section = alerting
         self.directory = os.path.dirname(file)
         self.problems: list[ConfigError] = []
         self.modules = catalog.module_names()
@@ -142,9 +160,8 @@ class PlaybookParser:
 
     def _alerting(self, document: Mapping[Any, Any], root: Location) -> Any:
         """receivers/route/inhibit_rules here, or in the shared file `alerting:` names."""
-        from checkrunner.alerting.config import ALERTING_KEYS, AlertingParser, parse_alerting_file
-
-        inline = any(key in document for key in ALERTING_KEYS)
+        section = self.alerting_section
+        inline = any(key in document for key in section.keys)
         if "alerting" in document:
             at = value_location(document, "alerting", root)
             if inline:
@@ -158,14 +175,13 @@ class PlaybookParser:
             if not isinstance(name, str) or not name:
                 self._add("alerting: expected a file name", at, "write alerting: alerting.yml")
                 return None
-            spec, problems = parse_alerting_file(os.path.join(self.directory, name), at)
+            spec, problems = section.parse_file(os.path.join(self.directory, name), at)
             self.problems.extend(problems)
             return spec
         if not inline:
             return None
-        parser = AlertingParser(self.file)
-        spec = parser.parse(document, root)
-        self.problems.extend(parser.problems)
+        spec, problems = section.parse_inline(self.file, document, root)
+        self.problems.extend(problems)
         return spec
 
     # -- plays ---------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 It serves editors (YAML language servers give completion and inline errors from it: every
 key has a title or description from the module docs) and is the second line of defence of
-`load_playbook`: the parser reports problems in plain words first, and whatever the schema
+`read_playbook`: the parser reports problems in plain words first, and whatever the schema
 still rejects is reported at its node too.
 """
 
@@ -35,8 +35,8 @@ from checkrunner.config.keywords import (
     THRESHOLD_KEYWORDS,
 )
 from checkrunner.config.ranges import RANGE_PATTERN
-from checkrunner.config.yaml_loader import location_of, value_location
 from checkrunner.errors import ConfigError, Location
+from checkrunner.yamlio.marked import location_of, value_location
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 TEMPLATE_PATTERN = r"\{\{|\{%|\{#"

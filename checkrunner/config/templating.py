@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from checkrunner.config.coerce import BOOL_WORDS, is_templated, kind_of
-from checkrunner.config.yaml_loader import MarkedMap, MarkedSeq, value_location
+from checkrunner.config.coerce import BOOL_WORDS, contains_template, is_templated, kind_of
 from checkrunner.errors import ConfigError, Location, did_you_mean
+from checkrunner.yamlio.marked import MarkedMap, MarkedSeq, value_location
 
 if TYPE_CHECKING:
     from jinja2 import TemplateSyntaxError
@@ -218,7 +218,11 @@ class Templater:
         except Exception as exc:
             raise self._template_error(exc, shown or expression, scope, location) from None
 
-    def _resolve_variable(self, name: str, value: Any, scope: dict[str, Any]) -> Any:
+    def resolve_variable(self, name: str, value: Any, scope: dict[str, Any]) -> Any:
+        """The variable `name` as a template being rendered reads it: its own templates
+        rendered first, in `scope`, with loops reported (the sandbox's context asks this)."""
+        if isinstance(value, _Environ) or not contains_template(value):
+            return value
         state: _RenderState = self._local.state
         where = value_location(state.variables, name, state.location or Location("<template>"))
         if name in state.resolving:

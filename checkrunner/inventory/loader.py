@@ -8,15 +8,16 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from checkrunner.config.yaml_loader import read_text
 from checkrunner.errors import ConfigError, Location, did_you_mean
 from checkrunner.inventory.build import VarsSource, build_inventory
 from checkrunner.inventory.data import HOST_LIST, UNGROUPED, InventoryData
 from checkrunner.inventory.hostnames import HostEntryError, parse_host_entry
 from checkrunner.inventory.ini_format import SECTION, parse_ini_inventory
 from checkrunner.inventory.inventory import Inventory
+from checkrunner.inventory.model import InventoryWarning
 from checkrunner.inventory.yaml_format import parse_yaml_inventory
-from checkrunner.inventory.yamlnodes import VAULT_HINT, YamlDocument
+from checkrunner.yamlio.marked import VAULT_HINT, read_text
+from checkrunner.yamlio.nodes import YamlDocument
 
 YAML_EXTENSIONS = (".yml", ".yaml", ".json")
 # Skipped in directory sources, as Ansible's default inventory_ignore_extensions (ansible-core >= 2.19).
@@ -117,7 +118,7 @@ def _load_file(path: str, data: InventoryData) -> None:
             "this inventory is encrypted with Ansible Vault", Location(path, 1), VAULT_HINT
         )
     if detect_format(path, text) == "yaml":
-        with YamlDocument(path, text, data.warnings) as doc:
+        with YamlDocument(path, text, InventoryWarning.collector(data.warnings)) as doc:
             parse_yaml_inventory(doc, data)
     else:
         parse_ini_inventory(path, text, data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,11 @@ class InventoryWarning:
 
     def __str__(self) -> str:
         return f"{self.location}: {self.message}" if self.location else self.message
+
+    @staticmethod
+    def collector(warnings: list[InventoryWarning]) -> Callable[[str, Location], None]:
+        """A `warn(message, location)` for yamlio's YamlDocument that adds to `warnings`."""
+        return lambda message, location: warnings.append(InventoryWarning(message, location))
 
 
 @dataclass

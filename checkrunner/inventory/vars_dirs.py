@@ -7,10 +7,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from checkrunner.config.yaml_loader import check_data_depth, nesting_error, read_text
 from checkrunner.errors import ConfigError, Location
 from checkrunner.inventory.model import InventoryWarning
-from checkrunner.inventory.yamlnodes import VAULT_HINT, YamlDocument
+from checkrunner.yamlio.marked import VAULT_HINT, check_data_depth, nesting_error, read_text
+from checkrunner.yamlio.nodes import YamlDocument
 
 VARS_EXTENSIONS = (".yml", ".yaml", ".json")
 _LOOKUP_SUFFIXES = (
@@ -77,7 +77,7 @@ def load_vars_file(path: str, warnings: list[InventoryWarning]) -> LoadedVars:
         )
     if path.endswith(".json"):
         return _load_json_vars(path, text)
-    with YamlDocument(path, text, warnings) as doc:
+    with YamlDocument(path, text, InventoryWarning.collector(warnings)) as doc:
         if doc.root is None:
             return LoadedVars()
         values, locations = doc.vars_mapping(doc.root, "a vars file")

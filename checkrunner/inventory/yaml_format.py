@@ -9,7 +9,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from checkrunner.errors import ConfigError, Location, did_you_mean
 from checkrunner.inventory.data import UNGROUPED, InventoryData
 from checkrunner.inventory.hostnames import HostEntryError, parse_host_entry
-from checkrunner.inventory.yamlnodes import YamlDocument, describe, is_null
+from checkrunner.yamlio.nodes import YamlDocument, describe, is_null
 
 GROUP_KEYS = ("hosts", "children", "vars")
 _EXAMPLE_INDENT = "\n" + " " * len(

@@ -1,8 +1,9 @@
 """Log checks across runs: offsets in, new offsets out, committed only once results are recorded.
 
-The control node hands each log check the cursors it saved for that host and check
-(`_cursors` in the check's arguments); the target reads from there and returns the new
-cursors with its counts. They are written to the state database by `commit()`, which the
+Which checks keep state is the module's to say (`"keeps_state": True` in its MODULE spec,
+the log module's today): this layer names no module. The control node hands each such
+check the cursors it saved for that host and check (`_cursors` in the check's arguments);
+the target reads from there and returns the new cursors with its counts. They are written to the state database by `commit()`, which the
 run calls after its reports are written: a crash or Ctrl-C before that point means the
 same lines are read again next run (at least once), never skipped.
 
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from checkrunner import catalog
 from checkrunner.evaluate.history import AnomalySettings, detect_anomaly, rate, rate_unit
 from checkrunner.plan import Plan, PlannedCheck
 from checkrunner.state.failpoints import failpoint
@@ -32,7 +34,6 @@ from checkrunner.state.keys import CheckKey
 if TYPE_CHECKING:
     from checkrunner.state.db import StateDB
 
-LOG_MODULE = "log"
 CURSORS_ARG = "_cursors"
 HISTORY_KEEP = 500  # values kept per series; anomaly windows are far shorter
 _GLOB = re.compile(r"[*?\[]")
@@ -50,6 +51,11 @@ class _Update:
     cursors: dict[str, Any]
     scanned_at: float
     values: dict[str, float]
+
+
+def keeps_state(check: PlannedCheck) -> bool:
+    """Whether the check's module keeps state between runs (MODULE's `keeps_state`)."""
+    return catalog.get(check.identity.module).keeps_state
 
 
 class LogState:
@@ -71,7 +77,7 @@ class LogState:
             check
             for host_plan in plan.hosts
             for check in host_plan.checks
-            if check.batch is not None and check.identity.module == LOG_MODULE
+            if check.batch is not None and keeps_state(check)
         ]
         if not planned:
             return
@@ -135,7 +141,7 @@ class LogState:
 
     def observe(self, planned: PlannedCheck, raw: dict[str, Any]) -> dict[str, Any]:
         """The raw result with rates and anomalies applied; its new cursors kept for commit."""
-        if planned.identity.module != LOG_MODULE or "error" in raw:
+        if not keeps_state(planned) or "error" in raw:
             return raw
         body = dict(raw.get("result") or {})
         state = body.pop("state", None) or {}

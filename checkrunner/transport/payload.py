@@ -33,8 +33,19 @@ class BatchCheck:
     args: dict[str, Any]
     timeout: float
 
+    @property
+    def window(self) -> float | None:
+        """Seconds of shared sampling window the check asks for: the value of its module's
+        `window_option`; None when the module declares none or the arguments lack it."""
+        option = catalog.get(self.module).window_option
+        value = self.args.get(option) if option else None
+        return None if value is None else float(value)
+
     def to_wire(self) -> dict[str, Any]:
-        return {"id": self.id, "module": self.module, "args": self.args, "timeout": self.timeout}
+        wire = {"id": self.id, "module": self.module, "args": self.args, "timeout": self.timeout}
+        if self.window is not None:
+            wire["window"] = self.window
+        return wire
 
 
 @dataclass

@@ -100,7 +100,7 @@ def receiver_template_errors(
     """ConfigErrors for every template option of one `<kind>_configs` entry, each at the
     option's value."""
     from checkrunner.alerting import receivers as registry
-    from checkrunner.config.yaml_loader import value_location
+    from checkrunner.yamlio.marked import value_location
 
     module = registry.get(kind)
     errors = []

@@ -29,7 +29,6 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import Reader
 from yaml.resolver import Resolver
 
-from checkrunner.config.problems import raise_problems
 from checkrunner.errors import ConfigError, Location
 from checkrunner.unsafe import UNSAFE_TAG, mark_unsafe
 
@@ -376,8 +375,18 @@ else:  # pragma: no cover - PyYAML built without libyaml
     _LOADERS = (_MarkedLoader,)
 
 
+VAULT_HINT = (
+    "checkrunner cannot decrypt Ansible Vault; take secrets from the environment or a file "
+    "readable only by you instead"
+)
+
+
+class VaultValue(ConstructorError):
+    """An `!vault` value (inventories): reported with its own hint instead of 'unknown tag'."""
+
+
 def _syntax_hint(problem: str) -> str:
-    if "'\\t'" in problem:
+    if "'\\t'" in problem or "\t" in problem:
         return "YAML indents with spaces only: replace the tab characters"
     if "'@'" in problem or "'`'" in problem:
         return 'a value starting with @ or ` must be quoted, e.g. crit: "@10:20"'
@@ -389,6 +398,8 @@ def _syntax_hint(problem: str) -> str:
         )
     if "number is too long" in problem:
         return "write a shorter number, or quote it if it is meant as text"
+    if "could not determine a constructor" in problem:
+        return "only standard YAML tags and Ansible's !unsafe are understood"
     if "found undefined alias" in problem:
         return "define the anchor (&name) before using the alias (*name)"
     if "flow" in problem:
@@ -398,7 +409,11 @@ def _syntax_hint(problem: str) -> str:
     return "check the indentation and the quoting around this point"
 
 
-def _syntax_error(exc: yaml.YAMLError, file: str, text: str) -> ConfigError:
+def syntax_error(exc: yaml.YAMLError, file: str, text: str) -> ConfigError:
+    """The one ConfigError for YAML that PyYAML or libyaml refuses: where, what, and a hint."""
+    if isinstance(exc, VaultValue):
+        mark = exc.problem_mark
+        return ConfigError(str(exc.problem), _mark_location(file, mark), VAULT_HINT)
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "unreadable YAML"
@@ -438,7 +453,7 @@ def parse_yaml(text: str, file: str) -> tuple[Any, list[ConfigError]]:
             return loader.get_single_data(), loader.problems
         except yaml.YAMLError as exc:
             if loader_class is _MarkedLoader:
-                raise _syntax_error(exc, file, text) from None
+                raise syntax_error(exc, file, text) from None
         finally:
             if loader is not None:
                 loader.dispose()
@@ -503,10 +518,3 @@ def _encoding_error(
 def read_yaml(path: str, what: str = "file") -> tuple[Any, list[ConfigError]]:
     """Load a YAML file: the document and its non-fatal problems (see `parse_yaml`)."""
     return parse_yaml(read_text(path, what), path)
-
-
-def load_yaml_file(path: str, what: str = "file") -> Any:
-    """Load a YAML file with marks; any problem (duplicate keys included) raises ConfigError."""
-    data, problems = read_yaml(path, what)
-    raise_problems(problems)
-    return data

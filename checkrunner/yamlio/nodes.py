@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from checkrunner.config.yaml_loader import (
+from checkrunner.errors import ConfigError, Location, looks_like_private_key, quote
+from checkrunner.unsafe import UNSAFE_TAG, mark_unsafe
+from checkrunner.yamlio.marked import (
+    VaultValue,
     check_node_graph,
     construct_bounded_int,
     nesting_error,
+    syntax_error,
 )
-from checkrunner.errors import ConfigError, Location, looks_like_private_key, quote
-from checkrunner.inventory.model import InventoryWarning
-from checkrunner.unsafe import UNSAFE_TAG, mark_unsafe
+
+Warn = Callable[[str, Location], None]  # what is suspicious but loads, and where
 
 try:  # libyaml composes ~10x faster; the constructors stay the pure-Python SafeConstructor
     from yaml import CSafeLoader as _SafeLoader
@@ -23,14 +27,6 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
 
 NULL_TAG = "tag:yaml.org,2002:null"
 MERGE_TAG = "tag:yaml.org,2002:merge"
-VAULT_HINT = (
-    "checkrunner cannot decrypt Ansible Vault; take secrets from the environment or a file "
-    "readable only by you instead"
-)
-
-
-class _VaultValue(yaml.constructor.ConstructorError):
-    """An `!vault` value: reported with its own hint instead of 'unknown tag'."""
 
 
 class _InventoryLoader(_SafeLoader):
@@ -48,7 +44,7 @@ def _construct_unsafe(loader: _InventoryLoader, node: Node) -> Any:
 
 
 def _construct_vault(loader: _InventoryLoader, node: Node) -> Any:
-    raise _VaultValue(
+    raise VaultValue(
         None, None, "this value is encrypted with Ansible Vault (!vault)", node.start_mark
     )
 
@@ -58,35 +54,31 @@ _InventoryLoader.add_constructor("!vault", _construct_vault)
 _InventoryLoader.add_constructor("tag:yaml.org,2002:int", construct_bounded_int)
 
 
-def yaml_error(exc: yaml.YAMLError, path: str) -> ConfigError:
-    """One ConfigError with the position and wording of a PyYAML error."""
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    location = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path)
-    problem = getattr(exc, "problem", None) or str(exc)
-    context = getattr(exc, "context", None)
-    message = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
-    hint = None
-    if isinstance(exc, _VaultValue):
-        message, hint = problem, VAULT_HINT
-    elif "\\t" in problem or "\t" in problem:
-        hint = "indent YAML with spaces, not tabs"
-    elif problem.startswith(
-        ("did not find expected key", "mapping values are not allowed", "expected <block end>")
-    ):
-        hint = "check the indentation: the keys of one mapping start in the same column"
-    elif "number is too long" in problem:
-        hint = "write a shorter number, or quote it if it is meant as text"
-    elif "could not determine a constructor" in problem:
-        hint = "only standard YAML tags and Ansible's !unsafe are understood"
-    return ConfigError(message, location, hint)
+def _clearer_error(exc: yaml.YAMLError, text: str) -> yaml.YAMLError:
+    """libyaml's words for a document it cannot compose are terser than PyYAML's: the
+    pure-Python composer's error for the same text, as the marked loader reports it."""
+    if _SafeLoader is yaml.SafeLoader:
+        return exc
+    loader = yaml.SafeLoader(text)
+    try:
+        loader.get_single_node()
+    except yaml.YAMLError as clearer:
+        return clearer
+    except RecursionError:  # nested deeper than the pure-Python composer can follow
+        return exc
+    finally:
+        loader.dispose()
+    return exc
 
 
 class YamlDocument:
     """One YAML file composed into nodes; values are built on demand from the nodes."""
 
-    def __init__(self, path: str, text: str, warnings: list[InventoryWarning]):
+    def __init__(self, path: str, text: str, warn: Warn):
+        """`warn(message, location)` is told of duplicate keys (the last one wins)."""
         self.path = path
-        self._warnings = warnings
+        self.text = text
+        self._warn = warn
         self._flattened: set[int] = set()
         self._loader = _InventoryLoader(text)
         try:
@@ -96,7 +88,7 @@ class YamlDocument:
             self.close()
             if "nesting depth" in str(exc):  # libyaml's own limit (1,000 levels)
                 raise nesting_error(path, getattr(exc, "problem_mark", None)) from None
-            raise yaml_error(exc, path) from None
+            raise syntax_error(_clearer_error(exc, text), path, text) from None
         except ConfigError:
             self.close()
             raise
@@ -119,7 +111,7 @@ class YamlDocument:
         try:
             return self._loader.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
-            raise yaml_error(exc, self.path) from None
+            raise syntax_error(exc, self.path, self.text) from None
 
     def items(self, node: MappingNode, what: str) -> list[tuple[ScalarNode, Node]]:
         """Key/value node pairs of a mapping with `<<` merges applied; keys must be plain scalars."""
@@ -128,7 +120,7 @@ class YamlDocument:
             try:
                 self._loader.flatten_mapping(node)
             except yaml.YAMLError as exc:
-                raise yaml_error(exc, self.path) from None
+                raise syntax_error(exc, self.path, self.text) from None
             self._flattened.add(id(node))
         for key_node, _ in node.value:
             if not isinstance(key_node, ScalarNode):
@@ -147,12 +139,10 @@ class YamlDocument:
                 continue
             first = seen.setdefault(key_node.value, key_node)
             if first is not key_node:
-                self._warnings.append(
-                    InventoryWarning(
-                        f"duplicate key '{key_node.value}' in {what}; the last one wins "
-                        f"(the first is on line {first.start_mark.line + 1})",
-                        self.location(key_node),
-                    )
+                self._warn(
+                    f"duplicate key '{key_node.value}' in {what}; the last one wins "
+                    f"(the first is on line {first.start_mark.line + 1})",
+                    self.location(key_node),
                 )
 
     def vars_mapping(self, node: Node, what: str) -> tuple[dict[str, Any], dict[str, Location]]:
