@@ -227,20 +227,23 @@ def test_retries_until_the_service_answers(tmp_path):
     """The service says STARTING to its first two connections and READY after that, so the
     check must fail twice and pass on its third attempt, however slow the machine is."""
     server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.05)  # the loop polls `stop`: a close() would not wake a blocked accept()
     port = server.getsockname()[1]
     connections = []
+    stop = threading.Event()
 
     def serve():
-        while True:
+        while not stop.is_set():
             try:
                 conn, _ = server.accept()
-            except OSError:
-                return  # closed at the end of the test
+            except socket.timeout:
+                continue
             connections.append(conn)
             conn.sendall(b"READY\n" if len(connections) > 2 else b"STARTING\n")
             conn.close()
 
-    threading.Thread(target=serve, daemon=True).start()
+    serving = threading.Thread(target=serve, daemon=True)
+    serving.start()
     playbook = write(
         tmp_path / "p.yml",
         f"""
@@ -256,6 +259,8 @@ def test_retries_until_the_service_answers(tmp_path):
     try:
         done = run_checkrun(playbook, "-r", "json:-")
     finally:
+        stop.set()
+        serving.join(5)
         server.close()
     check = json.loads(done.stdout)["hosts"][0]["checks"][0]
     assert (done.returncode, check["status"]) == (0, "OK")
