@@ -1,5 +1,6 @@
-"""Every target-side parser (`parse_*` in modules/) against data-driven cases, the way
-pyinfra tests its facts (tests/facts/<fact>/<case>.json: command output beside the fact).
+"""Every target-side parser (`parse_*` in modules/, and other pure text-to-value functions
+such as `_utils.logmatch.required_literal`) against data-driven cases, the way pyinfra tests
+its facts (tests/facts/<fact>/<case>.json: command output beside the fact).
 
 A case is one file: tests/fixtures/parsers/<module>.<function>/<case>.json, where <module>
 is the dotted name under modules/ (`cpu`, `_utils.certs`). It holds the input, as one of
@@ -10,7 +11,8 @@ and what the parser must do, one of
     "expected":   the return value; compared exactly, types included (12 is not 12.0,
                   a tuple is written as a list)
     "raises":     {"type": "ValueError", "match": "regex found in the message"}
-and optionally "about": one line saying what the case is for.
+and optionally "kwargs": keyword arguments passed along with the input, and "about": one
+line saying what the case is for.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ TESTS = Path(__file__).resolve().parent
 FIXTURES = TESTS / "fixtures"
 PARSER_CASES = FIXTURES / "parsers"
 MODULES = TESTS.parent / "modules"
-CASE_KEYS = {"about", "input", "input_file", "input_hex", "expected", "raises"}
+CASE_KEYS = {"about", "input", "input_file", "input_hex", "kwargs", "expected", "raises"}
 
 
 @dataclass(frozen=True)
@@ -81,18 +83,20 @@ def canonical(value: Any) -> str:
     return json.dumps(value, indent=1, sort_keys=True, allow_nan=False)
 
 
-def declared_parsers() -> list[str]:
-    """Every top-level `parse_*` function in modules/, as "<module>.<function>"."""
+def declared_functions() -> list[str]:
+    """Every top-level function in modules/, as "<module>.<function>"."""
     found = []
     for source in sorted(MODULES.rglob("*.py")):
         module = ".".join(source.relative_to(MODULES).with_suffix("").parts)
         tree = ast.parse(source.read_text(encoding="utf-8"))
         found += [
-            f"{module}.{node.name}"
-            for node in tree.body
-            if isinstance(node, ast.FunctionDef) and node.name.startswith("parse_")
+            f"{module}.{node.name}" for node in tree.body if isinstance(node, ast.FunctionDef)
         ]
     return found
+
+
+def declared_parsers() -> list[str]:
+    return [name for name in declared_functions() if name.rpartition(".")[2].startswith("parse_")]
 
 
 @pytest.mark.parametrize("parser_case", parser_cases(), ids=lambda c: c.id)
@@ -103,11 +107,11 @@ def test_parser_case(parser_case: ParserCase):
     if "raises" in case:
         error = case["raises"]
         with pytest.raises(getattr(builtins, error["type"])) as raised:
-            parse(given)
+            parse(given, **case.get("kwargs", {}))
         assert type(raised.value).__name__ == error["type"]
         assert raised.match(error["match"])
     else:
-        assert canonical(parse(given)) == canonical(case["expected"])
+        assert canonical(parse(given, **case.get("kwargs", {}))) == canonical(case["expected"])
 
 
 def test_every_parser_has_a_case():
@@ -117,8 +121,8 @@ def test_every_parser_has_a_case():
     assert missing == [], f"parsers without a case in {PARSER_CASES}: {missing}"
 
 
-def test_every_case_directory_names_a_parser_and_says_how_to_add_a_case():
-    declared = set(declared_parsers())
+def test_every_case_directory_names_a_function_and_says_how_to_add_a_case():
+    declared = set(declared_functions())
     directories = [p for p in PARSER_CASES.iterdir() if p.is_dir()]
     assert sorted(p.name for p in directories if p.name not in declared) == []
     for directory in [PARSER_CASES, *directories]:
