@@ -1,5 +1,6 @@
 """The probe and execution modules (http, tcp, command, file, nagios) against real loopback
-servers, real subprocesses and real files; the perfdata parser against recorded outputs."""
+servers, real subprocesses and real files; recorded plugin outputs split and parsed. The
+parsers' input-to-output cases are data: tests/fixtures/parsers/ (test_parsers.py)."""
 
 from __future__ import annotations
 
@@ -368,34 +369,7 @@ def test_parse_cert_not_after_reads_der(years):
     assert x509.load_der_x509_certificate(der).not_valid_after_utc == not_after
 
 
-def test_parse_cert_not_after_rejects_garbage():
-    with pytest.raises(ValueError, match="expiry"):
-        certs.parse_cert_not_after(b"\x30\x82\x01")
-    with pytest.raises(ValueError):
-        certs.parse_cert_not_after(b"\x30\x03\x02\x01\x01")
-
-
 # ------------------------------------------------------------------------------------- TCP
-
-
-@pytest.mark.parametrize(
-    "text,expected",
-    [
-        ("db.internal:5432", ("db.internal", 5432)),
-        ("127.0.0.1:22", ("127.0.0.1", 22)),
-        ("[::1]:6379", ("::1", 6379)),
-        ("5432", ("localhost", 5432)),
-        (8080, ("localhost", 8080)),
-    ],
-)
-def test_tcp_parse_address(text, expected):
-    assert tcp.parse_address(text) == expected
-
-
-@pytest.mark.parametrize("text", ["db.internal", "::1:22", "host:http", "host:70000", "[::1]22"])
-def test_tcp_parse_address_rejects(text):
-    with pytest.raises(ValueError):
-        tcp.parse_address(text)
 
 
 def test_tcp_connect_measures_connect_time():
@@ -613,20 +587,6 @@ def test_command_background_child_holding_the_pipe_does_not_block():
         os.kill(pid, signal.SIGKILL)
 
 
-@pytest.mark.parametrize(
-    "text,expected",
-    [("42\n", 42), ("  -3.5 ", -3.5), ("1e3", 1000.0), ("+7", 7), (".5", 0.5)],
-)
-def test_command_parse_number(text, expected):
-    value = command.parse_number(text)
-    assert value == expected and type(value) is type(expected)
-
-
-@pytest.mark.parametrize("text", ["", "42 files", "1.2.3", "0x10", "nan", "12\n13\n"])
-def test_command_parse_number_rejects(text):
-    assert command.parse_number(text) is None
-
-
 # ------------------------------------------------------------------------------------ file
 
 
@@ -690,14 +650,6 @@ def test_file_mode(tmp_path):
     args = make_args(file, path=str(path))
     with pytest.raises(ValueError, match="octal"):
         file.run({**args, "mode": "rw-r-----"}, ctx())
-
-
-@pytest.mark.parametrize(
-    "value,bits",
-    [("0644", 0o644), ("644", 0o644), ("2775", 0o2775), ("0o600", 0o600), (420, 0o644)],
-)
-def test_file_parse_mode(value, bits):
-    assert file.parse_mode(value) == bits
 
 
 def test_file_owner_and_group(tmp_path):
@@ -913,25 +865,6 @@ def test_split_plugin_output_long_output():
         "/var/log 819 MB (84%);",
     ]
     assert perf_text.startswith("/=2643MB") and perf_text.endswith("/var/log=818MB;970;975;0;980")
-
-
-@pytest.mark.parametrize(
-    "text,expected",
-    [
-        ("", []),
-        ("   ", []),
-        ("a=1", [("a", 1.0)]),
-        ("'it''s'=2", [("it's", 2.0)]),
-        ("'with space'=3ms", [("with space", 3.0)]),
-        ("''=1 b=2", [("b", 2.0)]),
-        ("it's=1 c=3", [("c", 3.0)]),
-        ("x=U y=1", [("x", None), ("y", 1.0)]),
-        ("a= b=2", [("b", 2.0)]),
-        ("a=1.5e-3s", [("a", 0.0015)]),
-    ],
-)
-def test_parse_perfdata_edge_cases(text, expected):
-    assert [(i["label"], i["value"]) for i in nagios.parse_perfdata(text)] == expected
 
 
 def perfdata_values(result: dict) -> dict:

@@ -1,6 +1,7 @@
-"""System-metric modules (cpu, memory, disk, load, process): parsers against recorded
+"""System-metric modules (cpu, memory, disk, load, process): rates and run() over recorded
 procfs fixtures, run() on this machine through both the psutil and the procfs paths, and a
-real batch that proves the rate collectors share one sampling window."""
+real batch that proves the rate collectors share one sampling window. The parsers' own
+cases are data: tests/fixtures/parsers/ (test_parsers.py)."""
 
 from __future__ import annotations
 
@@ -61,46 +62,8 @@ BOTH_PATHS = pytest.mark.parametrize("psutil_module", [psutil, None], ids=["psut
 # ---------------------------------------------------------------------------- cpu
 
 
-def test_parse_stat_recorded_on_this_machine():
-    times = cpu.parse_stat(fixture("stat", "local.txt"))
-    assert times["cpu"] == {
-        "user": 1571,
-        "nice": 0,
-        "system": 1320,
-        "idle": 92048,
-        "iowait": 73,
-        "irq": 0,
-        "softirq": 24,
-        "steal": 5,
-        "guest": 0,
-        "guest_nice": 0,
-    }
-    assert times["cpu1"]["user"] == 1193
-    assert cpu.core_names(times) == ["cpu0", "cpu1"]
-
-
-def test_parse_stat_old_kernels_have_fewer_columns():
-    rhel5 = cpu.parse_stat(fixture("stat", "rhel5_2.6.18.txt"))
-    assert rhel5["cpu"] == {
-        "user": 2255,
-        "nice": 34,
-        "system": 2290,
-        "idle": 22625563,
-        "iowait": 6290,
-        "irq": 127,
-        "softirq": 456,
-        "steal": 0,
-    }
-    linux24 = cpu.parse_stat(fixture("stat", "linux24.txt"))
-    assert linux24 == {
-        "cpu": {"user": 1139, "nice": 0, "system": 2170, "idle": 1058433},
-        "cpu0": {"user": 1139, "nice": 0, "system": 2170, "idle": 1058433},
-    }
-
-
-def test_parse_stat_rejects_text_without_cpu_line():
-    with pytest.raises(ValueError, match="cpu"):
-        cpu.parse_stat("intr 1 2 3\nctxt 5\n")
+def test_core_names_lists_the_per_core_lines():
+    assert cpu.core_names(cpu.parse_stat(fixture("stat", "local.txt"))) == ["cpu0", "cpu1"]
 
 
 def test_percentages_with_steal_and_a_backwards_iowait():
@@ -217,20 +180,6 @@ def test_cpu_run_takes_its_own_window_outside_a_batch(psutil_module):
 # ---------------------------------------------------------------------------- memory
 
 
-def test_parse_meminfo_recorded_on_this_machine():
-    info = memory.parse_meminfo(fixture("meminfo", "local.txt"))
-    assert info["MemTotal"] == 24683652 * KIB
-    assert info["MemAvailable"] == 24416068 * KIB
-    assert info["Active(file)"] == 56088 * KIB
-    assert info["SwapTotal"] == 0
-    assert info["HugePages_Total"] == 0  # a count, not kB
-
-
-def test_parse_meminfo_without_memtotal_is_an_error():
-    with pytest.raises(ValueError, match="MemTotal"):
-        memory.parse_meminfo("MemFree: 10 kB\n")
-
-
 MEMINFO_CASES = {
     # fixture: (total kB, available kB, estimated, swap_total kB, swap_used kB)
     "local.txt": (24683652, 24416068, False, 0, 0),
@@ -331,31 +280,12 @@ def test_usage_is_full_when_only_the_root_reserve_is_left():
     assert values["used"] == (2621440 - 98304) * 4096
 
 
-def test_parse_mounts_unescapes_and_last_mount_wins():
+def test_mount_at_takes_the_last_mount_of_a_path():
+    """The helper the run() tests use: of a path mounted twice, the later mount is the one in
+    force (the parser keeps both, in order: tests/fixtures/parsers/disk.parse_mounts)."""
     mounts = disk.parse_mounts(fixture("mounts", "escaped.txt"))
-    assert [m["mountpoint"] for m in mounts] == [
-        "/",
-        "/srv/My Files",
-        "/mnt/tab\tdir",
-        "/var/lib/docker/overlay2/3f1c/merged",
-        "/srv/My Files",
-    ]
-    assert mounts[2]["device"] == "//nas/share\\backups"
-    assert mounts[3]["fstype"] == "overlay"
     assert mount_at(mounts, "/srv/My Files")["options"] == "ro,noatime"
     assert mount_at(mounts, "/nowhere") is None
-
-
-def test_parse_mounts_recorded_on_this_machine():
-    mounts = disk.parse_mounts(fixture("mounts", "local.txt"))
-    root = mount_at(mounts, "/")
-    assert root == {
-        "device": "/dev/vda",
-        "mountpoint": "/",
-        "fstype": "ext4",
-        "options": "rw,relatime,discard,resv_strict,resuid=65534,resgid=65534",
-    }
-    assert len(mounts) == 20
 
 
 def _df_use_percent(path: str) -> int:
@@ -410,25 +340,6 @@ def test_disk_relative_path_is_refused():
 # ---------------------------------------------------------------------------- load
 
 
-def test_parse_loadavg_recorded_files():
-    assert load.parse_loadavg(fixture("loadavg", "local.txt")) == {
-        "load1": 0.0,
-        "load5": 0.01,
-        "load15": 0.0,
-        "running": 1,
-        "tasks": 89,
-        "last_pid": 8299,
-    }
-    busy = load.parse_loadavg(fixture("loadavg", "busy_64core.txt"))
-    assert (busy["load1"], busy["load5"], busy["load15"]) == (31.72, 28.44, 20.03)
-    assert (busy["running"], busy["tasks"]) == (35, 2241)
-
-
-def test_parse_loadavg_rejects_garbage():
-    with pytest.raises(ValueError):
-        load.parse_loadavg("0.5\n")
-
-
 def test_per_core_divides_every_period():
     assert load.per_core({"load1": 32.0, "load5": 16.0, "load15": 8.0}, 64) == {
         "load1": 32.0,
@@ -469,54 +380,11 @@ def test_load_psutil_and_procfs_agree():
 # ---------------------------------------------------------------------------- process
 
 
-def test_parse_proc_stat_recorded_on_this_machine():
-    stat = process.parse_proc_stat(fixture("tree", "1", "stat"))
-    assert stat == {
-        "pid": 1,
-        "comm": "process_api",
-        "state": "S",
-        "ppid": 0,
-        "utime": 48,
-        "stime": 196,
-        "num_threads": 13,
-        "starttime": 25,
-        "rss": 2959,
-    }
-
-
-def test_parse_proc_stat_with_parentheses_and_spaces_in_the_name():
-    stat = process.parse_proc_stat(fixture("tree", "1600", "stat"))
-    assert (stat["pid"], stat["comm"], stat["state"]) == (1600, "my (odd) proc", "R")
-    assert (stat["utime"], stat["stime"], stat["num_threads"]) == (15, 3, 1)
-
-
-def test_parse_cmdline_variants():
-    read = lambda *parts: (FIXTURES / "tree").joinpath(*parts).read_bytes().decode()  # noqa: E731
-    assert process.parse_cmdline(read("2", "cmdline")) == []  # kernel thread
-    assert process.parse_cmdline(read("815", "cmdline")) == []  # zombie
-    assert process.parse_cmdline(read("813", "cmdline")) == ["nginx: worker process"]
-    assert process.parse_cmdline(read("1700", "cmdline")) == [
-        "/usr/bin/python3",
-        "/srv/app/manage.py",
-        "runworker",
-        "--queue",
-        "default",
-    ]
-    assert process.parse_cmdline(read("1", "cmdline"))[:2] == ["/process_api", "--firecracker-init"]
-
-
-def test_parse_proc_status_and_effective_uid():
+def test_effective_uid_from_proc_status():
     status = process.parse_proc_status(fixture("tree", "813", "status"))
-    assert status["Name"] == "nginx"
     assert process.effective_uid(status) == 33
     assert process.effective_uid(process.parse_proc_status(fixture("tree", "1", "status"))) == 0
     assert process.effective_uid({}) is None
-
-
-def test_parse_statm_and_meminfo_total():
-    assert process.parse_statm(fixture("tree", "1", "statm")) == 2989
-    assert process.parse_statm(fixture("tree", "815", "statm")) == 0
-    assert process.parse_meminfo_total(fixture("tree", "meminfo")) == 24683652 * KIB
 
 
 def test_full_name_completes_names_the_kernel_cut():
