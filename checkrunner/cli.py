@@ -10,10 +10,9 @@ import sys
 import traceback
 
 from checkrunner import __version__, app, settings
-from checkrunner.config.coerce import OptionValueError, bounds_text, coerce_value
+from checkrunner.config.coerce import bounds_text, coerce_value
 from checkrunner.config.keywords import DELAY_SPEC, TIMEOUT_SPEC
-from checkrunner.config.problems import flatten_problems
-from checkrunner.errors import CheckrunError, ConfigError
+from checkrunner.errors import CheckrunError, ConfigError, OptionValueError, flatten_problems
 from checkrunner.report import format_help
 from checkrunner.results import EXIT_BAD_INPUT, EXIT_INTERRUPTED, FAIL_ON_LEVELS
 from checkrunner.safe_text import one_line, printable

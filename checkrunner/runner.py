@@ -12,18 +12,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from checkrunner import settings
+from checkrunner.errors import Cancelled, ProtocolError, RemoteCrash, Unreachable
 from checkrunner.evaluate import evaluate_check, skipped_result, unknown_result
 from checkrunner.plan import HostPlan, Plan, PlannedCheck
 from checkrunner.results import CheckResult, HostResult, RunResult, Status, UnreachableReason
-from checkrunner.transport import (
-    Batch,
-    BatchOptions,
-    ProtocolError,
-    Transports,
-    Unreachable,
-    build_payload,
-    read_answer,
-)
+from checkrunner.transport import Batch, BatchOptions, Transports, build_payload, read_answer
 
 
 @dataclass
@@ -46,14 +39,6 @@ class Listener(Protocol):
     def on_start(self, total_hosts: int, total_checks: int) -> None: ...
 
     def on_host_done(self, host: HostResult) -> None: ...
-
-
-class RemoteCrash(Exception):
-    """The host answered, but its batch died before printing results (a target-side traceback)."""
-
-
-class Cancelled(Exception):
-    """The run was interrupted; a host stops between attempts."""
 
 
 def raise_open_files_limit() -> int:

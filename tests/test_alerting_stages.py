@@ -14,11 +14,10 @@ from checkrunner.alerting.config import AlertingSpec, ReceiverConfig
 from checkrunner.alerting.engine import AlertEngine, keeps_alerts
 from checkrunner.alerting.matchers import parse_matchers
 from checkrunner.alerting.model import Alert, Notification
-from checkrunner.alerting.receivers.base import RenderError
 from checkrunner.alerting.route import InhibitRule, build_route
 from checkrunner.alerting.timeinterval import NamedInterval, parse_interval
 from checkrunner.config.normalize import OptionSet, check_option_set
-from checkrunner.errors import Location
+from checkrunner.errors import Location, RenderError
 from checkrunner.results import CheckResult, HostResult, RunResult, Status
 from checkrunner.state.alerts import AlertStore, LogEntry, RunTimes, StoredAlert
 from checkrunner.state.db import open_state

@@ -426,8 +426,8 @@ def test_ranges_and_formats_are_in_the_schema_and_the_docs():
     ],
 )
 def test_receiver_templates_are_bounded_too(template):
-    from checkrunner.alerting.receivers.base import RenderError
     from checkrunner.alerting.receivers.format import render_template
+    from checkrunner.errors import RenderError
 
     started = time.monotonic()
     with pytest.raises(RenderError, match="TemplateLimit"):

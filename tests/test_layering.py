@@ -112,7 +112,8 @@ LAYERS = [
     ["inventory"],
     ["yamlio"],
     ["catalog", "masking", "settings", "unsafe", "units", "safe_text"],
-    ["results", "errors", "modules"],
+    ["errors", "modules"],
+    ["results"],
     [ROOT],
 ]
 

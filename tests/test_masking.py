@@ -12,8 +12,7 @@ from helpers import run_checkrun
 from recorder import Recorder
 from sshd import free_port
 
-from checkrunner.config.problems import MultipleConfigErrors
-from checkrunner.errors import ELLIPSIS, EXCERPT_LENGTH, ConfigError, quote
+from checkrunner.errors import ELLIPSIS, EXCERPT_LENGTH, ConfigError, MultipleConfigErrors, quote
 from checkrunner.masking import MASK, Masker, errors_masked
 from checkrunner.results import CheckResult, HostResult, RunResult, Status
 

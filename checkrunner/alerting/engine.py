@@ -27,6 +27,7 @@ from typing import Any
 from checkrunner.alerting import stages
 from checkrunner.alerting.config import AlertingSpec, ReceiverConfig
 from checkrunner.alerting.model import Alert, Notification
+from checkrunner.errors import RenderError
 from checkrunner.state.alerts import AlertStore
 
 
@@ -157,7 +158,7 @@ def enqueue(
     state go on as if it had been refused.
     """
     from checkrunner.alerting import receivers as registry
-    from checkrunner.alerting.receivers.base import RenderError, scrub, secret_values
+    from checkrunner.alerting.receivers.base import scrub, secret_values
 
     module = registry.get(config.kind)
     try:

@@ -15,7 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from checkrunner.alerting.re2 import RE2Error, compile_anchored
+from checkrunner.alerting.re2 import compile_anchored
+from checkrunner.errors import RE2Error
 
 _GO_SPACE = "[\t\n\f\r ]"  # Go's \s (RE2: no \v, nothing beyond ASCII)
 _MATCHER = re.compile(

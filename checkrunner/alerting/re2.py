@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from checkrunner.errors import RE2Error
+
 MAX_REPEAT = 1000  # RE2's limit on {n,m}
 _MAX_CODE_POINT = 0x10FFFF
 
@@ -53,10 +55,6 @@ _ASCII_NOT_WORD_BOUNDARY = (
     f"(?:(?<={_WORD_CLASS})(?={_WORD_CLASS})|(?<!{_WORD_CLASS})(?!{_WORD_CLASS}))"
 )
 _REPEAT = re.compile(r"\{(\d+)(,(\d*))?\}")
-
-
-class RE2Error(ValueError):
-    """The pattern is not valid RE2 (or uses RE2 that Python cannot evaluate)."""
 
 
 def _complement(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:

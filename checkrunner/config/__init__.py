@@ -28,10 +28,11 @@ from checkrunner.config.keywords import DEFAULT_CHECK_TIMEOUT, DEFAULT_RETRY_DEL
 from checkrunner.config.loader import load_yaml_file, read_playbook
 from checkrunner.config.model import CheckSpec, Play, Playbook, ThresholdSpec
 from checkrunner.config.normalize import normalize_args
-from checkrunner.config.problems import MultipleConfigErrors, raise_problems
+from checkrunner.config.problems import raise_problems
 from checkrunner.config.ranges import Range, parse_range
 from checkrunner.config.schema import playbook_schema
 from checkrunner.config.templating import Templater, evaluate_when
+from checkrunner.errors import MultipleConfigErrors
 from checkrunner.yamlio.marked import (
     MarkedMap,
     MarkedSeq,

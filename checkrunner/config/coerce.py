@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from checkrunner.errors import did_you_mean, looks_like_private_key, quote
+from checkrunner.errors import OptionValueError, did_you_mean, looks_like_private_key, quote
 from checkrunner.units import parse_duration, parse_size
 from checkrunner.unsafe import UnsafeText
 
@@ -67,16 +67,6 @@ TYPE_HINTS = {
 _ELEMENT_KEYS = ("choices", "min", "max", "format")
 _NUMERIC_KINDS = ("int", "float", "duration", "size")
 _KIND_WORDS = {"int": "whole number", "float": "number"}
-
-
-class OptionValueError(ValueError):
-    """A value an option cannot take, with the fix to suggest."""
-
-    def __init__(self, message: str, hint: str | None = None, item: int | None = None):
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-        self.item = item  # the index of the list item at fault, for its location
 
 
 def is_templated(value: Any) -> bool:

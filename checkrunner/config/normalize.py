@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from checkrunner.catalog import ModuleInfo
-from checkrunner.config.coerce import OptionValueError, coerce_value, describe_type, kind_of
+from checkrunner.config.coerce import coerce_value, describe_type, kind_of
 from checkrunner.config.problems import raise_problems
-from checkrunner.errors import ConfigError, Location, did_you_mean
+from checkrunner.errors import ConfigError, Location, OptionValueError, did_you_mean
 from checkrunner.yamlio.marked import MarkedMap, key_location, location_of, value_location
 
 

@@ -29,7 +29,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from checkrunner.config.coerce import BOOL_WORDS, contains_template, is_templated, kind_of
-from checkrunner.errors import ConfigError, Location, did_you_mean
+from checkrunner.errors import ConfigError, Location, VariableLoop, did_you_mean
 from checkrunner.yamlio.marked import MarkedMap, MarkedSeq, value_location
 
 if TYPE_CHECKING:
@@ -72,10 +72,6 @@ def _sandbox() -> ModuleType:
     from checkrunner.config import jinja_sandbox
 
     return jinja_sandbox
-
-
-class _VariableLoop(ConfigError):
-    """Variables that refer to each other in a circle (reported once, not once per level)."""
 
 
 class _NotAValue(Exception):
@@ -227,7 +223,7 @@ class Templater:
         where = value_location(state.variables, name, state.location or Location("<template>"))
         if name in state.resolving:
             loop = " -> ".join([*state.resolving[state.resolving.index(name) :], name])
-            raise _VariableLoop(
+            raise VariableLoop(
                 f"variable '{name}' refers to itself: {loop}",
                 where,
                 "break the loop: one of these variables must hold a plain value",
@@ -235,7 +231,7 @@ class Templater:
         state.resolving.append(name)
         try:
             return self._render_value(value, scope, where)
-        except _VariableLoop:
+        except VariableLoop:
             raise
         except ConfigError as exc:
             raise ConfigError(

@@ -61,7 +61,8 @@ match nothing are collected in `Inventory.unmatched_patterns` for the caller to 
 a malformed pattern (unbalanced brackets, a bad subscript or regex) is a ConfigError.
 """
 
-from checkrunner.inventory.hostnames import HostEntryError, expand_host_ranges, parse_host_entry
+from checkrunner.errors import HostEntryError
+from checkrunner.inventory.hostnames import expand_host_ranges, parse_host_entry
 from checkrunner.inventory.inventory import Inventory, Selection
 from checkrunner.inventory.loader import detect_format, load_inventories
 from checkrunner.inventory.model import LOCALHOST_NAMES, Group, Host, InventoryWarning, parse_bool

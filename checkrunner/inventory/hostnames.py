@@ -9,6 +9,8 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from checkrunner.errors import HostEntryError
+
 _FIRST_RANGE = re.compile(r"\[([^\[\]]*)\]")
 _BRACKETED_IPV6 = re.compile(r"^\[([^\[\]]+)\](?::(.*))?$")
 MAX_HOSTS_PER_ENTRY = 100_000  # one inventory line; a bigger fleet is written as several lines
@@ -20,10 +22,6 @@ _RANGE_SYNTAX = "write ranges as [start:end] or [start:end:step], e.g. web[01:20
 # valid_ruser). A user name may hold '$' and '\\' (DOMAIN\\user, machine$ accounts).
 _HOSTNAME_FORBIDDEN = frozenset("'`\"$\\;&<>|(){},")
 _USER_FORBIDDEN = frozenset("'`\";&<>|(){}")
-
-
-class HostEntryError(ValueError):
-    """A host entry that cannot be read; the message says what is wrong and how to write it."""
 
 
 @dataclass(frozen=True)

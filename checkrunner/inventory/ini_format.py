@@ -9,9 +9,9 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from checkrunner.errors import ConfigError, Location, did_you_mean
+from checkrunner.errors import ConfigError, HostEntryError, Location, did_you_mean
 from checkrunner.inventory.data import UNGROUPED, GroupReference, InventoryData
-from checkrunner.inventory.hostnames import HostEntryError, is_ipv6, parse_host_entry
+from checkrunner.inventory.hostnames import is_ipv6, parse_host_entry
 
 SECTION_KINDS = ("hosts", "children", "vars")
 SECTION = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:[#;].*)?$")

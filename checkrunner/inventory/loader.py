@@ -8,10 +8,10 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from checkrunner.errors import ConfigError, Location, did_you_mean
+from checkrunner.errors import ConfigError, HostEntryError, Location, did_you_mean
 from checkrunner.inventory.build import VarsSource, build_inventory
 from checkrunner.inventory.data import HOST_LIST, UNGROUPED, InventoryData
-from checkrunner.inventory.hostnames import HostEntryError, parse_host_entry
+from checkrunner.inventory.hostnames import parse_host_entry
 from checkrunner.inventory.ini_format import SECTION, parse_ini_inventory
 from checkrunner.inventory.inventory import Inventory
 from checkrunner.inventory.model import InventoryWarning

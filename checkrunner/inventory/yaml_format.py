@@ -6,9 +6,9 @@ from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from checkrunner.errors import ConfigError, Location, did_you_mean
+from checkrunner.errors import ConfigError, HostEntryError, Location, did_you_mean
 from checkrunner.inventory.data import UNGROUPED, InventoryData
-from checkrunner.inventory.hostnames import HostEntryError, parse_host_entry
+from checkrunner.inventory.hostnames import parse_host_entry
 from checkrunner.yamlio.nodes import YamlDocument, describe, is_null
 
 GROUP_KEYS = ("hosts", "children", "vars")

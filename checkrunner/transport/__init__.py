@@ -6,8 +6,9 @@ the caller and handed to the runner; nothing here keeps connection state in modu
 
 from __future__ import annotations
 
-from checkrunner.transport.answer import ProtocolError, parse_output, read_answer
-from checkrunner.transport.base import ExecResult, Transport, Unreachable
+from checkrunner.errors import ProtocolError, Unreachable
+from checkrunner.transport.answer import parse_output, read_answer
+from checkrunner.transport.base import ExecResult, Transport
 from checkrunner.transport.local import LocalTransport
 from checkrunner.transport.payload import Batch, BatchCheck, BatchOptions, build_payload
 from checkrunner.transport.pool import (

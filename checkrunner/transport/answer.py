@@ -14,6 +14,7 @@ import math
 from collections.abc import Collection
 from typing import Any
 
+from checkrunner.errors import ProtocolError
 from checkrunner.transport.base import MAX_OUTPUT_BYTES, ExecResult
 
 RESULT_MARKER = "__CHECKRUN_RESULT__"
@@ -25,10 +26,6 @@ MAX_TEXT_CHARS = 64 * 1024  # message, unit, failure, error, traceback: one line
 MAX_MEASUREMENTS = 10_000  # per check
 MAX_REASON_CHARS = 200  # how much of the target's own stderr a crash message quotes
 _MODULE_STATUSES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
-
-
-class ProtocolError(Exception):
-    """The target answered, but not with a valid result: a crash, garbage or a hostile answer."""
 
 
 def read_answer(result: ExecResult, expected_ids: Collection[str]) -> dict[str, dict[str, Any]]:

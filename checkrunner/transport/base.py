@@ -5,8 +5,6 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
-from checkrunner.results import UnreachableReason
-
 # Host key checking policies (--host-key-checking). Here rather than in ssh_known_hosts so
 # that the command line can offer them without importing hashlib and hmac.
 STRICT = "strict"
@@ -18,15 +16,6 @@ CHECKING_MODES = (STRICT, ACCEPT_NEW, OFF)
 # answer rejected) instead of filling the control node's memory.
 MAX_OUTPUT_BYTES = 64 * 1024**2
 MAX_STDERR_BYTES = 1024**2  # kept of stderr; a crash's traceback is far shorter
-
-
-class Unreachable(Exception):
-    """The batch could not be run on the host; `reason` is an UnreachableReason."""
-
-    def __init__(self, reason: UnreachableReason, message: str):
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 @dataclass

@@ -11,14 +11,9 @@ import subprocess
 import threading
 import time
 
+from checkrunner.errors import Unreachable
 from checkrunner.results import UnreachableReason
-from checkrunner.transport.base import (
-    MAX_OUTPUT_BYTES,
-    MAX_STDERR_BYTES,
-    ExecResult,
-    Transport,
-    Unreachable,
-)
+from checkrunner.transport.base import MAX_OUTPUT_BYTES, MAX_STDERR_BYTES, ExecResult, Transport
 from checkrunner.transport.payload import BOOTSTRAP, with_become_password
 
 _CHUNK = 65536

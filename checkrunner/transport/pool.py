@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
-from checkrunner.transport.base import Transport, Unreachable
+from checkrunner.errors import Unreachable
+from checkrunner.transport.base import Transport
 
 SUPPORTED_CONNECTIONS = ("local", "ssh")  # Host maps smart/paramiko/paramiko_ssh to "ssh"
 

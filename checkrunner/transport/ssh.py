@@ -23,7 +23,7 @@ from typing import Any
 import paramiko
 
 from checkrunner import settings
-from checkrunner.errors import ConfigError
+from checkrunner.errors import ConfigError, Unreachable
 from checkrunner.results import UnreachableReason
 from checkrunner.transport.answer import RESULT_MARKER
 from checkrunner.transport.base import (
@@ -35,7 +35,6 @@ from checkrunner.transport.base import (
     STRICT,
     ExecResult,
     Transport,
-    Unreachable,
 )
 from checkrunner.transport.payload import BOOTSTRAP, with_become_password
 from checkrunner.transport.ssh_config import Endpoint, EndpointResolver, SSHOptions

@@ -19,8 +19,8 @@ from typing import IO, Any
 
 import paramiko
 
+from checkrunner.errors import Unreachable
 from checkrunner.results import UnreachableReason
-from checkrunner.transport.base import Unreachable
 from checkrunner.transport.ssh_config import Endpoint, SSHOptions
 from checkrunner.transport.ssh_keys import KeyRing
 from checkrunner.transport.ssh_known_hosts import HostKeyChecker, PresentedKey

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import paramiko
 
+from checkrunner.errors import Unreachable
 from checkrunner.results import UnreachableReason
-from checkrunner.transport.base import Unreachable
 from checkrunner.transport.ssh_config import DEFAULT_IDENTITIES, Endpoint, SSHOptions
 from checkrunner.transport.ssh_known_hosts import fingerprint
 

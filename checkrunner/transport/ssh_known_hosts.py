@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from checkrunner.errors import Unreachable
 from checkrunner.results import UnreachableReason
 from checkrunner.settings import state_directory
-from checkrunner.transport.base import ACCEPT_NEW, OFF, Unreachable
+from checkrunner.transport.base import ACCEPT_NEW, OFF
 
 _HASH_MAGIC = "|1|"
 _REVOKED = "@revoked"

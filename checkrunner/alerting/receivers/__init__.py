@@ -25,7 +25,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from checkrunner.alerting.receivers.base import Delivery, RenderError, redact_url, with_defaults
+from checkrunner.alerting.receivers.base import Delivery, redact_url, with_defaults
+from checkrunner.errors import RenderError
 
 _MODULES = (
     "webhook",

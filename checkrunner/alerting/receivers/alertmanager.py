@@ -24,13 +24,13 @@ from checkrunner.alerting.model import Alert, Notification, rfc3339
 from checkrunner.alerting.receivers.base import (
     TIMEOUT_OPTION,
     Delivery,
-    RenderError,
     digest,
     scrubbed,
     send_resolved_option,
     with_defaults,
 )
 from checkrunner.alerting.receivers.http import HTTP_OPTIONS, post_json
+from checkrunner.errors import RenderError
 
 KIND = "alertmanager"
 SEND_RESOLVED_DEFAULT = True  # it is how Alertmanager learns that an alert resolved

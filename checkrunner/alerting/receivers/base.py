@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from checkrunner.config.coerce import OptionValueError, coerce_value
+from checkrunner.config.coerce import coerce_value
+from checkrunner.errors import OptionValueError, RenderError
 
 #: Shown in place of anything secret.
 REDACTED = "<redacted>"
@@ -79,13 +80,6 @@ def send_resolved_option(default: bool) -> dict[str, Any]:
         "default": default,
         "description": "Also tell this receiver when alerts resolve.",
     }
-
-
-class RenderError(ValueError):
-    """A payload cannot be made from the configuration (a template failed, a value is missing).
-
-    Its message names the option and never holds a secret value.
-    """
 
 
 @dataclass

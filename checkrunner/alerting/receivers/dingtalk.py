@@ -15,7 +15,6 @@ from checkrunner.alerting.receivers import format as fmt
 from checkrunner.alerting.receivers.base import (
     TIMEOUT_OPTION,
     Delivery,
-    RenderError,
     redact_url,
     robot_destination,
     scrubbed,
@@ -27,6 +26,7 @@ from checkrunner.alerting.receivers.base import (
     robot_url as base_robot_url,
 )
 from checkrunner.alerting.receivers.http import HTTP_OPTIONS, im_verdict, post_json
+from checkrunner.errors import RenderError
 
 KIND = "dingtalk"
 SEND_RESOLVED_DEFAULT = True  # webhook-like: the recovery message is the point

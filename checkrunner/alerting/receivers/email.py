@@ -13,7 +13,6 @@ from checkrunner.alerting.receivers.base import (
     TIMEOUT_OPTION,
     TLS_CONFIG_OPTION,
     Delivery,
-    RenderError,
     describe_network_error,
     digest,
     scrubbed,
@@ -23,6 +22,7 @@ from checkrunner.alerting.receivers.base import (
     template_option,
     with_defaults,
 )
+from checkrunner.errors import RenderError
 
 KIND = "email"
 SEND_RESOLVED_DEFAULT = False  # as Alertmanager's email receiver

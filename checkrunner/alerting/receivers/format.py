@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from checkrunner.alerting.model import Alert, Notification
-from checkrunner.alerting.receivers.base import RenderError
+from checkrunner.errors import RenderError
 from checkrunner.unsafe import UnsafeText
 
 TEST_TITLE = "[TEST] checkrunner test notification"

@@ -11,7 +11,6 @@ from checkrunner.alerting.receivers import format as fmt
 from checkrunner.alerting.receivers.base import (
     TIMEOUT_OPTION,
     Delivery,
-    RenderError,
     redact_url,
     robot_destination,
     scrubbed,
@@ -23,6 +22,7 @@ from checkrunner.alerting.receivers.base import (
     robot_url as base_robot_url,
 )
 from checkrunner.alerting.receivers.http import HTTP_OPTIONS, im_verdict, post_json
+from checkrunner.errors import RenderError
 
 KIND = "wecom"
 SEND_RESOLVED_DEFAULT = False  # as Alertmanager's wechat receiver
