@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -593,18 +593,48 @@ class AlertingParser:
             + self._legacy_matchers(node, "match_re", "=~", where)
         )
 
-    def _matchers(self, node: Mapping[Any, Any], key: str, where: Location) -> tuple[Matcher, ...]:
+    def _given(
+        self,
+        node: Mapping[Any, Any],
+        key: str,
+        where: Location,
+        fits: Callable[[Any], bool],
+        expected: str,
+        hint: str | None = None,
+    ) -> tuple[Any, Location] | None:
+        """(node[key], where it is) when it is given and fits; None when it is not given, or
+        does not fit (then "key: expected", with {kind} the kind of value found, is reported)."""
         value = node.get(key)
         if value is None:
-            return ()
+            return None
         at = value_location(node, key, where)
-        if not isinstance(value, list):
-            self._add(
-                f"{key}: expected a list of matcher strings, not {kind_of(value)}",
-                at,
-                f"write {key}: ['severity=\"critical\"']",
-            )
+        if not fits(value):
+            self._add(f"{key}: {expected.replace('{kind}', kind_of(value))}", at, hint)
+            return None
+        return value, at
+
+    def _label_name_ok(self, key: str, name: Any, location: Location) -> bool:
+        if isinstance(name, str) and LABEL_NAME.match(name):
+            return True
+        self._add(
+            f"{key}: invalid label name {name!r}",
+            location,
+            "a label name is letters, digits and _, not starting with a digit",
+        )
+        return False
+
+    def _matchers(self, node: Mapping[Any, Any], key: str, where: Location) -> tuple[Matcher, ...]:
+        given = self._given(
+            node,
+            key,
+            where,
+            lambda v: isinstance(v, list),
+            "expected a list of matcher strings, not {kind}",
+            f"write {key}: ['severity=\"critical\"']",
+        )
+        if given is None:
             return ()
+        value, at = given
         parsed: list[Matcher] = []
         for index, text in enumerate(value):
             try:
@@ -617,25 +647,20 @@ class AlertingParser:
         self, node: Mapping[Any, Any], key: str, op: str, where: Location
     ) -> tuple[Matcher, ...]:
         """Alertmanager's deprecated `match: {label: value}` / `match_re: {label: regex}`."""
-        value = node.get(key)
-        if value is None:
+        given = self._given(
+            node,
+            key,
+            where,
+            lambda v: isinstance(v, Mapping),
+            "expected a mapping of label names to values, not {kind}",
+            f"write {key}: {{severity: critical}} (or matchers: ['severity=\"critical\"'])",
+        )
+        if given is None:
             return ()
-        at = value_location(node, key, where)
-        if not isinstance(value, Mapping):
-            self._add(
-                f"{key}: expected a mapping of label names to values, not {kind_of(value)}",
-                at,
-                f"write {key}: {{severity: critical}} (or matchers: ['severity=\"critical\"'])",
-            )
-            return ()
+        value, at = given
         found = []
         for name, wanted in value.items():
-            if not isinstance(name, str) or not LABEL_NAME.match(name):
-                self._add(
-                    f"{key}: invalid label name {name!r}",
-                    key_location(value, name, at),
-                    "a label name is letters, digits and _, not starting with a digit",
-                )
+            if not self._label_name_ok(key, name, key_location(value, name, at)):
                 continue
             if isinstance(wanted, (Mapping, list)) or wanted is None:
                 self._add(
@@ -670,36 +695,31 @@ class AlertingParser:
 
     def _names(self, node: Mapping[Any, Any], key: str, where: Location) -> tuple[str, ...] | None:
         """A list of label names (`...` allowed in group_by), each valid as Alertmanager wants."""
-        value = node.get(key)
-        if value is None:
+        given = self._given(
+            node,
+            key,
+            where,
+            _is_list_of_text,
+            "expected a list of label names",
+            f"write {key}: [alertname, host]",
+        )
+        if given is None:
             return None
-        at = value_location(node, key, where)
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self._add(
-                f"{key}: expected a list of label names",
-                at,
-                f"write {key}: [alertname, host]",
-            )
-            return None
+        value, at = given
         for index, name in enumerate(value):
-            if not LABEL_NAME.match(name) and not (key == "group_by" and name == GROUP_BY_ALL):
-                self._add(
-                    f"{key}: invalid label name {name!r}",
-                    value_location(value, index, at),
-                    "a label name is letters, digits and _, not starting with a digit",
-                )
+            if not (key == "group_by" and name == GROUP_BY_ALL):
+                self._label_name_ok(key, name, value_location(value, index, at))
         return tuple(value)
 
     def _interval_names(
         self, node: Mapping[Any, Any], key: str, where: Location
     ) -> tuple[str, ...]:
-        value = node.get(key)
-        if value is None:
+        given = self._given(
+            node, key, where, _is_list_of_text, "expected a list of time interval names"
+        )
+        if given is None:
             return ()
-        at = value_location(node, key, where)
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self._add(f"{key}: expected a list of time interval names", at)
-            return ()
+        value, at = given
         for index, name in enumerate(value):
             if name not in self.time_intervals:
                 self._add(
@@ -781,6 +801,10 @@ class AlertingParser:
 
     def _warn(self, message: str, location: Location) -> None:
         self.warnings.append(f"{location}: {message}")
+
+
+def _is_list_of_text(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 def _scalar_text(value: Any) -> str:
