@@ -288,17 +288,17 @@ class AlertingParser:
     ) -> dict[str, NamedInterval]:
         found: dict[str, NamedInterval] = {}
         for key in ("mute_time_intervals", "time_intervals"):
-            value = document.get(key)
-            if value is None:
+            given = self._given(
+                document,
+                key,
+                root,
+                lambda v: isinstance(v, list),
+                "expected a list of named time intervals",
+                f"write {key}: [{{name: maintenance, time_intervals: [{{weekdays: [saturday]}}]}}]",
+            )
+            if given is None:
                 continue
-            at = value_location(document, key, root)
-            if not isinstance(value, list):
-                self._add(
-                    f"{key}: expected a list of named time intervals",
-                    at,
-                    f"write {key}: [{{name: maintenance, time_intervals: [{{weekdays: [saturday]}}]}}]",
-                )
-                continue
+            value, at = given
             for index, node in enumerate(value):
                 named = self._named_interval(key, node, value_location(value, index, at))
                 if named is None:
@@ -585,12 +585,15 @@ class AlertingParser:
                     f"move {key} to a child route",
                 )
 
-    def _route_matchers(self, node: Mapping[Any, Any], where: Location) -> tuple[Matcher, ...]:
-        """`matchers`, and the legacy `match` (equality) and `match_re` (regex), together."""
+    def _route_matchers(
+        self, node: Mapping[Any, Any], where: Location, prefix: str = ""
+    ) -> tuple[Matcher, ...]:
+        """`matchers`, and the legacy `match` (equality) and `match_re` (regex), together;
+        an inhibit rule's are `source_...` and `target_...` (prefix)."""
         return sort_matchers(
-            self._matchers(node, "matchers", where)
-            + self._legacy_matchers(node, "match", "=", where)
-            + self._legacy_matchers(node, "match_re", "=~", where)
+            self._matchers(node, f"{prefix}matchers", where)
+            + self._legacy_matchers(node, f"{prefix}match", "=", where)
+            + self._legacy_matchers(node, f"{prefix}match_re", "=~", where)
         )
 
     def _given(
@@ -772,16 +775,8 @@ class AlertingParser:
             for key in node:
                 if key not in INHIBIT_KEYS:
                     self._unknown(node, key, INHIBIT_KEYS, "an inhibit rule", where)
-            source = sort_matchers(
-                self._matchers(node, "source_matchers", where)
-                + self._legacy_matchers(node, "source_match", "=", where)
-                + self._legacy_matchers(node, "source_match_re", "=~", where)
-            )
-            target = sort_matchers(
-                self._matchers(node, "target_matchers", where)
-                + self._legacy_matchers(node, "target_match", "=", where)
-                + self._legacy_matchers(node, "target_match_re", "=~", where)
-            )
+            source = self._route_matchers(node, where, "source_")
+            target = self._route_matchers(node, where, "target_")
             rules.append(InhibitRule(source, target, self._names(node, "equal", where) or ()))
         return rules
 
