@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -415,15 +415,12 @@ class AlertingParser:
             )
             return []
         configs = []
-        for index, entry in enumerate(entries):
-            entry_at = value_location(entries, index, at)
-            if not isinstance(entry, Mapping):
-                self._add(
-                    f"receiver '{name}': {key} item {index + 1} must be a mapping",
-                    entry_at,
-                    f"see `checkrun doc` for {kind}",
-                )
-                continue
+        for index, entry, entry_at in self._mappings(
+            entries,
+            at,
+            f"receiver '{name}': {key} item {{number}} must be a mapping",
+            f"see `checkrun doc` for {kind}",
+        ):
             options = self._with_global(kind, entry)
             owner = receiver_option_set(kind, index, name)
             _, problems = check_option_set(owner, options, entry_at, keep_templates=True)
@@ -763,15 +760,9 @@ class AlertingParser:
             )
             return []
         rules = []
-        for index, node in enumerate(value):
-            where = value_location(value, index, at)
-            if not isinstance(node, Mapping):
-                self._add(
-                    f"inhibit rule {index + 1} must be a mapping",
-                    where,
-                    "see Alertmanager's inhibit_rules",
-                )
-                continue
+        for _, node, where in self._mappings(
+            value, at, "inhibit rule {number} must be a mapping", "see Alertmanager's inhibit_rules"
+        ):
             for key in node:
                 if key not in INHIBIT_KEYS:
                     self._unknown(node, key, INHIBIT_KEYS, "an inhibit rule", where)
@@ -781,6 +772,18 @@ class AlertingParser:
         return rules
 
     # -- helpers --------------------------------------------------------------------------------
+
+    def _mappings(
+        self, items: list[Any], at: Location, problem: str, hint: str
+    ) -> Iterator[tuple[int, Mapping[Any, Any], Location]]:
+        """(index, item, where it is) for each item that is a mapping; any other is reported
+        as `problem`, with {number} its 1-based number."""
+        for index, item in enumerate(items):
+            where = value_location(items, index, at)
+            if isinstance(item, Mapping):
+                yield index, item, where
+            else:
+                self._add(problem.replace("{number}", str(index + 1)), where, hint)
 
     def _unknown(
         self, node: Mapping[Any, Any], key: Any, known: tuple[str, ...], what: str, where: Location
