@@ -358,6 +358,27 @@ class RobotAddress:
     api_url: str
     token: str
 
+    def options(self, url_example: str, token_noun: str) -> dict[str, dict[str, Any]]:
+        """The two options that address the robot: `url`, or the token."""
+        return {
+            "url": {
+                "type": "str",
+                "format": "url",
+                "secret": True,
+                "description": f"The robot's webhook URL, {url_example}.",
+            },
+            self.token: {
+                "type": "str",
+                "secret": True,
+                "description": f"The robot's {token_noun}, instead of `url`.",
+            },
+        }
+
+    @property
+    def one_of(self) -> list[list[str]]:
+        """REQUIRED_ONE_OF and MUTUALLY_EXCLUSIVE: the URL or the token, not both."""
+        return [["url", self.token]]
+
     def url(self, config: Mapping[str, Any]) -> str:
         """The webhook: `url` as given, else `api_url?<token>=<config[token]>`."""
         if config.get("url"):

@@ -13,11 +13,10 @@ from urllib.parse import quote_plus, urlsplit
 from checkrunner.alerting.model import Notification
 from checkrunner.alerting.receivers import format as fmt
 from checkrunner.alerting.receivers.base import (
-    Delivery,
     RobotAddress,
     with_defaults,
 )
-from checkrunner.alerting.receivers.http import ReplyCodes, im_message_options, send_to_robot
+from checkrunner.alerting.receivers.http import ReplyCodes, im_message_options, robot_sender
 
 KIND = "dingtalk"
 SEND_RESOLVED_DEFAULT = True  # webhook-like: the recovery message is the point
@@ -29,26 +28,14 @@ API_URL = "https://oapi.dingtalk.com/robot/send"
 LIMIT = 20000
 #: 130101: over 20 a minute, after which the robot is throttled for 10 minutes;
 #: 410100: sending too fast.
-REPLY_CODES = ReplyCodes(
-    code_keys=("errcode",),
-    message_keys=("errmsg",),
-    rate_limited={130101: 600.0, 410100: 60.0},
-    busy=(-1,),  # system busy
-)
+REPLY_CODES = ReplyCodes.errcode(rate_limited={130101: 600.0, 410100: 60.0})
+
+ADDRESS = RobotAddress(KIND, API_URL, "access_token")
+robot_url = ADDRESS.url
+destination = ADDRESS.destination
 
 OPTIONS: dict[str, dict[str, Any]] = {
-    "url": {
-        "type": "str",
-        "format": "url",
-        "secret": True,
-        "description": "The robot's webhook URL, "
-        "https://oapi.dingtalk.com/robot/send?access_token=TOKEN.",
-    },
-    "access_token": {
-        "type": "str",
-        "secret": True,
-        "description": "The robot's access token, instead of `url`.",
-    },
+    **ADDRESS.options(f"{API_URL}?access_token=TOKEN", "access token"),
     "secret": {
         "type": "str",
         "secret": True,
@@ -80,13 +67,8 @@ OPTIONS: dict[str, dict[str, Any]] = {
         SEND_RESOLVED_DEFAULT,
     ),
 }
-REQUIRED_ONE_OF = [["url", "access_token"]]
-MUTUALLY_EXCLUSIVE = [["url", "access_token"]]
-
-
-ADDRESS = RobotAddress(KIND, API_URL, "access_token")
-robot_url = ADDRESS.url
-destination = ADDRESS.destination
+REQUIRED_ONE_OF = ADDRESS.one_of
+MUTUALLY_EXCLUSIVE = ADDRESS.one_of
 
 
 def sign(secret: str, timestamp_ms: str) -> str:
@@ -139,13 +121,4 @@ def render(config: Mapping[str, Any], notification: Notification) -> list[dict[s
     return payloads
 
 
-def send(config: Mapping[str, Any], payload: Mapping[str, Any], timeout: float) -> Delivery:
-    return send_to_robot(
-        with_defaults(OPTIONS, config),
-        payload,
-        timeout,
-        options=OPTIONS,
-        robot_url=robot_url,
-        codes=REPLY_CODES,
-        signed_url=signed_url,
-    )
+send = robot_sender(OPTIONS, robot_url, REPLY_CODES, signed_url)

@@ -27,6 +27,7 @@ from checkrunner.alerting.receivers.base import (
     short_body,
     ssl_context,
     template_option,
+    with_defaults,
 )
 
 USER_AGENT = f"checkrunner/{__version__}"
@@ -302,6 +303,11 @@ class ReplyCodes:
     rate_limited: Mapping[int, float]
     busy: tuple[int, ...] = ()
 
+    @classmethod
+    def errcode(cls, rate_limited: Mapping[int, float]) -> ReplyCodes:
+        """The replies of DingTalk and WeCom: {"errcode": N, "errmsg": ...}, -1 when busy."""
+        return cls(("errcode",), ("errmsg",), rate_limited, busy=(-1,))
+
 
 def errcode_verdict(response: Response, shown: str, codes: ReplyCodes) -> Delivery:
     """The verdict by the code in the body: 0 is success; a rate-limit code is retryable
@@ -358,27 +364,29 @@ def post_im(
     return im_verdict(response, verdict, shown, codes)
 
 
-def send_to_robot(
-    config: Mapping[str, Any],
-    payload: Any,
-    timeout: float,
-    *,
-    options: Mapping[str, Any],
+def robot_sender(
+    options: Mapping[str, Mapping[str, Any]],
     robot_url: Callable[[Mapping[str, Any]], str],
     codes: ReplyCodes,
     signed_url: Callable[[str, str], str] | None = None,
-) -> Delivery:
-    """Send one message to an IM robot addressed by `url` or its token (robot_url), with the
-    URL signed by `signed_url(url, secret)` when the platform signs it and a secret is set."""
-    try:
-        url = robot_url(config)
-    except RenderError as exc:
-        return Delivery.fail(str(exc))
-    shown = redact_url(url)
-    if signed_url is not None and config.get("secret"):
-        url = signed_url(url, config["secret"])
-    verdict = post_im(url, payload, timeout=timeout, config=config, shown=shown, codes=codes)
-    return scrubbed(verdict, options, config)
+) -> Callable[[Mapping[str, Any], Mapping[str, Any], float], Delivery]:
+    """The `send` of an IM robot receiver: one message to the robot addressed by `url` or
+    its token (robot_url), the URL signed by `signed_url(url, secret)` when the platform
+    signs it and a secret is set."""
+
+    def send(config: Mapping[str, Any], payload: Mapping[str, Any], timeout: float) -> Delivery:
+        config = with_defaults(options, config)
+        try:
+            url = robot_url(config)
+        except RenderError as exc:
+            return Delivery.fail(str(exc))
+        shown = redact_url(url)
+        if signed_url is not None and config.get("secret"):
+            url = signed_url(url, config["secret"])
+        verdict = post_im(url, payload, timeout=timeout, config=config, shown=shown, codes=codes)
+        return scrubbed(verdict, options, config)
+
+    return send
 
 
 def im_message_options(

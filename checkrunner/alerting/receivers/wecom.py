@@ -9,11 +9,10 @@ from typing import Any
 from checkrunner.alerting.model import Notification
 from checkrunner.alerting.receivers import format as fmt
 from checkrunner.alerting.receivers.base import (
-    Delivery,
     RobotAddress,
     with_defaults,
 )
-from checkrunner.alerting.receivers.http import ReplyCodes, im_message_options, send_to_robot
+from checkrunner.alerting.receivers.http import ReplyCodes, im_message_options, robot_sender
 
 KIND = "wecom"
 SEND_RESOLVED_DEFAULT = False  # as Alertmanager's wechat receiver
@@ -23,26 +22,14 @@ KEEPS_ALERTS = False  # told through the notification log: new, resolved, repeat
 API_URL = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
 #: Content limits in UTF-8 bytes (errcode 40058 beyond them).
 LIMITS = {"text": 2048, "markdown": 4096}
-REPLY_CODES = ReplyCodes(
-    code_keys=("errcode",),
-    message_keys=("errmsg",),
-    rate_limited={45009: 60.0},  # api freq out of limit
-    busy=(-1,),  # system busy
-)
+REPLY_CODES = ReplyCodes.errcode(rate_limited={45009: 60.0})  # api freq out of limit
+
+ADDRESS = RobotAddress(KIND, API_URL, "key")
+robot_url = ADDRESS.url
+destination = ADDRESS.destination
 
 OPTIONS: dict[str, dict[str, Any]] = {
-    "url": {
-        "type": "str",
-        "format": "url",
-        "secret": True,
-        "description": "The robot's webhook URL, "
-        "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=KEY.",
-    },
-    "key": {
-        "type": "str",
-        "secret": True,
-        "description": "The robot's key, instead of `url`.",
-    },
+    **ADDRESS.options(f"{API_URL}?key=KEY", "key"),
     "msgtype": {
         "type": "str",
         "default": "markdown",
@@ -68,13 +55,8 @@ OPTIONS: dict[str, dict[str, Any]] = {
         SEND_RESOLVED_DEFAULT,
     ),
 }
-REQUIRED_ONE_OF = [["url", "key"]]
-MUTUALLY_EXCLUSIVE = [["url", "key"]]
-
-
-ADDRESS = RobotAddress(KIND, API_URL, "key")
-robot_url = ADDRESS.url
-destination = ADDRESS.destination
+REQUIRED_ONE_OF = ADDRESS.one_of
+MUTUALLY_EXCLUSIVE = ADDRESS.one_of
 
 
 def render(config: Mapping[str, Any], notification: Notification) -> list[dict[str, Any]]:
@@ -103,12 +85,4 @@ def render(config: Mapping[str, Any], notification: Notification) -> list[dict[s
     return payloads
 
 
-def send(config: Mapping[str, Any], payload: Mapping[str, Any], timeout: float) -> Delivery:
-    return send_to_robot(
-        with_defaults(OPTIONS, config),
-        payload,
-        timeout,
-        options=OPTIONS,
-        robot_url=robot_url,
-        codes=REPLY_CODES,
-    )
+send = robot_sender(OPTIONS, robot_url, REPLY_CODES)
