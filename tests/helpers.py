@@ -1,4 +1,5 @@
-"""What tests share besides fixtures: run the installed `checkrun` as a subprocess.
+"""What tests share besides fixtures: run the installed `checkrun` as a subprocess, build a
+plan in process from playbook and inventory text, wait for a condition.
 
 Tests import these from here (`from helpers import run_checkrun`); conftest.py holds only
 pytest fixtures.
@@ -15,6 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from checkrunner.inventory import load_inventories
+from checkrunner.plan import Plan, PlanOptions, build_plan
+from checkrunner.playbook import load_playbook
 
 REPO = Path(__file__).resolve().parent.parent
 #: The modules checkrunner ships: a test fails when one goes missing.
@@ -42,6 +47,18 @@ class Completed:
 
     def json_report(self, path: Path) -> dict:
         return json.loads(path.read_text())
+
+
+def plan_from_text(tmp_path: Path, playbook: str, inventory: str, **options: Any) -> Plan:
+    """The plan of a playbook and a YAML inventory written to tmp_path, as `checkrun` builds
+    it (options: PlanOptions' fields)."""
+    (tmp_path / "playbook.yml").write_text(playbook)
+    (tmp_path / "inventory.yml").write_text(inventory)
+    return build_plan(
+        load_playbook(tmp_path / "playbook.yml"),
+        load_inventories([str(tmp_path / "inventory.yml")]),
+        PlanOptions(**options),
+    )
 
 
 def wait_for(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
