@@ -226,25 +226,15 @@ def _coerce_list(value: Any, spec: Mapping[str, Any], keep_templates: bool) -> l
 
 
 def _coerce_scalar(value: Any, kind: str) -> Any:
-    if kind == "str":
-        return _to_str(value)
-    if kind == "int":
-        return _to_int(value)
-    if kind == "float":
-        return _to_float(value)
-    if kind == "bool":
-        return parse_bool(value)
-    if kind == "duration":
-        return parse_duration_value(value)
-    if kind == "size":
-        return parse_size_value(value)
-    if kind == "argv":
-        return _to_argv(value)
-    if kind == "dict":
-        if not isinstance(value, Mapping):
-            raise OptionValueError(f"expected a mapping, got {kind_of(value)}", TYPE_HINTS["dict"])
-        return value
-    return value  # "raw", and any type a module declares that the control node does not know
+    coerce = _SCALAR_COERCIONS.get(kind)
+    # "raw", and any type a module declares that the control node does not know, stay as given
+    return value if coerce is None else coerce(value)
+
+
+def _to_mapping(value: Any) -> Mapping:
+    if not isinstance(value, Mapping):
+        raise OptionValueError(f"expected a mapping, got {kind_of(value)}", TYPE_HINTS["dict"])
+    return value
 
 
 def _to_str(value: Any) -> str:
@@ -457,4 +447,16 @@ FORMATS: dict[str, Callable[[Any], None]] = {
     "address": check_address,
     "encoding": check_encoding,
     "mode": check_mode,
+}
+
+
+_SCALAR_COERCIONS: dict[str, Callable[[Any], Any]] = {
+    "str": _to_str,
+    "int": _to_int,
+    "float": _to_float,
+    "bool": parse_bool,
+    "duration": parse_duration_value,
+    "size": parse_size_value,
+    "argv": _to_argv,
+    "dict": _to_mapping,
 }
