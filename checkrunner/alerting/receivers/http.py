@@ -39,6 +39,18 @@ _PROXY_URL_OPTION: dict[str, Any] = {
     "proxy variables are not used, as in Alertmanager).",
 }
 
+
+def _secret_or_file(name: str) -> dict[str, dict[str, Any]]:
+    """A secret option and its `_file` twin, which names a file read at each send."""
+    return {
+        name: {"type": "str", "secret": True, "description": f"{name.capitalize()}."},
+        f"{name}_file": {
+            "type": "str",
+            "description": f"File holding the {name} (read at each send).",
+        },
+    }
+
+
 #: Alertmanager's (Prometheus common's) http_config, as far as a POST needs it. Secrets may
 #: sit in files (`password_file`, `credentials_file`, `bearer_token_file`), read at each send.
 HTTP_CONFIG_OPTION: dict[str, Any] = {
@@ -53,11 +65,7 @@ HTTP_CONFIG_OPTION: dict[str, Any] = {
             "description": "{username, password | password_file}: HTTP basic authentication.",
             "options": {
                 "username": {"type": "str", "description": "User name."},
-                "password": {"type": "str", "secret": True, "description": "Password."},
-                "password_file": {
-                    "type": "str",
-                    "description": "File holding the password (read at each send).",
-                },
+                **_secret_or_file("password"),
             },
             "mutually_exclusive": [["password", "password_file"]],
         },
@@ -67,11 +75,7 @@ HTTP_CONFIG_OPTION: dict[str, Any] = {
             "Authorization header.",
             "options": {
                 "type": {"type": "str", "default": "Bearer", "description": "Scheme."},
-                "credentials": {"type": "str", "secret": True, "description": "Credentials."},
-                "credentials_file": {
-                    "type": "str",
-                    "description": "File holding the credentials (read at each send).",
-                },
+                **_secret_or_file("credentials"),
             },
             "mutually_exclusive": [["credentials", "credentials_file"]],
         },
