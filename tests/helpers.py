@@ -49,6 +49,13 @@ class Completed:
         return json.loads(path.read_text())
 
 
+def validate_text(tmp_path: Path, playbook: str, name: str = "p.yml") -> Completed:
+    """`checkrun validate` of a playbook written to tmp_path/name."""
+    path = tmp_path / name
+    path.write_text(playbook)
+    return run_checkrun("validate", path)
+
+
 def plan_from_text(tmp_path: Path, playbook: str, inventory: str, **options: Any) -> Plan:
     """The plan of a playbook and a YAML inventory written to tmp_path, as `checkrun` builds
     it (options: PlanOptions' fields)."""
