@@ -10,12 +10,14 @@ import codecs
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from checkrunner.errors import did_you_mean, looks_like_private_key, quote
 from checkrunner.units import parse_duration, parse_size
 from checkrunner.unsafe import UnsafeText
+
+T = TypeVar("T")
 
 TEMPLATE_MARKERS = ("{{", "{%", "{#")
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -177,14 +179,21 @@ def parse_bool(value: Any) -> bool:
     raise OptionValueError(f"expected yes or no, got {kind_of(value)}", TYPE_HINTS["bool"])
 
 
+def _parse_written(value: Any, what: str, pattern: re.Pattern[str], parse: Callable[[Any], T]) -> T:
+    """parse(value) of a value written as a `what` (text must match `pattern`), with the
+    type's hint on what is refused; OverflowError passes through for the caller to word."""
+    if isinstance(value, str) and not pattern.match(value):
+        raise OptionValueError(f"{quote(value)} is not a {what}", TYPE_HINTS[what])
+    try:
+        return parse(value)
+    except ValueError as exc:
+        raise OptionValueError(str(exc), TYPE_HINTS[what]) from None
+
+
 def parse_duration_value(value: Any) -> float:
     """Seconds from a duration as written (500ms, 2s, 1h30m, or a number of seconds)."""
-    if isinstance(value, str) and not _DURATION.match(value):
-        raise OptionValueError(f"{quote(value)} is not a duration", TYPE_HINTS["duration"])
     try:
-        seconds = parse_duration(value)
-    except ValueError as exc:
-        raise OptionValueError(str(exc), TYPE_HINTS["duration"]) from None
+        seconds = _parse_written(value, "duration", _DURATION, parse_duration)
     except OverflowError:
         raise OptionValueError("the duration is too large", TYPE_HINTS["duration"]) from None
     if not math.isfinite(seconds):
@@ -194,14 +203,10 @@ def parse_duration_value(value: Any) -> float:
 
 def parse_size_value(value: Any) -> int:
     """Bytes from a size as written (64MB, 1GiB, or a number of bytes)."""
-    if isinstance(value, str) and not _SIZE.match(value):
-        raise OptionValueError(f"{quote(value)} is not a size", TYPE_HINTS["size"])
     if isinstance(value, float) and not math.isfinite(value):
         raise OptionValueError(f"{quote(value)} is not a finite size", TYPE_HINTS["size"])
     try:
-        size = parse_size(value)
-    except ValueError as exc:
-        raise OptionValueError(str(exc), TYPE_HINTS["size"]) from None
+        size = _parse_written(value, "size", _SIZE, parse_size)
     except OverflowError:
         size = MAX_SIZE_VALUE + 1
     if size > MAX_SIZE_VALUE:  # more than any target can hold; Python's I/O overflows
