@@ -8,6 +8,7 @@ import dataclasses
 import signal
 import sys
 import traceback
+from typing import Any
 
 from checkrunner import __version__, app, settings
 from checkrunner.config.coerce import bounds_text, coerce_value
@@ -57,6 +58,13 @@ def _size(text: str) -> int:
         return coerce_value(text, {"type": "size"})
     except OptionValueError as exc:
         raise argparse.ArgumentTypeError(f"{exc.message} ({exc.hint})") from None
+
+
+def _add_setting(parser: Any, *flags: str, setting: settings.Setting, **options: Any) -> None:
+    """An option of `parser` (or of one of its groups) that sets `setting`: its default and
+    help (which shows the default) come from the setting's one declaration."""
+    options.setdefault("help", setting.help_text)
+    parser.add_argument(*flags, default=setting.default, **options)
 
 
 def _positive_int(text: str) -> int:
@@ -109,19 +117,13 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
         metavar="VARS",
         help="k=v pairs, a JSON/YAML object, or @file.yml; repeatable; win over all",
     )
-    parser.add_argument(
-        "-f",
-        "--forks",
-        type=_positive_int,
-        default=settings.FORKS.default,
-        help=settings.FORKS.help_text,
-    )
-    parser.add_argument(
+    _add_setting(parser, "-f", "--forks", setting=settings.FORKS, type=_positive_int)
+    _add_setting(
+        parser,
         "--host-timeout",
+        setting=settings.HOST_TIMEOUT,
         type=_duration(TIMEOUT_SPEC),
-        default=settings.HOST_TIMEOUT.default,
         metavar="DURATION",
-        help=settings.HOST_TIMEOUT.help_text,
     )
     _add_ssh_arguments(parser)
     parser.add_argument(
@@ -133,19 +135,20 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
         help="environment variable holding the sudo password, for hosts without "
         "ansible_become_password (never printed)",
     )
-    parser.add_argument(
+    _add_setting(
+        parser,
         "--wait",
+        setting=settings.WAIT,
         type=_duration(DELAY_SPEC),
-        default=settings.WAIT.default,
         metavar="DURATION",
         help=settings.WAIT.help,
     )
-    parser.add_argument(
+    _add_setting(
+        parser,
         "--wait-interval",
+        setting=settings.WAIT_INTERVAL,
         type=_duration(TIMEOUT_SPEC),
-        default=settings.WAIT_INTERVAL.default,
         metavar="DURATION",
-        help=settings.WAIT_INTERVAL.help_text,
     )
     parser.add_argument(
         "-r",
@@ -155,12 +158,7 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
         metavar="FORMAT[:PATH]",
         help=format_help(),
     )
-    parser.add_argument(
-        "--fail-on",
-        choices=FAIL_ON_LEVELS,
-        default=settings.FAIL_ON.default,
-        help=settings.FAIL_ON.help_text,
-    )
+    _add_setting(parser, "--fail-on", setting=settings.FAIL_ON, choices=FAIL_ON_LEVELS)
     parser.add_argument(
         "--list-hosts", action="store_true", help="print the matched hosts and exit"
     )
@@ -171,12 +169,7 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
         help="validate the playbook and exit (same as `checkrun validate`)",
     )
     state = parser.add_mutually_exclusive_group()
-    state.add_argument(
-        "--state",
-        metavar="PATH",
-        default=settings.STATE.default,
-        help=settings.STATE.help_text,
-    )
+    _add_setting(state, "--state", setting=settings.STATE, metavar="PATH")
     state.add_argument(
         "--no-state",
         action="store_true",
@@ -187,19 +180,13 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
         action="store_true",
         help="dry run of the alerting: say what would be sent, send and remember nothing",
     )
-    parser.add_argument(
-        "--target-nice",
-        type=int,
-        default=settings.TARGET_NICE.default,
-        metavar="N",
-        help=settings.TARGET_NICE.help_text,
-    )
-    parser.add_argument(
+    _add_setting(parser, "--target-nice", setting=settings.TARGET_NICE, type=int, metavar="N")
+    _add_setting(
+        parser,
         "--target-memory-limit",
+        setting=settings.TARGET_MEMORY_LIMIT,
         type=_size,
-        default=settings.TARGET_MEMORY_LIMIT.default,
         metavar="SIZE",
-        help=settings.TARGET_MEMORY_LIMIT.help_text,
     )
     parser.add_argument(
         "--no-psutil",

@@ -40,16 +40,21 @@ _SIZE_UNITS = {
 }
 
 
+def _number_or_text(value: object, what: str) -> int | float | str:
+    """A non-negative number, or a string to parse; ValueError naming `what` for anything
+    else (a bool is no number here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"not a {what}: {value!r}")
+    if not isinstance(value, str) and value < 0:
+        raise ValueError(f"a {what} cannot be negative: {value!r}")
+    return value
+
+
 def parse_duration(value: object) -> float:
     """Seconds from a number (seconds) or a string like '500ms', '2s', '1m30s', '7d'."""
-    if isinstance(value, bool):
-        raise ValueError(f"not a duration: {value!r}")
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError(f"a duration cannot be negative: {value!r}")
-        return float(value)
+    value = _number_or_text(value, "duration")
     if not isinstance(value, str):
-        raise ValueError(f"not a duration: {value!r}")
+        return float(value)
     text = value.strip().lower()
     try:
         return parse_duration(float(text))
@@ -69,14 +74,9 @@ def parse_duration(value: object) -> float:
 
 def parse_size(value: object) -> int:
     """Bytes from a number or a string like '64MB', '1.5GiB', '512k'."""
-    if isinstance(value, bool):
-        raise ValueError(f"not a size: {value!r}")
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError(f"a size cannot be negative: {value!r}")
-        return int(value)
+    value = _number_or_text(value, "size")
     if not isinstance(value, str):
-        raise ValueError(f"not a size: {value!r}")
+        return int(value)
     match = _SIZE.match(value)
     if not match or match.group(2).lower() not in _SIZE_UNITS:
         raise ValueError(f"not a size: {value!r} (write it like 512k, 64MB, 1GiB)")

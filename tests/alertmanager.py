@@ -20,6 +20,16 @@ from sshd import free_port
 
 BINARIES = ("prometheus-alertmanager", "alertmanager")
 
+#: A root route to the receiver `hook` that notifies fast (group_wait 100ms, group_interval
+#: 1s) and does not repeat during a test; a config adds its routes, receivers and rules.
+HOOK_ROUTE = """route:
+  receiver: hook
+  group_by: [alertname]
+  group_wait: 100ms
+  group_interval: 1s
+  repeat_interval: 1h
+"""
+
 
 def alertmanager_binary() -> str | None:
     for name in BINARIES:

@@ -1,4 +1,5 @@
-"""What tests share besides fixtures: run the installed `checkrun` as a subprocess.
+"""What tests share besides fixtures: run the installed `checkrun` as a subprocess, build a
+plan in process from playbook and inventory text, wait for a condition.
 
 Tests import these from here (`from helpers import run_checkrun`); conftest.py holds only
 pytest fixtures.
@@ -10,11 +11,31 @@ import json
 import os
 import shutil
 import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from checkrunner.inventory import load_inventories
+from checkrunner.plan import Plan, PlanOptions, build_plan
+from checkrunner.playbook import load_playbook
+
 REPO = Path(__file__).resolve().parent.parent
+#: The modules checkrunner ships: a test fails when one goes missing.
+BUILTIN_MODULES = (
+    "cpu",
+    "memory",
+    "disk",
+    "load",
+    "http",
+    "tcp",
+    "process",
+    "command",
+    "file",
+    "nagios",
+    "log",
+)
 CHECKRUN = shutil.which("checkrun") or "checkrun"
 
 
@@ -26,6 +47,37 @@ class Completed:
 
     def json_report(self, path: Path) -> dict:
         return json.loads(path.read_text())
+
+
+def validate_text(tmp_path: Path, playbook: str, name: str = "p.yml") -> Completed:
+    """`checkrun validate` of a playbook written to tmp_path/name."""
+    path = tmp_path / name
+    path.write_text(playbook)
+    return run_checkrun("validate", path)
+
+
+def plan_from_text(tmp_path: Path, playbook: str, inventory: str, **options: Any) -> Plan:
+    """The plan of a playbook and a YAML inventory written to tmp_path, as `checkrun` builds
+    it (options: PlanOptions' fields)."""
+    (tmp_path / "playbook.yml").write_text(playbook)
+    (tmp_path / "inventory.yml").write_text(inventory)
+    return build_plan(
+        load_playbook(tmp_path / "playbook.yml"),
+        load_inventories([str(tmp_path / "inventory.yml")]),
+        PlanOptions(**options),
+    )
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+    """Poll `condition` every 0.1 s until it returns something true, and return that;
+    AssertionError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def run_checkrun(

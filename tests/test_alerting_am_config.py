@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from amtool import check_config, routes_test
-from helpers import run_checkrun
+from helpers import validate_text
 
 from checkrunner.alerting.config import parse_alerting_file
 from checkrunner.errors import Location
@@ -216,12 +216,12 @@ def test_duplicate_receiver_names_are_rejected(tmp_path):
 def test_rejections_are_exit_5_at_file_and_line(tmp_path, name):
     text, line = REJECTED[name]
     _write(tmp_path, text)
-    playbook = tmp_path / "playbook.yml"
-    playbook.write_text(
+    done = validate_text(
+        tmp_path,
         "plays:\n  - {name: p, hosts: localhost, checks: [{name: c, disk: {path: /}}]}\n"
-        "alerting: alertmanager.yml\n"
+        "alerting: alertmanager.yml\n",
+        name="playbook.yml",
     )
-    done = run_checkrun("validate", playbook)
     assert done.returncode == 5, done.stderr
     assert f"alertmanager.yml:{line}:" in done.stderr
     assert "hint:" in done.stderr and "Traceback" not in done.stderr
@@ -230,12 +230,12 @@ def test_rejections_are_exit_5_at_file_and_line(tmp_path, name):
 def test_debians_shipped_configuration_loads(tmp_path):
     assert DEBIAN_CONFIG.exists(), "prometheus-alertmanager ships /etc/prometheus/alertmanager.yml"
     shutil.copy(DEBIAN_CONFIG, tmp_path / "alertmanager.yml")
-    playbook = tmp_path / "playbook.yml"
-    playbook.write_text(
+    done = validate_text(
+        tmp_path,
         "plays:\n  - {name: p, hosts: localhost, checks: [{name: c, disk: {path: /}}]}\n"
-        "alerting: alertmanager.yml\n"
+        "alerting: alertmanager.yml\n",
+        name="playbook.yml",
     )
-    done = run_checkrun("validate", playbook)
     assert done.returncode == 0, done.stderr
     # What checkrun does not do is said, with the alternative, at its line.
     assert "alertmanager.yml:12:1: templates: checkrun does not read" in done.stderr

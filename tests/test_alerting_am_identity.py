@@ -7,7 +7,14 @@ from __future__ import annotations
 import time
 
 import pytest
-from alertmanager import active_alerts, alert_groups, alertmanager_binary, running_alertmanager
+from alertmanager import (
+    HOOK_ROUTE,
+    active_alerts,
+    alert_groups,
+    alertmanager_binary,
+    running_alertmanager,
+)
+from helpers import wait_for
 from recorder import Recorder
 
 from checkrunner.alerting.config import parse_alerting_file
@@ -15,14 +22,9 @@ from checkrunner.alerting.model import Alert, Notification
 from checkrunner.alerting.receivers import alertmanager as am_receiver
 from checkrunner.errors import Location
 
-CONFIG = r"""
-route:
-  receiver: hook
-  group_by: [alertname]
-  group_wait: 100ms
-  group_interval: 1s
-  repeat_interval: 1h
-  routes:
+CONFIG = (
+    HOOK_ROUTE
+    + r"""  routes:
     - matchers: ['path="C:\\Temp \"x\""', 'b=~"x|y"', "a!='q'"]
       match: {zone: eu}
       receiver: hook
@@ -34,6 +36,7 @@ receivers:
   - name: hook
     webhook_configs: [{url: 'HOOK', send_resolved: true}]
 """
+)
 
 ALERTS = [
     {
@@ -51,16 +54,6 @@ ALERTS = [
 ]
 
 
-def _wait_for(condition, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for Alertmanager")
-
-
 def test_fingerprints_and_group_keys_are_alertmanagers(tmp_path):
     if alertmanager_binary() is None:
         pytest.fail("prometheus-alertmanager is missing: scripts/test.sh installs it")
@@ -76,9 +69,13 @@ def test_fingerprints_and_group_keys_are_alertmanagers(tmp_path):
 
             theirs = {
                 a["labels"]["alertname"]: a
-                for a in _wait_for(lambda: len(active_alerts(url)) == 3 and active_alerts(url))
+                for a in wait_for(
+                    lambda: len(active_alerts(url)) == 3 and active_alerts(url), "Alertmanager"
+                )
             }
-            messages = _wait_for(lambda: len(hook.requests("/am")) >= 3 and hook.requests("/am"))
+            messages = wait_for(
+                lambda: len(hook.requests("/am")) >= 3 and hook.requests("/am"), "Alertmanager"
+            )
             groups = alert_groups(url)
 
     spec, problems = parse_alerting_file(

@@ -8,8 +8,14 @@ from email import message_from_bytes
 from pathlib import Path
 
 import pytest
-from alertmanager import active_alerts, alert_groups, alertmanager_binary, running_alertmanager
-from helpers import run_checkrun
+from alertmanager import (
+    HOOK_ROUTE,
+    active_alerts,
+    alert_groups,
+    alertmanager_binary,
+    running_alertmanager,
+)
+from helpers import run_checkrun, wait_for
 from recorder import Recorder
 from sshd import free_port
 
@@ -22,29 +28,13 @@ PLAYBOOK = """plays:
 {alerting}"""
 
 
-def _wait_for(condition, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 def alertmanager(tmp_path):
     if alertmanager_binary() is None:
         pytest.fail("prometheus-alertmanager is missing: scripts/test.sh installs it")
     with Recorder() as hook:
         config = f"""
-route:
-  receiver: hook
-  group_by: [alertname]
-  group_wait: 100ms
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
+{HOOK_ROUTE}receivers:
   - name: hook
     webhook_configs:
       - url: '{hook.url("/am")}'
@@ -73,7 +63,7 @@ def test_alertmanager_receives_groups_and_resolves(tmp_path, alertmanager):
     state = tmp_path / "state.db"
     done = run_checkrun(playbook, "--state", state)
     assert done.returncode == 2
-    alerts = _wait_for(
+    alerts = wait_for(
         lambda: len(active_alerts(url)) == 2 and active_alerts(url), what="alerts in Alertmanager"
     )
     names = sorted(a["labels"]["alertname"] for a in alerts)
@@ -85,19 +75,19 @@ def test_alertmanager_receives_groups_and_resolves(tmp_path, alertmanager):
     assert {a["fingerprint"] for a in alerts} == {fingerprint(a["labels"]) for a in alerts}
     groups = alert_groups(url)
     assert sorted(len(g["alerts"]) for g in groups) == [1, 1]
-    _wait_for(lambda: len(hook.requests("/am")) >= 2, what="Alertmanager's notifications")
+    wait_for(lambda: len(hook.requests("/am")) >= 2, what="Alertmanager's notifications")
     assert "kept in the outbox" in done.stderr  # the down replica keeps its copy
 
     flag.write_text("x")
     other.write_text("x")
     run_checkrun(playbook, "--state", state)
-    _wait_for(lambda: not active_alerts(url), what="Alertmanager to resolve the alerts")
+    wait_for(lambda: not active_alerts(url), what="Alertmanager to resolve the alerts")
 
     def resolved_messages():
         found = [r.json() for r in hook.requests("/am") if r.json()["status"] == "resolved"]
         return found if len(found) >= 2 else None
 
-    resolved = _wait_for(resolved_messages, what="resolved notifications from Alertmanager")
+    resolved = wait_for(resolved_messages, what="resolved notifications from Alertmanager")
     assert sorted(m["groupLabels"]["alertname"] for m in resolved) == [
         "flag present",
         "other present",

@@ -16,24 +16,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alertmanager import active_alerts, alertmanager_binary, running_alertmanager
-from helpers import run_checkrun
+from alertmanager import HOOK_ROUTE, active_alerts, alertmanager_binary, running_alertmanager
+from helpers import run_checkrun, wait_for
 from recorder import Recorder
 
 RESOLVE_TIMEOUT = 2.0
 # Long enough for Alertmanager to expire an alert that was not re-sent and to notify it.
 BEYOND_RESOLVE_TIMEOUT = RESOLVE_TIMEOUT + 3.0
 
-AM_CONFIG = """
+AM_CONFIG = (
+    """
 global:
   resolve_timeout: 2s
-route:
-  receiver: hook
-  group_by: [alertname]
-  group_wait: 100ms
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
+"""
+    + HOOK_ROUTE
+    + """receivers:
   - name: hook
     webhook_configs:
       - url: '{hook}'
@@ -46,6 +43,7 @@ inhibit_rules:
     target_matchers: ['alertname!="host unreachable"']
     equal: [host]
 """
+)
 
 
 class AM:
@@ -74,16 +72,6 @@ def am(tmp_path) -> Iterator[AM]:
         config = AM_CONFIG.format(hook=hook.url("/am"))
         with running_alertmanager(tmp_path / "am", config) as url:
             yield AM(url, hook)
-
-
-def _wait_for(condition, what: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _playbook(tmp_path: Path, checks: str, receiver: str, hosts: str = "localhost") -> Path:
@@ -123,13 +111,13 @@ def test_runs_further_apart_than_resolve_timeout_stay_firing(tmp_path, am):
     state = tmp_path / "state.db"
     for _ in range(2):
         assert run_checkrun(playbook, "--state", state).returncode == 2
-        _wait_for(lambda: am.notified("firing"), "the firing notification")
+        wait_for(lambda: am.notified("firing"), "the firing notification")
         _still_firing_after_resolve_timeout(am, ["flag present"])
     assert am.notified("firing") == ["flag present"]  # once: Alertmanager saw no change
 
     flag.write_text("x")  # a real recovery resolves at once
     assert run_checkrun(playbook, "--state", state).returncode == 0
-    _wait_for(lambda: am.notified("resolved") == ["flag present"], "the resolved notification")
+    wait_for(lambda: am.notified("resolved") == ["flag present"], "the resolved notification")
     assert am.active() == {}
 
 
@@ -146,13 +134,13 @@ def test_alerts_muted_by_inhibit_rules_or_depends_on_are_not_resolved(tmp_path, 
     state = tmp_path / "state.db"
     run_checkrun(playbook, "--state", state)
     both = ["app healthy", "queue up"]
-    _wait_for(lambda: sorted(am.notified("firing")) == both, "app healthy and queue up firing")
+    wait_for(lambda: sorted(am.notified("firing")) == both, "app healthy and queue up firing")
 
     database.unlink()  # now checkrun's inhibit rule and depends_on mute the other two
     for _ in range(2):
         done = run_checkrun(playbook, "--state", state)
         assert "2 inhibited" in done.stderr
-        _wait_for(lambda: "database up" in am.notified("firing"), "database up firing")
+        wait_for(lambda: "database up" in am.notified("firing"), "database up firing")
         _still_firing_after_resolve_timeout(am, ["database up", *both])
     active = am.active()
     assert active["app healthy"]["annotations"]["muted_by"] == "inhibit_rules"
@@ -163,7 +151,7 @@ def test_alerts_muted_by_inhibit_rules_or_depends_on_are_not_resolved(tmp_path, 
     for flag in (database, app, queue):
         flag.write_text("x")
     run_checkrun(playbook, "--state", state)
-    _wait_for(
+    wait_for(
         lambda: sorted(am.notified("resolved")) == ["app healthy", "database up", "queue up"],
         "all three resolved",
     )
@@ -183,19 +171,19 @@ def test_check_alerts_of_an_unreachable_host_are_not_resolved(tmp_path, am, clos
 
     inventory.write_text(reachable)
     assert run() == 2
-    _wait_for(lambda: am.notified("firing") == ["flag present"], "flag present firing")
+    wait_for(lambda: am.notified("firing") == ["flag present"], "flag present firing")
 
     inventory.write_text(unreachable)
     for _ in range(2):
         assert run() == 4
-        _wait_for(lambda: "host unreachable" in am.notified("firing"), "host unreachable firing")
+        wait_for(lambda: "host unreachable" in am.notified("firing"), "host unreachable firing")
         _still_firing_after_resolve_timeout(am, ["flag present", "host unreachable"])
     assert am.active()["flag present"]["annotations"]["muted_by"] == "host unreachable"
 
     inventory.write_text(reachable)  # back, and fixed
     flag.write_text("x")
     assert run() == 0
-    _wait_for(
+    wait_for(
         lambda: sorted(am.notified("resolved")) == ["flag present", "host unreachable"],
         "both resolved",
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import run_checkrun
+from helpers import run_checkrun, validate_text
 
 CASES = {
     "malformed_yaml": (
@@ -105,11 +105,10 @@ def test_traceback_only_with_vvv(tmp_path):
 
 
 def test_a_variable_named_env_is_warned_about(tmp_path):
-    playbook = tmp_path / "p.yml"
-    playbook.write_text(
-        "- name: p\n  hosts: localhost\n  vars: {env: prod}\n  checks: [{name: m, memory: {}}]\n"
+    done = validate_text(
+        tmp_path,
+        "- name: p\n  hosts: localhost\n  vars: {env: prod}\n  checks: [{name: m, memory: {}}]\n",
     )
-    done = run_checkrun("validate", playbook)
     assert done.returncode == 0
     assert "'env'" in done.stderr and "hides the environment" in done.stderr
 
@@ -214,12 +213,11 @@ def test_a_key_file_given_as_vars_file_extra_vars_inventory_or_playbook_is_not_s
 
 def test_a_password_file_given_as_vars_file_is_described_not_quoted(tmp_path):
     (tmp_path / "db.pass").write_text("correct-horse-battery\n")
-    playbook = tmp_path / "p.yml"
-    playbook.write_text(
+    done = validate_text(
+        tmp_path,
         "- name: p\n  hosts: localhost\n  vars_files: [db.pass]\n"
-        "  checks: [{name: m, memory: {}}]\n"
+        "  checks: [{name: m, memory: {}}]\n",
     )
-    done = run_checkrun("validate", playbook)
     assert done.returncode == 5
     assert "db.pass:1:1: vars file " in done.stderr and "must be a mapping" in done.stderr
     assert "a text of 21 characters" in done.stderr

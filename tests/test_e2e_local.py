@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import CHECKRUN, REPO, run_checkrun
+from helpers import BUILTIN_MODULES, CHECKRUN, REPO, run_checkrun
 
 
 def write(path: Path, text: str) -> Path:
@@ -350,18 +350,7 @@ def test_schema_and_doc_commands():
     assert schema.returncode == 0
     assert "http" in json.loads(schema.stdout)["$defs"] or "http" in schema.stdout
     listing = run_checkrun("doc")
-    for module in (
-        "cpu",
-        "memory",
-        "disk",
-        "load",
-        "http",
-        "tcp",
-        "process",
-        "command",
-        "file",
-        "nagios",
-    ):
+    for module in BUILTIN_MODULES:
         assert module in listing.stdout
     http_doc = run_checkrun("doc", "http")
     assert http_doc.returncode == 0 and "url" in http_doc.stdout

@@ -17,16 +17,13 @@ from checkrunner.masking import MASK, Masker, errors_masked
 from checkrunner.results import CheckResult, HostResult, RunResult, Status
 
 
+def check_result(name: str, module: str, status: Status, **fields) -> CheckResult:
+    """A check of host h in play p."""
+    return CheckResult(host="h", play="p", name=name, module=module, status=status, **fields)
+
+
 def result(message: str, facts: dict) -> RunResult:
-    check = CheckResult(
-        host="h",
-        play="p",
-        name="n",
-        module="command",
-        status=Status.OK,
-        message=message,
-        facts=facts,
-    )
+    check = check_result("n", "command", Status.OK, message=message, facts=facts)
     return RunResult(
         playbook="p.yml",
         started_at=0.0,
@@ -53,12 +50,10 @@ def test_short_values_are_not_masked_and_no_secrets_is_a_no_op():
 
 def test_masking_keeps_types_and_covers_every_field_of_a_result():
     masker = Masker(["hunter22"])
-    check = CheckResult(
-        host="h",
-        play="p",
-        name="n hunter22",
-        module="http",
-        status=Status.CRITICAL,
+    check = check_result(
+        "n hunter22",
+        "http",
+        Status.CRITICAL,
         metric="m",
         measurements={"hunter22": 1.0},
         labels={"team": "hunter22"},

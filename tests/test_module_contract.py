@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers import BUILTIN_MODULES
 from helpers_net import (
     LOOPBACK,
     banner,
@@ -47,20 +48,7 @@ SUBOPTION_KEYS = {"options", "required_one_of", "mutually_exclusive"}
 
 
 def test_all_expected_modules_exist():
-    expected = {
-        "cpu",
-        "memory",
-        "disk",
-        "load",
-        "http",
-        "tcp",
-        "process",
-        "command",
-        "file",
-        "nagios",
-        "log",
-    }
-    assert expected <= set(MODULES)
+    assert set(BUILTIN_MODULES) <= set(MODULES)
 
 
 HELPERS = catalog.helper_names()

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import plan_from_text
 
 from checkrunner.errors import ConfigError
-from checkrunner.inventory import load_inventories
-from checkrunner.plan import Plan, PlanOptions, build_plan
-from checkrunner.playbook import load_playbook
+from checkrunner.plan import Plan
 
 INVENTORY = """\
 all:
@@ -27,13 +26,7 @@ all:
 
 
 def make_plan(tmp_path: Path, playbook: str, inventory: str = INVENTORY, **options) -> Plan:
-    (tmp_path / "playbook.yml").write_text(playbook)
-    (tmp_path / "inventory.yml").write_text(inventory)
-    return build_plan(
-        load_playbook(tmp_path / "playbook.yml"),
-        load_inventories([str(tmp_path / "inventory.yml")]),
-        PlanOptions(**options),
-    )
+    return plan_from_text(tmp_path, playbook, inventory, **options)
 
 
 def checks_by_host(plan: Plan) -> dict[str, list[str]]:

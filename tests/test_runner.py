@@ -9,11 +9,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from helpers import plan_from_text
 from inprocess import HANG, Call, InProcessTransport, answer, crash, garbage
 
-from checkrunner.inventory import load_inventories
-from checkrunner.plan import Plan, PlanOptions, build_plan
-from checkrunner.playbook import load_playbook
+from checkrunner.plan import Plan
 from checkrunner.results import HostResult, Status, UnreachableReason
 from checkrunner.runner import RunOptions, run_plan
 from checkrunner.settings import HOST_DEADLINE_SLACK
@@ -29,13 +28,7 @@ all:
 
 
 def make_plan(tmp_path: Path, playbook: str, inventory: str = INVENTORY, **options) -> Plan:
-    (tmp_path / "playbook.yml").write_text(playbook)
-    (tmp_path / "inventory.yml").write_text(inventory)
-    return build_plan(
-        load_playbook(tmp_path / "playbook.yml"),
-        load_inventories([str(tmp_path / "inventory.yml")]),
-        PlanOptions(**options),
-    )
+    return plan_from_text(tmp_path, playbook, inventory, **options)
 
 
 def run(plan: Plan, transport: InProcessTransport, **options) -> tuple:

@@ -12,7 +12,7 @@ import json
 import re
 import sys
 
-from helpers import run_checkrun
+from helpers import run_checkrun, validate_text
 from hostile import fake_interpreter
 
 from checkrunner.safe_text import escape_unprintable_json, one_line, printable
@@ -78,12 +78,11 @@ def test_the_json_report_keeps_the_data_but_no_raw_terminal_controls(tmp_path):
 
 
 def test_escapes_in_playbook_keys_are_shown_escaped_in_errors(tmp_path):
-    playbook = tmp_path / "p.yml"
-    playbook.write_text(
+    done = validate_text(
+        tmp_path,
         '- name: "play\\e]0;pwned\\a"\n  hosts: all\n'
-        '  checks: [{name: m, memory: {}, "oops\\e[2J\\nResult: OK": 1}]\n'
+        '  checks: [{name: m, memory: {}, "oops\\e[2J\\nResult: OK": 1}]\n',
     )
-    done = run_checkrun("validate", playbook)
     assert done.returncode == 5
     assert "Traceback" not in done.stderr
     assert_no_raw_controls(done.stderr)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -288,17 +288,17 @@ class AlertingParser:
     ) -> dict[str, NamedInterval]:
         found: dict[str, NamedInterval] = {}
         for key in ("mute_time_intervals", "time_intervals"):
-            value = document.get(key)
-            if value is None:
+            given = self._given(
+                document,
+                key,
+                root,
+                lambda v: isinstance(v, list),
+                "expected a list of named time intervals",
+                f"write {key}: [{{name: maintenance, time_intervals: [{{weekdays: [saturday]}}]}}]",
+            )
+            if given is None:
                 continue
-            at = value_location(document, key, root)
-            if not isinstance(value, list):
-                self._add(
-                    f"{key}: expected a list of named time intervals",
-                    at,
-                    f"write {key}: [{{name: maintenance, time_intervals: [{{weekdays: [saturday]}}]}}]",
-                )
-                continue
+            value, at = given
             for index, node in enumerate(value):
                 named = self._named_interval(key, node, value_location(value, index, at))
                 if named is None:
@@ -415,15 +415,12 @@ class AlertingParser:
             )
             return []
         configs = []
-        for index, entry in enumerate(entries):
-            entry_at = value_location(entries, index, at)
-            if not isinstance(entry, Mapping):
-                self._add(
-                    f"receiver '{name}': {key} item {index + 1} must be a mapping",
-                    entry_at,
-                    f"see `checkrun doc` for {kind}",
-                )
-                continue
+        for index, entry, entry_at in self._mappings(
+            entries,
+            at,
+            f"receiver '{name}': {key} item {{number}} must be a mapping",
+            f"see `checkrun doc` for {kind}",
+        ):
             options = self._with_global(kind, entry)
             owner = receiver_option_set(kind, index, name)
             _, problems = check_option_set(owner, options, entry_at, keep_templates=True)
@@ -585,26 +582,59 @@ class AlertingParser:
                     f"move {key} to a child route",
                 )
 
-    def _route_matchers(self, node: Mapping[Any, Any], where: Location) -> tuple[Matcher, ...]:
-        """`matchers`, and the legacy `match` (equality) and `match_re` (regex), together."""
+    def _route_matchers(
+        self, node: Mapping[Any, Any], where: Location, prefix: str = ""
+    ) -> tuple[Matcher, ...]:
+        """`matchers`, and the legacy `match` (equality) and `match_re` (regex), together;
+        an inhibit rule's are `source_...` and `target_...` (prefix)."""
         return sort_matchers(
-            self._matchers(node, "matchers", where)
-            + self._legacy_matchers(node, "match", "=", where)
-            + self._legacy_matchers(node, "match_re", "=~", where)
+            self._matchers(node, f"{prefix}matchers", where)
+            + self._legacy_matchers(node, f"{prefix}match", "=", where)
+            + self._legacy_matchers(node, f"{prefix}match_re", "=~", where)
         )
 
-    def _matchers(self, node: Mapping[Any, Any], key: str, where: Location) -> tuple[Matcher, ...]:
+    def _given(
+        self,
+        node: Mapping[Any, Any],
+        key: str,
+        where: Location,
+        fits: Callable[[Any], bool],
+        expected: str,
+        hint: str | None = None,
+    ) -> tuple[Any, Location] | None:
+        """(node[key], where it is) when it is given and fits; None when it is not given, or
+        does not fit (then "key: expected", with {kind} the kind of value found, is reported)."""
         value = node.get(key)
         if value is None:
-            return ()
+            return None
         at = value_location(node, key, where)
-        if not isinstance(value, list):
-            self._add(
-                f"{key}: expected a list of matcher strings, not {kind_of(value)}",
-                at,
-                f"write {key}: ['severity=\"critical\"']",
-            )
+        if not fits(value):
+            self._add(f"{key}: {expected.replace('{kind}', kind_of(value))}", at, hint)
+            return None
+        return value, at
+
+    def _label_name_ok(self, key: str, name: Any, location: Location) -> bool:
+        if isinstance(name, str) and LABEL_NAME.match(name):
+            return True
+        self._add(
+            f"{key}: invalid label name {name!r}",
+            location,
+            "a label name is letters, digits and _, not starting with a digit",
+        )
+        return False
+
+    def _matchers(self, node: Mapping[Any, Any], key: str, where: Location) -> tuple[Matcher, ...]:
+        given = self._given(
+            node,
+            key,
+            where,
+            lambda v: isinstance(v, list),
+            "expected a list of matcher strings, not {kind}",
+            f"write {key}: ['severity=\"critical\"']",
+        )
+        if given is None:
             return ()
+        value, at = given
         parsed: list[Matcher] = []
         for index, text in enumerate(value):
             try:
@@ -617,25 +647,20 @@ class AlertingParser:
         self, node: Mapping[Any, Any], key: str, op: str, where: Location
     ) -> tuple[Matcher, ...]:
         """Alertmanager's deprecated `match: {label: value}` / `match_re: {label: regex}`."""
-        value = node.get(key)
-        if value is None:
+        given = self._given(
+            node,
+            key,
+            where,
+            lambda v: isinstance(v, Mapping),
+            "expected a mapping of label names to values, not {kind}",
+            f"write {key}: {{severity: critical}} (or matchers: ['severity=\"critical\"'])",
+        )
+        if given is None:
             return ()
-        at = value_location(node, key, where)
-        if not isinstance(value, Mapping):
-            self._add(
-                f"{key}: expected a mapping of label names to values, not {kind_of(value)}",
-                at,
-                f"write {key}: {{severity: critical}} (or matchers: ['severity=\"critical\"'])",
-            )
-            return ()
+        value, at = given
         found = []
         for name, wanted in value.items():
-            if not isinstance(name, str) or not LABEL_NAME.match(name):
-                self._add(
-                    f"{key}: invalid label name {name!r}",
-                    key_location(value, name, at),
-                    "a label name is letters, digits and _, not starting with a digit",
-                )
+            if not self._label_name_ok(key, name, key_location(value, name, at)):
                 continue
             if isinstance(wanted, (Mapping, list)) or wanted is None:
                 self._add(
@@ -670,36 +695,31 @@ class AlertingParser:
 
     def _names(self, node: Mapping[Any, Any], key: str, where: Location) -> tuple[str, ...] | None:
         """A list of label names (`...` allowed in group_by), each valid as Alertmanager wants."""
-        value = node.get(key)
-        if value is None:
+        given = self._given(
+            node,
+            key,
+            where,
+            _is_list_of_text,
+            "expected a list of label names",
+            f"write {key}: [alertname, host]",
+        )
+        if given is None:
             return None
-        at = value_location(node, key, where)
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self._add(
-                f"{key}: expected a list of label names",
-                at,
-                f"write {key}: [alertname, host]",
-            )
-            return None
+        value, at = given
         for index, name in enumerate(value):
-            if not LABEL_NAME.match(name) and not (key == "group_by" and name == GROUP_BY_ALL):
-                self._add(
-                    f"{key}: invalid label name {name!r}",
-                    value_location(value, index, at),
-                    "a label name is letters, digits and _, not starting with a digit",
-                )
+            if not (key == "group_by" and name == GROUP_BY_ALL):
+                self._label_name_ok(key, name, value_location(value, index, at))
         return tuple(value)
 
     def _interval_names(
         self, node: Mapping[Any, Any], key: str, where: Location
     ) -> tuple[str, ...]:
-        value = node.get(key)
-        if value is None:
+        given = self._given(
+            node, key, where, _is_list_of_text, "expected a list of time interval names"
+        )
+        if given is None:
             return ()
-        at = value_location(node, key, where)
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self._add(f"{key}: expected a list of time interval names", at)
-            return ()
+        value, at = given
         for index, name in enumerate(value):
             if name not in self.time_intervals:
                 self._add(
@@ -740,32 +760,30 @@ class AlertingParser:
             )
             return []
         rules = []
-        for index, node in enumerate(value):
-            where = value_location(value, index, at)
-            if not isinstance(node, Mapping):
-                self._add(
-                    f"inhibit rule {index + 1} must be a mapping",
-                    where,
-                    "see Alertmanager's inhibit_rules",
-                )
-                continue
+        for _, node, where in self._mappings(
+            value, at, "inhibit rule {number} must be a mapping", "see Alertmanager's inhibit_rules"
+        ):
             for key in node:
                 if key not in INHIBIT_KEYS:
                     self._unknown(node, key, INHIBIT_KEYS, "an inhibit rule", where)
-            source = sort_matchers(
-                self._matchers(node, "source_matchers", where)
-                + self._legacy_matchers(node, "source_match", "=", where)
-                + self._legacy_matchers(node, "source_match_re", "=~", where)
-            )
-            target = sort_matchers(
-                self._matchers(node, "target_matchers", where)
-                + self._legacy_matchers(node, "target_match", "=", where)
-                + self._legacy_matchers(node, "target_match_re", "=~", where)
-            )
+            source = self._route_matchers(node, where, "source_")
+            target = self._route_matchers(node, where, "target_")
             rules.append(InhibitRule(source, target, self._names(node, "equal", where) or ()))
         return rules
 
     # -- helpers --------------------------------------------------------------------------------
+
+    def _mappings(
+        self, items: list[Any], at: Location, problem: str, hint: str
+    ) -> Iterator[tuple[int, Mapping[Any, Any], Location]]:
+        """(index, item, where it is) for each item that is a mapping; any other is reported
+        as `problem`, with {number} its 1-based number."""
+        for index, item in enumerate(items):
+            where = value_location(items, index, at)
+            if isinstance(item, Mapping):
+                yield index, item, where
+            else:
+                self._add(problem.replace("{number}", str(index + 1)), where, hint)
 
     def _unknown(
         self, node: Mapping[Any, Any], key: Any, known: tuple[str, ...], what: str, where: Location
@@ -781,6 +799,10 @@ class AlertingParser:
 
     def _warn(self, message: str, location: Location) -> None:
         self.warnings.append(f"{location}: {message}")
+
+
+def _is_list_of_text(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 def _scalar_text(value: Any) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,10 +149,9 @@ def _weekdays(text: str) -> Range:
             raise ValueError(f"{word!r} is not a valid weekday (monday ... sunday)")
         return WEEKDAYS[word]
 
-    begin, end = _bounds(text, member)
-    if begin > end:
-        raise ValueError(f"weekdays {text!r}: the start day is after the end day")
-    return begin, end
+    return _rising(
+        text, member, lambda _b, _e: f"weekdays {text!r}: the start day is after the end day"
+    )
 
 
 def _days(text: str) -> Range:
@@ -176,16 +175,22 @@ def _months(text: str) -> Range:
         except ValueError:
             raise ValueError(f"{word!r} is not a valid month") from None
 
-    begin, end = _bounds(text, member)
-    if begin > end:
-        raise ValueError(f"months {text!r}: the end month is before the start month")
-    return begin, end
+    return _rising(
+        text, member, lambda _b, _e: f"months {text!r}: the end month is before the start month"
+    )
 
 
 def _years(text: str) -> Range:
-    begin, end = _bounds(text, _integer)
+    return _rising(
+        text, _integer, lambda b, e: f"years {text!r}: end year {e} is before start year {b}"
+    )
+
+
+def _rising(text: str, member: Callable[[str], int], backwards: Callable[[int, int], str]) -> Range:
+    """_bounds that must not run backwards: ValueError(backwards(begin, end)) when they do."""
+    begin, end = _bounds(text, member)
     if begin > end:
-        raise ValueError(f"years {text!r}: end year {end} is before start year {begin}")
+        raise ValueError(backwards(begin, end))
     return begin, end
 
 

@@ -10,12 +10,14 @@ import codecs
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from checkrunner.errors import OptionValueError, did_you_mean, looks_like_private_key, quote
 from checkrunner.units import parse_duration, parse_size
 from checkrunner.unsafe import UnsafeText
+
+T = TypeVar("T")
 
 TEMPLATE_MARKERS = ("{{", "{%", "{#")
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -167,14 +169,21 @@ def parse_bool(value: Any) -> bool:
     raise OptionValueError(f"expected yes or no, got {kind_of(value)}", TYPE_HINTS["bool"])
 
 
+def _parse_written(value: Any, what: str, pattern: re.Pattern[str], parse: Callable[[Any], T]) -> T:
+    """parse(value) of a value written as a `what` (text must match `pattern`), with the
+    type's hint on what is refused; OverflowError passes through for the caller to word."""
+    if isinstance(value, str) and not pattern.match(value):
+        raise OptionValueError(f"{quote(value)} is not a {what}", TYPE_HINTS[what])
+    try:
+        return parse(value)
+    except ValueError as exc:
+        raise OptionValueError(str(exc), TYPE_HINTS[what]) from None
+
+
 def parse_duration_value(value: Any) -> float:
     """Seconds from a duration as written (500ms, 2s, 1h30m, or a number of seconds)."""
-    if isinstance(value, str) and not _DURATION.match(value):
-        raise OptionValueError(f"{quote(value)} is not a duration", TYPE_HINTS["duration"])
     try:
-        seconds = parse_duration(value)
-    except ValueError as exc:
-        raise OptionValueError(str(exc), TYPE_HINTS["duration"]) from None
+        seconds = _parse_written(value, "duration", _DURATION, parse_duration)
     except OverflowError:
         raise OptionValueError("the duration is too large", TYPE_HINTS["duration"]) from None
     if not math.isfinite(seconds):
@@ -184,14 +193,10 @@ def parse_duration_value(value: Any) -> float:
 
 def parse_size_value(value: Any) -> int:
     """Bytes from a size as written (64MB, 1GiB, or a number of bytes)."""
-    if isinstance(value, str) and not _SIZE.match(value):
-        raise OptionValueError(f"{quote(value)} is not a size", TYPE_HINTS["size"])
     if isinstance(value, float) and not math.isfinite(value):
         raise OptionValueError(f"{quote(value)} is not a finite size", TYPE_HINTS["size"])
     try:
-        size = parse_size(value)
-    except ValueError as exc:
-        raise OptionValueError(str(exc), TYPE_HINTS["size"]) from None
+        size = _parse_written(value, "size", _SIZE, parse_size)
     except OverflowError:
         size = MAX_SIZE_VALUE + 1
     if size > MAX_SIZE_VALUE:  # more than any target can hold; Python's I/O overflows
@@ -216,25 +221,15 @@ def _coerce_list(value: Any, spec: Mapping[str, Any], keep_templates: bool) -> l
 
 
 def _coerce_scalar(value: Any, kind: str) -> Any:
-    if kind == "str":
-        return _to_str(value)
-    if kind == "int":
-        return _to_int(value)
-    if kind == "float":
-        return _to_float(value)
-    if kind == "bool":
-        return parse_bool(value)
-    if kind == "duration":
-        return parse_duration_value(value)
-    if kind == "size":
-        return parse_size_value(value)
-    if kind == "argv":
-        return _to_argv(value)
-    if kind == "dict":
-        if not isinstance(value, Mapping):
-            raise OptionValueError(f"expected a mapping, got {kind_of(value)}", TYPE_HINTS["dict"])
-        return value
-    return value  # "raw", and any type a module declares that the control node does not know
+    coerce = _SCALAR_COERCIONS.get(kind)
+    # "raw", and any type a module declares that the control node does not know, stay as given
+    return value if coerce is None else coerce(value)
+
+
+def _to_mapping(value: Any) -> Mapping:
+    if not isinstance(value, Mapping):
+        raise OptionValueError(f"expected a mapping, got {kind_of(value)}", TYPE_HINTS["dict"])
+    return value
 
 
 def _to_str(value: Any) -> str:
@@ -447,4 +442,16 @@ FORMATS: dict[str, Callable[[Any], None]] = {
     "address": check_address,
     "encoding": check_encoding,
     "mode": check_mode,
+}
+
+
+_SCALAR_COERCIONS: dict[str, Callable[[Any], Any]] = {
+    "str": _to_str,
+    "int": _to_int,
+    "float": _to_float,
+    "bool": parse_bool,
+    "duration": parse_duration_value,
+    "size": parse_size_value,
+    "argv": _to_argv,
+    "dict": _to_mapping,
 }

@@ -22,7 +22,7 @@ import functools
 import os
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -382,27 +382,24 @@ def syntax_message(exc: TemplateSyntaxError, environment: Any) -> str:
 
 def template_syntax_error(text: str) -> str | None:
     """Why a template string does not compile (bad syntax, unknown filter), or None."""
-    sandbox = _sandbox()
-    environment = sandbox.syntax_environment()
-    try:
-        environment.compile(text)
-    except sandbox.TemplateSyntaxError as exc:
-        return syntax_message(exc, environment)
-    except (RecursionError, SyntaxError, MemoryError):
-        return TOO_DEEP  # the parser, or Python compiling what it made, ran out of stack
-    return None
+    return _compile_error(lambda environment: environment.compile(text))
 
 
 def expression_syntax_error(expression: str) -> str | None:
     """Why a bare expression (a `when:`) does not compile, or None."""
+    return _compile_error(lambda environment: environment.compile_expression(expression))
+
+
+def _compile_error(compile_in: Callable[[Any], object]) -> str | None:
+    """Why `compile_in(the syntax-checking environment)` fails, or None."""
     sandbox = _sandbox()
     environment = sandbox.syntax_environment()
     try:
-        environment.compile_expression(expression)
+        compile_in(environment)
     except sandbox.TemplateSyntaxError as exc:
         return syntax_message(exc, environment)
     except (RecursionError, SyntaxError, MemoryError):
-        return TOO_DEEP
+        return TOO_DEEP  # the parser, or Python compiling what it made, ran out of stack
     return None
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from checkrunner import settings
 from checkrunner.errors import ConfigError, Location, quote
 from checkrunner.inventory.hostnames import hostname_problem, is_ascii_number, user_problem
 from checkrunner.units import parse_duration
+
+T = TypeVar("T")
 
 # Names Ansible resolves to the implicit localhost when the inventory does not define them.
 LOCALHOST_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -91,14 +93,9 @@ class Host:
 
     @property
     def port(self) -> int | None:
-        found = self._lookup("ansible_port", "ansible_ssh_port")
-        if found is None:
-            return None
-        key, value = found
-        port = _as_int(value)
-        if port is None or not 1 <= port <= 65535:
-            raise self._invalid(key, value, "a port number between 1 and 65535")
-        return port
+        return self._parsed(
+            ("ansible_port", "ansible_ssh_port"), _port, "a port number between 1 and 65535"
+        )
 
     @property
     def user(self) -> str | None:
@@ -169,14 +166,11 @@ class Host:
     @property
     def timeout(self) -> float | None:
         """Connection timeout in seconds (ansible_timeout), or None for the default."""
-        found = self._lookup("ansible_timeout", "ansible_ssh_timeout")
-        if found is None:
-            return None
-        key, value = found
-        try:
-            return parse_duration(value)
-        except ValueError:
-            raise self._invalid(key, value, "a number of seconds or a duration like 10s") from None
+        return self._parsed(
+            ("ansible_timeout", "ansible_ssh_timeout"),
+            parse_duration,
+            "a number of seconds or a duration like 10s",
+        )
 
     def check_ssh_settings(self) -> None:
         """ConfigError at the inventory line for what ssh must not be given: a host name or user
@@ -224,6 +218,18 @@ class Host:
             raise self._invalid(key, value, "a boolean (yes/no, true/false, 1/0)")
         return parsed
 
+    def _parsed(self, keys: tuple[str, ...], parse: Callable[[Any], T], expected: str) -> T | None:
+        """parse() of the first of `keys` that is set (None when none is); ConfigError saying
+        it must be `expected` when parse raises ValueError."""
+        found = self._lookup(*keys)
+        if found is None:
+            return None
+        key, value = found
+        try:
+            return parse(value)
+        except ValueError:
+            raise self._invalid(key, value, expected) from None
+
     def _invalid(self, key: str, value: Any, expected: str, hint: str | None = None) -> ConfigError:
         message = f"host '{self.name}': {key} must be {expected}, got {quote(value)}"
         if isinstance(value, str) and "{{" in value:
@@ -244,6 +250,13 @@ def parse_bool(value: Any) -> bool | None:
         if word in _FALSE_WORDS:
             return False
     return None
+
+
+def _port(value: Any) -> int:
+    port = _as_int(value)
+    if port is None or not 1 <= port <= 65535:
+        raise ValueError(f"not a port number: {value!r}")
+    return port
 
 
 def _as_int(value: Any) -> int | None:

@@ -46,11 +46,7 @@ def _parse_group(
     data.group(name, location)
     if parent is not None:
         data.add_child(parent, name, location)
-    if is_null(node):
-        return
-    if not isinstance(node, MappingNode):
-        raise _group_not_mapping(doc, name, node)
-    for section, value in doc.items(node, f"group '{name}'"):
+    for section, value in _group_sections(doc, name, node):
         if section.value == "hosts":
             _parse_hosts(doc, data, name, value)
         elif section.value == "children":
@@ -166,11 +162,7 @@ def _parse_listing_group(
     if isinstance(node, SequenceNode):  # the old script form: "group": ["host1", "host2"]
         _add_listed_hosts(doc, data, name, node)
         return
-    if is_null(node):
-        return
-    if not isinstance(node, MappingNode):
-        raise _group_not_mapping(doc, name, node)
-    for section, value in doc.items(node, f"group '{name}'"):
+    for section, value in _group_sections(doc, name, node):
         if section.value == "hosts":
             _add_listed_hosts(doc, data, name, value)
         elif section.value == "children":
@@ -198,6 +190,16 @@ def _scalar_nodes(doc: YamlDocument, node: Node, what: str) -> list[ScalarNode]:
             f"{what} must be a list of names", doc.location(node), "write it as [name1, name2]"
         )
     return node.value
+
+
+def _group_sections(doc: YamlDocument, name: str, node: Node) -> list[tuple[ScalarNode, Node]]:
+    """The (key, value) sections of group `name` (none for `name:` alone); ConfigError when
+    the group is not a mapping."""
+    if is_null(node):
+        return []
+    if not isinstance(node, MappingNode):
+        raise _group_not_mapping(doc, name, node)
+    return doc.items(node, f"group '{name}'")
 
 
 def _group_not_mapping(doc: YamlDocument, name: str, node: Node) -> ConfigError:

@@ -8,10 +8,13 @@ socket is not shared between threads).
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import paramiko
 
@@ -113,20 +116,17 @@ class KeyRing:
         attempts: _Attempts,
     ) -> bool:
         for identity in identities:
-            if not _set_auth_timeout(transport, deadline, attempts):
+            outcome = _attempt(
+                transport,
+                deadline,
+                attempts,
+                identity.describe(),
+                functools.partial(transport.auth_publickey, endpoint.user, identity.key),
+            )
+            if outcome == "stop":
                 return False
-            try:
-                transport.auth_publickey(endpoint.user, identity.key)
-            except paramiko.BadAuthenticationType as exc:
-                attempts.allowed = list(exc.allowed_types)
-                return False
-            except paramiko.AuthenticationException as exc:
-                if not _note_rejection(transport, attempts, identity.describe(), exc):
-                    return False
+            if outcome == "rejected":
                 continue
-            except (paramiko.SSHException, EOFError, OSError) as exc:
-                attempts.closed = str(exc) or type(exc).__name__
-                return False
             if transport.is_authenticated():
                 return True
             attempts.partial = True  # the server wants a second factor as well
@@ -141,20 +141,14 @@ class KeyRing:
     ) -> bool:
         if endpoint.password is None or attempts.closed or not transport.is_active():
             return False
-        if not _set_auth_timeout(transport, deadline, attempts):
-            return False
-        try:
-            transport.auth_password(endpoint.user, endpoint.password)
-        except paramiko.BadAuthenticationType as exc:
-            attempts.allowed = list(exc.allowed_types)
-            return False
-        except paramiko.AuthenticationException as exc:
-            _note_rejection(transport, attempts, "the inventory password (ansible_password)", exc)
-            return False
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            attempts.closed = str(exc) or type(exc).__name__
-            return False
-        return transport.is_authenticated()
+        outcome = _attempt(
+            transport,
+            deadline,
+            attempts,
+            "the inventory password (ansible_password)",
+            functools.partial(transport.auth_password, endpoint.user, endpoint.password),
+        )
+        return outcome == "answered" and transport.is_authenticated()
 
 
 def _read_key(path: str) -> paramiko.PKey | str:
@@ -193,6 +187,31 @@ def _set_auth_timeout(transport: paramiko.Transport, deadline: float, attempts: 
         return False
     transport.auth_timeout = remaining
     return True
+
+
+def _attempt(
+    transport: paramiko.Transport,
+    deadline: float,
+    attempts: _Attempts,
+    what: str,
+    authenticate: Callable[[], object],
+) -> Literal["answered", "rejected", "stop"]:
+    """One authentication call within the deadline, recorded in `attempts`: "answered" when
+    the server took it (fully, or wanting a second factor), "rejected" when another attempt
+    may follow, "stop" when none can."""
+    if not _set_auth_timeout(transport, deadline, attempts):
+        return "stop"
+    try:
+        authenticate()
+    except paramiko.BadAuthenticationType as exc:
+        attempts.allowed = list(exc.allowed_types)
+        return "stop"
+    except paramiko.AuthenticationException as exc:
+        return "rejected" if _note_rejection(transport, attempts, what, exc) else "stop"
+    except (paramiko.SSHException, EOFError, OSError) as exc:
+        attempts.closed = str(exc) or type(exc).__name__
+        return "stop"
+    return "answered"
 
 
 def _note_rejection(

@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -320,16 +321,68 @@ def describe_network_error(exc: BaseException) -> str:
     return f"{name}: {strerror}" if strerror else name
 
 
-def robot_url(kind: str, config: Mapping[str, Any], api_url: str, token: str) -> str:
-    """An IM robot's webhook: `url` as given, else `api_url?<token>=<config[token]>`."""
-    if config.get("url"):
-        return str(config["url"])
-    if config.get(token):
-        return f"{api_url}?{token}={quote(str(config[token]), safe='')}"
-    raise RenderError(f"the {kind} receiver needs `url` or `{token}`")
+def url_or_file_destination(kind: str, config: Mapping[str, Any], option: str) -> str:
+    """One destination per URL given in `option`, or per file named in `option`_file."""
+    if config.get(option):
+        return digest(kind, config[option])
+    return digest(kind, "file", str(config.get(f"{option}_file") or ""))
 
 
-def robot_destination(kind: str, url: str, token: str) -> str:
-    """One destination per robot (its token), whichever way the URL was written."""
-    found = parse_qs(urlsplit(url).query).get(token, [""])[0]
-    return digest(kind, found or url)
+def url_or_file(kind: str, config: Mapping[str, Any], option: str) -> str | Delivery:
+    """The URL in `option`, else the one in the file named by `option`_file, read now so that
+    a rotated URL is used at once; a failed Delivery when neither gives one."""
+    url = config.get(option)
+    file_option = f"{option}_file"
+    if not url and config.get(file_option):
+        try:
+            url = Path(config[file_option]).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            return Delivery.fail(f"cannot read {file_option}: {exc.strerror or exc}")
+    if not url:
+        return Delivery.fail(f"the {kind} receiver needs `{option}` or `{file_option}`")
+    return str(url)
+
+
+@dataclass(frozen=True)
+class RobotAddress:
+    """How an IM robot is addressed: its whole webhook `url`, or its `token` alone, appended
+    to the platform's `api_url` (one of the two, never both)."""
+
+    kind: str
+    api_url: str
+    token: str
+
+    def options(self, url_example: str, token_noun: str) -> dict[str, dict[str, Any]]:
+        """The two options that address the robot: `url`, or the token."""
+        return {
+            "url": {
+                "type": "str",
+                "format": "url",
+                "secret": True,
+                "description": f"The robot's webhook URL, {url_example}.",
+            },
+            self.token: {
+                "type": "str",
+                "secret": True,
+                "description": f"The robot's {token_noun}, instead of `url`.",
+            },
+        }
+
+    @property
+    def one_of(self) -> list[list[str]]:
+        """REQUIRED_ONE_OF and MUTUALLY_EXCLUSIVE: the URL or the token, not both."""
+        return [["url", self.token]]
+
+    def url(self, config: Mapping[str, Any]) -> str:
+        """The webhook: `url` as given, else `api_url?<token>=<config[token]>`."""
+        if config.get("url"):
+            return str(config["url"])
+        if config.get(self.token):
+            return f"{self.api_url}?{self.token}={quote(str(config[self.token]), safe='')}"
+        raise RenderError(f"the {self.kind} receiver needs `url` or `{self.token}`")
+
+    def destination(self, config: Mapping[str, Any]) -> str:
+        """One destination per robot (its token), whichever way the URL was written."""
+        url = self.url(config)
+        found = parse_qs(urlsplit(url).query).get(self.token, [""])[0]
+        return digest(self.kind, found or url)

@@ -13,20 +13,10 @@ from urllib.parse import quote_plus, urlsplit
 from checkrunner.alerting.model import Notification
 from checkrunner.alerting.receivers import format as fmt
 from checkrunner.alerting.receivers.base import (
-    TIMEOUT_OPTION,
-    Delivery,
-    redact_url,
-    robot_destination,
-    scrubbed,
-    send_resolved_option,
-    template_option,
+    RobotAddress,
     with_defaults,
 )
-from checkrunner.alerting.receivers.base import (
-    robot_url as base_robot_url,
-)
-from checkrunner.alerting.receivers.http import HTTP_OPTIONS, im_verdict, post_json
-from checkrunner.errors import RenderError
+from checkrunner.alerting.receivers.http import ReplyCodes, im_message_options, robot_sender
 
 KIND = "dingtalk"
 SEND_RESOLVED_DEFAULT = True  # webhook-like: the recovery message is the point
@@ -38,22 +28,14 @@ API_URL = "https://oapi.dingtalk.com/robot/send"
 LIMIT = 20000
 #: 130101: over 20 a minute, after which the robot is throttled for 10 minutes;
 #: 410100: sending too fast.
-RATE_LIMITED = {130101: 600.0, 410100: 60.0}
-BUSY = (-1,)  # system busy
+REPLY_CODES = ReplyCodes.errcode(rate_limited={130101: 600.0, 410100: 60.0})
+
+ADDRESS = RobotAddress(KIND, API_URL, "access_token")
+robot_url = ADDRESS.url
+destination = ADDRESS.destination
 
 OPTIONS: dict[str, dict[str, Any]] = {
-    "url": {
-        "type": "str",
-        "format": "url",
-        "secret": True,
-        "description": "The robot's webhook URL, "
-        "https://oapi.dingtalk.com/robot/send?access_token=TOKEN.",
-    },
-    "access_token": {
-        "type": "str",
-        "secret": True,
-        "description": "The robot's access token, instead of `url`.",
-    },
+    **ADDRESS.options(f"{API_URL}?access_token=TOKEN", "access token"),
     "secret": {
         "type": "str",
         "secret": True,
@@ -79,27 +61,14 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "description": "DingTalk user ids to mention.",
     },
     "is_at_all": {"type": "bool", "default": False, "description": "Mention everyone."},
-    "title": template_option(
+    **im_message_options(
         "Jinja2 template of the title (markdown's title and first line); "
-        "default like '[FIRING:2] disk full (web)'."
+        "default like '[FIRING:2] disk full (web)'.",
+        SEND_RESOLVED_DEFAULT,
     ),
-    "message": template_option(
-        "Jinja2 template of the lines after the title; default a line per alert."
-    ),
-    "send_resolved": send_resolved_option(SEND_RESOLVED_DEFAULT),
-    "timeout": TIMEOUT_OPTION,
-    **HTTP_OPTIONS,
 }
-REQUIRED_ONE_OF = [["url", "access_token"]]
-MUTUALLY_EXCLUSIVE = [["url", "access_token"]]
-
-
-def robot_url(config: Mapping[str, Any]) -> str:
-    return base_robot_url(KIND, config, API_URL, "access_token")
-
-
-def destination(config: Mapping[str, Any]) -> str:
-    return robot_destination(KIND, robot_url(config), "access_token")
+REQUIRED_ONE_OF = ADDRESS.one_of
+MUTUALLY_EXCLUSIVE = ADDRESS.one_of
 
 
 def sign(secret: str, timestamp_ms: str) -> str:
@@ -123,11 +92,7 @@ def render(config: Mapping[str, Any], notification: Notification) -> list[dict[s
     the @mobile in the text for markdown)."""
     config = with_defaults(OPTIONS, config)
     msgtype = config["msgtype"]
-    title, body = fmt.title_and_body(
-        config,
-        notification,
-        default_body=fmt.body_text if msgtype == "text" else fmt.body_markdown,
-    )
+    title, body = fmt.im_title_and_body(config, notification)
     mentions = " ".join(
         [f"@{m}" for m in config["at_mobiles"]] + [f"@{u}" for u in config["at_user_ids"]]
     )
@@ -156,23 +121,4 @@ def render(config: Mapping[str, Any], notification: Notification) -> list[dict[s
     return payloads
 
 
-def send(config: Mapping[str, Any], payload: Mapping[str, Any], timeout: float) -> Delivery:
-    config = with_defaults(OPTIONS, config)
-    try:
-        url = robot_url(config)
-    except RenderError as exc:
-        return Delivery.fail(str(exc))
-    shown = redact_url(url)
-    if config.get("secret"):
-        url = signed_url(url, config["secret"])
-    response, verdict = post_json(url, payload, timeout=timeout, config=config, shown=shown)
-    verdict = im_verdict(
-        response,
-        verdict,
-        shown,
-        code_keys=("errcode",),
-        message_keys=("errmsg",),
-        rate_limited=RATE_LIMITED,
-        busy=BUSY,
-    )
-    return scrubbed(verdict, OPTIONS, config)
+send = robot_sender(OPTIONS, robot_url, REPLY_CODES, signed_url)

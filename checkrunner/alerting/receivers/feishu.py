@@ -12,16 +12,18 @@ from typing import Any
 from checkrunner.alerting.model import Notification
 from checkrunner.alerting.receivers import format as fmt
 from checkrunner.alerting.receivers.base import (
-    TIMEOUT_OPTION,
     Delivery,
     digest,
     redact_url,
     scrubbed,
-    send_resolved_option,
-    template_option,
     with_defaults,
 )
-from checkrunner.alerting.receivers.http import HTTP_OPTIONS, encode_json, im_verdict, post_json
+from checkrunner.alerting.receivers.http import (
+    ReplyCodes,
+    encode_json,
+    im_message_options,
+    post_im,
+)
 
 KIND = "feishu"
 SEND_RESOLVED_DEFAULT = True  # webhook-like: the recovery message is the point
@@ -31,8 +33,12 @@ KEEPS_ALERTS = False  # told through the notification log: new, resolved, repeat
 #: The request body may be at most 20 KB; room is kept for timestamp and sign.
 BODY_LIMIT = 20000
 SIGNATURE_ROOM = 128  # ,"timestamp":"…","sign":"…" and a " (n/m)" in the title
-#: 11232: frequency limited; 9499: too many requests.
-RATE_LIMITED = {11232: 60.0, 9499: 60.0}
+REPLY_CODES = ReplyCodes(
+    code_keys=("code", "StatusCode"),
+    message_keys=("msg", "StatusMessage"),
+    #: 11232: frequency limited; 9499: too many requests.
+    rate_limited={11232: 60.0, 9499: 60.0},
+)
 
 OPTIONS: dict[str, dict[str, Any]] = {
     "url": {
@@ -55,15 +61,10 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "choices": ["interactive", "text"],
         "description": "interactive (a card: coloured title, markdown lines) or text.",
     },
-    "title": template_option(
-        "Jinja2 template of the title; default like '[FIRING:2] disk full (web)'."
+    **im_message_options(
+        "Jinja2 template of the title; default like '[FIRING:2] disk full (web)'.",
+        SEND_RESOLVED_DEFAULT,
     ),
-    "message": template_option(
-        "Jinja2 template of the lines after the title; default a line per alert."
-    ),
-    "send_resolved": send_resolved_option(SEND_RESOLVED_DEFAULT),
-    "timeout": TIMEOUT_OPTION,
-    **HTTP_OPTIONS,
 }
 REQUIRED_ONE_OF: list[list[str]] = []
 MUTUALLY_EXCLUSIVE: list[list[str]] = []
@@ -106,11 +107,7 @@ def render(config: Mapping[str, Any], notification: Notification) -> list[dict[s
     BODY_LIMIT bytes."""
     config = with_defaults(OPTIONS, config)
     msgtype = config["msgtype"]
-    title, body = fmt.title_and_body(
-        config,
-        notification,
-        default_body=fmt.body_text if msgtype == "text" else fmt.body_markdown,
-    )
+    title, body = fmt.im_title_and_body(config, notification)
     color = _color(notification)
     content = fmt.join(title, body) if msgtype == "text" else body or title
     overhead = len(encode_json(_message(msgtype, title, "", color))) + SIGNATURE_ROOM
@@ -133,13 +130,5 @@ def send(config: Mapping[str, Any], payload: Mapping[str, Any], timeout: float) 
         body["timestamp"] = timestamp_s
         body["sign"] = sign(config["secret"], timestamp_s)
     shown = redact_url(url, keep_path=False)
-    response, verdict = post_json(url, body, timeout=timeout, config=config, shown=shown)
-    verdict = im_verdict(
-        response,
-        verdict,
-        shown,
-        code_keys=("code", "StatusCode"),
-        message_keys=("msg", "StatusMessage"),
-        rate_limited=RATE_LIMITED,
-    )
+    verdict = post_im(url, body, timeout=timeout, config=config, shown=shown, codes=REPLY_CODES)
     return scrubbed(verdict, OPTIONS, config)

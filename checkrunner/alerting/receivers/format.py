@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import html as html_lib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from checkrunner.alerting.model import Alert, Notification
@@ -93,18 +93,23 @@ def _ordered(alerts: list[Alert]) -> list[Alert]:
     )
 
 
-def text_lines(notification: Notification) -> list[str]:
-    """The plain-text message without its title, a line each."""
-    lines: list[str] = []
-    if notification.test:
-        lines.append(TEST_LINE)
+def _sections(notification: Notification) -> Iterator[tuple[str | None, list[Alert]]]:
+    """(heading, alerts in order) for the firing, then the resolved alerts; the heading is
+    None when the message holds one kind only and is no test (it would say nothing)."""
     firing, resolved = notification.firing, notification.resolved
     for heading, alerts in (("Firing", firing), ("Resolved", resolved)):
-        if not alerts:
-            continue
-        if firing and resolved or notification.test:
+        if alerts:
+            shown = heading if firing and resolved or notification.test else None
+            yield shown, _ordered(alerts)
+
+
+def text_lines(notification: Notification) -> list[str]:
+    """The plain-text message without its title, a line each."""
+    lines: list[str] = [TEST_LINE] if notification.test else []
+    for heading, alerts in _sections(notification):
+        if heading:
             lines.append(f"{heading}:")
-        for alert in _ordered(alerts):
+        for alert in alerts:
             who, severity, what = _alert_parts(alert, notification)
             sev = f" [{severity}]" if severity else ""
             lines.append(f"- {who}{sev} {what}".rstrip())
@@ -131,16 +136,11 @@ def markdown_lines(notification: Notification, flavor: str = "markdown") -> list
     (DingTalk, Feishu cards: **bold**), "wecom" (markdown plus WeCom's <font color>),
     "slack" (mrkdwn)."""
     bold = bold_for(flavor)
-    lines: list[str] = []
-    if notification.test:
-        lines.append(TEST_LINE)
-    firing, resolved = notification.firing, notification.resolved
-    for heading, alerts in (("Firing", firing), ("Resolved", resolved)):
-        if not alerts:
-            continue
-        if firing and resolved or notification.test:
+    lines: list[str] = [TEST_LINE] if notification.test else []
+    for heading, alerts in _sections(notification):
+        if heading:
             lines.append(bold(heading))
-        for alert in _ordered(alerts):
+        for alert in alerts:
             who, severity, what = _alert_parts(alert, notification)
             if severity and flavor == "wecom" and alert.status == "firing":
                 severity = (
@@ -350,6 +350,16 @@ def title_and_body(
     else:
         body = default_body(notification)
     return shown_title, body.strip("\n")
+
+
+def im_title_and_body(
+    config: Mapping[str, Any], notification: Notification, flavor: str = "markdown"
+) -> tuple[str, str]:
+    """title_and_body of an IM robot with a `msgtype`: plain text for "text", else markdown
+    in `flavor`."""
+    if config["msgtype"] == "text":
+        return title_and_body(config, notification, default_body=body_text)
+    return title_and_body(config, notification, default_body=lambda n: body_markdown(n, flavor))
 
 
 def join(*parts: str) -> str:

@@ -9,20 +9,26 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from checkrunner import __version__
 from checkrunner.alerting.receivers.base import (
+    TIMEOUT_OPTION,
     TLS_CONFIG_OPTION,
     Delivery,
     describe_network_error,
     parse_retry_after,
     redact_url,
+    scrubbed,
+    send_resolved_option,
     short_body,
     ssl_context,
+    template_option,
+    with_defaults,
 )
+from checkrunner.errors import RenderError
 
 USER_AGENT = f"checkrunner/{__version__}"
 JSON_TYPE = "application/json; charset=utf-8"
@@ -32,6 +38,18 @@ _PROXY_URL_OPTION: dict[str, Any] = {
     "description": "HTTP proxy to send through, e.g. http://proxy:3128 (the environment's "
     "proxy variables are not used, as in Alertmanager).",
 }
+
+
+def _secret_or_file(name: str) -> dict[str, dict[str, Any]]:
+    """A secret option and its `_file` twin, which names a file read at each send."""
+    return {
+        name: {"type": "str", "secret": True, "description": f"{name.capitalize()}."},
+        f"{name}_file": {
+            "type": "str",
+            "description": f"File holding the {name} (read at each send).",
+        },
+    }
+
 
 #: Alertmanager's (Prometheus common's) http_config, as far as a POST needs it. Secrets may
 #: sit in files (`password_file`, `credentials_file`, `bearer_token_file`), read at each send.
@@ -47,11 +65,7 @@ HTTP_CONFIG_OPTION: dict[str, Any] = {
             "description": "{username, password | password_file}: HTTP basic authentication.",
             "options": {
                 "username": {"type": "str", "description": "User name."},
-                "password": {"type": "str", "secret": True, "description": "Password."},
-                "password_file": {
-                    "type": "str",
-                    "description": "File holding the password (read at each send).",
-                },
+                **_secret_or_file("password"),
             },
             "mutually_exclusive": [["password", "password_file"]],
         },
@@ -61,11 +75,7 @@ HTTP_CONFIG_OPTION: dict[str, Any] = {
             "Authorization header.",
             "options": {
                 "type": {"type": "str", "default": "Bearer", "description": "Scheme."},
-                "credentials": {"type": "str", "secret": True, "description": "Credentials."},
-                "credentials_file": {
-                    "type": "str",
-                    "description": "File holding the credentials (read at each send).",
-                },
+                **_secret_or_file("credentials"),
             },
             "mutually_exclusive": [["credentials", "credentials_file"]],
         },
@@ -286,64 +296,114 @@ def post_json(
     return result, classify(result, shown)
 
 
-def errcode_verdict(
-    response: Response,
-    shown: str,
-    *,
-    code_keys: tuple[str, ...],
-    message_keys: tuple[str, ...],
-    rate_limited: Mapping[int, float],
-    busy: tuple[int, ...] = (),
-) -> Delivery:
-    """The verdict of an IM platform that answers HTTP 200 with a code in the body:
-    0 is success; a rate-limit code is retryable after the given seconds; a busy code is
-    retryable; anything else is a failure reported as "errcode N: errmsg"."""
+@dataclass(frozen=True)
+class ReplyCodes:
+    """How an IM platform answers HTTP 200 with a code in the body: the keys that hold the
+    code and its message, the codes that mean "rate limited" (retry after the given
+    seconds) and those that mean "busy" (retry)."""
+
+    code_keys: tuple[str, ...]
+    message_keys: tuple[str, ...]
+    rate_limited: Mapping[int, float]
+    busy: tuple[int, ...] = ()
+
+    @classmethod
+    def errcode(cls, rate_limited: Mapping[int, float]) -> ReplyCodes:
+        """The replies of DingTalk and WeCom: {"errcode": N, "errmsg": ...}, -1 when busy."""
+        return cls(("errcode",), ("errmsg",), rate_limited, busy=(-1,))
+
+
+def errcode_verdict(response: Response, shown: str, codes: ReplyCodes) -> Delivery:
+    """The verdict by the code in the body: 0 is success; a rate-limit code is retryable
+    after the given seconds; a busy code is retryable; anything else is a failure reported
+    as "errcode N: errmsg"."""
     data = response.json()
     if not isinstance(data, dict):
         return Delivery.fail(f"POST {shown}: unexpected reply: {short_body(response.body)}")
-    key = next((k for k in code_keys if k in data), None)
+    key = next((k for k in codes.code_keys if k in data), None)
     if key is None:
         return Delivery.fail(
-            f"POST {shown}: reply without {code_keys[0]}: {short_body(response.body)}"
+            f"POST {shown}: reply without {codes.code_keys[0]}: {short_body(response.body)}"
         )
     try:
         code = int(data[key])
     except (TypeError, ValueError):
         return Delivery.fail(f"POST {shown}: unexpected {key}: {short_body(str(data[key]))}")
-    message = next((str(data[k]) for k in message_keys if data.get(k) not in (None, "")), "")
+    message = next((str(data[k]) for k in codes.message_keys if data.get(k) not in (None, "")), "")
     if code == 0:
         return Delivery.success(f"POST {shown}: {key} 0")
     text = f"POST {shown}: {key} {code}: {short_body(message)}"
-    if code in rate_limited:
-        return Delivery.retry(text + " (rate limited)", rate_limited[code])
-    if code in busy:
+    if code in codes.rate_limited:
+        return Delivery.retry(text + " (rate limited)", codes.rate_limited[code])
+    if code in codes.busy:
         return Delivery.retry(text)
     return Delivery.fail(text)
 
 
 def im_verdict(
-    response: Response | None,
-    verdict: Delivery,
-    shown: str,
-    *,
-    code_keys: tuple[str, ...],
-    message_keys: tuple[str, ...],
-    rate_limited: Mapping[int, float],
-    busy: tuple[int, ...] = (),
+    response: Response | None, verdict: Delivery, shown: str, codes: ReplyCodes
 ) -> Delivery:
     """The verdict of an IM platform: a 2xx must also carry code 0 in its body; a 4xx whose
     body holds a rate-limit code is retryable like a 429."""
     if response is None:
         return verdict
     if verdict.ok or (400 <= response.status < 500 and response.status != 429):
-        by_code = errcode_verdict(
-            response,
-            shown,
-            code_keys=code_keys,
-            message_keys=message_keys,
-            rate_limited=rate_limited,
-            busy=busy,
-        )
+        by_code = errcode_verdict(response, shown, codes)
         if verdict.ok or by_code.retryable:
             return by_code
     return verdict
+
+
+def post_im(
+    url: str,
+    payload: Any,
+    *,
+    timeout: float,
+    config: Mapping[str, Any],
+    shown: str,
+    codes: ReplyCodes,
+) -> Delivery:
+    """POST a JSON message to an IM platform: the verdict by status and by the reply's code."""
+    response, verdict = post_json(url, payload, timeout=timeout, config=config, shown=shown)
+    return im_verdict(response, verdict, shown, codes)
+
+
+def robot_sender(
+    options: Mapping[str, Mapping[str, Any]],
+    robot_url: Callable[[Mapping[str, Any]], str],
+    codes: ReplyCodes,
+    signed_url: Callable[[str, str], str] | None = None,
+) -> Callable[[Mapping[str, Any], Mapping[str, Any], float], Delivery]:
+    """The `send` of an IM robot receiver: one message to the robot addressed by `url` or
+    its token (robot_url), the URL signed by `signed_url(url, secret)` when the platform
+    signs it and a secret is set."""
+
+    def send(config: Mapping[str, Any], payload: Mapping[str, Any], timeout: float) -> Delivery:
+        config = with_defaults(options, config)
+        try:
+            url = robot_url(config)
+        except RenderError as exc:
+            return Delivery.fail(str(exc))
+        shown = redact_url(url)
+        if signed_url is not None and config.get("secret"):
+            url = signed_url(url, config["secret"])
+        verdict = post_im(url, payload, timeout=timeout, config=config, shown=shown, codes=codes)
+        return scrubbed(verdict, options, config)
+
+    return send
+
+
+def im_message_options(
+    title_description: str, send_resolved_default: bool
+) -> dict[str, dict[str, Any]]:
+    """The options every IM robot has after its own: the title and message templates,
+    send_resolved, timeout and the HTTP client's."""
+    return {
+        "title": template_option(title_description),
+        "message": template_option(
+            "Jinja2 template of the lines after the title; default a line per alert."
+        ),
+        "send_resolved": send_resolved_option(send_resolved_default),
+        "timeout": TIMEOUT_OPTION,
+        **HTTP_OPTIONS,
+    }

@@ -4,7 +4,6 @@ status (danger / good), success only when the reply is 200 with body "ok"."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from checkrunner.alerting.model import Notification
@@ -12,12 +11,13 @@ from checkrunner.alerting.receivers import format as fmt
 from checkrunner.alerting.receivers.base import (
     TIMEOUT_OPTION,
     Delivery,
-    digest,
     redact_url,
     scrubbed,
     send_resolved_option,
     short_body,
     template_option,
+    url_or_file,
+    url_or_file_destination,
     with_defaults,
 )
 from checkrunner.alerting.receivers.http import HTTP_OPTIONS, post_json
@@ -66,9 +66,7 @@ MUTUALLY_EXCLUSIVE = [["api_url", "api_url_file"]]
 
 
 def destination(config: Mapping[str, Any]) -> str:
-    if config.get("api_url"):
-        return digest(KIND, config["api_url"])
-    return digest(KIND, "file", str(config.get("api_url_file") or ""))
+    return url_or_file_destination(KIND, config, "api_url")
 
 
 def render(config: Mapping[str, Any], notification: Notification) -> list[dict[str, Any]]:
@@ -108,14 +106,9 @@ def send(config: Mapping[str, Any], payload: Mapping[str, Any], timeout: float) 
 
 
 def _send(config: dict[str, Any], payload: Mapping[str, Any], timeout: float) -> Delivery:
-    url = config.get("api_url")
-    if not url and config.get("api_url_file"):
-        try:
-            url = Path(config["api_url_file"]).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            return Delivery.fail(f"cannot read api_url_file: {exc.strerror or exc}")
-    if not url:
-        return Delivery.fail("the slack receiver needs `api_url` or `api_url_file`")
+    url = url_or_file(KIND, config, "api_url")
+    if isinstance(url, Delivery):
+        return url
     shown = redact_url(url, keep_path=False)
     response, verdict = post_json(url, payload, timeout=timeout, config=config, shown=shown)
     verdict = scrubbed(verdict, OPTIONS, {**config, "api_url": url})  # also one from a file

@@ -4,7 +4,6 @@ a Jinja2 template; any 2xx is success."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from checkrunner.alerting.model import Notification
@@ -12,11 +11,12 @@ from checkrunner.alerting.receivers import format as fmt
 from checkrunner.alerting.receivers.base import (
     TIMEOUT_OPTION,
     Delivery,
-    digest,
     redact_url,
     scrubbed,
     send_resolved_option,
     template_option,
+    url_or_file,
+    url_or_file_destination,
     with_defaults,
 )
 from checkrunner.alerting.receivers.http import HTTP_OPTIONS, classify, encode_json, post
@@ -63,9 +63,7 @@ MUTUALLY_EXCLUSIVE = [["url", "url_file"]]
 
 
 def destination(config: Mapping[str, Any]) -> str:
-    if config.get("url"):
-        return digest(KIND, config["url"])
-    return digest(KIND, "file", str(config.get("url_file") or ""))
+    return url_or_file_destination(KIND, config, "url")
 
 
 def render(config: Mapping[str, Any], notification: Notification) -> list[dict[str, Any]]:
@@ -84,14 +82,9 @@ def send(config: Mapping[str, Any], payload: Mapping[str, Any], timeout: float) 
 
 
 def _send(config: dict[str, Any], payload: Mapping[str, Any], timeout: float) -> Delivery:
-    url = config.get("url")
-    if not url and config.get("url_file"):
-        try:
-            url = Path(config["url_file"]).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            return Delivery.fail(f"cannot read url_file: {exc.strerror or exc}")
-    if not url:
-        return Delivery.fail("the webhook receiver needs `url` or `url_file`")
+    url = url_or_file(KIND, config, "url")
+    if isinstance(url, Delivery):
+        return url
     body = payload["body"]
     data = body.encode("utf-8") if isinstance(body, str) else encode_json(body)
     shown = redact_url(url)

@@ -9,20 +9,10 @@ from typing import Any
 from checkrunner.alerting.model import Notification
 from checkrunner.alerting.receivers import format as fmt
 from checkrunner.alerting.receivers.base import (
-    TIMEOUT_OPTION,
-    Delivery,
-    redact_url,
-    robot_destination,
-    scrubbed,
-    send_resolved_option,
-    template_option,
+    RobotAddress,
     with_defaults,
 )
-from checkrunner.alerting.receivers.base import (
-    robot_url as base_robot_url,
-)
-from checkrunner.alerting.receivers.http import HTTP_OPTIONS, im_verdict, post_json
-from checkrunner.errors import RenderError
+from checkrunner.alerting.receivers.http import ReplyCodes, im_message_options, robot_sender
 
 KIND = "wecom"
 SEND_RESOLVED_DEFAULT = False  # as Alertmanager's wechat receiver
@@ -32,22 +22,14 @@ KEEPS_ALERTS = False  # told through the notification log: new, resolved, repeat
 API_URL = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
 #: Content limits in UTF-8 bytes (errcode 40058 beyond them).
 LIMITS = {"text": 2048, "markdown": 4096}
-RATE_LIMITED = {45009: 60.0}  # api freq out of limit
-BUSY = (-1,)  # system busy
+REPLY_CODES = ReplyCodes.errcode(rate_limited={45009: 60.0})  # api freq out of limit
+
+ADDRESS = RobotAddress(KIND, API_URL, "key")
+robot_url = ADDRESS.url
+destination = ADDRESS.destination
 
 OPTIONS: dict[str, dict[str, Any]] = {
-    "url": {
-        "type": "str",
-        "format": "url",
-        "secret": True,
-        "description": "The robot's webhook URL, "
-        "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=KEY.",
-    },
-    "key": {
-        "type": "str",
-        "secret": True,
-        "description": "The robot's key, instead of `url`.",
-    },
+    **ADDRESS.options(f"{API_URL}?key=KEY", "key"),
     "msgtype": {
         "type": "str",
         "default": "markdown",
@@ -68,40 +50,20 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "default": [],
         "description": "Mobile numbers to mention (text messages only).",
     },
-    "title": template_option(
-        "Jinja2 template of the first line; default like '[FIRING:2] disk full (web)'."
+    **im_message_options(
+        "Jinja2 template of the first line; default like '[FIRING:2] disk full (web)'.",
+        SEND_RESOLVED_DEFAULT,
     ),
-    "message": template_option(
-        "Jinja2 template of the lines after the title; default a line per alert."
-    ),
-    "send_resolved": send_resolved_option(SEND_RESOLVED_DEFAULT),
-    "timeout": TIMEOUT_OPTION,
-    **HTTP_OPTIONS,
 }
-REQUIRED_ONE_OF = [["url", "key"]]
-MUTUALLY_EXCLUSIVE = [["url", "key"]]
-
-
-def robot_url(config: Mapping[str, Any]) -> str:
-    return base_robot_url(KIND, config, API_URL, "key")
-
-
-def destination(config: Mapping[str, Any]) -> str:
-    return robot_destination(KIND, robot_url(config), "key")
+REQUIRED_ONE_OF = ADDRESS.one_of
+MUTUALLY_EXCLUSIVE = ADDRESS.one_of
 
 
 def render(config: Mapping[str, Any], notification: Notification) -> list[dict[str, Any]]:
     """A message per piece of at most LIMITS[msgtype] bytes, cut at line boundaries."""
     config = with_defaults(OPTIONS, config)
     msgtype = config["msgtype"]
-    flavor = "wecom"
-    title, body = fmt.title_and_body(
-        config,
-        notification,
-        default_body=(
-            fmt.body_text if msgtype == "text" else lambda n: fmt.body_markdown(n, flavor)
-        ),
-    )
+    title, body = fmt.im_title_and_body(config, notification, "wecom")
     if msgtype == "text":
         content = fmt.join(title, body)
     else:
@@ -123,21 +85,4 @@ def render(config: Mapping[str, Any], notification: Notification) -> list[dict[s
     return payloads
 
 
-def send(config: Mapping[str, Any], payload: Mapping[str, Any], timeout: float) -> Delivery:
-    config = with_defaults(OPTIONS, config)
-    try:
-        url = robot_url(config)
-    except RenderError as exc:
-        return Delivery.fail(str(exc))
-    shown = redact_url(url)
-    response, verdict = post_json(url, payload, timeout=timeout, config=config, shown=shown)
-    verdict = im_verdict(
-        response,
-        verdict,
-        shown,
-        code_keys=("errcode",),
-        message_keys=("errmsg",),
-        rate_limited=RATE_LIMITED,
-        busy=BUSY,
-    )
-    return scrubbed(verdict, OPTIONS, config)
+send = robot_sender(OPTIONS, robot_url, REPLY_CODES)
