@@ -48,7 +48,15 @@ def proc_root_with(tmp_path: Path, name: str, fixture_path: Path) -> Path:
 
 
 def spawn(*argv: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", *argv])
+    """A Python child, returned once it runs its own program: until the fork has exec'd, its
+    command line is still pytest's, which no pattern of these tests matches."""
+    command = [sys.executable, "-c", *argv]
+    child = subprocess.Popen(command)
+    deadline = time.monotonic() + 30
+    while psutil.Process(child.pid).cmdline() != command:
+        assert time.monotonic() < deadline, "the child never started"
+        time.sleep(0.01)
+    return child
 
 
 def stop(child: subprocess.Popen) -> None:
