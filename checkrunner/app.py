@@ -27,7 +27,6 @@ from checkrunner.safe_text import one_line, printable
 if TYPE_CHECKING:
     from checkrunner.alerting.runtime import RenderedReceivers
     from checkrunner.masking import Masker
-    from checkrunner.transport import Transports
     from checkrunner.transport.ssh_config import SSHOptions
 
 
@@ -142,7 +141,8 @@ def _run_masked(
     become_password: str | None,
     ssh_options: SSHOptions,
 ) -> int:
-    from checkrunner.transport import Transports
+    from checkrunner.runner import RunOptions, run_plan
+    from checkrunner.transport import BatchOptions, Transports
 
     if cmd.list_hosts:
         return _print_hosts(plan)
@@ -152,21 +152,6 @@ def _run_masked(
     # built now (no connection yet), so that a bad ssh config stops the run (exit 5).
     transports = Transports(ssh_options)
     transports.prepare(hp.host for hp in plan.hosts)
-    return _run_with(cmd, plan, reporters, receivers, masker, become_password, transports)
-
-
-def _run_with(
-    cmd: RunCommand,
-    plan: Plan,
-    reporters: list,
-    receivers: RenderedReceivers | None,
-    masker: Masker,
-    become_password: str | None,
-    transports: Transports,
-) -> int:
-    from checkrunner.runner import RunOptions, run_plan
-    from checkrunner.transport import BatchOptions
-
     db = _state_db(cmd, plan)
     log_state = _log_state(db, plan, masker)
     options = RunOptions(
