@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(openssh-server sudo procps prometheus-alertmanager)
+APT_PACKAGES=(
+    openssh-server sudo procps prometheus-alertmanager
+    prometheus prometheus-node-exporter prometheus-pushgateway
+)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

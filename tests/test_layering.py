@@ -103,6 +103,7 @@ LAYERS = [
     ["__main__"],
     ["cli"],
     ["app"],
+    ["serve"],
     ["playbook"],
     ["alerting", "runner", "report"],
     ["state"],
