@@ -77,14 +77,24 @@ def process_run(
     mask: Callable[[str], str],
     deliver: bool = True,
     clock: Callable[[], float] = time.time,
+    group_waits: bool = False,
 ) -> tuple[Outcome, DeliveryReport | None]:
-    """Alert state and notifications for one run, then delivery of the outbox."""
+    """Alert state and notifications for one run, then delivery of the outbox.
+
+    `group_waits` (watch mode, which calls this once per round, also with a `run` that
+    holds no hosts): the routes' group_wait and group_interval apply as in Alertmanager. A
+    new group is told group_wait after it appeared, then changes are told at most every
+    group_interval; a call flushes every group whose wait is over, whatever `run` holds.
+    Without it (one-shot runs, cron, CI) nothing waits and every group is looked at now:
+    nothing runs after a one-shot run to send what would wait, and a cron job's next run
+    is a minute or an hour away, not group_wait.
+    """
     now = clock()
     observations = observe_run(run, check_settings(plan), now)
     engine = AlertEngine(spec, receivers.receivers)
     # A dry run (--no-notify) decides everything and keeps nothing: later runs are unaffected.
     with db.transaction(dry_run=not deliver) as connection:
-        outcome = engine.process(AlertStore(connection), observations, now)
+        outcome = engine.process(AlertStore(connection), observations, now, group_waits)
     if not deliver:
         return outcome, None
     report = Dispatcher(db, receivers.receivers, mask).deliver()

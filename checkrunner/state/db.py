@@ -108,6 +108,17 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (host, play, check_name)
     );
     """,
+    """
+    CREATE TABLE alert_groups (
+        receiver TEXT NOT NULL,
+        group_key TEXT NOT NULL,
+        alerts TEXT NOT NULL,          -- JSON list: fingerprints in the group, firing or resolved
+        created_at REAL NOT NULL,
+        flushed_at REAL,               -- the last flush (NULL: waiting for group_wait)
+        next_flush_at REAL NOT NULL,   -- when the group is looked at again (group_interval)
+        PRIMARY KEY (receiver, group_key)
+    );
+    """,
 )
 
 
