@@ -344,9 +344,7 @@ def group(alerts: list[Alert], route: Route) -> dict[tuple[str, str], Group]:
 # -- aggregation groups: group_wait and group_interval -------------------------------------
 
 
-def group_members(
-    before: tuple[str, ...], decided: set[str], routed: list[str]
-) -> tuple[str, ...]:
+def group_members(before: tuple[str, ...], decided: set[str], routed: list[str]) -> tuple[str, ...]:
     """The fingerprints in a group after this run: those it held that this run decided
     nothing about (their checks did not run now: another interval, --tags, another
     playbook) or routed to it again, in the order they joined, then the new ones.

@@ -149,11 +149,11 @@ class AlertStore:
                 f"WHERE fingerprint IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
-            for fp, labels, annotations, starts_at, state, ends_at in rows:
+            for fp, labels, notes, starts_at, state, ends_at in rows:
                 found[fp] = StoredAlert(
                     fp,
                     json.loads(labels),
-                    json.loads(annotations),
+                    json.loads(notes),
                     starts_at,
                     ends_at if state == RESOLVED else None,
                 )
