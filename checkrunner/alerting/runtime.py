@@ -135,8 +135,9 @@ def send_test(
     return report
 
 
-def alert_listing(db: StateDB) -> list[str]:
-    """Firing alerts, checks on their way to firing (pending), and undelivered messages."""
+def alert_listing(db: StateDB, clock: Callable[[], float] = time.time) -> list[str]:
+    """Firing alerts, checks on their way to firing (pending), groups waiting for their
+    group_wait or group_interval (watch mode), and undelivered messages."""
     store = AlertStore(db.connection)
     firing = store.firing(by_start=True)
     lines = [f"firing ({len(firing)}):"]
@@ -151,6 +152,7 @@ def alert_listing(db: StateDB) -> list[str]:
     lines.append(f"failing checks ({len(pending)}):")
     for key, runs in pending:
         lines.append(f"  {key.check} on {key.host} ({key.play}): {runs} failing run(s) in a row")
+    lines += _waiting_groups(store, clock())
     undelivered = store.undelivered()
     lines.append(f"undelivered ({len(undelivered)}):")
     for message in undelivered:
@@ -159,5 +161,22 @@ def alert_listing(db: StateDB) -> list[str]:
             f"  {message.receiver} ({message.kind}) {message.state}, queued {queued}, "
             f"{message.attempts} attempt(s)"
             + (f": {message.last_error}" if message.last_error else "")
+        )
+    return lines
+
+
+def _waiting_groups(store: AlertStore, now: float) -> list[str]:
+    """Groups whose next flush is still to come: a watch process tells them then."""
+    waiting = [g for g in store.groups() if g.next_flush_at > now]
+    lines = [f"waiting groups ({len(waiting)}):"]
+    for group in waiting:
+        alerts = store.alerts(group.alerts).values()
+        resolved = sum(1 for a in alerts if a.ends_at is not None)
+        due = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(group.next_flush_at))
+        timer = "group_wait" if group.flushed_at is None else "group_interval"
+        lines.append(
+            f"  {group.receiver} {group.group_key}: {len(alerts) - resolved} firing, "
+            f"{resolved} resolved; next flush at {due} "
+            f"(in {group.next_flush_at - now:.0f}s, {timer})"
         )
     return lines

@@ -1,0 +1,273 @@
+"""Alertmanager's group_wait and group_interval (watch mode): the group timer as a pure
+stage with the time passed in, then the engine over a real state store, round by round,
+with explicit times. One-shot runs (group_waits=False) wait for nothing, as before."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from checkrunner.alerting import receivers as registry
+from checkrunner.alerting import stages
+from checkrunner.alerting.config import AlertingSpec, ReceiverConfig
+from checkrunner.alerting.engine import AlertEngine
+from checkrunner.alerting.model import Alert
+from checkrunner.alerting.route import build_route
+from checkrunner.alerting.runtime import alert_listing
+from checkrunner.config.normalize import OptionSet, check_option_set
+from checkrunner.errors import Location
+from checkrunner.state.alerts import AlertStore, StoredAlert, StoredGroup
+from checkrunner.state.db import open_state
+from checkrunner.state.keys import CheckKey
+
+GROUP_WAIT, GROUP_INTERVAL = 30.0, 60.0
+
+
+def _route(group_wait=GROUP_WAIT, group_interval=GROUP_INTERVAL, repeat=3600.0):
+    from checkrunner.alerting.route import RouteTimers
+
+    timers = RouteTimers(group_wait, group_interval, repeat)
+    return build_route("ops", (), ("alertname",), repeat, False, [], None, timers=timers)
+
+
+def _alert(name: str = "svc", host: str = "web1", starts_at: float = 0.0, **kw) -> Alert:
+    labels = {"alertname": name, "host": host, "play": "p", "severity": "critical"}
+    return Alert(labels, {"message": name}, starts_at, **kw)
+
+
+def _stored(created=0.0, flushed=None, next_flush=30.0) -> StoredGroup:
+    return StoredGroup("ops", "k", ("f",), created, flushed, next_flush)
+
+
+# -- the group timer -----------------------------------------------------------------------
+
+
+def test_a_new_group_waits_group_wait_before_its_first_flush():
+    timing = stages.group_timing(None, [_alert(starts_at=100.0)], _route(), 100.0, waits=True)
+    assert timing == stages.GroupTiming(False, created_at=100.0, next_flush_at=130.0)
+    # Still waiting a little before (beyond the slack), due at the time.
+    early = stages.group_timing(_stored(100.0, None, 130.0), [], _route(), 126.0, True)
+    assert not early.due and early.next_flush_at == 130.0
+    due = stages.group_timing(_stored(100.0, None, 130.0), [], _route(), 130.0, True)
+    assert due == stages.GroupTiming(True, created_at=100.0, next_flush_at=190.0)
+
+
+def test_a_group_whose_oldest_alert_is_older_than_group_wait_is_flushed_at_once():
+    # dispatch.go: "Alert is old enough for immediate flush, resetting timer to zero".
+    timing = stages.group_timing(None, [_alert(starts_at=10.0)], _route(), 100.0, True)
+    assert timing == stages.GroupTiming(True, created_at=100.0, next_flush_at=160.0)
+    zero_wait = _route(group_wait=0.0)
+    timing = stages.group_timing(None, [_alert(starts_at=100.0)], zero_wait, 100.0, True)
+    assert timing.due and timing.next_flush_at == 160.0
+
+
+def test_after_a_flush_the_group_keeps_its_group_interval_cadence():
+    flushed = _stored(100.0, 130.0, 190.0)
+    assert not stages.group_timing(flushed, [], _route(), 180.0, True).due
+    # A round a moment late does not shift the cadence; one several intervals late skips
+    # the flushes it missed instead of making them all now.
+    assert stages.group_timing(flushed, [], _route(), 191.0, True).next_flush_at == 250.0
+    assert stages.group_timing(flushed, [], _route(), 400.0, True).next_flush_at == 430.0
+
+
+def test_a_flush_due_just_after_a_round_is_made_in_that_round():
+    flushed = _stored(0.0, 0.0, 5.0)
+    five = _route(group_interval=5.0)
+    assert stages.flush_reached(4.6, 5.0, 5.0)  # a tenth of the wait early
+    assert not stages.flush_reached(4.4, 5.0, 5.0)
+    assert stages.flush_reached(599.5, 600.0, 600.0)  # at most a second early
+    assert not stages.flush_reached(598.9, 600.0, 600.0)
+    timing = stages.group_timing(flushed, [], five, 4.7, True)
+    assert timing.due and timing.next_flush_at == 10.0
+
+
+def test_without_group_waits_every_group_is_flushed_on_every_run():
+    timing = stages.group_timing(None, [_alert(starts_at=100.0)], _route(), 100.0, waits=False)
+    assert timing == stages.GroupTiming(True, created_at=100.0, next_flush_at=100.0)
+    timing = stages.group_timing(_stored(50.0, 60.0, 1000.0), [], _route(), 70.0, waits=False)
+    assert timing == stages.GroupTiming(True, created_at=50.0, next_flush_at=70.0)
+
+
+def test_group_members_keep_what_this_run_did_not_decide():
+    # a: decided and routed here again; b: not decided (its check did not run): kept;
+    # c: decided, not routed here (muted now): leaves; d: new.
+    members = stages.group_members(("a", "b", "c"), decided={"a", "c", "d"}, routed=["d", "a"])
+    assert members == ("a", "b", "d")
+
+
+def test_member_alerts_come_from_this_run_then_from_the_store():
+    fresh = _alert("a", starts_at=5.0)
+    stored = {
+        "b": StoredAlert("b", {"alertname": "b"}, {}, 1.0),
+        "c": StoredAlert("c", {"alertname": "c"}, {}, 2.0, ends_at=4.0),
+    }
+    alerts = stages.member_alerts(("a", "b", "c", "gone"), {"a": fresh}, stored)
+    assert [(a.name, a.status) for a in alerts] == [
+        ("a", "firing"),
+        ("b", "firing"),
+        ("c", "resolved"),
+    ]
+    assert alerts[0] is fresh and alerts[2].ends_at == 4.0
+
+
+# -- the engine over a real store, round by round ------------------------------------------
+
+
+def _webhook() -> ReceiverConfig:
+    module = registry.get("webhook")
+    values, problems = check_option_set(
+        OptionSet("webhook test", module.OPTIONS),
+        {"url": "http://127.0.0.1:1/hook"},
+        Location("t.yml"),
+        keep_templates=False,
+    )
+    assert problems == []
+    return ReceiverConfig("ops", "webhook", 0, values, Location("t.yml"))
+
+
+class Rounds:
+    """The engine run by hand: each round says which checks failed (True), passed (False);
+    a check not named did not run. Notifications are kept as (status, [(host, status)])."""
+
+    def __init__(self, tmp_path, route=None, group_waits=True):
+        spec = AlertingSpec(receivers={"ops": [_webhook()]}, route=route or _route())
+        self.engine = AlertEngine(spec, spec.receivers)
+        self.db = open_state(str(tmp_path / "state.db"))
+        self.group_waits = group_waits
+        self.told: list[tuple[float, str, list[tuple[str, str]]]] = []
+
+    def round(self, now: float, **hosts: bool) -> list[tuple[str, list[tuple[str, str]]]]:
+        checks = []
+        for host, failing in hosts.items():
+            key = CheckKey(host, "p", "svc")
+            checks.append(
+                stages.Observation(key, failing, _alert("svc", host, now) if failing else None)
+            )
+        observed = stages.RunObservations(checks=checks, ran=[c.ref for c in checks])
+        with self.db.transaction() as connection:
+            outcome = self.engine.process(AlertStore(connection), observed, now, self.group_waits)
+        told = [
+            (n.status, [(a.labels["host"], a.status) for a in n.alerts])
+            for n in outcome.notifications
+        ]
+        self.told += [(now, *t) for t in told]
+        return told
+
+    def groups(self) -> list[StoredGroup]:
+        return AlertStore(self.db.connection).groups()
+
+
+@pytest.fixture
+def rounds(tmp_path):
+    made = Rounds(tmp_path)
+    yield made
+    made.db.close()
+
+
+def test_new_group_waits_group_wait_collecting_alerts_and_empty_rounds_flush_it(rounds):
+    assert rounds.round(1000.0, web1=True) == []
+    assert rounds.round(1010.0, web2=True) == []  # joins the waiting group
+    assert rounds.round(1020.0) == []  # a round in which nothing ran
+    [group] = rounds.groups()
+    assert (group.created_at, group.flushed_at, group.next_flush_at) == (1000.0, None, 1030.0)
+    assert rounds.round(1030.0) == [("firing", [("web1", "firing"), ("web2", "firing")])]
+    [group] = rounds.groups()
+    assert (group.flushed_at, group.next_flush_at) == (1030.0, 1090.0)
+
+
+def test_changes_within_group_interval_are_held_then_told_at_the_next_flush(rounds):
+    rounds.round(1000.0, web1=True)
+    assert rounds.round(1030.0) == [("firing", [("web1", "firing")])]
+    assert rounds.round(1040.0, web1=True, web2=True) == []  # new alert: held
+    assert rounds.round(1080.0, web1=True) == []  # web2 did not run: still in the group
+    assert rounds.round(1090.0) == [("firing", [("web1", "firing"), ("web2", "firing")])]
+    assert rounds.round(1150.0, web1=True, web2=True) == []  # nothing changed: quiet
+
+
+def test_resolved_is_told_at_the_next_flush_then_the_group_is_gone(rounds):
+    rounds.round(1000.0, web1=True, web2=True)
+    rounds.round(1030.0)
+    assert rounds.round(1050.0, web1=False, web2=True) == []  # recovered, held
+    assert rounds.round(1090.0) == [("firing", [("web2", "firing"), ("web1", "resolved")])]
+    assert rounds.round(1100.0, web2=False) == []
+    assert rounds.round(1150.0) == [("resolved", [("web2", "resolved")])]
+    assert rounds.groups() == []
+    # A new incident is a new group: group_wait again.
+    assert rounds.round(1160.0, web1=True) == []
+    assert rounds.round(1190.0) == [("firing", [("web1", "firing")])]
+
+
+def test_an_alert_that_resolves_within_group_wait_is_never_told(rounds):
+    rounds.round(1000.0, web1=True)
+    rounds.round(1010.0, web1=False)
+    assert rounds.round(1030.0) == []
+    assert rounds.groups() == []
+    assert rounds.told == []
+
+
+def test_repeat_interval_is_counted_from_the_last_notification_at_group_interval_flushes(
+    tmp_path,
+):
+    rounds = Rounds(tmp_path, _route(repeat=100.0))
+    rounds.round(1000.0, web1=True)
+    rounds.round(1030.0)  # told
+    for now in range(1040, 1300, 10):
+        rounds.round(float(now), web1=True)
+    # Flushes at 1090, 1150, 1210, 1270: 100s after 1030 is first reached at 1150.
+    assert [t[0] for t in rounds.told] == [1030.0, 1150.0, 1270.0]
+    rounds.db.close()
+
+
+def test_group_interval_equal_to_the_check_interval_tells_the_recovery_in_that_round(tmp_path):
+    # A heartbeat route: group_wait 0s, group_interval 5s, rounds every 5s that end a
+    # little later each time (how long the hosts took): the page goes out in the round the
+    # alert fires, the recovery in the round it comes back.
+    rounds = Rounds(tmp_path, _route(group_wait=0.0, group_interval=5.0))
+    assert rounds.round(1000.3, web1=True) == [("firing", [("web1", "firing")])]
+    assert rounds.round(1005.1, web1=True) == []
+    assert rounds.round(1009.9, web1=True) == []
+    assert rounds.round(1015.2, web1=False) == [("resolved", [("web1", "resolved")])]
+    rounds.db.close()
+
+
+def test_one_shot_runs_wait_for_nothing(tmp_path):
+    rounds = Rounds(tmp_path, group_waits=False)
+    assert rounds.round(1000.0, web1=True) == [("firing", [("web1", "firing")])]
+    assert rounds.round(1001.0, web1=True, web2=True) == [
+        ("firing", [("web1", "firing"), ("web2", "firing")])
+    ]
+    assert rounds.round(1002.0, web1=False) == [
+        ("firing", [("web2", "firing"), ("web1", "resolved")])
+    ]
+    assert rounds.round(1003.0, web2=False) == [("resolved", [("web2", "resolved")])]
+    assert rounds.groups() == []
+    rounds.db.close()
+
+
+def test_alerts_listing_shows_the_groups_waiting_and_when_they_are_due(rounds):
+    rounds.round(1000.0, web1=True)
+    listing = alert_listing(rounds.db, clock=lambda: 1010.0)
+    [line] = [line for line in listing if "group_wait" in line]
+    assert line.startswith('  ops {}:{alertname="svc"}: 1 firing, 0 resolved; next flush at ')
+    assert "(in 20s, group_wait)" in line
+    assert "waiting groups (1):" in listing
+    rounds.round(1030.0)
+    rounds.round(1040.0, web1=False)
+    listing = alert_listing(rounds.db, clock=lambda: 1045.0)
+    assert any(
+        "0 firing, 1 resolved" in line and "(in 45s, group_interval)" in line for line in listing
+    )
+    rounds.round(1090.0)
+    assert "waiting groups (0):" in alert_listing(rounds.db, clock=lambda: 1091.0)
+
+
+def test_a_stored_group_whose_route_is_gone_is_dropped(tmp_path):
+    rounds = Rounds(tmp_path)
+    rounds.round(1000.0, web1=True)
+    # The routing tree changed (a reload): the group's receiver no longer gets these alerts.
+    other = build_route("other", (), ("alertname",), 3600.0, False, [], None)
+    rounds.engine.spec = dataclasses.replace(rounds.engine.spec, route=other)
+    rounds.round(1030.0)
+    assert [g.receiver for g in rounds.groups()] == []
+    rounds.db.close()
