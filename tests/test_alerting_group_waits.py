@@ -5,6 +5,7 @@ with explicit times. One-shot runs (group_waits=False) wait for nothing, as befo
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 
@@ -271,3 +272,173 @@ def test_a_stored_group_whose_route_is_gone_is_dropped(tmp_path):
     rounds.round(1030.0)
     assert [g.receiver for g in rounds.groups()] == []
     rounds.db.close()
+
+
+# -- against the real Alertmanager ---------------------------------------------------------
+
+ROUTE_TIMINGS = (
+    "  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 1h\n"
+)
+HOSTS = ("web1", "web2", "web3")
+
+
+class Twins:
+    """The same alert sequence told to a real Alertmanager (POST /api/v2/alerts) and to our
+    engine (one process_run per round, group_waits=True, from a real plan), both routes with
+    the same timings and webhook receivers on one recorder: /am and /ours."""
+
+    def __init__(self, tmp_path, am_url: str, hook):
+        from helpers import plan_from_text
+
+        from checkrunner.alerting.runtime import render_receivers
+
+        self.am_url, self.hook = am_url, hook
+        checks = "".join(
+            f"      - {{name: {name}, file: {{path: /nonexistent}}}}\n" for name in ("svc", "flap")
+        )
+        playbook = (
+            f"plays:\n  - name: app\n    hosts: all\n    checks:\n{checks}"
+            f"receivers:\n  - name: hook\n    webhook_configs: [{{url: '{hook.url('/ours')}'}}]\n"
+            f"route:\n  receiver: hook\n{ROUTE_TIMINGS}"
+        )
+        inventory = "all:\n  hosts:\n" + "".join(
+            f"    {h}: {{ansible_connection: local}}\n" for h in HOSTS
+        )
+        self.plan = plan_from_text(tmp_path, playbook, inventory)
+        self.receivers = render_receivers(self.plan.alerting)
+        self.db = open_state(str(tmp_path / "state.db"))
+        self.failing: dict[tuple[str, str], bool] = {}  # (host, check) -> failing
+        self.arrivals: dict[str, list[float]] = {"/am": [], "/ours": []}
+
+    def labels(self, host: str, check: str) -> dict[str, str]:
+        return {
+            "alertname": check,
+            "host": host,
+            "play": "app",
+            "severity": "critical",
+            "module": "file",
+        }
+
+    def change(self, **changes: bool) -> float:
+        """Checks that start (True) or stop (False) failing, e.g. web1_svc=True; told to
+        Alertmanager at once, to our engine in this round. Returns when."""
+        import json
+        import urllib.request
+
+        from checkrunner.alerting.model import rfc3339
+
+        now = time.time()
+        posted = []
+        for name, failing in changes.items():
+            host, check = name.split("_")
+            self.failing[(host, check)] = failing
+            alert = {"labels": self.labels(host, check), "startsAt": rfc3339(now)}
+            if not failing:
+                alert["endsAt"] = rfc3339(now)
+            posted.append(alert)
+        request = urllib.request.Request(
+            f"{self.am_url}/api/v2/alerts",
+            data=json.dumps(posted).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 200
+        self.round()
+        return now
+
+    def round(self) -> None:
+        """One watch round: every check that has started reports its status."""
+        from checkrunner.alerting.runtime import process_run
+        from checkrunner.results import CheckResult, HostResult, RunResult, Status
+
+        hosts: dict[str, list[CheckResult]] = {}
+        for (host, check), failing in self.failing.items():
+            status = Status.CRITICAL if failing else Status.OK
+            result = CheckResult(host, "app", check, "file", status, "missing" if failing else "")
+            hosts.setdefault(host, []).append(result)
+        run = RunResult(
+            "playbook.yml", time.time(), hosts=[HostResult(h, checks=c) for h, c in hosts.items()]
+        )
+        process_run(
+            self.db, self.plan.alerting, self.receivers, self.plan, run, str, group_waits=True
+        )
+        self.note_arrivals()
+
+    def note_arrivals(self) -> None:
+        for path, times in self.arrivals.items():
+            times += [time.monotonic()] * (len(self.hook.requests(path)) - len(times))
+
+    def rounds_until(self, count: int, at_least: float = 0.0) -> None:
+        """Rounds every 0.1 s until both sides were told `count` notifications, for at least
+        `at_least` seconds (generous bound: 60 s)."""
+        start = time.monotonic()
+        deadline = start + 60
+        while time.monotonic() < deadline:
+            self.round()
+            if time.monotonic() - start >= at_least and all(
+                len(t) >= count for t in self.arrivals.values()
+            ):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {count} notifications: {self.arrivals}")
+
+    def told(self, path: str) -> list[tuple]:
+        return [
+            (
+                m["status"],
+                m["groupKey"],
+                m["groupLabels"],
+                sorted((a["labels"]["host"], a["status"], a["fingerprint"]) for a in m["alerts"]),
+            )
+            for m in (r.json() for r in self.hook.requests(path))
+        ]
+
+
+@pytest.fixture
+def twins(tmp_path):
+    from alertmanager import alertmanager_binary, running_alertmanager
+    from recorder import Recorder
+
+    if alertmanager_binary() is None:
+        pytest.fail("prometheus-alertmanager is missing: scripts/test.sh installs it")
+    with Recorder() as hook:
+        config = (
+            f"route:\n  receiver: hook\n{ROUTE_TIMINGS}receivers:\n  - name: hook\n"
+            f"    webhook_configs: [{{url: '{hook.url('/am')}', send_resolved: true}}]\n"
+        )
+        with running_alertmanager(tmp_path / "am", config) as url:
+            made = Twins(tmp_path, url, hook)
+            yield made
+            made.db.close()
+
+
+def test_the_same_notifications_in_the_same_order_as_the_real_alertmanager(twins):
+    group_wait, group_interval = 1.0, 2.0
+    started = time.monotonic()
+    twins.change(web1_svc=True, web2_svc=True)  # a new group: told after group_wait
+    twins.rounds_until(1)
+    for path in ("/am", "/ours"):
+        assert twins.arrivals[path][0] - started >= group_wait * 0.9, path
+    twins.change(web3_svc=True)  # a change after a flush: held until group_interval
+    twins.rounds_until(2)
+    twins.change(web1_svc=False)  # a recovery: told resolved at the next flush
+    twins.rounds_until(3)
+    twins.change(web2_svc=False, web3_svc=False)  # all resolved: told, the group is gone
+    twins.rounds_until(4)
+    for path in ("/am", "/ours"):
+        gaps = [b - a for a, b in zip(twins.arrivals[path], twins.arrivals[path][1:])]
+        assert min(gaps) >= group_interval * 0.75, (path, gaps)
+    # An alert that fires and resolves within group_wait is told by neither.
+    twins.change(web1_flap=True)
+    twins.change(web1_flap=False)
+    twins.rounds_until(4, at_least=group_wait + 2 * group_interval + 1)
+
+    ours, theirs = twins.told("/ours"), twins.told("/am")
+    assert ours == theirs
+    assert [(status, len(alerts)) for status, _, _, alerts in ours] == [
+        ("firing", 2),
+        ("firing", 3),
+        ("firing", 3),
+        ("resolved", 2),
+    ]
+    assert AlertStore(twins.db.connection).groups() == []
