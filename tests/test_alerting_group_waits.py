@@ -442,3 +442,38 @@ def test_the_same_notifications_in_the_same_order_as_the_real_alertmanager(twins
         ("resolved", 2),
     ]
     assert AlertStore(twins.db.connection).groups() == []
+
+
+# -- configuration -------------------------------------------------------------------------
+
+ALERTING = (
+    "plays: [{name: app, hosts: localhost, checks: [{name: svc, file: {path: /x}}]}]\n"
+    "receivers: [{name: hook, webhook_configs: [{url: 'http://127.0.0.1:1/'}]}]\n"
+    "route:\n  receiver: hook\n"
+)
+
+
+def test_short_timings_load_and_children_inherit_them(tmp_path):
+    from checkrunner.playbook import load_playbook
+
+    playbook = tmp_path / "p.yml"
+    playbook.write_text(
+        ALERTING + "  group_wait: 0s\n  group_interval: 500ms\n"
+        "  routes: [{receiver: hook, matchers: ['severity=\"critical\"'], group_interval: 1s}]\n"
+    )
+    route = load_playbook(playbook).alerting.route
+    assert (route.group_wait, route.group_interval) == (0.0, 0.5)
+    assert (route.routes[0].group_wait, route.routes[0].group_interval) == (0.0, 1.0)
+
+
+def test_a_zero_group_interval_is_refused_with_the_heartbeat_hint(tmp_path):
+    from helpers import run_checkrun
+
+    playbook = tmp_path / "p.yml"
+    playbook.write_text(ALERTING + "  group_interval: 0s\n")
+    done = run_checkrun(playbook, "--state", tmp_path / "state.db")
+    assert done.returncode == 5, done.stderr
+    assert "p.yml:5:" in done.stderr
+    assert "group_interval cannot be zero (Alertmanager refuses it too)" in done.stderr
+    assert "write the check interval (e.g. group_interval: 5s)" in done.stderr
+    assert "Traceback" not in done.stderr

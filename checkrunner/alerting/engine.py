@@ -115,41 +115,66 @@ class AlertEngine:
         routed = stages.group(alerts, self.spec.route)
         stored = {(g.receiver, g.group_key): g for g in store.groups()}
         this_run = {a.fingerprint: a for a in alerts}
-        for key in [*routed, *(k for k in stored if k not in routed)]:
-            receiver, group_key = key
-            before, fresh = stored.get(key), routed.get(key)
-            members = stages.group_members(
-                before.alerts if before else (),
+        members = {
+            key: stages.group_members(
+                stored[key].alerts if key in stored else (),
                 decided,
-                [a.fingerprint for a in fresh.alerts] if fresh else [],
+                [a.fingerprint for a in routed[key].alerts] if key in routed else [],
             )
-            kept = store.alerts(fp for fp in members if fp not in this_run)
-            group_alerts = stages.member_alerts(members, this_run, kept)
-            route = fresh.route if fresh else None
-            route = route or stages.group_route(self.spec.route, receiver, group_key, group_alerts)
-            if route is None or not group_alerts:
-                store.delete_group(receiver, group_key)
-                continue
-            timing = stages.group_timing(before, group_alerts, route, now, group_waits)
-            flushed_at = before.flushed_at if before else None
-            if timing.due:
-                self._flush(store, key, stages.Group(route, group_alerts), now, outcome)
-                # Told or not, resolved alerts leave the group once it is flushed.
-                group_alerts = [a for a in group_alerts if a.status == FIRING]
-                flushed_at = now
-            if not group_alerts:
-                store.delete_group(receiver, group_key)
-                continue
-            store.save_group(
-                StoredGroup(
-                    receiver,
-                    group_key,
-                    tuple(a.fingerprint for a in group_alerts),
-                    timing.created_at,
-                    flushed_at,
-                    timing.next_flush_at,
-                )
+            for key in [*routed, *(k for k in stored if k not in routed)]
+        }
+        kept = store.alerts(fp for fps in members.values() for fp in fps if fp not in this_run)
+        for key, fingerprints in members.items():
+            group_alerts = stages.member_alerts(fingerprints, this_run, kept)
+            self._group_round(
+                store,
+                key,
+                stored.get(key),
+                routed.get(key),
+                group_alerts,
+                now,
+                outcome,
+                group_waits,
             )
+
+    def _group_round(
+        self,
+        store: AlertStore,
+        key: tuple[str, str],
+        before: StoredGroup | None,
+        fresh: stages.Group | None,
+        group_alerts: list[Alert],
+        now: float,
+        outcome: Outcome,
+        group_waits: bool,
+    ) -> None:
+        """One group this run: flushed when its time has come, then stored (or gone)."""
+        receiver, group_key = key
+        route = fresh.route if fresh else None
+        route = route or stages.group_route(self.spec.route, receiver, group_key, group_alerts)
+        if route is None or not group_alerts:
+            store.delete_group(receiver, group_key)
+            return
+        timing = stages.group_timing(before, group_alerts, route, now, group_waits)
+        flushed_at = before.flushed_at if before else None
+        if timing.due:
+            self._flush(store, key, stages.Group(route, group_alerts), now, outcome)
+            # Told or not, resolved alerts leave the group once it is flushed.
+            group_alerts = [a for a in group_alerts if a.status == FIRING]
+            flushed_at = now
+        if not group_alerts:
+            store.delete_group(receiver, group_key)
+            return
+        after = StoredGroup(
+            receiver,
+            group_key,
+            tuple(a.fingerprint for a in group_alerts),
+            timing.created_at,
+            flushed_at,
+            timing.next_flush_at,
+        )
+        if after != before:  # a watch round writes only the groups that changed
+            store.save_group(after)
 
     def _flush(
         self,
