@@ -85,7 +85,9 @@ def running_node_exporter(directory: Path, textfile_dir: Path) -> Iterator[str]:
 def running_pushgateway(directory: Path, port: int | None = None) -> Iterator[str]:
     """A Pushgateway; give `port` to start one again where an earlier one listened."""
     port = port or free_port()
-    args = [f"--web.listen-address=127.0.0.1:{port}"]
+    # Debian's default persistence file is shared (/var/lib/prometheus): an empty one keeps
+    # this gateway's groups in its memory only, gone when it stops.
+    args = [f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="]
     with _running("prometheus-pushgateway", args, directory, "/-/ready", port) as url:
         yield url
 
