@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import sqlite3
+import urllib.request
 from pathlib import Path
 
 from helpers import run_checkrun
@@ -121,6 +122,31 @@ def test_a_gateway_that_is_down_loses_nothing_and_gets_the_pushes_in_order(tmp_p
         again = _run(tmp_path, playbook, gateway, "third.json")
         assert again.returncode == 2, again.stderr
         assert _pushes(url) == 3  # nothing pushed twice
+
+
+def test_a_5xx_keeps_the_push_and_a_refusal_is_not_retried(tmp_path, http_server):
+    """A server that answers 5xx (the test HTTP server knows no PUT: 501) keeps the push for
+    the next run; a real Pushgateway that refuses a push for good (400: its metric types
+    clash with another group's) marks it failed, and the pushes after it still go out."""
+    playbook = _playbook(tmp_path, http_server)
+    answered_5xx = _run(tmp_path, playbook, http_server.url, "first.json")
+    assert answered_5xx.returncode == 2, answered_5xx.stderr
+    assert "kept in the state database" in answered_5xx.stderr
+    assert "answered 501" in answered_5xx.stderr
+    assert _outbox(tmp_path) == [(1, "pending", 1)]
+
+    with running_pushgateway(tmp_path / "gw") as url:
+        clash = b"# TYPE checkrun_check_status counter\ncheckrun_check_status 1\n"
+        request = urllib.request.Request(f"{url}/metrics/job/other", data=clash, method="PUT")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+        refused = _run(tmp_path, playbook, url, "second.json")
+        assert refused.returncode == 2, refused.stderr
+        assert "the Pushgateway refused a push, not retried: " in refused.stderr
+        assert "answered 400" in refused.stderr
+        # The first push still waits for its own gateway (another URL); the refused one is done.
+        assert _outbox(tmp_path) == [(1, "pending", 1), (2, "failed", 1)]
+        assert "1 push(es) wait for another Pushgateway URL" in refused.stderr
 
 
 def test_push_without_state_or_with_a_bad_url_is_exit_5(tmp_path, http_server):

@@ -34,6 +34,8 @@ TLS_KEYS = ("cert_file", "key_file", "client_auth_type", "client_ca_file", "min_
 CLIENT_AUTH = {
     "NoClientCert": (ssl.CERT_NONE, False),
     "RequestClientCert": (ssl.CERT_OPTIONAL, False),
+    # Go's RequireAnyClientCert takes any certificate; Python's TLS cannot require one without
+    # verifying it, so here it is verified against client_ca_file (README says so)
     "RequireAnyClientCert": (ssl.CERT_REQUIRED, True),
     "VerifyClientCertIfGiven": (ssl.CERT_OPTIONAL, True),
     "RequireAndVerifyClientCert": (ssl.CERT_REQUIRED, True),
