@@ -216,6 +216,31 @@ def test_basic_auth_over_tls_with_a_real_prometheus(tmp_path, fed_status):
         server.close()
 
 
+def test_client_certificates_when_the_web_config_requires_them(tmp_path, fed_status):
+    pki = make_pki(tmp_path)
+    config = tmp_path / "mtls.yml"
+    config.write_text(
+        f"""tls_server_config:
+  cert_file: {pki.server_cert}
+  key_file: {pki.server_key}
+  client_auth_type: RequireAndVerifyClientCert
+  client_ca_file: {pki.ca_cert}
+"""
+    )
+    server = StatusServer("127.0.0.1:0", fed_status, str(config))
+    server.start()
+    try:
+        url = f"https://127.0.0.1:{server.port}/healthz"
+        anonymous = ssl.create_default_context(cafile=str(pki.ca_cert))
+        with pytest.raises(OSError):  # no client certificate: the handshake fails
+            get(url, context=anonymous)
+        known = ssl.create_default_context(cafile=str(pki.ca_cert))
+        known.load_cert_chain(str(pki.client_cert), str(pki.client_key))
+        assert get(url, context=known) == (200, "ok\n")
+    finally:
+        server.close()
+
+
 def test_a_silent_client_does_not_hold_up_the_others(tmp_path, fed_status):
     pki = make_pki(tmp_path)
     config = tmp_path / "tls.yml"
@@ -250,6 +275,12 @@ def test_a_silent_client_does_not_hold_up_the_others(tmp_path, fed_status):
         ),
         ("basic_auth_user:\n  bob: x\n", ":1:1", "unknown key 'basic_auth_user'"),
         (
+            "tls_server_config:\n  cert_file: a\n  key_file: b\n"
+            "  client_auth_type: RequireAndVerifyClientCert\n",
+            ":4:21",
+            "needs client_ca_file",
+        ),
+        (
             "tls_server_config:\n  cert_file: nope.pem\n  key_file: nope.key\n",
             ":2:14",
             "cannot load",
@@ -265,7 +296,7 @@ def test_a_bad_web_config_names_file_and_line(tmp_path, fed_status, text, where,
         server.start()
     error = caught.value
     assert error.exit_code == 5
-    assert f"{config}{where}" in f"{error.location}{':' if error.location.line is None else ''}"
+    assert str(error.location) == f"{config}{where}"
     assert message in str(error)
 
 

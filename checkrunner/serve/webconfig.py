@@ -143,6 +143,7 @@ def _tls(data: dict, folder: str, where: Location) -> ssl.SSLContext:
             f"one of {', '.join(TLS_VERSIONS)}",
         )
     context.minimum_version = TLS_VERSIONS[version]
+    context.verify_mode = _client_auth_mode(tls, at)
     try:
         context.load_cert_chain(_path(tls, "cert_file", folder), _path(tls, "key_file", folder))
     except (OSError, ssl.SSLError) as exc:
@@ -151,11 +152,12 @@ def _tls(data: dict, folder: str, where: Location) -> ssl.SSLContext:
             value_location(tls, "cert_file", at),
             "give a PEM certificate and its private key",
         ) from None
-    _client_auth(context, tls, folder, at)
+    if tls.get("client_ca_file"):
+        _load_client_ca(context, tls, folder, at)
     return context
 
 
-def _client_auth(context: ssl.SSLContext, tls: dict, folder: str, at: Location) -> None:
+def _client_auth_mode(tls: dict, at: Location) -> ssl.VerifyMode:
     kind = str(tls.get("client_auth_type") or "NoClientCert")
     if kind not in CLIENT_AUTH:
         raise ConfigError(
@@ -164,22 +166,24 @@ def _client_auth(context: ssl.SSLContext, tls: dict, folder: str, at: Location) 
             did_you_mean(kind, CLIENT_AUTH) or f"one of {', '.join(CLIENT_AUTH)}",
         )
     mode, needs_ca = CLIENT_AUTH[kind]
-    context.verify_mode = mode
-    if tls.get("client_ca_file"):
-        try:
-            context.load_verify_locations(_path(tls, "client_ca_file", folder))
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(
-                f"tls_server_config: cannot load client_ca_file: {exc}",
-                value_location(tls, "client_ca_file", at),
-                "give the PEM file of the CA that signs the clients' certificates",
-            ) from None
-    elif needs_ca:
+    if needs_ca and not tls.get("client_ca_file"):
         raise ConfigError(
             f"tls_server_config: client_auth_type {kind} needs client_ca_file",
             value_location(tls, "client_auth_type", at),
             "add client_ca_file: the CA that signs the clients' certificates",
         )
+    return mode
+
+
+def _load_client_ca(context: ssl.SSLContext, tls: dict, folder: str, at: Location) -> None:
+    try:
+        context.load_verify_locations(_path(tls, "client_ca_file", folder))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"tls_server_config: cannot load client_ca_file: {exc}",
+            value_location(tls, "client_ca_file", at),
+            "give the PEM file of the CA that signs the clients' certificates",
+        ) from None
 
 
 def _path(tls: dict, key: str, folder: str) -> str:
