@@ -14,6 +14,7 @@ from helpers import run_checkrun
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_servers import running_node_exporter, scrape
 
+from checkrunner import catalog
 from checkrunner.report.prometheus import base_unit, exposition
 from checkrunner.results import CheckResult, HostResult, RunResult, Status
 
@@ -140,6 +141,16 @@ def test_unreachable_host_is_down_and_keeps_no_status():
         ({"host": "gone"}, 0.0)
     ]
     assert families["checkrun_check_status"].samples == []
+
+
+def test_probe_declarations_name_what_their_module_returns():
+    declaring = {name: info for name, info in catalog.all_modules().items() if info.probe}
+    assert set(declaring) == {"http", "tcp"}
+    for info in declaring.values():
+        measured = {info.probe[key] for key in info.probe if key != "target"}
+        assert measured <= set(info.measurements), info.name
+        assert {"success", "duration"} <= set(info.probe)
+        assert set(info.probe["target"]) <= set(info.facts), info.name
 
 
 @pytest.mark.parametrize(

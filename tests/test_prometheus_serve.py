@@ -22,6 +22,7 @@ from prometheus_servers import get, query, running_prometheus, scrape, targets
 from checkrunner.errors import ConfigError
 from checkrunner.results import CheckResult, HostResult, Status
 from checkrunner.runner import RunOptions, run_plan
+from checkrunner.serve import http as serve_http
 from checkrunner.serve.http import StatusServer
 from checkrunner.serve.status import WatchStatus
 
@@ -262,6 +263,40 @@ def test_a_silent_client_does_not_hold_up_the_others(tmp_path, fed_status):
                 sock.close()
         finally:
             server.close()
+
+
+def test_a_trickling_client_is_cut_off_at_the_connection_deadline(fed_status, monkeypatch):
+    monkeypatch.setattr(serve_http, "CONNECTION_DEADLINE", 1.0)
+    server = StatusServer("127.0.0.1:0", fed_status)
+    server.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            started = time.monotonic()
+            closed = False
+            for byte in b"GET /healthz HTTP/1.1\r\nX-Slow: " + b"a" * 200:
+                try:
+                    sock.sendall(bytes([byte]))
+                    time.sleep(0.2)  # one byte well inside every read timeout
+                except OSError:
+                    closed = True
+                    break
+                if time.monotonic() - started > 30:
+                    break
+            closed = closed or _peer_closed(sock)
+            assert closed, "the server still listens to a client that never finishes"
+            assert time.monotonic() - started < 30
+    finally:
+        server.close()
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    sock.settimeout(5)
+    try:
+        return sock.recv(1) == b""
+    except TimeoutError:  # still open, waiting for the rest of the request
+        return False
+    except OSError:  # reset
+        return True
 
 
 @pytest.mark.parametrize(

@@ -10,14 +10,17 @@ Listens on 127.0.0.1 unless told otherwise (`--listen ADDR:PORT`; 0.0.0.0 only w
 A `--web-config` file (Prometheus' own form, serve/webconfig.py) adds TLS and basic auth.
 
 Bounded: a ThreadingHTTPServer whose every connection has a deadline for the TLS handshake
-and each read and write (REQUEST_TIMEOUT), and at most MAX_CONNECTIONS at once (the others
-are closed at once), so a slow or stuck client holds one thread for a while, never the server.
+and each read and write (REQUEST_TIMEOUT) and one for its whole life (CONNECTION_DEADLINE:
+a client that sends a byte every few seconds is cut off too), and at most MAX_CONNECTIONS at
+once (the others are closed at once), so a slow or stuck client holds one thread for a
+while, never the server.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import http.server
 import socket
 import ssl
@@ -34,6 +37,7 @@ from checkrunner.serve.webconfig import WebConfig, load_web_config
 
 DEFAULT_ADDRESS = "127.0.0.1"
 REQUEST_TIMEOUT = 10.0  # seconds for the TLS handshake and each read or write of a request
+CONNECTION_DEADLINE = 60.0  # seconds a connection may last, however slowly it trickles in
 MAX_CONNECTIONS = 64
 
 
@@ -141,15 +145,27 @@ class _Server(http.server.ThreadingHTTPServer):
         """In the connection's own thread: the TLS handshake happens here, with a deadline,
         never in the accepting thread where a silent client would stall everyone."""
         request.settimeout(REQUEST_TIMEOUT)
-        if self.web.tls is not None:
-            try:
-                request = self.web.tls.wrap_socket(request, server_side=True)
-            except (OSError, ssl.SSLError):
-                return
-        self.RequestHandlerClass(request, client_address, self)
+        deadline = threading.Timer(CONNECTION_DEADLINE, _cut_off, (request,))
+        deadline.daemon = True
+        deadline.start()
+        try:
+            if self.web.tls is not None:
+                try:
+                    request = self.web.tls.wrap_socket(request, server_side=True)
+                except (OSError, ssl.SSLError):
+                    return
+            self.RequestHandlerClass(request, client_address, self)
+        finally:
+            deadline.cancel()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hangs up or times out is no server error worth a traceback."""
+
+
+def _cut_off(connection: socket.socket) -> None:
+    """The connection's deadline passed: its blocked read or write fails at once."""
+    with contextlib.suppress(OSError):
+        connection.shutdown(socket.SHUT_RDWR)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
