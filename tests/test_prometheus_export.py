@@ -10,7 +10,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from helpers import run_checkrun
+from helpers import REPO, run_checkrun
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_servers import running_node_exporter, scrape
 
@@ -101,6 +101,22 @@ def test_node_exporter_reads_the_textfile(tmp_path, http_server, closed_port):
     assert _by_check(families, "checkrun_check_duration_seconds", "memory")[0].value >= 0
     assert [s.value for s in _samples(families, "checkrun_host_up")] == [1.0]
     assert _samples(families, "checkrun_run_finished_timestamp_seconds")[0].value > 1.7e9
+
+
+def test_node_exporter_reads_the_example_playbooks_textfile(tmp_path):
+    textfiles = tmp_path / "textfiles"
+    out = textfiles / "localhost.prom"
+    done = run_checkrun(
+        REPO / "playbooks" / "localhost.yml", "-r", f"prometheus:{out}", "--no-state"
+    )
+    assert done.returncode in (0, 2, 3), done.stderr  # whatever this machine's state is
+    planned = run_checkrun(REPO / "playbooks" / "localhost.yml", "--list-checks").stdout
+    with running_node_exporter(tmp_path / "node", textfiles) as url:
+        families = scrape(f"{url}/metrics")
+    assert _samples(families, "node_textfile_scrape_error")[0].value == 0.0
+    checks = {s.labels["check"] for s in _samples(families, "checkrun_check_status")}
+    assert checks and all(f"] {check} (" in planned for check in checks)
+    assert {s.labels["host"] for s in _samples(families, "checkrun_check_status")} == {"localhost"}
 
 
 def test_a_hostile_host_and_check_name_stay_label_values():
