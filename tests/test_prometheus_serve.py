@@ -17,6 +17,8 @@ import jsonschema
 import pytest
 from helpers import REPO, plan_from_text, wait_for
 from helpers_net import make_pki
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_servers import get, query, running_prometheus, scrape, targets
 
 from checkrunner.errors import ConfigError
@@ -24,7 +26,7 @@ from checkrunner.results import CheckResult, HostResult, Status
 from checkrunner.runner import RunOptions, run_plan
 from checkrunner.serve import http as serve_http
 from checkrunner.serve.http import StatusServer
-from checkrunner.serve.status import WatchStatus
+from checkrunner.serve.status import StatusCollector, WatchStatus
 
 SCHEMA = json.loads((REPO / "docs" / "json-report.schema.json").read_text())
 USER, PASSWORD = "prometheus", "correct horse battery"
@@ -154,6 +156,31 @@ def test_record_host_merges_by_check_and_keep_only_forgets():
     status.count_skipped("gone")
     status.keep_only({"h"}, {("h", "p", "a")})
     assert [(h.host, [c.name for c in h.checks]) for h in status.results().hosts] == [("h", ["a"])]
+
+
+def test_a_certificate_expiry_stays_dated_by_the_round_that_measured_it():
+    """A check not due this round keeps its result, and its days-left still count from the
+    round that measured them, not from the latest one."""
+    status = WatchStatus("p.yml")
+    probe = CheckResult(
+        host="h",
+        play="p",
+        name="tls",
+        module="tcp",
+        status=Status.OK,
+        measurements={"success": 1.0, "duration": 0.1, "cert_days_left": 2.0},
+        facts={"address": "h:443"},
+    )
+    other = CheckResult(host="h", play="p", name="mem", module="memory", status=Status.OK)
+    status.record_host(HostResult("h", started_at=1000.0, checks=[probe]))
+    status.record_host(HostResult("h", started_at=5000.0, checks=[other]))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StatusCollector(status))
+    families = {
+        f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())
+    }
+    (expiry,) = families["probe_ssl_earliest_cert_expiry"].samples
+    assert expiry.value == 1000.0 + 2 * 86400
 
 
 def _web_config(tmp_path: Path, pki, password_hash: bytes) -> Path:

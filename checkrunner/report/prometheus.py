@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,20 +155,27 @@ class _Families:
         ]
 
 
-def host_families(hosts: Iterable[HostResult]) -> list[Metric]:
+def host_families(
+    hosts: Iterable[HostResult], checked_at: Mapping[tuple[str, str, str], float] | None = None
+) -> list[Metric]:
     """The metric families of these hosts' latest results (one series per host and check:
-    a check named twice in a play keeps its first result)."""
+    a check named twice in a play keeps its first result). `checked_at`: when each
+    (host, play, check) last ran, where a result holds checks of earlier rounds (watch
+    mode); by default, when its host's result ended (what a certificate's days left count
+    from)."""
     families = _Families.empty()
     seen: set[tuple[str, ...]] = set()
     for host in hosts:
         families.host_up.add_metric([label_value(host.host)], 1.0 if host.reachable else 0.0)
-        measured_at = host.started_at + host.duration
+        host_done = host.started_at + host.duration
         for check in host.checks:
-            labels = [label_value(part) for part in (host.host, check.play, check.name)]
+            key = (host.host, check.play, check.name)
+            labels = [label_value(part) for part in key]
             if tuple(labels) in seen:
                 continue
             seen.add(tuple(labels))
-            _add_check(families, labels, check, measured_at)
+            at = checked_at.get(key, host_done) if checked_at is not None else host_done
+            _add_check(families, labels, check, at)
     return families.all()
 
 

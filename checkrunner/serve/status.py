@@ -60,6 +60,7 @@ class _Rounds:
 @dataclass
 class _Snapshot:
     hosts: list[HostResult]
+    checked_at: dict[tuple[str, str, str], float]
     intervals: dict[tuple[str, str, str], float]
     backoffs: dict[str, _Backoff]
     reconnects: dict[str, int]
@@ -78,6 +79,7 @@ class WatchStatus:
         self._lock = threading.Lock()
         self._started_at = clock()
         self._hosts: dict[str, HostResult] = {}  # by name, checks merged (record_host)
+        self._checked_at: dict[tuple[str, str, str], float] = {}  # when each check last ran
         self._intervals: dict[tuple[str, str, str], float] = {}
         self._backoffs: dict[str, _Backoff] = {}
         self._reconnects: dict[str, int] = {}
@@ -97,6 +99,10 @@ class WatchStatus:
             merged = copy.copy(host)
             merged.checks = _merge_checks(previous.checks if previous else [], host.checks)
             self._hosts[host.host] = merged
+            for check in host.checks:
+                self._checked_at[(host.host, check.play, check.name)] = (
+                    host.started_at + host.duration
+                )
 
     def record_round(self, duration: float) -> None:
         with self._lock:
@@ -143,6 +149,7 @@ class WatchStatus:
                 result.checks = [c for c in result.checks if (name, c.play, c.name) in checks]
                 self._hosts[name] = result
             self._intervals = {k: v for k, v in self._intervals.items() if k in checks}
+            self._checked_at = {k: v for k, v in self._checked_at.items() if k in checks}
             for per_host in (self._backoffs, self._reconnects, self._skipped):
                 for name in [name for name in per_host if name not in hosts]:
                     del per_host[name]
@@ -164,6 +171,7 @@ class WatchStatus:
         with self._lock:
             return _Snapshot(
                 hosts=[copy.copy(host) for host in self._hosts.values()],
+                checked_at=dict(self._checked_at),
                 intervals=dict(self._intervals),
                 backoffs=dict(self._backoffs),
                 reconnects=dict(self._reconnects),
@@ -189,7 +197,7 @@ class StatusCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         snapshot = self.status.snapshot()
-        yield from host_families(snapshot.hosts)
+        yield from host_families(snapshot.hosts, snapshot.checked_at)
         yield _round_histogram(snapshot.rounds)
         yield _per_host_counter(
             "checkrun_reconnects",
