@@ -121,15 +121,14 @@ def run(cmd: RunCommand) -> int:
     from checkrunner.report import create_reporters
 
     reporters = create_reporters(cmd.reports, verbose=cmd.verbose)  # bad --report: exit 5 first
-    if cmd.push is not None:
-        from checkrunner.report.push import check_gateway_url
-
-        check_gateway_url(cmd.push)
+    push_password = _push_gateway(cmd).password if cmd.push is not None else None
     ssh_options = _ssh_options(cmd)
     plan = load_plan(cmd, schema_check=False)
     become_password = _become_password(cmd)
     receivers = _receivers(plan)
-    masker = _masker(plan, become_password, *(receivers.secrets if receivers else ()))
+    masker = _masker(
+        plan, become_password, push_password, *(receivers.secrets if receivers else ())
+    )
     # From here on nothing downstream sees a secret: the checks' names (what results, alerts
     # and state rows are keyed by) now, their results as they leave the run, and errors.
     for warning in masker.mask_identities(plan):
@@ -186,16 +185,23 @@ def _run_masked(
     if receivers is not None and db is not None and not result.interrupted:
         _alert(db, plan, receivers, result, masker, deliver=not cmd.no_notify)
     if cmd.push is not None and db is not None and not result.interrupted:
-        _push(db, cmd.push, cmd.push_job, result, masker)
+        _push(db, cmd, result, masker)
     return result.exit_code
 
 
-def _push(db, gateway: str, job: str, result, masker: Masker) -> None:
+def _push_gateway(cmd: RunCommand):
+    """--push's Gateway (ConfigError for a URL that is none: exit 5 before the run)."""
+    from checkrunner.report.push import parse_gateway
+
+    return parse_gateway(cmd.push or "")
+
+
+def _push(db, cmd: RunCommand, result, masker: Masker) -> None:
     """The run's metrics to the Pushgateway (after what the outbox still holds for it);
     a gateway that is down is a warning, the push kept for the next run."""
     from checkrunner.report.push import push_run
 
-    report = push_run(db, gateway, job, result)
+    report = push_run(db, _push_gateway(cmd), cmd.push_job, result)
     for refusal in report.refused:
         _warn(f"--push: the Pushgateway refused a push, not retried: {masker.text(refusal)}")
     if report.pending:

@@ -13,6 +13,7 @@ import json
 import shutil
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -63,6 +64,10 @@ def _wait_ready(url: str, process: subprocess.Popen, log_path: Path, timeout: fl
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
                     return
+        except urllib.error.HTTPError as exc:
+            if exc.code == 401:  # up, and asking who we are (a web config with basic auth)
+                return
+            time.sleep(0.1)
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer in {timeout} s: " + log_path.read_text()[-2000:])
@@ -82,12 +87,18 @@ def running_node_exporter(directory: Path, textfile_dir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def running_pushgateway(directory: Path, port: int | None = None) -> Iterator[str]:
-    """A Pushgateway; give `port` to start one again where an earlier one listened."""
+def running_pushgateway(
+    directory: Path, port: int | None = None, web_config: Path | None = None
+) -> Iterator[str]:
+    """A Pushgateway; give `port` to start one again where an earlier one listened, and
+    `web_config` for its exporter-toolkit web config (basic auth: /-/ready needs it too,
+    so readiness is seen as its 401)."""
     port = port or free_port()
     # Debian's default persistence file is shared (/var/lib/prometheus): an empty one keeps
     # this gateway's groups in its memory only, gone when it stops.
     args = [f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="]
+    if web_config is not None:
+        args.append(f"--web.config.file={web_config}")
     with _running("prometheus-pushgateway", args, directory, "/-/ready", port) as url:
         yield url
 

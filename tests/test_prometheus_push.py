@@ -10,6 +10,7 @@ import sqlite3
 import urllib.request
 from pathlib import Path
 
+import bcrypt
 from helpers import run_checkrun
 from prometheus_servers import get, running_pushgateway, scrape
 from sshd import free_port
@@ -157,7 +158,28 @@ def test_push_without_state_or_with_a_bad_url_is_exit_5(tmp_path, http_server):
     assert "--no-state: --push keeps" in no_state.stderr
     bad = run_checkrun(playbook, "--push", "ftp://gateway", "--state", tmp_path / "s.db", env=env)
     assert bad.returncode == 5
-    assert "--push 'ftp://gateway': not an http(s) URL" in bad.stderr
+    assert "--push: not an http(s) URL" in bad.stderr
+
+
+def test_credentials_in_the_url_are_basic_auth_and_never_kept(tmp_path, http_server):
+    password = "gw-pa55word"
+    config = tmp_path / "gw-web.yml"
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+    config.write_text(f"basic_auth_users:\n  pusher: {hashed}\n")
+    playbook = _playbook(tmp_path, http_server)
+    with running_pushgateway(tmp_path / "gw", web_config=config) as url:
+        address = url.removeprefix("http://")
+        wrong = _run(tmp_path, playbook, f"http://pusher:nope@{address}", "first.json")
+        assert "answered 401" in wrong.stderr and "kept in the state database" in wrong.stderr
+        right = _run(tmp_path, playbook, f"http://pusher:{password}@{address}", "second.json")
+        assert right.returncode == 2, right.stderr
+        assert "--push" not in right.stderr
+        status, body = get(f"{url}/api/v1/metrics", auth=("pusher", password))
+        assert status == 200 and json.loads(body)["data"][0]["labels"]["job"] == "checkrun"
+    assert password not in wrong.stderr + right.stderr
+    assert password.encode() not in (tmp_path / "state.db").read_bytes()
+    # The password fixed, the push the wrong one could not make went first.
+    assert [row[1] for row in _outbox(tmp_path)] == ["delivered", "delivered"]
 
 
 def _outbox(tmp_path: Path) -> list[tuple[int, str, int]]:

@@ -4,8 +4,12 @@ push outbox (state/pushes.py), so that an edge runner on a bad network loses not
 The run's exposition is queued first; then every pending push to that gateway goes out
 with prometheus_client's `push_to_gateway` (PUT: each push replaces its group), oldest
 first, the new one last. The first that fails stops the rest (their order is kept): a
-network error, a 5xx or a 429 leaves it pending for the next run; any other 4xx means the
-gateway will never take it, so it is marked failed and the next ones go on.
+network error, a 5xx, a 429 or an authentication failure (401, 403: the URL's password can
+be fixed) leaves it pending for the next run; any other 4xx (a 400: metrics the gateway
+will never take) marks it failed and the next ones go on.
+
+A URL may carry basic-auth credentials (http://user:password@gateway:9091): they go in
+the Authorization header, are masked in every message and are never stored.
 
 Grouping key: `job` (`--push-job`, default `checkrun`), `instance` (the runner's host
 name: shards of one playbook on several runners do not overwrite each other) and
@@ -23,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prometheus_client import push_to_gateway
+from prometheus_client.exposition import basic_auth_handler, default_handler, push_to_gateway
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
@@ -34,6 +38,8 @@ from checkrunner.results import RunResult
 from checkrunner.state.db import StateDB
 from checkrunner.state.pushes import DELIVERED, FAILED, PendingPush, PushOutbox
 
+# Kept for the next run: the gateway may take it then (a fixed password, a rate limit over).
+RETRIED_4XX = (401, 403, 429)
 PUSH_TIMEOUT = 10.0  # seconds per push: a gateway that hangs costs the run this, once
 
 
@@ -46,15 +52,51 @@ class PushReport:
     error: str | None = None  # why the first pending push failed
 
 
-def check_gateway_url(url: str) -> str:
+@dataclass(frozen=True)
+class Gateway:
+    """A --push URL: where to push, and the basic-auth credentials it carried
+    (http://user:password@host:9091), which go in a header, never in the state database."""
+
+    url: str  # without the credentials
+    username: str | None = None
+    password: str | None = None
+
+    @property
+    def destination(self) -> str:
+        """What the outbox keys this gateway's pushes by: a digest of its URL."""
+        return hashlib.sha256(self.url.rstrip("/").encode()).hexdigest()
+
+    def handler(
+        self, url: str, method: str, timeout: float | None, headers: list, data: bytes
+    ) -> Callable[[], None]:
+        """prometheus_client's request handler, with basic auth when the URL asked for it."""
+        if self.username is None:
+            return default_handler(url, method, timeout, headers, data)
+        return basic_auth_handler(
+            url, method, timeout, headers, data, self.username, self.password or ""
+        )
+
+
+def parse_gateway(text: str) -> Gateway:
     """The --push URL, or ConfigError (exit 5 before anything runs)."""
-    parsed = urllib.parse.urlsplit(url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+    parsed = urllib.parse.urlsplit(text)
+    try:
+        host = parsed.hostname
+        port = parsed.port
+    except ValueError:
+        host = None
+    if parsed.scheme not in ("http", "https") or not host:
         raise ConfigError(
-            f"--push {url!r}: not an http(s) URL",
+            "--push: not an http(s) URL",
             hint="give the Pushgateway's base URL, e.g. --push http://pushgateway:9091",
         )
-    return url
+    netloc = f"[{host}]" if ":" in host else host
+    netloc += f":{port}" if port is not None else ""
+    url = urllib.parse.urlunsplit((parsed.scheme, netloc, parsed.path, "", ""))
+    if parsed.username is None:
+        return Gateway(url)
+    password = urllib.parse.unquote(parsed.password) if parsed.password is not None else None
+    return Gateway(url, urllib.parse.unquote(parsed.username), password)
 
 
 def grouping_key(run: RunResult, job: str) -> dict[str, str]:
@@ -63,22 +105,22 @@ def grouping_key(run: RunResult, job: str) -> dict[str, str]:
 
 def push_run(
     db: StateDB,
-    gateway: str,
+    gateway: Gateway,
     job: str,
     run: RunResult,
     clock: Callable[[], float] = time.time,
 ) -> PushReport:
     """Queue the (masked) run's metrics and deliver every pending push to `gateway`."""
     outbox = PushOutbox(db)
-    destination = _destination(gateway)
-    outbox.queue(destination, grouping_key(run, job), exposition(run), clock())
+    outbox.queue(gateway.destination, grouping_key(run, job), exposition(run), clock())
     return deliver(outbox, gateway, clock)
 
 
-def deliver(outbox: PushOutbox, gateway: str, clock: Callable[[], float] = time.time) -> PushReport:
-    destination = _destination(gateway)
-    report = PushReport(elsewhere=outbox.pending_elsewhere(destination))
-    pending = outbox.pending(destination)
+def deliver(
+    outbox: PushOutbox, gateway: Gateway, clock: Callable[[], float] = time.time
+) -> PushReport:
+    report = PushReport(elsewhere=outbox.pending_elsewhere(gateway.destination))
+    pending = outbox.pending(gateway.destination)
     for index, push in enumerate(pending):
         error, retryable = _push(gateway, push)
         if error is None:
@@ -95,25 +137,26 @@ def deliver(outbox: PushOutbox, gateway: str, clock: Callable[[], float] = time.
     return report
 
 
-def _push(gateway: str, push: PendingPush) -> tuple[str | None, bool]:
+def _push(gateway: Gateway, push: PendingPush) -> tuple[str | None, bool]:
     """(None, _) when the gateway took the push, else (the error, whether to retry it)."""
     grouping = dict(push.grouping)
     job = grouping.pop("job")
     try:
         push_to_gateway(
-            gateway, job, _Stored(push.payload), grouping_key=grouping, timeout=PUSH_TIMEOUT
+            gateway.url,
+            job,
+            _Stored(push.payload),
+            grouping_key=grouping,
+            timeout=PUSH_TIMEOUT,
+            handler=gateway.handler,
         )
     except urllib.error.HTTPError as exc:
-        retryable = exc.code >= 500 or exc.code == 429
+        retryable = exc.code >= 500 or exc.code in RETRIED_4XX
         return f"the Pushgateway answered {exc.code} {exc.reason}", retryable
     except (OSError, ValueError) as exc:  # URLError, refused, timeout, a TLS failure
         reason = getattr(exc, "reason", None) or exc
         return f"cannot reach the Pushgateway: {reason}", True
     return None, True
-
-
-def _destination(gateway: str) -> str:
-    return hashlib.sha256(gateway.rstrip("/").encode()).hexdigest()
 
 
 class _Stored(Collector):
