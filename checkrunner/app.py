@@ -62,6 +62,8 @@ class RunCommand:
     state: str | None = settings.STATE.default  # None: settings.state_path()
     no_state: bool = False
     no_notify: bool = False
+    push: str | None = None  # a Pushgateway URL
+    push_job: str = settings.PUSH_JOB.default
 
 
 def _warn(message: str) -> None:
@@ -119,11 +121,14 @@ def run(cmd: RunCommand) -> int:
     from checkrunner.report import create_reporters
 
     reporters = create_reporters(cmd.reports, verbose=cmd.verbose)  # bad --report: exit 5 first
+    push_password = _push_gateway(cmd).password if cmd.push is not None else None
     ssh_options = _ssh_options(cmd)
     plan = load_plan(cmd, schema_check=False)
     become_password = _become_password(cmd)
     receivers = _receivers(plan)
-    masker = _masker(plan, become_password, *(receivers.secrets if receivers else ()))
+    masker = _masker(
+        plan, become_password, push_password, *(receivers.secrets if receivers else ())
+    )
     # From here on nothing downstream sees a secret: the checks' names (what results, alerts
     # and state rows are keyed by) now, their results as they leave the run, and errors.
     for warning in masker.mask_identities(plan):
@@ -179,7 +184,33 @@ def _run_masked(
     log_state.commit()
     if receivers is not None and db is not None and not result.interrupted:
         _alert(db, plan, receivers, result, masker, deliver=not cmd.no_notify)
+    if cmd.push is not None and db is not None and not result.interrupted:
+        _push(db, cmd, result, masker)
     return result.exit_code
+
+
+def _push_gateway(cmd: RunCommand):
+    """--push's Gateway (ConfigError for a URL that is none: exit 5 before the run)."""
+    from checkrunner.report.push import parse_gateway
+
+    return parse_gateway(cmd.push or "")
+
+
+def _push(db, cmd: RunCommand, result, masker: Masker) -> None:
+    """The run's metrics to the Pushgateway (after what the outbox still holds for it);
+    a gateway that is down is a warning, the push kept for the next run."""
+    from checkrunner.report.push import push_run
+
+    report = push_run(db, _push_gateway(cmd), cmd.push_job, result)
+    for refusal in report.refused:
+        _warn(f"--push: the Pushgateway refused a push, not retried: {masker.text(refusal)}")
+    if report.pending:
+        _warn(
+            f"--push: {report.pending} push(es) kept in the state database for the next run "
+            f"({masker.text(report.error or '')})"
+        )
+    if report.elsewhere:
+        _warn(f"--push: {report.elsewhere} push(es) wait for another Pushgateway URL")
 
 
 def _state_db(cmd: RunCommand, plan: Plan):
@@ -193,7 +224,13 @@ def _state_db(cmd: RunCommand, plan: Plan):
             "state database",
             hint="drop --no-state, or add --no-notify for a run without alerting",
         )
-    if cmd.no_state or not (has_logs or plan.alerting is not None):
+    if cmd.push is not None and cmd.no_state:
+        raise ConfigError(
+            "--no-state: --push keeps the pushes a Pushgateway did not take in the state "
+            "database, for the next run",
+            hint="drop --no-state, or write the metrics to a file: -r prometheus:PATH",
+        )
+    if cmd.no_state or not (has_logs or plan.alerting is not None or cmd.push is not None):
         return None
     return _open_state(cmd)
 

@@ -1,7 +1,8 @@
 """The embedded state database: one SQLite file on the control node, private to its owner.
 
 It holds what must survive between runs: log offsets and measurement history (logs.py),
-alert state, the notification log and the outbox (alerts.py). Nothing is ever written on a
+alert state, the notification log and the outbox (alerts.py), the Pushgateway pushes not
+yet delivered (pushes.py). Nothing is ever written on a
 target.
 
 Several checkrun processes may share one file (cron and a hand run overlapping): WAL mode
@@ -118,6 +119,20 @@ MIGRATIONS: tuple[str, ...] = (
         next_flush_at REAL NOT NULL,   -- when the group is looked at again (group_interval)
         PRIMARY KEY (receiver, group_key)
     );
+    """,
+    """
+    CREATE TABLE push_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        destination TEXT NOT NULL,     -- digest of the Pushgateway URL (it may hold a secret)
+        grouping TEXT NOT NULL,        -- JSON: job and the grouping key's labels
+        payload BLOB NOT NULL,         -- the metrics, text exposition format
+        created_at REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        state TEXT NOT NULL DEFAULT 'pending', -- pending, delivered or failed (not retryable)
+        done_at REAL
+    );
+    CREATE INDEX push_outbox_pending ON push_outbox (state, destination, id);
     """,
 )
 
