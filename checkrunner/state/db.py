@@ -183,16 +183,16 @@ def _connect(path: str) -> sqlite3.Connection:
     directory = Path(path).parent
     if not directory.exists():
         directory.mkdir(mode=0o700, parents=True)
-    old_umask = os.umask(0o077)  # the file and its -wal/-shm companions are created private
-    try:
-        connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("PRAGMA synchronous = FULL")
-        _migrate(connection)
-    finally:
-        os.umask(old_umask)
+    # Created private before SQLite opens it: SQLite gives the -wal and -shm files the
+    # database file's own mode. No umask: it is process-wide, and a thread starting a command
+    # meanwhile would hand it the private umask.
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     os.chmod(path, 0o600)
+    connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = FULL")
+    _migrate(connection)
     return connection
 
 
