@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from typing import Any
 
 # Host key checking policies (--host-key-checking). Here rather than in ssh_known_hosts so
 # that the command line can offer them without importing hashlib and hmac.
@@ -24,6 +25,23 @@ class ExecResult:
     stdout: bytes
     stderr: bytes
     overflow: bool = False  # stdout passed MAX_OUTPUT_BYTES and the batch was stopped
+    sent_bytes: int = 0  # what went to the target for this batch (program, request)
+    received_bytes: int = 0  # what came back (stdout and stderr)
+
+
+# TransportEvent kinds: a kept connection opened for the first time, opened again after one
+# was lost or closed, and lost (its detail says why).
+EVENT_KINDS = ("connected", "reconnected", "lost")
+
+
+@dataclass(frozen=True)
+class TransportEvent:
+    """What happened to a host's kept connection; handed to Transports' on_event from the
+    host's worker thread."""
+
+    kind: str  # one of EVENT_KINDS
+    host: str
+    detail: str = ""
 
 
 class Transport(abc.ABC):
@@ -35,6 +53,20 @@ class Transport(abc.ABC):
 
         Raises Unreachable when the host or its interpreter cannot be reached.
         """
+
+    def run_kept(self, host: Any, batch: Any, timeout: float) -> ExecResult:
+        """Run `batch` (a payload.Batch) through `host`'s kept connection and live process.
+
+        Transports that keep nothing run the one-shot program."""
+        from checkrunner.transport.payload import build_payload
+
+        return self.run_batch(host, build_payload(batch), timeout)
+
+    def listen(self, on_event: Any) -> None:  # noqa: B027 - optional hook; no-op by default
+        """Report what happens to kept connections to `on_event(TransportEvent)`."""
+
+    def forget(self, host_name: str) -> None:  # noqa: B027 - optional hook; no-op by default
+        """Close the kept connections of `host_name` now."""
 
     def abort(self) -> None:  # noqa: B027 - optional hook; no-op by default
         """Stop every batch still running (Ctrl-C); their hosts end as interrupted."""
