@@ -439,3 +439,60 @@ def test_log_cursors_advance_across_kept_rounds(target: Target, tmp_path: Path):
             counts.append(check.measurements["errors"])
     assert counts == [3, 0, 2, 5]
     assert target.kinds() == ["connected"]  # all four rounds in one live process
+
+
+def test_the_live_process_retires_with_hung_threads_or_past_half_its_memory_cap():
+    """What _serve asks after each answer (run here, in this process, as on a target)."""
+    import threading
+
+    from checkrunner.modules import _batch
+
+    rss = _batch._rss_bytes()
+    assert _batch._retire_reason({"memory_limit": rss}).startswith("resident memory")
+    assert _batch._retire_reason({"memory_limit": 4 * rss}) is None
+    release = threading.Event()
+    slots = threading.BoundedSemaphore(1)
+    slots.acquire()
+    hung = _batch._CheckThread({"id": "0.0", "module": "x"}, release.wait, (), slots)
+    hung.start()
+    try:
+        assert _batch._retire_reason({"max_parallel": 1}) == "1 check threads hung"
+    finally:
+        release.set()
+        hung.join()
+    assert _batch._retire_reason({"max_parallel": 1}) is None
+
+
+def test_forget_during_a_round_stops_it_at_once(target: Target):
+    import threading
+
+    from checkrunner import catalog
+    from checkrunner.config import normalize_args
+    from checkrunner.errors import Location
+
+    args = normalize_args(catalog.get("command"), {"cmd": ["sleep", "30"]}, Location("test"))
+    slow = Batch(checks=[BatchCheck("0.0", "command", args, 20.0)])
+    transports = target.transports()
+    host = target.host()
+    outcome: list[BaseException] = []
+
+    def round_in_flight() -> None:
+        try:
+            transports.run_batch(host, slow, 25)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            outcome.append(exc)
+
+    try:
+        pid = answer_of(transports.run_batch(host, MEMORY, 30))["pid"]
+        thread = threading.Thread(target=round_in_flight)
+        thread.start()
+        time.sleep(1.0)
+        started = time.monotonic()
+        transports.forget(host.name)
+        thread.join(15)
+        assert not thread.is_alive() and time.monotonic() - started < 10
+        assert isinstance(outcome[0], Unreachable) and outcome[0].message == "interrupted"
+        wait_for(lambda: not running(pid), "the forgotten process to exit")
+        assert answer_of(transports.run_batch(host, MEMORY, 30))["pid"] != pid
+    finally:
+        transports.close()

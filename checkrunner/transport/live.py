@@ -305,26 +305,31 @@ class KeptSessions:
 
     def forget(self, host_name: str) -> None:
         """Close `host_name`'s sessions (every become level) now."""
-        with self._lock:
-            keys = [key for key in self._sessions if key[0] == host_name]
-            sessions = [self._sessions.pop(key) for key in keys]
-        for session in sessions:
-            session.channel.close(graceful=True)
+        self._close_where(lambda key: key[0] == host_name)
 
     def close(self) -> None:
         """Close every session; their processes see stdin end and exit."""
-        with self._lock:
-            sessions = list(self._sessions.values())
-            self._sessions.clear()
-        for session in sessions:
-            session.channel.close(graceful=True)
+        self._close_where(lambda key: True)
 
     def abort(self) -> None:
-        """Close every session at once (Ctrl-C)."""
+        """Stop every session at once (Ctrl-C): rounds in flight end as interrupted."""
         with self._lock:
             sessions = list(self._sessions.values())
         for session in sessions:
             session.channel.abort()
+
+    def _close_where(self, chosen: Callable[[Key], bool]) -> None:
+        with self._lock:
+            taken = [(key, self._sessions.pop(key)) for key in list(self._sessions) if chosen(key)]
+        for key, session in taken:
+            lock = self._key_lock(key)
+            if lock.acquire(blocking=False):
+                try:
+                    session.channel.close(graceful=True)
+                finally:
+                    lock.release()
+            else:  # a round is in flight: stop it; that round closes what is left
+                session.channel.abort()
 
     def _run(
         self,

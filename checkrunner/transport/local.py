@@ -151,9 +151,13 @@ class _LiveProcess(LiveChannel):
 
     def receive(self, deadline: float) -> tuple[bytes, bytes]:
         out, err = bytearray(), bytearray()
-        if not self._selector.get_map():
+        try:
+            events = self._selector.select(max(0.0, deadline - time.monotonic()))
+        except (OSError, ValueError, RuntimeError):  # closed under us (forget, close)
+            self._stdout_ended = True
             return b"", b""
-        events = self._selector.select(max(0.0, deadline - time.monotonic()))
+        if not self._selector.get_map():
+            self._stdout_ended = True
         for key, _ in events:
             while True:
                 try:

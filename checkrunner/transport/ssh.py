@@ -571,10 +571,13 @@ class _LiveSSH(LiveChannel):
         return True
 
     def receive(self, deadline: float) -> tuple[bytes, bytes]:
-        if not self._ready():
-            self._selector.select(max(0.0, deadline - time.monotonic()))
         stdout, stderr = bytearray(), bytearray()
-        _drain(self.channel, stdout, stderr)
+        try:
+            if not self._ready():
+                self._selector.select(max(0.0, deadline - time.monotonic()))
+            _drain(self.channel, stdout, stderr)
+        except (OSError, ValueError, EOFError, paramiko.SSHException):
+            self.channel.close()  # closed under us (forget, close): the stream has ended
         return bytes(stdout), bytes(stderr)
 
     def _ready(self) -> bool:
