@@ -496,3 +496,42 @@ def test_forget_during_a_round_stops_it_at_once(target: Target):
         assert answer_of(transports.run_batch(host, MEMORY, 30))["pid"] != pid
     finally:
         transports.close()
+
+
+def test_kept_connections_behind_a_jump_host_share_one_jump_connection(shared_sshd, tmp_path: Path):
+    """ProxyJump as for one-shot runs: one connection to the jump host for every target
+    behind it, and across rounds no new connection anywhere."""
+    target = Target("ssh", ssh_options(shared_sshd, tmp_path), shared_sshd)
+    jump = f"-J {shared_sshd.user}@{SSH_ADDRESSES[0]}:{shared_sshd.port}"
+    hosts = [
+        target.host(f"behind-{n}", SSH_ADDRESSES[1], ansible_ssh_common_args=jump) for n in (1, 2)
+    ]
+    mark = len(shared_sshd.log_text())
+    transports = target.transports()
+    try:
+        for _ in range(3):
+            pids = {answer_of(transports.run_batch(h, MEMORY, 30))["pid"] for h in hosts}
+            assert len(pids) == 2
+    finally:
+        transports.close()
+    log = shared_sshd.log_text()[mark:]
+    assert log.count(f" on {SSH_ADDRESSES[0]} port {shared_sshd.port}") == 1  # the jump host
+    assert log.count(f" on {SSH_ADDRESSES[1]} port {shared_sshd.port}") == 2  # one per target
+    assert target.kinds() == ["connected", "connected"]
+
+
+PYTHON36 = next(iter(sorted(Path.home().glob(".pyenv/versions/3.6.*/bin/python3"))), None)
+
+
+@pytest.mark.skipif(PYTHON36 is None, reason="no Python 3.6 interpreter on this machine")
+def test_the_live_program_serves_rounds_on_python36():
+    """Syntax checks miss 3.7+ library calls: serve real rounds from an old interpreter."""
+    target = Target("local")
+    transports = target.transports()
+    host = target.host(ansible_python_interpreter=str(PYTHON36))
+    try:
+        answers = [answer_of(transports.run_batch(host, WITH_CPU, 30), WITH_CPU) for _ in range(2)]
+    finally:
+        transports.close()
+    assert answers[0]["python"].startswith("3.6.") and answers[0]["pid"] == answers[1]["pid"]
+    assert all("result" in entry for entry in answers[1]["results"])
