@@ -55,7 +55,10 @@ def frame(body, flags=0):
 def answer(ids, flags=0):
     results = [{{"id": i, "module": "memory", "result": {{"measurements": {{"used": 1}}}}}}
                for i in ids]
-    return frame(json.dumps({{"version": 1, "pid": 4242, "results": results}}).encode(), flags)
+    body = {{"version": 1, "pid": 4242, "results": results}}
+    if flags:
+        body["retiring"] = "2 check threads hung"
+    return frame(json.dumps(body).encode(), flags)
 
 if not inp.readline().startswith(b"#CHECKRUN_LIVE"):
     inp.readline()

@@ -357,7 +357,7 @@ def test_a_retiring_target_answers_and_is_replaced_next_round(tmp_path: Path):
     finally:
         transports.close()
     assert target.kinds() == ["connected", "lost", "reconnected", "lost"]
-    assert "retired" in target.events[1].detail
+    assert target.events[1].detail == "the target process retired itself: 2 check threads hung"
 
 
 def test_a_missing_interpreter_over_a_kept_connection_is_no_python(target: Target):

@@ -242,7 +242,7 @@ class LiveSession:
     def _answered(self, frame: Frame, stderr: bytearray, sent: int, before: int) -> ExecResult:
         self.answered += 1
         if frame.flags & RETIRING:
-            self.retiring = "the target process retired itself"
+            self.retiring = f"the target process retired itself{_retire_reason(frame.body)}"
         stdout = RESULT_MARKER.encode() + frame.body + b"\n"
         received = self._reader.received - before + len(stderr)
         return ExecResult(0, stdout, bytes(stderr), sent_bytes=sent, received_bytes=received)
@@ -260,6 +260,15 @@ class LiveSession:
         return ExecResult(
             self.channel.exit_status(), b"", bytes(stderr), sent_bytes=sent, received_bytes=received
         )
+
+
+def _retire_reason(body: bytes) -> str:
+    """': why', from an answer flagged RETIRING (untrusted: a short string or nothing)."""
+    try:
+        reason = json.loads(body).get("retiring")
+    except (ValueError, AttributeError, RecursionError):
+        return ""
+    return f": {reason[:200]}" if isinstance(reason, str) else ""
 
 
 def _deadline(timeout: float) -> Unreachable:
