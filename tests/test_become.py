@@ -227,3 +227,9 @@ def test_kept_connections_become_through_sudo_with_and_without_a_password(tmp_pa
         ("connected", "password"),
         ("connected", "withsudo"),
     ]
+    with Transports(options, keep_alive=True) as transports:
+        run = run_plan(plan, RunOptions(become_password="wrong-password"), (), transports)
+    hosts = {h.host: h for h in run.hosts}
+    assert (hosts["password"].reachable, hosts["password"].reason) == (False, "sudo")
+    assert "rejected the become password" in hosts["password"].message
+    assert hosts["withsudo"].status.value == "OK"  # the unread password line is skipped
