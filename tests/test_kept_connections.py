@@ -24,6 +24,7 @@ from checkrunner.transport import (
     Batch,
     BatchCheck,
     ExecResult,
+    ProtocolError,
     Transports,
     Unreachable,
     parse_output,
@@ -358,6 +359,23 @@ def test_a_retiring_target_answers_and_is_replaced_next_round(tmp_path: Path):
         transports.close()
     assert target.kinds() == ["connected", "lost", "reconnected", "lost"]
     assert target.events[1].detail == "the target process retired itself: 2 check threads hung"
+
+
+def test_an_answer_nobody_asked_for_fails_the_next_round_and_the_host_reconnects(tmp_path: Path):
+    """Two answers to one request: the second must never pass for the next round's."""
+    script = fake_live_interpreter(tmp_path / "twice", "answer(ids) + answer(ids)")
+    target = Target("local")
+    transports = target.transports()
+    host = target.host(ansible_python_interpreter=str(script))
+    try:
+        assert answer_of(transports.run_batch(host, MEMORY, 10))["pid"] == 4242
+        time.sleep(0.2)  # the second answer has arrived
+        with pytest.raises(ProtocolError, match="bytes nobody asked for"):
+            transports.run_batch(host, MEMORY, 10)
+        assert answer_of(transports.run_batch(host, MEMORY, 10))["pid"] == 4242
+    finally:
+        transports.close()
+    assert target.kinds() == ["connected", "lost", "reconnected"]
 
 
 def test_a_missing_interpreter_over_a_kept_connection_is_no_python(target: Target):

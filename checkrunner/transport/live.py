@@ -219,9 +219,9 @@ class LiveSession:
     def exchange(self, batch: Batch, deadline: float, timeout: float) -> tuple[ExecResult, bool]:
         """(result, answered): the answer as read_answer takes it, or, when the process ended
         first, what it left (exit status, stderr); Unreachable at the deadline."""
-        data = self.request(batch)
         received_before = self._reader.received
-        stderr = bytearray()
+        stderr = bytearray(self._unasked())
+        data = self.request(batch)
         sent = self.channel.send(data, deadline)
         while True:
             frame = self._reader.next_frame() if sent else None
@@ -234,6 +234,18 @@ class LiveSession:
             out, err = self.channel.receive(deadline)
             self._reader.feed(out)
             stderr += err[: max(0, MAX_STDERR_BYTES - len(stderr))]
+
+    def _unasked(self) -> bytes:
+        """What the process wrote since its last answer: stderr is kept for this round, but
+        stdout must be empty (a second answer to one request would pass for the next one's)."""
+        if not self.answered:
+            return b""  # a fresh process: a login banner may come before the greeting
+        out, err = self.channel.receive(time.monotonic())
+        if out or self._reader.buffered:
+            raise ProtocolError(
+                f"the target sent {len(out) + self._reader.buffered} bytes nobody asked for"
+            )
+        return err[:MAX_STDERR_BYTES]
 
     @property
     def answer_started(self) -> bool:
