@@ -197,6 +197,20 @@ def test_close_leaves_no_target_process_behind(target: Target):
     assert not set(pids) & live_pids()
 
 
+def test_an_idle_live_process_leaves_and_the_next_round_reconnects(target: Target):
+    transports = Transports(
+        target.options, keep_alive=True, on_event=target.events.append, idle_timeout=1.0
+    )
+    host = target.host()
+    try:
+        pid = answer_of(transports.run_batch(host, MEMORY, 30))["pid"]
+        wait_for(lambda: not running(pid), "the idle process to leave")
+        assert answer_of(transports.run_batch(host, MEMORY, 30))["pid"] != pid
+    finally:
+        transports.close()
+    assert target.kinds() == ["connected", "lost", "reconnected"]
+
+
 def test_forget_closes_one_host_and_its_next_round_reconnects(target: Target):
     transports = target.transports()
     a, b = target.host("a"), target.host("b", SSH_ADDRESSES[1])

@@ -17,6 +17,8 @@ CHECKING_MODES = (STRICT, ACCEPT_NEW, OFF)
 # answer rejected) instead of filling the control node's memory.
 MAX_OUTPUT_BYTES = 64 * 1024**2
 MAX_STDERR_BYTES = 1024**2  # kept of stderr; a crash's traceback is far shorter
+# Kept connections: a live target process that gets no request for this long exits.
+LIVE_IDLE_TIMEOUT = 15 * 60.0
 
 
 @dataclass
@@ -62,8 +64,10 @@ class Transport(abc.ABC):
 
         return self.run_batch(host, build_payload(batch), timeout)
 
-    def listen(self, on_event: Any) -> None:  # noqa: B027 - optional hook; no-op by default
-        """Report what happens to kept connections to `on_event(TransportEvent)`."""
+    def configure_kept(self, on_event: Any, idle_timeout: float) -> None:  # noqa: B027
+        """Kept connections: report what happens to them to `on_event(TransportEvent)` (or
+        None), and let a live process that gets no request for `idle_timeout` seconds leave.
+        An optional hook; no-op by default."""
 
     def forget(self, host_name: str) -> None:  # noqa: B027 - optional hook; no-op by default
         """Close the kept connections of `host_name` now."""

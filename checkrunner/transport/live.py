@@ -38,6 +38,7 @@ from checkrunner.errors import ProtocolError, Unreachable
 from checkrunner.results import UnreachableReason
 from checkrunner.transport.answer import RESULT_MARKER
 from checkrunner.transport.base import (
+    LIVE_IDLE_TIMEOUT,
     MAX_OUTPUT_BYTES,
     MAX_STDERR_BYTES,
     ExecResult,
@@ -57,7 +58,6 @@ LIVE_GREETING = b"__CHECKRUN_LIVE__1\n"  # modules/_batch.py's LIVE_GREETING
 FRAME_HEADER = struct.Struct(">IB")  # modules/_batch.py's FRAME_HEADER
 RETIRING = 1
 MAX_NOISE_BYTES = 64 * 1024  # a login banner, a shell rc file's chatter before the greeting
-LIVE_IDLE_TIMEOUT = 15 * 60.0  # a live process nobody has asked anything for this long leaves
 KEEPALIVE_SECONDS = 15  # ssh keepalives on kept connections (ServerAliveInterval)
 
 _log = logging.getLogger(__name__)

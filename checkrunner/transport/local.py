@@ -66,8 +66,9 @@ class LocalTransport(Transport):
         deadline = time.monotonic() + timeout
         return self._kept.run(host, batch, deadline, timeout, (argv, password), open_channel)
 
-    def listen(self, on_event) -> None:
+    def configure_kept(self, on_event, idle_timeout: float) -> None:
         self._kept.on_event = on_event
+        self._kept.idle_timeout = idle_timeout
 
     def forget(self, host_name: str) -> None:
         self._kept.forget(host_name)

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any
 
 from checkrunner.errors import Unreachable
-from checkrunner.transport.base import ExecResult, Transport, TransportEvent
+from checkrunner.transport.base import LIVE_IDLE_TIMEOUT, ExecResult, Transport, TransportEvent
 from checkrunner.transport.payload import Batch, build_payload
 
 SUPPORTED_CONNECTIONS = ("local", "ssh")  # Host maps smart/paramiko/paramiko_ssh to "ssh"
@@ -32,7 +32,9 @@ class Transports:
     `ssh_options` (an SSHOptions) configures the ssh transport when it is built. `local` and
     `ssh` replace the transport built for that connection type: tests hand in an in-process
     one, a caller may share one between runs. `keep_alive` keeps connections and live target
-    processes between calls; `on_event` hears of them (TransportEvent, from worker threads).
+    processes between calls; `on_event` hears of them (TransportEvent, from worker threads);
+    a live process that gets no request for `idle_timeout` seconds exits on its own (make it
+    longer than the longest pause between two rounds of a host).
     """
 
     def __init__(
@@ -43,10 +45,12 @@ class Transports:
         ssh: Transport | None = None,
         keep_alive: bool = False,
         on_event: Callable[[TransportEvent], None] | None = None,
+        idle_timeout: float = LIVE_IDLE_TIMEOUT,
     ):
         self.ssh_options = ssh_options
         self.keep_alive = keep_alive
         self.on_event = on_event
+        self.idle_timeout = idle_timeout  # a live process without a request this long leaves
         self._given = {name: t for name, t in (("local", local), ("ssh", ssh)) if t is not None}
         self._built: dict[str, Transport] = {}
         self._lock = threading.Lock()
@@ -75,8 +79,8 @@ class Transports:
             transport = self._built.get(host.connection)
             if transport is None:
                 transport = self._given.get(host.connection) or self._build(host.connection)
-                if self.on_event is not None:
-                    transport.listen(self.on_event)
+                if self.keep_alive:
+                    transport.configure_kept(self.on_event, self.idle_timeout)
                 self._built[host.connection] = transport
             return transport
 

@@ -129,8 +129,9 @@ class SSHTransport(Transport):
                 raise failure
         return result
 
-    def listen(self, on_event: Any) -> None:
+    def configure_kept(self, on_event: Any, idle_timeout: float) -> None:
         self._kept.on_event = on_event
+        self._kept.idle_timeout = idle_timeout
 
     def forget(self, host_name: str) -> None:
         self._kept.forget(host_name)
