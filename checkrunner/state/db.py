@@ -6,6 +6,9 @@ target.
 
 Several checkrun processes may share one file (cron and a hand run overlapping): WAL mode
 lets readers go on during a write, and writers wait up to BUSY_TIMEOUT for each other.
+Threads are treated the same way: a connection belongs to the thread that opened it
+(sqlite3 refuses it anywhere else), so a thread that needs the database (watch mode's
+delivery worker) opens its own with `StateDB.reopen()` in that thread.
 """
 
 from __future__ import annotations
@@ -148,6 +151,12 @@ class StateDB:
             self._connection.execute("ROLLBACK")
             raise
         self._connection.execute("ROLLBACK" if dry_run else "COMMIT")
+
+    def reopen(self) -> StateDB:
+        """Another connection to the same file, for the calling thread (a connection is
+        used only by the thread that opened it); transactions on the two wait for each
+        other as two processes' do."""
+        return StateDB(self.path)
 
     def close(self) -> None:
         self._connection.close()
