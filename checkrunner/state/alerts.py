@@ -341,7 +341,9 @@ class Outbox:
         if row is None:
             return None
         id_, receiver, kind, index, destination, payload, attempts = row
-        return PendingMessage(id_, receiver, kind, index, destination, json.loads(payload), attempts)
+        return PendingMessage(
+            id_, receiver, kind, index, destination, json.loads(payload), attempts
+        )
 
     def pending_destinations(self) -> list[str]:
         """Every destination with a message still to deliver, the longest waiting first."""

@@ -1,0 +1,199 @@
+"""Watch mode's delivery worker against real receivers (recording webhooks on loopback): a
+receiver that is down never holds a round, what was queued meanwhile reaches it in order and
+once when it is back, stop() loses and repeats nothing, and one destination that hangs does
+not delay another."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from helpers import (
+    names,
+    outbox_states,
+    plan_from_text,
+    queue_notifications,
+    receiver_config,
+    wait_for,
+)
+from recorder import Recorder
+
+from checkrunner.alerting.delivery import DEFERRED, DELIVERED, MAX_ATTEMPTS_PER_RUN, Backoff
+from checkrunner.alerting.runtime import enqueue_run, render_receivers
+from checkrunner.alerting.worker import DeliveryWorker
+from checkrunner.results import CheckResult, HostResult, RunResult, Status
+from checkrunner.state.db import open_state
+
+QUICK = {"first_backoff": 0.1, "max_backoff": 0.5}  # a receiver back is tried again soon
+ROUNDS = 8
+TICK = 0.2  # seconds between the test's rounds
+
+
+class Events:
+    """What a worker reported through on_event, from its threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.seen: list[tuple[str, str]] = []
+
+    def __call__(self, kind: str, detail: str) -> None:
+        with self._lock:
+            self.seen.append((kind, detail))
+
+    def of(self, kind: str) -> list[str]:
+        with self._lock:
+            return [detail for seen, detail in self.seen if seen == kind]
+
+
+def _told(rec: Recorder, path: str) -> list[str]:
+    """The alert names of the notifications `path` received, in the order they came."""
+    return [r.json()["commonLabels"]["alertname"] for r in rec.requests(path)]
+
+
+def _delivered(db, count: int) -> bool:
+    return outbox_states(db) == ["delivered"] * count
+
+
+class Rounds:
+    """Watch-like rounds over a real plan: round i reports check c<i> failing, which makes
+    one new group and so one notification (group_wait 0s)."""
+
+    def __init__(self, tmp_path, url: str):
+        checks = "".join(
+            f"      - {{name: c{i}, file: {{path: /nonexistent}}}}\n" for i in range(ROUNDS)
+        )
+        playbook = (
+            f"plays:\n  - name: app\n    hosts: all\n    checks:\n{checks}"
+            f"receivers:\n  - name: hook\n    webhook_configs: [{{url: '{url}'}}]\n"
+            "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n"
+            "  group_interval: 1h\n  repeat_interval: 1h\n"
+        )
+        inventory = "all:\n  hosts:\n    web1: {ansible_connection: local}\n"
+        self.plan = plan_from_text(tmp_path, playbook, inventory)
+        self.receivers = render_receivers(self.plan.alerting)
+        self.db = open_state(str(tmp_path / "state.db"))
+
+    def loop(self, worker: DeliveryWorker | None) -> float:
+        """ROUNDS rounds, one every TICK seconds; each enqueues its alerts and wakes
+        `worker` (None: the same rounds without alerting). Returns the seconds it took."""
+        start = time.monotonic()
+        for i in range(ROUNDS):
+            check = CheckResult("web1", "app", f"c{i}", "file", Status.CRITICAL, "missing")
+            run = RunResult("playbook.yml", time.time(), hosts=[HostResult("web1", checks=[check])])
+            if worker is not None:
+                spec, receivers = self.plan.alerting, self.receivers
+                enqueue_run(self.db, spec, receivers, self.plan, run, str, group_waits=True)
+                worker.wake()
+            time.sleep(max(0.0, start + (i + 1) * TICK - time.monotonic()))
+        return time.monotonic() - start
+
+
+def test_a_receiver_that_is_down_does_not_hold_the_rounds_and_gets_everything_once_back(
+    tmp_path,
+):
+    with Recorder() as rec:
+        rounds = Rounds(tmp_path, rec.url("/hook"))
+        rec.down()  # connections refused
+        events = Events()
+        worker = DeliveryWorker(rounds.db, rounds.receivers.receivers, on_event=events, **QUICK)
+        worker.start()
+        without_alerting = rounds.loop(None)
+        with_alerting = rounds.loop(worker)
+        # Delivering in the round (process_run's one-shot way), the first round alone would
+        # have slept through the retries of its message before the next round could start.
+        backoff = Backoff()
+        inline_hold = sum(backoff.pause(None) for _ in range(MAX_ATTEMPTS_PER_RUN - 1))
+        assert with_alerting - without_alerting < inline_hold
+        wait_for(lambda: events.of(DEFERRED), "a failed attempt reported")
+        assert outbox_states(rounds.db) == ["pending"] * ROUNDS
+        assert "POST http://127.0.0.1" in events.of(DEFERRED)[0]
+
+        rec.up()
+        wait_for(lambda: _delivered(rounds.db, ROUNDS), "the queued notifications delivered")
+        assert _told(rec, "/hook") == [f"c{i}" for i in range(ROUNDS)]  # in order, once each
+        assert len(events.of(DELIVERED)) == ROUNDS
+        assert worker.stop(5)
+
+
+def test_stop_during_a_send_finishes_it_and_a_new_worker_delivers_the_rest_once(tmp_path):
+    db = open_state(str(tmp_path / "state.db"))
+    with Recorder() as rec:
+        config = receiver_config("webhook", url=rec.url("/hook"))
+        queue_notifications(db, config, names(4))
+        rec.respond("/hook", delay=1.0, times=1)  # the first send is in flight for a second
+        first = DeliveryWorker(db, {"ops": [config]}, **QUICK)
+        first.start()
+        wait_for(lambda: rec.requests("/hook"), "the first send")
+        assert first.stop(30)
+        assert outbox_states(db) == ["delivered", "pending", "pending", "pending"]
+        assert _told(rec, "/hook") == ["a0"]
+
+        second = DeliveryWorker(db, {"ops": [config]}, **QUICK)
+        second.start()  # what the first one left, without a wake
+        wait_for(lambda: _delivered(db, 4), "the rest delivered")
+        assert _told(rec, "/hook") == ["a0", "a1", "a2", "a3"]
+        assert second.stop(5)
+
+
+def test_a_worker_started_while_a_stopped_ones_send_is_in_flight_does_not_send_it_again(
+    tmp_path,
+):
+    db = open_state(str(tmp_path / "state.db"))
+    with Recorder() as rec:
+        config = receiver_config("webhook", url=rec.url("/hook"))
+        queue_notifications(db, config, names(3))
+        rec.respond("/hook", delay=2.0, times=1)
+        first = DeliveryWorker(db, {"ops": [config]}, **QUICK)
+        first.start()
+        wait_for(lambda: rec.requests("/hook"), "the first send")
+        assert not first.stop(0.05)  # its grace ran out with the send in flight
+        second = DeliveryWorker(db, {"ops": [config]}, **QUICK)
+        second.start()
+        wait_for(lambda: _delivered(db, 3), "all delivered")
+        assert _told(rec, "/hook") == ["a0", "a1", "a2"]
+        assert first.stop(10) and second.stop(5)
+
+
+def test_a_destination_that_hangs_does_not_delay_another(tmp_path):
+    db = open_state(str(tmp_path / "state.db"))
+    with Recorder() as rec:
+        hanging = receiver_config("webhook", receiver="down", url=rec.url("/hang"), timeout="60s")
+        healthy = receiver_config("webhook", receiver="up", url=rec.url("/ok"))
+        rec.respond("/hang", delay=60)  # accepts the connection, never answers
+        for n in range(3):  # queued alternately: down a0, up b0, down a1, up b1, ...
+            queue_notifications(db, hanging, [f"a{n}"])
+            queue_notifications(db, healthy, [f"b{n}"])
+        events = Events()
+        worker = DeliveryWorker(db, {"down": [hanging], "up": [healthy]}, on_event=events)
+        worker.start()
+        wait_for(lambda: len(rec.requests("/ok")) == 3, "the healthy receiver told")
+        wait_for(lambda: outbox_states(db)[1::2] == ["delivered"] * 3, "its messages delivered")
+        assert _told(rec, "/ok") == ["b0", "b1", "b2"]
+        assert _told(rec, "/hang") == ["a0"]  # its first send still hangs
+        assert outbox_states(db)[0::2] == ["pending"] * 3
+        assert events.of(DELIVERED) == ["up (webhook)"] * 3
+        rec.down()  # the hanging request ends without an answer
+        assert worker.stop(10)
+        assert outbox_states(db)[0::2] == ["pending"] * 3
+
+
+def test_events_are_masked_and_a_refusal_leaves_the_outbox(tmp_path):
+    db = open_state(str(tmp_path / "state.db"))
+    with Recorder() as rec:
+        config = receiver_config("webhook", url=rec.url("/hook-s3cr3t"))
+        queue_notifications(db, config, names(2))
+        rec.respond("/hook-s3cr3t", status=503, body="busy", times=1)
+        rec.respond("/hook-s3cr3t", status=400, body="bad request", times=1)
+        events = Events()
+        mask = lambda text: text.replace("s3cr3t", "********")  # noqa: E731
+        worker = DeliveryWorker(db, {"ops": [config]}, mask, on_event=events, **QUICK)
+        worker.start()
+        wait_for(lambda: "pending" not in outbox_states(db), "both messages done")
+        assert outbox_states(db) == ["failed", "delivered"]
+        assert worker.stop(5)
+        kinds = [kind for kind, _ in events.seen]
+        assert kinds == [DEFERRED, "delivery failed", DELIVERED]
+        details = " ".join(detail for _, detail in events.seen)
+        assert "s3cr3t" not in details and "/hook-********" in details
+        stored = db.connection.execute("SELECT last_error FROM outbox").fetchall()
+        assert all("s3cr3t" not in (error or "") for (error,) in stored)
