@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -133,9 +134,9 @@ def default_state_path() -> str:
 class StateDB:
     """An open state database; `transaction()` groups writes so they land all or nothing."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, connection: sqlite3.Connection | None = None):
         self.path = path
-        self._connection = _connect(path)
+        self._connection = connection or _connect(path)
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -155,8 +156,9 @@ class StateDB:
     def reopen(self) -> StateDB:
         """Another connection to the same file, for the calling thread (a connection is
         used only by the thread that opened it); transactions on the two wait for each
-        other as two processes' do."""
-        return StateDB(self.path)
+        other as two processes' do. The file exists and is migrated already: nothing
+        process-wide (the umask) changes under the other threads."""
+        return StateDB(self.path, _open(self.path, existing=True))
 
     def close(self) -> None:
         self._connection.close()
@@ -179,14 +181,23 @@ def _connect(path: str) -> sqlite3.Connection:
         directory.mkdir(mode=0o700, parents=True)
     old_umask = os.umask(0o077)  # the file and its -wal/-shm companions are created private
     try:
-        connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("PRAGMA synchronous = FULL")
+        connection = _open(path)
         _migrate(connection)
     finally:
         os.umask(old_umask)
     os.chmod(path, 0o600)
+    return connection
+
+
+def _open(path: str, existing: bool = False) -> sqlite3.Connection:
+    """`existing`: the file must be there (never created here, outside `_connect`'s umask)."""
+    target = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=rw" if existing else path
+    connection = sqlite3.connect(
+        target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, uri=existing
+    )
+    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = FULL")
     return connection
 
 
