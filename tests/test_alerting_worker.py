@@ -5,8 +5,12 @@ not delay another."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 from helpers import (
     names,
@@ -27,6 +31,41 @@ from checkrunner.state.db import open_state
 QUICK = {"first_backoff": 0.1, "max_backoff": 0.5}  # a receiver back is tried again soon
 ROUNDS = 8
 TICK = 0.2  # seconds between the test's rounds
+
+
+# A process that delivers until SIGTERM, then stops its worker as the watch loop does.
+WORKER_PROCESS = """
+import signal, sys, threading
+sys.path.insert(0, sys.argv[3])
+from helpers import receiver_config
+from checkrunner.alerting.worker import DeliveryWorker
+from checkrunner.state.db import open_state
+
+db = open_state(sys.argv[1])
+worker = DeliveryWorker(db, {"ops": [receiver_config("webhook", url=sys.argv[2])]})
+terminated = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: terminated.set())
+worker.start()
+print("started", flush=True)
+while not terminated.wait(0.1):
+    pass
+sys.exit(0 if worker.stop(30) else 3)
+"""
+
+
+def _worker_process(db_path: Path, url: str) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "-c", WORKER_PROCESS, str(db_path), url, str(Path(__file__).parent)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stdout.readline() == "started\n"
+    return process
+
+
+def _terminate(process: subprocess.Popen) -> int:
+    process.send_signal(signal.SIGTERM)
+    return process.wait(60)
 
 
 class Events:
@@ -197,3 +236,20 @@ def test_events_are_masked_and_a_refusal_leaves_the_outbox(tmp_path):
         assert "s3cr3t" not in details and "/hook-********" in details
         stored = db.connection.execute("SELECT last_error FROM outbox").fetchall()
         assert all("s3cr3t" not in (error or "") for (error,) in stored)
+
+
+def test_sigterm_mid_send_loses_nothing_and_sends_nothing_twice(tmp_path):
+    path = tmp_path / "state.db"
+    db = open_state(str(path))
+    with Recorder() as rec:
+        config = receiver_config("webhook", url=rec.url("/hook"))
+        queue_notifications(db, config, names(4))
+        rec.respond("/hook", delay=1.5, times=1)
+        first = _worker_process(path, rec.url("/hook"))
+        wait_for(lambda: rec.requests("/hook"), "the first send")
+        assert _terminate(first) == 0
+        assert outbox_states(db) == ["delivered", "pending", "pending", "pending"]
+        second = _worker_process(path, rec.url("/hook"))
+        wait_for(lambda: _delivered(db, 4), "the rest delivered by the next process")
+        assert _terminate(second) == 0
+        assert _told(rec, "/hook") == ["a0", "a1", "a2", "a3"]
