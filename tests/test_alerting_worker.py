@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from alertmanager import active_alertmanager_names, running_alertmanager
 from helpers import (
     names,
     outbox_states,
@@ -22,7 +23,13 @@ from helpers import (
 )
 from recorder import Recorder
 
-from checkrunner.alerting.delivery import DEFERRED, DELIVERED, MAX_ATTEMPTS_PER_RUN, Backoff
+from checkrunner.alerting.delivery import (
+    DEFAULT_BUDGET,
+    DEFERRED,
+    DELIVERED,
+    MAX_ATTEMPTS_PER_RUN,
+    Backoff,
+)
 from checkrunner.alerting.runtime import enqueue_run, render_receivers
 from checkrunner.alerting.worker import DeliveryWorker
 from checkrunner.results import CheckResult, HostResult, RunResult, Status
@@ -97,13 +104,14 @@ class Rounds:
     """Watch-like rounds over a real plan: round i reports check c<i> failing, which makes
     one new group and so one notification (group_wait 0s)."""
 
-    def __init__(self, tmp_path, url: str):
+    def __init__(self, tmp_path, receiver: str):
+        """`receiver`: the receiver `hook`'s configs, e.g. "webhook_configs: [{url: ...}]"."""
         checks = "".join(
             f"      - {{name: c{i}, file: {{path: /nonexistent}}}}\n" for i in range(ROUNDS)
         )
         playbook = (
             f"plays:\n  - name: app\n    hosts: all\n    checks:\n{checks}"
-            f"receivers:\n  - name: hook\n    webhook_configs: [{{url: '{url}'}}]\n"
+            f"receivers:\n  - name: hook\n    {receiver}\n"
             "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n"
             "  group_interval: 1h\n  repeat_interval: 1h\n"
         )
@@ -131,7 +139,7 @@ def test_a_receiver_that_is_down_does_not_hold_the_rounds_and_gets_everything_on
     tmp_path,
 ):
     with Recorder() as rec:
-        rounds = Rounds(tmp_path, rec.url("/hook"))
+        rounds = Rounds(tmp_path, f"webhook_configs: [{{url: '{rec.url('/hook')}'}}]")
         rec.down()  # connections refused
         events = Events()
         worker = DeliveryWorker(rounds.db, rounds.receivers.receivers, on_event=events, **QUICK)
@@ -253,3 +261,26 @@ def test_sigterm_mid_send_loses_nothing_and_sends_nothing_twice(tmp_path):
         wait_for(lambda: _delivered(db, 4), "the rest delivered by the next process")
         assert _terminate(second) == 0
         assert _told(rec, "/hook") == ["a0", "a1", "a2", "a3"]
+
+
+def test_a_hanging_alertmanager_replica_does_not_delay_the_real_one(tmp_path):
+    with Recorder() as hanging:
+        hanging.respond("*", delay=60)  # the second replica accepts and never answers
+        config = "route: {receiver: hook}\nreceivers: [{name: hook}]\n"
+        with running_alertmanager(tmp_path / "am", config) as url:
+            urls = f"['{url}', '{hanging.base_url}']"
+            rounds = Rounds(tmp_path, f"alertmanager_configs: [{{urls: {urls}, timeout: 60s}}]")
+            worker = DeliveryWorker(rounds.db, rounds.receivers.receivers, **QUICK)
+            worker.start()
+            without_alerting = rounds.loop(None)
+            with_alerting = rounds.loop(worker)
+            # Delivering in the round, the first round alone would wait on the hanging
+            # replica until the run's delivery budget was spent.
+            assert with_alerting - without_alerting < DEFAULT_BUDGET
+            expected = sorted(f"c{i}" for i in range(ROUNDS))
+            wait_for(
+                lambda: active_alertmanager_names(url) == expected, "every alert in Alertmanager"
+            )
+            assert len(hanging.requests()) == 1  # its first message, still unanswered
+            hanging.down()
+            assert worker.stop(10)
