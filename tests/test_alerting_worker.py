@@ -6,6 +6,7 @@ not delay another."""
 from __future__ import annotations
 
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -19,6 +20,7 @@ from helpers import (
     plan_from_text,
     queue_notifications,
     receiver_config,
+    run_checkrun,
     wait_for,
 )
 from recorder import Recorder
@@ -29,6 +31,7 @@ from checkrunner.alerting.delivery import (
     DELIVERED,
     MAX_ATTEMPTS_PER_RUN,
     Backoff,
+    Dispatcher,
 )
 from checkrunner.alerting.runtime import enqueue_run, render_receivers
 from checkrunner.alerting.worker import DeliveryWorker
@@ -284,3 +287,57 @@ def test_a_hanging_alertmanager_replica_does_not_delay_the_real_one(tmp_path):
             assert len(hanging.requests()) == 1  # its first message, still unanswered
             hanging.down()
             assert worker.stop(10)
+
+
+def test_a_one_shot_flush_leaves_the_outbox_to_a_running_worker(tmp_path):
+    state = tmp_path / "state.db"
+    db = open_state(str(state))
+    with Recorder() as rec:
+        playbook = tmp_path / "playbook.yml"
+        playbook.write_text(
+            "plays:\n  - {name: app, hosts: all, checks: [{name: c, file: {path: /x}}]}\n"
+            f"receivers:\n  - name: hook\n    webhook_configs: [{{url: '{rec.url('/hook')}'}}]\n"
+            "route: {receiver: hook}\n"
+        )
+        config = receiver_config("webhook", receiver="hook", url=rec.url("/hook"))
+        queue_notifications(db, config, names(4))
+        rec.respond("/hook", delay=2.0, times=1)  # the worker's first send is in flight
+        worker = DeliveryWorker(db, {"hook": [config]}, **QUICK)
+        worker.start()
+        wait_for(lambda: rec.requests("/hook"), "the worker's first send")
+        done = run_checkrun("notify", playbook, "--flush", "--state", state)
+        assert done.returncode == 1
+        assert "delivered 0, refused 0, left in the outbox 4" in done.stdout
+        assert "the running checkrun watch (pid " in done.stdout
+        wait_for(lambda: _delivered(db, 4), "the worker to deliver them")
+        assert _told(rec, "/hook") == ["a0", "a1", "a2", "a3"]
+        assert worker.stop(5)
+    assert stat.S_IMODE((tmp_path / "state.db.delivery").stat().st_mode) == 0o600
+
+
+def test_a_worker_waits_for_a_one_shot_run_delivering_now(tmp_path):
+    db_path = str(tmp_path / "state.db")
+    db = open_state(db_path)
+    with Recorder() as rec:
+        config = receiver_config("webhook", url=rec.url("/hook"))
+        queue_notifications(db, config, names(3))
+        rec.respond("/hook", delay=1.0, times=1)
+
+        def one_shot() -> None:
+            own = open_state(db_path)
+            try:
+                Dispatcher(own, {"ops": [config]}).deliver()
+            finally:
+                own.close()
+
+        run = threading.Thread(target=one_shot)
+        run.start()
+        wait_for(lambda: rec.requests("/hook"), "the one-shot run's first send")
+        events = Events()
+        worker = DeliveryWorker(db, {"ops": [config]}, on_event=events, **QUICK)
+        worker.start()
+        run.join()
+        wait_for(lambda: _delivered(db, 3), "all delivered")
+        assert _told(rec, "/hook") == ["a0", "a1", "a2"]
+        assert worker.stop(5)
+        assert any("delivers this outbox" in detail for detail in events.of(DEFERRED))

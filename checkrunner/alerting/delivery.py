@@ -13,7 +13,8 @@ engine from queueing the same notification twice.
 
 `Sender` is one attempt at one message under these rules; `Dispatcher` (one-shot runs,
 `notify`) drives it within a run's budget, sleeping between attempts, and watch mode's
-`DeliveryWorker` (worker.py) drives it from its own threads, never holding a round.
+`DeliveryWorker` (worker.py) drives it from its own threads, never holding a round. While a
+worker runs, one-shot runs on the same state leave the outbox to it (state/claim.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 
 from checkrunner.alerting.config import ReceiverConfig
 from checkrunner.state.alerts import Outbox, PendingMessage
+from checkrunner.state.claim import DeliveryClaim
 from checkrunner.state.db import StateDB
 from checkrunner.state.failpoints import failpoint
 
@@ -155,12 +157,26 @@ class Dispatcher:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ):
+        self.db = db
         self.outbox = Outbox(db)
         self.sender = Sender(db, receivers, mask, clock)
         self.budget = budget
         self.sleep = sleep
 
     def deliver(self) -> DeliveryReport:
+        """Everything queued, unless a watch process's worker delivers this outbox: then
+        that worker sends it (at its next look), and it is reported left in the outbox."""
+        claim = DeliveryClaim(self.db.path)
+        try:
+            if claim.share():
+                return self._deliver_all()
+            report = DeliveryReport(deferred=len(self.outbox.pending()))
+            report.errors.append(f"the running checkrun watch ({claim.holder()}) delivers them")
+            return report
+        finally:
+            claim.release()
+
+    def _deliver_all(self) -> DeliveryReport:
         report = DeliveryReport()
         deadline = time.monotonic() + self.budget
         blocked: set[str] = set()  # destinations that must wait: keeps their order

@@ -30,17 +30,16 @@ shortens a backoff: a down receiver is not tried once per round.
 
 The outbox rows are the truth: a message is pending until the commit that says its receiver
 accepted or refused it, and each thread uses its own connection to the database file (a
-connection belongs to the thread that opened it). In one process, at most one lane per
-database file and destination exists at a time, across workers: a new worker made after a
-stop() whose grace ran out waits for the old lane's send to finish and be committed, so no
-message is sent twice. As before, a crash (or another process flushing the same outbox at
-the same moment) between a receiver's acceptance and that commit sends it again: delivery is
-at least once, exactly once whenever the process stops cleanly.
+connection belongs to the thread that opened it). The worker claims the outbox
+(state/claim.py) from start() until its last send has ended, after stop() too when the grace
+ran out: a second worker (in this process or another) waits for the claim, and a one-shot
+run (`checkrun`, `notify --flush`) on the same state leaves delivery to the worker, so no
+message is sent twice while the process stops cleanly. A crash between a receiver's
+acceptance and that commit sends it again next time: delivery is at least once.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 import time
@@ -58,24 +57,15 @@ from checkrunner.alerting.delivery import (
 )
 from checkrunner.errors import ConfigError
 from checkrunner.state.alerts import Outbox
+from checkrunner.state.claim import DeliveryClaim
 from checkrunner.state.db import StateDB
 
 __all__ = ["DELIVERED", "DEFERRED", "FAILED", "DeliveryWorker"]
 
 RESCAN = 30.0  # seconds between looks at the outbox when no round woke the worker
-_LOCK_POLL = 0.2  # seconds between checks for stop() while waiting for an older lane
+_CLAIM_POLL = 0.2  # seconds between tries for the claim another worker holds
 
 EventCallback = Callable[[str, str], None]
-
-_lanes_guard = threading.Lock()
-_lane_locks: dict[tuple[str, str], threading.Lock] = {}
-
-
-def _lane_lock(path: str, destination: str) -> threading.Lock:
-    """The lock a lane holds for its destination in this database file, in this process."""
-    key = (os.path.realpath(path), destination)
-    with _lanes_guard:
-        return _lane_locks.setdefault(key, threading.Lock())
 
 
 class DeliveryWorker:
@@ -90,9 +80,11 @@ class DeliveryWorker:
         on_event: EventCallback | None = None,
         first_backoff: float = FIRST_BACKOFF,
         max_backoff: float = MAX_BACKOFF,
+        rescan: float = RESCAN,
         clock: Callable[[], float] = time.time,
     ):
         self._db = db
+        self._rescan = rescan
         self._receivers = receivers
         self._mask = mask
         self._on_event = on_event or (lambda kind, detail: None)
@@ -148,29 +140,49 @@ class DeliveryWorker:
     # -- the threads -------------------------------------------------------------------------
 
     def _watch_outbox(self, ready: threading.Event, problems: list[BaseException]) -> None:
-        """The worker's thread: a lane for every destination with messages queued, looked
-        for when a round wakes it (and every RESCAN seconds)."""
+        """The worker's thread: holds the claim, and starts a lane for every destination
+        with messages queued when a round wakes it (and every `rescan` seconds)."""
         try:
+            claim = DeliveryClaim(self._db.path)
             db = self._db.reopen()
         except (sqlite3.Error, OSError) as exc:
             problems.append(exc)
             ready.set()
             return
         ready.set()
-        outbox = Outbox(db)
-        self._wake.set()  # what an earlier process left
         try:
-            while True:
-                self._wake.wait(RESCAN)
-                self._wake.clear()
-                if self._stopping.is_set():
-                    return
-                try:
-                    self._start_lanes(outbox.pending_destinations())
-                except sqlite3.Error as exc:
-                    self._event(DEFERRED, f"cannot read the outbox: {exc}")
+            if self._take(claim):
+                self._start_lanes_when_woken(Outbox(db))
         finally:
+            with self._lock:
+                lanes = list(self._lanes.values())
+            for lane in lanes:  # the claim outlives every send in flight
+                lane.join()
+            claim.release()
             db.close()
+
+    def _take(self, claim: DeliveryClaim) -> bool:
+        """The claim, once whoever holds it lets go; False when stopped first."""
+        told = False
+        while not claim.take():
+            if not told:
+                self._event(DEFERRED, f"waiting for {claim.holder()}, which delivers this outbox")
+                told = True
+            if self._stopping.wait(_CLAIM_POLL):
+                return False
+        return True
+
+    def _start_lanes_when_woken(self, outbox: Outbox) -> None:
+        self._wake.set()  # what an earlier process left
+        while True:
+            self._wake.wait(self._rescan)
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                self._start_lanes(outbox.pending_destinations())
+            except sqlite3.Error as exc:
+                self._event(DEFERRED, f"cannot read the outbox: {exc}")
 
     def _start_lanes(self, destinations: list[str]) -> None:
         with self._lock:
@@ -186,20 +198,13 @@ class DeliveryWorker:
 
     def _lane(self, destination: str) -> None:
         """One destination's thread, while it has messages queued."""
-        lock = _lane_lock(self._db.path, destination)
         try:
-            while not lock.acquire(timeout=_LOCK_POLL):  # an older worker's lane, finishing
-                if self._stopping.is_set():
-                    return
+            db = self._db.reopen()
             try:
-                db = self._db.reopen()
-                try:
-                    self._deliver_destination(Outbox(db), db, destination)
-                finally:
-                    db.close()
+                self._deliver_destination(Outbox(db), db, destination)
             finally:
-                lock.release()
-        except sqlite3.Error as exc:  # the next wake (or RESCAN) starts the lane again
+                db.close()
+        except sqlite3.Error as exc:  # the next wake (or rescan) starts the lane again
             self._event(DEFERRED, f"cannot update the outbox: {exc}")
         finally:
             with self._lock:
