@@ -1,7 +1,8 @@
-"""Watch mode's delivery worker against real receivers (recording webhooks on loopback): a
-receiver that is down never holds a round, what was queued meanwhile reaches it in order and
-once when it is back, stop() loses and repeats nothing, and one destination that hangs does
-not delay another."""
+"""Watch mode's delivery worker against real receivers (recording webhooks on loopback, a real
+Alertmanager, the real `checkrun notify`): a receiver that is down never holds a round, what
+was queued meanwhile reaches it in order and once when it is back, stop() and SIGTERM lose
+and repeat nothing, one destination that hangs does not delay another, and a one-shot run
+on the same state never sends what the worker is sending."""
 
 from __future__ import annotations
 

@@ -110,7 +110,10 @@ class DeliveryWorker:
         self._thread.start()
         ready.wait()
         if problems:
-            raise ConfigError(f"state database {self._db.path}: {problems[0]}")
+            raise ConfigError(
+                f"state database {self._db.path}: {problems[0]}",
+                hint="give a writable path with --state PATH",
+            )
 
     def wake(self) -> None:
         """A round committed new messages: look at the outbox now. Never blocks."""
