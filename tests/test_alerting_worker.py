@@ -162,8 +162,8 @@ def test_a_receiver_that_is_down_does_not_hold_the_rounds_and_gets_everything_on
         rec.up()
         wait_for(lambda: _delivered(rounds.db, ROUNDS), "the queued notifications delivered")
         assert _told(rec, "/hook") == [f"c{i}" for i in range(ROUNDS)]  # in order, once each
+        assert worker.stop(5)  # its threads have ended: every event is in
         assert len(events.of(DELIVERED)) == ROUNDS
-        assert worker.stop(5)
 
 
 def test_stop_during_a_send_finishes_it_and_a_new_worker_delivers_the_rest_once(tmp_path):
@@ -171,7 +171,7 @@ def test_stop_during_a_send_finishes_it_and_a_new_worker_delivers_the_rest_once(
     with Recorder() as rec:
         config = receiver_config("webhook", url=rec.url("/hook"))
         queue_notifications(db, config, names(4))
-        rec.respond("/hook", delay=1.0, times=1)  # the first send is in flight for a second
+        rec.respond("/hook", delay=3.0, times=1)  # the first send is in flight for 3 s
         first = DeliveryWorker(db, {"ops": [config]}, **QUICK)
         first.start()
         wait_for(lambda: rec.requests("/hook"), "the first send")
@@ -193,7 +193,7 @@ def test_a_worker_started_while_a_stopped_ones_send_is_in_flight_does_not_send_i
     with Recorder() as rec:
         config = receiver_config("webhook", url=rec.url("/hook"))
         queue_notifications(db, config, names(3))
-        rec.respond("/hook", delay=2.0, times=1)
+        rec.respond("/hook", delay=3.0, times=1)
         first = DeliveryWorker(db, {"ops": [config]}, **QUICK)
         first.start()
         wait_for(lambda: rec.requests("/hook"), "the first send")
@@ -217,11 +217,13 @@ def test_a_destination_that_hangs_does_not_delay_another(tmp_path):
         events = Events()
         worker = DeliveryWorker(db, {"down": [hanging], "up": [healthy]}, on_event=events)
         worker.start()
+        wait_for(lambda: rec.requests("/hang"), "the hanging destination's first send")
         wait_for(lambda: len(rec.requests("/ok")) == 3, "the healthy receiver told")
         wait_for(lambda: outbox_states(db)[1::2] == ["delivered"] * 3, "its messages delivered")
         assert _told(rec, "/ok") == ["b0", "b1", "b2"]
         assert _told(rec, "/hang") == ["a0"]  # its first send still hangs
         assert outbox_states(db)[0::2] == ["pending"] * 3
+        wait_for(lambda: len(events.of(DELIVERED)) == 3, "three deliveries reported")
         assert events.of(DELIVERED) == ["up (webhook)"] * 3
         rec.down()  # the hanging request ends without an answer
         assert worker.stop(10)
@@ -256,7 +258,7 @@ def test_sigterm_mid_send_loses_nothing_and_sends_nothing_twice(tmp_path):
     with Recorder() as rec:
         config = receiver_config("webhook", url=rec.url("/hook"))
         queue_notifications(db, config, names(4))
-        rec.respond("/hook", delay=1.5, times=1)
+        rec.respond("/hook", delay=3.0, times=1)
         first = _worker_process(path, rec.url("/hook"))
         wait_for(lambda: rec.requests("/hook"), "the first send")
         assert _terminate(first) == 0
@@ -285,7 +287,8 @@ def test_a_hanging_alertmanager_replica_does_not_delay_the_real_one(tmp_path):
             wait_for(
                 lambda: active_alertmanager_names(url) == expected, "every alert in Alertmanager"
             )
-            assert len(hanging.requests()) == 1  # its first message, still unanswered
+            wait_for(hanging.requests, "the hanging replica's first message")
+            assert len(hanging.requests()) == 1  # still unanswered
             hanging.down()
             assert worker.stop(10)
 
@@ -322,7 +325,7 @@ def test_a_worker_waits_for_a_one_shot_run_delivering_now(tmp_path):
     with Recorder() as rec:
         config = receiver_config("webhook", url=rec.url("/hook"))
         queue_notifications(db, config, names(3))
-        rec.respond("/hook", delay=1.0, times=1)
+        rec.respond("/hook", delay=3.0, times=1)
 
         def one_shot() -> None:
             own = open_state(db_path)
