@@ -44,9 +44,11 @@ ROUNDS = 8
 TICK = 0.2  # seconds between the test's rounds
 
 
-# A process that delivers until SIGTERM, then stops its worker as the watch loop does.
+# A process that delivers until SIGTERM, then stops its worker as the watch loop does. The
+# handler only notes the signal: an Event.set() there can deadlock when the signal lands while
+# the main thread holds the same Event's lock inside Event.wait() (seen here: a hung child).
 WORKER_PROCESS = """
-import signal, sys, threading
+import signal, sys, time
 sys.path.insert(0, sys.argv[3])
 from helpers import receiver_config
 from checkrunner.alerting.worker import DeliveryWorker
@@ -54,12 +56,12 @@ from checkrunner.state.db import open_state
 
 db = open_state(sys.argv[1])
 worker = DeliveryWorker(db, {"ops": [receiver_config("webhook", url=sys.argv[2])]})
-terminated = threading.Event()
-signal.signal(signal.SIGTERM, lambda *_: terminated.set())
+terminated = []
+signal.signal(signal.SIGTERM, lambda *_: terminated.append(True))
 worker.start()
 print("started", flush=True)
-while not terminated.wait(0.1):
-    pass
+while not terminated:
+    time.sleep(0.1)
 sys.exit(0 if worker.stop(30) else 3)
 """
 
@@ -76,7 +78,12 @@ def _worker_process(db_path: Path, url: str) -> subprocess.Popen:
 
 def _terminate(process: subprocess.Popen) -> int:
     process.send_signal(signal.SIGTERM)
-    return process.wait(60)
+    try:
+        return process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()  # never left behind by a failing test
+        process.wait()
+        raise
 
 
 class Events:
