@@ -13,8 +13,13 @@ LoadedConfig):
     worker.wake()       # returns at once; outcome.unrenderable are this round's failures
     # on SIGHUP, once the new configuration is in:
     worker.update(new.receivers.receivers, new.masker.text)
-    # on SIGTERM/SIGINT, before db.close():
+    # on SIGTERM/SIGINT, from the loop (not inside the signal handler), before db.close():
     worker.stop(grace)  # the messages in flight finish and are committed; the rest stay queued
+
+A grace at least as long as the receivers' timeouts (10s by default) lets every send in flight
+end cleanly. The signal handler itself should only note the signal: an Event.set() in it can
+deadlock against the main thread's own Event.wait() on that Event (the handler runs in the
+main thread, which may hold the Event's lock at that moment).
 
 `on_event(kind, detail)` is called from the worker's threads with kind DELIVERED ("delivered"),
 FAILED ("delivery failed": refused for good, it left the outbox) or DEFERRED ("delivery
