@@ -98,6 +98,11 @@ def active_alerts(url: str) -> list[dict]:
         return json.loads(response.read())
 
 
+def active_alertmanager_names(url: str) -> list[str]:
+    """The alertnames of the alerts active in Alertmanager, sorted."""
+    return sorted(alert["labels"]["alertname"] for alert in active_alerts(url))
+
+
 def alert_groups(url: str) -> list[dict]:
     with urllib.request.urlopen(f"{url}/api/v2/alerts/groups", timeout=5) as response:
         return json.loads(response.read())

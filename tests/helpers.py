@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from checkrunner.alerting.config import ReceiverConfig
 from checkrunner.inventory import load_inventories
 from checkrunner.plan import Plan, PlanOptions, build_plan
 from checkrunner.playbook import load_playbook
@@ -66,6 +67,43 @@ def plan_from_text(tmp_path: Path, playbook: str, inventory: str, **options: Any
         load_inventories([str(tmp_path / "inventory.yml")]),
         PlanOptions(**options),
     )
+
+
+def receiver_config(kind: str, receiver: str = "ops", **options: Any) -> ReceiverConfig:
+    """Receiver `receiver`'s first config of `kind` with these options, checked as a
+    playbook's are (no problem allowed)."""
+    from checkrunner.alerting.receivers import get
+    from checkrunner.config.normalize import OptionSet, check_option_set
+    from checkrunner.errors import Location
+
+    owner = OptionSet(f"{kind} test", get(kind).OPTIONS)
+    values, problems = check_option_set(owner, options, Location("t.yml"), keep_templates=False)
+    assert problems == []
+    return ReceiverConfig(receiver, kind, 0, values, Location("t.yml"))
+
+
+def names(count: int) -> list[str]:
+    """Alert names a0, a1, ...: one notification each with queue_notifications."""
+    return [f"a{n}" for n in range(count)]
+
+
+def queue_notifications(db: Any, config: ReceiverConfig, alertnames: list[str]) -> None:
+    """One notification per alert name, rendered by `config` into the outbox of `db` (a
+    StateDB), in this order; each group key reads {}:{alertname="NAME"}."""
+    from checkrunner.alerting.engine import enqueue
+    from checkrunner.alerting.model import Alert, Notification
+    from checkrunner.state.alerts import AlertStore
+
+    with db.transaction() as connection:
+        for name in alertnames:
+            alert = Alert({"alertname": name, "host": "h", "severity": "critical"}, {}, 1.0)
+            notification = Notification("ops", f'{{}}:{{alertname="{name}"}}', {}, [alert])
+            enqueue(AlertStore(connection), config, config.options, notification, time.time())
+
+
+def outbox_states(db: Any) -> list[str]:
+    """The state of every outbox message, in the order they were queued."""
+    return [row[0] for row in db.connection.execute("SELECT state FROM outbox ORDER BY id")]
 
 
 def wait_for(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:

@@ -7,17 +7,17 @@ import dataclasses
 import datetime as dt
 
 import pytest
+from helpers import receiver_config
 
 from checkrunner.alerting import receivers as registry
 from checkrunner.alerting import stages
-from checkrunner.alerting.config import AlertingSpec, ReceiverConfig
+from checkrunner.alerting.config import AlertingSpec
 from checkrunner.alerting.engine import AlertEngine, keeps_alerts
 from checkrunner.alerting.matchers import parse_matchers
 from checkrunner.alerting.model import Alert, Notification
 from checkrunner.alerting.route import InhibitRule, build_route
 from checkrunner.alerting.timeinterval import NamedInterval, parse_interval
-from checkrunner.config.normalize import OptionSet, check_option_set
-from checkrunner.errors import Location, RenderError
+from checkrunner.errors import RenderError
 from checkrunner.results import CheckResult, HostResult, RunResult, Status
 from checkrunner.state.alerts import AlertStore, LogEntry, RunTimes, StoredAlert
 from checkrunner.state.db import open_state
@@ -35,15 +35,6 @@ def _alert(name: str, host: str = "web1", severity: str = "critical", **kw) -> A
 def _observation(key: CheckKey, failing: bool, for_runs: int = 1, depends_on=(), at=0.0):
     alert = _alert(key.check, key.host, starts_at=at) if failing else None
     return stages.Observation(key, failing, alert, for_runs, tuple(depends_on))
-
-
-def _config(kind: str, receiver: str = "ops", **options) -> ReceiverConfig:
-    module = registry.get(kind)
-    values, problems = check_option_set(
-        OptionSet(f"{kind} test", module.OPTIONS), options, Location("t.yml"), keep_templates=False
-    )
-    assert problems == []
-    return ReceiverConfig(receiver, kind, 0, values, Location("t.yml"))
 
 
 # -- observe_run ---------------------------------------------------------------------------
@@ -316,7 +307,7 @@ def test_for_receiver_drops_resolved_alerts_without_send_resolved():
 
 
 def test_render_messages_one_destination_per_alertmanager_replica():
-    config = _config("alertmanager", urls=["http://127.0.0.1:1", "http://127.0.0.1:2"])
+    config = receiver_config("alertmanager", urls=["http://127.0.0.1:1", "http://127.0.0.1:2"])
     module = registry.get("alertmanager")
     notification = Notification("ops", "k", {}, [_alert("disk")])
     messages = stages.render_messages(config, module, config.options, notification)
@@ -329,7 +320,7 @@ def test_render_messages_one_destination_per_alertmanager_replica():
 
 
 def test_render_messages_raises_what_cannot_be_rendered():
-    broken = _config("alertmanager", urls=["http://127.0.0.1:1"])
+    broken = receiver_config("alertmanager", urls=["http://127.0.0.1:1"])
     broken.options["urls"] = []
     with pytest.raises(RenderError):
         stages.render_messages(
@@ -341,8 +332,8 @@ def test_every_receiver_declares_whether_it_keeps_alerts():
     declared = {kind: registry.get(kind).KEEPS_ALERTS for kind in registry.kinds()}
     assert declared.pop("alertmanager") is True
     assert set(declared.values()) == {False}
-    assert keeps_alerts(_config("alertmanager", urls=["http://127.0.0.1:1"]))
-    assert not keeps_alerts(_config("webhook", url="http://127.0.0.1:1/hook"))
+    assert keeps_alerts(receiver_config("alertmanager", urls=["http://127.0.0.1:1"]))
+    assert not keeps_alerts(receiver_config("webhook", url="http://127.0.0.1:1/hook"))
 
 
 # -- the engine over a real store, the time passed in --------------------------------------
@@ -350,8 +341,8 @@ def test_every_receiver_declares_whether_it_keeps_alerts():
 
 def test_engine_runs_the_stages_over_the_store_it_is_given(tmp_path):
     route = build_route("ops", (), ("alertname",), 3600.0, False, [], None)
-    hook = _config("webhook", url="http://127.0.0.1:1/hook")
-    keeper = _config("alertmanager", urls=["http://127.0.0.1:1"])
+    hook = receiver_config("webhook", url="http://127.0.0.1:1/hook")
+    keeper = receiver_config("alertmanager", urls=["http://127.0.0.1:1"])
     spec = AlertingSpec(receivers={"ops": [hook, keeper]}, route=route)
     engine = AlertEngine(spec, spec.receivers)
     db = open_state(str(tmp_path / "state.db"))

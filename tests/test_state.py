@@ -157,3 +157,30 @@ def test_flat_history_needs_min_increase():
     zeros = [0, 0, 0, 0]
     assert detect_anomaly(3, zeros, settings) is None  # σ = 0, but not 5 above the mean
     assert detect_anomaly(6, zeros, settings) is not None
+
+
+def test_another_thread_opens_its_own_connection_to_the_same_file(tmp_path):
+    path = tmp_path / "a dir?#%" / "state.db"  # characters a file: URI must escape
+    db = open_state(str(path))
+    counted: list[int] = []
+
+    def other_thread() -> None:
+        mine = db.reopen()  # db.connection itself is refused outside the thread that opened it
+        try:
+            with mine.transaction() as connection:
+                connection.execute("INSERT INTO log_scans VALUES ('h', 'p', 'c', 1.0)")
+            counted.append(mine.connection.execute("SELECT COUNT(*) FROM log_scans").fetchone()[0])
+        finally:
+            mine.close()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join()
+    assert counted == [1]
+    assert db.connection.execute("SELECT COUNT(*) FROM log_scans").fetchone()[0] == 1
+    db.close()
+    for leftover in path.parent.iterdir():
+        leftover.unlink()
+    with pytest.raises(sqlite3.OperationalError):
+        db.reopen()  # never creates a database (only open_state does, privately)
+    assert list(path.parent.iterdir()) == []

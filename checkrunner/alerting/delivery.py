@@ -10,6 +10,11 @@ to that destination wait too.
 A crash between a receiver's acceptance and the commit that marks the message delivered
 re-sends it next run: delivery is at least once, and the notification log keeps the
 engine from queueing the same notification twice.
+
+`Sender` is one attempt at one message under these rules; `Dispatcher` (one-shot runs,
+`notify`) drives it within a run's budget, sleeping between attempts, and watch mode's
+`DeliveryWorker` (worker.py) drives it from its own threads, never holding a round. While a
+worker runs, one-shot runs on the same state leave the outbox to it (state/claim.py).
 """
 
 from __future__ import annotations
@@ -17,10 +22,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from checkrunner.alerting.config import ReceiverConfig
 from checkrunner.state.alerts import Outbox, PendingMessage
+from checkrunner.state.claim import DeliveryClaim
 from checkrunner.state.db import StateDB
 from checkrunner.state.failpoints import failpoint
 
@@ -28,6 +33,11 @@ DEFAULT_BUDGET = 30.0  # seconds a run spends delivering before leaving the rest
 FIRST_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
 MAX_ATTEMPTS_PER_RUN = 5
+
+
+DELIVERED = "delivered"
+FAILED = "delivery failed"  # refused for good: left the outbox as failed
+DEFERRED = "delivery deferred"  # to be tried again: still pending
 
 
 @dataclass
@@ -38,7 +48,106 @@ class DeliveryReport:
     errors: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """What one attempt at a message came to: DELIVERED, FAILED or DEFERRED, with a masked
+    one-line account (`summary`) and, when deferred, the destination's Retry-After."""
+
+    result: str
+    summary: str
+    retry_after: float | None = None
+
+
+@dataclass
+class Backoff:
+    """Pauses between failed attempts at one destination: doubling from `first` up to
+    `most`; a Retry-After the destination sent is waited instead."""
+
+    first: float = FIRST_BACKOFF
+    most: float = MAX_BACKOFF
+    _next: float = field(init=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        self._next = self.first
+
+    def pause(self, retry_after: float | None) -> float:
+        pause = retry_after if retry_after is not None else self._next
+        self._next = min(self._next * 2, self.most)
+        return pause
+
+    def reset(self) -> None:
+        self._next = self.first
+
+
+class Sender:
+    """One attempt at one message, recorded in the outbox on `db` (a connection of the
+    calling thread): the attempt is committed, and the message leaves the outbox when its
+    receiver accepted it or refused it for good."""
+
+    def __init__(
+        self,
+        db: StateDB,
+        receivers: dict[str, list[ReceiverConfig]],
+        mask: Callable[[str], str] = lambda text: text,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.outbox = Outbox(db)
+        self.receivers = receivers
+        self.mask = mask
+        self.clock = clock
+
+    def attempt(self, message: PendingMessage, time_left: float | None = None) -> Attempt:
+        """Send `message` once; `time_left`: the caller's budget, which shortens the
+        receiver's timeout (never under a second)."""
+        from checkrunner.alerting import receivers as registry
+
+        config = self._config(message)
+        if config is None:
+            self._finish(message, "failed", "its receiver is no longer in the configuration")
+            return Attempt(FAILED, f"{message.receiver}: receiver removed from the configuration")
+        timeout = float(config.options.get("timeout") or 10.0)
+        if time_left is not None:
+            timeout = min(timeout, max(1.0, time_left))
+        outcome = registry.get(message.kind).send(config.options, message.payload, timeout)
+        error = None if outcome.ok else self.mask(outcome.detail)
+        self.outbox.record_attempt(message.id, message.destination, error, self.clock())
+        if outcome.ok:
+            failpoint("after-send")
+            self._finish(message, "delivered", None)
+            return Attempt(DELIVERED, f"{message.receiver} ({message.kind})")
+        summary = f"{message.receiver} ({message.kind}): {error}"
+        if not outcome.retryable:
+            self._finish(message, "failed", error)
+            return Attempt(FAILED, summary)
+        return Attempt(DEFERRED, summary, outcome.retry_after)
+
+    def rate_limit_wait(self, message: PendingMessage) -> float:
+        """Seconds until the message's destination may be sent to again under its rate limit."""
+        from checkrunner.alerting import receivers as registry
+
+        limit = getattr(registry.get(message.kind), "RATE_LIMIT", None)
+        if not limit:
+            return 0.0
+        count, window = limit
+        now = self.clock()
+        sent = self.outbox.sent_since(message.destination, now - window)
+        if len(sent) < count:
+            return 0.0
+        return max(0.0, sent[len(sent) - count] + window - now)
+
+    def _config(self, message: PendingMessage) -> ReceiverConfig | None:
+        for config in self.receivers.get(message.receiver, []):
+            if config.kind == message.kind and config.index == message.config_index:
+                return config
+        return None
+
+    def _finish(self, message: PendingMessage, state: str, error: str | None) -> None:
+        self.outbox.finish(message.id, state, error, self.clock())
+
+
 class Dispatcher:
+    """The whole outbox within one run's `budget`, sleeping between attempts."""
+
     def __init__(
         self,
         db: StateDB,
@@ -50,13 +159,24 @@ class Dispatcher:
     ):
         self.db = db
         self.outbox = Outbox(db)
-        self.clock = clock
-        self.receivers = receivers
-        self.mask = mask
+        self.sender = Sender(db, receivers, mask, clock)
         self.budget = budget
         self.sleep = sleep
 
     def deliver(self) -> DeliveryReport:
+        """Everything queued, unless a watch process's worker delivers this outbox: then
+        that worker sends it (at its next look), and it is reported left in the outbox."""
+        claim = DeliveryClaim(self.db.path)
+        try:
+            if claim.share():
+                return self._deliver_all()
+            report = DeliveryReport(deferred=len(self.outbox.pending()))
+            report.errors.append(f"the running checkrun watch ({claim.holder()}) delivers them")
+            return report
+        finally:
+            claim.release()
+
+    def _deliver_all(self) -> DeliveryReport:
         report = DeliveryReport()
         deadline = time.monotonic() + self.budget
         blocked: set[str] = set()  # destinations that must wait: keeps their order
@@ -72,68 +192,25 @@ class Dispatcher:
         self, message: PendingMessage, deadline: float, report: DeliveryReport
     ) -> bool:
         """True when the message left the outbox (delivered or refused for good)."""
-        from checkrunner.alerting import receivers as registry
-
-        config = self._config(message)
-        if config is None:
-            self._finish(message, "failed", "its receiver is no longer in the configuration")
-            report.failed.append(f"{message.receiver}: receiver removed from the configuration")
-            return True
-        module = registry.get(message.kind)
-        options = config.options
-        backoff = FIRST_BACKOFF
+        backoff = Backoff()
         for _ in range(MAX_ATTEMPTS_PER_RUN):
-            wait = self._rate_limit_wait(module, message.destination)
+            wait = self.sender.rate_limit_wait(message)
             if wait and time.monotonic() + wait > deadline:
                 report.deferred += 1
                 return False
             if wait:
                 self.sleep(wait)
-            timeout = min(
-                float(options.get("timeout") or 10.0), max(1.0, deadline - time.monotonic())
-            )
-            outcome = module.send(options, message.payload, timeout)
-            self._record_attempt(message, outcome)
-            if outcome.ok:
-                failpoint("after-send")
-                self._finish(message, "delivered", None)
+            attempt = self.sender.attempt(message, deadline - time.monotonic())
+            if attempt.result == DELIVERED:
                 report.delivered += 1
                 return True
-            detail = self.mask(outcome.detail)
-            if not outcome.retryable:
-                self._finish(message, "failed", detail)
-                report.failed.append(f"{message.receiver} ({message.kind}): {detail}")
+            if attempt.result == FAILED:
+                report.failed.append(attempt.summary)
                 return True
-            report.errors.append(f"{message.receiver} ({message.kind}): {detail}")
-            pause = outcome.retry_after if outcome.retry_after is not None else backoff
-            backoff = min(backoff * 2, MAX_BACKOFF)
+            report.errors.append(attempt.summary)
+            pause = backoff.pause(attempt.retry_after)
             if time.monotonic() + pause > deadline:
                 break
             self.sleep(pause)
         report.deferred += 1
         return False
-
-    def _config(self, message: PendingMessage) -> ReceiverConfig | None:
-        for config in self.receivers.get(message.receiver, []):
-            if config.kind == message.kind and config.index == message.config_index:
-                return config
-        return None
-
-    def _rate_limit_wait(self, module: Any, destination: str) -> float:
-        """Seconds until this destination may be sent to again under its rate limit."""
-        limit = getattr(module, "RATE_LIMIT", None)
-        if not limit:
-            return 0.0
-        count, window = limit
-        now = self.clock()
-        sent = self.outbox.sent_since(destination, now - window)
-        if len(sent) < count:
-            return 0.0
-        return max(0.0, sent[len(sent) - count] + window - now)
-
-    def _record_attempt(self, message: PendingMessage, outcome: Any) -> None:
-        error = None if outcome.ok else self.mask(outcome.detail)
-        self.outbox.record_attempt(message.id, message.destination, error, self.clock())
-
-    def _finish(self, message: PendingMessage, state: str, error: str | None) -> None:
-        self.outbox.finish(message.id, state, error, self.clock())

@@ -79,7 +79,33 @@ def process_run(
     clock: Callable[[], float] = time.time,
     group_waits: bool = False,
 ) -> tuple[Outcome, DeliveryReport | None]:
-    """Alert state and notifications for one run, then delivery of the outbox.
+    """Alert state and notifications for one run (enqueue_run), then delivery of the outbox
+    within the run's budget. With `deliver` False (--no-notify) everything is decided and
+    nothing kept or sent. Watch mode calls enqueue_run and wakes its DeliveryWorker instead
+    (worker.py): a receiver that is down must not hold a round.
+    """
+    outcome = enqueue_run(db, spec, receivers, plan, run, mask, clock, group_waits, keep=deliver)
+    if not deliver:
+        return outcome, None
+    report = Dispatcher(db, receivers.receivers, mask).deliver()
+    report.failed[:0] = outcome.unrenderable
+    return outcome, report
+
+
+def enqueue_run(
+    db: StateDB,
+    spec: AlertingSpec,
+    receivers: RenderedReceivers,
+    plan,
+    run: RunResult,
+    mask: Callable[[str], str],
+    clock: Callable[[], float] = time.time,
+    group_waits: bool = False,
+    keep: bool = True,
+) -> Outcome:
+    """Alert state and notifications for one run, committed with the messages they put in
+    the outbox (in one transaction); nothing is sent. `outcome.unrenderable` (masked) are
+    the notifications a receiver could not render: kept as failed, never sent.
 
     `group_waits` (watch mode, which calls this once per round, also with a `run` that
     holds no hosts): the routes' group_wait and group_interval apply as in Alertmanager. A
@@ -87,19 +113,16 @@ def process_run(
     group_interval; a call flushes every group whose wait is over, whatever `run` holds.
     Without it (one-shot runs, cron, CI) nothing waits and every group is looked at now:
     nothing runs after a one-shot run to send what would wait, and a cron job's next run
-    is a minute or an hour away, not group_wait.
+    is a minute or an hour away, not group_wait. `keep` False: decided, then rolled back
+    (--no-notify: later runs are unaffected).
     """
     now = clock()
     observations = observe_run(run, check_settings(plan), now)
     engine = AlertEngine(spec, receivers.receivers)
-    # A dry run (--no-notify) decides everything and keeps nothing: later runs are unaffected.
-    with db.transaction(dry_run=not deliver) as connection:
+    with db.transaction(dry_run=not keep) as connection:
         outcome = engine.process(AlertStore(connection), observations, now, group_waits)
-    if not deliver:
-        return outcome, None
-    report = Dispatcher(db, receivers.receivers, mask).deliver()
-    report.failed[:0] = [mask(failure) for failure in outcome.unrenderable]
-    return outcome, report
+    outcome.unrenderable = [mask(failure) for failure in outcome.unrenderable]
+    return outcome
 
 
 def flush(db: StateDB, receivers: RenderedReceivers, mask: Callable[[str], str]) -> DeliveryReport:

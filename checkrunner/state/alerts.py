@@ -331,6 +331,30 @@ class Outbox:
             for id_, receiver, kind, index, destination, payload, attempts in rows
         ]
 
+    def next_pending(self, destination: str) -> PendingMessage | None:
+        """The oldest message still to deliver to `destination` (its order is theirs)."""
+        row = self.db.connection.execute(
+            "SELECT id, receiver, kind, config_index, destination, payload, attempts "
+            "FROM outbox WHERE state = 'pending' AND destination = ? ORDER BY id LIMIT 1",
+            (destination,),
+        ).fetchone()
+        if row is None:
+            return None
+        id_, receiver, kind, index, destination, payload, attempts = row
+        return PendingMessage(
+            id_, receiver, kind, index, destination, json.loads(payload), attempts
+        )
+
+    def pending_destinations(self) -> list[str]:
+        """Every destination with a message still to deliver, the longest waiting first."""
+        return [
+            destination
+            for (destination,) in self.db.connection.execute(
+                "SELECT destination FROM outbox WHERE state = 'pending' "
+                "GROUP BY destination ORDER BY MIN(id)"
+            )
+        ]
+
     def sent_since(self, destination: str, since: float) -> list[float]:
         """When messages to `destination` were sent after `since`, oldest first."""
         return [

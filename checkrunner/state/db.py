@@ -7,6 +7,9 @@ target.
 
 Several checkrun processes may share one file (cron and a hand run overlapping): WAL mode
 lets readers go on during a write, and writers wait up to BUSY_TIMEOUT for each other.
+Threads are treated the same way: a connection belongs to the thread that opened it
+(sqlite3 refuses it anywhere else), so a thread that needs the database (watch mode's
+delivery worker) opens its own with `StateDB.reopen()` in that thread.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -145,9 +149,9 @@ def default_state_path() -> str:
 class StateDB:
     """An open state database; `transaction()` groups writes so they land all or nothing."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, connection: sqlite3.Connection | None = None):
         self.path = path
-        self._connection = _connect(path)
+        self._connection = connection or _connect(path)
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -163,6 +167,13 @@ class StateDB:
             self._connection.execute("ROLLBACK")
             raise
         self._connection.execute("ROLLBACK" if dry_run else "COMMIT")
+
+    def reopen(self) -> StateDB:
+        """Another connection to the same file, for the calling thread (a connection is
+        used only by the thread that opened it); transactions on the two wait for each
+        other as two processes' do. The file exists and is migrated already: nothing
+        process-wide (the umask) changes under the other threads."""
+        return StateDB(self.path, _open(self.path, existing=True))
 
     def close(self) -> None:
         self._connection.close()
@@ -188,11 +199,20 @@ def _connect(path: str) -> sqlite3.Connection:
     # meanwhile would hand it the private umask.
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     os.chmod(path, 0o600)
-    connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    connection = _open(path)
+    _migrate(connection)
+    return connection
+
+
+def _open(path: str, existing: bool = False) -> sqlite3.Connection:
+    """`existing`: the file must be there (never created here, outside `_connect`)."""
+    target = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=rw" if existing else path
+    connection = sqlite3.connect(
+        target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, uri=existing
+    )
     connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     connection.execute("PRAGMA journal_mode = WAL")
     connection.execute("PRAGMA synchronous = FULL")
-    _migrate(connection)
     return connection
 
 
