@@ -25,8 +25,9 @@ from checkrunner.results import EXIT_OK
 from checkrunner.safe_text import one_line, printable
 
 if TYPE_CHECKING:
-    from checkrunner.alerting.runtime import RenderedReceivers
     from checkrunner.masking import Masker
+    from checkrunner.runner import RunOptions
+    from checkrunner.serve.rounds import LoadedConfig, Recorded
     from checkrunner.transport.ssh_config import SSHOptions
 
 
@@ -120,30 +121,56 @@ def run(cmd: RunCommand) -> int:
 
     reporters = create_reporters(cmd.reports, verbose=cmd.verbose)  # bad --report: exit 5 first
     ssh_options = _ssh_options(cmd)
+    config = load_config(cmd)
+    with errors_masked(lambda: config.masker.secrets):
+        return _run_masked(cmd, config, reporters, ssh_options)
+
+
+def load_config(cmd: RunCommand) -> LoadedConfig:
+    """The playbook, inventory and alerting read, planned and masked: from here on nothing
+    downstream sees a secret: the checks' names (what results, alerts and state rows are
+    keyed by) now, their results as they leave the run, and errors."""
+    from checkrunner.serve.rounds import LoadedConfig
+
     plan = load_plan(cmd, schema_check=False)
     become_password = _become_password(cmd)
     receivers = _receivers(plan)
     masker = _masker(plan, become_password, *(receivers.secrets if receivers else ()))
-    # From here on nothing downstream sees a secret: the checks' names (what results, alerts
-    # and state rows are keyed by) now, their results as they leave the run, and errors.
     for warning in masker.mask_identities(plan):
         _warn(warning)
-    with errors_masked(lambda: masker.secrets):
-        return _run_masked(cmd, plan, reporters, receivers, masker, become_password, ssh_options)
+    return LoadedConfig(plan, receivers, masker, become_password)
+
+
+def run_options(cmd: RunCommand, config: LoadedConfig, observe=None) -> RunOptions:
+    """How the runner runs the checks of `config` (a one-shot run's, or a watch round's)."""
+    from checkrunner.runner import RunOptions
+    from checkrunner.transport import BatchOptions
+
+    return RunOptions(
+        forks=cmd.forks,
+        host_timeout=cmd.host_timeout,
+        wait=cmd.wait,
+        wait_interval=cmd.wait_interval,
+        fail_on=cmd.fail_on,
+        become_password=config.become_password,
+        observe=observe,
+        mask=config.masker.leaving_run,
+        batch_options=BatchOptions(
+            psutil=cmd.use_psutil, nice=cmd.target_nice, memory_limit=cmd.target_memory_limit
+        ),
+    )
 
 
 def _run_masked(
-    cmd: RunCommand,
-    plan: Plan,
-    reporters: list,
-    receivers: RenderedReceivers | None,
-    masker: Masker,
-    become_password: str | None,
-    ssh_options: SSHOptions,
+    cmd: RunCommand, config: LoadedConfig, reporters: list, ssh_options: SSHOptions
 ) -> int:
-    from checkrunner.runner import RunOptions, run_plan
-    from checkrunner.transport import BatchOptions, Transports
+    """One round with every check due, then the reports: the round is recorded (log
+    offsets, alerting) by the same RoundRecorder as each round of `checkrun watch`."""
+    from checkrunner.runner import run_plan
+    from checkrunner.serve.rounds import RoundRecorder
+    from checkrunner.transport import Transports
 
+    plan = config.plan
     if cmd.list_hosts:
         return _print_hosts(plan)
     if cmd.list_checks:
@@ -153,20 +180,9 @@ def _run_masked(
     transports = Transports(ssh_options)
     transports.prepare(hp.host for hp in plan.hosts)
     db = _state_db(cmd, plan)
-    log_state = _log_state(db, plan, masker)
-    options = RunOptions(
-        forks=cmd.forks,
-        host_timeout=cmd.host_timeout,
-        wait=cmd.wait,
-        wait_interval=cmd.wait_interval,
-        fail_on=cmd.fail_on,
-        become_password=become_password,
-        observe=log_state.observe,
-        mask=masker.leaving_run,
-        batch_options=BatchOptions(
-            psutil=cmd.use_psutil, nice=cmd.target_nice, memory_limit=cmd.target_memory_limit
-        ),
-    )
+    recorder = RoundRecorder(db, config, deliver=not cmd.no_notify)
+    recorder.prepare(plan.hosts)
+    options = run_options(cmd, config, observe=recorder.log_state.observe)
     try:
         with transports:  # every connection closed as soon as the run is over
             result = run_plan(plan, options, reporters, transports)
@@ -175,10 +191,10 @@ def _run_masked(
     finally:
         for reporter in reporters:
             reporter.close()
-    # Only now, with the results recorded: a crash before this line re-reads, never skips.
-    log_state.commit()
-    if receivers is not None and db is not None and not result.interrupted:
-        _alert(db, plan, receivers, result, masker, deliver=not cmd.no_notify)
+    # Only now, with the results reported: a crash before this re-reads, never skips.
+    recorded = recorder.record(result)
+    if recorded.outcome is not None:
+        print_alerting(recorded, deliver=not cmd.no_notify)
     return result.exit_code
 
 
@@ -205,15 +221,6 @@ def _open_state(cmd: RunCommand):
     return open_state(cmd.state or default_state_path())
 
 
-def _log_state(db, plan: Plan, masker: Masker):
-    """Log checks' saved offsets injected into the plan."""
-    from checkrunner.state.logs import LogState
-
-    log_state = LogState(db, masker.text)
-    log_state.prepare(plan)
-    return log_state
-
-
 def _receivers(plan: Plan):
     if plan.alerting is None:
         return None
@@ -222,17 +229,14 @@ def _receivers(plan: Plan):
     return render_receivers(plan.alerting)
 
 
-def _alert(db, plan: Plan, receivers, result, masker, deliver: bool) -> None:
-    """Alert state, notifications and delivery; problems are warnings, never a lost result."""
+def print_alerting(recorded: Recorded, deliver: bool) -> None:
+    """What alerting did in a one-shot run; problems are warnings, never a lost result."""
     from checkrunner.alerting.engine import summarize
-    from checkrunner.alerting.runtime import process_run
 
-    outcome, report = process_run(
-        db, plan.alerting, receivers, plan, result, masker.text, deliver=deliver
-    )
-    for line in summarize(outcome):
+    for line in summarize(recorded.outcome):
         line = printable(line, newlines=False)
         print(line if deliver else f"{line} (--no-notify: nothing sent or kept)", file=sys.stderr)
+    report = recorded.report
     if report is None:
         return
     for failure in report.failed:
