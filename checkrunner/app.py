@@ -65,6 +65,18 @@ class RunCommand:
     no_notify: bool = False
 
 
+@dataclass
+class WatchCommand(RunCommand):
+    """`checkrun watch`: a run's options, plus the loop's."""
+
+    interval: float = settings.INTERVAL.default
+    listen: str = settings.LISTEN.default
+    web_config: str | None = None
+    log_format: str = settings.LOG_FORMAT.default
+    backoff_max: float = settings.BACKOFF_MAX.default
+    stop_grace: float = settings.STOP_GRACE.default
+
+
 def _warn(message: str) -> None:
     print(f"[WARNING] {printable(message, newlines=False)}", file=sys.stderr)
 
@@ -96,6 +108,7 @@ def load_plan(cmd: RunCommand, schema_check: bool = True) -> Plan:
         tags=cmd.tags,
         skip_tags=cmd.skip_tags,
         become=cmd.become,
+        interval=getattr(cmd, "interval", settings.INTERVAL.default),
     )
     plan = build_plan(playbook, inventory, options)
     masker = _masker(plan)
@@ -196,6 +209,97 @@ def _run_masked(
     if recorded.outcome is not None:
         print_alerting(recorded, deliver=not cmd.no_notify)
     return result.exit_code
+
+
+def watch(cmd: WatchCommand) -> int:
+    """`checkrun watch`: run the playbook's checks as they fall due, until SIGTERM/SIGINT."""
+    from checkrunner.masking import errors_masked
+    from checkrunner.serve.events import EventLog
+    from checkrunner.serve.http import StatusServer
+    from checkrunner.serve.rounds import RoundRecorder
+    from checkrunner.serve.status import WatchStatus
+    from checkrunner.serve.watch import Watch, WatchSettings
+
+    ssh_options = _ssh_options(cmd)
+    config = load_config(cmd)
+    events = EventLog(cmd.log_format, config.masker.text)
+    status = WatchStatus(cmd.playbook)
+    server = StatusServer(cmd.listen, status, cmd.web_config)
+    with errors_masked(lambda: config.masker.secrets):
+        transports = _kept_transports(ssh_options, status, events)
+        transports.prepare(hp.host for hp in config.plan.hosts)
+        _state_db(cmd, config.plan)  # --no-state with alerting: exit 5
+        db = None if cmd.no_state else _open_state(cmd)  # also for the hosts' backoffs
+        recorder = RoundRecorder(
+            db, config, deliver=not cmd.no_notify, group_waits=True, status=status
+        )
+        loop = Watch(
+            config,
+            load=lambda: _reload_config(cmd),
+            options=lambda cfg, rec: run_options(cmd, cfg, observe=_observer(rec)),
+            transports=transports,
+            recorder=recorder,
+            status=status,
+            events=events,
+            settings=WatchSettings(backoff_max=cmd.backoff_max, stop_grace=cmd.stop_grace),
+        )
+        server.start()
+        address = cmd.listen.rpartition(":")[0]
+        events.emit("listening", f"http://{address}:{server.port}/metrics")
+        try:
+            code = loop.run()
+        finally:
+            server.close()
+            if db is not None:
+                db.close()
+    _exit_past_abandoned_hosts(code)
+    return code
+
+
+def _reload_config(cmd: WatchCommand) -> LoadedConfig:
+    """SIGHUP: the playbook, inventory and alerting read again (ConfigError when broken)."""
+    from checkrunner.masking import errors_masked
+
+    config = load_config(cmd)
+    with errors_masked(lambda: config.masker.secrets):
+        _ssh_options(cmd)
+    return config
+
+
+def _observer(recorder):
+    """The runner's observe hook, through the recorder's current log state (replaced on
+    reload)."""
+    return lambda check, raw: recorder.log_state.observe(check, raw)
+
+
+def _kept_transports(ssh_options: SSHOptions, status, events):
+    """Transports that keep one connection per host across rounds, with their connection
+    events logged and reconnects counted. `keep_alive` and `on_event` come with branch
+    live; before it is merged, the Transports of main (a connection per batch) serve."""
+    import inspect
+
+    from checkrunner.transport import Transports
+
+    def on_event(event) -> None:
+        events.emit(event.kind, event.detail, host=event.host)
+        if event.kind == "reconnected":
+            status.count_reconnect(events.mask(event.host))
+
+    if "keep_alive" in inspect.signature(Transports).parameters:
+        return Transports(ssh_options, keep_alive=True, on_event=on_event)
+    return Transports(ssh_options)
+
+
+def _exit_past_abandoned_hosts(code: int) -> None:
+    """Host workers abandoned at the end of the grace period may still be blocked in a
+    socket read; the interpreter would wait for them at exit. Everything is committed and
+    closed by now: leave without waiting."""
+    import threading
+
+    if any(t.name.startswith("host") and t.is_alive() for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def _state_db(cmd: RunCommand, plan: Plan):
