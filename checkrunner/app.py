@@ -382,12 +382,31 @@ def notify(cmd: RunCommand, flush: bool, test_receiver: str | None) -> int:
 
 
 def alerts(cmd: RunCommand) -> int:
-    """`checkrun alerts`: what is firing, failing towards `for`, and undelivered."""
+    """`checkrun alerts`: what is firing, failing towards `for`, undelivered, and which hosts
+    watch mode is backing off from."""
     from checkrunner.alerting.runtime import alert_listing
 
     db = _open_state(cmd)
-    print("\n".join(printable(line, newlines=False) for line in alert_listing(db)))
+    lines = [*alert_listing(db), *_backoff_listing(db)]
+    print("\n".join(printable(line, newlines=False) for line in lines))
     return EXIT_OK
+
+
+def _backoff_listing(db) -> list[str]:
+    """Hosts whose circuit breaker a watch process holds open, and until when."""
+    import time
+
+    from checkrunner.state.breakers import BackoffStore
+
+    backoffs = BackoffStore(db).all()
+    lines = [f"backing off ({len(backoffs)}):"]
+    for backoff in backoffs:
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(backoff.next_attempt_at))
+        lines.append(
+            f"  {backoff.host}: {backoff.failures} failed attempt(s) in a row, next attempt at "
+            f"{at}: {backoff.reason}: {backoff.message}"
+        )
+    return lines
 
 
 def _inventory_secrets(plan: Plan) -> list[str]:
