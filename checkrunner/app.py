@@ -252,7 +252,6 @@ def watch(cmd: WatchCommand) -> int:
             server.close()
             if db is not None:
                 db.close()
-    _exit_past_abandoned_hosts(code)
     return code
 
 
@@ -288,18 +287,6 @@ def _kept_transports(ssh_options: SSHOptions, status, events):
     if "keep_alive" in inspect.signature(Transports).parameters:
         return Transports(ssh_options, keep_alive=True, on_event=on_event)
     return Transports(ssh_options)
-
-
-def _exit_past_abandoned_hosts(code: int) -> None:
-    """Host workers abandoned at the end of the grace period may still be blocked in a
-    socket read; the interpreter would wait for them at exit. Everything is committed and
-    closed by now: leave without waiting."""
-    import threading
-
-    if any(t.name.startswith("host") and t.is_alive() for t in threading.enumerate()):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
 
 
 def _state_db(cmd: RunCommand, plan: Plan):

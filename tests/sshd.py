@@ -142,6 +142,19 @@ def running_sshd(
         server.stop()
 
 
+def restart_sshd(server: SSHServer) -> None:
+    """Start a stopped server again on the same port with the same keys and config (a target
+    back after a crash or a reboot)."""
+    with server.log.open("ab") as log:
+        server.process = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(server.config)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+    _wait_until_listening(server)
+
+
 def _prepare(directory: Path, addresses: list[str]) -> SSHServer:
     server = SSHServer(
         directory=directory,

@@ -1,0 +1,317 @@
+"""`checkrun watch` as a process: rounds on real sshd hosts and locally, a hung host skipped
+and counted while the others go on, the circuit breaker against an sshd that is stopped and
+restarted, adaptive intervals, SIGTERM during a round with a log writer running (every line
+counted exactly once across watch and a later run), SIGHUP with a broken and a good playbook.
+
+What the process does is read from its JSON events log on stderr, from files its checks
+write (each run of a `command` check appends a line), and from the state database.
+Waits poll with generous limits; no assertion depends on a tight timing band.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import CHECKRUN, Writer, run_checkrun, wait_for
+from sshd import SSHServer, restart_sshd, running_sshd, sshd_available
+
+SSH_ADDRESSES = ["127.0.41.1", "127.0.41.2"]
+EXIT_WAIT = 60.0
+
+
+class WatchProcess:
+    """A running `checkrun watch`, its events (the JSON lines of its stderr) collected."""
+
+    def __init__(self, *args: Any, cwd: Path | None = None):
+        self.process = subprocess.Popen(
+            [CHECKRUN, "watch", *map(str, args), "--listen", "127.0.0.1:0", "--log-format", "json"],
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
+        self.events: list[dict[str, Any]] = []
+        self.other: list[str] = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stderr:
+            with self._lock:
+                try:
+                    self.events.append(json.loads(line))
+                except ValueError:
+                    self.other.append(line)
+
+    def of(self, event: str, **fields: Any) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                e
+                for e in self.events
+                if e["event"] == event and all(e.get(k) == v for k, v in fields.items())
+            ]
+
+    def wait_event(self, event: str, timeout: float = 60.0, **fields: Any) -> dict[str, Any]:
+        return wait_for(lambda: (self.of(event, **fields) or [None])[-1], event, timeout)
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def stop(self) -> int:
+        self.signal(signal.SIGTERM)
+        code = self.process.wait(timeout=EXIT_WAIT)
+        self._reader.join(timeout=10)
+        return code
+
+    def __enter__(self) -> WatchProcess:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def appender(name: str, folder: Path, interval: str, extra: str = "") -> str:
+    """A check that appends a line with the time to folder/<host>.<name> on every run."""
+    return (
+        f"    - name: {name}\n"
+        f"      command: {{cmd: 'date +%s.%N >> {folder}/{{{{ inventory_hostname }}}}.{name}',"
+        f" shell: true}}\n"
+        f"      interval: {interval}\n{extra}"
+    )
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[SSHServer]:
+    if not sshd_available():
+        pytest.skip("sshd is not installed")
+    with running_sshd(tmp_path_factory.mktemp("sshd"), SSH_ADDRESSES) as running:
+        yield running
+
+
+def ssh_inventory(tmp_path: Path, server: SSHServer, local: bool = True) -> Path:
+    hosts = "".join(
+        f"    t{n}: {{ansible_host: {address}, ansible_port: {server.port}, "
+        f"ansible_user: {server.user}, ansible_ssh_private_key_file: {server.client_key}}}\n"
+        for n, address in enumerate(server.addresses)
+    )
+    if local:
+        hosts += "    here: {ansible_connection: local}\n"
+    path = tmp_path / "inventory.yml"
+    path.write_text(f"all:\n  hosts:\n{hosts}")
+    return path
+
+
+def ssh_args(tmp_path: Path, server: SSHServer) -> list[str]:
+    known = server.write_known_hosts(tmp_path / "known_hosts")
+    return ["--known-hosts", str(known), "--ssh-config", "none"]
+
+
+def test_rounds_run_at_the_interval_on_sshd_hosts_and_locally(tmp_path, server):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    playbook = tmp_path / "p.yml"
+    playbook.write_text("- hosts: all\n  checks:\n" + appender("beat", runs, "1s"))
+    inventory = ssh_inventory(tmp_path, server)
+    args = [playbook, "-i", inventory, "--state", tmp_path / "s.db", *ssh_args(tmp_path, server)]
+    with WatchProcess(*args) as watch:
+        watch.wait_event("start")
+        for host in ("t0", "t1", "here"):
+            wait_for(lambda h=host: len(lines(runs / f"{h}.beat")) >= 5, f"5 rounds on {host}")
+        assert watch.stop() == 0
+    for host in ("t0", "t1", "here"):
+        times = [float(t) for t in lines(runs / f"{host}.beat")]
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        # one run per interval, never stacked (a run's own start-up, the first ssh
+        # handshake, shifts when its command runs, not the schedule)
+        assert sum(gaps) / len(gaps) > 0.85 and min(gaps) > 0.4, (host, gaps)
+    assert watch.of("stop")[0]["abandoned"] == 0
+    assert not watch.of("backoff") and not watch.of("skipped")
+
+
+def test_a_hung_host_is_skipped_and_counted_while_the_others_go_on(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(
+        "all:\n  hosts:\n"
+        "    slow: {ansible_connection: local, nap: 12}\n"
+        "    fast: {ansible_connection: local, nap: 0}\n"
+    )
+    playbook = tmp_path / "p.yml"
+    playbook.write_text(
+        "- hosts: all\n  checks:\n"
+        "    - name: nap\n"
+        "      command: {cmd: 'sleep {{ nap }}', shell: true}\n"
+        "      interval: 1s\n" + appender("beat", runs, "1s")
+    )
+    args = [playbook, "-i", inventory, "--no-state", "--stop-grace", "1s"]
+    with WatchProcess(*args) as watch:
+        watch.wait_event("skipped", host="slow")
+        # while slow hangs in its first round, fast goes on: five rounds, none skipped
+        wait_for(lambda: len(lines(runs / "fast.beat")) >= 5, "five rounds on fast")
+        # slow is still in its first round (its batch holds the 12 s nap): one beat at most
+        assert len(lines(runs / "slow.beat")) <= 1
+        wait_for(lambda: len(watch.of("skipped", host="slow")) >= 3, "three skipped rounds")
+        assert not watch.of("skipped", host="fast")
+        stopping = time.monotonic()
+        assert watch.stop() == 0  # the hung host is abandoned after the 1 s grace
+        assert time.monotonic() - stopping < 20
+        assert watch.of("stop")[0]["abandoned"] == 1
+
+
+def alerts_listing(state: Path) -> str:
+    done = run_checkrun("alerts", "--state", state)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_breaker_backs_off_an_unreachable_host_and_a_probe_closes_it(tmp_path_factory):
+    if not sshd_available():
+        pytest.skip("sshd is not installed")
+    tmp_path = tmp_path_factory.mktemp("breaker")
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    with running_sshd(tmp_path / "sshd", ["127.0.42.1"]) as target:
+        inventory = ssh_inventory(tmp_path, target)
+        playbook = tmp_path / "p.yml"
+        playbook.write_text("- hosts: all\n  checks:\n" + appender("beat", runs, "1s"))
+        state = tmp_path / "s.db"
+        args = [playbook, "-i", inventory, "--state", state, "--backoff-max", "4s"]
+        with WatchProcess(*args, *ssh_args(tmp_path, target)) as watch:
+            wait_for(lambda: len(lines(runs / "t0.beat")) >= 2, "two rounds on t0")
+            target.stop()
+            stopped_at = time.time()
+            wait_for(lambda: len(watch.of("backoff", host="t0")) >= 4, "four failed attempts", 90)
+            attempts = watch.of("backoff", host="t0")
+            assert [a["failures"] for a in attempts[:4]] == [1, 2, 3, 4]
+            said = [a["message"].rsplit("next attempt in ", 1)[1] for a in attempts[:4]]
+            assert said == ["2s", "4s", "4s", "4s"]  # doubling from 1s, capped at 4s
+            # between attempts the host is not tried: far fewer attempts than rounds due
+            elapsed = time.time() - stopped_at
+            assert len(attempts) <= elapsed / 2 + 1
+            assert len(watch.of("half-open", host="t0")) >= 3
+            listing = alerts_listing(state)
+            assert "backing off (1):" in listing and "t0: " in listing, listing
+            # the other hosts never waited for it
+            before = len(lines(runs / "here.beat"))
+            wait_for(lambda: len(lines(runs / "here.beat")) >= before + 3, "rounds on here")
+            assert not watch.of("backoff", host="here")
+            restart_sshd(target)
+            watch.wait_event("closed", host="t0", timeout=30)
+            beats = len(lines(runs / "t0.beat"))
+            wait_for(lambda: len(lines(runs / "t0.beat")) >= beats + 2, "rounds on t0 again")
+            assert "backing off (0):" in alerts_listing(state)
+            assert watch.stop() == 0
+
+
+def test_adaptive_intervals_sample_a_failing_check_faster_than_a_stable_one(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    playbook = tmp_path / "p.yml"
+    adaptive = "{min: 1s, max: 16s}"
+    playbook.write_text(
+        "- hosts: localhost\n  checks:\n"
+        + appender("stable", runs, adaptive)
+        + "    - name: failing\n"
+        f"      command: {{cmd: 'date +%s.%N >> {runs}/failing; exit 2', shell: true}}\n"
+        f"      interval: {adaptive}\n"
+    )
+    with WatchProcess(playbook, "--no-state") as watch:
+        wait_for(lambda: len(lines(runs / "failing")) >= 12, "twelve runs of the failing check")
+        assert watch.stop() == 0
+    stable = [float(t) for t in lines(runs / "localhost.stable")]
+    failing = [float(t) for t in lines(runs / "failing")]
+    # the stable check backs off 1s, 2s, 4s, 8s...: a handful of runs in the same time
+    assert len(stable) <= 6, stable
+    gaps = [b - a for a, b in zip(stable, stable[1:])]
+    assert len(gaps) >= 2 and all(b > 1.6 * a for a, b in zip(gaps, gaps[1:])), gaps
+    failing_gaps = [b - a for a, b in zip(failing, failing[1:])]
+    assert max(failing_gaps) < 3.0, failing_gaps  # held at min (1 s) while it fails
+
+
+def history_total(state: Path, check: str) -> float:
+    """The lines the log check counted so far (each scan's count is one history row)."""
+    if not state.exists():
+        return 0.0
+    with sqlite3.connect(state) as db:
+        try:
+            (total,) = db.execute(
+                "SELECT COALESCE(SUM(value), 0) FROM history WHERE check_name = ?", (check,)
+            ).fetchone()
+        except sqlite3.OperationalError:  # not migrated yet
+            return 0.0
+    return total
+
+
+def test_sigterm_mid_round_loses_and_doubles_no_log_line(tmp_path):
+    log = tmp_path / "app.log"
+    writer = Writer(log)
+    try:
+        playbook = tmp_path / "p.yml"
+        playbook.write_text(
+            "- hosts: localhost\n  checks:\n"
+            "    - name: app log\n"
+            f"      log: {{path: {log}, start: beginning, patterns: [{{name: every, regex: '.'}}]}}\n"
+            "      interval: 1s\n"
+            "    - name: slow round\n"
+            "      command: {cmd: 'sleep 0.7'}\n"
+            "      interval: 1s\n"
+        )
+        state = tmp_path / "s.db"
+        with WatchProcess(playbook, "--state", state) as watch:
+            wait_for(lambda: history_total(state, "app log") > 100, "counted log lines")
+            time.sleep(1.3)  # lands within a round (0.7 s of every second)
+            assert watch.stop() == 0
+        written, _ = writer.stop()
+    finally:
+        writer.kill()
+    counted_by_watch = history_total(state, "app log")
+    assert 0 < counted_by_watch < written
+    done = run_checkrun(playbook, "--state", state)
+    assert done.returncode == 0, done.stderr
+    assert history_total(state, "app log") == written
+
+
+def test_sighup_keeps_the_old_config_on_a_broken_one_and_applies_a_good_one(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    playbook = tmp_path / "p.yml"
+    good = "- hosts: localhost\n  checks:\n"
+    playbook.write_text(good + appender("old", runs, "1s"))
+    with WatchProcess(playbook, "--no-state") as watch:
+        wait_for(lambda: len(lines(runs / "localhost.old")) >= 2, "rounds of the old check")
+        playbook.write_text(good + appender("new", runs, "1s") + "      retries: many\n")
+        watch.signal(signal.SIGHUP)
+        failed = watch.wait_event("reload-failed")
+        assert f"{playbook}:6:16:" in failed["message"] and "retries" in failed["message"], failed
+        before = len(lines(runs / "localhost.old"))
+        wait_for(lambda: len(lines(runs / "localhost.old")) >= before + 2, "the old config runs")
+        assert not (runs / "localhost.new").exists()
+        playbook.write_text(good + appender("new", runs, "1s"))
+        watch.signal(signal.SIGHUP)
+        watch.wait_event("reload")
+        wait_for(lambda: len(lines(runs / "localhost.new")) >= 2, "rounds of the new check")
+        stopped = len(lines(runs / "localhost.old"))
+        time.sleep(2.5)
+        assert len(lines(runs / "localhost.old")) <= stopped + 1  # at most one in flight
+        assert watch.process.poll() is None
+        assert watch.stop() == 0
