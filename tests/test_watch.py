@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from helpers import CHECKRUN, Writer, run_checkrun, wait_for
+from recorder import Recorder
 from sshd import SSHServer, restart_sshd, running_sshd, sshd_available
 
 SSH_ADDRESSES = ["127.0.41.1", "127.0.41.2"]
@@ -315,3 +316,39 @@ def test_sighup_keeps_the_old_config_on_a_broken_one_and_applies_a_good_one(tmp_
         assert len(lines(runs / "localhost.old")) <= stopped + 1  # at most one in flight
         assert watch.process.poll() is None
         assert watch.stop() == 0
+
+
+def test_heartbeats_fire_on_the_third_missed_beat_and_recover_next_round(tmp_path):
+    interval = 2.0
+    with Recorder() as service, Recorder() as receiver:
+        playbook = tmp_path / "p.yml"
+        playbook.write_text(
+            "plays:\n  - hosts: localhost\n    checks:\n"
+            "      - name: app health\n"
+            f"        http: {{url: '{service.url('/health')}', timeout: 1s}}\n"
+            f"        interval: {interval:g}s\n"
+            "        for: 3\n"
+            "receivers:\n"
+            f"  - {{name: hook, webhook_configs: [{{url: '{receiver.url('/hook')}'}}]}}\n"
+            "route: {receiver: hook, group_by: [alertname], group_wait: 0s, group_interval: 1s}\n"
+        )
+        with WatchProcess(playbook, "--state", tmp_path / "s.db") as watch:
+            wait_for(lambda: len(service.requests("/health")) >= 2, "two healthy beats")
+            service.down()
+            down_at = time.monotonic()
+            wait_for(lambda: receiver.requests("/hook"), "the alert", 60)
+            fired_after = time.monotonic() - down_at
+            [firing] = [r.json() for r in receiver.requests("/hook")]
+            assert firing["status"] == "firing"
+            assert firing["alerts"][0]["labels"]["alertname"] == "app health"
+            # the third missed beat: two intervals after the first miss at the earliest
+            assert fired_after >= 2 * interval - 0.5, fired_after
+            service.up()
+            up_at = time.monotonic()
+            wait_for(lambda: len(receiver.requests("/hook")) >= 2, "the recovery notice", 60)
+            recovered_after = time.monotonic() - up_at
+            resolved = receiver.requests("/hook")[1].json()
+            assert resolved["status"] == "resolved"
+            assert recovered_after < 30, recovered_after  # the next round, not the next for:
+            assert watch.stop() == 0
+        assert len(receiver.requests("/hook")) == 2  # nothing sent twice
