@@ -352,3 +352,25 @@ def test_heartbeats_fire_on_the_third_missed_beat_and_recover_next_round(tmp_pat
             assert recovered_after < 30, recovered_after  # the next round, not the next for:
             assert watch.stop() == 0
         assert len(receiver.requests("/hook")) == 2  # nothing sent twice
+
+
+@pytest.mark.parametrize(
+    ("playbook_text", "args", "words"),
+    [
+        ("- hosts: localhost\n  checks:\n    - {load: {}, interval: 2x}\n", [], "p.yml:3:28:"),
+        ("- hosts: localhost\n  checks:\n    - {load: {}}\n", ["--interval", "10ms"], "1s to 1d"),
+        (
+            "plays:\n  - hosts: localhost\n    checks:\n      - {load: {}}\n"
+            "receivers: [{name: r, webhook_configs: [{url: 'http://127.0.0.1:9/'}]}]\n"
+            "route: {receiver: r}\n",
+            ["--no-state"],
+            "--no-state",
+        ),
+    ],
+)
+def test_watch_refuses_bad_input_before_it_starts(tmp_path, playbook_text, args, words):
+    playbook = tmp_path / "p.yml"
+    playbook.write_text(playbook_text)
+    done = run_checkrun("watch", playbook, "--listen", "127.0.0.1:0", *args, timeout=60)
+    assert done.returncode == 5, done.stderr
+    assert words in done.stderr and "Traceback" not in done.stderr, done.stderr
