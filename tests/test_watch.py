@@ -141,11 +141,12 @@ def test_rounds_run_at_the_interval_on_sshd_hosts_and_locally(tmp_path, server):
     for host in ("t0", "t1", "here"):
         times = [float(t) for t in lines(runs / f"{host}.beat")]
         gaps = [b - a for a, b in zip(times, times[1:])]
-        # one run per interval, never stacked (a run's own start-up, the first ssh
-        # handshake, shifts when its command runs, not the schedule)
-        assert sum(gaps) / len(gaps) > 0.85 and min(gaps) > 0.4, (host, gaps)
+        # one run per interval, never stacked; the first round's connecting delays when its
+        # command runs, not the schedule (the second round keeps to the grid)
+        assert min(gaps[1:]) > 0.8 and max(gaps[1:]) < 2.5, (host, gaps)
     assert watch.of("stop")[0]["abandoned"] == 0
-    assert not watch.of("backoff") and not watch.of("skipped")
+    # (a first round slower than 1 s, connecting, may be skipped once: that is its job)
+    assert not watch.of("backoff")
 
 
 def test_a_hung_host_is_skipped_and_counted_while_the_others_go_on(tmp_path):
@@ -199,7 +200,7 @@ def test_breaker_backs_off_an_unreachable_host_and_a_probe_closes_it(tmp_path_fa
         args = [playbook, "-i", inventory, "--state", state, "--backoff-max", "4s"]
         with WatchProcess(*args, *ssh_args(tmp_path, target)) as watch:
             wait_for(lambda: len(lines(runs / "t0.beat")) >= 2, "two rounds on t0")
-            target.stop()
+            target.crash()
             stopped_at = time.time()
             wait_for(lambda: len(watch.of("backoff", host="t0")) >= 4, "four failed attempts", 90)
             attempts = watch.of("backoff", host="t0")
