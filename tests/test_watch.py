@@ -3,7 +3,8 @@ and counted while the others go on, the circuit breaker against an sshd that is 
 restarted, adaptive intervals, SIGTERM during a round with a log writer running (every line
 counted exactly once across watch and a later run), SIGHUP with a broken and a good playbook.
 
-What the process does is read from its JSON events log on stderr, from files its checks
+What the process does is read from its JSON events log on stderr, its /metrics (WatchStatus,
+from branch prom), from files its checks
 write (each run of a `command` check appends a line), and from the state database.
 Waits poll with generous limits; no assertion depends on a tight timing band.
 """
@@ -17,12 +18,14 @@ import sqlite3
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers import CHECKRUN, Writer, run_checkrun, wait_for
+from prometheus_client.parser import text_string_to_metric_families
 from recorder import Recorder
 from sshd import SSHServer, restart_sshd, running_sshd, sshd_available
 
@@ -70,6 +73,19 @@ class WatchProcess:
 
     def signal(self, signum: int) -> None:
         self.process.send_signal(signum)
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        """A sample of /metrics (scraped now), None when it is not exported."""
+        url = self.wait_event("listening")["message"]
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            text = answer.read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    return sample.value
+        return None
 
     def stop(self) -> int:
         self.signal(signal.SIGTERM)
@@ -174,6 +190,8 @@ def test_a_hung_host_is_skipped_and_counted_while_the_others_go_on(tmp_path):
         assert len(lines(runs / "slow.beat")) <= 1
         wait_for(lambda: len(watch.of("skipped", host="slow")) >= 3, "three skipped rounds")
         assert not watch.of("skipped", host="fast")
+        assert watch.metric("checkrun_skipped_rounds_total", host="slow") >= 3
+        assert not watch.metric("checkrun_skipped_rounds_total", host="fast")
         stopping = time.monotonic()
         assert watch.stop() == 0  # the hung host is abandoned after the 1 s grace
         assert time.monotonic() - stopping < 20
@@ -213,6 +231,9 @@ def test_breaker_backs_off_an_unreachable_host_and_a_probe_closes_it(tmp_path_fa
             assert len(watch.of("half-open", host="t0")) >= 3
             listing = alerts_listing(state)
             assert "backing off (1):" in listing and "t0: " in listing, listing
+            assert watch.metric("checkrun_host_backoff_seconds", host="t0") == 4.0
+            assert watch.metric("checkrun_host_consecutive_failures", host="t0") >= 4
+            assert watch.metric("checkrun_host_up", host="t0") == 0.0
             # the other hosts never waited for it
             before = len(lines(runs / "here.beat"))
             wait_for(lambda: len(lines(runs / "here.beat")) >= before + 3, "rounds on here")
@@ -222,6 +243,8 @@ def test_breaker_backs_off_an_unreachable_host_and_a_probe_closes_it(tmp_path_fa
             beats = len(lines(runs / "t0.beat"))
             wait_for(lambda: len(lines(runs / "t0.beat")) >= beats + 2, "rounds on t0 again")
             assert "backing off (0):" in alerts_listing(state)
+            assert not watch.metric("checkrun_host_backoff_seconds", host="t0")
+            assert watch.metric("checkrun_host_up", host="t0") == 1.0
             assert watch.stop() == 0
 
 
@@ -239,7 +262,12 @@ def test_adaptive_intervals_sample_a_failing_check_faster_than_a_stable_one(tmp_
     )
     with WatchProcess(playbook, "--no-state") as watch:
         wait_for(lambda: len(lines(runs / "failing")) >= 12, "twelve runs of the failing check")
+        exported = {
+            name: watch.metric("checkrun_check_interval_seconds", check=name)
+            for name in ("stable", "failing")
+        }
         assert watch.stop() == 0
+    assert exported["failing"] == 1.0 and exported["stable"] >= 4.0, exported
     stable = [float(t) for t in lines(runs / "localhost.stable")]
     failing = [float(t) for t in lines(runs / "failing")]
     # the stable check backs off 1s, 2s, 4s, 8s...: a handful of runs in the same time
@@ -305,6 +333,7 @@ def test_sighup_keeps_the_old_config_on_a_broken_one_and_applies_a_good_one(tmp_
         watch.signal(signal.SIGHUP)
         failed = watch.wait_event("reload-failed")
         assert f"{playbook}:6:16:" in failed["message"] and "retries" in failed["message"], failed
+        assert watch.metric("checkrun_config_last_reload_successful") == 0.0
         before = len(lines(runs / "localhost.old"))
         wait_for(lambda: len(lines(runs / "localhost.old")) >= before + 2, "the old config runs")
         assert not (runs / "localhost.new").exists()
@@ -312,6 +341,7 @@ def test_sighup_keeps_the_old_config_on_a_broken_one_and_applies_a_good_one(tmp_
         watch.signal(signal.SIGHUP)
         watch.wait_event("reload")
         wait_for(lambda: len(lines(runs / "localhost.new")) >= 2, "rounds of the new check")
+        assert watch.metric("checkrun_config_last_reload_successful") == 1.0
         stopped = len(lines(runs / "localhost.old"))
         time.sleep(2.5)
         assert len(lines(runs / "localhost.old")) <= stopped + 1  # at most one in flight
