@@ -273,10 +273,7 @@ def _observer(recorder):
 
 def _kept_transports(ssh_options: SSHOptions, status, events):
     """Transports that keep one connection per host across rounds, with their connection
-    events logged and reconnects counted. `keep_alive` and `on_event` come with branch
-    live; before it is merged, the Transports of main (a connection per batch) serve."""
-    import inspect
-
+    events logged and reconnects counted."""
     from checkrunner.transport import Transports
 
     def on_event(event) -> None:
@@ -284,9 +281,7 @@ def _kept_transports(ssh_options: SSHOptions, status, events):
         if event.kind == "reconnected":
             status.count_reconnect(events.mask(event.host))
 
-    if "keep_alive" in inspect.signature(Transports).parameters:
-        return Transports(ssh_options, keep_alive=True, on_event=on_event)
-    return Transports(ssh_options)
+    return Transports(ssh_options, keep_alive=True, on_event=on_event)
 
 
 def _state_db(cmd: RunCommand, plan: Plan):

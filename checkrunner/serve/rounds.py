@@ -9,7 +9,6 @@ and the outbox (one transaction, then delivery), and the status export.
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -103,13 +102,6 @@ class RoundRecorder:
             config.masker.text,
             deliver=self.deliver,
             clock=self.clock,
-            **_group_waits_argument(process_run, self.group_waits),
+            # watch mode only: a one-shot run's call is what it always was
+            **({"group_waits": True} if self.group_waits else {}),
         )
-
-
-def _group_waits_argument(process_run: Callable[..., Any], group_waits: bool) -> dict[str, bool]:
-    """`group_waits=` for process_run where it takes it (branch alertwait adds it); to be
-    dropped, with its call site passing group_waits directly, once that is merged."""
-    if "group_waits" in inspect.signature(process_run).parameters:
-        return {"group_waits": group_waits}
-    return {}

@@ -326,7 +326,7 @@ class Watch:
         )
 
     def _forget(self, host: str) -> None:
-        forget_host(self.transports, host)
+        self.transports.forget(host)  # its kept connection and live target process close
 
     # -- reload ------------------------------------------------------------------------------
 
@@ -403,12 +403,3 @@ def describe(exc: CheckrunError) -> str:
     if isinstance(exc, ConfigError):
         return "; ".join(str(error).replace("\n", " ") for error in flatten_problems([exc]))
     return str(exc)
-
-
-def forget_host(transports: Any, host: str) -> None:
-    """Close `host`'s kept connections (Transports.forget, from branch live); main's
-    Transports keeps no connection per host between runs, so there is nothing to close
-    until that is merged."""
-    forget = getattr(transports, "forget", None)
-    if forget is not None:
-        forget(host)
