@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -98,7 +99,9 @@ def _ssh_options(cmd: RunCommand) -> SSHOptions:
         raise ConfigError(f"command line: {exc}", hint="see `checkrun --help`") from None
 
 
-def load_plan(cmd: RunCommand, schema_check: bool = True) -> Plan:
+def load_plan(
+    cmd: RunCommand, schema_check: bool = True, warn: Callable[[str], None] = _warn
+) -> Plan:
     playbook = load_playbook(cmd.playbook, schema_check=schema_check)
     extra = parse_extra_vars(cmd.extra_vars, os.getcwd())
     inventory = load_inventories(cmd.inventories, os.path.dirname(os.path.abspath(cmd.playbook)))
@@ -113,7 +116,7 @@ def load_plan(cmd: RunCommand, schema_check: bool = True) -> Plan:
     plan = build_plan(playbook, inventory, options)
     masker = _masker(plan)
     for warning in plan.warnings:
-        _warn(masker.text(warning))
+        warn(masker.text(warning))
     return plan
 
 
@@ -139,18 +142,18 @@ def run(cmd: RunCommand) -> int:
         return _run_masked(cmd, config, reporters, ssh_options)
 
 
-def load_config(cmd: RunCommand) -> LoadedConfig:
+def load_config(cmd: RunCommand, warn: Callable[[str], None] = _warn) -> LoadedConfig:
     """The playbook, inventory and alerting read, planned and masked: from here on nothing
     downstream sees a secret: the checks' names (what results, alerts and state rows are
     keyed by) now, their results as they leave the run, and errors."""
     from checkrunner.serve.rounds import LoadedConfig
 
-    plan = load_plan(cmd, schema_check=False)
+    plan = load_plan(cmd, schema_check=False, warn=warn)
     become_password = _become_password(cmd)
     receivers = _receivers(plan)
     masker = _masker(plan, become_password, *(receivers.secrets if receivers else ()))
     for warning in masker.mask_identities(plan):
-        _warn(warning)
+        warn(warning)
     return LoadedConfig(plan, receivers, masker, become_password)
 
 
@@ -221,8 +224,9 @@ def watch(cmd: WatchCommand) -> int:
     from checkrunner.serve.watch import Watch, WatchSettings
 
     ssh_options = _ssh_options(cmd)
-    config = load_config(cmd)
-    events = EventLog(cmd.log_format, config.masker.text)
+    events = EventLog(cmd.log_format)  # the config's warnings are events too (masked already)
+    config = load_config(cmd, warn=lambda warning: events.emit("warning", warning))
+    events.mask = config.masker.text
     status = WatchStatus(cmd.playbook)
     server = StatusServer(cmd.listen, status, cmd.web_config)
     with errors_masked(lambda: config.masker.secrets):
@@ -235,7 +239,7 @@ def watch(cmd: WatchCommand) -> int:
         )
         loop = Watch(
             config,
-            load=lambda: _reload_config(cmd),
+            load=lambda: _reload_config(cmd, events),
             options=lambda cfg, rec: run_options(cmd, cfg, observe=_observer(rec)),
             transports=transports,
             recorder=recorder,
@@ -255,11 +259,11 @@ def watch(cmd: WatchCommand) -> int:
     return code
 
 
-def _reload_config(cmd: WatchCommand) -> LoadedConfig:
+def _reload_config(cmd: WatchCommand, events) -> LoadedConfig:
     """SIGHUP: the playbook, inventory and alerting read again (ConfigError when broken)."""
     from checkrunner.masking import errors_masked
 
-    config = load_config(cmd)
+    config = load_config(cmd, warn=lambda warning: events.emit("warning", warning))
     with errors_masked(lambda: config.masker.secrets):
         _ssh_options(cmd)
     return config

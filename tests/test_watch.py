@@ -405,3 +405,27 @@ def test_watch_refuses_bad_input_before_it_starts(tmp_path, playbook_text, args,
     done = run_checkrun("watch", playbook, "--listen", "127.0.0.1:0", *args, timeout=60)
     assert done.returncode == 5, done.stderr
     assert words in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_the_events_log_is_json_lines_masked_and_carries_the_config_warnings(tmp_path):
+    secret = "s3cr3t-token-value"
+    playbook = tmp_path / "p.yml"
+    playbook.write_text(
+        "- hosts: nomatch\n  checks:\n    - {memory: {}}\n"
+        "- hosts: localhost\n  checks:\n"
+        '    - name: "probe {{ env.PROBE_TOKEN }}"\n'
+        "      http: {url: 'http://127.0.0.1:9/?t={{ env.PROBE_TOKEN }}', timeout: 1s}\n"
+        "      interval: 1s\n"
+    )
+    os.environ["PROBE_TOKEN"] = secret
+    try:
+        with WatchProcess(playbook, "--no-state") as watch:
+            warning = watch.wait_event("warning")
+            assert "p.yml:1:3:" in warning["message"] and "nomatch" in warning["message"]
+            watch.wait_event("start")
+            time.sleep(1.5)  # a few rounds of the failing probe
+            assert watch.stop() == 0
+    finally:
+        del os.environ["PROBE_TOKEN"]
+    assert not watch.other, watch.other  # every line is one JSON object
+    assert secret not in json.dumps(watch.events)
