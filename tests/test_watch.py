@@ -409,23 +409,26 @@ def test_watch_refuses_bad_input_before_it_starts(tmp_path, playbook_text, args,
 
 def test_the_events_log_is_json_lines_masked_and_carries_the_config_warnings(tmp_path):
     secret = "s3cr3t-token-value"
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(
+        "all:\n  hosts:\n"
+        "    hidden: {ansible_host: '{{ env.PROBE_TOKEN }}.invalid', ansible_user: nobody}\n"
+    )
     playbook = tmp_path / "p.yml"
     playbook.write_text(
         "- hosts: nomatch\n  checks:\n    - {memory: {}}\n"
-        "- hosts: localhost\n  checks:\n"
-        '    - name: "probe {{ env.PROBE_TOKEN }}"\n'
-        "      http: {url: 'http://127.0.0.1:9/?t={{ env.PROBE_TOKEN }}', timeout: 1s}\n"
-        "      interval: 1s\n"
+        "- hosts: all\n  checks:\n    - {memory: {}, interval: 1s}\n"
     )
     os.environ["PROBE_TOKEN"] = secret
     try:
-        with WatchProcess(playbook, "--no-state") as watch:
+        args = [playbook, "-i", inventory, "--no-state", "--ssh-config", "none"]
+        with WatchProcess(*args) as watch:
             warning = watch.wait_event("warning")
             assert "p.yml:1:3:" in warning["message"] and "nomatch" in warning["message"]
-            watch.wait_event("start")
-            time.sleep(1.5)  # a few rounds of the failing probe
+            backoff = watch.wait_event("backoff", host="hidden")  # dns: names the address
             assert watch.stop() == 0
     finally:
         del os.environ["PROBE_TOKEN"]
+    assert backoff["message"].startswith("dns: ") and ".invalid" in backoff["message"], backoff
     assert not watch.other, watch.other  # every line is one JSON object
     assert secret not in json.dumps(watch.events)
