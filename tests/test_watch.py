@@ -432,3 +432,29 @@ def test_the_events_log_is_json_lines_masked_and_carries_the_config_warnings(tmp
     assert backoff["message"].startswith("dns: ") and ".invalid" in backoff["message"], backoff
     assert not watch.other, watch.other  # every line is one JSON object
     assert secret not in json.dumps(watch.events)
+
+
+def test_without_state_a_log_check_goes_on_from_its_last_round(tmp_path):
+    log = tmp_path / "app.log"
+    log.write_text("".join(f"{n} line\n" for n in range(50)))
+    playbook = tmp_path / "p.yml"
+    playbook.write_text(
+        "- hosts: localhost\n  checks:\n"
+        "    - name: app log\n"
+        f"      log: {{path: {log}, start: beginning, patterns: [{{name: every, regex: '.'}}]}}\n"
+        "      interval: 1s\n"
+    )
+
+    def counted() -> float | None:
+        return watch.metric("checkrun_check_value", check="app log", metric="every")
+
+    with WatchProcess(playbook, "--no-state") as watch:
+        wait_for(lambda: counted() is not None, "the first round")
+        first = counted()
+        # the next rounds read on from where the last one stopped: nothing new, not 50 again
+        wait_for(lambda: counted() == 0.0, "a round with no new line")
+        with log.open("a") as appending:
+            appending.write("one more\n")
+        wait_for(lambda: counted() == 1.0, "the appended line counted")
+        assert watch.stop() == 0
+    assert first == 50.0

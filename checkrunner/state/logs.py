@@ -216,6 +216,7 @@ class LogState:
             }
             for key in updates:
                 del self._updates[key]
+        self._remember(updates)
         if self.db is None or not updates:
             return 0
         failpoint("before-state-commit")
@@ -223,6 +224,18 @@ class LogState:
             for key, update in updates.items():
                 self._write(connection, key, update)
         return len(updates)
+
+    def _remember(self, updates: dict[CheckKey, _Update]) -> None:
+        """What is committed is also what the next prepare() hands out without a database
+        (watch mode with --no-state: each round goes on from the last, in memory)."""
+        for key, update in updates.items():
+            saved = self._saved.setdefault(key, _Saved())
+            saved.cursors = dict(update.cursors)
+            saved.scanned_at = update.scanned_at
+            for name, value in update.values.items():
+                series = saved.history.setdefault(self._mask(name), [])
+                series.append(value)
+                del series[:-HISTORY_KEEP]
 
     def _write(self, connection, key: CheckKey, update: _Update) -> None:
         ident = (key.host, key.play, key.check)
