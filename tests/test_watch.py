@@ -4,9 +4,8 @@ restarted, adaptive intervals, SIGTERM during a round with a log writer running 
 counted exactly once across watch and a later run), SIGHUP with a broken and a good playbook.
 
 What the process does is read from its JSON events log on stderr, its /metrics (WatchStatus,
-from branch prom), from files its checks
-write (each run of a `command` check appends a line), and from the state database.
-Waits poll with generous limits; no assertion depends on a tight timing band.
+from branch prom), files its checks write (each run of a `command` check appends a line),
+and the state database. Waits poll with generous limits; no assertion depends on a tight timing band.
 """
 
 from __future__ import annotations
