@@ -232,8 +232,9 @@ def watch(cmd: WatchCommand) -> int:
     with errors_masked(lambda: config.masker.secrets):
         transports = _kept_transports(ssh_options, status, events)
         transports.prepare(hp.host for hp in config.plan.hosts)
-        _state_db(cmd, config.plan)  # --no-state with alerting: exit 5
-        db = None if cmd.no_state else _open_state(cmd)  # also for the hosts' backoffs
+        db = _state_db(cmd, config.plan)  # --no-state with alerting: exit 5
+        if db is None and not cmd.no_state:
+            db = _open_state(cmd)  # the hosts' backoffs, also without logs or alerting
         recorder = RoundRecorder(
             db, config, deliver=not cmd.no_notify, group_waits=True, status=status
         )
