@@ -86,8 +86,9 @@ class WatchProcess:
                     return sample.value
         return None
 
-    def stop(self) -> int:
-        self.signal(signal.SIGTERM)
+    def stop(self, signum: int | None = None) -> int:
+        """SIGTERM (or `signum`), then its exit code."""
+        self.signal(signum or signal.SIGTERM)
         code = self.process.wait(timeout=EXIT_WAIT)
         self._reader.join(timeout=10)
         return code
@@ -341,6 +342,8 @@ def test_sighup_keeps_the_old_config_on_a_broken_one_and_applies_a_good_one(tmp_
         watch.wait_event("reload")
         wait_for(lambda: len(lines(runs / "localhost.new")) >= 2, "rounds of the new check")
         assert watch.metric("checkrun_config_last_reload_successful") == 1.0
+        assert watch.metric("checkrun_check_status", check="new") == 0.0
+        assert watch.metric("checkrun_check_status", check="old") is None  # gone, forgotten
         stopped = len(lines(runs / "localhost.old"))
         time.sleep(2.5)
         assert len(lines(runs / "localhost.old")) <= stopped + 1  # at most one in flight
@@ -455,5 +458,5 @@ def test_without_state_a_log_check_goes_on_from_its_last_round(tmp_path):
         with log.open("a") as appending:
             appending.write("one more\n")
         wait_for(lambda: counted() == 1.0, "the appended line counted")
-        assert watch.stop() == 0
+        assert watch.stop(signal.SIGINT) == 0  # Ctrl-C stops it as SIGTERM does
     assert first == 50.0
