@@ -37,6 +37,7 @@ from checkrunner.serve.schedule import Schedule, schedule_key
 from checkrunner.state.breakers import BackoffStore, StoredBackoff
 
 TICK = 0.5  # seconds: the longest the loop sleeps (signals, alert group waits, due checks)
+MIN_WAIT = 0.01  # seconds: the shortest, so that the loop never spins
 
 
 @dataclass
@@ -129,7 +130,10 @@ class Watch:
 
     def _wait_for_work(self) -> None:
         next_due = self.schedule.next_due()
-        timeout = TICK if next_due is None else min(TICK, max(0.0, next_due - self.clock()))
+        if next_due is None or self._pending is not None:  # due checks wait for the swap
+            timeout = TICK
+        else:
+            timeout = min(TICK, max(MIN_WAIT, next_due - self.clock()))
         if self._in_flight:
             wait(list(self._in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
         else:
