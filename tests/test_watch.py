@@ -460,3 +460,29 @@ def test_without_state_a_log_check_goes_on_from_its_last_round(tmp_path):
         wait_for(lambda: counted() == 1.0, "the appended line counted")
         assert watch.stop(signal.SIGINT) == 0  # Ctrl-C stops it as SIGTERM does
     assert first == 50.0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_reload_waits_for_the_hosts_in_flight_without_spinning(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    playbook = tmp_path / "p.yml"
+    head = "- hosts: localhost\n  checks:\n"
+    nap = "    - {name: nap, command: {cmd: 'sleep 6'}, interval: 1s}\n"
+    playbook.write_text(head + nap)
+    with WatchProcess(playbook, "--no-state") as watch:
+        watch.wait_event("skipped")  # the nap is in flight
+        playbook.write_text(head + appender("new", runs, "1s"))
+        watch.signal(signal.SIGHUP)
+        waiting = watch.wait_event("reload")
+        assert "once 1 host(s) in flight are done" in waiting["message"], waiting
+        before = cpu_seconds(watch.process.pid)
+        time.sleep(2)
+        assert cpu_seconds(watch.process.pid) - before < 1.0  # waiting, not spinning
+        wait_for(lambda: watch.of("reload")[-1]["message"] == "configuration applied", "swap")
+        wait_for(lambda: len(lines(runs / "localhost.new")) >= 1, "the new check")
+        assert watch.stop() == 0
