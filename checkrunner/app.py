@@ -64,6 +64,8 @@ class RunCommand:
     state: str | None = settings.STATE.default  # None: settings.state_path()
     no_state: bool = False
     no_notify: bool = False
+    push: str | None = None  # a Pushgateway URL
+    push_job: str = settings.PUSH_JOB.default
 
 
 @dataclass
@@ -136,6 +138,8 @@ def run(cmd: RunCommand) -> int:
     from checkrunner.report import create_reporters
 
     reporters = create_reporters(cmd.reports, verbose=cmd.verbose)  # bad --report: exit 5 first
+    if cmd.push is not None:
+        _push_gateway(cmd)  # a bad --push URL: exit 5 before anything else is read
     ssh_options = _ssh_options(cmd)
     config = load_config(cmd)
     with errors_masked(lambda: config.masker.secrets):
@@ -148,10 +152,13 @@ def load_config(cmd: RunCommand, warn: Callable[[str], None] = _warn) -> LoadedC
     keyed by) now, their results as they leave the run, and errors."""
     from checkrunner.serve.rounds import LoadedConfig
 
+    push_password = _push_gateway(cmd).password if cmd.push is not None else None
     plan = load_plan(cmd, schema_check=False, warn=warn)
     become_password = _become_password(cmd)
     receivers = _receivers(plan)
-    masker = _masker(plan, become_password, *(receivers.secrets if receivers else ()))
+    masker = _masker(
+        plan, become_password, push_password, *(receivers.secrets if receivers else ())
+    )
     for warning in masker.mask_identities(plan):
         warn(warning)
     return LoadedConfig(plan, receivers, masker, become_password)
@@ -211,6 +218,8 @@ def _run_masked(
     recorded = recorder.record(result)
     if recorded.outcome is not None:
         print_alerting(recorded, deliver=not cmd.no_notify)
+    if cmd.push is not None and db is not None and not result.interrupted:
+        _push(db, cmd, result, config.masker)
     return result.exit_code
 
 
@@ -289,6 +298,30 @@ def _kept_transports(ssh_options: SSHOptions, status, events):
     return Transports(ssh_options, keep_alive=True, on_event=on_event)
 
 
+def _push_gateway(cmd: RunCommand):
+    """--push's Gateway (ConfigError for a URL that is none: exit 5 before the run)."""
+    from checkrunner.report.push import parse_gateway
+
+    return parse_gateway(cmd.push or "")
+
+
+def _push(db, cmd: RunCommand, result, masker: Masker) -> None:
+    """The run's metrics to the Pushgateway (after what the outbox still holds for it);
+    a gateway that is down is a warning, the push kept for the next run."""
+    from checkrunner.report.push import push_run
+
+    report = push_run(db, _push_gateway(cmd), cmd.push_job, result)
+    for refusal in report.refused:
+        _warn(f"--push: the Pushgateway refused a push, not retried: {masker.text(refusal)}")
+    if report.pending:
+        _warn(
+            f"--push: {report.pending} push(es) kept in the state database for the next run "
+            f"({masker.text(report.error or '')})"
+        )
+    if report.elsewhere:
+        _warn(f"--push: {report.elsewhere} push(es) wait for another Pushgateway URL")
+
+
 def _state_db(cmd: RunCommand, plan: Plan):
     """The state database, opened only when the plan needs it (log checks, alerting)."""
     from checkrunner.state.logs import keeps_state
@@ -300,7 +333,13 @@ def _state_db(cmd: RunCommand, plan: Plan):
             "state database",
             hint="drop --no-state, or add --no-notify for a run without alerting",
         )
-    if cmd.no_state or not (has_logs or plan.alerting is not None):
+    if cmd.push is not None and cmd.no_state:
+        raise ConfigError(
+            "--no-state: --push keeps the pushes a Pushgateway did not take in the state "
+            "database, for the next run",
+            hint="drop --no-state, or write the metrics to a file: -r prometheus:PATH",
+        )
+    if cmd.no_state or not (has_logs or plan.alerting is not None or cmd.push is not None):
         return None
     return _open_state(cmd)
 

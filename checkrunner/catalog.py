@@ -47,6 +47,10 @@ class ModuleInfo:
     # MODULE["keeps_state"]: it reads `_cursors` saved by the last run and returns new ones in
     # its result's `state` (state.logs keeps them between runs)
     keeps_state: bool = False
+    # MODULE["probe"]: blackbox_exporter's series its results also export, each the name of
+    # a measurement ("success", "duration", "http_status_code", "cert_days_left"), and
+    # "target": the facts that name the probed target, the first one present
+    probe: dict[str, Any] = field(default_factory=dict)
     # 1-based, inclusive line ranges of the MODULE/EXAMPLES assignments (see shipped_source)
     doc_lines: list[list[int]] = field(default_factory=list)
     # modules/_utils helpers the module imports, directly or through another helper
@@ -241,6 +245,7 @@ def build_catalog() -> dict[str, Any]:
             "rate": hasattr(module, "sample"),
             "window_option": meta.get("window_option"),
             "keeps_state": bool(meta.get("keeps_state", False)),
+            "probe": meta.get("probe", {}),
             "doc_lines": _doc_line_ranges(_read_source(name)),
             "helpers": _helper_closure(_read_source(name)),
         }

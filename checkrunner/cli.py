@@ -239,6 +239,14 @@ def _add_state_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="dry run of the alerting: say what would be sent, send and remember nothing",
     )
+    parser.add_argument(
+        "--push",
+        metavar="URL",
+        help="push the run's metrics to this Prometheus Pushgateway (grouping key job, "
+        "instance: this runner's host name, playbook); a failed push waits in the state "
+        "database for the next run",
+    )
+    _add_setting(parser, "--push-job", setting=settings.PUSH_JOB, metavar="NAME")
     _add_setting(parser, "--target-nice", setting=settings.TARGET_NICE, type=int, metavar="N")
     _add_setting(
         parser,
@@ -330,6 +338,8 @@ def _common_fields(ns: argparse.Namespace) -> dict[str, Any]:
         state=ns.state,
         no_state=ns.no_state,
         no_notify=ns.no_notify,
+        push=ns.push,
+        push_job=ns.push_job,
     )
 
 

@@ -16,7 +16,7 @@ from checkrunner.errors import Cancelled, ProtocolError, RemoteCrash, Unreachabl
 from checkrunner.evaluate import evaluate_check, skipped_result, unknown_result
 from checkrunner.plan import HostPlan, Plan, PlannedCheck
 from checkrunner.results import CheckResult, HostResult, RunResult, Status, UnreachableReason
-from checkrunner.transport import Batch, BatchOptions, Transports, build_payload, read_answer
+from checkrunner.transport import Batch, BatchOptions, Transports, read_answer
 
 
 @dataclass
@@ -245,14 +245,14 @@ def _execute_batch(
     host, checks: list[PlannedCheck], become: bool, options: RunOptions, transports: Transports
 ) -> dict[str, dict]:
     batch = Batch(checks=[c.batch for c in checks], options=options.batch_options or BatchOptions())
-    exec_result = transports.for_host(host).run_batch(
-        _with_become(host, become, options.become_password),
-        build_payload(batch),
-        host_deadline(HostPlan(host=host, checks=checks), options),
-    )
     try:
+        exec_result = transports.run_batch(
+            _with_become(host, become, options.become_password),
+            batch,
+            host_deadline(HostPlan(host=host, checks=checks), options),
+        )
         return read_answer(exec_result, [c.batch.id for c in checks])
-    except ProtocolError as exc:
+    except ProtocolError as exc:  # a live target's frames are checked while they are read
         raise RemoteCrash(str(exc)) from None
 
 

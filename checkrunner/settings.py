@@ -74,6 +74,7 @@ TARGET_MEMORY_LIMIT = Setting(
     "memory cap (RLIMIT_DATA) of the checks on the targets, inherited by the commands they run",
     shown="512MiB; 0 for none",
 )
+PUSH_JOB = Setting("checkrun", "the job label of --push")
 STATE = Setting(
     None,
     "state database: log offsets and history",

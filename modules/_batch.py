@@ -4,12 +4,17 @@
 # the sources of the modules the batch needs and of the modules/_utils helpers they import,
 # and the batch itself, followed by a call to _main(SOURCES, BATCH_JSON). Standard library
 # only, Python 3.6 syntax: it runs on bare targets.
+#
+# Kept connections (watch mode) run _serve() instead: one process answers batch after batch
+# on the same stdin/stdout, as length-prefixed frames (see checkrunner/transport/live.py).
 import json
 import math
 import os
+import struct
 import sys
 import threading
 import time
+import zlib
 
 PROTOCOL_VERSION = 1
 RESULT_MARKER = "__CHECKRUN_RESULT__"
@@ -142,14 +147,16 @@ def _timed_out(entry, timeout):
 
 
 def run_batch(sources, batch):
+    psutil_module = _load_psutil(batch.get("options", {}).get("psutil", True))
+    return run_checks(load_modules(sources), batch, psutil_module)
+
+
+def run_checks(modules, batch, psutil_module):
+    """The result entries of the batch's checks, run with the imported `modules` by name."""
     options = batch.get("options", {})
-    psutil_module = _load_psutil(options.get("psutil", True))
-    modules = load_modules(sources)
     checks = batch["checks"]
     entries = [{"id": c["id"], "module": c["module"]} for c in checks]
-    contexts = [
-        CheckContext(c["id"], float(c.get("timeout", 30)), psutil_module) for c in checks
-    ]
+    contexts = [CheckContext(c["id"], float(c.get("timeout", 30)), psutil_module) for c in checks]
     rate = [i for i, c in enumerate(checks) if getattr(modules[c["module"]], "sample", None)]
     window = max([float(checks[i].get("window", 1.0)) for i in rate] or [0.0])
 
@@ -225,6 +232,16 @@ def _limit_resources(options):
         pass
 
 
+def _answer(results, started):
+    return {
+        "version": PROTOCOL_VERSION,
+        "hostname": os.uname()[1],
+        "python": "%d.%d.%d" % tuple(sys.version_info[:3]),
+        "duration": time.monotonic() - started,
+        "results": results,
+    }
+
+
 def _main(sources, batch_json):
     started = time.monotonic()
     real_stdout = sys.stdout
@@ -232,15 +249,127 @@ def _main(sources, batch_json):
     batch = json.loads(batch_json)
     _limit_resources(batch.get("options", {}))
     results = run_batch(sources, batch)
-    out = {
-        "version": PROTOCOL_VERSION,
-        "hostname": os.uname()[1],
-        "python": "%d.%d.%d" % tuple(sys.version_info[:3]),
-        "duration": time.monotonic() - started,
-        "results": results,
-    }
+    out = _answer(results, started)
     real_stdout.write(RESULT_MARKER + json.dumps(out, default=str) + "\n")
     real_stdout.flush()
     sys.stderr.flush()
     # Hung check threads may still be running: leave without waiting for them.
     os._exit(0)
+
+
+# --- the live process of a kept connection ----------------------------------------------------
+#
+# A frame is a 5-byte header (big-endian body length, one flags byte) and a zlib-compressed
+# JSON body. Requests: {"sources": {the files not shipped yet}, "batch": {a batch as _main
+# reads it}, "idle": seconds}. Answers: _main's answer plus "pid", flagged RETIRING when this
+# process exits right after it (the control node then starts a fresh one).
+LIVE_GREETING = b"__CHECKRUN_LIVE__1\n"
+FRAME_HEADER = ">IB"
+RETIRING = 1
+MAX_REQUEST_BYTES = 64 * 1024 * 1024
+# A live process that grew past this share of the memory cap is replaced before a check of
+# a later round fails with MemoryError under RLIMIT_DATA.
+RETIRE_MEMORY_SHARE = 0.5
+
+
+class _KeptModules(object):
+    """Modules imported once; a later request only adds the sources it ships."""
+
+    def __init__(self):
+        self.sources = {}
+        self.loaded = {}
+        sys.meta_path.insert(0, _SourceImporter(self.sources))
+
+    def add(self, sources):
+        self.sources.update(sources)
+        for name in sources:
+            if not name.startswith("_") and name not in self.loaded:
+                self.loaded[name] = __import__(PACKAGE + "." + name, fromlist=["run"])
+        return self.loaded
+
+
+def _read_requests(stream, requests):
+    # Its own thread, so that the end of stdin (the connection closed) ends the process at
+    # once, even while a round runs or hung check threads linger.
+    header_size = struct.calcsize(FRAME_HEADER)
+    while True:
+        header = stream.read(header_size)
+        if len(header) < header_size:
+            os._exit(0)
+        size = struct.unpack(FRAME_HEADER, header)[0]
+        if size > MAX_REQUEST_BYTES:
+            os._exit(3)
+        body = stream.read(size)
+        if len(body) < size:
+            os._exit(0)
+        requests.put(body)
+
+
+def _write_frame(stream, answer, flags):
+    body = zlib.compress(json.dumps(answer, default=str).encode("utf-8"), 1)
+    stream.write(struct.pack(FRAME_HEADER, len(body), flags) + body)
+    stream.flush()
+
+
+def _rss_bytes():
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _retire_reason(options):
+    """Why this process should end after its answer, or None."""
+    bound = int(options.get("max_parallel", MAX_PARALLEL))
+    hung = sum(1 for t in threading.enumerate() if isinstance(t, _CheckThread) and t.is_alive())
+    if hung >= bound:
+        return "%d check threads hung" % hung
+    limit = int(options.get("memory_limit", 0) or 0)
+    rss = _rss_bytes()
+    if limit > 0 and rss > limit * RETIRE_MEMORY_SHARE:
+        return "resident memory %d MiB of a %d MiB cap" % (rss >> 20, limit >> 20)
+    return None
+
+
+def _serve():
+    import queue
+
+    real_stdout = sys.stdout.buffer
+    sys.stdout = sys.stderr  # modules' stray prints must not corrupt the frames
+    real_stdout.write(LIVE_GREETING)
+    real_stdout.flush()
+    requests = queue.Queue()
+    reader = threading.Thread(target=_read_requests, args=(sys.stdin.buffer, requests))
+    reader.daemon = True
+    reader.start()
+    modules = _KeptModules()
+    psutil_module = None
+    idle = None
+    first = True
+    while True:
+        try:
+            body = requests.get(timeout=idle)
+        except queue.Empty:
+            os._exit(0)  # the control node forgot us: leave nothing behind
+        started = time.monotonic()
+        request = json.loads(zlib.decompress(body).decode("utf-8"))
+        idle = request.get("idle") or idle
+        batch = request["batch"]
+        options = batch.get("options", {})
+        if first:
+            _limit_resources(options)
+            psutil_module = _load_psutil(options.get("psutil", True))
+            first = False
+        results = run_checks(modules.add(request.get("sources") or {}), batch, psutil_module)
+        answer = _answer(results, started)
+        answer["pid"] = os.getpid()
+        retire = _retire_reason(options)
+        if retire is not None:
+            answer["retiring"] = retire
+        _write_frame(real_stdout, answer, RETIRING if retire else 0)
+        sys.stderr.flush()
+        if retire is not None:
+            os._exit(0)

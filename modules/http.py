@@ -156,6 +156,16 @@ MODULE = {
         },
     },
     "default_metric": "latency",
+    # blackbox_exporter's series its results also export (report/prometheus.py): which
+    # measurement each is, and the facts naming the probed target (the first one present;
+    # of a list, its first item: the URL asked before any redirect)
+    "probe": {
+        "success": "success",
+        "duration": "latency",
+        "http_status_code": "status_code",
+        "cert_days_left": "cert_days_left",
+        "target": ["redirect_chain", "url"],
+    },
     "facts": {
         "url": "The URL requested last (after redirects).",
         "http_version": "HTTP/1.0 or HTTP/1.1, of the final response.",

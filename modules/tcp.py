@@ -93,6 +93,14 @@ MODULE = {
         },
     },
     "default_metric": "connect_time",
+    # blackbox_exporter's series its results also export (report/prometheus.py): which
+    # measurement each is, and the fact naming the probed target
+    "probe": {
+        "success": "success",
+        "duration": "duration",
+        "cert_days_left": "cert_days_left",
+        "target": ["address"],
+    },
     "facts": {
         "address": "host:port connected to.",
         "peer": "The address the connection reached.",

@@ -250,3 +250,49 @@ def _accepts(address: str, port: int) -> bool:
             return sock.recv(4).startswith(b"SSH-")
     except OSError:
         return False
+
+
+def session_pids(server: SSHServer) -> list[int]:
+    """Every process below this server's listening sshd: its sessions and what they run."""
+    if server.process is None:
+        return []
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with suppress(OSError, IndexError, ValueError):
+                stat = (entry / "stat").read_text()
+                ppid = int(stat.rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry.name))
+    found: list[int] = []
+    pending = list(children.get(server.process.pid, []))
+    while pending:
+        pid = pending.pop()
+        found.append(pid)
+        pending.extend(children.get(pid, []))
+    return found
+
+
+def kill_sessions(server: SSHServer) -> None:
+    """SIGKILL every session of this server (what a host's crash does to its connections)."""
+    for pid in session_pids(server):
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def restart(server: SSHServer, new_host_key: bool = False) -> None:
+    """A reboot: the sessions killed, sshd stopped and started again on the same port (with a
+    fresh ed25519 host key when `new_host_key`: the host was replaced)."""
+    kill_sessions(server)
+    server.stop()
+    if new_host_key:
+        server.host_key.unlink()
+        Path(f"{server.host_key}.pub").unlink()
+        generate_key(server.host_key, "test-host-key")
+    with server.log.open("ab") as log:
+        server.process = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(server.config)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+    _wait_until_listening(server)

@@ -192,3 +192,44 @@ def test_only_the_checks_that_ask_for_become_run_as_root(tmp_path, server):
     checks = {c["name"]: c["status"] for c in json.loads(done.stdout)["hosts"][0]["checks"]}
     assert checks == {"as root": "OK", "as the login user": "OK"}
     assert done.returncode == 0
+
+
+def test_kept_connections_become_through_sudo_with_and_without_a_password(tmp_path, server):
+    """The live process of a kept connection runs as root after `sudo -S`; a password line
+    that a NOPASSWD sudo never reads is skipped by the live bootstrap as by the one-shot one."""
+    from checkrunner.inventory import load_inventories
+    from checkrunner.plan import PlanOptions, build_plan
+    from checkrunner.playbook import load_playbook
+    from checkrunner.runner import RunOptions, run_plan
+    from checkrunner.transport import Transports
+    from checkrunner.transport.ssh_config import SSHOptions
+
+    plan = build_plan(
+        load_playbook(_playbook(tmp_path, become=True)),
+        load_inventories([str(_inventory(tmp_path, server))]),
+        PlanOptions(limit="password,withsudo"),
+    )
+    options = SSHOptions(
+        known_hosts=(str(server.write_known_hosts(tmp_path / "kh")),),
+        accept_new_file=str(tmp_path / "accepted"),
+        ssh_config="none",
+        allow_agent=False,
+        look_for_keys=False,
+        global_known_hosts=(),
+    )
+    events = []
+    with Transports(options, keep_alive=True, on_event=events.append) as transports:
+        for _ in range(2):
+            run = run_plan(plan, RunOptions(become_password=PASSWORD), (), transports)
+            statuses = {(h.host, c.name): c.status.value for h in run.hosts for c in h.checks}
+            assert set(statuses.values()) == {"OK"}, run.hosts
+    assert sorted((e.kind, e.host) for e in events) == [
+        ("connected", "password"),
+        ("connected", "withsudo"),
+    ]
+    with Transports(options, keep_alive=True) as transports:
+        run = run_plan(plan, RunOptions(become_password="wrong-password"), (), transports)
+    hosts = {h.host: h for h in run.hosts}
+    assert (hosts["password"].reachable, hosts["password"].reason) == (False, "sudo")
+    assert "rejected the become password" in hosts["password"].message
+    assert hosts["withsudo"].status.value == "OK"  # the unread password line is skipped

@@ -170,7 +170,7 @@ def plain_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_registry_names_match_their_classes():
-    assert set(REPORTERS) == {"terminal", "json", "junit", "markdown", "nagios"}
+    assert set(REPORTERS) == {"terminal", "json", "junit", "markdown", "nagios", "prometheus"}
     for name, reporter_class in REPORTERS.items():
         assert issubclass(reporter_class, Reporter)
         assert reporter_class.name == name
@@ -209,7 +209,7 @@ def test_unknown_format_without_a_close_match_lists_the_formats():
     with pytest.raises(ConfigError) as caught:
         create_reporters(["xyzzy"])
     assert "did you mean" not in caught.value.hint
-    assert "markdown, nagios, terminal" in caught.value.hint
+    assert "markdown, nagios, prometheus, terminal" in caught.value.hint
 
 
 def test_only_one_reporter_may_write_to_stdout(tmp_path: Path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import stat
 import threading
@@ -26,6 +27,31 @@ def test_database_and_folder_are_private(tmp_path):
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     for companion in path.parent.glob("state.db-*"):
         assert stat.S_IMODE(companion.stat().st_mode) & 0o077 == 0
+
+
+def test_database_is_private_without_touching_the_process_umask(tmp_path, monkeypatch):
+    """The umask is process-wide: a state database opened in one thread (watch mode's
+    delivery) while another starts a command would hand that command the private umask.
+    The files are private through their own mode, whatever the umask (0 here)."""
+
+    def no_umask(mask):
+        raise AssertionError("open_state changed the process umask")
+
+    previous = os.umask(0)
+    try:
+        monkeypatch.setattr(os, "umask", no_umask)
+        path = tmp_path / "state.db"
+        db = open_state(str(path))
+        with db.transaction() as connection:
+            connection.execute("CREATE TABLE t (x)")  # the -wal file exists from here on
+        companions = sorted(path.parent.glob("state.db-*"))
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in [path, *companions]}
+        db.close()
+    finally:
+        monkeypatch.undo()
+        os.umask(previous)
+    assert "state.db-wal" in modes
+    assert set(modes.values()) == {0o600}, modes
 
 
 def test_migrations_run_once_and_record_the_version(tmp_path):

@@ -132,6 +132,11 @@ _PAIRED_OPTIONS = {
 DEFAULT_RESOLVE_TIMEOUT = 300.0
 RECEIVER_HINT = "write receivers: [{name: ops, webhook_configs: [{url: 'http://...'}]}]"
 DURATION_HINT = "write a duration with a unit, as Alertmanager does: 30s, 5m, 4h, 1d, 1w, 1y, 1h30m"
+ZERO_HINTS = {
+    "group_interval": "to tell every change in the next round of `checkrun watch`, write the "
+    "check interval (e.g. group_interval: 5s)",
+    "repeat_interval": "write how often a group still firing is told again, e.g. 4h",
+}
 _AM_DURATION = re.compile(
     r"(?:([0-9]+)y)?(?:([0-9]+)w)?(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?"
     r"(?:([0-9]+)s)?(?:([0-9]+)ms)?\Z"
@@ -743,7 +748,7 @@ class AlertingParser:
             self._add(f"{key}: {exc}", at, DURATION_HINT)
             return None
         if nonzero and seconds == 0:
-            self._add(f"{key} cannot be zero", at, DURATION_HINT)
+            self._add(f"{key} cannot be zero (Alertmanager refuses it too)", at, ZERO_HINTS[key])
             return None
         return seconds
 

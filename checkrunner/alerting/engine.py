@@ -6,8 +6,12 @@
 2. firing alerts are muted: a host that is UNREACHABLE mutes its own check alerts, a check
    whose `depends_on` check fails is muted, then inhibit rules;
 3. alerts are routed and grouped. A receiver told through the notification log (most
-   kinds) gets a group when it has new alerts, resolved ones (with `send_resolved`), or
-   `repeat_interval` elapsed, and not while a time interval holds its route. A receiver that
+   kinds) has aggregation groups, kept in the store as Alertmanager keeps them in memory:
+   a group holds its alerts between runs and, with `group_waits` (watch mode), is flushed
+   `group_wait` after it appeared and then every `group_interval`; without (one-shot runs)
+   on every run. A flush tells the group when it has new alerts, resolved ones (with
+   `send_resolved`), or `repeat_interval` elapsed, and not while a time interval holds its
+   route; the resolved alerts then leave the group, and a group left empty is gone. A receiver that
    keeps alerts itself (`KEEPS_ALERTS`: Alertmanager) gets every firing alert its route
    matches on every run, muted ones too (annotated `muted_by`), with the interval observed
    between runs, so that it keeps them until well after the next run;
@@ -26,9 +30,9 @@ from typing import Any
 
 from checkrunner.alerting import stages
 from checkrunner.alerting.config import AlertingSpec, ReceiverConfig
-from checkrunner.alerting.model import Alert, Notification
+from checkrunner.alerting.model import FIRING, Alert, Notification
 from checkrunner.errors import RenderError
-from checkrunner.state.alerts import AlertStore
+from checkrunner.state.alerts import AlertStore, StoredGroup
 
 
 @dataclass
@@ -58,9 +62,14 @@ class AlertEngine:
         self.receivers = receivers
 
     def process(
-        self, store: AlertStore, observations: stages.RunObservations, now: float
+        self,
+        store: AlertStore,
+        observations: stages.RunObservations,
+        now: float,
+        group_waits: bool = False,
     ) -> Outcome:
-        """Update the alert state and queue notifications; the caller owns the transaction."""
+        """Update the alert state and queue notifications; the caller owns the transaction.
+        `group_waits`: the routes' group_wait and group_interval apply (watch mode)."""
         outcome = Outcome()
         run_times, run_interval = stages.next_run_times(
             store.run_times(observations.ran), observations.ran, now
@@ -79,7 +88,10 @@ class AlertEngine:
         muters = stages.run_muters(observations, self.spec.inhibit_rules, state.firing)
         muted = stages.mute(state.firing, muters)
         outcome.inhibited = muted.inhibited
-        self._notify_logged(store, [*muted.active, *state.resolved], now, outcome)
+        decided = {a.fingerprint for a in [*state.firing, *state.resolved]}
+        self._notify_logged(
+            store, [*muted.active, *state.resolved], decided, now, outcome, group_waits
+        )
         self._notify_keepers(
             store, [*muted.active, *muted.muted, *state.resolved], now, run_interval, outcome
         )
@@ -89,20 +101,101 @@ class AlertEngine:
         return [c for c in self.receivers.get(receiver, []) if keeps_alerts(c) == keeping]
 
     def _notify_logged(
-        self, store: AlertStore, alerts: list[Alert], now: float, outcome: Outcome
+        self,
+        store: AlertStore,
+        alerts: list[Alert],
+        decided: set[str],
+        now: float,
+        outcome: Outcome,
+        group_waits: bool,
     ) -> None:
-        """Receivers told through the notification log: time intervals, then dedup."""
-        for (receiver, group_key), group in stages.group(alerts, self.spec.route).items():
-            held = stages.time_muted(group.route, now, self.spec.time_intervals)
-            entry = store.log_entry(receiver, group_key)
-            verdict = stages.dedup(entry, group.alerts, group.route.repeat_interval, now, held)
-            if not verdict.notify:
-                continue
-            notification = group.notification(receiver, group_key, verdict.alerts)
-            for config in self._configs(receiver, keeping=False):
-                outcome.queued += self._enqueue(store, config, notification, now, outcome)
-            outcome.notifications.append(notification)
-            store.save_log_entry(receiver, group_key, verdict.firing, now)
+        """Receivers told through the notification log: this run's `alerts` join their
+        aggregation groups (`decided`: every alert this run made firing, muted or resolved),
+        then each group whose time has come is flushed."""
+        routed = stages.group(alerts, self.spec.route)
+        stored = {(g.receiver, g.group_key): g for g in store.groups()}
+        this_run = {a.fingerprint: a for a in alerts}
+        members = {
+            key: stages.group_members(
+                stored[key].alerts if key in stored else (),
+                decided,
+                [a.fingerprint for a in routed[key].alerts] if key in routed else [],
+            )
+            for key in [*routed, *(k for k in stored if k not in routed)]
+        }
+        kept = store.alerts(fp for fps in members.values() for fp in fps if fp not in this_run)
+        for key, fingerprints in members.items():
+            group_alerts = stages.member_alerts(fingerprints, this_run, kept)
+            self._group_round(
+                store,
+                key,
+                stored.get(key),
+                routed.get(key),
+                group_alerts,
+                now,
+                outcome,
+                group_waits,
+            )
+
+    def _group_round(
+        self,
+        store: AlertStore,
+        key: tuple[str, str],
+        before: StoredGroup | None,
+        fresh: stages.Group | None,
+        group_alerts: list[Alert],
+        now: float,
+        outcome: Outcome,
+        group_waits: bool,
+    ) -> None:
+        """One group this run: flushed when its time has come, then stored (or gone)."""
+        receiver, group_key = key
+        route = fresh.route if fresh else None
+        route = route or stages.group_route(self.spec.route, receiver, group_key, group_alerts)
+        if route is None or not group_alerts:
+            store.delete_group(receiver, group_key)
+            return
+        timing = stages.group_timing(before, group_alerts, route, now, group_waits)
+        flushed_at = before.flushed_at if before else None
+        if timing.due:
+            self._flush(store, key, stages.Group(route, group_alerts), now, outcome)
+            # Told or not, resolved alerts leave the group once it is flushed.
+            group_alerts = [a for a in group_alerts if a.status == FIRING]
+            flushed_at = now
+        if not group_alerts:
+            store.delete_group(receiver, group_key)
+            return
+        after = StoredGroup(
+            receiver,
+            group_key,
+            tuple(a.fingerprint for a in group_alerts),
+            timing.created_at,
+            flushed_at,
+            timing.next_flush_at,
+        )
+        if after != before:  # a watch round writes only the groups that changed
+            store.save_group(after)
+
+    def _flush(
+        self,
+        store: AlertStore,
+        key: tuple[str, str],
+        group: stages.Group,
+        now: float,
+        outcome: Outcome,
+    ) -> None:
+        """One group's flush: time intervals, then the notification log (dedup)."""
+        receiver, group_key = key
+        held = stages.time_muted(group.route, now, self.spec.time_intervals)
+        entry = store.log_entry(receiver, group_key)
+        verdict = stages.dedup(entry, group.alerts, group.route.repeat_interval, now, held)
+        if not verdict.notify:
+            return
+        notification = group.notification(receiver, group_key, verdict.alerts)
+        for config in self._configs(receiver, keeping=False):
+            outcome.queued += self._enqueue(store, config, notification, now, outcome)
+        outcome.notifications.append(notification)
+        store.save_log_entry(receiver, group_key, verdict.firing, now)
 
     def _notify_keepers(
         self,

@@ -25,8 +25,8 @@ GROUP_BY_ALL = "..."
 
 @dataclass(frozen=True)
 class RouteTimers:
-    """Alertmanager's timers as written on one route (None: inherited). checkrun notifies
-    once per run, so group_wait and group_interval are checked and kept, not waited for."""
+    """Alertmanager's timers as written on one route (None: inherited). group_wait and
+    group_interval are waited for in watch mode only (alerting.runtime.process_run)."""
 
     group_wait: float | None = None
     group_interval: float | None = None

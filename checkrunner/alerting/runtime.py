@@ -77,14 +77,24 @@ def process_run(
     mask: Callable[[str], str],
     deliver: bool = True,
     clock: Callable[[], float] = time.time,
+    group_waits: bool = False,
 ) -> tuple[Outcome, DeliveryReport | None]:
-    """Alert state and notifications for one run, then delivery of the outbox."""
+    """Alert state and notifications for one run, then delivery of the outbox.
+
+    `group_waits` (watch mode, which calls this once per round, also with a `run` that
+    holds no hosts): the routes' group_wait and group_interval apply as in Alertmanager. A
+    new group is told group_wait after it appeared, then changes are told at most every
+    group_interval; a call flushes every group whose wait is over, whatever `run` holds.
+    Without it (one-shot runs, cron, CI) nothing waits and every group is looked at now:
+    nothing runs after a one-shot run to send what would wait, and a cron job's next run
+    is a minute or an hour away, not group_wait.
+    """
     now = clock()
     observations = observe_run(run, check_settings(plan), now)
     engine = AlertEngine(spec, receivers.receivers)
     # A dry run (--no-notify) decides everything and keeps nothing: later runs are unaffected.
     with db.transaction(dry_run=not deliver) as connection:
-        outcome = engine.process(AlertStore(connection), observations, now)
+        outcome = engine.process(AlertStore(connection), observations, now, group_waits)
     if not deliver:
         return outcome, None
     report = Dispatcher(db, receivers.receivers, mask).deliver()
@@ -125,8 +135,9 @@ def send_test(
     return report
 
 
-def alert_listing(db: StateDB) -> list[str]:
-    """Firing alerts, checks on their way to firing (pending), and undelivered messages."""
+def alert_listing(db: StateDB, clock: Callable[[], float] = time.time) -> list[str]:
+    """Firing alerts, checks on their way to firing (pending), groups waiting for their
+    group_wait or group_interval (watch mode), and undelivered messages."""
     store = AlertStore(db.connection)
     firing = store.firing(by_start=True)
     lines = [f"firing ({len(firing)}):"]
@@ -141,6 +152,7 @@ def alert_listing(db: StateDB) -> list[str]:
     lines.append(f"failing checks ({len(pending)}):")
     for key, runs in pending:
         lines.append(f"  {key.check} on {key.host} ({key.play}): {runs} failing run(s) in a row")
+    lines += _waiting_groups(store, clock())
     undelivered = store.undelivered()
     lines.append(f"undelivered ({len(undelivered)}):")
     for message in undelivered:
@@ -149,5 +161,22 @@ def alert_listing(db: StateDB) -> list[str]:
             f"  {message.receiver} ({message.kind}) {message.state}, queued {queued}, "
             f"{message.attempts} attempt(s)"
             + (f": {message.last_error}" if message.last_error else "")
+        )
+    return lines
+
+
+def _waiting_groups(store: AlertStore, now: float) -> list[str]:
+    """Groups whose next flush is still to come: a watch process tells them then."""
+    waiting = [g for g in store.groups() if g.next_flush_at > now]
+    lines = [f"waiting groups ({len(waiting)}):"]
+    for group in waiting:
+        alerts = store.alerts(group.alerts).values()
+        resolved = sum(1 for a in alerts if a.ends_at is not None)
+        due = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(group.next_flush_at))
+        timer = "group_wait" if group.flushed_at is None else "group_interval"
+        lines.append(
+            f"  {group.receiver} {group.group_key}: {len(alerts) - resolved} firing, "
+            f"{resolved} resolved; next flush at {due} "
+            f"(in {group.next_flush_at - now:.0f}s, {timer})"
         )
     return lines

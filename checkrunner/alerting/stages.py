@@ -13,6 +13,8 @@ In pipeline order:
 - mute: a host that is UNREACHABLE mutes its own check alerts, a failing `depends_on` check
   mutes its dependants, then inhibit rules;
 - group: the routing tree, (receiver, groupKey) -> alerts;
+- group_members, group_timing: Alertmanager's aggregation groups, which keep their alerts
+  between runs and are flushed after group_wait, then every group_interval (watch mode);
 - time_muted: a route's mute/active time intervals hold its notifications;
 - dedup: the notification log decides whether a group is notified now;
 - for_receiver: a receiver config's own share of a notification (send_resolved);
@@ -33,7 +35,7 @@ from checkrunner.alerting.model import FIRING, RESOLVED, Alert, Notification
 from checkrunner.alerting.route import InhibitRule, Route
 from checkrunner.alerting.timeinterval import NamedInterval
 from checkrunner.results import RunResult, Status
-from checkrunner.state.alerts import LogEntry, OutboxMessage, RunTimes, StoredAlert
+from checkrunner.state.alerts import LogEntry, OutboxMessage, RunTimes, StoredAlert, StoredGroup
 from checkrunner.state.keys import CheckKey
 
 SEVERITY = {
@@ -45,6 +47,9 @@ UNREACHABLE_ALERT = "host unreachable"
 MUTED_ANNOTATION = "muted_by"  # why checkrun mutes an alert it still posts to Alertmanager
 GAPS_KEPT = 5  # intervals between a check's runs remembered (their largest one counts)
 MAX_OBSERVED_INTERVAL = 86400.0  # a check idle longer than a day does not stretch endsAt more
+# A flush due a moment after a round is made in that round (see flush_reached).
+FLUSH_SLACK_SHARE = 0.1  # of the wait (group_wait or group_interval)
+FLUSH_SLACK_MAX = 1.0  # seconds
 
 
 # -- observing a run -----------------------------------------------------------------------
@@ -334,6 +339,96 @@ def group(alerts: list[Alert], route: Route) -> dict[tuple[str, str], Group]:
             key = (matched.receiver, matched.group_key(alert.labels))
             groups.setdefault(key, Group(matched, [])).alerts.append(alert)
     return groups
+
+
+# -- aggregation groups: group_wait and group_interval -------------------------------------
+
+
+def group_members(before: tuple[str, ...], decided: set[str], routed: list[str]) -> tuple[str, ...]:
+    """The fingerprints in a group after this run: those it held that this run decided
+    nothing about (their checks did not run now: another interval, --tags, another
+    playbook) or routed to it again, in the order they joined, then the new ones.
+    An alert this run muted, or routed elsewhere, leaves the group."""
+    here = set(routed)
+    kept = [fp for fp in before if fp not in decided or fp in here]
+    return tuple(dict.fromkeys([*kept, *routed]))
+
+
+def member_alerts(
+    members: tuple[str, ...], this_run: dict[str, Alert], stored: dict[str, StoredAlert]
+) -> list[Alert]:
+    """The group's alerts: as this run made them, else as the store holds them (firing, or
+    resolved and not flushed yet); a fingerprint found in neither is gone."""
+    alerts = []
+    for fp in members:
+        if fp in this_run:
+            alerts.append(this_run[fp])
+        elif fp in stored:
+            row = stored[fp]
+            alerts.append(Alert(row.labels, row.annotations, row.starts_at, ends_at=row.ends_at))
+    return alerts
+
+
+def group_route(root: Route, receiver: str, group_key: str, alerts: list[Alert]) -> Route | None:
+    """The route a stored group belongs to, found again from its alerts' labels (None when
+    the routing tree no longer sends them there, e.g. after a reload)."""
+    for alert in alerts:
+        for matched in root.match(alert.labels):
+            if matched.receiver == receiver and matched.group_key(alert.labels) == group_key:
+                return matched
+    return None
+
+
+@dataclass(frozen=True)
+class GroupTiming:
+    """Whether a group is flushed now, and the times to store for it."""
+
+    due: bool
+    created_at: float
+    next_flush_at: float
+
+
+def flush_reached(now: float, due_at: float, wait: float) -> bool:
+    """Whether a flush due at `due_at` is made now. A run's time is late by however long
+    its hosts took, so a flush due within a tenth of its wait (at most a second) after this
+    run is made now rather than a whole run later: with group_interval equal to the check
+    interval, a change is told in the next run, as Alertmanager's own timer would."""
+    return now >= due_at - min(FLUSH_SLACK_MAX, FLUSH_SLACK_SHARE * wait)
+
+
+def group_timing(
+    stored: StoredGroup | None, alerts: list[Alert], route: Route, now: float, waits: bool
+) -> GroupTiming:
+    """Alertmanager's aggregation-group timer (dispatch.go). A new group is flushed
+    group_wait after it was created, at once when its oldest alert started more than
+    group_wait ago; after each flush, group_interval later, on the same cadence.
+
+    Without `waits` (a one-shot run: cron cannot wait for group_wait, the next run may be
+    an hour away) every group is flushed on every run and nothing is left waiting.
+    """
+    if not waits:
+        return GroupTiming(True, stored.created_at if stored else now, now)
+    if stored is None:
+        oldest = min((a.starts_at for a in alerts), default=now)
+        created = now
+        due_at = now if oldest + route.group_wait < now else now + route.group_wait
+    else:
+        created, due_at = stored.created_at, stored.next_flush_at
+    wait = route.group_wait if stored is None or stored.flushed_at is None else route.group_interval
+    if not flush_reached(now, due_at, wait):
+        return GroupTiming(False, created, due_at)
+    return GroupTiming(True, created, next_flush(due_at, route.group_interval, now))
+
+
+def next_flush(due_at: float, group_interval: float, now: float) -> float:
+    """The flush after the one due at `due_at`: group_interval later, on the same cadence
+    (a run that came late does not shift it), and after `now`."""
+    if group_interval <= 0:
+        return now
+    following = due_at + group_interval
+    if following <= now:
+        following += group_interval * (int((now - following) // group_interval) + 1)
+    return following
 
 
 def time_muted(route: Route, now: float, intervals: dict[str, NamedInterval]) -> bool:

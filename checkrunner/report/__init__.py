@@ -22,6 +22,7 @@ FORMATS: dict[str, str] = {
     "junit": "checkrunner.report.junit:JunitReporter",
     "markdown": "checkrunner.report.markdown:MarkdownReporter",
     "nagios": "checkrunner.report.nagios:NagiosReporter",
+    "prometheus": "checkrunner.report.prometheus:PrometheusReporter",
 }
 DEFAULT_FORMAT = "terminal"
 _ALSO_EXPORTED = {  # imported on first use, like the reporters
@@ -37,6 +38,7 @@ __all__ = [
     "JunitReporter",
     "MarkdownReporter",
     "NagiosReporter",
+    "PrometheusReporter",
     "Reporter",
     "TerminalReporter",
     "atomic_write",

@@ -24,16 +24,18 @@ if TYPE_CHECKING:
 FIRING = "firing"
 RESOLVED = "resolved"
 SENDS_KEPT = 3600.0  # seconds of send times kept for rate limits
+_SQL_VARIABLES = 500  # fingerprints per IN (...) query, under SQLite's variable limit
 
 
 @dataclass(frozen=True)
 class StoredAlert:
-    """An alert as the `alerts` table holds it."""
+    """An alert as the `alerts` table holds it (`ends_at`: when it resolved, None while firing)."""
 
     fingerprint: str
     labels: dict[str, str]
     annotations: dict[str, str]
     starts_at: float
+    ends_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,19 @@ class LogEntry:
 
     firing: frozenset[str]  # fingerprints firing when last notified
     sent_at: float
+
+
+@dataclass(frozen=True)
+class StoredGroup:
+    """One aggregation group of one receiver (Alertmanager's aggrGroup): the alerts in it,
+    firing or resolved and not yet flushed, and its timers."""
+
+    receiver: str
+    group_key: str
+    alerts: tuple[str, ...]  # fingerprints, in the order they joined
+    created_at: float
+    flushed_at: float | None  # None: never flushed (waiting for group_wait)
+    next_flush_at: float
 
 
 @dataclass(frozen=True)
@@ -122,6 +137,27 @@ class AlertStore:
                     now,
                 ),
             )
+
+    def alerts(self, fingerprints: Iterable[str]) -> dict[str, StoredAlert]:
+        """The stored alerts (firing or resolved) with these fingerprints, by fingerprint."""
+        wanted = list(dict.fromkeys(fingerprints))
+        found: dict[str, StoredAlert] = {}
+        for start in range(0, len(wanted), _SQL_VARIABLES):
+            chunk = wanted[start : start + _SQL_VARIABLES]
+            rows = self.connection.execute(
+                "SELECT fingerprint, labels, annotations, starts_at, state, ends_at FROM alerts "
+                f"WHERE fingerprint IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            for fp, labels, notes, starts_at, state, ends_at in rows:
+                found[fp] = StoredAlert(
+                    fp,
+                    json.loads(labels),
+                    json.loads(notes),
+                    starts_at,
+                    ends_at if state == RESOLVED else None,
+                )
+        return found
 
     def save_resolved(self, fingerprints: Iterable[str], now: float) -> None:
         for fingerprint in fingerprints:
@@ -196,6 +232,37 @@ class AlertStore:
             "INSERT OR REPLACE INTO nflog (receiver, group_key, firing, sent_at) "
             "VALUES (?, ?, ?, ?)",
             (receiver, group_key, json.dumps(firing), sent_at),
+        )
+
+    # -- aggregation groups ------------------------------------------------------------------
+
+    def groups(self) -> list[StoredGroup]:
+        """Every aggregation group, oldest first."""
+        return [
+            StoredGroup(receiver, key, tuple(json.loads(alerts)), created, flushed, next_flush)
+            for receiver, key, alerts, created, flushed, next_flush in self.connection.execute(
+                "SELECT receiver, group_key, alerts, created_at, flushed_at, next_flush_at "
+                "FROM alert_groups ORDER BY created_at, receiver, group_key"
+            )
+        ]
+
+    def save_group(self, group: StoredGroup) -> None:
+        self.connection.execute(
+            "INSERT OR REPLACE INTO alert_groups (receiver, group_key, alerts, created_at, "
+            "flushed_at, next_flush_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                group.receiver,
+                group.group_key,
+                json.dumps(list(group.alerts)),
+                group.created_at,
+                group.flushed_at,
+                group.next_flush_at,
+            ),
+        )
+
+    def delete_group(self, receiver: str, group_key: str) -> None:
+        self.connection.execute(
+            "DELETE FROM alert_groups WHERE receiver = ? AND group_key = ?", (receiver, group_key)
         )
 
     # -- the outbox --------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The embedded state database: one SQLite file on the control node, private to its owner.
 
 It holds what must survive between runs: log offsets and measurement history (logs.py),
-alert state, the notification log and the outbox (alerts.py). Nothing is ever written on a
+alert state, the notification log and the outbox (alerts.py), the Pushgateway pushes not
+yet delivered (pushes.py). Nothing is ever written on a
 target.
 
 Several checkrun processes may share one file (cron and a hand run overlapping): WAL mode
@@ -109,6 +110,31 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
     """
+    CREATE TABLE alert_groups (
+        receiver TEXT NOT NULL,
+        group_key TEXT NOT NULL,
+        alerts TEXT NOT NULL,          -- JSON list: fingerprints in the group, firing or resolved
+        created_at REAL NOT NULL,
+        flushed_at REAL,               -- the last flush (NULL: waiting for group_wait)
+        next_flush_at REAL NOT NULL,   -- when the group is looked at again (group_interval)
+        PRIMARY KEY (receiver, group_key)
+    );
+    """,
+    """
+    CREATE TABLE push_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        destination TEXT NOT NULL,     -- digest of the Pushgateway URL (it may hold a secret)
+        grouping TEXT NOT NULL,        -- JSON: job and the grouping key's labels
+        payload BLOB NOT NULL,         -- the metrics, text exposition format
+        created_at REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        state TEXT NOT NULL DEFAULT 'pending', -- pending, delivered or failed (not retryable)
+        done_at REAL
+    );
+    CREATE INDEX push_outbox_pending ON push_outbox (state, destination, id);
+    """,
+    """
     CREATE TABLE host_backoff (
         host TEXT PRIMARY KEY,         -- a host whose circuit breaker is open (watch mode)
         failures INTEGER NOT NULL,     -- failed attempts in a row
@@ -167,16 +193,16 @@ def _connect(path: str) -> sqlite3.Connection:
     directory = Path(path).parent
     if not directory.exists():
         directory.mkdir(mode=0o700, parents=True)
-    old_umask = os.umask(0o077)  # the file and its -wal/-shm companions are created private
-    try:
-        connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("PRAGMA synchronous = FULL")
-        _migrate(connection)
-    finally:
-        os.umask(old_umask)
+    # Created private before SQLite opens it: SQLite gives the -wal and -shm files the
+    # database file's own mode. No umask: it is process-wide, and a thread starting a command
+    # meanwhile would hand it the private umask.
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     os.chmod(path, 0o600)
+    connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = FULL")
+    _migrate(connection)
     return connection
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from checkrunner.errors import ProtocolError, Unreachable
 from checkrunner.transport.answer import parse_output, read_answer
-from checkrunner.transport.base import ExecResult, Transport
+from checkrunner.transport.base import ExecResult, Transport, TransportEvent
 from checkrunner.transport.local import LocalTransport
 from checkrunner.transport.payload import Batch, BatchCheck, BatchOptions, build_payload
 from checkrunner.transport.pool import (
@@ -27,6 +27,7 @@ __all__ = [
     "LocalTransport",
     "ProtocolError",
     "Transport",
+    "TransportEvent",
     "Transports",
     "Unreachable",
     "build_payload",

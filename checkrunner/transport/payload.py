@@ -70,14 +70,15 @@ class Batch:
     checks: list[BatchCheck]
     options: BatchOptions = field(default_factory=BatchOptions)
 
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "version": PROTOCOL_VERSION,
+            "options": self.options.to_wire(),
+            "checks": [c.to_wire() for c in self.checks],
+        }
+
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "version": PROTOCOL_VERSION,
-                "options": self.options.to_wire(),
-                "checks": [c.to_wire() for c in self.checks],
-            }
-        )
+        return json.dumps(self.to_wire())
 
 
 def build_payload(batch: Batch) -> bytes:

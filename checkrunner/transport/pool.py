@@ -6,17 +6,22 @@ one run today, a watch process later. It builds each transport on first use (par
 imported only when an ssh host is reached), shares it between all hosts of that connection
 type (jump hosts, the known_hosts cache and the deadline watchdog live in the ssh one),
 aborts every batch on Ctrl-C and closes every connection once, at the end.
+
+With keep_alive (watch mode) each (host, become) keeps one connection and one live target
+process across calls (transport/live.py); without it every call is one exec of the one-shot
+program, exactly as a run has always done.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
 from checkrunner.errors import Unreachable
-from checkrunner.transport.base import Transport
+from checkrunner.transport.base import LIVE_IDLE_TIMEOUT, ExecResult, Transport, TransportEvent
+from checkrunner.transport.payload import Batch, build_payload
 
 SUPPORTED_CONNECTIONS = ("local", "ssh")  # Host maps smart/paramiko/paramiko_ssh to "ssh"
 
@@ -26,7 +31,10 @@ class Transports:
 
     `ssh_options` (an SSHOptions) configures the ssh transport when it is built. `local` and
     `ssh` replace the transport built for that connection type: tests hand in an in-process
-    one, a caller may share one between runs.
+    one, a caller may share one between runs. `keep_alive` keeps connections and live target
+    processes between calls; `on_event` hears of them (TransportEvent, from worker threads);
+    a live process that gets no request for `idle_timeout` seconds exits on its own (make it
+    longer than the longest pause between two rounds of a host).
     """
 
     def __init__(
@@ -35,11 +43,30 @@ class Transports:
         *,
         local: Transport | None = None,
         ssh: Transport | None = None,
+        keep_alive: bool = False,
+        on_event: Callable[[TransportEvent], None] | None = None,
+        idle_timeout: float = LIVE_IDLE_TIMEOUT,
     ):
         self.ssh_options = ssh_options
+        self.keep_alive = keep_alive
+        self.on_event = on_event
+        self.idle_timeout = idle_timeout  # a live process without a request this long leaves
         self._given = {name: t for name, t in (("local", local), ("ssh", ssh)) if t is not None}
         self._built: dict[str, Transport] = {}
         self._lock = threading.Lock()
+
+    def run_batch(self, host: Any, batch: Batch, timeout: float) -> ExecResult:
+        """Run `batch` on `host` within `timeout` seconds: one exec of the one-shot program, or
+        with keep_alive a request to the host's live process. Unreachable, ProtocolError."""
+        transport = self.for_host(host)
+        if self.keep_alive:
+            return transport.run_kept(host, batch, timeout)
+        return transport.run_batch(host, build_payload(batch), timeout)
+
+    def forget(self, host_name: str) -> None:
+        """Close `host_name`'s kept connections now; its next call connects again."""
+        for transport in self._transports():
+            transport.forget(host_name)
 
     def for_host(self, host: Any) -> Transport:
         """The transport for `host`, built on first use: Unreachable for an unsupported
@@ -52,6 +79,8 @@ class Transports:
             transport = self._built.get(host.connection)
             if transport is None:
                 transport = self._given.get(host.connection) or self._build(host.connection)
+                if self.keep_alive:
+                    transport.configure_kept(self.on_event, self.idle_timeout)
                 self._built[host.connection] = transport
             return transport
 

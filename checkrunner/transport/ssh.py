@@ -5,6 +5,9 @@ on stdin; stdout and stderr are read until the command ends or the host deadline
 watchdog closes the connection at the deadline, so a hung target never holds the run (one
 watchdog thread per transport serves every session: a timer thread per host would cost a
 thread start each; it starts on first use and stops when the transport is closed).
+
+Kept connections (run_kept) stay open across calls, with keepalives, and run the live program
+(transport/live.py) in one channel; the same watchdog closes one whose round overruns.
 """
 
 from __future__ import annotations
@@ -36,7 +39,14 @@ from checkrunner.transport.base import (
     ExecResult,
     Transport,
 )
-from checkrunner.transport.payload import BOOTSTRAP, with_become_password
+from checkrunner.transport.live import (
+    KEEPALIVE_SECONDS,
+    LIVE_BOOTSTRAP,
+    KeptSessions,
+    LiveChannel,
+    opening_bytes,
+)
+from checkrunner.transport.payload import BOOTSTRAP, Batch, with_become_password
 from checkrunner.transport.ssh_config import Endpoint, EndpointResolver, SSHOptions
 from checkrunner.transport.ssh_connect import Connection, Connector
 from checkrunner.transport.ssh_known_hosts import HostKeyChecker, KnownHostsStore
@@ -73,6 +83,7 @@ class SSHTransport(Transport):
         self._connector = Connector(self.options, HostKeyChecker(self.known_hosts))
         self._watchdog = _Watchdog()
         self._sessions: set[_Session] = set()
+        self._kept = KeptSessions()
         self._aborted = False
         self._lock = threading.Lock()
 
@@ -92,6 +103,39 @@ class SSHTransport(Transport):
             raise failure
         return result
 
+    def run_kept(self, host: Any, batch: Batch, timeout: float) -> ExecResult:
+        deadline = time.monotonic() + timeout
+        endpoint = self._endpoint(host)
+        interpreter = getattr(host, "python_interpreter", None) or DEFAULT_PYTHON
+        password = _become_password(host, endpoint)
+        command = _command_for(host, interpreter, endpoint, password is not None, LIVE_BOOTSTRAP)
+        guard = _Session(endpoint, timeout, self._watchdog)
+
+        def open_channel(deadline: float) -> tuple[LiveChannel, bytes]:
+            return _open_live(self._connector, guard, command, deadline), opening_bytes(password)
+
+        identity = (endpoint, command, password)
+        watch = self._watchdog.watch(guard, deadline)
+        try:
+            with self._tracked(guard):
+                result = self._kept.run(
+                    host, batch, deadline, timeout, identity, open_channel, guard
+                )
+        finally:
+            self._watchdog.cancel(watch)
+        if not result.stdout:  # the live process ended before answering: say why, as run_batch
+            failure = target_failure(result, interpreter, endpoint)
+            if failure is not None:
+                raise failure
+        return result
+
+    def configure_kept(self, on_event: Any, idle_timeout: float) -> None:
+        self._kept.on_event = on_event
+        self._kept.idle_timeout = idle_timeout
+
+    def forget(self, host_name: str) -> None:
+        self._kept.forget(host_name)
+
     def abort(self) -> None:
         """Close every live connection (Ctrl-C); batches not yet started end at once."""
         with self._lock:
@@ -99,11 +143,14 @@ class SSHTransport(Transport):
             sessions = list(self._sessions)
         for session in sessions:
             session.abort()
+        self._kept.abort()
         self._connector.abort()
 
     def close(self) -> None:
-        """Close the shared jump-host connections and stop the watchdog thread; the transport
-        may be used again afterwards."""
+        """Close the kept connections (their live processes exit), the shared jump-host
+        connections, and stop the watchdog thread; the transport may be used again
+        afterwards."""
+        self._kept.close()
         self._connector.close()
         self._watchdog.stop()
         with self._lock:
@@ -140,7 +187,9 @@ def _become_password(host: Any, endpoint: Endpoint) -> str | None:
     return getattr(host, "become_password", None) or None
 
 
-def _command_for(host: Any, interpreter: str, endpoint: Endpoint, password: bool) -> str:
+def _command_for(
+    host: Any, interpreter: str, endpoint: Endpoint, password: bool, bootstrap: str = BOOTSTRAP
+) -> str:
     try:
         return remote_command(
             interpreter,
@@ -149,6 +198,7 @@ def _command_for(host: Any, interpreter: str, endpoint: Endpoint, password: bool
             become_method=getattr(host, "become_method", None) or "sudo",
             login_user=endpoint.user,
             password=password,
+            bootstrap=bootstrap,
         )
     except ValueError as exc:  # unbalanced quotes in ansible_python_interpreter
         raise Unreachable(
@@ -163,13 +213,14 @@ def remote_command(
     become_method: str,
     login_user: str,
     password: bool = False,
+    bootstrap: str = BOOTSTRAP,
 ) -> str:
     """The one shell command a target runs, every word quoted.
 
     With `password`, sudo reads it from the first line of stdin (`-S`, no prompt text);
     otherwise `sudo -n` fails at once instead of waiting for a password nobody will type.
     """
-    argv = [*(shlex.split(interpreter) or [DEFAULT_PYTHON]), "-c", BOOTSTRAP]
+    argv = [*(shlex.split(interpreter) or [DEFAULT_PYTHON]), "-c", bootstrap]
     if become and login_user != become_user:
         if become_method != "sudo":
             raise Unreachable(
@@ -345,12 +396,13 @@ def _execute(
         channel.exec_command(command)
         _send_input(channel, payload, deadline)
         stdout, stderr = _collect(channel, deadline)
+        received = len(stdout) + len(stderr)
         if len(stdout) > MAX_OUTPUT_BYTES:  # stopped reading: the answer is rejected
-            return ExecResult(-1, bytes(stdout), bytes(stderr), overflow=True)
+            return ExecResult(-1, stdout, stderr, True, len(payload), received)
         status = _exit_status(channel, deadline)
     finally:
         channel.close()
-    return ExecResult(status, stdout, stderr)
+    return ExecResult(status, stdout, stderr, sent_bytes=len(payload), received_bytes=received)
 
 
 def _send_input(channel: paramiko.Channel, payload: bytes, deadline: float) -> None:
@@ -468,3 +520,102 @@ def _interpreter_missing(exit_status: int, lowered: str) -> bool:
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "no error output"
+
+
+def _open_live(connector: Connector, guard: _Session, command: str, deadline: float) -> _LiveSSH:
+    """A kept connection running the live program, watched by `guard` while it opens."""
+    connection: Connection | None = None
+    try:
+        connection = connector.connect(guard.endpoint, deadline, on_transport=guard.attach)
+        connection.transport.set_keepalive(KEEPALIVE_SECONDS)
+        channel = connection.transport.open_session(timeout=_remaining(deadline))
+        channel.exec_command(command)
+    except Unreachable as exc:
+        _close_quietly(connection)
+        raise guard._interrupted() or exc from None
+    except _HostDeadline:
+        _close_quietly(connection)
+        raise guard._interrupted() or guard._deadline() from None
+    except (paramiko.SSHException, EOFError, OSError) as exc:
+        _close_quietly(connection)
+        raise guard._interrupted() or guard._lost(exc) from None
+    return _LiveSSH(connection, channel, guard)
+
+
+def _close_quietly(connection: Connection | None) -> None:
+    if connection is not None:
+        connection.close()
+
+
+class _LiveSSH(LiveChannel):
+    """A kept ssh connection and the channel its live program runs in."""
+
+    def __init__(self, connection: Connection, channel: paramiko.Channel, guard: _Session):
+        self.connection = connection
+        self.channel = channel
+        self.guard = guard  # the current round's: the watchdog and Ctrl-C close through it
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(channel.fileno(), selectors.EVENT_READ)
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def watch_with(self, guard: Any) -> None:
+        self.guard = guard
+        guard.attach(self.connection.transport)
+
+    def send(self, data: bytes, deadline: float) -> bool:
+        try:
+            self.channel.settimeout(_remaining(deadline))
+            self.channel.sendall(data)
+        except (_HostDeadline, OSError, EOFError, paramiko.SSHException):
+            return False
+        return True
+
+    def receive(self, deadline: float) -> tuple[bytes, bytes]:
+        stdout, stderr = bytearray(), bytearray()
+        try:
+            if not self._ready():
+                self._selector.select(max(0.0, deadline - time.monotonic()))
+            _drain(self.channel, stdout, stderr)
+        except (OSError, ValueError, EOFError, paramiko.SSHException):
+            self.channel.close()  # closed under us (forget, close): the stream has ended
+        return bytes(stdout), bytes(stderr)
+
+    def _ready(self) -> bool:
+        channel = self.channel
+        return channel.recv_ready() or channel.recv_stderr_ready() or self.ended()
+
+    def ended(self) -> bool:
+        channel = self.channel
+        return (channel.eof_received or channel.closed) and not channel.recv_ready()
+
+    def alive(self) -> bool:
+        channel = self.channel
+        return self.connection.transport.is_active() and not (
+            channel.closed or channel.eof_received or channel.exit_status_ready()
+        )
+
+    def exit_status(self) -> int:
+        if self.channel.status_event.wait(1.0):
+            return self.channel.recv_exit_status()
+        return -1
+
+    def stopped(self, timed_out: bool, timeout: float) -> Unreachable | None:
+        interrupted = self.guard._interrupted()
+        if interrupted is not None or not timed_out:
+            return interrupted
+        return self.guard._deadline()
+
+    def abort(self) -> None:
+        self.guard.abort()
+
+    def close(self, graceful: bool = False) -> None:
+        # Closing the connection ends the session: sshd closes the live program's stdin
+        # and it exits (graceful or not, nothing more is needed over ssh).
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self.channel.close()
+        self.connection.close()
+        self._selector.close()
