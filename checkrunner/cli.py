@@ -223,6 +223,15 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="validate the playbook and exit (same as `checkrun validate`)",
     )
+    # watch mode exports /metrics instead
+    parser.add_argument(
+        "--push",
+        metavar="URL",
+        help="push the run's metrics to this Prometheus Pushgateway (grouping key job, "
+        "instance: this runner's host name, playbook); a failed push waits in the state "
+        "database for the next run",
+    )
+    _add_setting(parser, "--push-job", setting=settings.PUSH_JOB, metavar="NAME")
 
 
 def _add_state_arguments(parser: argparse.ArgumentParser) -> None:
@@ -239,14 +248,6 @@ def _add_state_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="dry run of the alerting: say what would be sent, send and remember nothing",
     )
-    parser.add_argument(
-        "--push",
-        metavar="URL",
-        help="push the run's metrics to this Prometheus Pushgateway (grouping key job, "
-        "instance: this runner's host name, playbook); a failed push waits in the state "
-        "database for the next run",
-    )
-    _add_setting(parser, "--push-job", setting=settings.PUSH_JOB, metavar="NAME")
     _add_setting(parser, "--target-nice", setting=settings.TARGET_NICE, type=int, metavar="N")
     _add_setting(
         parser,
@@ -338,8 +339,6 @@ def _common_fields(ns: argparse.Namespace) -> dict[str, Any]:
         state=ns.state,
         no_state=ns.no_state,
         no_notify=ns.no_notify,
-        push=ns.push,
-        push_job=ns.push_job,
     )
 
 
@@ -353,6 +352,8 @@ def _run_command(ns: argparse.Namespace) -> app.RunCommand:
         list_hosts=ns.list_hosts,
         list_checks=ns.list_checks,
         syntax_check=ns.syntax_check,
+        push=ns.push,
+        push_job=ns.push_job,
     )
 
 
