@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -25,8 +26,9 @@ from checkrunner.results import EXIT_OK
 from checkrunner.safe_text import one_line, printable
 
 if TYPE_CHECKING:
-    from checkrunner.alerting.runtime import RenderedReceivers
     from checkrunner.masking import Masker
+    from checkrunner.runner import RunOptions
+    from checkrunner.serve.rounds import LoadedConfig, Recorded
     from checkrunner.transport.ssh_config import SSHOptions
 
 
@@ -66,6 +68,18 @@ class RunCommand:
     push_job: str = settings.PUSH_JOB.default
 
 
+@dataclass
+class WatchCommand(RunCommand):
+    """`checkrun watch`: a run's options, plus the loop's."""
+
+    interval: float = settings.INTERVAL.default
+    listen: str = settings.LISTEN.default
+    web_config: str | None = None
+    log_format: str = settings.LOG_FORMAT.default
+    backoff_max: float = settings.BACKOFF_MAX.default
+    stop_grace: float = settings.STOP_GRACE.default
+
+
 def _warn(message: str) -> None:
     print(f"[WARNING] {printable(message, newlines=False)}", file=sys.stderr)
 
@@ -87,7 +101,9 @@ def _ssh_options(cmd: RunCommand) -> SSHOptions:
         raise ConfigError(f"command line: {exc}", hint="see `checkrun --help`") from None
 
 
-def load_plan(cmd: RunCommand, schema_check: bool = True) -> Plan:
+def load_plan(
+    cmd: RunCommand, schema_check: bool = True, warn: Callable[[str], None] = _warn
+) -> Plan:
     playbook = load_playbook(cmd.playbook, schema_check=schema_check)
     extra = parse_extra_vars(cmd.extra_vars, os.getcwd())
     inventory = load_inventories(cmd.inventories, os.path.dirname(os.path.abspath(cmd.playbook)))
@@ -97,11 +113,12 @@ def load_plan(cmd: RunCommand, schema_check: bool = True) -> Plan:
         tags=cmd.tags,
         skip_tags=cmd.skip_tags,
         become=cmd.become,
+        interval=getattr(cmd, "interval", settings.INTERVAL.default),
     )
     plan = build_plan(playbook, inventory, options)
     masker = _masker(plan)
     for warning in plan.warnings:
-        _warn(masker.text(warning))
+        warn(masker.text(warning))
     return plan
 
 
@@ -121,34 +138,62 @@ def run(cmd: RunCommand) -> int:
     from checkrunner.report import create_reporters
 
     reporters = create_reporters(cmd.reports, verbose=cmd.verbose)  # bad --report: exit 5 first
-    push_password = _push_gateway(cmd).password if cmd.push is not None else None
+    if cmd.push is not None:
+        _push_gateway(cmd)  # a bad --push URL: exit 5 before anything else is read
     ssh_options = _ssh_options(cmd)
-    plan = load_plan(cmd, schema_check=False)
+    config = load_config(cmd)
+    with errors_masked(lambda: config.masker.secrets):
+        return _run_masked(cmd, config, reporters, ssh_options)
+
+
+def load_config(cmd: RunCommand, warn: Callable[[str], None] = _warn) -> LoadedConfig:
+    """The playbook, inventory and alerting read, planned and masked: from here on nothing
+    downstream sees a secret: the checks' names (what results, alerts and state rows are
+    keyed by) now, their results as they leave the run, and errors."""
+    from checkrunner.serve.rounds import LoadedConfig
+
+    push_password = _push_gateway(cmd).password if cmd.push is not None else None
+    plan = load_plan(cmd, schema_check=False, warn=warn)
     become_password = _become_password(cmd)
     receivers = _receivers(plan)
     masker = _masker(
         plan, become_password, push_password, *(receivers.secrets if receivers else ())
     )
-    # From here on nothing downstream sees a secret: the checks' names (what results, alerts
-    # and state rows are keyed by) now, their results as they leave the run, and errors.
     for warning in masker.mask_identities(plan):
-        _warn(warning)
-    with errors_masked(lambda: masker.secrets):
-        return _run_masked(cmd, plan, reporters, receivers, masker, become_password, ssh_options)
+        warn(warning)
+    return LoadedConfig(plan, receivers, masker, become_password)
+
+
+def run_options(cmd: RunCommand, config: LoadedConfig, observe=None) -> RunOptions:
+    """How the runner runs the checks of `config` (a one-shot run's, or a watch round's)."""
+    from checkrunner.runner import RunOptions
+    from checkrunner.transport import BatchOptions
+
+    return RunOptions(
+        forks=cmd.forks,
+        host_timeout=cmd.host_timeout,
+        wait=cmd.wait,
+        wait_interval=cmd.wait_interval,
+        fail_on=cmd.fail_on,
+        become_password=config.become_password,
+        observe=observe,
+        mask=config.masker.leaving_run,
+        batch_options=BatchOptions(
+            psutil=cmd.use_psutil, nice=cmd.target_nice, memory_limit=cmd.target_memory_limit
+        ),
+    )
 
 
 def _run_masked(
-    cmd: RunCommand,
-    plan: Plan,
-    reporters: list,
-    receivers: RenderedReceivers | None,
-    masker: Masker,
-    become_password: str | None,
-    ssh_options: SSHOptions,
+    cmd: RunCommand, config: LoadedConfig, reporters: list, ssh_options: SSHOptions
 ) -> int:
-    from checkrunner.runner import RunOptions, run_plan
-    from checkrunner.transport import BatchOptions, Transports
+    """One round with every check due, then the reports: the round is recorded (log
+    offsets, alerting) by the same RoundRecorder as each round of `checkrun watch`."""
+    from checkrunner.runner import run_plan
+    from checkrunner.serve.rounds import RoundRecorder
+    from checkrunner.transport import Transports
 
+    plan = config.plan
     if cmd.list_hosts:
         return _print_hosts(plan)
     if cmd.list_checks:
@@ -158,20 +203,9 @@ def _run_masked(
     transports = Transports(ssh_options)
     transports.prepare(hp.host for hp in plan.hosts)
     db = _state_db(cmd, plan)
-    log_state = _log_state(db, plan, masker)
-    options = RunOptions(
-        forks=cmd.forks,
-        host_timeout=cmd.host_timeout,
-        wait=cmd.wait,
-        wait_interval=cmd.wait_interval,
-        fail_on=cmd.fail_on,
-        become_password=become_password,
-        observe=log_state.observe,
-        mask=masker.leaving_run,
-        batch_options=BatchOptions(
-            psutil=cmd.use_psutil, nice=cmd.target_nice, memory_limit=cmd.target_memory_limit
-        ),
-    )
+    recorder = RoundRecorder(db, config, deliver=not cmd.no_notify)
+    recorder.prepare(plan.hosts)
+    options = run_options(cmd, config, observe=recorder.log_state.observe)
     try:
         with transports:  # every connection closed as soon as the run is over
             result = run_plan(plan, options, reporters, transports)
@@ -180,13 +214,88 @@ def _run_masked(
     finally:
         for reporter in reporters:
             reporter.close()
-    # Only now, with the results recorded: a crash before this line re-reads, never skips.
-    log_state.commit()
-    if receivers is not None and db is not None and not result.interrupted:
-        _alert(db, plan, receivers, result, masker, deliver=not cmd.no_notify)
+    # Only now, with the results reported: a crash before this re-reads, never skips.
+    recorded = recorder.record(result)
+    if recorded.outcome is not None:
+        print_alerting(recorded, deliver=not cmd.no_notify)
     if cmd.push is not None and db is not None and not result.interrupted:
-        _push(db, cmd, result, masker)
+        _push(db, cmd, result, config.masker)
     return result.exit_code
+
+
+def watch(cmd: WatchCommand) -> int:
+    """`checkrun watch`: run the playbook's checks as they fall due, until SIGTERM/SIGINT."""
+    from checkrunner.masking import errors_masked
+    from checkrunner.serve.events import EventLog
+    from checkrunner.serve.http import StatusServer
+    from checkrunner.serve.rounds import RoundRecorder
+    from checkrunner.serve.status import WatchStatus
+    from checkrunner.serve.watch import Watch, WatchSettings
+
+    ssh_options = _ssh_options(cmd)
+    events = EventLog(cmd.log_format)  # the config's warnings are events too (masked already)
+    config = load_config(cmd, warn=lambda warning: events.emit("warning", warning))
+    events.mask = config.masker.text
+    status = WatchStatus(cmd.playbook)
+    server = StatusServer(cmd.listen, status, cmd.web_config)
+    with errors_masked(lambda: config.masker.secrets):
+        transports = _kept_transports(ssh_options, status, events)
+        transports.prepare(hp.host for hp in config.plan.hosts)
+        db = _state_db(cmd, config.plan)  # --no-state with alerting: exit 5
+        if db is None and not cmd.no_state:
+            db = _open_state(cmd)  # the hosts' backoffs, also without logs or alerting
+        recorder = RoundRecorder(
+            db, config, deliver=not cmd.no_notify, group_waits=True, status=status
+        )
+        loop = Watch(
+            config,
+            load=lambda: _reload_config(cmd, events),
+            options=lambda cfg, rec: run_options(cmd, cfg, observe=_observer(rec)),
+            transports=transports,
+            recorder=recorder,
+            status=status,
+            events=events,
+            settings=WatchSettings(backoff_max=cmd.backoff_max, stop_grace=cmd.stop_grace),
+        )
+        server.start()
+        address = cmd.listen.rpartition(":")[0]
+        events.emit("listening", f"http://{address}:{server.port}/metrics")
+        try:
+            code = loop.run()
+        finally:
+            server.close()
+            if db is not None:
+                db.close()
+    return code
+
+
+def _reload_config(cmd: WatchCommand, events) -> LoadedConfig:
+    """SIGHUP: the playbook, inventory and alerting read again (ConfigError when broken)."""
+    from checkrunner.masking import errors_masked
+
+    config = load_config(cmd, warn=lambda warning: events.emit("warning", warning))
+    with errors_masked(lambda: config.masker.secrets):
+        _ssh_options(cmd)
+    return config
+
+
+def _observer(recorder):
+    """The runner's observe hook, through the recorder's current log state (replaced on
+    reload)."""
+    return lambda check, raw: recorder.log_state.observe(check, raw)
+
+
+def _kept_transports(ssh_options: SSHOptions, status, events):
+    """Transports that keep one connection per host across rounds, with their connection
+    events logged and reconnects counted."""
+    from checkrunner.transport import Transports
+
+    def on_event(event) -> None:
+        events.emit(event.kind, event.detail, host=event.host)
+        if event.kind == "reconnected":
+            status.count_reconnect(events.mask(event.host))
+
+    return Transports(ssh_options, keep_alive=True, on_event=on_event)
 
 
 def _push_gateway(cmd: RunCommand):
@@ -242,15 +351,6 @@ def _open_state(cmd: RunCommand):
     return open_state(cmd.state or default_state_path())
 
 
-def _log_state(db, plan: Plan, masker: Masker):
-    """Log checks' saved offsets injected into the plan."""
-    from checkrunner.state.logs import LogState
-
-    log_state = LogState(db, masker.text)
-    log_state.prepare(plan)
-    return log_state
-
-
 def _receivers(plan: Plan):
     if plan.alerting is None:
         return None
@@ -259,17 +359,14 @@ def _receivers(plan: Plan):
     return render_receivers(plan.alerting)
 
 
-def _alert(db, plan: Plan, receivers, result, masker, deliver: bool) -> None:
-    """Alert state, notifications and delivery; problems are warnings, never a lost result."""
+def print_alerting(recorded: Recorded, deliver: bool) -> None:
+    """What alerting did in a one-shot run; problems are warnings, never a lost result."""
     from checkrunner.alerting.engine import summarize
-    from checkrunner.alerting.runtime import process_run
 
-    outcome, report = process_run(
-        db, plan.alerting, receivers, plan, result, masker.text, deliver=deliver
-    )
-    for line in summarize(outcome):
+    for line in summarize(recorded.outcome):
         line = printable(line, newlines=False)
         print(line if deliver else f"{line} (--no-notify: nothing sent or kept)", file=sys.stderr)
+    report = recorded.report
     if report is None:
         return
     for failure in report.failed:
@@ -311,12 +408,31 @@ def notify(cmd: RunCommand, flush: bool, test_receiver: str | None) -> int:
 
 
 def alerts(cmd: RunCommand) -> int:
-    """`checkrun alerts`: what is firing, failing towards `for`, and undelivered."""
+    """`checkrun alerts`: what is firing, failing towards `for`, undelivered, and which hosts
+    watch mode is backing off from."""
     from checkrunner.alerting.runtime import alert_listing
 
     db = _open_state(cmd)
-    print("\n".join(printable(line, newlines=False) for line in alert_listing(db)))
+    lines = [*alert_listing(db), *_backoff_listing(db)]
+    print("\n".join(printable(line, newlines=False) for line in lines))
     return EXIT_OK
+
+
+def _backoff_listing(db) -> list[str]:
+    """Hosts whose circuit breaker a watch process holds open, and until when."""
+    import time
+
+    from checkrunner.state.breakers import BackoffStore
+
+    backoffs = BackoffStore(db).all()
+    lines = [f"backing off ({len(backoffs)}):"]
+    for backoff in backoffs:
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(backoff.next_attempt_at))
+        lines.append(
+            f"  {backoff.host}: {backoff.failures} failed attempt(s) in a row, next attempt at "
+            f"{at}: {backoff.reason}: {backoff.message}"
+        )
+    return lines
 
 
 def _inventory_secrets(plan: Plan) -> list[str]:

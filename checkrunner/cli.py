@@ -12,14 +12,15 @@ from typing import Any
 
 from checkrunner import __version__, app, settings
 from checkrunner.config.coerce import bounds_text, coerce_value
-from checkrunner.config.keywords import DELAY_SPEC, TIMEOUT_SPEC
+from checkrunner.config.keywords import DELAY_SPEC, INTERVAL_SPEC, TIMEOUT_SPEC
 from checkrunner.errors import CheckrunError, ConfigError, OptionValueError, flatten_problems
 from checkrunner.report import format_help
 from checkrunner.results import EXIT_BAD_INPUT, EXIT_INTERRUPTED, FAIL_ON_LEVELS
 from checkrunner.safe_text import one_line, printable
+from checkrunner.serve.events import LOG_FORMATS
 from checkrunner.transport.base import CHECKING_MODES
 
-SUBCOMMANDS = ("run", "validate", "schema", "doc", "notify", "alerts")
+SUBCOMMANDS = ("run", "validate", "schema", "doc", "notify", "alerts", "watch")
 
 EPILOG = """\
 commands:
@@ -29,6 +30,7 @@ commands:
   checkrun doc [NAME]                list the check modules and receivers, or document one
   checkrun notify PLAYBOOK --flush   deliver the outbox now (--test RECEIVER: a test message)
   checkrun alerts                    list firing alerts, failing checks, undelivered messages
+  checkrun watch PLAYBOOK [options]  run the checks as they fall due, until stopped (--help)
 
 exit codes: 0 ok, 1 warnings (--fail-on warning), 2 critical, 3 unknown, 4 unreachable,
             5 bad playbook/inventory/command line, 130 interrupted
@@ -84,6 +86,55 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_target_arguments(parser)
+    _add_run_arguments(parser)
+    _add_state_arguments(parser)
+    return parser
+
+
+def _watch_parser(prog: str) -> argparse.ArgumentParser:
+    """`checkrun watch`: the options of a run that keep their meaning in a long-running
+    process (the same definitions), and the loop's own."""
+    parser = _Parser(
+        prog=prog,
+        description="Run the playbook's checks as they fall due, until SIGTERM or SIGINT; "
+        "SIGHUP re-reads the playbook, inventory and alerting.",
+    )
+    _add_target_arguments(parser)
+    _add_setting(
+        parser,
+        "--interval",
+        setting=settings.INTERVAL,
+        type=_duration(INTERVAL_SPEC),
+        metavar="DURATION",
+    )
+    _add_setting(parser, "--listen", setting=settings.LISTEN, metavar="ADDR:PORT")
+    parser.add_argument(
+        "--web-config",
+        metavar="FILE",
+        help="Prometheus web configuration file: basic auth (bcrypt hashes) and TLS",
+    )
+    _add_setting(parser, "--log-format", setting=settings.LOG_FORMAT, choices=LOG_FORMATS)
+    _add_setting(
+        parser,
+        "--backoff-max",
+        setting=settings.BACKOFF_MAX,
+        type=_duration(INTERVAL_SPEC),
+        metavar="DURATION",
+    )
+    _add_setting(
+        parser,
+        "--stop-grace",
+        setting=settings.STOP_GRACE,
+        type=_duration(DELAY_SPEC),
+        metavar="DURATION",
+    )
+    _add_state_arguments(parser)
+    return parser
+
+
+def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """What to check and how to reach it: the same for a run and for watch."""
     parser.add_argument("playbook", help="playbook YAML file")
     parser.add_argument(
         "-i",
@@ -135,6 +186,10 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
         help="environment variable holding the sudo password, for hosts without "
         "ansible_become_password (never printed)",
     )
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """A one-shot run's own: --wait, reports, the exit code, listings."""
     _add_setting(
         parser,
         "--wait",
@@ -168,6 +223,19 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
         action="store_true",
         help="validate the playbook and exit (same as `checkrun validate`)",
     )
+    # watch mode exports /metrics instead
+    parser.add_argument(
+        "--push",
+        metavar="URL",
+        help="push the run's metrics to this Prometheus Pushgateway (grouping key job, "
+        "instance: this runner's host name, playbook); a failed push waits in the state "
+        "database for the next run",
+    )
+    _add_setting(parser, "--push-job", setting=settings.PUSH_JOB, metavar="NAME")
+
+
+def _add_state_arguments(parser: argparse.ArgumentParser) -> None:
+    """State, alerting, the targets' limits, verbosity: the same for a run and for watch."""
     state = parser.add_mutually_exclusive_group()
     _add_setting(state, "--state", setting=settings.STATE, metavar="PATH")
     state.add_argument(
@@ -180,14 +248,6 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
         action="store_true",
         help="dry run of the alerting: say what would be sent, send and remember nothing",
     )
-    parser.add_argument(
-        "--push",
-        metavar="URL",
-        help="push the run's metrics to this Prometheus Pushgateway (grouping key job, "
-        "instance: this runner's host name, playbook); a failed push waits in the state "
-        "database for the next run",
-    )
-    _add_setting(parser, "--push-job", setting=settings.PUSH_JOB, metavar="NAME")
     _add_setting(parser, "--target-nice", setting=settings.TARGET_NICE, type=int, metavar="N")
     _add_setting(
         parser,
@@ -206,7 +266,6 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="more detail; -vvv shows tracebacks"
     )
     parser.add_argument("--version", action="version", version=f"checkrun {__version__}")
-    return parser
 
 
 def _add_ssh_arguments(parser: argparse.ArgumentParser) -> None:
@@ -254,8 +313,9 @@ def _split_tags(values: list[str]) -> list[str]:
     return [tag.strip() for value in values for tag in value.split(",") if tag.strip()]
 
 
-def _run_command(ns: argparse.Namespace) -> app.RunCommand:
-    return app.RunCommand(
+def _common_fields(ns: argparse.Namespace) -> dict[str, Any]:
+    """The fields of RunCommand that the arguments shared by a run and watch set."""
+    return dict(
         playbook=ns.playbook,
         inventories=ns.inventory,
         extra_vars=ns.extra_vars,
@@ -272,22 +332,40 @@ def _run_command(ns: argparse.Namespace) -> app.RunCommand:
         connect_timeout=ns.timeout,
         forks=ns.forks,
         host_timeout=ns.host_timeout,
-        wait=ns.wait,
-        wait_interval=ns.wait_interval,
-        reports=ns.report,
-        fail_on=ns.fail_on,
         verbose=ns.verbose,
         use_psutil=ns.use_psutil,
         target_nice=ns.target_nice,
         target_memory_limit=ns.target_memory_limit,
-        list_hosts=ns.list_hosts,
-        list_checks=ns.list_checks,
-        syntax_check=ns.syntax_check,
         state=ns.state,
         no_state=ns.no_state,
         no_notify=ns.no_notify,
+    )
+
+
+def _run_command(ns: argparse.Namespace) -> app.RunCommand:
+    return app.RunCommand(
+        **_common_fields(ns),
+        wait=ns.wait,
+        wait_interval=ns.wait_interval,
+        reports=ns.report,
+        fail_on=ns.fail_on,
+        list_hosts=ns.list_hosts,
+        list_checks=ns.list_checks,
+        syntax_check=ns.syntax_check,
         push=ns.push,
         push_job=ns.push_job,
+    )
+
+
+def _watch_command(ns: argparse.Namespace) -> app.WatchCommand:
+    return app.WatchCommand(
+        **_common_fields(ns),
+        interval=ns.interval,
+        listen=ns.listen,
+        web_config=ns.web_config,
+        log_format=ns.log_format,
+        backoff_max=ns.backoff_max,
+        stop_grace=ns.stop_grace,
     )
 
 
@@ -326,6 +404,8 @@ def _dispatch(argv: list[str]) -> int:
         parser.add_argument("--state", metavar="PATH", help="the state database")
         ns = parser.parse_args(rest)
         return app.alerts(app.RunCommand(playbook="", state=ns.state))
+    if command == "watch":
+        return app.watch(_watch_command(_watch_parser("checkrun watch").parse_args(rest)))
     prog = "checkrun validate" if command == "validate" else "checkrun"
     cmd = _run_command(_run_parser(prog).parse_args(rest))
     return app.validate(cmd) if command == "validate" else app.run(cmd)

@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from checkrunner import catalog
+from checkrunner import catalog, settings
 from checkrunner.config import (
     CheckSpec,
+    Interval,
     Play,
     Playbook,
     Templater,
@@ -36,6 +37,7 @@ class PlanOptions:
     tags: list[str] = field(default_factory=list)
     skip_tags: list[str] = field(default_factory=list)
     become: bool = False
+    interval: float = settings.INTERVAL.default  # watch: checks and plays without interval:
 
 
 @dataclass
@@ -47,6 +49,7 @@ class PlannedCheck:
     delay: float = 0.0
     become: bool = False  # runs through sudo: its batch is separate from the others'
     name_template: str = ""  # the name as written, before rendering
+    interval: Interval = Interval.fixed(settings.INTERVAL.default)  # watch mode's schedule
 
 
 @dataclass
@@ -123,6 +126,7 @@ def _build_plan(
                 planned = _plan_check(templater, host, play_name, check, variables)
                 planned.become = _check_become(check, host, options)
                 planned.name_template = str(check.name)
+                planned.interval = check.interval or Interval.fixed(options.interval)
                 host_plan.checks.append(planned)
     return Plan(
         playbook=playbook.path,

@@ -55,6 +55,39 @@ def raise_open_files_limit() -> int:
     return soft
 
 
+class HostPool:
+    """Long-lived host workers: each submitted host plan runs on a worker of its own, and
+    its future holds the host's result, masked (`options.mask`) before anyone sees it.
+
+    A one-shot run submits every host once (run_plan); watch mode submits a host whenever
+    its checks are due, so a slow or hung host holds one worker and delays nobody else.
+    The caller owns `transports` and closes them.
+    """
+
+    def __init__(self, options: RunOptions, transports: Transports, workers: int | None = None):
+        self.options = options
+        self.transports = transports
+        self._cancel = threading.Event()
+        self._executor = ThreadPoolExecutor(
+            max_workers=max(1, workers or options.forks), thread_name_prefix="host"
+        )
+
+    def submit(self, host_plan: HostPlan) -> Future:
+        return self._executor.submit(self._run, host_plan)
+
+    def _run(self, host_plan: HostPlan) -> HostResult:
+        result = _run_host(host_plan, self.options, self.transports, self._cancel)
+        return self.options.mask(result) if self.options.mask is not None else result
+
+    def abort(self) -> None:
+        """Stop every host in flight (their retries and --wait pauses, their batches)."""
+        self._cancel.set()
+        self.transports.abort()
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._executor.shutdown(wait=wait, cancel_futures=True)
+
+
 def run_plan(
     plan: Plan,
     options: RunOptions,
@@ -74,31 +107,25 @@ def run_plan(
     run = RunResult(playbook=plan.playbook, started_at=time.time(), fail_on=options.fail_on)
     for listener in listeners:
         listener.on_start(len(plan.hosts), plan.total_checks)
-    cancel = threading.Event()
     done: dict[str, HostResult] = {}
-    executor = ThreadPoolExecutor(max_workers=max(1, options.forks), thread_name_prefix="host")
-    futures: dict[Future, HostPlan] = {
-        executor.submit(_run_host, hp, options, transports, cancel): hp for hp in plan.hosts
-    }
+    pool = HostPool(options, transports)
+    futures: dict[Future, HostPlan] = {pool.submit(hp): hp for hp in plan.hosts}
     try:
         pending = set(futures)
         while pending:
             finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
             for future in finished:
                 host_result = future.result()
-                if options.mask is not None:
-                    host_result = options.mask(host_result)
                 done[futures[future].host.name] = host_result
                 for listener in listeners:
                     listener.on_host_done(host_result)
     except KeyboardInterrupt:
         run.interrupted = True
-        cancel.set()
         for future in futures:
             future.cancel()
-        transports.abort()
+        pool.abort()
     finally:
-        executor.shutdown(wait=not run.interrupted, cancel_futures=True)
+        pool.shutdown(wait=not run.interrupted)
     # Keep the inventory's order in reports, whatever order hosts finished in.
     run.hosts = [done[hp.host.name] for hp in plan.hosts if hp.host.name in done]
     run.finished_at = time.time()

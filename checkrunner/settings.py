@@ -47,6 +47,25 @@ HOST_TIMEOUT = Setting(
 )
 WAIT = Setting(0.0, "re-run failing checks until they pass or DURATION is up (deploy gating)")
 WAIT_INTERVAL = Setting(2.0, "pause between --wait rounds", shown="2s")
+INTERVAL = Setting(
+    60.0, "watch: how often a check runs when neither it nor its play sets interval:", shown="60s"
+)
+BACKOFF_MAX = Setting(
+    300.0,
+    "watch: the longest pause before an unreachable host is tried again (the backoff doubles "
+    "from its interval up to this)",
+    shown="5m",
+)
+STOP_GRACE = Setting(
+    10.0,
+    "watch: on SIGTERM, how long the checks in flight may take to finish before they are "
+    "abandoned (their results are then not recorded, their log lines read again next time)",
+    shown="10s",
+)
+LISTEN = Setting(
+    "127.0.0.1:9650", "watch: address and port of /metrics, /healthz and /api/v1/results"
+)
+LOG_FORMAT = Setting("text", "watch: the events log on stderr, one line per event")
 FAIL_ON = Setting("critical", "lowest level that makes the exit code non-zero")
 CONNECT_TIMEOUT = Setting(10.0, "SSH connect timeout", shown="10s; ansible_timeout wins")
 TARGET_NICE = Setting(10, "CPU niceness of the checks on the targets")

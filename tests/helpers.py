@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from checkrunner.plan import Plan, PlanOptions, build_plan
 from checkrunner.playbook import load_playbook
 
 REPO = Path(__file__).resolve().parent.parent
+WRITER = Path(__file__).with_name("log_writer.py")
 #: The modules checkrunner ships: a test fails when one goes missing.
 BUILTIN_MODULES = (
     "cpu",
@@ -143,3 +146,42 @@ def mount_at(mounts: list[dict[str, Any]], mountpoint: str) -> dict[str, Any] | 
         if mount["mountpoint"] == mountpoint:
             found = mount
     return found
+
+
+class Writer:
+    """The log_writer.py process: writes, pauses at a line boundary, reopens on HUP."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.process = subprocess.Popen(
+            [sys.executable, str(WRITER), str(path)], stdout=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout.readline().strip() == "ready"
+
+    def pause(self) -> None:
+        self.process.send_signal(signal.SIGUSR1)
+        assert self.process.stdout.readline().strip() == "paused"
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGUSR2)
+
+    def reopen(self) -> None:
+        """logrotate's postrotate `kill -HUP`: returns once the writer has reopened PATH."""
+        self.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while not self.path.exists():
+            assert time.monotonic() < deadline, "the writer did not reopen its log"
+            time.sleep(0.005)
+        time.sleep(0.02)
+
+    def stop(self) -> tuple[int, int]:
+        """(lines written, ERROR lines written)."""
+        self.process.send_signal(signal.SIGTERM)
+        out, _ = self.process.communicate(timeout=10)
+        fields = dict(part.split("=") for part in out.split())
+        return int(fields["written"]), int(fields["errors"])
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()

@@ -84,6 +84,15 @@ class SSHServer:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def crash(self) -> None:
+        """The target goes down: the listening sshd and every session it forked (which
+        would keep kept connections alive) are killed, by the pids this server started."""
+        sessions = _descendants(self.process.pid) if self.process is not None else []
+        for pid in sessions:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.stop()
+
     def stop(self) -> None:
         """Stop the listening sshd this object started (by pid), and reap it."""
         process, self.process = self.process, None
@@ -140,6 +149,37 @@ def running_sshd(
         yield server
     finally:
         server.stop()
+
+
+def _descendants(pid: int) -> list[int]:
+    """The pids of `pid`'s children, grandchildren ..., read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with suppress(OSError):
+            stat = (entry / "stat").read_text()
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    found, pending = [], [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
+def restart_sshd(server: SSHServer) -> None:
+    """Start a stopped server again on the same port with the same keys and config (a target
+    back after a crash or a reboot)."""
+    with server.log.open("ab") as log:
+        server.process = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(server.config)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+    _wait_until_listening(server)
 
 
 def _prepare(directory: Path, addresses: list[str]) -> SSHServer:

@@ -41,10 +41,11 @@ def test_readme_lists_every_module_with_an_example():
 
 
 def test_readme_documents_every_cli_flag():
-    from checkrunner.cli import _run_parser
+    from checkrunner.cli import _run_parser, _watch_parser
 
     readme = (REPO / "README.md").read_text()
-    for action in _run_parser("checkrun")._actions:
+    actions = [*_run_parser("checkrun")._actions, *_watch_parser("checkrun watch")._actions]
+    for action in actions:
         for flag in action.option_strings:
             if flag.startswith("--") and flag not in ("--help", "--version"):
                 assert f"`{flag}" in readme or f"{flag}`" in readme or f" {flag}" in readme, flag

@@ -12,58 +12,16 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from helpers import run_checkrun
+from helpers import Writer, run_checkrun
 from sshd import SSHServer, running_sshd, sshd_available
 
-WRITER = Path(__file__).with_name("log_writer.py")
 SSH_ADDRESS = "127.0.31.1"
-
-
-class Writer:
-    """The log_writer.py process: writes, pauses at a line boundary, reopens on HUP."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.process = subprocess.Popen(
-            [sys.executable, str(WRITER), str(path)], stdout=subprocess.PIPE, text=True
-        )
-        assert self.process.stdout.readline().strip() == "ready"
-
-    def pause(self) -> None:
-        self.process.send_signal(signal.SIGUSR1)
-        assert self.process.stdout.readline().strip() == "paused"
-
-    def resume(self) -> None:
-        self.process.send_signal(signal.SIGUSR2)
-
-    def reopen(self) -> None:
-        """logrotate's postrotate `kill -HUP`: returns once the writer has reopened PATH."""
-        self.process.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 5
-        while not self.path.exists():
-            assert time.monotonic() < deadline, "the writer did not reopen its log"
-            time.sleep(0.005)
-        time.sleep(0.02)
-
-    def stop(self) -> tuple[int, int]:
-        """(lines written, ERROR lines written)."""
-        self.process.send_signal(signal.SIGTERM)
-        out, _ = self.process.communicate(timeout=10)
-        fields = dict(part.split("=") for part in out.split())
-        return int(fields["written"]), int(fields["errors"])
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
 
 
 @dataclass

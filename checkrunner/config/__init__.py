@@ -26,7 +26,7 @@ from checkrunner.config.docs import (
 from checkrunner.config.extra_vars import parse_extra_vars
 from checkrunner.config.keywords import DEFAULT_CHECK_TIMEOUT, DEFAULT_RETRY_DELAY
 from checkrunner.config.loader import load_yaml_file, read_playbook
-from checkrunner.config.model import CheckSpec, Play, Playbook, ThresholdSpec
+from checkrunner.config.model import CheckSpec, Interval, Play, Playbook, ThresholdSpec
 from checkrunner.config.normalize import normalize_args
 from checkrunner.config.problems import raise_problems
 from checkrunner.config.ranges import Range, parse_range
@@ -45,6 +45,7 @@ __all__ = [
     "DEFAULT_CHECK_TIMEOUT",
     "DEFAULT_RETRY_DELAY",
     "CheckSpec",
+    "Interval",
     "MarkedMap",
     "MarkedSeq",
     "MultipleConfigErrors",

@@ -14,6 +14,13 @@ TIMEOUT_SPEC = {"type": "duration", "min": "1ms", "max": "1d"}
 DELAY_SPEC = {"type": "duration", "min": "0s", "max": "1d"}
 MAX_RETRIES = 100
 MAX_FOR_RUNS = 10_000  # consecutive failing runs before an alert fires
+# How often watch mode runs a check: at least a second apart (a round trip), at most a day.
+INTERVAL_SPEC = {"type": "duration", "min": "1s", "max": "1d"}
+INTERVAL_HELP = (
+    "How often `checkrun watch` runs the check: a duration (5s), or {min: 5s, max: 1m} to "
+    "sample at min while the check fails, nears a threshold or moves, and back off toward "
+    "max while it is stable"
+)
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,10 @@ PLAY_KEYWORDS = {
     "connection": Keyword(
         "connection", "How to reach the hosts: local or ssh (overrides the inventory)."
     ),
+    "interval": Keyword(
+        "interval",
+        f"Default interval of this play's checks. {INTERVAL_HELP}; --interval when unset.",
+    ),
     "timeout": Keyword(
         "duration",
         f"Default timeout of this play's checks (checks without their own); {DEFAULT_CHECK_TIMEOUT:g}s when unset.",
@@ -119,6 +130,7 @@ CHECK_KEYWORDS = {
     "delay": Keyword(
         "duration", f"Pause between attempts when retrying (default {DEFAULT_RETRY_DELAY:g}s)."
     ),
+    "interval": Keyword("interval", f"{INTERVAL_HELP}; the play's, else --interval (60s)."),
     "tags": Keyword("tags", "Tags of this check, added to the play's tags."),
     "labels": Keyword("labels", "Labels of this check, over the play's labels."),
     "when": Keyword(
@@ -136,6 +148,12 @@ CHECK_KEYWORDS = {
         "Names of checks on the same host this one depends on: while one of them fails, "
         "this check's alert is suppressed (the root cause is what pages).",
     ),
+}
+
+# Keys of an adaptive `interval:`.
+INTERVAL_KEYWORDS = {
+    "min": Keyword("duration", "The interval while the check fails, nears a threshold or moves."),
+    "max": Keyword("duration", "The longest interval it backs off to while stable."),
 }
 
 # Keys of one entry of `thresholds:`.

@@ -11,6 +11,23 @@ from checkrunner.errors import Location
 Threshold = Union[float, str]  # a number, or a range string (possibly a template); see ranges.py
 
 
+@dataclass(frozen=True)
+class Interval:
+    """How often watch mode runs a check, in seconds: fixed when `minimum == maximum`,
+    adaptive between them otherwise (`interval: {min: 5s, max: 1m}`)."""
+
+    minimum: float
+    maximum: float
+
+    @classmethod
+    def fixed(cls, seconds: float) -> Interval:
+        return cls(seconds, seconds)
+
+    @property
+    def adaptive(self) -> bool:
+        return self.maximum > self.minimum
+
+
 @dataclass
 class ThresholdSpec:
     """warn/crit of one measurement, as written (numbers or range strings, maybe templated)."""
@@ -55,6 +72,7 @@ class CheckSpec:
     index: int
     module_location: Location | None = None
     for_runs: int = 1  # consecutive failing runs before the alert fires
+    interval: Interval | None = None  # the check's own, else the play's; None: --interval
     depends_on: list[str] = field(default_factory=list)
     key_locations: dict[str, Location] = field(default_factory=dict)
     id: str = field(init=False)
@@ -85,6 +103,7 @@ class Play:
     index: int
     become: bool | None = None
     for_runs: int | None = None
+    interval: Interval | None = None
     connection: str | None = None
     timeout: float | None = None
     labels: dict[str, str] = field(default_factory=dict)

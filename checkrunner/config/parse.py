@@ -22,6 +22,8 @@ from checkrunner.config.keywords import (
     DEFAULT_CHECK_TIMEOUT,
     DEFAULT_RETRY_DELAY,
     DELAY_SPEC,
+    INTERVAL_KEYWORDS,
+    INTERVAL_SPEC,
     LABEL_NAME_PATTERN,
     MAX_FOR_RUNS,
     MAX_RETRIES,
@@ -31,7 +33,7 @@ from checkrunner.config.keywords import (
     TIMEOUT_SPEC,
     Keyword,
 )
-from checkrunner.config.model import CheckSpec, Play, ThresholdSpec
+from checkrunner.config.model import CheckSpec, Interval, Play, ThresholdSpec
 from checkrunner.config.normalize import check_args, expand_args
 from checkrunner.config.ranges import SYNTAX_HINT as RANGE_HINT
 from checkrunner.config.ranges import Range, parse_range
@@ -198,6 +200,7 @@ class PlaybookParser:
         labels = self._labels(node, where)
         become = self._bool(node, "become", where)
         for_runs = self._runs(node, where)
+        interval = self._interval(node, where)
         timeout = self._duration(node, "timeout", where, TIMEOUT_SPEC)
         variables = self._play_variables(node, where)
         play = Play(
@@ -211,6 +214,7 @@ class PlaybookParser:
             index=index,
             become=become,
             for_runs=for_runs,
+            interval=interval,
             connection=self._connection(node, where),
             timeout=timeout,
             labels=labels,
@@ -472,6 +476,7 @@ class PlaybookParser:
             "when": self._when(node, where),
             "become": play.become if become is None else become,
             "for_runs": self._runs(node, where) or play.for_runs or 1,
+            "interval": self._interval(node, where) or play.interval,
             "depends_on": self._check_names(node, "depends_on", where),
         }
 
@@ -749,6 +754,34 @@ class PlaybookParser:
         except OptionValueError as exc:
             self._add(f"{key}: {exc.message}", at, exc.hint)
             return None
+
+    def _interval(self, node: Mapping[Any, Any], where: Location) -> Interval | None:
+        """`interval: 5s`, or `interval: {min: 5s, max: 1m}` (adaptive)."""
+        value = node.get("interval")
+        if not isinstance(value, Mapping):
+            seconds = self._duration(node, "interval", where, INTERVAL_SPEC)
+            return None if seconds is None else Interval.fixed(seconds)
+        at = value_location(node, "interval", where)
+        hint = "write interval: 30s, or interval: {min: 5s, max: 1m}"
+        for key in value:
+            if key not in INTERVAL_KEYWORDS:
+                self._unknown_key(value, key, INTERVAL_KEYWORDS, "interval", at)
+        missing = [key for key in INTERVAL_KEYWORDS if value.get(key) is None]
+        if missing:
+            self._add(f"interval: {' and '.join(missing)} missing", at, hint)
+            return None
+        low = self._duration(value, "min", at, INTERVAL_SPEC)
+        high = self._duration(value, "max", at, INTERVAL_SPEC)
+        if low is None or high is None:
+            return None
+        if low > high:
+            self._add(
+                f"interval: min ({value['min']}) is longer than max ({value['max']})",
+                value_location(value, "min", at),
+                hint,
+            )
+            return None
+        return Interval(low, high)
 
     def _retries(self, node: Mapping[Any, Any], where: Location) -> int:
         value = node.get("retries")

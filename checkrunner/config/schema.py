@@ -29,6 +29,7 @@ from checkrunner.config.coerce import (
 from checkrunner.config.keywords import (
     CHECK_KEYWORDS,
     CONNECTIONS,
+    INTERVAL_KEYWORDS,
     LABEL_NAME_PATTERN,
     PLAY_KEYWORDS,
     PLAYBOOK_KEYWORDS,
@@ -200,6 +201,20 @@ _KIND_SCHEMAS: dict[str, dict[str, Any]] = {
     "bool": {"$ref": _REF + "Bool"},
     "connection": {"enum": list(CONNECTIONS)},
     "duration": {"$ref": _REF + "Duration"},
+    "interval": {
+        "anyOf": [
+            {"$ref": _REF + "Duration"},
+            {
+                "type": "object",
+                "properties": {
+                    key: {"$ref": _REF + "Duration", "description": kw.description}
+                    for key, kw in INTERVAL_KEYWORDS.items()
+                },
+                "required": list(INTERVAL_KEYWORDS),
+                "additionalProperties": False,
+            },
+        ]
+    },
     "checks": {"type": "array", "minItems": 1, "items": {"$ref": _REF + "Check"}},
     "threshold": {"$ref": _REF + "Threshold"},
     "metric": {"type": "string", "minLength": 1},
@@ -232,6 +247,7 @@ _NULLABLE_KINDS = {
     "bool",
     "connection",
     "duration",
+    "interval",
     "retries",
     "runs",
     "names",

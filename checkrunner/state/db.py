@@ -138,6 +138,16 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX push_outbox_pending ON push_outbox (state, destination, id);
     """,
+    """
+    CREATE TABLE host_backoff (
+        host TEXT PRIMARY KEY,         -- a host whose circuit breaker is open (watch mode)
+        failures INTEGER NOT NULL,     -- failed attempts in a row
+        next_attempt_at REAL NOT NULL, -- when the half-open probe may go
+        reason TEXT NOT NULL,
+        message TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    """,
 )
 
 

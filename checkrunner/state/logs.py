@@ -103,7 +103,10 @@ class LogState:
         return json.loads(text.replace(json.dumps(masked)[1:-1], json.dumps(static)[1:-1]))
 
     def _load(self, keys: set[CheckKey], window: int) -> None:
-        """Cursors, scan times and (for anomaly windows) recent history of these checks."""
+        """Cursors, scan times and (for anomaly windows) recent history of these checks, read
+        afresh (watch mode prepares the same checks every round)."""
+        for key in keys:
+            self._saved[key] = _Saved()
         connection = self.db.connection
         connection.execute(
             "CREATE TEMP TABLE IF NOT EXISTS wanted (host TEXT, play TEXT, check_name TEXT)"
@@ -199,11 +202,21 @@ class LogState:
 
     # -- after the results are recorded ---------------------------------------------------------
 
-    def commit(self) -> int:
-        """Write the new cursors, scan times and history in one transaction; how many checks."""
+    def commit(self, hosts: set[str] | None = None) -> int:
+        """Write the new cursors, scan times and history in one transaction; how many checks.
+
+        `hosts`: only the checks of these hosts (watch mode commits the hosts whose results
+        were recorded; a host still in flight, or abandoned at exit, keeps its lines unread).
+        """
         with self._lock:
-            updates = dict(self._updates)
-            self._updates.clear()
+            updates = {
+                key: update
+                for key, update in self._updates.items()
+                if hosts is None or key.host in hosts
+            }
+            for key in updates:
+                del self._updates[key]
+        self._remember(updates)
         if self.db is None or not updates:
             return 0
         failpoint("before-state-commit")
@@ -211,6 +224,18 @@ class LogState:
             for key, update in updates.items():
                 self._write(connection, key, update)
         return len(updates)
+
+    def _remember(self, updates: dict[CheckKey, _Update]) -> None:
+        """What is committed is also what the next prepare() hands out without a database
+        (watch mode with --no-state: each round goes on from the last, in memory)."""
+        for key, update in updates.items():
+            saved = self._saved.setdefault(key, _Saved())
+            saved.cursors = dict(update.cursors)
+            saved.scanned_at = update.scanned_at
+            for name, value in update.values.items():
+                series = saved.history.setdefault(self._mask(name), [])
+                series.append(value)
+                del series[:-HISTORY_KEEP]
 
     def _write(self, connection, key: CheckKey, update: _Update) -> None:
         ident = (key.host, key.play, key.check)

@@ -1,0 +1,107 @@
+"""Recording a round: what a one-shot run and every round of watch mode do with results.
+
+A one-shot run is one round with every check due; watch mode records a round whenever
+hosts finish (and on every tick, also when none did, so that alert groups whose wait is
+over are flushed). Recording a round, in this order: the log checks' new offsets of the
+hosts whose results are in (never of a host still in flight), alert state, notifications
+and the outbox (one transaction, then delivery), and the status export.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from checkrunner.plan import HostPlan, Plan
+from checkrunner.results import RunResult
+from checkrunner.state.logs import LogState
+
+if TYPE_CHECKING:
+    from checkrunner.alerting.delivery import DeliveryReport
+    from checkrunner.alerting.engine import Outcome
+    from checkrunner.alerting.runtime import RenderedReceivers
+    from checkrunner.masking import Masker
+    from checkrunner.state.db import StateDB
+
+
+@dataclass
+class LoadedConfig:
+    """One reading of the playbook, inventory and alerting, with its secrets masked: what a
+    run runs, and what watch mode replaces on SIGHUP."""
+
+    plan: Plan
+    receivers: RenderedReceivers | None
+    masker: Masker
+    become_password: str | None = None
+
+
+@dataclass
+class Recorded:
+    run: RunResult
+    outcome: Outcome | None = None  # None: no alerting, or an interrupted run
+    report: DeliveryReport | None = None  # None: no delivery (--no-notify)
+
+
+class RoundRecorder:
+    """Records rounds into the state database (`db`, None without state) and `status`
+    (watch mode's WatchStatus, None for a one-shot run). `group_waits`: route group_wait
+    and group_interval apply (watch mode)."""
+
+    def __init__(
+        self,
+        db: StateDB | None,
+        config: LoadedConfig,
+        deliver: bool = True,
+        group_waits: bool = False,
+        status: Any = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.db = db
+        self.config = config
+        self.log_state = LogState(db, config.masker.text)
+        self.deliver = deliver
+        self.group_waits = group_waits
+        self.status = status
+        self.clock = clock
+
+    def replace_config(self, config: LoadedConfig) -> None:
+        """After a reload (at a round boundary: nothing in flight), record with `config`."""
+        self.config = config
+        self.log_state = LogState(self.db, config.masker.text)
+
+    def prepare(self, host_plans: list[HostPlan]) -> None:
+        """Before these hosts run: their log checks get the offsets saved so far."""
+        plan = self.config.plan
+        self.log_state.prepare(Plan(playbook=plan.playbook, hosts=host_plans))
+
+    def record(self, run: RunResult) -> Recorded:
+        # Offsets only for the hosts whose results are recorded here: a crash before this
+        # line re-reads their lines, never skips them.
+        self.log_state.commit({host.host for host in run.hosts})
+        recorded = Recorded(run)
+        config = self.config
+        if config.receivers is not None and self.db is not None and not run.interrupted:
+            recorded.outcome, recorded.report = self._alert(run)
+        if self.status is not None:
+            for host in run.hosts:
+                self.status.record_host(host)
+        return recorded
+
+    def _alert(self, run: RunResult):
+        from checkrunner.alerting.runtime import process_run
+
+        config = self.config
+        return process_run(
+            self.db,
+            config.plan.alerting,
+            config.receivers,
+            config.plan,
+            run,
+            config.masker.text,
+            deliver=self.deliver,
+            clock=self.clock,
+            # watch mode only: a one-shot run's call is what it always was
+            **({"group_waits": True} if self.group_waits else {}),
+        )

@@ -1,0 +1,409 @@
+"""`checkrun watch`: the scheduler loop that runs a playbook's checks until it is stopped.
+
+Each host's checks run when they are due (serve.schedule), on a long-lived pool of host
+workers (runner.HostPool): a host in flight holds one worker and delays nobody else, and a
+host still in flight when it is due again is skipped and counted, never stacked. Results are
+recorded as they come in, by the same RoundRecorder as a one-shot run (log offsets, alert
+state, the outbox), and exported to the status (/metrics). A host that cannot be reached
+opens its circuit breaker (serve.breaker): it is reported UNREACHABLE from the control node
+until its backoff is over, then probed once. Adaptive intervals (serve.adaptive) decide each
+check's next time.
+
+Signals: SIGTERM and SIGINT stop it (the hosts in flight get the grace period to finish;
+what finished is recorded, the rest abandoned, unrecorded: their log lines are read again
+next time); SIGHUP re-reads the playbook, inventory and alerting, and swaps them in once
+nothing is in flight; a broken new config keeps the old one running.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass
+from typing import Any
+
+from checkrunner.errors import CheckrunError, ConfigError, flatten_problems
+from checkrunner.plan import HostPlan, PlannedCheck
+from checkrunner.results import HostResult, RunResult, UnreachableReason
+from checkrunner.runner import HostPool, RunOptions, raise_open_files_limit
+from checkrunner.serve.adaptive import is_urgent, next_interval
+from checkrunner.serve.breaker import CLOSED, HALF_OPEN, OPEN, Breaker
+from checkrunner.serve.events import EventLog
+from checkrunner.serve.rounds import LoadedConfig, RoundRecorder
+from checkrunner.serve.schedule import Schedule, schedule_key
+from checkrunner.state.breakers import BackoffStore, StoredBackoff
+
+TICK = 0.5  # seconds: the longest the loop sleeps (signals, alert group waits, due checks)
+MIN_WAIT = 0.01  # seconds: the shortest, so that the loop never spins
+
+
+@dataclass
+class WatchSettings:
+    backoff_max: float  # the longest backoff of an unreachable host
+    stop_grace: float  # how long hosts in flight may finish after SIGTERM
+
+
+@dataclass
+class _InFlight:
+    host_plan: HostPlan  # the host with the checks that were due
+    scheduled: float  # when they were due
+
+
+class Watch:
+    """One watch process's loop. Everything it uses is handed in and owned by the caller
+    (app.watch): the transports, the state database, the status, the events log.
+
+    `load` reads the configuration again (SIGHUP); `options` makes the runner's options
+    for a configuration (its become password, its mask, the recorder's observe).
+    """
+
+    def __init__(
+        self,
+        config: LoadedConfig,
+        load: Callable[[], LoadedConfig],
+        options: Callable[[LoadedConfig, RoundRecorder], RunOptions],
+        transports: Any,
+        recorder: RoundRecorder,
+        status: Any,
+        events: EventLog,
+        settings: WatchSettings,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.config = config
+        self._load = load
+        self._options = options
+        self.transports = transports
+        self.recorder = recorder
+        self.status = status
+        self.events = events
+        self.settings = settings
+        self.clock = clock
+        self.schedule = Schedule()
+        self.breakers: dict[str, Breaker] = {}
+        self._backoffs = BackoffStore(recorder.db) if recorder.db is not None else None
+        self._pool = HostPool(options(config, recorder), transports)
+        self._in_flight: dict[Future, _InFlight] = {}
+        self._stop = threading.Event()
+        self._reload_requested = False
+        self._pending: LoadedConfig | None = None
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def run(self) -> int:
+        raise_open_files_limit()
+        self._install_signal_handlers()
+        plan = self.config.plan
+        self.events.emit("start", playbook=plan.playbook, hosts=len(plan.hosts))
+        self._restore_backoffs()
+        self.schedule.sync(plan.hosts, self.clock())
+        self.status.set_reload(True, self.clock())
+        self.status.set_ready(True)
+        while not self._stop.is_set():
+            self.tick()
+            self._wait_for_work()
+        return self._shut_down()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        self._reload_requested = True
+
+    def tick(self) -> None:
+        """Record what finished, apply a reload, start what is due: one round."""
+        now = self.clock()
+        results = self._collect(now)
+        if self._reload_requested:
+            self._reload_requested = False
+            self._reload(now)
+        if self._pending is not None and not self._in_flight:
+            self._swap(self._pending, now)
+        to_start: list[tuple[HostPlan, list[PlannedCheck]]] = []
+        if self._pending is None:  # a new configuration waits for the hosts in flight
+            results += self._due(now, to_start)
+        self._record(results)
+        for host_plan, checks in to_start:
+            self._start(host_plan, checks, now)
+
+    def _wait_for_work(self) -> None:
+        next_due = self.schedule.next_due()
+        if next_due is None or self._pending is not None:  # due checks wait for the swap
+            timeout = TICK
+        else:
+            timeout = min(TICK, max(MIN_WAIT, next_due - self.clock()))
+        if self._in_flight:
+            wait(list(self._in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
+        else:
+            self._stop.wait(timeout)
+
+    def _install_signal_handlers(self) -> None:
+        def stop(signum: int, _frame: Any) -> None:
+            self.stop()
+
+        def reload(signum: int, _frame: Any) -> None:
+            self.request_reload()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, reload)
+
+    # -- starting hosts ----------------------------------------------------------------------
+
+    def _due(self, now: float, to_start: list[tuple[HostPlan, list[PlannedCheck]]]) -> list:
+        """Collects the hosts to start now in `to_start`; returns the results made here, on
+        the control node, for hosts whose breaker is open."""
+        busy = {entry.host_plan.host.name for entry in self._in_flight.values()}
+        made_here: list[HostResult] = []
+        for host_plan in self.config.plan.hosts:
+            name = host_plan.host.name
+            due = self.schedule.due(host_plan, now)
+            if not due:
+                continue
+            if name in busy:
+                self.schedule.started(name, due, now)
+                masked = self.config.masker.text(name)
+                self.status.count_skipped(masked)
+                self.events.emit("skipped", "still in flight from its previous round", host=name)
+                continue
+            breaker = self.breakers.get(name)
+            state = breaker.state(now) if breaker is not None else CLOSED
+            if state == OPEN:
+                self.schedule.started(name, due, now)
+                made_here.append(self._backoff_result(host_plan, breaker, now))
+                continue
+            if state == HALF_OPEN:
+                self.events.emit("half-open", "one attempt", host=name, failures=breaker.failures)
+            to_start.append((host_plan, due))
+        return made_here
+
+    def _start(self, host_plan: HostPlan, checks: list[PlannedCheck], now: float) -> None:
+        subset = HostPlan(host=host_plan.host, checks=checks)
+        self.recorder.prepare([subset])
+        scheduled = self.schedule.started(host_plan.host.name, checks, now)
+        self._in_flight[self._pool.submit(subset)] = _InFlight(subset, scheduled)
+
+    def _backoff_result(self, host_plan: HostPlan, breaker: Breaker, now: float) -> HostResult:
+        """UNREACHABLE, decided here without a worker: the host's breaker is open."""
+        host = host_plan.host
+        wait_for = max(0.0, breaker.next_attempt_at - now)
+        message = f"backoff: next attempt in {wait_for:.0f}s"
+        if breaker.message:
+            message += f" (last attempt: {breaker.message})"
+        result = HostResult(
+            host=host.name,
+            address=host.address,
+            connection=host.connection,
+            reachable=False,
+            reason=breaker.reason or UnreachableReason.ERROR.value,
+            message=message,
+            started_at=now,
+        )
+        return self.config.masker.leaving_run(result)
+
+    # -- results -------------------------------------------------------------------------------
+
+    def _collect(self, now: float) -> list[HostResult]:
+        finished = [future for future in self._in_flight if future.done()]
+        results = []
+        for future in finished:
+            entry = self._in_flight.pop(future)
+            result = self._result_of(future, entry)
+            self._update_breaker(entry.host_plan, result, now)
+            self._update_intervals(entry, result, now)
+            self.status.record_round(result.duration)
+            results.append(result)
+        return results
+
+    def _result_of(self, future: Future, entry: _InFlight) -> HostResult:
+        host = entry.host_plan.host
+        try:
+            return future.result()
+        except Exception as exc:  # a bug in one host's run never stops the others
+            message = self.config.masker.text(f"{type(exc).__name__}: {exc}")
+            self.events.emit("error", message, host=host.name)
+            result = HostResult(
+                host=host.name,
+                address=host.address,
+                connection=host.connection,
+                reachable=False,
+                reason=UnreachableReason.ERROR.value,
+                message=message,
+            )
+            return self.config.masker.leaving_run(result)
+
+    def _update_breaker(self, host_plan: HostPlan, result: HostResult, now: float) -> None:
+        name = host_plan.host.name
+        breaker = self.breakers.setdefault(name, Breaker())
+        failed = not result.reachable and result.reason != (
+            UnreachableReason.UNSUPPORTED_CONNECTION.value
+        )
+        if failed:
+            base = min((c.interval.minimum for c in host_plan.checks), default=1.0)
+            backoff = breaker.record_failure(
+                now, base, self.settings.backoff_max, result.reason or "", result.message
+            )
+            self._forget(name)
+            self.status.set_backoff(result.host, backoff, breaker.failures)
+            self._save_backoff(result.host, breaker, now)
+            self.events.emit(
+                "backoff",
+                f"{result.reason}: {result.message}; next attempt in {backoff:.0f}s",
+                host=name,
+                failures=breaker.failures,
+            )
+        elif result.reachable and breaker.record_success():
+            self.status.set_backoff(result.host, None, 0)
+            if self._backoffs is not None:
+                self._backoffs.clear(result.host)
+            self.events.emit("closed", "reachable again", host=name)
+
+    def _update_intervals(self, entry: _InFlight, result: HostResult, now: float) -> None:
+        name = entry.host_plan.host.name
+        by_id = {check.check_id: check for check in result.checks}
+        for planned in entry.host_plan.checks:
+            times = self.schedule.checks.get(schedule_key(name, planned))
+            if times is None:
+                continue
+            interval = times.interval
+            check = by_id.get(planned.identity.check_id)
+            if check is not None:
+                urgent = is_urgent(check, planned.identity.thresholds, list(times.recent))
+                interval = next_interval(planned.interval, times.interval, urgent)
+                if check.value is not None:
+                    times.recent.append(check.value)
+                self.status.set_interval(result.host, check.play, check.name, interval)
+            self.schedule.finished(name, planned, entry.scheduled, interval, now)
+
+    def _record(self, results: list[HostResult]) -> None:
+        now = self.clock()
+        run = RunResult(playbook=self.config.plan.playbook, started_at=now, finished_at=now)
+        run.hosts = results
+        recorded = self.recorder.record(run)
+        outcome, report = recorded.outcome, recorded.report
+        if outcome is not None and (outcome.queued or outcome.resolved):
+            self.events.emit(
+                "alerts",
+                f"{len(outcome.firing)} firing, {len(outcome.resolved)} resolved; "
+                f"{outcome.queued} message(s) queued",
+            )
+        if report is not None:
+            for failure in report.failed:
+                self.events.emit("delivery-failed", f"refused, not retried: {failure}")
+            if report.deferred:
+                detail = f" (last error: {report.errors[-1]})" if report.errors else ""
+                self.events.emit(
+                    "delivery-deferred", f"{report.deferred} kept in the outbox{detail}"
+                )
+
+    # -- backoff state ---------------------------------------------------------------------
+
+    def _restore_backoffs(self) -> None:
+        """Breakers left open by an earlier watch process go on where they were."""
+        if self._backoffs is None:
+            return
+        stored = {backoff.host: backoff for backoff in self._backoffs.all()}
+        for host_plan in self.config.plan.hosts:
+            backoff = stored.get(self.config.masker.text(host_plan.host.name))
+            if backoff is None:
+                continue
+            self.breakers[host_plan.host.name] = Breaker(
+                backoff.failures, backoff.next_attempt_at, backoff.reason, backoff.message
+            )
+            wait_for = max(0.0, backoff.next_attempt_at - self.clock())
+            self.status.set_backoff(backoff.host, wait_for, backoff.failures)
+
+    def _save_backoff(self, masked_host: str, breaker: Breaker, now: float) -> None:
+        if self._backoffs is None:
+            return
+        self._backoffs.save(
+            StoredBackoff(
+                masked_host,
+                breaker.failures,
+                breaker.next_attempt_at,
+                breaker.reason,
+                breaker.message,
+                now,
+            )
+        )
+
+    def _forget(self, host: str) -> None:
+        self.transports.forget(host)  # its kept connection and live target process close
+
+    # -- reload ------------------------------------------------------------------------------
+
+    def _reload(self, now: float) -> None:
+        try:
+            config = self._load()
+        except CheckrunError as exc:
+            self.status.set_reload(False, now)
+            self.events.emit("reload-failed", f"{describe(exc)}; the old configuration runs on")
+            return
+        self._pending = config
+        if self._in_flight:
+            self.events.emit(
+                "reload",
+                f"new configuration read; applied once {len(self._in_flight)} "
+                "host(s) in flight are done",
+            )
+
+    def _swap(self, config: LoadedConfig, now: float) -> None:
+        """At a round boundary (nothing in flight): the new configuration replaces the old.
+        Hosts that are gone or whose connection settings changed are forgotten."""
+        self._pending = None
+        old_hosts = {hp.host.name: hp.host for hp in self.config.plan.hosts}
+        new_hosts = {hp.host.name: hp.host for hp in config.plan.hosts}
+        for name, host in old_hosts.items():
+            if new_hosts.get(name) != host:
+                self._forget(name)
+                self.breakers.pop(name, None)
+        self.config = config
+        self.events.mask = config.masker.text
+        self.recorder.replace_config(config)
+        self._pool.shutdown(wait=False)
+        self._pool = HostPool(self._options(config, self.recorder), self.transports)
+        self.schedule.sync(config.plan.hosts, now)
+        mask = config.masker.text
+        self.status.keep_only(
+            {mask(name) for name in new_hosts},
+            {
+                (mask(hp.host.name), c.identity.play, c.identity.name)
+                for hp in config.plan.hosts
+                for c in hp.checks
+            },
+        )
+        self.status.set_reload(True, now)
+        self.events.emit(
+            "reload",
+            "configuration applied",
+            hosts=len(config.plan.hosts),
+            checks=config.plan.total_checks,
+        )
+
+    # -- stopping ------------------------------------------------------------------------------
+
+    def _shut_down(self) -> int:
+        """Give the hosts in flight the grace period, record what finished, abandon the rest
+        (unrecorded: their log lines are read again next time), close every connection."""
+        deadline = time.monotonic() + self.settings.stop_grace
+        while self._in_flight and time.monotonic() < deadline:
+            left = deadline - time.monotonic()
+            wait(list(self._in_flight), timeout=min(TICK, left), return_when=FIRST_COMPLETED)
+            self._record(self._collect(self.clock()))
+        abandoned = len(self._in_flight)
+        if abandoned:
+            self._pool.abort()
+        self._pool.shutdown(wait=False)
+        self.transports.close()
+        self.status.set_ready(False)
+        self.events.emit("stop", "stopped", abandoned=abandoned)
+        return 0
+
+
+def describe(exc: CheckrunError) -> str:
+    """An error on one line per problem, file:line:column first, as the log shows it."""
+    if isinstance(exc, ConfigError):
+        return "; ".join(str(error).replace("\n", " ") for error in flatten_problems([exc]))
+    return str(exc)
