@@ -48,6 +48,20 @@ def test_a_4xx_is_not_retried_and_a_5xx_holds_back_the_rest(tmp_path):
         assert later == ['{}:{alertname="a1"}', '{}:{alertname="a2"}']
 
 
+def test_a_receiver_that_stays_down_gets_five_attempts_and_four_pauses(tmp_path):
+    """Nothing follows the last attempt in a run: pausing after it only delayed the run."""
+    db = open_state(str(tmp_path / "state.db"))
+    with Recorder() as rec:
+        config = receiver_config("webhook", url=rec.url("/hook"))
+        queue_notifications(db, config, names(1))
+        rec.respond("/hook", status=503)
+        pauses: list[float] = []
+        report = Dispatcher(db, {"ops": [config]}, sleep=pauses.append).deliver()
+        assert report.deferred == 1
+        assert len(rec.requests("/hook")) == 5
+        assert pauses == [0.5, 1.0, 2.0, 4.0]
+
+
 def test_rate_limit_defers_past_the_budget(tmp_path):
     db = open_state(str(tmp_path / "state.db"))
     with Recorder() as rec:

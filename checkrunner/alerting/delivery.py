@@ -193,7 +193,7 @@ class Dispatcher:
     ) -> bool:
         """True when the message left the outbox (delivered or refused for good)."""
         backoff = Backoff()
-        for _ in range(MAX_ATTEMPTS_PER_RUN):
+        for attempt_number in range(1, MAX_ATTEMPTS_PER_RUN + 1):
             wait = self.sender.rate_limit_wait(message)
             if wait and time.monotonic() + wait > deadline:
                 report.deferred += 1
@@ -209,8 +209,8 @@ class Dispatcher:
                 return True
             report.errors.append(attempt.summary)
             pause = backoff.pause(attempt.retry_after)
-            if time.monotonic() + pause > deadline:
-                break
+            if attempt_number == MAX_ATTEMPTS_PER_RUN or time.monotonic() + pause > deadline:
+                break  # no pause after the last attempt: nothing follows it in this run
             self.sleep(pause)
         report.deferred += 1
         return False
