@@ -352,7 +352,7 @@ def test_sighup_keeps_the_old_config_on_a_broken_one_and_applies_a_good_one(tmp_
 
 
 def test_heartbeats_fire_on_the_third_missed_beat_and_recover_next_round(tmp_path):
-    interval = 2.0
+    interval = 5.0  # the heartbeat: interval 5s, for: 3
     with Recorder() as service, Recorder() as receiver:
         playbook = tmp_path / "p.yml"
         playbook.write_text(
@@ -366,11 +366,16 @@ def test_heartbeats_fire_on_the_third_missed_beat_and_recover_next_round(tmp_pat
             "route: {receiver: hook, group_by: [alertname], group_wait: 0s, group_interval: 1s}\n"
         )
         with WatchProcess(playbook, "--state", tmp_path / "s.db") as watch:
-            wait_for(lambda: len(service.requests("/health")) >= 2, "two healthy beats")
+            wait_for(lambda: len(service.requests("/health")) >= 2, "two healthy beats", 60)
             service.down()
             down_at = time.monotonic()
+            beats_before = watch.metric("checkrun_round_duration_seconds_count")
             wait_for(lambda: receiver.requests("/hook"), "the alert", 60)
             fired_after = time.monotonic() - down_at
+            # one host, one check: a round is a beat. The third missed one fired it (a round
+            # in flight when the service went down may still have seen it up: one more).
+            missed = watch.metric("checkrun_round_duration_seconds_count") - beats_before
+            assert 3 <= missed <= 4, missed
             [firing] = [r.json() for r in receiver.requests("/hook")]
             assert firing["status"] == "firing"
             assert firing["alerts"][0]["labels"]["alertname"] == "app health"
