@@ -89,6 +89,9 @@ class Watch:
         self._stop = threading.Event()
         self._reload_requested = False
         self._pending: LoadedConfig | None = None
+        # hosts (masked, as results name them) without a result yet: /-/ready says 200 once
+        # every host has had its first round
+        self._awaiting_first_round: set[str] | None = None
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -100,7 +103,9 @@ class Watch:
         self._restore_backoffs()
         self.schedule.sync(plan.hosts, self.clock())
         self.status.set_reload(True, self.clock())
-        self.status.set_ready(True)
+        mask = self.config.masker.text
+        self._awaiting_first_round = {mask(host_plan.host.name) for host_plan in plan.hosts}
+        self._first_rounds_done([])
         while not self._stop.is_set():
             self.tick()
             self._wait_for_work()
@@ -138,6 +143,17 @@ class Watch:
             wait(list(self._in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
         else:
             self._stop.wait(timeout)
+
+    def _first_rounds_done(self, recorded: list[HostResult]) -> None:
+        """Ready (/-/ready) once every host of the configuration the process started with
+        has a result in the status."""
+        awaiting = self._awaiting_first_round
+        if awaiting is None:
+            return
+        awaiting.difference_update(result.host for result in recorded)
+        if not awaiting:
+            self._awaiting_first_round = None
+            self.status.set_ready(True)
 
     def _install_signal_handlers(self) -> None:
         def stop(signum: int, _frame: Any) -> None:
@@ -282,6 +298,7 @@ class Watch:
         run = RunResult(playbook=self.config.plan.playbook, started_at=now, finished_at=now)
         run.hosts = results
         recorded = self.recorder.record(run)
+        self._first_rounds_done(results)
         outcome, report = recorded.outcome, recorded.report
         if outcome is not None and (outcome.queued or outcome.resolved):
             self.events.emit(
@@ -374,6 +391,9 @@ class Watch:
                 for c in hp.checks
             },
         )
+        if self._awaiting_first_round is not None:  # a host the reload removed has none to wait for
+            self._awaiting_first_round &= {mask(name) for name in new_hosts}
+            self._first_rounds_done([])
         self.status.set_reload(True, now)
         self.events.emit(
             "reload",
