@@ -332,6 +332,12 @@ def test_a_host_whose_sshd_is_down_backs_off_and_closes_when_it_is_back(fleet):
         eventually(lambda: checks_of(fleet, "crashed") == {}, "the host's checks to go stale")
         assert not series(fleet, of("probe_success", 'host="crashed"'))
         assert not series(fleet, of("checkrun_check_value", 'host="crashed"'))
+        # /api/v1/results keeps them, under the host's UNREACHABLE
+        document = json.loads(get(f"{fleet.base}/api/v1/results")[1])
+        jsonschema.validate(document, SCHEMA)
+        (host,) = [h for h in document["hosts"] if h["host"] == "crashed"]
+        assert host["reachable"] is False and host["reason"] == "refused", host
+        assert {c["name"] for c in host["checks"]} == set(FLEET_CHECKS)
         others = per_host(fleet, of("checkrun_host_up", 'host!="crashed"'))
         assert others == {"killed": 1.0, "here": 1.0, "slow": 1.0}  # the others go on
     finally:
