@@ -221,8 +221,13 @@ def test_every_check_of_every_host_is_scraped_with_its_labels_and_units(fleet):
         lambda: series(fleet, of("checkrun_check_status"), *keys) == expected,
         "every check OK in Prometheus",
     )
-    up = per_host(fleet, of("checkrun_host_up"))
-    assert up == dict.fromkeys((*PROBED_HOSTS, "slow"), 1.0)
+    every_host = {*PROBED_HOSTS, "slow"}
+    assert per_host(fleet, of("checkrun_host_up")) == dict.fromkeys(every_host, 1.0)
+    # counters and breaker gauges from 0 on, before anything happened to a host
+    for counter in ("checkrun_reconnects_total", "checkrun_skipped_rounds_total"):
+        assert set(per_host(fleet, of(counter))) == every_host, counter
+    for closed in ("checkrun_host_backoff_seconds", "checkrun_host_consecutive_failures"):
+        assert per_host(fleet, of(closed)) == dict.fromkeys(every_host, 0.0), closed
 
     values = series(fleet, of("checkrun_check_value"), "host", "check", "metric", "unit")
     for host in PROBED_HOSTS:
@@ -304,9 +309,12 @@ def test_killed_sessions_are_reconnected_and_counted(fleet):
     reconnects = of("checkrun_reconnects_total", 'host="killed"')
     up = of("checkrun_host_up", 'host="killed"')
     eventually(lambda: value(fleet, up) == 1.0, "the host up")
-    before = value(fleet, reconnects) or 0.0
+    assert value(fleet, reconnects) == 0.0  # exported before the first reconnect
     kill_sessions(fleet.killed)
-    eventually(lambda: (value(fleet, reconnects) or 0.0) > before, "a reconnect counted")
+    # what an alert rule asks: the first reconnect is an increase, not a series appearing
+    eventually(
+        lambda: (value(fleet, f"increase({reconnects}[1m])") or 0) > 0, "a reconnect counted"
+    )
     assert fleet.watch.of("reconnected", host="killed")
     eventually(
         lambda: checks_of(fleet, "killed") == dict.fromkeys(FLEET_CHECKS, 0.0),

@@ -103,8 +103,7 @@ class Watch:
         self._restore_backoffs()
         self.schedule.sync(plan.hosts, self.clock())
         self.status.set_reload(True, self.clock())
-        mask = self.config.masker.text
-        self._awaiting_first_round = {mask(host_plan.host.name) for host_plan in plan.hosts}
+        self._awaiting_first_round = self._export_config()
         self._first_rounds_done([])
         while not self._stop.is_set():
             self.tick()
@@ -366,6 +365,20 @@ class Watch:
                 "host(s) in flight are done",
             )
 
+    def _export_config(self) -> set[str]:
+        """The status exports the current configuration's hosts and checks, no others;
+        returns the hosts (masked, as results name them)."""
+        mask = self.config.masker.text
+        plan = self.config.plan
+        hosts = {mask(host_plan.host.name) for host_plan in plan.hosts}
+        checks = {
+            (mask(host_plan.host.name), check.identity.play, check.identity.name)
+            for host_plan in plan.hosts
+            for check in host_plan.checks
+        }
+        self.status.keep_only(hosts, checks)
+        return hosts
+
     def _swap(self, config: LoadedConfig, now: float) -> None:
         """At a round boundary (nothing in flight): the new configuration replaces the old.
         Hosts that are gone or whose connection settings changed are forgotten."""
@@ -382,17 +395,9 @@ class Watch:
         self._pool.shutdown(wait=False)
         self._pool = HostPool(self._options(config, self.recorder), self.transports)
         self.schedule.sync(config.plan.hosts, now)
-        mask = config.masker.text
-        self.status.keep_only(
-            {mask(name) for name in new_hosts},
-            {
-                (mask(hp.host.name), c.identity.play, c.identity.name)
-                for hp in config.plan.hosts
-                for c in hp.checks
-            },
-        )
+        hosts = self._export_config()
         if self._awaiting_first_round is not None:  # a host the reload removed has none to wait for
-            self._awaiting_first_round &= {mask(name) for name in new_hosts}
+            self._awaiting_first_round &= hosts
             self._first_rounds_done([])
         self.status.set_reload(True, now)
         self.events.emit(
