@@ -244,8 +244,9 @@ def watch(cmd: WatchCommand) -> int:
         db = _state_db(cmd, config.plan)  # --no-state with alerting: exit 5
         if db is None and not cmd.no_state:
             db = _open_state(cmd)  # the hosts' backoffs, also without logs or alerting
+        worker = _delivery_worker(cmd, db, config, events)
         recorder = RoundRecorder(
-            db, config, deliver=not cmd.no_notify, group_waits=True, status=status
+            db, config, deliver=not cmd.no_notify, group_waits=True, status=status, worker=worker
         )
         loop = Watch(
             config,
@@ -267,6 +268,24 @@ def watch(cmd: WatchCommand) -> int:
             if db is not None:
                 db.close()
     return code
+
+
+def _delivery_worker(cmd: WatchCommand, db, config: LoadedConfig, events):
+    """Watch mode's DeliveryWorker (started: it also sends what earlier runs left queued), or
+    None without alerting, without a state database or with --no-notify (a dry run sends
+    nothing). A reload that adds alerting to a playbook without it delivers in the round."""
+    if db is None or cmd.no_notify or config.receivers is None:
+        return None
+    from checkrunner.alerting.worker import DeliveryWorker
+
+    worker = DeliveryWorker(
+        db,
+        config.receivers.receivers,
+        config.masker.text,
+        on_event=lambda kind, detail: events.emit(kind.replace(" ", "-"), detail),
+    )
+    worker.start()
+    return worker
 
 
 def _reload_config(cmd: WatchCommand, events) -> LoadedConfig:

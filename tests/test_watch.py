@@ -312,6 +312,36 @@ def test_heartbeats_fire_on_the_third_missed_beat_and_recover_next_round(tmp_pat
         assert len(receiver.requests("/hook")) == 2  # nothing sent twice
 
 
+def test_a_receiver_whose_send_hangs_holds_no_round(tmp_path):
+    """Watch mode's rounds commit notifications to the outbox and a DeliveryWorker sends them:
+    while a send hangs (the receiver holds the request, the webhook's timeout is minutes
+    away) rounds go on being recorded; released, the notification arrives once."""
+    with Recorder() as receiver:
+        receiver.respond("/hook", delay=600)  # held until the recorder stops
+        playbook = tmp_path / "p.yml"
+        playbook.write_text(
+            "plays:\n  - hosts: localhost\n    checks:\n"
+            "      - name: always failing\n"
+            "        command: {cmd: [/bin/false]}\n"
+            "        interval: 1s\n"
+            "receivers:\n"
+            f"  - {{name: hook, webhook_configs: [{{url: '{receiver.url('/hook')}', "
+            "timeout: 5m}]}\n"
+            "route: {receiver: hook, group_wait: 0s, group_interval: 1s}\n"
+        )
+        with WatchProcess(playbook, "--state", tmp_path / "s.db") as watch:
+            wait_for(lambda: receiver.requests("/hook"), "the send that hangs", 60)
+            rounds = watch.metric("checkrun_round_duration_seconds_count")
+            wait_for(
+                lambda: watch.metric("checkrun_round_duration_seconds_count") >= rounds + 3,
+                "three more rounds while the send hangs",
+                120,
+            )
+            assert len(receiver.requests("/hook")) == 1  # the one send, still held
+            assert watch.stop() == 0
+        assert receiver.requests("/hook")[0].json()["status"] == "firing"
+
+
 @pytest.mark.parametrize(
     ("playbook_text", "args", "words"),
     [

@@ -47,7 +47,9 @@ class Recorded:
 class RoundRecorder:
     """Records rounds into the state database (`db`, None without state) and `status`
     (watch mode's WatchStatus, None for a one-shot run). `group_waits`: route group_wait
-    and group_interval apply (watch mode)."""
+    and group_interval apply (watch mode). `worker`: watch mode's DeliveryWorker; a round
+    then commits its notifications to the outbox and wakes the worker instead of delivering
+    them itself, so that a receiver that is down never holds a round."""
 
     def __init__(
         self,
@@ -57,6 +59,7 @@ class RoundRecorder:
         group_waits: bool = False,
         status: Any = None,
         clock: Callable[[], float] = time.time,
+        worker: Any = None,
     ):
         self.db = db
         self.config = config
@@ -65,6 +68,7 @@ class RoundRecorder:
         self.group_waits = group_waits
         self.status = status
         self.clock = clock
+        self.worker = worker
 
     def replace_config(self, config: LoadedConfig) -> None:
         """After a reload (at a round boundary: nothing in flight), record with `config`."""
@@ -90,18 +94,18 @@ class RoundRecorder:
         return recorded
 
     def _alert(self, run: RunResult):
-        from checkrunner.alerting.runtime import process_run
+        from checkrunner.alerting.runtime import enqueue_run, process_run
 
         config = self.config
-        return process_run(
-            self.db,
-            config.plan.alerting,
-            config.receivers,
-            config.plan,
-            run,
-            config.masker.text,
-            deliver=self.deliver,
-            clock=self.clock,
-            # watch mode only: a one-shot run's call is what it always was
-            **({"group_waits": True} if self.group_waits else {}),
-        )
+        arguments = (config.plan.alerting, config.receivers, config.plan, run, config.masker.text)
+        if self.worker is None or not self.deliver:
+            return process_run(
+                self.db,
+                *arguments,
+                deliver=self.deliver,
+                clock=self.clock,
+                group_waits=self.group_waits,
+            )
+        outcome = enqueue_run(self.db, *arguments, clock=self.clock, group_waits=self.group_waits)
+        self.worker.wake()
+        return outcome, None

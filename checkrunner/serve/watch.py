@@ -18,7 +18,6 @@ nothing is in flight; a broken new config keeps the old one running.
 from __future__ import annotations
 
 import signal
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -86,7 +85,11 @@ class Watch:
         self._backoffs = BackoffStore(recorder.db) if recorder.db is not None else None
         self._pool = HostPool(options(config, recorder), transports)
         self._in_flight: dict[Future, _InFlight] = {}
-        self._stop = threading.Event()
+        # Set by the signal handlers: a plain flag, never an Event, whose set() in a handler
+        # can deadlock against the main thread's own wait() on it (the handler runs in the
+        # main thread, which may hold the Event's lock at that moment). The loop sleeps at
+        # most TICK, so it sees the flag within TICK.
+        self._stopping = False
         self._reload_requested = False
         self._pending: LoadedConfig | None = None
         # hosts (masked, as results name them) without a result yet: /-/ready says 200 once
@@ -105,13 +108,14 @@ class Watch:
         self.status.set_reload(True, self.clock())
         self._awaiting_first_round = self._export_config()
         self._first_rounds_done([])
-        while not self._stop.is_set():
+        while not self._stopping:
             self.tick()
             self._wait_for_work()
         return self._shut_down()
 
     def stop(self) -> None:
-        self._stop.set()
+        """Stop after the current tick (safe from a signal handler and from other threads)."""
+        self._stopping = True
 
     def request_reload(self) -> None:
         self._reload_requested = True
@@ -141,7 +145,7 @@ class Watch:
         if self._in_flight:
             wait(list(self._in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
         else:
-            self._stop.wait(timeout)
+            time.sleep(timeout)
 
     def _first_rounds_done(self, recorded: list[HostResult]) -> None:
         """Ready (/-/ready) once every host of the configuration the process started with
@@ -305,6 +309,9 @@ class Watch:
                 f"{len(outcome.firing)} firing, {len(outcome.resolved)} resolved; "
                 f"{outcome.queued} message(s) queued",
             )
+        if outcome is not None and report is None:  # the DeliveryWorker sends, and says so
+            for failure in outcome.unrenderable:
+                self.events.emit("delivery-failed", f"cannot be rendered, not sent: {failure}")
         if report is not None:
             for failure in report.failed:
                 self.events.emit("delivery-failed", f"refused, not retried: {failure}")
@@ -399,6 +406,9 @@ class Watch:
         if self._awaiting_first_round is not None:  # a host the reload removed has none to wait for
             self._awaiting_first_round &= hosts
             self._first_rounds_done([])
+        if self.recorder.worker is not None:
+            receivers = config.receivers.receivers if config.receivers is not None else {}
+            self.recorder.worker.update(receivers, config.masker.text)
         self.status.set_reload(True, now)
         self.events.emit(
             "reload",
@@ -422,6 +432,10 @@ class Watch:
             self._pool.abort()
         self._pool.shutdown(wait=False)
         self.transports.close()
+        if self.recorder.worker is not None and not self.recorder.worker.stop(
+            self.settings.stop_grace
+        ):
+            self.events.emit("delivery-deferred", "a send still in flight was left at the grace")
         self.status.set_ready(False)
         self.events.emit("stop", "stopped", abandoned=abandoned)
         return 0
