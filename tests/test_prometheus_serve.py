@@ -158,6 +158,13 @@ def test_record_host_merges_by_check_and_keep_only_forgets():
     assert [(h.host, [c.name for c in h.checks]) for h in status.results().hosts] == [("h", ["a"])]
 
 
+def _collected(status: WatchStatus) -> dict:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StatusCollector(status))
+    text = generate_latest(registry).decode()
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
 def test_a_certificate_expiry_stays_dated_by_the_round_that_measured_it():
     """A check not due this round keeps its result, and its days-left still count from the
     round that measured them, not from the latest one."""
@@ -174,13 +181,34 @@ def test_a_certificate_expiry_stays_dated_by_the_round_that_measured_it():
     other = CheckResult(host="h", play="p", name="mem", module="memory", status=Status.OK)
     status.record_host(HostResult("h", started_at=1000.0, checks=[probe]))
     status.record_host(HostResult("h", started_at=5000.0, checks=[other]))
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(StatusCollector(status))
-    families = {
-        f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())
-    }
-    (expiry,) = families["probe_ssl_earliest_cert_expiry"].samples
+    (expiry,) = _collected(status)["probe_ssl_earliest_cert_expiry"].samples
     assert expiry.value == 1000.0 + 2 * 86400
+
+
+def test_an_unreachable_hosts_checks_have_no_series_but_keep_their_results():
+    """While a host cannot be reached, the status of its checks is unknown: their series end
+    (as a target's when Prometheus cannot scrape it) instead of showing the last round's
+    OK; /api/v1/results still has the last results, and a new answer brings them back."""
+    status = WatchStatus("p.yml")
+    probe = CheckResult(
+        host="h",
+        play="p",
+        name="health",
+        module="http",
+        status=Status.OK,
+        measurements={"success": 1.0, "latency": 0.1},
+        facts={"url": "http://127.0.0.1:1/"},
+    )
+    status.record_host(HostResult("h", checks=[probe]))
+    status.record_host(HostResult("h", reachable=False, reason="refused"))
+    families = _collected(status)
+    assert [s.value for s in families["checkrun_host_up"].samples] == [0.0]
+    for name in ("checkrun_check_status", "checkrun_check_value", "probe_success"):
+        assert not families[name].samples, name
+    (host,) = status.results().hosts
+    assert [c.name for c in host.checks] == ["health"]
+    status.record_host(HostResult("h", checks=[probe]))
+    assert [s.value for s in _collected(status)["checkrun_check_status"].samples] == [0.0]
 
 
 def _web_config(tmp_path: Path, pki, password_hash: bytes) -> Path:

@@ -15,7 +15,7 @@ Series and labels (README "Prometheus metrics"):
   (`unit="per_second"`); dimensionless values have `unit=""`, a unit checkrun does not
   know (a Nagios plugin's `c`) is kept as the plugin wrote it, the value unchanged.
 - `checkrun_check_duration_seconds{host,play,check}`: time the check took on the target.
-- `checkrun_host_up{host}`: 1 reached, 0 UNREACHABLE.
+- `checkrun_host_up{host}`: 1 reached, 0 UNREACHABLE (its checks then have no series).
 - For the modules that declare MODULE["probe"] (`http`, `tcp`), blackbox_exporter's names: `probe_success`,
   `probe_duration_seconds`, `probe_http_status_code` (http), `probe_ssl_earliest_cert_expiry`
   (a Unix time; https and `tls: true` only), labelled `host, play, check` plus `instance`,
@@ -167,6 +167,11 @@ def host_families(
     seen: set[tuple[str, ...]] = set()
     for host in hosts:
         families.host_up.add_metric([label_value(host.host)], 1.0 if host.reachable else 0.0)
+        if not host.reachable:
+            # Checks a host could not run have no sample (their series end, as a target's
+            # do when it cannot be scraped): in watch mode its earlier results are kept for
+            # /api/v1/results, but exporting them would freeze an outdated status.
+            continue
         host_done = host.started_at + host.duration
         for check in host.checks:
             key = (host.host, check.play, check.name)

@@ -3,7 +3,7 @@
     /metrics          prometheus_client's exposition (text or OpenMetrics, as the scraper
                       asks) of the StatusCollector: only the hosts and checks of the config
     /healthz          200 while the process serves
-    /-/ready          503 until the watch loop says it is ready (first round done), then 200
+    /-/ready          503 until the watch loop says it is ready (every host's first round done), then 200
     /api/v1/results   the latest result of every host, in the JSON report's schema
 
 Listens on 127.0.0.1 unless told otherwise (`--listen ADDR:PORT`; 0.0.0.0 only when asked).

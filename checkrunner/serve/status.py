@@ -68,6 +68,7 @@ class _Snapshot:
     rounds: _Rounds
     reload_success: bool
     reload_success_at: float
+    configured_hosts: set[str]
 
 
 class WatchStatus:
@@ -87,6 +88,7 @@ class WatchStatus:
         self._rounds = _Rounds()
         self._reload_success = True  # the config the process started with loaded
         self._reload_success_at = self._started_at
+        self._configured_hosts: set[str] = set()  # keep_only's: their counters start at 0
         self._ready = False
 
     # -- what the watch loop reports ----------------------------------------------------
@@ -138,9 +140,13 @@ class WatchStatus:
             self._ready = ready
 
     def keep_only(self, hosts: set[str], checks: set[tuple[str, str, str]]) -> None:
-        """After a reload: forget the hosts and the (host, play, check)s the config no
-        longer has, so that their series vanish from /metrics."""
+        """The configuration's hosts and checks (at start and after a reload): forget the
+        hosts and the (host, play, check)s it no longer has, so that their series vanish
+        from /metrics. Its hosts' counters and breaker gauges are exported from 0 on, before
+        anything happened to them: a counter that appears at 1 hides its first increase from
+        increase() and rate()."""
         with self._lock:
+            self._configured_hosts = set(hosts)
             for name in list(self._hosts):
                 if name not in hosts:
                     del self._hosts[name]
@@ -179,6 +185,7 @@ class WatchStatus:
                 rounds=_Rounds(list(self._rounds.counts), self._rounds.total),
                 reload_success=self._reload_success,
                 reload_success_at=self._reload_success_at,
+                configured_hosts=set(self._configured_hosts),
             )
 
 
@@ -197,17 +204,18 @@ class StatusCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         snapshot = self.status.snapshot()
+        zero = dict.fromkeys(snapshot.configured_hosts, 0)
         yield from host_families(snapshot.hosts, snapshot.checked_at)
         yield _round_histogram(snapshot.rounds)
         yield _per_host_counter(
             "checkrun_reconnects",
             "Reconnections to the host after its connection was lost",
-            snapshot.reconnects,
+            {**zero, **snapshot.reconnects},
         )
         yield _per_host_counter(
             "checkrun_skipped_rounds",
             "Rounds of the host not started because its previous one was still running",
-            snapshot.skipped,
+            {**zero, **snapshot.skipped},
         )
         intervals = GaugeMetricFamily(
             "checkrun_check_interval_seconds",
@@ -217,7 +225,8 @@ class StatusCollector(Collector):
         for key, seconds in sorted(snapshot.intervals.items()):
             intervals.add_metric([label_value(part) for part in key], seconds)
         yield intervals
-        yield from _backoff_families(snapshot.backoffs)
+        closed = {host: _Backoff(None, 0) for host in snapshot.configured_hosts}
+        yield from _backoff_families({**closed, **snapshot.backoffs})
         yield GaugeMetricFamily(
             "checkrun_config_last_reload_successful",
             "Whether the last configuration reload attempt was successful",

@@ -92,6 +92,9 @@ class Watch:
         self._stopping = False
         self._reload_requested = False
         self._pending: LoadedConfig | None = None
+        # hosts (masked, as results name them) without a result yet: /-/ready says 200 once
+        # every host has had its first round
+        self._awaiting_first_round: set[str] | None = None
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -103,7 +106,8 @@ class Watch:
         self._restore_backoffs()
         self.schedule.sync(plan.hosts, self.clock())
         self.status.set_reload(True, self.clock())
-        self.status.set_ready(True)
+        self._awaiting_first_round = self._export_config()
+        self._first_rounds_done([])
         while not self._stopping:
             self.tick()
             self._wait_for_work()
@@ -142,6 +146,17 @@ class Watch:
             wait(list(self._in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
         else:
             time.sleep(timeout)
+
+    def _first_rounds_done(self, recorded: list[HostResult]) -> None:
+        """Ready (/-/ready) once every host of the configuration the process started with
+        has a result in the status."""
+        awaiting = self._awaiting_first_round
+        if awaiting is None:
+            return
+        awaiting.difference_update(result.host for result in recorded)
+        if not awaiting:
+            self._awaiting_first_round = None
+            self.status.set_ready(True)
 
     def _install_signal_handlers(self) -> None:
         def stop(signum: int, _frame: Any) -> None:
@@ -286,6 +301,7 @@ class Watch:
         run = RunResult(playbook=self.config.plan.playbook, started_at=now, finished_at=now)
         run.hosts = results
         recorded = self.recorder.record(run)
+        self._first_rounds_done(results)
         outcome, report = recorded.outcome, recorded.report
         if outcome is not None and (outcome.queued or outcome.resolved):
             self.events.emit(
@@ -356,6 +372,20 @@ class Watch:
                 "host(s) in flight are done",
             )
 
+    def _export_config(self) -> set[str]:
+        """The status exports the current configuration's hosts and checks, no others;
+        returns the hosts (masked, as results name them)."""
+        mask = self.config.masker.text
+        plan = self.config.plan
+        hosts = {mask(host_plan.host.name) for host_plan in plan.hosts}
+        checks = {
+            (mask(host_plan.host.name), check.identity.play, check.identity.name)
+            for host_plan in plan.hosts
+            for check in host_plan.checks
+        }
+        self.status.keep_only(hosts, checks)
+        return hosts
+
     def _swap(self, config: LoadedConfig, now: float) -> None:
         """At a round boundary (nothing in flight): the new configuration replaces the old.
         Hosts that are gone or whose connection settings changed are forgotten."""
@@ -372,15 +402,10 @@ class Watch:
         self._pool.shutdown(wait=False)
         self._pool = HostPool(self._options(config, self.recorder), self.transports)
         self.schedule.sync(config.plan.hosts, now)
-        mask = config.masker.text
-        self.status.keep_only(
-            {mask(name) for name in new_hosts},
-            {
-                (mask(hp.host.name), c.identity.play, c.identity.name)
-                for hp in config.plan.hosts
-                for c in hp.checks
-            },
-        )
+        hosts = self._export_config()
+        if self._awaiting_first_round is not None:  # a host the reload removed has none to wait for
+            self._awaiting_first_round &= hosts
+            self._first_rounds_done([])
         if self.recorder.worker is not None:
             receivers = config.receivers.receivers if config.receivers is not None else {}
             self.recorder.worker.update(receivers, config.masker.text)
