@@ -1,25 +1,36 @@
 #!/usr/bin/env python3
-"""Kept-connection benchmark: watch-mode rounds against one-shot runs of the same playbook.
+"""Watch-mode benchmark: the real `checkrun watch` against one-shot runs of the same playbook.
 
 The hosts, services and 8-check playbook of bench/fanout.py (N loopback sshd hosts, 16
 addresses per sshd; cpu over 0.2 s, memory, disk, load, HTTP, TCP, process, a grep of an
-18 MB log). In one run it measures:
+18 MB log). In one run (legs chosen with --legs) it measures:
 
-1. the one-shot run as cron runs it: `checkrun PLAYBOOK -i INV` (the checkrun next to this
-   Python, or --checkrun), `--one-shot-runs` times;
-2. the one-shot round in process: runner.run_plan over a fresh Transports(), what a watch
-   process would pay per round without kept connections;
-3. the rounds of watch mode: runner.run_plan over one Transports(keep_alive=True), `--rounds`
-   rounds `--interval` apart (the first, which connects, is reported on its own).
+- one-shot: `checkrun PLAYBOOK -i INV` as cron runs it (the checkrun next to this Python, or
+  --checkrun), median of `--one-shot-runs` after a warm-up run;
+- watch: a `checkrun watch` process (--listen on loopback, --log-format json) at
+  `--watch-interval` (10 s) for 1 + `--watch-rounds` (30) rounds. Rounds are counted and timed
+  from its /metrics (checkrun_round_duration_seconds: one observation per host round); CPU is
+  that process's and its children's (psutil) plus the targets' over all rounds but the first
+  (which connects and ships the modules), per host round; RSS (psutil) after 10 rounds and the
+  last; at the end every host's latest result (/api/v1/results) must be OK;
+- rss: the same at `--rss-interval` (1 s) for `--rss-rounds` (300), so that 300 rounds fit in
+  minutes: RSS after 10 and after 300 rounds;
+- alerts: one host (over SSH) checks an HTTP service served here with `interval:
+  --alert-interval` (5 s) and `for: --alert-for` (3), routed with group_wait 0s and
+  group_interval equal to the interval to a recording webhook (send_resolved). The service
+  goes down at a random phase of the interval, `--alert-repeats` times: seconds to the
+  firing notification, and from its return to the resolved one;
+- kept (not by default): runner.run_plan in this process over a fresh Transports() (a
+  one-shot round) and over one Transports(keep_alive=True) for `--rounds` rounds
+  `--interval` apart.
 
-Wall time is the run's (or round's) minus the 0.2 s sampling window. CPU is user + system
-seconds: on the control node (the checkrun child's RUSAGE_CHILDREN, or this process's
-RUSAGE_SELF for in-process rounds, which also holds this script's HTTP and TCP probe servers:
-conservative for the kept rounds), and on the targets (every sshd listener and everything
-below it: sessions, pythons, grep; live processes by /proc, ended ones through their parents'
-cutime/cstime). Control-node RSS is read after round 10 and after the last round.
+Wall times exclude the 0.2 s sampling window: a watch round's is the mean duration of a
+host's round, the one-shot run's the run's wall time. Target CPU is every sshd listener and
+everything below it (sessions, pythons, grep; live processes by /proc, ended ones through
+their parents' cutime/cstime). The summary prints the ratios against the goals of issue 11.
 
-Run by hand, as root: python3 bench/watch.py [--hosts 64] [--rounds 300] [--interval 0.2]
+Run by hand, as root, with the project's venv:
+  .venv/bin/python bench/watch.py [--hosts 64] [--legs watch,rss,alerts]
 """
 
 from __future__ import annotations
@@ -424,7 +435,9 @@ def watch_costs(
     round durations over all but the first (which connects and ships the modules); RSS
     after 10 fleet rounds and after the last."""
     hosts = len(s.targets)
-    poll = min(2.0, interval / 4)
+    # One scrape of /metrics per round, as a Prometheus scraping at the check interval: the
+    # scrapes are part of the watch process's CPU.
+    poll = interval
     timeout = interval * 3 + 120
     state = s.directory / f"watch-{interval:g}.db"
     with WatchProcess(watch_argv(checkrun, s, playbook, interval, state)) as watch:
@@ -538,6 +551,8 @@ def alert_latency(
                 service.down()
                 down_at = time.monotonic()
                 fired.append(wait_notification(receiver, seen, "firing", timeout) - down_at)
+                # The page went out in a round: back at a random phase too, not just after it.
+                time.sleep(rng.uniform(0, interval))
                 service.up()
                 up_at = time.monotonic()
                 resolved.append(wait_notification(receiver, seen + 1, "resolved", timeout) - up_at)
