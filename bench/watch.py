@@ -19,7 +19,7 @@ addresses per sshd; cpu over 0.2 s, memory, disk, load, HTTP, TCP, process, a gr
   --alert-interval` (5 s) and `for: --alert-for` (3), routed with group_wait 0s and
   group_interval equal to the interval to a recording webhook (send_resolved). The service
   goes down at a random phase of the interval, `--alert-repeats` times: seconds to the
-  firing notification, and from its return to the resolved one;
+  firing notification, and from its return (at a random phase too) to the resolved one;
 - kept (not by default): runner.run_plan in this process over a fresh Transports() (a
   one-shot round) and over one Transports(keep_alive=True) for `--rounds` rounds
   `--interval` apart.
@@ -527,7 +527,8 @@ def alert_latency(
     checkrun: Path, s: Scenario, interval: float, for_rounds: int, repeats: int
 ) -> AlertFigures:
     """One host (over SSH, kept connection) checks an HTTP service served here; the service
-    goes down at a random phase of the interval and comes back after the alert."""
+    goes down at a random phase of the interval and comes back, at a random phase too, after
+    the alert."""
     rng = random.Random(11)
     target = s.targets[0].name
     fired: list[float] = []
@@ -686,6 +687,10 @@ def print_summary(
             f"  up -> resolved:   median {statistics.median(alerts.resolved):.2f} s, max "
             f"{max(alerts.resolved):.2f} s  goal <= {alerts.interval:g} s (one interval)  "
             f"{verdict(max(alerts.resolved) <= alerts.interval)}"
+        )
+        print(
+            "  (a return is seen at the next beat: a service back just after a beat is told "
+            f"after up to one interval + one round, {alerts.interval + alerts.host_round:.2f} s)"
         )
 
 
