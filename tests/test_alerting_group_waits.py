@@ -81,6 +81,11 @@ def test_a_flush_due_just_after_a_round_is_made_in_that_round():
     assert not stages.flush_reached(598.9, 600.0, 600.0)
     timing = stages.group_timing(flushed, [], five, 4.7, True)
     assert timing.due and timing.next_flush_at == 10.0
+    # A round that brought the group nothing (a watch tick) is not let in early...
+    assert not stages.flush_reached(4.7, 5.0, 5.0, early=False)
+    assert not stages.group_timing(flushed, [], five, 4.7, True, arrived=False).due
+    # ...only on time.
+    assert stages.group_timing(flushed, [], five, 5.0, True, arrived=False).due
 
 
 def test_without_group_waits_every_group_is_flushed_on_every_run():
@@ -240,6 +245,20 @@ def test_group_interval_equal_to_the_check_interval_tells_the_recovery_in_that_r
     assert rounds.round(1005.1, web1=True) == []
     assert rounds.round(1009.9, web1=True) == []
     assert rounds.round(1015.2, web1=False) == [("resolved", [("web1", "resolved")])]
+    rounds.db.close()
+
+
+def test_watch_ticks_just_before_the_heartbeat_round_leave_the_flush_to_that_round(tmp_path):
+    # Watch mode also records a round at every tick, in which nothing of the group ran: the
+    # tick that starts the next beat comes a moment before the flush is due. Were it let in
+    # early, it would make the flush with nothing new, and the recovery that the beat
+    # brings a moment later would wait a whole group_interval more.
+    rounds = Rounds(tmp_path, _route(group_wait=0.0, group_interval=5.0))
+    assert rounds.round(1000.3, web1=True) == [("firing", [("web1", "firing")])]
+    assert rounds.round(1005.0) == []  # the tick that starts the next beat
+    assert rounds.round(1005.3, web1=True) == []
+    assert rounds.round(1010.0) == []
+    assert rounds.round(1010.2, web1=False) == [("resolved", [("web1", "resolved")])]
     rounds.db.close()
 
 

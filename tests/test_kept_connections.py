@@ -7,11 +7,13 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import paramiko
 import pytest
 from helpers import plan_from_text, wait_for
 from hostile import fake_live_interpreter
@@ -169,6 +171,25 @@ def test_rounds_reuse_one_target_process_and_ship_each_module_once(target: Targe
     assert 0 < second.received_bytes < first.received_bytes + 2000
     assert answer_of(again, WITH_CPU)["results"][2]["result"]["measurements"]["busy"] >= 0
     assert target.kinds() == ["connected"]
+
+
+@needs_sshd
+def test_an_idle_kept_connection_wakes_the_control_node_once_a_second_not_ten_times(
+    shared_sshd, tmp_path: Path
+):
+    # paramiko's reader thread wakes on every timeout of its socket's reads (0.1 s unless
+    # told): between rounds, each kept connection would cost the control node CPU.
+    target = Target("ssh", ssh_options(shared_sshd, tmp_path), shared_sshd)
+    transports = target.transports()
+    try:
+        transports.run_batch(target.host(), MEMORY, 30)
+        readers = [t for t in threading.enumerate() if isinstance(t, paramiko.Transport)]
+        assert readers and all(t.is_active() for t in readers)
+        assert all(t.sock.gettimeout() >= 1.0 for t in readers), [
+            t.sock.gettimeout() for t in readers
+        ]
+    finally:
+        transports.close()
 
 
 def test_the_live_process_is_niced_and_memory_capped(target: Target):

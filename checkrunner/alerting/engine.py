@@ -155,7 +155,9 @@ class AlertEngine:
         if route is None or not group_alerts:
             store.delete_group(receiver, group_key)
             return
-        timing = stages.group_timing(before, group_alerts, route, now, group_waits)
+        timing = stages.group_timing(
+            before, group_alerts, route, now, group_waits, arrived=fresh is not None
+        )
         flushed_at = before.flushed_at if before else None
         if timing.due:
             self._flush(store, key, stages.Group(route, group_alerts), now, outcome)

@@ -388,20 +388,33 @@ class GroupTiming:
     next_flush_at: float
 
 
-def flush_reached(now: float, due_at: float, wait: float) -> bool:
+def flush_reached(now: float, due_at: float, wait: float, early: bool = True) -> bool:
     """Whether a flush due at `due_at` is made now. A run's time is late by however long
     its hosts took, so a flush due within a tenth of its wait (at most a second) after this
     run is made now rather than a whole run later: with group_interval equal to the check
-    interval, a change is told in the next run, as Alertmanager's own timer would."""
-    return now >= due_at - min(FLUSH_SLACK_MAX, FLUSH_SLACK_SHARE * wait)
+    interval, a change is told in the next run, as Alertmanager's own timer would.
+
+    Only a run that brings the group alerts (`early`) is let in early. Watch mode also
+    records rounds in which nothing of the group ran (every tick, other hosts' results);
+    were those let in early, the tick that starts the group's own check would make the
+    flush, with nothing new, a moment before the check's result came in, and a recovery
+    would wait a whole group_interval more."""
+    slack = min(FLUSH_SLACK_MAX, FLUSH_SLACK_SHARE * wait) if early else 0.0
+    return now >= due_at - slack
 
 
 def group_timing(
-    stored: StoredGroup | None, alerts: list[Alert], route: Route, now: float, waits: bool
+    stored: StoredGroup | None,
+    alerts: list[Alert],
+    route: Route,
+    now: float,
+    waits: bool,
+    arrived: bool = True,
 ) -> GroupTiming:
     """Alertmanager's aggregation-group timer (dispatch.go). A new group is flushed
     group_wait after it was created, at once when its oldest alert started more than
     group_wait ago; after each flush, group_interval later, on the same cadence.
+    `arrived`: this run routed alerts to the group (see flush_reached).
 
     Without `waits` (a one-shot run: cron cannot wait for group_wait, the next run may be
     an hour away) every group is flushed on every run and nothing is left waiting.
@@ -415,7 +428,7 @@ def group_timing(
     else:
         created, due_at = stored.created_at, stored.next_flush_at
     wait = route.group_wait if stored is None or stored.flushed_at is None else route.group_interval
-    if not flush_reached(now, due_at, wait):
+    if not flush_reached(now, due_at, wait, early=arrived):
         return GroupTiming(False, created, due_at)
     return GroupTiming(True, created, next_flush(due_at, route.group_interval, now))
 

@@ -42,6 +42,7 @@ from checkrunner.transport.base import (
 from checkrunner.transport.live import (
     KEEPALIVE_SECONDS,
     LIVE_BOOTSTRAP,
+    READER_WAKE_SECONDS,
     KeptSessions,
     LiveChannel,
     opening_bytes,
@@ -528,6 +529,7 @@ def _open_live(connector: Connector, guard: _Session, command: str, deadline: fl
     try:
         connection = connector.connect(guard.endpoint, deadline, on_transport=guard.attach)
         connection.transport.set_keepalive(KEEPALIVE_SECONDS)
+        connection.transport.sock.settimeout(READER_WAKE_SECONDS)
         channel = connection.transport.open_session(timeout=_remaining(deadline))
         channel.exec_command(command)
     except Unreachable as exc:
