@@ -28,8 +28,10 @@ python3 -m pip install --quiet --disable-pip-version-check ".[test]"
 ruff check checkrunner modules tests bench scripts
 
 # Run from tests/ so the installed package (not the source tree) is what gets imported.
+# Three workers, one test file each at a time (--dist loadfile: a file's module fixtures, its
+# sshd and servers, stay in one worker): most tests wait on real servers, not on the CPU.
 status=0
-(cd tests && python3 -m pytest -p no:cacheprovider "$@") || status=$?
+(cd tests && python3 -m pytest -p no:cacheprovider -n 3 --dist loadfile "$@") || status=$?
 if [[ $status -eq 5 ]]; then
     echo "scripts/test.sh: pytest collected no tests: that is a failure" >&2
     exit 1
