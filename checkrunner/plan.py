@@ -23,8 +23,10 @@ from checkrunner.config import (
     value_location,
 )
 from checkrunner.config.coerce import is_templated, kind_of
+from checkrunner.config.keywords import SCORE_CHECK_NAME
 from checkrunner.errors import ConfigError, Location, quote
 from checkrunner.evaluate.evaluate import CheckIdentity, MetricThresholds
+from checkrunner.evaluate.score import SCORE_METRIC, ScorePlan
 from checkrunner.inventory import Host, Inventory
 from checkrunner.masking import errors_masked
 from checkrunner.transport import BatchCheck, check_connection, unsupported_connection
@@ -56,6 +58,7 @@ class PlannedCheck:
 class HostPlan:
     host: Host
     checks: list[PlannedCheck] = field(default_factory=list)
+    scores: list[ScorePlan] = field(default_factory=list)  # its plays' `score:`, if any
 
     @property
     def runnable(self) -> list[PlannedCheck]:
@@ -128,6 +131,11 @@ def _build_plan(
                 planned.name_template = str(check.name)
                 planned.interval = check.interval or Interval.fixed(options.interval)
                 host_plan.checks.append(planned)
+            if play.score is not None:
+                selected = {c.id for c in checks}
+                host_plan.scores.append(
+                    _plan_score(templater, host, play, play_name, selected, variables)
+                )
     return Plan(
         playbook=playbook.path,
         hosts=list(host_plans.values()),
@@ -236,6 +244,50 @@ def _plan_check(
         retries=check.retries,
         delay=check.delay,
     )
+
+
+def _plan_score(
+    templater: Templater,
+    host: Host,
+    play: Play,
+    play_name: str,
+    selected: set[str],
+    variables: dict[str, Any],
+) -> ScorePlan:
+    """The play's `score:` on one host; its thresholds are on the 0-100 score."""
+    spec = play.score
+    assert spec is not None
+    texts = {
+        level: _threshold_text(getattr(spec, level))
+        for level in ("warn", "crit")
+        if getattr(spec, level) is not None
+    }
+    ranges = {level: parse_range(text, "%") for level, text in texts.items()}
+    location = play.key_locations.get("labels", play.location)
+    labels = templater.render(play.labels, variables, location)
+    identity = CheckIdentity(
+        host=host.name,
+        play=play_name,
+        name=SCORE_CHECK_NAME,
+        module="score",
+        check_id=f"{play.index}.score",
+        metric=SCORE_METRIC,
+        thresholds=(
+            MetricThresholds(
+                SCORE_METRIC,
+                ranges.get("warn"),
+                ranges.get("crit"),
+                texts.get("warn"),
+                texts.get("crit"),
+            ),
+        ),
+        declared_units={SCORE_METRIC: "%"},
+        tags=tuple(play.tags),
+        labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+        for_runs=play.for_runs or 1,
+    )
+    inputs = tuple((check_id, name, weight) for check_id, (name, weight) in spec.weights.items())
+    return ScorePlan(identity, inputs, frozenset(i for i, _, _ in inputs if i in selected))
 
 
 def _thresholds(

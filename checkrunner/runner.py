@@ -14,6 +14,7 @@ from typing import Protocol
 from checkrunner import settings
 from checkrunner.errors import Cancelled, ProtocolError, RemoteCrash, Unreachable
 from checkrunner.evaluate import evaluate_check, skipped_result, unknown_result
+from checkrunner.evaluate.score import scores_for_round
 from checkrunner.plan import HostPlan, Plan, PlannedCheck
 from checkrunner.results import CheckResult, HostResult, RunResult, Status, UnreachableReason
 from checkrunner.transport import Batch, BatchOptions, Transports, read_answer
@@ -198,6 +199,8 @@ def _run_host(
     result.checks = [
         results[c.identity.check_id] for c in host_plan.checks if c.identity.check_id in results
     ]
+    if result.reachable:
+        result.checks += scores_for_round(host_plan.scores, result.checks)
     result.duration = time.monotonic() - started
     return result
 

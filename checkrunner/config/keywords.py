@@ -103,6 +103,23 @@ PLAY_KEYWORDS = {
         f"Default timeout of this play's checks (checks without their own); {DEFAULT_CHECK_TIMEOUT:g}s when unset.",
     ),
     "checks": Keyword("checks", "The checks to run on every host of the play."),
+    "score": Keyword(
+        "score",
+        "A weighted 0-100 host score over checks of this play, reported as the check "
+        "`host score`: {weights: {cpu: 0.4, memory: 0.3}, warn: 70, crit: 90}.",
+    ),
+}
+
+SCORE_CHECK_NAME = "host score"
+# Keys of a play's `score:`.
+SCORE_KEYWORDS = {
+    "weights": Keyword(
+        "weights",
+        "Check name: positive weight. Percentages count as they are; other values as a "
+        "percentage of their check's crit threshold.",
+    ),
+    "warn": Keyword("threshold", "WARNING threshold of the score (0-100), e.g. 70."),
+    "crit": Keyword("threshold", "CRITICAL threshold of the score (0-100), e.g. 90."),
 }
 
 CHECK_KEYWORDS = {

@@ -90,6 +90,19 @@ class CheckSpec:
 
 
 @dataclass
+class ScoreSpec:
+    """A play's weighted host score (`score:`): input check id -> (its name, its weight).
+
+    The weights are as written; evaluate/score.py renormalises them over the inputs present.
+    """
+
+    weights: dict[str, tuple[str, float]]
+    warn: Threshold | None = None
+    crit: Threshold | None = None
+    location: Location | None = None
+
+
+@dataclass
 class Play:
     """One play. `vars` holds the play's vars with its vars_files merged over them."""
 
@@ -108,6 +121,7 @@ class Play:
     timeout: float | None = None
     labels: dict[str, str] = field(default_factory=dict)
     key_locations: dict[str, Location] = field(default_factory=dict)
+    score: ScoreSpec | None = None
 
 
 @dataclass

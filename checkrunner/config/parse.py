@@ -29,11 +29,12 @@ from checkrunner.config.keywords import (
     MAX_RETRIES,
     PLAY_KEYWORDS,
     PLAYBOOK_KEYWORDS,
+    SCORE_KEYWORDS,
     THRESHOLD_KEYWORDS,
     TIMEOUT_SPEC,
     Keyword,
 )
-from checkrunner.config.model import CheckSpec, Interval, Play, ThresholdSpec
+from checkrunner.config.model import CheckSpec, Interval, Play, ScoreSpec, ThresholdSpec
 from checkrunner.config.normalize import check_args, expand_args
 from checkrunner.config.ranges import SYNTAX_HINT as RANGE_HINT
 from checkrunner.config.ranges import Range, parse_range
@@ -221,7 +222,78 @@ class PlaybookParser:
             key_locations={str(k): value_location(node, k, where) for k in node},
         )
         play.checks = self._checks(node, play, label, where)
+        play.score = self._score(node, play.checks, where)
         return play
+
+    def _score(
+        self, node: Mapping[Any, Any], checks: list[CheckSpec], where: Location
+    ) -> ScoreSpec | None:
+        if "score" not in node:
+            return None
+        value = node["score"]
+        at = value_location(node, "score", where)
+        example = "write score: {weights: {cpu: 0.4, memory: 0.6}, warn: 70, crit: 90}"
+        if not isinstance(value, Mapping):
+            self._add(f"score: expected a mapping with weights:, not {kind_of(value)}", at, example)
+            return None
+        for key in value:
+            if key not in SCORE_KEYWORDS:
+                self._unknown_key(value, key, SCORE_KEYWORDS, "score", at)
+        weights = self._score_weights(value, checks, at, example)
+        limits = {
+            key: self._score_threshold(value[key], key, value_location(value, key, at))
+            for key in ("warn", "crit")
+            if key in value
+        }
+        if weights is None:
+            return None
+        return ScoreSpec(weights, limits.get("warn"), limits.get("crit"), at)
+
+    def _score_weights(
+        self, score: Mapping[Any, Any], checks: list[CheckSpec], where: Location, example: str
+    ) -> dict[str, tuple[str, float]] | None:
+        value = score.get("weights")
+        at = value_location(score, "weights", where)
+        if not isinstance(value, Mapping) or not value:
+            shown = "an empty mapping" if isinstance(value, Mapping) else kind_of(value)
+            self._add(f"score: weights: expected check name: weight, not {shown}", at, example)
+            return None
+        by_name = {str(check.name): check for check in checks}
+        weights: dict[str, tuple[str, float]] = {}
+        for key, weight in value.items():
+            name, name_at = str(key), key_location(value, key, at)
+            check = by_name.get(name)
+            if check is None:
+                message = f"score: weights: the play has no check named '{name}'"
+                suggestion = did_you_mean(name, list(by_name))
+                self._add(
+                    f"{message} — {suggestion}" if suggestion else message,
+                    name_at,
+                    f"weigh checks of this play: {', '.join(by_name) or '(none)'}",
+                )
+                continue
+            if (
+                not isinstance(weight, (int, float))
+                or isinstance(weight, bool)
+                or not weight > 0
+                or weight == float("inf")
+            ):
+                self._add(
+                    f"score: weight of '{name}' must be a positive number, not {weight!r}",
+                    value_location(value, key, at),
+                    f"write e.g. {name}: 0.5, or remove '{name}' from the weights",
+                )
+                continue
+            weights[check.id] = (name, float(weight))
+        return weights if len(weights) == len(value) else None
+
+    def _score_threshold(self, value: Any, key: str, where: Location) -> Any:
+        try:
+            parse_range(value, "%")
+        except ValueError as exc:
+            self._add(f"score: {key}: {exc}", where, f"{RANGE_HINT}; the score runs 0-100")
+            return None
+        return value
 
     def _hosts(self, node: Mapping[Any, Any], label: str, where: Location) -> str:
         value = node.get("hosts")

@@ -33,6 +33,7 @@ from checkrunner.config.keywords import (
     LABEL_NAME_PATTERN,
     PLAY_KEYWORDS,
     PLAYBOOK_KEYWORDS,
+    SCORE_KEYWORDS,
     THRESHOLD_KEYWORDS,
 )
 from checkrunner.config.ranges import RANGE_PATTERN
@@ -216,6 +217,21 @@ _KIND_SCHEMAS: dict[str, dict[str, Any]] = {
         ]
     },
     "checks": {"type": "array", "minItems": 1, "items": {"$ref": _REF + "Check"}},
+    "score": {
+        "type": "object",
+        "required": ["weights"],
+        "additionalProperties": False,
+        "properties": {
+            "weights": {
+                "type": "object",
+                "minProperties": 1,
+                "description": SCORE_KEYWORDS["weights"].description,
+                "additionalProperties": {"type": "number", "exclusiveMinimum": 0},
+            },
+            "warn": {"$ref": _REF + "Threshold", "description": SCORE_KEYWORDS["warn"].description},
+            "crit": {"$ref": _REF + "Threshold", "description": SCORE_KEYWORDS["crit"].description},
+        },
+    },
     "threshold": {"$ref": _REF + "Threshold"},
     "metric": {"type": "string", "minLength": 1},
     "thresholds": {

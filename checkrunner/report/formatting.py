@@ -25,6 +25,9 @@ _MILLISECOND_UNITS = {"ms", "msec", "milliseconds"}
 _BINARY_PREFIXES = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
 
+SCORE_MODULE = "score"  # the synthetic check of a play's `score:` (evaluate/score.py)
+
+
 def format_value(value: float | None, unit: str = "") -> str:
     """A measurement as a person reads it: 93.2%, 1.50 GiB, 12.5ms, 2m05s, 42 conns."""
     if value is None:
@@ -129,3 +132,9 @@ def summary_counts(run: RunResult) -> list[tuple[Status, int]]:
 
 def plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def hosts_by_score(run: RunResult) -> list[CheckResult]:
+    """Every play's `host score` check, highest (most loaded) first; scores without a value last."""
+    scores = [check for check in run.all_checks() if check.module == SCORE_MODULE]
+    return sorted(scores, key=lambda check: (check.value is None, -(check.value or 0.0)))

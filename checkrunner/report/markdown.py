@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from checkrunner.report.base import Reporter
 from checkrunner.report.formatting import (
     format_value,
+    hosts_by_score,
     humanize_seconds,
     overall_status,
     plural,
@@ -36,6 +37,7 @@ STATUS_EMOJI = {
 }
 CHECK_COLUMNS = ("Host", "Check", "Status", "Value", "Message")
 UNREACHABLE_COLUMNS = ("Host", "Reason", "Message")
+SCORE_COLUMNS = ("Rank", "Host", "Play", "Score", "Status")
 
 # Characters that Markdown or the HTML GitHub allows inside it would interpret; a
 # backslash makes each literal (CommonMark escapes any ASCII punctuation this way).
@@ -51,6 +53,7 @@ class MarkdownReporter(Reporter):
             sections.append("> ⚠️ The run was interrupted: these results are partial.")
         sections.extend(problems_section(run))
         sections.extend(unreachable_section(run))
+        sections.extend(score_section(run))
         sections.extend(all_results_section(run))
         return "\n\n".join(sections) + "\n"
 
@@ -89,6 +92,23 @@ def unreachable_section(run: RunResult) -> list[str]:
         f"### Unreachable hosts ({len(hosts)})",
         table(UNREACHABLE_COLUMNS, map(unreachable_row, hosts), len(hosts)),
     ]
+
+
+def score_section(run: RunResult) -> list[str]:
+    ranked = hosts_by_score(run)
+    if not ranked:
+        return []
+    rows = [
+        [
+            str(rank),
+            check.host,
+            check.play,
+            format_value(check.value, check.unit),
+            f"{STATUS_EMOJI[check.status]} {check.status.value}",
+        ]
+        for rank, check in enumerate(ranked, 1)
+    ]
+    return ["### Hosts by score", table(SCORE_COLUMNS, rows, len(rows))]
 
 
 def all_results_section(run: RunResult) -> list[str]:

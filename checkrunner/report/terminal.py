@@ -38,6 +38,7 @@ from checkrunner.report.base import Reporter, color_wanted, is_tty
 from checkrunner.report.formatting import (
     PROBLEM_STATUSES,
     format_value,
+    hosts_by_score,
     humanize_seconds,
     overall_status,
     plural,
@@ -148,6 +149,8 @@ class TerminalReporter(Reporter):
         )
         if run.hosts:
             console.print(results_table(run, collapse=self._collapses(run), color=color))
+            if hosts_by_score(run):
+                console.print(score_table(run, color=color))
         else:
             console.print(Text("No hosts were checked."))
         console.print(summary_line(run))
@@ -188,6 +191,28 @@ def results_table(run: RunResult, *, collapse: bool, color: bool) -> Table:
             table.add_section()
         for row in host_rows(host, collapse=collapse, color=color):
             table.add_row(*row)
+    return table
+
+
+def score_table(run: RunResult, *, color: bool) -> Table:
+    """The hosts ranked by their play's `host score`, most loaded first."""
+    table = Table(
+        title="hosts by score",
+        title_justify="left",
+        box=box.MINIMAL if color else box.ASCII2,
+        show_edge=False,
+        header_style="bold" if color else "",
+    )
+    for column in ("rank", "host", "play", "score", "status"):
+        table.add_column(column, justify="right" if column in ("rank", "score") else "left")
+    for rank, check in enumerate(hosts_by_score(run), 1):
+        table.add_row(
+            str(rank),
+            Text(one_line(check.host)),
+            Text(one_line(check.play)),
+            format_value(check.value, check.unit),
+            status_text(check.status),
+        )
     return table
 
 

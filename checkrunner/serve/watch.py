@@ -199,7 +199,7 @@ class Watch:
         return made_here
 
     def _start(self, host_plan: HostPlan, checks: list[PlannedCheck], now: float) -> None:
-        subset = HostPlan(host=host_plan.host, checks=checks)
+        subset = HostPlan(host=host_plan.host, checks=checks, scores=host_plan.scores)
         self.recorder.prepare([subset])
         scheduled = self.schedule.started(host_plan.host.name, checks, now)
         self._in_flight[self._pool.submit(subset)] = _InFlight(subset, scheduled)
