@@ -56,6 +56,7 @@ def score_result(plan: ScorePlan, results: Iterable[CheckResult]) -> CheckResult
         if value is None:
             missing.append(f"{name} ({why})")
             continue
+        weight = float(weight)
         total += weight
         weighted += weight * value
         parts.append(f"{name} {_format(round(value, 1))}×{_format(weight)}")
@@ -85,4 +86,4 @@ def scores_for_round(plans: Iterable[ScorePlan], results: list[CheckResult]) -> 
 
 
 def _clamp(value: float) -> float:
-    return min(100.0, max(0.0, value))
+    return min(100.0, max(0.0, float(value)))
