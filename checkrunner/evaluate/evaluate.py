@@ -98,7 +98,7 @@ def evaluate_check(identity: CheckIdentity, raw: dict[str, Any]) -> CheckResult:
         statuses.append(Status.CRITICAL)
         notes.extend(failures)
     else:
-        status, threshold_notes = _apply_thresholds(identity.thresholds, measurements, units)
+        status, threshold_notes = apply_thresholds(identity.thresholds, measurements, units)
         statuses.append(status)
         notes.extend(threshold_notes)
     result.status = Status.worst(statuses)
@@ -108,7 +108,7 @@ def evaluate_check(identity: CheckIdentity, raw: dict[str, Any]) -> CheckResult:
     return result
 
 
-def _apply_thresholds(
+def apply_thresholds(
     thresholds: tuple[MetricThresholds, ...], measurements: dict[str, float], units: dict[str, str]
 ) -> tuple[Status, list[str]]:
     status = Status.OK
@@ -121,7 +121,7 @@ def _apply_thresholds(
             notes.append(f"measurement '{t.metric}' missing from the result")
             continue
         value = measurements[t.metric]
-        shown = f"{t.metric}={_format(value)}{units.get(t.metric, '')}"
+        shown = f"{t.metric}={format_plain(value)}{units.get(t.metric, '')}"
         if t.crit is not None and t.crit.alerts(value):
             status = Status.worst([status, Status.CRITICAL])
             notes.append(f"{shown} {_breach(t.crit)} crit {t.crit_text}")
@@ -142,5 +142,5 @@ def _breach(limit: Range) -> str:
     return "outside"
 
 
-def _format(value: float) -> str:
+def format_plain(value: float) -> str:
     return str(int(value)) if value.is_integer() else f"{value:.4g}"

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from checkrunner.config.ranges import parse_range
-from checkrunner.evaluate.evaluate import CheckIdentity, _apply_thresholds, _format
+from checkrunner.evaluate.evaluate import CheckIdentity, apply_thresholds, format_plain
 from checkrunner.results import CheckResult, Status
 
 SCORE_METRIC = "score"
@@ -59,7 +59,7 @@ def score_result(plan: ScorePlan, results: Iterable[CheckResult]) -> CheckResult
         weight = float(weight)
         total += weight
         weighted += weight * value
-        parts.append(f"{name} {_format(round(value, 1))}×{_format(weight)}")
+        parts.append(f"{name} {format_plain(round(value, 1))}×{format_plain(weight)}")
     if total == 0:
         return plan.identity.base_result(
             Status.UNKNOWN, f"no score: every input is missing: {', '.join(missing)}"
@@ -70,9 +70,9 @@ def score_result(plan: ScorePlan, results: Iterable[CheckResult]) -> CheckResult
     result.unit = "%"
     result.measurements = {SCORE_METRIC: score, "inputs_missing": float(len(missing))}
     result.units = {SCORE_METRIC: "%"}
-    status, notes = _apply_thresholds(plan.identity.thresholds, result.measurements, result.units)
+    status, notes = apply_thresholds(plan.identity.thresholds, result.measurements, result.units)
     result.status = status
-    summary = f"score {_format(score)}% = ({' + '.join(parts)}) / {_format(total)}"
+    summary = f"score {format_plain(score)}% = ({' + '.join(parts)}) / {format_plain(total)}"
     if missing:
         summary += f"; missing: {', '.join(missing)}, renormalised"
     result.message = "; ".join([*notes, summary])
