@@ -64,6 +64,10 @@ class HostPlan:
     def runnable(self) -> list[PlannedCheck]:
         return [c for c in self.checks if c.batch is not None]
 
+    def identities(self) -> list[CheckIdentity]:
+        """Every check the host reports: its planned checks, then its plays' `host score`."""
+        return [c.identity for c in self.checks] + [s.identity for s in self.scores]
+
 
 @dataclass
 class Plan:

@@ -205,3 +205,25 @@ def test_watch_rounds_export_the_host_score(tmp_path):
         assert status == 1  # WARNING
         assert watch.metric("checkrun_check_status", host="calm", check="host score") == 0
         assert watch.stop() == 0
+
+
+def test_the_score_alerts_like_a_check_with_the_plays_for_and_labels(tmp_path):
+    from helpers import plan_from_text
+
+    from checkrunner.alerting.stages import check_settings, observe_run
+    from checkrunner.runner import RunOptions, run_plan
+
+    playbook, inventory = fleet(tmp_path)
+    text = (
+        playbook.read_text()
+        .replace("  interval: 1s\n", "  for: 3\n")
+        .replace("warn: 70", "warn: 10")
+    )
+    plan = plan_from_text(tmp_path, text, inventory.read_text())
+    run = run_plan(plan, RunOptions())
+    observations = observe_run(run, check_settings(plan), 0.0)
+    scores = {o.ref.host: o for o in observations.checks if o.ref.check == "host score"}
+    assert scores["busy"].for_runs == 3 and scores["calm"].for_runs == 3
+    assert scores["busy"].failing and scores["calm"].failing  # 85 and 13 are above warn 10
+    assert scores["busy"].alert.labels["team"] == "ops"
+    assert scores["busy"].alert.labels["alertname"] == "host score"

@@ -84,11 +84,16 @@ CheckSettings = dict[CheckKey, tuple[int, tuple[str, ...]]]  # `for` and `depend
 def check_settings(plan) -> CheckSettings:
     """`for` and `depends_on` of every check the plan runs (not those that tags or `when`
     leave out), by host, play and name."""
-    return {
+    settings = {
         CheckKey.of(c): (c.identity.for_runs, c.identity.depends_on)
         for hp in plan.hosts
         for c in hp.runnable
     }
+    for hp in plan.hosts:  # each play's synthetic `host score` check alerts like the others
+        for score in hp.scores:
+            key = CheckKey(score.identity.host, score.identity.play, score.identity.name)
+            settings[key] = (score.identity.for_runs, score.identity.depends_on)
+    return settings
 
 
 def observe_run(run: RunResult, settings: CheckSettings, now: float) -> RunObservations:

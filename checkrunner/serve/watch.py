@@ -379,9 +379,9 @@ class Watch:
         plan = self.config.plan
         hosts = {mask(host_plan.host.name) for host_plan in plan.hosts}
         checks = {
-            (mask(host_plan.host.name), check.identity.play, check.identity.name)
+            (mask(host_plan.host.name), identity.play, identity.name)
             for host_plan in plan.hosts
-            for check in host_plan.checks
+            for identity in host_plan.identities()
         }
         self.status.keep_only(hosts, checks)
         return hosts
