@@ -160,6 +160,17 @@ class Masker:
                     play=self.text(identity.play),
                     name=masked_name,
                 )
+            host_plan.scores = [
+                dataclasses.replace(
+                    score,
+                    identity=dataclasses.replace(
+                        score.identity,
+                        host=self.text(score.identity.host),
+                        play=self.text(score.identity.play),
+                    ),
+                )
+                for score in host_plan.scores
+            ]
         shared = {
             (play, name): len(real) for (_, play, name), real in names.items() if len(real) > 1
         }

@@ -227,3 +227,24 @@ def test_the_score_alerts_like_a_check_with_the_plays_for_and_labels(tmp_path):
     assert scores["busy"].failing and scores["calm"].failing  # 85 and 13 are above warn 10
     assert scores["busy"].alert.labels["team"] == "ops"
     assert scores["busy"].alert.labels["alertname"] == "host score"
+
+
+def test_a_secret_in_the_play_name_is_masked_in_the_score_and_its_alert_key(tmp_path):
+    from helpers import plan_from_text
+
+    from checkrunner.alerting.stages import check_settings, observe_run
+    from checkrunner.masking import Masker
+    from checkrunner.runner import RunOptions, run_plan
+
+    playbook, inventory = fleet(tmp_path)
+    text = playbook.read_text().replace("- name: load\n", "- name: load s3cr3tvalue\n")
+    text = text.replace("  interval: 1s\n", "  for: 2\n")
+    plan = plan_from_text(tmp_path, text, inventory.read_text())
+    masker = Masker(["s3cr3tvalue"])
+    masker.mask_identities(plan)
+    run = run_plan(plan, RunOptions(mask=masker.leaving_run))
+    settings = check_settings(plan)
+    observations = observe_run(run, settings, 0.0)
+    scores = [o for o in observations.checks if o.ref.check == "host score"]
+    assert [o.ref.play for o in scores] == ["load ***", "load ***"]
+    assert all(o.for_runs == 2 for o in scores)  # found under the masked key
