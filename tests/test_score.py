@@ -88,6 +88,10 @@ def test_no_input_at_all_is_unknown():
     assert score.status is Status.UNKNOWN and score.value is None
     assert "every input is missing" in score.message
     assert "io (not a percentage and no crit threshold)" in score.message
+    floor = score_result(
+        plan({"free": 1, "cpu": 1}), [result("free", 5, unit="GB", crit="10:"), result("cpu", 30)]
+    )
+    assert floor.value == 30 and "free (crit 10: has no upper bound)" in floor.message
 
 
 def test_the_score_has_its_own_thresholds():

@@ -39,10 +39,11 @@ def normalised(result: CheckResult) -> tuple[float | None, str]:
     if not result.thresholds.crit:
         return None, "not a percentage and no crit threshold"
     crit = parse_range(result.thresholds.crit, result.unit or None)
-    bound = crit.end if crit.end != float("inf") else crit.start
-    if crit.inside or bound <= 0 or bound in (float("inf"), float("-inf")):
+    # Only an upper bound says how close to trouble a value is: a crit that alerts below a
+    # floor (`10:`) or inside a band (`@10:20`) gives no scale to normalise against.
+    if crit.inside or crit.end <= 0 or crit.end == float("inf"):
         return None, f"crit {result.thresholds.crit} has no upper bound"
-    return _clamp(100.0 * result.value / bound), ""
+    return _clamp(100.0 * result.value / crit.end), ""
 
 
 def score_result(plan: ScorePlan, results: Iterable[CheckResult]) -> CheckResult:
