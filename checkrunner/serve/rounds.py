@@ -3,7 +3,8 @@
 A one-shot run is one round with every check due; watch mode records a round whenever
 hosts finish (and on every tick, also when none did, so that alert groups whose wait is
 over are flushed). Recording a round, in this order: the log checks' new offsets of the
-hosts whose results are in (never of a host still in flight), alert state, notifications
+hosts whose results are in (never of a host still in flight), every measurement into the
+history (one transaction), alert state, notifications
 and the outbox (one transaction, then delivery), and the status export.
 """
 
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from checkrunner.plan import HostPlan, Plan
 from checkrunner.results import RunResult
+from checkrunner.state.history import HistoryStore, Retention
 from checkrunner.state.logs import LogState
 
 if TYPE_CHECKING:
@@ -69,6 +71,7 @@ class RoundRecorder:
         self.status = status
         self.clock = clock
         self.worker = worker
+        self.retention = Retention.from_environment()
 
     def replace_config(self, config: LoadedConfig) -> None:
         """After a reload (at a round boundary: nothing in flight), record with `config`."""
@@ -84,6 +87,7 @@ class RoundRecorder:
         # Offsets only for the hosts whose results are recorded here: a crash before this
         # line re-reads their lines, never skips them.
         self.log_state.commit({host.host for host in run.hosts})
+        self._keep_history(run)
         recorded = Recorded(run)
         config = self.config
         if config.receivers is not None and self.db is not None and not run.interrupted:
@@ -92,6 +96,14 @@ class RoundRecorder:
             for host in run.hosts:
                 self.status.record_host(host)
         return recorded
+
+    def _keep_history(self, run: RunResult) -> None:
+        """Every measurement of the round, in one transaction (an interrupted run's results
+        are partial: kept out, as alerting keeps them out)."""
+        if self.db is None or run.interrupted or not run.all_checks():
+            return
+        with self.db.transaction() as connection:
+            HistoryStore(connection, self.retention).record(run, self.clock())
 
     def _alert(self, run: RunResult):
         from checkrunner.alerting.runtime import enqueue_run, process_run
