@@ -269,3 +269,25 @@ def test_retention_is_configurable_and_a_bad_value_is_bad_input(tmp_path, monkey
     bad = run_checkrun(playbook, "--state", tmp_path / "s.db", env=env_bad)
     assert bad.returncode == 5
     assert "$CHECKRUN_HISTORY_RAW" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_history_reads_and_upkeep_use_primary_key_ranges(tmp_path):
+    """No statement of a round, of the upkeep or of a read scans the samples tables."""
+    clock = Clock(1_800_000_000.0)
+    db = open_state(str(tmp_path / "s.db"))
+    recorder = RoundRecorder(db, _config(), clock=clock)
+    recorder.record(_round(("web", "load", 1.0, Status.OK), ("db", "load", 2.0, Status.OK)))
+    statements: list[str] = []
+    db.connection.set_trace_callback(statements.append)
+    clock.now += 9 * DAY
+    recorder.record(_round(("web", "load", 3.0, Status.OK)))
+    HistoryStore(db.connection).samples(SeriesKey(CheckKey("web", "play", "load"), "v"), 0.0)
+    db.connection.set_trace_callback(None)
+    touching = [s for s in statements if "samples" in s and not s.startswith("EXPLAIN")]
+    assert any("samples_hourly" in s and "INSERT" in s for s in touching)  # upkeep ran
+    for statement in touching:
+        plan = db.connection.execute(f"EXPLAIN QUERY PLAN {statement}").fetchall()
+        scans = [row[3] for row in plan if row[3].startswith("SCAN") and "series" not in row[3]]
+        scans = [s for s in scans if s not in ("SCAN s",)]
+        assert not scans, (statement, plan)
+    db.close()

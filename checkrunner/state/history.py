@@ -131,20 +131,26 @@ class HistoryStore:
         """Fold the raw samples older than the raw window into whole hours, prune both."""
         # Only whole hours are folded, so an hour is summarised once, from all its samples.
         cutoff = (now - self.retention.raw) // HOUR * HOUR
+        # Each statement walks the series (CROSS JOIN keeps `series` the outer loop) and
+        # reads a primary-key range of each, the old end only: never a whole-table scan.
         self.connection.execute(
             "INSERT OR REPLACE INTO samples_hourly (series, hour, min, avg, max, count, worst) "
             "SELECT series, hour, MIN(value), AVG(value), MAX(value), COUNT(*), "
-            f"{_WORST_SQL} FROM (SELECT series, CAST(at / {HOUR} AS INTEGER) * {HOUR} AS hour, "
-            "value, status FROM samples WHERE at < ?) GROUP BY series, hour",
+            f"{_WORST_SQL} FROM (SELECT x.series, CAST(x.at / {HOUR} AS INTEGER) * {HOUR} "
+            "AS hour, x.value, x.status FROM series AS s CROSS JOIN samples AS x "
+            "ON x.series = s.id AND x.at < ?) GROUP BY series, hour",
             (cutoff,),
         )
-        self.connection.execute("DELETE FROM samples WHERE at < ?", (cutoff,))
         self.connection.execute(
-            "DELETE FROM samples_hourly WHERE hour < ?", (now - self.retention.hourly,)
+            "DELETE FROM samples WHERE series IN (SELECT id FROM series) AND at < ?", (cutoff,)
         )
         self.connection.execute(
-            "DELETE FROM series WHERE id NOT IN (SELECT series FROM samples) "
-            "AND id NOT IN (SELECT series FROM samples_hourly)"
+            "DELETE FROM samples_hourly WHERE series IN (SELECT id FROM series) AND hour < ?",
+            (now - self.retention.hourly,),
+        )
+        self.connection.execute(
+            "DELETE FROM series WHERE NOT EXISTS (SELECT 1 FROM samples WHERE series = id) "
+            "AND NOT EXISTS (SELECT 1 FROM samples_hourly WHERE series = id)"
         )
         self.connection.execute(
             "INSERT OR REPLACE INTO history_upkeep (id, ran_at) VALUES (1, ?)", (now,)
