@@ -551,9 +551,16 @@ def history(query: HistoryQuery, clock: Callable[[], float] | None = None) -> in
     import time
 
     from checkrunner.report.history import as_json, table
+    from checkrunner.state.db import default_state_path
     from checkrunner.state.history import HistoryStore
 
-    db = _open_state(RunCommand(playbook="", state=query.state))
+    path = query.state or default_state_path()
+    if not os.path.exists(path):  # a read never creates a database
+        raise ConfigError(
+            f"no state database at {path}",
+            hint="give the one the runs write with --state PATH (or $CHECKRUN_STATE)",
+        )
+    db = _open_state(RunCommand(playbook="", state=path))
     store = HistoryStore(db.connection)
     keys = _history_series(store.series(), query)
     since = (clock or time.time)() - query.since

@@ -134,6 +134,14 @@ def test_history_of_something_never_recorded_is_bad_input(tmp_path, option, wron
     assert shown.stdout == ""
 
 
+def test_history_without_a_state_database_is_bad_input_and_creates_none(tmp_path):
+    missing = tmp_path / "none.db"
+    shown = run_checkrun("history", "--host", "h", "--check", "c", "--state", missing)
+    assert shown.returncode == 5
+    assert f"no state database at {missing}" in shown.stderr
+    assert not missing.exists()
+
+
 def test_untrusted_names_are_printed_escaped(tmp_path):
     db = open_state(str(tmp_path / "s.db"))
     recorder = RoundRecorder(db, _config(), clock=lambda: 1000.0)
