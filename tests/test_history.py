@@ -299,3 +299,27 @@ def test_history_reads_and_upkeep_use_primary_key_ranges(tmp_path):
         scans = [s for s in scans if s not in ("SCAN s",)]
         assert not scans, (statement, plan)
     db.close()
+
+
+def test_the_log_checks_former_history_table_moves_into_the_samples(tmp_path):
+    """A database from before: its log counts become samples (status '' : not recorded)."""
+    from checkrunner.state.db import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    connection = sqlite3.connect(path)
+    for migration in MIGRATIONS[:7]:
+        connection.executescript(migration)
+    connection.execute("PRAGMA user_version = 7")
+    connection.executemany(
+        "INSERT INTO history (host, play, check_name, metric, at, value) VALUES (?, ?, ?, ?, ?, ?)",
+        [("web", "logs", "errors", "errors", at, at * 2) for at in (1.0, 2.0)],
+    )
+    connection.commit()
+    connection.close()
+    db = open_state(str(path))
+    key = SeriesKey(CheckKey("web", "logs", "errors"), "errors")
+    samples = HistoryStore(db.connection).samples(key, 0.0)
+    assert [(s.at, s.value, s.status) for s in samples] == [(1.0, 2.0, ""), (2.0, 4.0, "")]
+    tables = {name for (name,) in db.connection.execute("SELECT name FROM sqlite_master")}
+    assert "history" not in tables
+    db.close()

@@ -1,7 +1,7 @@
 """The embedded state database: one SQLite file on the control node, private to its owner.
 
-It holds what must survive between runs: log offsets and the log checks' recent counts
-(logs.py), every measurement of every check (history.py),
+It holds what must survive between runs: log offsets (logs.py), every measurement of every
+check, the log checks' counts among them (history.py),
 alert state, the notification log and the outbox (alerts.py), the Pushgateway pushes not
 yet delivered (pushes.py). Nothing is ever written on a
 target.
@@ -179,6 +179,16 @@ MIGRATIONS: tuple[str, ...] = (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         ran_at REAL NOT NULL           -- the last downsampling and pruning
     );
+    """,
+    # The log checks' counts move into the history of every measurement, their status
+    # unknown (''): their anomaly windows read them from there.
+    """
+    INSERT OR IGNORE INTO series (host, play, check_name, metric)
+        SELECT DISTINCT host, play, check_name, metric FROM history;
+    INSERT OR REPLACE INTO samples (series, at, value, status)
+        SELECT s.id, h.at, h.value, '' FROM history AS h JOIN series AS s
+        USING (host, play, check_name, metric);
+    DROP TABLE history;
     """,
 )
 

@@ -8,7 +8,8 @@ run calls after its reports are written: a crash or Ctrl-C before that point mea
 same lines are read again next run (at least once), never skipped.
 
 Offsets are keyed by host, play, check name and file path: two checks that watch the same
-file keep their own place. Renaming a check starts it afresh (at `start`).
+file keep their own place. Renaming a check starts it afresh (at `start`). The counts'
+past, which `anomaly:` compares with, is the check's measurement history (history.py).
 
 Nothing secret is stored: check names arrive masked (the plan's identities), and a path
 templated from a secret is stored masked and restored from the check's own `path` when read.
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from checkrunner.state.db import StateDB
 
 CURSORS_ARG = "_cursors"
-HISTORY_KEEP = 500  # values kept per series; anomaly windows are far shorter
+HISTORY_KEEP = 500  # values kept in memory per series (--no-state); anomaly windows are shorter
 _GLOB = re.compile(r"[*?\[]")
 
 
@@ -126,11 +127,14 @@ class LogState:
             self._entry(host, play, name).scanned_at = scanned_at
         if window <= 0:
             return
+        # The measurement history every round keeps (history.py): the newest `window`
+        # values of each of these checks' series.
         rows = connection.execute(
             "SELECT host, play, check_name, metric, value FROM ("
-            "  SELECT h.*, ROW_NUMBER() OVER ("
-            "    PARTITION BY host, play, check_name, metric ORDER BY at DESC) AS recent"
-            f"  FROM history AS h {joined}"
+            "  SELECT s.host, s.play, s.check_name, s.metric, x.at, x.value, ROW_NUMBER() OVER ("
+            "    PARTITION BY x.series ORDER BY x.at DESC) AS recent"
+            f"  FROM series AS s {joined} CROSS JOIN samples AS x ON x.series = s.id"
+            "  WHERE x.value IS NOT NULL"
             ") WHERE recent <= ? ORDER BY at",
             (window,),
         )
@@ -203,7 +207,8 @@ class LogState:
     # -- after the results are recorded ---------------------------------------------------------
 
     def commit(self, hosts: set[str] | None = None) -> int:
-        """Write the new cursors, scan times and history in one transaction; how many checks.
+        """Write the new cursors and scan times in one transaction; how many checks (their counts
+        go into the history with the round: RoundRecorder).
 
         `hosts`: only the checks of these hosts (watch mode commits the hosts whose results
         were recorded; a host still in flight, or abandoned at exit, keeps its lines unread).
@@ -260,19 +265,6 @@ class LogState:
             "VALUES (?, ?, ?, ?)",
             (*ident, update.scanned_at),
         )
-        for name, value in update.values.items():
-            metric = self._mask(name)
-            connection.execute(
-                "INSERT INTO history (host, play, check_name, metric, at, value) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (*ident, metric, update.scanned_at, value),
-            )
-            connection.execute(
-                "DELETE FROM history WHERE rowid IN (SELECT rowid FROM history "
-                "WHERE host = ? AND play = ? AND check_name = ? AND metric = ? "
-                "ORDER BY at DESC LIMIT -1 OFFSET ?)",
-                (*ident, metric, HISTORY_KEEP),
-            )
 
 
 def _window(check: PlannedCheck) -> int:
