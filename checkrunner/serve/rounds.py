@@ -3,9 +3,9 @@
 A one-shot run is one round with every check due; watch mode records a round whenever
 hosts finish (and on every tick, also when none did, so that alert groups whose wait is
 over are flushed). Recording a round, in this order: the log checks' new offsets of the
-hosts whose results are in (never of a host still in flight), every measurement into the
-history (one transaction), alert state, notifications
-and the outbox (one transaction, then delivery), and the status export.
+hosts whose results are in (never of a host still in flight) with every measurement of
+those hosts into the history (one transaction), alert state, notifications and the outbox
+(one transaction, then delivery), and the status export.
 """
 
 from __future__ import annotations
@@ -84,10 +84,10 @@ class RoundRecorder:
         self.log_state.prepare(Plan(playbook=plan.playbook, hosts=host_plans))
 
     def record(self, run: RunResult) -> Recorded:
-        # Offsets only for the hosts whose results are recorded here: a crash before this
-        # line re-reads their lines, never skips them.
-        self.log_state.commit({host.host for host in run.hosts})
-        self._keep_history(run)
+        # Offsets only for the hosts whose results are recorded here, in one transaction
+        # with the round's measurements: a crash before it re-reads their lines, never
+        # skips them, and their counts land in the history exactly once.
+        self._commit_round(run, {host.host for host in run.hosts})
         recorded = Recorded(run)
         config = self.config
         if config.receivers is not None and self.db is not None and not run.interrupted:
@@ -97,13 +97,15 @@ class RoundRecorder:
                 self.status.record_host(host)
         return recorded
 
-    def _keep_history(self, run: RunResult) -> None:
-        """Every measurement of the round, in one transaction (an interrupted run's results
-        are partial: kept out, as alerting keeps them out)."""
-        if self.db is None or run.interrupted or not run.all_checks():
+    def _commit_round(self, run: RunResult, hosts: set[str]) -> None:
+        """The log offsets and every measurement of the round, in one transaction."""
+        if self.db is None:
+            self.log_state.commit(hosts)  # remembered in memory for the next round
             return
         with self.db.transaction() as connection:
-            HistoryStore(connection, self.retention).record(run, self.clock())
+            self.log_state.commit(hosts, connection)
+            if run.all_checks():
+                HistoryStore(connection, self.retention).record(run, self.clock())
 
     def _alert(self, run: RunResult):
         from checkrunner.alerting.runtime import enqueue_run, process_run

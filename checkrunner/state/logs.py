@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -206,12 +207,16 @@ class LogState:
 
     # -- after the results are recorded ---------------------------------------------------------
 
-    def commit(self, hosts: set[str] | None = None) -> int:
-        """Write the new cursors and scan times in one transaction; how many checks (their counts
-        go into the history with the round: RoundRecorder).
+    def commit(
+        self, hosts: set[str] | None = None, connection: sqlite3.Connection | None = None
+    ) -> int:
+        """Write the new cursors and scan times in one transaction; how many checks.
 
         `hosts`: only the checks of these hosts (watch mode commits the hosts whose results
         were recorded; a host still in flight, or abandoned at exit, keeps its lines unread).
+        `connection`: inside the caller's transaction (RoundRecorder's, which writes the
+        round's measurements, the counts among them, with the offsets: a count is in the
+        history exactly when its lines are behind the saved offset).
         """
         with self._lock:
             updates = {
@@ -225,9 +230,13 @@ class LogState:
         if self.db is None or not updates:
             return 0
         failpoint("before-state-commit")
-        with self.db.transaction() as connection:
+        if connection is not None:
             for key, update in updates.items():
                 self._write(connection, key, update)
+            return len(updates)
+        with self.db.transaction() as own:
+            for key, update in updates.items():
+                self._write(own, key, update)
         return len(updates)
 
     def _remember(self, updates: dict[CheckKey, _Update]) -> None:
