@@ -242,8 +242,6 @@ def watch(cmd: WatchCommand) -> int:
         transports = _kept_transports(ssh_options, status, events)
         transports.prepare(hp.host for hp in config.plan.hosts)
         db = _state_db(cmd, config.plan)  # --no-state with alerting: exit 5
-        if db is None and not cmd.no_state:
-            db = _open_state(cmd)  # the hosts' backoffs, also without logs or alerting
         worker = _delivery_worker(cmd, db, config, events)
         recorder = RoundRecorder(
             db, config, deliver=not cmd.no_notify, group_waits=True, status=status, worker=worker
@@ -342,10 +340,7 @@ def _push(db, cmd: RunCommand, result, masker: Masker) -> None:
 
 
 def _state_db(cmd: RunCommand, plan: Plan):
-    """The state database, opened only when the plan needs it (log checks, alerting)."""
-    from checkrunner.state.logs import keeps_state
-
-    has_logs = any(keeps_state(c) for hp in plan.hosts for c in hp.runnable)
+    """The state database (history, log offsets, alerting), None with --no-state."""
     if plan.alerting is not None and cmd.no_state and not cmd.no_notify:
         raise ConfigError(
             "--no-state: alerting keeps its state (for:, repeat_interval, the outbox) in the "
@@ -358,7 +353,7 @@ def _state_db(cmd: RunCommand, plan: Plan):
             "database, for the next run",
             hint="drop --no-state, or write the metrics to a file: -r prometheus:PATH",
         )
-    if cmd.no_state or not (has_logs or plan.alerting is not None or cmd.push is not None):
+    if cmd.no_state:
         return None
     return _open_state(cmd)
 
@@ -536,3 +531,68 @@ def doc(name: str | None) -> int:
         ) from None
     print(render_module_doc(info))
     return EXIT_OK
+
+
+@dataclass
+class HistoryQuery:
+    """`checkrun history`: which series, from when, shown how."""
+
+    host: str
+    check: str
+    metric: str | None = None
+    since: float = 86400.0
+    as_json: bool = False
+    playbook: str | None = None  # only its plays' series
+    state: str | None = None
+
+
+def history(query: HistoryQuery, clock: Callable[[], float] | None = None) -> int:
+    """`checkrun history`: the series of one check on one host, a table or JSON."""
+    import time
+
+    from checkrunner.report.history import as_json, table
+    from checkrunner.state.db import default_state_path
+    from checkrunner.state.history import HistoryStore
+
+    path = query.state or default_state_path()
+    if not os.path.exists(path):  # a read never creates a database
+        raise ConfigError(
+            f"no state database at {path}",
+            hint="give the one the runs write with --state PATH (or $CHECKRUN_STATE)",
+        )
+    db = _open_state(RunCommand(playbook="", state=path))
+    store = HistoryStore(db.connection)
+    keys = _history_series(store.series(), query)
+    since = (clock or time.time)() - query.since
+    found = [(key, store.samples(key, since)) for key in keys]
+    if query.as_json:
+        print(as_json(found, since))
+        return EXIT_OK
+    unicode = (sys.stdout.encoding or "").lower().replace("-", "") == "utf8"
+    blocks = ["\n".join(table(key, samples, unicode)) for key, samples in found]
+    print("\n\n".join(blocks))
+    return EXIT_OK
+
+
+def _history_series(series: list, query: HistoryQuery) -> list:
+    """The series the query names; an unknown host, check or metric is bad input (exit 5)."""
+    if query.playbook is not None:
+        plays = {play.name for play in load_playbook(query.playbook).plays}
+        series = [key for key in series if key.check.play in plays]
+    where = f"in the history{' of ' + query.playbook if query.playbook else ''}"
+    chosen = _narrowed(series, lambda key: key.check.host, query.host, "host", where)
+    chosen = _narrowed(chosen, lambda key: key.check.check, query.check, "check", where)
+    if query.metric is not None:
+        chosen = _narrowed(chosen, lambda key: key.metric, query.metric, "metric", where)
+    return chosen
+
+
+def _narrowed(series: list, part: Callable, wanted: str, what: str, where: str) -> list:
+    chosen = [key for key in series if part(key) == wanted]
+    if chosen:
+        return chosen
+    known = sorted({part(key) for key in series})
+    hint = did_you_mean(wanted, known) or (
+        f"known: {', '.join(known[:10])}" if known else "nothing is recorded yet: run the checks"
+    )
+    raise ConfigError(f"no {what} '{wanted}' {where}", hint=hint)

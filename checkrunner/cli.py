@@ -20,7 +20,7 @@ from checkrunner.safe_text import one_line, printable
 from checkrunner.serve.events import LOG_FORMATS
 from checkrunner.transport.base import CHECKING_MODES
 
-SUBCOMMANDS = ("run", "validate", "schema", "doc", "notify", "alerts", "watch")
+SUBCOMMANDS = ("run", "validate", "schema", "doc", "notify", "alerts", "watch", "history")
 
 EPILOG = """\
 commands:
@@ -31,6 +31,7 @@ commands:
   checkrun notify PLAYBOOK --flush   deliver the outbox now (--test RECEIVER: a test message)
   checkrun alerts                    list firing alerts, failing checks, undelivered messages
   checkrun watch PLAYBOOK [options]  run the checks as they fall due, until stopped (--help)
+  checkrun history --host H --check C  a check's recorded values and statuses (--help)
 
 exit codes: 0 ok, 1 warnings (--fail-on warning), 2 critical, 3 unknown, 4 unreachable,
             5 bad playbook/inventory/command line, 130 interrupted
@@ -404,11 +405,46 @@ def _dispatch(argv: list[str]) -> int:
         parser.add_argument("--state", metavar="PATH", help="the state database")
         ns = parser.parse_args(rest)
         return app.alerts(app.RunCommand(playbook="", state=ns.state))
+    if command == "history":
+        return app.history(_history_query(_history_parser().parse_args(rest)))
     if command == "watch":
         return app.watch(_watch_command(_watch_parser("checkrun watch").parse_args(rest)))
     prog = "checkrun validate" if command == "validate" else "checkrun"
     cmd = _run_command(_run_parser(prog).parse_args(rest))
     return app.validate(cmd) if command == "validate" else app.run(cmd)
+
+
+def _history_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="checkrun history",
+        description="Show the recorded values and statuses of one check on one host.",
+    )
+    parser.add_argument("playbook", nargs="?", help="only the series of this playbook's plays")
+    parser.add_argument("--host", required=True, help="the host (inventory name)")
+    parser.add_argument("--check", required=True, help="the check's name")
+    parser.add_argument("--metric", help="one of the check's measurements (default: all)")
+    parser.add_argument(
+        "--since",
+        type=_duration({"type": "duration", "min": "1s"}),
+        default=86400.0,
+        metavar="DURATION",
+        help="how far back (default: 24h)",
+    )
+    parser.add_argument("--json", action="store_true", help="JSON instead of the table")
+    parser.add_argument("--state", metavar="PATH", help="the state database")
+    return parser
+
+
+def _history_query(ns: argparse.Namespace) -> app.HistoryQuery:
+    return app.HistoryQuery(
+        host=ns.host,
+        check=ns.check,
+        metric=ns.metric,
+        since=ns.since,
+        as_json=ns.json,
+        playbook=ns.playbook,
+        state=ns.state,
+    )
 
 
 def _verbosity(argv: list[str]) -> int:

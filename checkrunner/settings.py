@@ -98,3 +98,19 @@ def state_directory() -> str:
 def state_path() -> str:
     """The state database: $CHECKRUN_STATE, else state.db in state_directory()."""
     return STATE.from_environment() or os.path.join(state_directory(), "state.db")
+
+
+HISTORY_RAW = Setting(
+    8 * 86400.0,
+    "history: how long every measurement is kept as measured, before only its hourly "
+    "min/avg/max/count is",
+    shown="8d",
+    env="CHECKRUN_HISTORY_RAW",
+)
+HISTORY_HOURLY = Setting(
+    90 * 86400.0,
+    "history: how long the hourly min/avg/max/count of a measurement is kept",
+    shown="90d",
+    env="CHECKRUN_HISTORY_HOURLY",
+)
+HISTORY_MAINTENANCE_EVERY = 3600.0  # seconds: downsampling and pruning at most this often

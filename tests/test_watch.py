@@ -204,13 +204,15 @@ def test_adaptive_intervals_sample_a_failing_check_faster_than_a_stable_one(tmp_
 
 
 def history_total(state: Path, check: str) -> float:
-    """The lines the log check counted so far (each scan's count is one history row)."""
+    """The lines the log check counted so far (each scan's count is one history sample)."""
     if not state.exists():
         return 0.0
     with sqlite3.connect(state) as db:
         try:
             (total,) = db.execute(
-                "SELECT COALESCE(SUM(value), 0) FROM history WHERE check_name = ?", (check,)
+                "SELECT COALESCE(SUM(x.value), 0) FROM samples AS x JOIN series AS s "
+                "ON s.id = x.series WHERE s.check_name = ? AND s.metric = 'every'",
+                (check,),
             ).fetchone()
         except sqlite3.OperationalError:  # not migrated yet
             return 0.0

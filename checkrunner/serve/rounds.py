@@ -3,8 +3,9 @@
 A one-shot run is one round with every check due; watch mode records a round whenever
 hosts finish (and on every tick, also when none did, so that alert groups whose wait is
 over are flushed). Recording a round, in this order: the log checks' new offsets of the
-hosts whose results are in (never of a host still in flight), alert state, notifications
-and the outbox (one transaction, then delivery), and the status export.
+hosts whose results are in (never of a host still in flight) with every measurement of
+those hosts into the history (one transaction), alert state, notifications and the outbox
+(one transaction, then delivery), and the status export.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from checkrunner.plan import HostPlan, Plan
 from checkrunner.results import RunResult
+from checkrunner.state.history import HistoryStore, Retention
 from checkrunner.state.logs import LogState
 
 if TYPE_CHECKING:
@@ -69,6 +71,7 @@ class RoundRecorder:
         self.status = status
         self.clock = clock
         self.worker = worker
+        self.retention = Retention.from_environment()
 
     def replace_config(self, config: LoadedConfig) -> None:
         """After a reload (at a round boundary: nothing in flight), record with `config`."""
@@ -81,9 +84,10 @@ class RoundRecorder:
         self.log_state.prepare(Plan(playbook=plan.playbook, hosts=host_plans))
 
     def record(self, run: RunResult) -> Recorded:
-        # Offsets only for the hosts whose results are recorded here: a crash before this
-        # line re-reads their lines, never skips them.
-        self.log_state.commit({host.host for host in run.hosts})
+        # Offsets only for the hosts whose results are recorded here, in one transaction
+        # with the round's measurements: a crash before it re-reads their lines, never
+        # skips them, and their counts land in the history exactly once.
+        self._commit_round(run, {host.host for host in run.hosts})
         recorded = Recorded(run)
         config = self.config
         if config.receivers is not None and self.db is not None and not run.interrupted:
@@ -92,6 +96,16 @@ class RoundRecorder:
             for host in run.hosts:
                 self.status.record_host(host)
         return recorded
+
+    def _commit_round(self, run: RunResult, hosts: set[str]) -> None:
+        """The log offsets and every measurement of the round, in one transaction."""
+        if self.db is None:
+            self.log_state.commit(hosts)  # remembered in memory for the next round
+            return
+        with self.db.transaction() as connection:
+            self.log_state.commit(hosts, connection)
+            if run.all_checks():
+                HistoryStore(connection, self.retention).record(run, self.clock())
 
     def _alert(self, run: RunResult):
         from checkrunner.alerting.runtime import enqueue_run, process_run

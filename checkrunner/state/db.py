@@ -1,6 +1,7 @@
 """The embedded state database: one SQLite file on the control node, private to its owner.
 
-It holds what must survive between runs: log offsets and measurement history (logs.py),
+It holds what must survive between runs: log offsets (logs.py), every measurement of every
+check, the log checks' counts among them (history.py),
 alert state, the notification log and the outbox (alerts.py), the Pushgateway pushes not
 yet delivered (pushes.py). Nothing is ever written on a
 target.
@@ -147,6 +148,47 @@ MIGRATIONS: tuple[str, ...] = (
         message TEXT NOT NULL,
         updated_at REAL NOT NULL
     );
+    """,
+    """
+    CREATE TABLE series (
+        id INTEGER PRIMARY KEY,        -- one measurement of one check on one host (history.py)
+        host TEXT NOT NULL,
+        play TEXT NOT NULL,
+        check_name TEXT NOT NULL,
+        metric TEXT NOT NULL,          -- '' for a check that measured nothing (status only)
+        UNIQUE (host, play, check_name, metric)
+    );
+    CREATE TABLE samples (
+        series INTEGER NOT NULL,
+        at REAL NOT NULL,
+        value REAL,
+        status TEXT NOT NULL,
+        PRIMARY KEY (series, at)
+    ) WITHOUT ROWID;
+    CREATE TABLE samples_hourly (
+        series INTEGER NOT NULL,
+        hour REAL NOT NULL,            -- the hour's start (epoch seconds, UTC)
+        min REAL,
+        avg REAL,
+        max REAL,
+        count INTEGER NOT NULL,        -- samples in the hour (those with a value: min/avg/max)
+        worst TEXT NOT NULL,           -- the hour's worst status
+        PRIMARY KEY (series, hour)
+    ) WITHOUT ROWID;
+    CREATE TABLE history_upkeep (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        ran_at REAL NOT NULL           -- the last downsampling and pruning
+    );
+    """,
+    # The log checks' counts move into the history of every measurement, their status
+    # unknown (''): their anomaly windows read them from there.
+    """
+    INSERT OR IGNORE INTO series (host, play, check_name, metric)
+        SELECT DISTINCT host, play, check_name, metric FROM history;
+    INSERT OR REPLACE INTO samples (series, at, value, status)
+        SELECT s.id, h.at, h.value, '' FROM history AS h JOIN series AS s
+        USING (host, play, check_name, metric);
+    DROP TABLE history;
     """,
 )
 

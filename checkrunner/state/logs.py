@@ -8,7 +8,8 @@ run calls after its reports are written: a crash or Ctrl-C before that point mea
 same lines are read again next run (at least once), never skipped.
 
 Offsets are keyed by host, play, check name and file path: two checks that watch the same
-file keep their own place. Renaming a check starts it afresh (at `start`).
+file keep their own place. Renaming a check starts it afresh (at `start`). The counts'
+past, which `anomaly:` compares with, is the check's measurement history (history.py).
 
 Nothing secret is stored: check names arrive masked (the plan's identities), and a path
 templated from a secret is stored masked and restored from the check's own `path` when read.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
     from checkrunner.state.db import StateDB
 
 CURSORS_ARG = "_cursors"
-HISTORY_KEEP = 500  # values kept per series; anomaly windows are far shorter
+HISTORY_KEEP = 500  # values kept in memory per series (--no-state); anomaly windows are shorter
 _GLOB = re.compile(r"[*?\[]")
 
 
@@ -126,11 +128,14 @@ class LogState:
             self._entry(host, play, name).scanned_at = scanned_at
         if window <= 0:
             return
+        # The measurement history every round keeps (history.py): the newest `window`
+        # values of each of these checks' series.
         rows = connection.execute(
             "SELECT host, play, check_name, metric, value FROM ("
-            "  SELECT h.*, ROW_NUMBER() OVER ("
-            "    PARTITION BY host, play, check_name, metric ORDER BY at DESC) AS recent"
-            f"  FROM history AS h {joined}"
+            "  SELECT s.host, s.play, s.check_name, s.metric, x.at, x.value, ROW_NUMBER() OVER ("
+            "    PARTITION BY x.series ORDER BY x.at DESC) AS recent"
+            f"  FROM series AS s {joined} CROSS JOIN samples AS x ON x.series = s.id"
+            "  WHERE x.value IS NOT NULL"
             ") WHERE recent <= ? ORDER BY at",
             (window,),
         )
@@ -202,11 +207,16 @@ class LogState:
 
     # -- after the results are recorded ---------------------------------------------------------
 
-    def commit(self, hosts: set[str] | None = None) -> int:
-        """Write the new cursors, scan times and history in one transaction; how many checks.
+    def commit(
+        self, hosts: set[str] | None = None, connection: sqlite3.Connection | None = None
+    ) -> int:
+        """Write the new cursors and scan times in one transaction; how many checks.
 
         `hosts`: only the checks of these hosts (watch mode commits the hosts whose results
         were recorded; a host still in flight, or abandoned at exit, keeps its lines unread).
+        `connection`: inside the caller's transaction (RoundRecorder's, which writes the
+        round's measurements, the counts among them, with the offsets: a count is in the
+        history exactly when its lines are behind the saved offset).
         """
         with self._lock:
             updates = {
@@ -220,9 +230,13 @@ class LogState:
         if self.db is None or not updates:
             return 0
         failpoint("before-state-commit")
-        with self.db.transaction() as connection:
+        if connection is not None:
             for key, update in updates.items():
                 self._write(connection, key, update)
+            return len(updates)
+        with self.db.transaction() as own:
+            for key, update in updates.items():
+                self._write(own, key, update)
         return len(updates)
 
     def _remember(self, updates: dict[CheckKey, _Update]) -> None:
@@ -260,19 +274,6 @@ class LogState:
             "VALUES (?, ?, ?, ?)",
             (*ident, update.scanned_at),
         )
-        for name, value in update.values.items():
-            metric = self._mask(name)
-            connection.execute(
-                "INSERT INTO history (host, play, check_name, metric, at, value) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (*ident, metric, update.scanned_at, value),
-            )
-            connection.execute(
-                "DELETE FROM history WHERE rowid IN (SELECT rowid FROM history "
-                "WHERE host = ? AND play = ? AND check_name = ? AND metric = ? "
-                "ORDER BY at DESC LIMIT -1 OFFSET ?)",
-                (*ident, metric, HISTORY_KEEP),
-            )
 
 
 def _window(check: PlannedCheck) -> int:

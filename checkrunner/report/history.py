@@ -1,0 +1,103 @@
+"""`checkrun history`: a series shown as a table with a sparkline, or as JSON.
+
+Host, play, check and metric names come from input files and are untrusted text: every one
+is printed through safe_text.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from checkrunner.safe_text import escape_unprintable_json, one_line
+from checkrunner.state.history import Sample, SeriesKey
+
+BLOCKS = "▁▂▃▄▅▆▇█"
+PLAIN_LEVELS = "_.-=+*#@"  # the same eight levels where the output cannot show the blocks
+
+
+def sparkline(values: list[float | None], unicode: bool = True) -> str:
+    """One character per value, its height scaled between the series' min and max; a gap
+    (no value) is a space."""
+    levels = BLOCKS if unicode else PLAIN_LEVELS
+    present = [v for v in values if v is not None]
+    if not present:
+        return ""
+    low, high = min(present), max(present)
+    span = high - low
+    return "".join(
+        " "
+        if value is None
+        else levels[0 if span == 0 else round((value - low) / span * (len(levels) - 1))]
+        for value in values
+    )
+
+
+def _when(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at))
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.6g}"
+
+
+def series_title(key: SeriesKey) -> str:
+    metric = f" · {one_line(key.metric)}" if key.metric else ""
+    return (
+        f"{one_line(key.check.host)} · play {one_line(key.check.play)} · "
+        f"{one_line(key.check.check)}{metric}"
+    )
+
+
+def table(key: SeriesKey, samples: list[Sample], unicode: bool = True) -> list[str]:
+    """The lines for one series: title, sparkline, then time / value / status rows (UTC)."""
+    lines = [series_title(key)]
+    if not samples:
+        return [*lines, "  no samples in this window"]
+    lines.append("  " + sparkline([s.value for s in samples], unicode))
+    lines.append(f"  {'time (UTC)':<19}  {'value':<40}  status")
+    for sample in samples:
+        if sample.hourly:
+            value = (
+                f"min {_number(sample.minimum)} avg {_number(sample.value)} "
+                f"max {_number(sample.maximum)} count {sample.count}"
+            )
+        else:
+            value = _number(sample.value)
+        lines.append(f"  {_when(sample.at):<19}  {value:<40}  {one_line(sample.status)}")
+    return lines
+
+
+def as_json(found: list[tuple[SeriesKey, list[Sample]]], since: float) -> str:
+    document: dict[str, Any] = {
+        "since": since,
+        "series": [
+            {
+                "host": key.check.host,
+                "play": key.check.play,
+                "check": key.check.check,
+                "metric": key.metric,
+                "samples": [_sample_json(sample) for sample in samples],
+            }
+            for key, samples in found
+        ],
+    }
+    return escape_unprintable_json(json.dumps(document, ensure_ascii=False, indent=2))
+
+
+def _sample_json(sample: Sample) -> dict[str, Any]:
+    data: dict[str, Any] = {"at": sample.at, "status": sample.status}
+    if sample.hourly:
+        data.update(
+            hourly=True,
+            min=sample.minimum,
+            avg=sample.value,
+            max=sample.maximum,
+            count=sample.count,
+        )
+    else:
+        data["value"] = sample.value
+    return data

@@ -1,0 +1,325 @@
+"""History: every measurement of every check kept per round, retention, `checkrun history`."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from helpers import run_checkrun, wait_for
+from watching import WatchProcess
+
+from checkrunner.masking import Masker
+from checkrunner.plan import Plan
+from checkrunner.report.history import BLOCKS, PLAIN_LEVELS
+from checkrunner.results import CheckResult, HostResult, RunResult, Status
+from checkrunner.serve.rounds import LoadedConfig, RoundRecorder
+from checkrunner.state.db import open_state
+from checkrunner.state.history import HistoryStore, Retention, SeriesKey
+from checkrunner.state.keys import CheckKey
+
+PLAYBOOK = """
+- name: thresholds
+  hosts: localhost
+  checks:
+    - name: value is 42
+      command: {cmd: "echo {{ env.CHECKRUN_TEST_V }}"}
+      metric: value
+      warn: 40
+      crit: 50
+"""
+HOUR = 3600.0
+DAY = 86400.0
+
+
+def _rows(state: Path, sql: str, *args) -> list[tuple]:
+    connection = sqlite3.connect(state)
+    try:
+        return connection.execute(sql, args).fetchall()
+    finally:
+        connection.close()
+
+
+def _run(tmp_path: Path, value: str, *extra: str):
+    playbook = tmp_path / "p.yml"
+    playbook.write_text(PLAYBOOK)
+    env = {"CHECKRUN_TEST_V": value}
+    return run_checkrun(playbook, "--state", tmp_path / "s.db", *extra, env=env)
+
+
+def _rounds(state: Path) -> int:
+    """Rounds recorded so far (0 before watch has made and migrated the database)."""
+    if not state.exists():
+        return 0
+    try:
+        return len(_rows(state, "SELECT DISTINCT at FROM samples"))
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_each_run_records_every_measurement_with_its_status_at_one_time(tmp_path):
+    assert _run(tmp_path, "42").returncode == 0  # WARNING, fail-on critical
+    assert _run(tmp_path, "55").returncode == 2
+    state = tmp_path / "s.db"
+    rows = _rows(
+        state,
+        "SELECT s.metric, x.at, x.value, x.status FROM samples x JOIN series s ON s.id = x.series "
+        "WHERE s.host = 'localhost' AND s.play = 'thresholds' AND s.check_name = 'value is 42' "
+        "ORDER BY x.at, s.metric",
+    )
+    values = [(metric, value, status) for metric, _, value, status in rows if metric == "value"]
+    assert values == [("value", 42.0, "WARNING"), ("value", 55.0, "CRITICAL")]
+    # Every measurement of the check (value, exit code ...), each run's at one time.
+    metrics = {metric for metric, *_ in rows}
+    assert {"value", "exit_code"} <= metrics
+    times = sorted({at for _, at, _, _ in rows})
+    assert len(times) == 2
+    assert all(sum(1 for r in rows if r[1] == at) == len(metrics) for at in times)
+    # --no-state keeps nothing.
+    env = {"CHECKRUN_STATE": str(state), "CHECKRUN_TEST_V": "1"}
+    assert run_checkrun(tmp_path / "p.yml", "--no-state", env=env).returncode == 0
+    assert len(_rows(state, "SELECT * FROM samples")) == len(rows)
+
+
+def test_history_command_table_and_json(tmp_path):
+    _run(tmp_path, "42")
+    _run(tmp_path, "55")
+    args = ("history", tmp_path / "p.yml", "--host", "localhost", "--check", "value is 42")
+    state = ("--state", tmp_path / "s.db", "--metric", "value")
+    shown = run_checkrun(*args, *state)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == "localhost · play thresholds · value is 42 · value"
+    spark = lines[1].strip()
+    assert spark in {BLOCKS[0] + BLOCKS[-1], PLAIN_LEVELS[0] + PLAIN_LEVELS[-1]}
+    rows = [line.split() for line in lines[3:]]
+    assert [(row[2], row[3]) for row in rows] == [("42", "WARNING"), ("55", "CRITICAL")]
+
+    as_json = run_checkrun(*args, *state, "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    [series] = json.loads(as_json.stdout)["series"]
+    assert (series["host"], series["play"], series["check"], series["metric"]) == (
+        "localhost",
+        "thresholds",
+        "value is 42",
+        "value",
+    )
+    assert [(s["value"], s["status"]) for s in series["samples"]] == [
+        (42.0, "WARNING"),
+        (55.0, "CRITICAL"),
+    ]
+    # Without --metric: every measurement of the check, one block each.
+    every = json.loads(run_checkrun(*args, "--state", tmp_path / "s.db", "--json").stdout)
+    assert {"value", "exit_code"} <= {s["metric"] for s in every["series"]}
+
+
+@pytest.mark.parametrize(
+    ("option", "wrong", "hint"),
+    [
+        ("--check", "value is 24", "did you mean 'value is 42'?"),
+        ("--host", "localhots", "did you mean 'localhost'?"),
+        ("--metric", "valeu", "did you mean 'value'?"),
+    ],
+)
+def test_history_of_something_never_recorded_is_bad_input(tmp_path, option, wrong, hint):
+    _run(tmp_path, "42")
+    query = {"--host": "localhost", "--check": "value is 42", "--metric": "value"}
+    query[option] = wrong
+    args = [a for pair in query.items() for a in pair]
+    shown = run_checkrun("history", *args, "--state", tmp_path / "s.db")
+    assert shown.returncode == 5
+    assert hint in shown.stderr
+    assert "Traceback" not in shown.stderr
+    assert shown.stdout == ""
+
+
+def test_history_without_a_state_database_is_bad_input_and_creates_none(tmp_path):
+    missing = tmp_path / "none.db"
+    shown = run_checkrun("history", "--host", "h", "--check", "c", "--state", missing)
+    assert shown.returncode == 5
+    assert f"no state database at {missing}" in shown.stderr
+    assert not missing.exists()
+
+
+def test_untrusted_names_are_printed_escaped(tmp_path):
+    db = open_state(str(tmp_path / "s.db"))
+    recorder = RoundRecorder(db, _config(), clock=lambda: 1000.0)
+    recorder.record(_round(("web\x1b]0;owned\x07", "c\u202eheck", 1.0, Status.OK)))
+    db.close()
+    shown = run_checkrun(
+        "history", "--host", "web\x1b]0;owned\x07", "--check", "c\u202eheck",
+        "--state", tmp_path / "s.db",
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "\x1b" not in shown.stdout and "\u202e" not in shown.stdout
+    assert "web\\x1b]0;owned\\x07" in shown.stdout and "c\\u202eheck" in shown.stdout
+
+
+def test_a_secret_in_a_check_name_never_lands_in_history(tmp_path):
+    secret = "tok-5d0e7acb19f2"
+    playbook = tmp_path / "p.yml"
+    playbook.write_text(PLAYBOOK.replace("value is 42", "probe {{ env.CHECKRUN_TEST_SECRET }}"))
+    state = tmp_path / "s.db"
+    env = {"CHECKRUN_TEST_SECRET": secret, "CHECKRUN_TEST_V": "1"}
+    assert run_checkrun(playbook, "--state", state, env=env).returncode == 0
+    names = _rows(state, "SELECT check_name FROM series")
+    assert {name for (name,) in names} == {"probe ***"}
+    for path in tmp_path.glob("s.db*"):
+        assert secret.encode() not in path.read_bytes()
+
+
+def test_each_watch_round_is_written_in_one_transaction(tmp_path, monkeypatch):
+    playbook = tmp_path / "p.yml"
+    playbook.write_text(PLAYBOOK.replace("metric: value", "metric: value\n      interval: 1s"))
+    state = tmp_path / "s.db"
+    monkeypatch.setenv("CHECKRUN_TEST_V", "7")
+    with WatchProcess(playbook, "--state", state) as watch:
+        wait_for(lambda: _rounds(state) >= 3, "three recorded rounds")
+        watch.stop()
+    rows = _rows(state, "SELECT series, at, value, status FROM samples")
+    series = {s for s, *_ in rows}
+    by_round: dict[float, set[int]] = {}
+    for s, at, _, _ in rows:
+        by_round.setdefault(at, set()).add(s)
+    assert all(seen == series for seen in by_round.values())  # a round is all or nothing
+    values = _rows(
+        state,
+        "SELECT x.value, x.status FROM samples x JOIN series s ON s.id = x.series "
+        "WHERE s.metric = 'value'",
+    )
+    assert set(values) == {(7.0, "OK")}
+
+
+# -- retention, with a clock the test moves ---------------------------------------------------
+
+
+def _config() -> LoadedConfig:
+    return LoadedConfig(plan=Plan(playbook="p.yml", hosts=[]), receivers=None, masker=Masker([]))
+
+
+def _round(*checks: tuple[str, str, float | None, Status]) -> RunResult:
+    hosts: dict[str, HostResult] = {}
+    for host, name, value, status in checks:
+        result = CheckResult(host, "play", name, "command", status, metric="v", value=value)
+        if value is not None:
+            result.measurements = {"v": value}
+        hosts.setdefault(host, HostResult(host)).checks.append(result)
+    return RunResult(playbook="p.yml", started_at=0.0, hosts=list(hosts.values()))
+
+
+class Clock:
+    def __init__(self, now: float):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_raw_samples_fold_into_hourly_min_avg_max_count_and_are_pruned(tmp_path):
+    start = 1_800_000_000.0 // HOUR * HOUR  # the start of an hour
+    clock = Clock(start)
+    db = open_state(str(tmp_path / "s.db"))
+    recorder = RoundRecorder(db, _config(), clock=clock)
+    hour_one = [(0, 1.0, Status.OK), (600, 2.0, Status.OK), (1200, 3.0, Status.WARNING)]
+    for offset, value, status in [*hour_one, (3000, 6.0, Status.OK), (HOUR + 60, 10.0, Status.OK)]:
+        clock.now = start + offset
+        recorder.record(_round(("web", "load", value, status)))
+    key = SeriesKey(CheckKey("web", "play", "load"), "v")
+    store = HistoryStore(db.connection)
+    assert [s.value for s in store.samples(key, start)] == [1.0, 2.0, 3.0, 6.0, 10.0]
+
+    # Eight days and two hours on: both hours are older than the raw window.
+    clock.now = start + 8 * DAY + 2 * HOUR
+    recorder.record(_round(("web", "load", 4.0, Status.OK)))
+    samples = store.samples(key, start)
+    first, second, raw = samples
+    assert (first.at, first.minimum, first.value, first.maximum, first.count) == (
+        start,
+        1.0,
+        3.0,
+        6.0,
+        4,
+    )
+    assert first.status == "WARNING"  # the hour's worst
+    assert (second.at, second.minimum, second.value, second.maximum, second.count) == (
+        start + HOUR,
+        10.0,
+        10.0,
+        10.0,
+        1,
+    )
+    assert (raw.value, raw.count) == (4.0, 0)
+    assert len(_rows(tmp_path / "s.db", "SELECT * FROM samples")) == 1
+
+    # At most once an hour: a sample that falls out of the raw window meanwhile waits.
+    upkeep_at = _rows(tmp_path / "s.db", "SELECT ran_at FROM history_upkeep")
+    clock.now += 30 * 60
+    recorder.record(_round(("web", "load", 5.0, Status.OK)))
+    assert _rows(tmp_path / "s.db", "SELECT ran_at FROM history_upkeep") == upkeep_at
+
+    # Past the hourly window, the hourly rows go; a series with nothing left goes too.
+    clock.now = start + 100 * DAY
+    recorder.record(_round(("db", "load", 1.0, Status.OK)))
+    assert store.samples(key, 0.0) == []
+    assert [s.check.host for s in store.series()] == ["db"]
+    db.close()
+
+
+def test_retention_is_configurable_and_a_bad_value_is_bad_input(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHECKRUN_HISTORY_RAW", "2h")
+    monkeypatch.setenv("CHECKRUN_HISTORY_HOURLY", "1d")
+    assert Retention.from_environment() == Retention(raw=2 * HOUR, hourly=DAY)
+    shown = _run(tmp_path, "1")
+    assert shown.returncode == 0
+    env_bad = {"CHECKRUN_HISTORY_RAW": "eight days", "CHECKRUN_TEST_V": "1"}
+    playbook = tmp_path / "p.yml"
+    bad = run_checkrun(playbook, "--state", tmp_path / "s.db", env=env_bad)
+    assert bad.returncode == 5
+    assert "$CHECKRUN_HISTORY_RAW" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_history_reads_and_upkeep_use_primary_key_ranges(tmp_path):
+    """No statement of a round, of the upkeep or of a read scans the samples tables."""
+    clock = Clock(1_800_000_000.0)
+    db = open_state(str(tmp_path / "s.db"))
+    recorder = RoundRecorder(db, _config(), clock=clock)
+    recorder.record(_round(("web", "load", 1.0, Status.OK), ("db", "load", 2.0, Status.OK)))
+    statements: list[str] = []
+    db.connection.set_trace_callback(statements.append)
+    clock.now += 9 * DAY
+    recorder.record(_round(("web", "load", 3.0, Status.OK)))
+    HistoryStore(db.connection).samples(SeriesKey(CheckKey("web", "play", "load"), "v"), 0.0)
+    db.connection.set_trace_callback(None)
+    touching = [s for s in statements if "samples" in s and not s.startswith("EXPLAIN")]
+    assert any("samples_hourly" in s and "INSERT" in s for s in touching)  # upkeep ran
+    for statement in touching:
+        plan = db.connection.execute(f"EXPLAIN QUERY PLAN {statement}").fetchall()
+        scans = [row[3] for row in plan if row[3].startswith("SCAN") and "series" not in row[3]]
+        scans = [s for s in scans if s not in ("SCAN s",)]
+        assert not scans, (statement, plan)
+    db.close()
+
+
+def test_the_log_checks_former_history_table_moves_into_the_samples(tmp_path):
+    """A database from before: its log counts become samples (status '' : not recorded)."""
+    from checkrunner.state.db import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    connection = sqlite3.connect(path)
+    for migration in MIGRATIONS[:7]:
+        connection.executescript(migration)
+    connection.execute("PRAGMA user_version = 7")
+    connection.executemany(
+        "INSERT INTO history (host, play, check_name, metric, at, value) VALUES (?, ?, ?, ?, ?, ?)",
+        [("web", "logs", "errors", "errors", at, at * 2) for at in (1.0, 2.0)],
+    )
+    connection.commit()
+    connection.close()
+    db = open_state(str(path))
+    key = SeriesKey(CheckKey("web", "logs", "errors"), "errors")
+    samples = HistoryStore(db.connection).samples(key, 0.0)
+    assert [(s.at, s.value, s.status) for s in samples] == [(1.0, 2.0, ""), (2.0, 4.0, "")]
+    tables = {name for (name,) in db.connection.execute("SELECT name FROM sqlite_master")}
+    assert "history" not in tables
+    db.close()
