@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from prometheus_servers import running_server
 from sshd import free_port
 
 BINARIES = ("prometheus-alertmanager", "alertmanager")
@@ -46,51 +45,19 @@ def running_alertmanager(directory: Path, config_yaml: str) -> Iterator[str]:
     binary = alertmanager_binary()
     if binary is None:
         raise RuntimeError("prometheus-alertmanager is missing: scripts/test.sh installs it")
-    directory.mkdir(parents=True, exist_ok=True)
     config = directory / "alertmanager.yml"
+    directory.mkdir(parents=True, exist_ok=True)
     config.write_text(config_yaml)
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (directory / "alertmanager.log").open("w")
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.path={directory / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-            "--log.level=debug",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        _wait_ready(url, process, directory)
+    args = [
+        f"--config.file={config}",
+        f"--storage.path={directory / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+        "--log.level=debug",
+    ]
+    with running_server(Path(binary).name, args, directory, "/-/ready", port) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-def _wait_ready(url: str, process: subprocess.Popen, directory: Path) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                "alertmanager exited: " + (directory / "alertmanager.log").read_text()[-2000:]
-            )
-        try:
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("alertmanager did not become ready in 20 s")
 
 
 def active_alerts(url: str) -> list[dict]:

@@ -34,9 +34,11 @@ def binary(name: str) -> str:
 
 
 @contextmanager
-def _running(
+def running_server(
     name: str, args: list[str], directory: Path, ready_path: str, port: int
 ) -> Iterator[str]:
+    """Start the binary `name` on 127.0.0.1:`port`, wait until `ready_path` answers, yield its
+    base URL, stop exactly the process it started (also the Alertmanager's fixture's)."""
     directory.mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{port}"
     log_path = directory / f"{name}.log"
@@ -82,7 +84,7 @@ def running_node_exporter(directory: Path, textfile_dir: Path) -> Iterator[str]:
         "--collector.textfile",
         f"--collector.textfile.directory={textfile_dir}",
     ]
-    with _running("prometheus-node-exporter", args, directory, "/metrics", port) as url:
+    with running_server("prometheus-node-exporter", args, directory, "/metrics", port) as url:
         yield url
 
 
@@ -99,7 +101,7 @@ def running_pushgateway(
     args = [f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="]
     if web_config is not None:
         args.append(f"--web.config.file={web_config}")
-    with _running("prometheus-pushgateway", args, directory, "/-/ready", port) as url:
+    with running_server("prometheus-pushgateway", args, directory, "/-/ready", port) as url:
         yield url
 
 
@@ -118,7 +120,7 @@ def running_prometheus(directory: Path, scrape_configs: str) -> Iterator[str]:
         f"--storage.tsdb.path={directory / 'data'}",
         f"--web.listen-address=127.0.0.1:{port}",
     ]
-    with _running("prometheus", args, directory, "/-/ready", port) as url:
+    with running_server("prometheus", args, directory, "/-/ready", port) as url:
         yield url
 
 

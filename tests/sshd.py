@@ -288,11 +288,4 @@ def restart(server: SSHServer, new_host_key: bool = False) -> None:
         server.host_key.unlink()
         Path(f"{server.host_key}.pub").unlink()
         generate_key(server.host_key, "test-host-key")
-    with server.log.open("ab") as log:
-        server.process = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(server.config)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-        )
-    _wait_until_listening(server)
+    restart_sshd(server)
