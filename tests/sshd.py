@@ -87,10 +87,7 @@ class SSHServer:
     def crash(self) -> None:
         """The target goes down: the listening sshd and every session it forked (which
         would keep kept connections alive) are killed, by the pids this server started."""
-        sessions = _descendants(self.process.pid) if self.process is not None else []
-        for pid in sessions:
-            with suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        kill_sessions(self, listener_too=True)
         self.stop()
 
     def stop(self) -> None:
@@ -149,24 +146,6 @@ def running_sshd(
         yield server
     finally:
         server.stop()
-
-
-def _descendants(pid: int) -> list[int]:
-    """The pids of `pid`'s children, grandchildren ..., read from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with suppress(OSError):
-            stat = (entry / "stat").read_text()
-            parent = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(parent, []).append(int(entry.name))
-    found, pending = [], [pid]
-    while pending:
-        for child in children.get(pending.pop(), []):
-            found.append(child)
-            pending.append(child)
-    return found
 
 
 def restart_sshd(server: SSHServer) -> None:
@@ -272,11 +251,30 @@ def session_pids(server: SSHServer) -> list[int]:
     return found
 
 
-def kill_sessions(server: SSHServer) -> None:
-    """SIGKILL every session of this server (what a host's crash does to its connections)."""
-    for pid in session_pids(server):
-        with suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+def kill_sessions(server: SSHServer, listener_too: bool = False) -> None:
+    """SIGKILL every session of this server (what a host's crash does to its connections),
+    and the listening sshd too when `listener_too`.
+
+    A process forked between reading /proc and the kill would be reparented away from the
+    listener and escape, keeping a kept connection alive: so the listener and every session
+    are first stopped (a stopped process cannot fork), re-reading until no new one appears,
+    and only then killed."""
+    if server.process is None or server.process.poll() is not None:
+        return
+    listener = server.process.pid
+    os.kill(listener, signal.SIGSTOP)
+    stopped: set[int] = set()
+    try:
+        while new := [pid for pid in session_pids(server) if pid not in stopped]:
+            for pid in new:
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+            stopped.update(new)
+        for pid in stopped:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    finally:
+        os.kill(listener, signal.SIGKILL if listener_too else signal.SIGCONT)
 
 
 def restart(server: SSHServer, new_host_key: bool = False) -> None:
