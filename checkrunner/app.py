@@ -164,7 +164,7 @@ def load_config(cmd: RunCommand, warn: Callable[[str], None] = _warn) -> LoadedC
     return LoadedConfig(plan, receivers, masker, become_password)
 
 
-def run_options(cmd: RunCommand, config: LoadedConfig, observe=None) -> RunOptions:
+def run_options(cmd: RunCommand, config: LoadedConfig, observe=None, baselines=None) -> RunOptions:
     """How the runner runs the checks of `config` (a one-shot run's, or a watch round's)."""
     from checkrunner.runner import RunOptions
     from checkrunner.transport import BatchOptions
@@ -177,6 +177,7 @@ def run_options(cmd: RunCommand, config: LoadedConfig, observe=None) -> RunOptio
         fail_on=cmd.fail_on,
         become_password=config.become_password,
         observe=observe,
+        baselines=baselines,
         mask=config.masker.leaving_run,
         batch_options=BatchOptions(
             psutil=cmd.use_psutil, nice=cmd.target_nice, memory_limit=cmd.target_memory_limit
@@ -205,7 +206,9 @@ def _run_masked(
     db = _state_db(cmd, plan)
     recorder = RoundRecorder(db, config, deliver=not cmd.no_notify)
     recorder.prepare(plan.hosts)
-    options = run_options(cmd, config, observe=recorder.log_state.observe)
+    options = run_options(
+        cmd, config, observe=recorder.log_state.observe, baselines=recorder.lookup_baseline
+    )
     try:
         with transports:  # every connection closed as soon as the run is over
             result = run_plan(plan, options, reporters, transports)
@@ -249,7 +252,9 @@ def watch(cmd: WatchCommand) -> int:
         loop = Watch(
             config,
             load=lambda: _reload_config(cmd, events),
-            options=lambda cfg, rec: run_options(cmd, cfg, observe=_observer(rec)),
+            options=lambda cfg, rec: run_options(
+                cmd, cfg, observe=_observer(rec), baselines=rec.lookup_baseline
+            ),
             transports=transports,
             recorder=recorder,
             status=status,

@@ -73,6 +73,14 @@ class ModuleInfo:
 
     def unit_of(self, measurement: str) -> str:
         """Declared unit of a measurement; names with '*' (busy_cpu*) cover dynamic ones."""
+        return str(self._declared(measurement).get("unit", ""))
+
+    def is_flag(self, measurement: str) -> bool:
+        """Whether the measurement is a yes/no (1 or 0: `"flag": True` in its MODULE spec):
+        a number, but no level to compare with its own past."""
+        return bool(self._declared(measurement).get("flag"))
+
+    def _declared(self, measurement: str) -> dict[str, Any]:
         declared = self.measurements.get(measurement)
         if declared is None:
             declared = next(
@@ -83,7 +91,7 @@ class ModuleInfo:
                 ),
                 {},
             )
-        return str(declared.get("unit", ""))
+        return declared
 
 
 def _modules_dir() -> Path:

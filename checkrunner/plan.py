@@ -22,6 +22,7 @@ from checkrunner.config import (
     parse_range,
     value_location,
 )
+from checkrunner.config.baselines import BaselineError, BaselineSpec, is_baseline, parse_baseline
 from checkrunner.config.coerce import is_templated, kind_of
 from checkrunner.config.keywords import SCORE_CHECK_NAME
 from checkrunner.errors import ConfigError, Location, quote
@@ -299,33 +300,61 @@ def _thresholds(
 ) -> tuple[MetricThresholds, ...]:
     parsed = []
     for metric, spec in check.threshold_map().items():
-        texts: dict[str, str] = {}
-        ranges = {}
+        levels = {}
         for level in ("warn", "crit"):
             value = getattr(spec, level)
             if value is None:
                 continue
             location = check.key_locations.get(level, check.location)
-            text = _threshold_text(templater.render(value, variables, location))
-            try:
-                ranges[level] = parse_range(text, info.unit_of(metric) or None)
-            except ValueError as exc:
-                raise ConfigError(
-                    f"check '{check.name}': {level} threshold {quote(text)} is not a number or range: {exc}",
-                    location,
-                    hint="write a number (upper bound) or a Nagios range: 10:, ~:10, 10:20, @10:20",
-                ) from None
-            texts[level] = text
-        parsed.append(
-            MetricThresholds(
-                metric=metric,
-                warn=ranges.get("warn"),
-                crit=ranges.get("crit"),
-                warn_text=texts.get("warn"),
-                crit_text=texts.get("crit"),
-            )
-        )
+            if not is_baseline(value):
+                value = templater.render(value, variables, location)
+            levels[level] = _level(value, info.unit_of(metric) or None, location, check.name, level)
+        parsed.append(_metric_thresholds(metric, levels))
     return tuple(parsed)
+
+
+@dataclass(frozen=True)
+class _Level:
+    """One level's threshold: its static range (a baseline's fallback), its baseline."""
+
+    text: str
+    range: Any = None  # Range | None
+    baseline: BaselineSpec | None = None
+
+
+def _level(value: Any, unit: str | None, location: Location, check: str, level: str) -> _Level:
+    """A warn/crit value (rendered) as a range, or a baseline with its fallback range."""
+    baseline = None
+    if is_baseline(value):
+        try:
+            baseline = parse_baseline(value)
+        except BaselineError as exc:  # the parser checked it; kept for plans built directly
+            raise ConfigError(f"check '{check}': {level}: {exc}", location, exc.hint) from None
+        text = baseline.fallback
+    else:
+        text = _threshold_text(value)
+    try:
+        limit = parse_range(text, unit) if text is not None else None
+    except ValueError as exc:
+        raise ConfigError(
+            f"check '{check}': {level} threshold {quote(text)} is not a number or range: {exc}",
+            location,
+            hint="write a number (upper bound) or a Nagios range: 10:, ~:10, 10:20, @10:20",
+        ) from None
+    return _Level(baseline.text if baseline else str(text), limit, baseline)
+
+
+def _metric_thresholds(metric: str, levels: dict[str, _Level]) -> MetricThresholds:
+    warn, crit = levels.get("warn"), levels.get("crit")
+    return MetricThresholds(
+        metric=metric,
+        warn=warn.range if warn else None,
+        crit=crit.range if crit else None,
+        warn_text=warn.text if warn else None,
+        crit_text=crit.text if crit else None,
+        warn_baseline=warn.baseline if warn else None,
+        crit_baseline=crit.baseline if crit else None,
+    )
 
 
 def _item_thresholds(
@@ -335,32 +364,14 @@ def _item_thresholds(
     option = info.item_measurements_option
     parsed = []
     for item in (args.get(option) or []) if option else []:
-        ranges: dict[str, Any] = {}
-        texts: dict[str, str] = {}
-        for level in ("warn", "crit"):
-            if item.get(level) is None:
-                continue
-            text = _threshold_text(item[level])
-            try:
-                ranges[level] = parse_range(text, None)
-            except ValueError as exc:
-                raise ConfigError(
-                    f"check '{check.name}': {option} '{item.get('name')}': {level} {quote(text)} "
-                    f"is not a number or range: {exc}",
-                    check.location,
-                    hint="write a number (upper bound) or a Nagios range: 10:, ~:10, 10:20, @10:20",
-                ) from None
-            texts[level] = text
-        if ranges:
-            parsed.append(
-                MetricThresholds(
-                    metric=str(item["name"]),
-                    warn=ranges.get("warn"),
-                    crit=ranges.get("crit"),
-                    warn_text=texts.get("warn"),
-                    crit_text=texts.get("crit"),
-                )
-            )
+        name = f"{check.name}': {option} '{item.get('name')}"
+        levels = {
+            level: _level(item[level], None, check.location, name, level)
+            for level in ("warn", "crit")
+            if item.get(level) is not None
+        }
+        if levels:
+            parsed.append(_metric_thresholds(str(item["name"]), levels))
     return tuple(parsed)
 
 

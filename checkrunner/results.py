@@ -63,6 +63,26 @@ class Thresholds:
 
 
 @dataclass
+class BaselineBound:
+    """The bound a dynamic threshold (`warn: {baseline: 7d, factor: 1.8}`) put on one
+    measurement in this run, from the history the baseline was computed on."""
+
+    metric: str  # the measurement
+    level: str  # "warn" | "crit"
+    method: str  # "factor" | "sigma" | "mad"
+    window: float  # seconds of history it looks back (baseline: 7d -> 604800)
+    seasonal: str | None  # "hour_of_week" | "hour_of_day" | None
+    direction: str  # "above" | "below" | "both"
+    samples: int  # how many history samples it was computed from
+    center: float | None  # mean (factor, sigma) or median (mad); None while warming up
+    spread: float | None  # sigma, or the scaled MAD; None for factor / warming up
+    lower: float | None  # a value below this breaches (direction below/both), else None
+    upper: float | None  # a value above this breaches (direction above/both), else None
+    warming_up: bool  # fewer than min_samples: the static fallback (if any) applied
+    text: str  # how the bound was made, for people: "1.8 × 7-day mean 6.2%"
+
+
+@dataclass
 class CheckResult:
     host: str
     play: str
@@ -82,6 +102,7 @@ class CheckResult:
     tags: list[str] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     check_id: str = ""  # "<play index>.<check index>", stable within a playbook
+    baselines: list[BaselineBound] = field(default_factory=list)  # its dynamic thresholds
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -14,6 +14,7 @@ from typing import Protocol
 from checkrunner import settings
 from checkrunner.errors import Cancelled, ProtocolError, RemoteCrash, Unreachable
 from checkrunner.evaluate import evaluate_check, skipped_result, unknown_result
+from checkrunner.evaluate.evaluate import BaselineLookup
 from checkrunner.evaluate.score import scores_for_round
 from checkrunner.plan import HostPlan, Plan, PlannedCheck
 from checkrunner.results import CheckResult, HostResult, RunResult, Status, UnreachableReason
@@ -31,6 +32,9 @@ class RunOptions:
     become_password: str | None = None  # for hosts that set no ansible_become_password
     # Called with each raw result before it is evaluated (log state: rates, anomalies, cursors).
     observe: Callable[[PlannedCheck, dict], dict] | None = None
+    # What dynamic thresholds compare with: the history's statistics, read before the round
+    # (state.baselines.BaselineState.lookup); None: every baseline has no history.
+    baselines: BaselineLookup | None = None
     # Applied to each host's result as it leaves the run (masking.Masker.leaving_run): listeners,
     # the RunResult and everything after them (alerting, state) see only what it returns.
     mask: Callable[[HostResult], HostResult] | None = None
@@ -189,7 +193,7 @@ def _run_host(
                 else:
                     if options.observe is not None:
                         entry = options.observe(check, entry)
-                    results[check_id] = evaluate_check(check.identity, entry)
+                    results[check_id] = evaluate_check(check.identity, entry, options.baselines)
                 results[check_id].attempts = attempts[check_id]
             to_run, pause = _next_round(to_run, results, attempts, wait_until, options)
             if to_run:

@@ -79,7 +79,7 @@ MODULE = {
     },
     "measurements": {
         "age": {"unit": "s", "description": "Seconds since the last modification."},
-        "exists": {"unit": "", "description": "1 when the path exists, else 0."},
+        "exists": {"unit": "", "flag": True, "description": "1 when the path exists, else 0."},
         "size": {"unit": "B", "description": "Size in bytes."},
         "entries": {"unit": "", "description": "Entries in a directory (directories only)."},
     },

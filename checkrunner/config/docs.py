@@ -13,6 +13,7 @@ from typing import Any
 from checkrunner import catalog
 from checkrunner.catalog import ModuleInfo
 from checkrunner.config.coerce import REGEX_DIALECT, bounds_text, describe_type
+from checkrunner.config.keywords import BASELINE_KEYWORDS
 from checkrunner.errors import ConfigError, did_you_mean
 
 WIDTH = 88
@@ -204,6 +205,8 @@ def _measurements_section(info: ModuleInfo) -> str:
         text = " ".join(str(meta.get("description", "")).split())
         if name == info.default_metric:
             text = f"(default metric) {text}".strip()
+        if meta.get("flag"):
+            text = f"{text} A yes/no: static thresholds only, no baseline."
         rows.append((name, str(meta.get("unit", "")) or "-", text))
     lines = ["MEASUREMENTS", *_table(["NAME", "UNIT", "DESCRIPTION"], rows)]
     if info.default_metric is None:
@@ -211,7 +214,17 @@ def _measurements_section(info: ModuleInfo) -> str:
             "",
             f"{INDENT}No default metric: checks with warn/crit say which one with metric:.",
         ]
+    lines += ["", _paragraphs(_BASELINE_NOTE)]
     return "\n".join(lines)
+
+
+_BASELINE_NOTE = (
+    "warn/crit also take a dynamic threshold from the measurement's own history: "
+    "{baseline: 7d, factor: 1.8} (above 1.8 × the 7-day mean), {baseline: 7d, sigma: 3} "
+    "(mean ± 3σ) or {baseline: 7d, mad: 3} (median ± 3 × scaled MAD); optional "
+    f"{', '.join(k for k in BASELINE_KEYWORDS if k not in ('baseline', 'factor', 'sigma', 'mad'))}"
+    " (README: Dynamic thresholds)."
+)
 
 
 def _facts_section(info: ModuleInfo) -> str:

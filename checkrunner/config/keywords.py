@@ -127,7 +127,10 @@ CHECK_KEYWORDS = {
     "warn": Keyword(
         "threshold",
         "WARNING threshold for the metric: a number (alert above it) or a Nagios range "
-        '(10: below, ~:10 above, 10:20 outside, "@10:20" inside); units like 500ms, 2GB, 80% allowed.',
+        '(10: below, ~:10 above, 10:20 outside, "@10:20" inside); units like 500ms, 2GB, 80% allowed. '
+        "Or a dynamic threshold against the measurement's own history: {baseline: 7d, factor: 1.8} "
+        "(above 1.8 × the 7-day mean), {baseline: 7d, sigma: 3} (mean ± 3σ) or "
+        "{baseline: 7d, mad: 3} (median ± 3 × scaled MAD); see the baseline keys.",
     ),
     "crit": Keyword("threshold", "CRITICAL threshold for the metric; same syntax as warn."),
     "metric": Keyword(
@@ -164,6 +167,43 @@ CHECK_KEYWORDS = {
         "names",
         "Names of checks on the same host this one depends on: while one of them fails, "
         "this check's alert is suppressed (the root cause is what pages).",
+    ),
+}
+
+DEFAULT_MIN_SAMPLES = 30  # history samples a baseline needs before it judges
+# Keys of a dynamic threshold (`warn: {baseline: 7d, factor: 1.8}`); config/baselines.py.
+BASELINE_KEYWORDS = {
+    "baseline": Keyword(
+        "duration",
+        "The window of history the threshold is computed from, e.g. 7d. Beyond the raw "
+        "retention (8d) the hourly rows count, each weighted by its sample count.",
+    ),
+    "factor": Keyword(
+        "number",
+        "Breach above factor × the window's mean (direction below: under mean / factor).",
+    ),
+    "sigma": Keyword("number", "Breach beyond the window's mean ± sigma standard deviations."),
+    "mad": Keyword(
+        "number",
+        "Breach beyond the window's median ± mad × 1.4826·MAD (the median absolute deviation, "
+        "scaled to match σ on normal data): robust, a few spikes barely move it.",
+    ),
+    "seasonal": Keyword(
+        "choice",
+        "hour_of_week or hour_of_day: only samples in the same hour of the week (or day) as "
+        "now, in the control node's local time, count.",
+    ),
+    "direction": Keyword(
+        "choice", "above (default), below or both: which side of the baseline breaches."
+    ),
+    "min_samples": Keyword(
+        "number",
+        f"History samples needed before the baseline judges (default {DEFAULT_MIN_SAMPLES}); "
+        "until then it is warming up and only the fallback applies. An hourly row counts "
+        "its samples.",
+    ),
+    "fallback": Keyword(
+        "threshold", "A static threshold (number or range) applied while warming up."
     ),
 }
 

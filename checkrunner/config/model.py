@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union
 
 from checkrunner.errors import Location
 
-Threshold = Union[float, str]  # a number, or a range string (possibly a template); see ranges.py
+# A number, a range string (possibly a template; see ranges.py), or a dynamic threshold's
+# mapping ({baseline: 7d, factor: 1.8}; see baselines.py).
+Threshold = Union[float, str, Mapping[str, Any]]
 
 
 @dataclass(frozen=True)

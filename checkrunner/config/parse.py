@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from checkrunner import catalog
 from checkrunner.catalog import ModuleInfo
+from checkrunner.config.baselines import BaselineError, is_baseline, parse_baseline
 from checkrunner.config.coerce import VARIABLE_NAME, coerce_value, is_templated, kind_of, parse_bool
 from checkrunner.config.keywords import (
     ANSIBLE_HABITS,
@@ -71,6 +72,13 @@ def measurement_pattern_matches(info: ModuleInfo, metric: str) -> str | None:
 def metric_unit(info: ModuleInfo, metric: str) -> str:
     declared = measurement_pattern_matches(info, metric)
     return info.unit_of(declared) if declared else ""
+
+
+def measurement_flag(info: ModuleInfo, metric: str) -> str:
+    """Why `metric` has no level a baseline could learn ('' when it has one)."""
+    if info.is_flag(metric):
+        return "a yes/no flag (1 or 0)"
+    return ""
 
 
 class AlertingSection(Protocol):
@@ -650,6 +658,8 @@ class PlaybookParser:
     def _threshold(
         self, value: Any, key: str, info: ModuleInfo, metric: str, where: Location
     ) -> Any:
+        if is_baseline(value):
+            return self._baseline(value, key, info, metric, where)
         if is_templated(value):
             self._check_template_syntax(value, where)
             return value
@@ -659,6 +669,35 @@ class PlaybookParser:
             self._add(f"{key}: {exc}", where, RANGE_HINT)
             return None
         self._threshold_unit(parsed, key, info, metric, where)
+        return value
+
+    def _baseline(
+        self, value: Mapping[Any, Any], key: str, info: ModuleInfo, metric: str, where: Location
+    ) -> Any:
+        """A dynamic threshold: its keys checked, on a measurement that varies."""
+        try:
+            spec = parse_baseline(value)
+        except BaselineError as exc:
+            at = where
+            if exc.key is not None and exc.key in value:
+                at = (key_location if str(exc).startswith("unknown key") else value_location)(
+                    value, exc.key, where
+                )
+            self._add(f"{key}: {exc}", at, exc.hint)
+            return None
+        flag = measurement_flag(info, metric)
+        if flag:
+            self._add(
+                f"{key}: a baseline needs a numeric measurement that varies, but '{metric}' of "
+                f"module '{info.name}' is {flag}",
+                where,
+                "compare it with a static threshold (e.g. crit: 1:), or put the baseline on "
+                f"another measurement with metric: ({', '.join(info.measurements)})",
+            )
+            return None
+        if spec.fallback is not None:
+            at = value_location(value, "fallback", where)
+            self._threshold_unit(parse_range(spec.fallback), f"{key} fallback", info, metric, at)
         return value
 
     def _threshold_unit(

@@ -16,6 +16,7 @@ from typing import Any
 
 from checkrunner import catalog
 from checkrunner.catalog import ModuleInfo
+from checkrunner.config.baselines import DIRECTIONS, METHODS, SEASONS
 from checkrunner.config.coerce import (
     BOOL_PATTERN,
     DURATION_PATTERN,
@@ -27,6 +28,7 @@ from checkrunner.config.coerce import (
     coerce_value,
 )
 from checkrunner.config.keywords import (
+    BASELINE_KEYWORDS,
     CHECK_KEYWORDS,
     CONNECTIONS,
     INTERVAL_KEYWORDS,
@@ -138,6 +140,7 @@ def _shared_defs() -> dict[str, Any]:
             ],
             "description": CHECK_KEYWORDS["warn"].description,
         },
+        "Baseline": _baseline_schema(),
         "Tags": {
             "anyOf": [
                 {"type": "string"},
@@ -232,14 +235,17 @@ _KIND_SCHEMAS: dict[str, dict[str, Any]] = {
             "crit": {"$ref": _REF + "Threshold", "description": SCORE_KEYWORDS["crit"].description},
         },
     },
-    "threshold": {"$ref": _REF + "Threshold"},
+    "threshold": {"anyOf": [{"$ref": _REF + "Threshold"}, {"$ref": _REF + "Baseline"}]},
     "metric": {"type": "string", "minLength": 1},
     "thresholds": {
         "type": "object",
         "additionalProperties": {
             "type": "object",
             "minProperties": 1,
-            "properties": {key: {"$ref": _REF + "Threshold"} for key in THRESHOLD_KEYWORDS},
+            "properties": {
+                key: {"anyOf": [{"$ref": _REF + "Threshold"}, {"$ref": _REF + "Baseline"}]}
+                for key in THRESHOLD_KEYWORDS
+            },
             "additionalProperties": False,
         },
     },
@@ -251,6 +257,34 @@ _KIND_SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "when": {"$ref": _REF + "When"},
 }
+
+
+def _baseline_schema() -> dict[str, Any]:
+    """A dynamic threshold: {baseline: 7d, factor: 1.8} (config/baselines.py)."""
+    positive = {"type": "number", "exclusiveMinimum": 0}
+    kinds: dict[str, dict[str, Any]] = {
+        "baseline": {
+            "anyOf": [positive, {"type": "string", "pattern": DURATION_PATTERN}],
+        },
+        "factor": positive,
+        "sigma": positive,
+        "mad": positive,
+        "seasonal": {"enum": list(SEASONS)},
+        "direction": {"enum": list(DIRECTIONS)},
+        "min_samples": {"type": "integer", "minimum": 1},
+        "fallback": {"$ref": _REF + "Threshold"},
+    }
+    return {
+        "type": "object",
+        "description": CHECK_KEYWORDS["warn"].description,
+        "required": ["baseline"],
+        "additionalProperties": False,
+        "properties": {
+            key: {**kinds[key], "description": kw.description}
+            for key, kw in BASELINE_KEYWORDS.items()
+        },
+        "oneOf": [{"required": [method]} for method in METHODS],
+    }
 
 
 # Kinds whose key may be left empty (`tags:`): the parser reads null as "not set".

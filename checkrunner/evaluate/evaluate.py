@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from checkrunner.config.baselines import BaselineSpec
 from checkrunner.config.ranges import Range
-from checkrunner.results import CheckResult, Status, Thresholds
+from checkrunner.evaluate.history import SeriesStats, baseline_bound, breach, describe_bound
+from checkrunner.results import BaselineBound, CheckResult, Status, Thresholds
 
 _MODULE_STATUSES = {
     s.value: s for s in (Status.OK, Status.WARNING, Status.CRITICAL, Status.UNKNOWN)
@@ -15,13 +18,38 @@ _MODULE_STATUSES = {
 
 @dataclass(frozen=True)
 class MetricThresholds:
-    """The parsed warn/crit ranges of one measurement, with the text the user wrote."""
+    """The parsed warn/crit ranges of one measurement, with the text the user wrote.
+
+    A level with a baseline (`warn: {baseline: 7d, factor: 1.8}`) is judged against the
+    measurement's history; its range, if any, is the baseline's fallback (warm-up only).
+    """
 
     metric: str
     warn: Range | None = None
     crit: Range | None = None
     warn_text: str | None = None
     crit_text: str | None = None
+    warn_baseline: BaselineSpec | None = None
+    crit_baseline: BaselineSpec | None = None
+
+    def baseline(self, level: str) -> BaselineSpec | None:
+        return self.warn_baseline if level == "warn" else self.crit_baseline
+
+    def range(self, level: str) -> Range | None:
+        return self.warn if level == "warn" else self.crit
+
+    @property
+    def dynamic(self) -> bool:
+        return self.warn_baseline is not None or self.crit_baseline is not None
+
+
+# The history's statistics of one measurement for one baseline (state/baselines.py prepares
+# them before the round); None: no history at all.
+SeriesStatsOf = Callable[[str, BaselineSpec], SeriesStats]
+# The same, for a check: what the runner is handed (RunOptions.baselines).
+BaselineLookup = Callable[["CheckIdentity", str, BaselineSpec], SeriesStats]
+NO_LOOKUP = SeriesStats(note="no history")
+_LEVELS = ((Status.CRITICAL, "crit"), (Status.WARNING, "warn"))
 
 
 @dataclass(frozen=True)
@@ -69,8 +97,11 @@ def unknown_result(identity: CheckIdentity, reason: str) -> CheckResult:
     return identity.base_result(Status.UNKNOWN, reason)
 
 
-def evaluate_check(identity: CheckIdentity, raw: dict[str, Any]) -> CheckResult:
-    """Status from the module's own verdict, its failed expectations and the thresholds."""
+def evaluate_check(
+    identity: CheckIdentity, raw: dict[str, Any], baselines: BaselineLookup | None = None
+) -> CheckResult:
+    """Status from the module's own verdict, its failed expectations and the thresholds
+    (dynamic ones against the history `baselines` reads)."""
     if "error" in raw:
         result = unknown_result(identity, str(raw["error"]))
         result.duration = float(raw.get("duration", 0.0))
@@ -98,7 +129,10 @@ def evaluate_check(identity: CheckIdentity, raw: dict[str, Any]) -> CheckResult:
         statuses.append(Status.CRITICAL)
         notes.extend(failures)
     else:
-        status, threshold_notes = apply_thresholds(identity.thresholds, measurements, units)
+        stats_of = (lambda metric, spec: baselines(identity, metric, spec)) if baselines else None
+        status, threshold_notes, result.baselines = apply_thresholds(
+            identity.thresholds, measurements, units, stats_of
+        )
         statuses.append(status)
         notes.extend(threshold_notes)
     result.status = Status.worst(statuses)
@@ -109,26 +143,71 @@ def evaluate_check(identity: CheckIdentity, raw: dict[str, Any]) -> CheckResult:
 
 
 def apply_thresholds(
-    thresholds: tuple[MetricThresholds, ...], measurements: dict[str, float], units: dict[str, str]
-) -> tuple[Status, list[str]]:
+    thresholds: tuple[MetricThresholds, ...],
+    measurements: dict[str, float],
+    units: dict[str, str],
+    stats_of: SeriesStatsOf | None = None,
+) -> tuple[Status, list[str], list[BaselineBound]]:
+    """The worst status the thresholds give, why, and the bound each baseline put."""
     status = Status.OK
     notes: list[str] = []
+    bounds: list[BaselineBound] = []
     for t in thresholds:
-        if t.warn is None and t.crit is None:
+        if t.warn is None and t.crit is None and not t.dynamic:
             continue
         if t.metric not in measurements:
             status = Status.worst([status, Status.UNKNOWN])
             notes.append(f"measurement '{t.metric}' missing from the result")
             continue
         value = measurements[t.metric]
-        shown = f"{t.metric}={format_plain(value)}{units.get(t.metric, '')}"
-        if t.crit is not None and t.crit.alerts(value):
-            status = Status.worst([status, Status.CRITICAL])
-            notes.append(f"{shown} {_breach(t.crit)} crit {t.crit_text}")
-        elif t.warn is not None and t.warn.alerts(value):
-            status = Status.worst([status, Status.WARNING])
-            notes.append(f"{shown} {_breach(t.warn)} warn {t.warn_text}")
-    return status, notes
+        unit = units.get(t.metric, "")
+        judged = {
+            level: _judge_level(t, level, value, unit, stats_of)
+            for _, level in _LEVELS
+            if t.range(level) is not None or t.baseline(level) is not None
+        }
+        bounds += [bound for _, bound in judged.values() if bound is not None]
+        breached = next(
+            ((s, judged[level][0]) for s, level in _LEVELS if judged.get(level, ("",))[0]), None
+        )
+        if breached is not None:
+            status = Status.worst([status, breached[0]])
+            notes.append(breached[1])
+            continue
+        # Within bounds: a dynamic threshold still says where its bound was.
+        notes += [
+            _within(bound, t.range(level), value, unit)
+            for level, (_, bound) in judged.items()
+            if bound is not None
+        ]
+    return status, notes, bounds
+
+
+def _judge_level(
+    t: MetricThresholds, level: str, value: float, unit: str, stats_of: SeriesStatsOf | None
+) -> tuple[str, BaselineBound | None]:
+    """(why the level breaches, '' if it does not; the baseline's bound, if it has one)."""
+    shown = f"{t.metric}={format_plain(value)}{unit}"
+    spec = t.baseline(level)
+    static = t.range(level)
+    if spec is None:
+        assert static is not None
+        text = t.warn_text if level == "warn" else t.crit_text
+        return (f"{shown} {_breach(static)} {level} {text}" if static.alerts(value) else ""), None
+    stats = stats_of(t.metric, spec) if stats_of is not None else NO_LOOKUP
+    bound = baseline_bound(spec, stats, t.metric, level, unit)
+    if not bound.warming_up:
+        return (describe_bound(bound, value, unit) if breach(bound, value) else ""), bound
+    if static is not None and static.alerts(value):
+        return f"{shown} {_breach(static)} {level} {static.text} (fallback: {bound.text})", bound
+    return "", bound
+
+
+def _within(bound: BaselineBound, fallback: Range | None, value: float, unit: str) -> str:
+    text = describe_bound(bound, value, unit)
+    if bound.warming_up and fallback is not None:
+        return f"{text}, fallback {bound.level} {fallback.text} applies"
+    return text
 
 
 def _breach(limit: Range) -> str:

@@ -38,7 +38,10 @@ def normalised(result: CheckResult) -> tuple[float | None, str]:
         return _clamp(result.value), ""
     if not result.thresholds.crit:
         return None, "not a percentage and no crit threshold"
-    crit = parse_range(result.thresholds.crit, result.unit or None)
+    try:
+        crit = parse_range(result.thresholds.crit, result.unit or None)
+    except ValueError:  # a dynamic threshold ({baseline: 7d, ...}): no fixed scale
+        return None, f"crit {result.thresholds.crit} is dynamic, not a fixed scale"
     # Only an upper bound says how close to trouble a value is: a crit that alerts below a
     # floor (`10:`) or inside a band (`@10:20`) gives no scale to normalise against.
     if crit.inside or crit.end <= 0 or crit.end == float("inf"):
@@ -71,7 +74,7 @@ def score_result(plan: ScorePlan, results: Iterable[CheckResult]) -> CheckResult
     result.unit = "%"
     result.measurements = {SCORE_METRIC: score, "inputs_missing": float(len(missing))}
     result.units = {SCORE_METRIC: "%"}
-    status, notes = apply_thresholds(plan.identity.thresholds, result.measurements, result.units)
+    status, notes, _ = apply_thresholds(plan.identity.thresholds, result.measurements, result.units)
     result.status = status
     summary = f"score {format_plain(score)}% = ({' + '.join(parts)}) / {format_plain(total)}"
     if missing:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from checkrunner.plan import HostPlan, Plan
 from checkrunner.results import RunResult
+from checkrunner.state.baselines import BaselineState
 from checkrunner.state.history import HistoryStore, Retention
 from checkrunner.state.logs import LogState
 
@@ -66,6 +67,7 @@ class RoundRecorder:
         self.db = db
         self.config = config
         self.log_state = LogState(db, config.masker.text)
+        self.baselines = BaselineState(db, config.masker.text)
         self.deliver = deliver
         self.group_waits = group_waits
         self.status = status
@@ -77,11 +79,19 @@ class RoundRecorder:
         """After a reload (at a round boundary: nothing in flight), record with `config`."""
         self.config = config
         self.log_state = LogState(self.db, config.masker.text)
+        self.baselines = BaselineState(self.db, config.masker.text)
 
     def prepare(self, host_plans: list[HostPlan]) -> None:
-        """Before these hosts run: their log checks get the offsets saved so far."""
+        """Before these hosts run: their log checks get the offsets saved so far, and their
+        dynamic thresholds the statistics of their history at the recorder's clock."""
         plan = self.config.plan
         self.log_state.prepare(Plan(playbook=plan.playbook, hosts=host_plans))
+        self.baselines.prepare(host_plans, self.clock())
+
+    def lookup_baseline(self, identity, metric: str, spec) -> Any:
+        """The runner's baselines hook (RunOptions.baselines), through the current state
+        (replaced on reload)."""
+        return self.baselines.lookup(identity, metric, spec)
 
     def record(self, run: RunResult) -> Recorded:
         # Offsets only for the hosts whose results are recorded here, in one transaction

@@ -190,6 +190,23 @@ MIGRATIONS: tuple[str, ...] = (
         USING (host, play, check_name, metric);
     DROP TABLE history;
     """,
+    # Dynamic thresholds (baselines.py): an hour's sum of squares, so σ over hourly rows is
+    # exact; and the baselines computed lately, so a round reads one row per baseline.
+    """
+    ALTER TABLE samples_hourly ADD COLUMN sumsq REAL;  -- Σ value², with count and avg: σ
+    CREATE TABLE baseline_cache (
+        series INTEGER NOT NULL,
+        lookback REAL NOT NULL,        -- the window: seconds looked back
+        robust INTEGER NOT NULL,       -- 1: median and scaled MAD, 0: mean and σ
+        seasonal TEXT NOT NULL,        -- '', hour_of_week or hour_of_day
+        season INTEGER NOT NULL,       -- the hour of the week/day it was computed for (or 0)
+        computed_at REAL NOT NULL,
+        samples INTEGER NOT NULL,
+        center REAL,
+        spread REAL,
+        PRIMARY KEY (series, lookback, robust, seasonal)
+    ) WITHOUT ROWID;
+    """,
 )
 
 

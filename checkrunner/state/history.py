@@ -11,16 +11,21 @@ window are folded into hourly rows (min/avg/max/count, worst status) and deleted
 rows older than the hourly window are deleted. This upkeep runs at most once an hour per
 database, in the transaction of the round that finds it due.
 
-Reads are one primary-key range per series: (series, at) and (series, hour).
+Reads are one primary-key range per series: (series, at) and (series, hour). Baselines
+(dynamic thresholds) are computed here too, in SQL: `baseline_stats`.
 """
 
 from __future__ import annotations
 
+import math
 import sqlite3
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from checkrunner import settings
 from checkrunner.errors import ConfigError
+from checkrunner.evaluate.history import MAD_SCALE
 from checkrunner.results import RunResult, Status
 from checkrunner.state.keys import CheckKey
 from checkrunner.units import parse_duration
@@ -134,9 +139,10 @@ class HistoryStore:
         # Each statement walks the series (CROSS JOIN keeps `series` the outer loop) and
         # reads a primary-key range of each, the old end only: never a whole-table scan.
         self.connection.execute(
-            "INSERT OR REPLACE INTO samples_hourly (series, hour, min, avg, max, count, worst) "
+            "INSERT OR REPLACE INTO samples_hourly "
+            "(series, hour, min, avg, max, count, worst, sumsq) "
             "SELECT series, hour, MIN(value), AVG(value), MAX(value), COUNT(*), "
-            f"{_WORST_SQL} FROM (SELECT x.series, CAST(x.at / {HOUR} AS INTEGER) * {HOUR} "
+            f"{_WORST_SQL}, SUM(value * value) FROM (SELECT x.series, CAST(x.at / {HOUR} AS INTEGER) * {HOUR} "
             "AS hour, x.value, x.status FROM series AS s CROSS JOIN samples AS x "
             "ON x.series = s.id AND x.at < ?) GROUP BY series, hour",
             (cutoff,),
@@ -153,6 +159,9 @@ class HistoryStore:
             "AND NOT EXISTS (SELECT 1 FROM samples_hourly WHERE series = id)"
         )
         self.connection.execute(
+            "DELETE FROM baseline_cache WHERE NOT EXISTS (SELECT 1 FROM series WHERE id = series)"
+        )
+        self.connection.execute(
             "INSERT OR REPLACE INTO history_upkeep (id, ran_at) VALUES (1, ?)", (now,)
         )
 
@@ -167,14 +176,19 @@ class HistoryStore:
             )
         ]
 
-    def samples(self, key: SeriesKey, since: float) -> list[Sample]:
-        """The series from `since` on, oldest first: its hourly rows, then its raw samples."""
+    def series_id(self, key: SeriesKey) -> int | None:
         row = self.connection.execute(
             "SELECT id FROM series WHERE host = ? AND play = ? AND check_name = ? AND metric = ?",
             (key.check.host, key.check.play, key.check.check, key.metric),
         ).fetchone()
-        if row is None:
+        return row[0] if row else None
+
+    def samples(self, key: SeriesKey, since: float) -> list[Sample]:
+        """The series from `since` on, oldest first: its hourly rows, then its raw samples."""
+        series = self.series_id(key)
+        if series is None:
             return []
+        row = (series,)
         hourly = [
             Sample(hour, avg, worst, minimum, maximum, count)
             for hour, minimum, avg, maximum, count, worst in self.connection.execute(
@@ -191,6 +205,107 @@ class HistoryStore:
             )
         ]
         return hourly + raw
+
+    # -- baselines (dynamic thresholds) ---------------------------------------------------------
+
+    def baseline_stats(self, series: int, window: Window) -> tuple[int, float | None, float | None]:
+        """(samples, centre, spread) of the series' samples in `window`: mean and σ, or with
+        `window.robust` the median and scaled MAD. Only samples whose check was OK count
+        (a failing one is an outage, not the normal the baseline learns); the hourly rows
+        beyond the raw retention count as their average weighted by their count, and only
+        the hours without a failing sample.
+
+        Each statement reads one primary-key range of `samples` and of `samples_hourly`;
+        the sums are computed by SQLite, no sample leaves it."""
+        kept, parameters = _kept_sql(series, window)
+        if not window.robust:
+            count, total, squares = self.connection.execute(
+                f"WITH kept (value, weight, squares) AS ({kept}) "
+                "SELECT SUM(weight), SUM(value * weight), SUM(squares) FROM kept",
+                parameters,
+            ).fetchone()
+            if not count:
+                return 0, None, None
+            mean = total / count
+            return int(count), mean, math.sqrt(max(0.0, squares / count - mean * mean))
+        median = self._weighted_median(kept, "value", parameters)
+        if median is None:
+            return 0, None, None
+        count = self.connection.execute(
+            f"WITH kept (value, weight, squares) AS ({kept}) SELECT SUM(weight) FROM kept",
+            parameters,
+        ).fetchone()[0]
+        deviation = self._weighted_median(kept, f"ABS(value - {median!r})", parameters)
+        return int(count), median, MAD_SCALE * (deviation or 0.0)
+
+    def _weighted_median(self, kept: str, expression: str, parameters: tuple) -> float | None:
+        """The median of `expression` over the kept samples, each counted `weight` times
+        (the mean of the two middle values when the total weight is even)."""
+        low, high = self.connection.execute(
+            f"WITH kept (value, weight, squares) AS ({kept}), "
+            f"ranked AS (SELECT {expression} AS x, SUM(weight) OVER ("
+            f"  ORDER BY {expression} ROWS UNBOUNDED PRECEDING) AS upto, "
+            "  SUM(weight) OVER () AS total FROM kept) "
+            "SELECT MIN(CASE WHEN upto * 2 >= total THEN x END), "
+            "MIN(CASE WHEN upto * 2 > total THEN x END) FROM ranked",
+            parameters,
+        ).fetchone()
+        if low is None:
+            return None
+        return (low + high) / 2 if high is not None else low
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which samples a baseline is computed from: from `since` to `until`, and with
+    `seasonal`, only those in hour `season` of the week or day (local time)."""
+
+    since: float
+    until: float
+    robust: bool = False
+    seasonal: str | None = None  # hour_of_week | hour_of_day
+    season: int = 0
+
+
+# Hour of the week (Sunday 0h = 0) or of the day of an epoch time, in local time.
+_SEASON_SQL = {
+    "hour_of_week": "CAST(strftime('%w', {t}, 'unixepoch', 'localtime') AS INTEGER) * 24 + "
+    "CAST(strftime('%H', {t}, 'unixepoch', 'localtime') AS INTEGER)",
+    "hour_of_day": "CAST(strftime('%H', {t}, 'unixepoch', 'localtime') AS INTEGER)",
+}
+# Statuses a baseline learns from: OK, and '' (log counts kept before statuses were).
+_LEARNED = "('OK', '')"
+
+
+def season_of(seasonal: str | None, at: float) -> int:
+    """The hour of the week (Sunday 0h = 0) or day `at` falls in, local time (as _SEASON_SQL)."""
+    if seasonal is None:
+        return 0
+    local = time.localtime(at)
+    if seasonal == "hour_of_day":
+        return local.tm_hour
+    return (local.tm_wday + 1) % 7 * 24 + local.tm_hour
+
+
+def _kept_sql(series: int, window: Window) -> tuple[str, tuple]:
+    """SELECT (value, weight, Σ value²) of the samples a baseline learns from."""
+    raw_season = hourly_season = ""
+    parameters: list[Any] = [series, window.since, window.until]
+    if window.seasonal:
+        raw_season = f" AND {_SEASON_SQL[window.seasonal].format(t='at')} = ?"
+        hourly_season = f" AND {_SEASON_SQL[window.seasonal].format(t='hour')} = ?"
+        parameters.append(window.season)
+    parameters += [series, window.since, window.until]
+    if window.seasonal:
+        parameters.append(window.season)
+    sql = (
+        "SELECT value, 1, value * value FROM samples WHERE series = ? AND at >= ? AND at <= ? "
+        f"AND value IS NOT NULL AND status IN {_LEARNED}{raw_season} "
+        "UNION ALL SELECT avg, count, COALESCE(sumsq, avg * avg * count) FROM samples_hourly "
+        "WHERE series = ? AND hour >= ? AND hour <= ? AND avg IS NOT NULL "
+        f"AND worst IN {_LEARNED}{hourly_season}"
+    )
+    return sql, tuple(parameters)
 
 
 def _worst_sql() -> str:
