@@ -41,6 +41,55 @@ CASES = {
         ":6:",
         "range",
     ),
+    "baseline_without_method": (
+        "- name: p\n  hosts: localhost\n  checks:\n    - name: t\n      memory: {}\n"
+        "      warn: {baseline: 7d}\n",
+        ":6:13",
+        "exactly one of factor, sigma and mad, not none of them",
+    ),
+    "baseline_zero_factor": (
+        "- name: p\n  hosts: localhost\n  checks:\n    - name: t\n      memory: {}\n"
+        "      warn: {baseline: 7d, factor: 0}\n",
+        ":6:36",
+        "factor: must be positive, not 0",
+    ),
+    "baseline_negative_window": (
+        "- name: p\n  hosts: localhost\n  checks:\n    - name: t\n      memory: {}\n"
+        "      crit: {baseline: -1, sigma: 3}\n",
+        ":6:24",
+        "duration cannot be negative",
+    ),
+    "baseline_zero_window": (
+        "- name: p\n  hosts: localhost\n  checks:\n    - name: t\n      memory: {}\n"
+        "      crit: {baseline: 0s, sigma: 3}\n",
+        ":6:24",
+        "the window must be positive",
+    ),
+    "baseline_bad_seasonal": (
+        "- name: p\n  hosts: localhost\n  checks:\n    - name: t\n      memory: {}\n"
+        "      crit: {baseline: 7d, mad: 3, seasonal: weekly}\n",
+        ":6:46",
+        "seasonal: 'weekly' is not one of hour_of_week, hour_of_day",
+    ),
+    "baseline_bad_direction": (
+        "- name: p\n  hosts: localhost\n  checks:\n    - name: t\n      memory: {}\n"
+        "      thresholds: {available: {warn: {baseline: 1d, factor: 2, direction: down}}}\n",
+        ":6:75",
+        "direction: 'down' is not one of above, below, both",
+    ),
+    "baseline_fallback_not_a_range": (
+        "- name: p\n  hosts: localhost\n  checks:\n    - name: t\n      memory: {}\n"
+        "      warn: {baseline: 7d, factor: 2, fallback: [1, 2]}\n",
+        ":6:49",
+        "fallback: a threshold is a number or a range string, not a list",
+    ),
+    "baseline_on_a_flag": (
+        "- name: p\n  hosts: localhost\n  checks:\n    - name: t\n"
+        "      file: {path: /etc/hostname}\n      metric: exists\n"
+        "      crit: {baseline: 7d, sigma: 3}\n",
+        ":7:13",
+        "'exists' of module 'file' is a yes/no flag (1 or 0)",
+    ),
     "undefined_variable": (
         "- name: p\n  hosts: localhost\n  vars: {health_port: 80}\n  checks:\n"
         "    - name: t\n      tcp: {host: 127.0.0.1, port: '{{ health_prt }}'}\n",

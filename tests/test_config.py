@@ -409,6 +409,31 @@ BAD_CASES = [
         "crit: module 'nagios' has no default metric",
         "add metric: one of exit_code, execution_time",
     ),
+    (
+        "baseline_two_methods.yml",
+        "6:41",
+        "warn: a baseline takes exactly one of factor, sigma and mad, not factor and sigma",
+        "keep one: factor (× mean), sigma (mean ± k·σ) or mad (median ± k·MAD)",
+    ),
+    (
+        "baseline_unknown_key.yml",
+        "9:9",
+        "warn: unknown key 'seasonality' in a baseline",
+        "allowed keys: baseline, factor, sigma, mad, seasonal, direction, min_samples",
+    ),
+    (
+        "baseline_on_flag.yml",
+        "7:25",
+        "crit: a baseline needs a numeric measurement that varies, but 'success' of module "
+        "'http' is a yes/no flag (1 or 0)",
+        "compare it with a static threshold (e.g. crit: 1:)",
+    ),
+    (
+        "baseline_bad_fallback.yml",
+        "6:46",
+        "crit: fallback: 'lots' is neither a number nor a range",
+        "the fallback is a static threshold",
+    ),
     ("bad_duration.yml", "6:16", "timeout: 'fast' is not a duration", "like 500ms, 2s, 5m"),
     ("zero_timeout.yml", "3:12", "timeout: 0s is out of range: allowed 1ms to 1d", "1ms to 1d"),
     ("negative_retries.yml", "6:16", "is out of range: allowed 0 to 100", "0 for a single attempt"),
@@ -680,6 +705,9 @@ SCHEMA_REJECTS = [
     "bad_label_name.yml",
     "bad_connection.yml",
     "many_problems.yml",
+    "baseline_two_methods.yml",
+    "baseline_unknown_key.yml",
+    "baseline_bad_fallback.yml",
 ]
 
 
@@ -687,6 +715,23 @@ SCHEMA_REJECTS = [
 def test_schema_rejects_the_bad_playbooks(validator, fixture):
     document, _ = parse_yaml((BAD / fixture).read_text(), fixture)
     assert list(validator.iter_errors(document)) != []
+
+
+def test_schema_accepts_dynamic_thresholds_and_rejects_what_the_parser_rejects(validator):
+    check = {
+        "name": "c",
+        "cpu": {},
+        "warn": {"baseline": "7d", "factor": 1.8, "seasonal": "hour_of_week"},
+        "thresholds": {
+            "iowait": {"crit": {"baseline": 86400, "mad": 3, "direction": "both", "fallback": 50}}
+        },
+    }
+    assert list(validator.iter_errors([{"hosts": "all", "checks": [check]}])) == []
+    for wrong in ({"factor": 0}, {"direction": "up"}, {"seasonal": "daily"}, {"min_samples": 0}):
+        check["warn"] = {"baseline": "7d", "factor": 1.8, **wrong}
+        assert list(validator.iter_errors([{"hosts": "all", "checks": [check]}])) != [], wrong
+    check["warn"] = {"baseline": "7d"}  # no method
+    assert list(validator.iter_errors([{"hosts": "all", "checks": [check]}])) != []
 
 
 def test_schema_accepts_templates_for_any_option_type(validator):

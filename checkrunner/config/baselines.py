@@ -33,10 +33,13 @@ EXAMPLE = "write e.g. {baseline: 7d, factor: 1.8} or {baseline: 7d, mad: 3, dire
 class BaselineError(ValueError):
     """What is wrong with a baseline mapping: `key` is the key at fault (None: the mapping)."""
 
-    def __init__(self, message: str, key: str | None = None, hint: str = EXAMPLE):
+    def __init__(
+        self, message: str, key: str | None = None, hint: str = EXAMPLE, at_key: bool = False
+    ):
         super().__init__(message)
         self.key = key
         self.hint = hint
+        self.at_key = at_key  # the key itself is at fault (unknown, one too many), not its value
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ def parse_baseline(value: Mapping[Any, Any]) -> BaselineSpec:
                 f"unknown key '{key}' in a baseline",
                 str(key),
                 f"allowed keys: {', '.join(BASELINE_KEYWORDS)}",
+                at_key=True,
             )
         if is_templated(value[key]):
             raise BaselineError(
@@ -84,6 +88,7 @@ def parse_baseline(value: Mapping[Any, Any]) -> BaselineSpec:
             f"a baseline takes exactly one of factor, sigma and mad, not {found}",
             methods[1] if len(methods) > 1 else None,
             "keep one: factor (× mean), sigma (mean ± k·σ) or mad (median ± k·MAD)",
+            at_key=True,
         )
     method = methods[0]
     return BaselineSpec(
@@ -115,12 +120,13 @@ def _positive_duration(value: Any) -> float:
 
 
 def _positive_number(value: Any, key: str) -> float:
+    example = f"write {key}: {1.8 if key == 'factor' else 3}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BaselineError(
-            f"{key}: expected a positive number, not {kind_of(value)}", key, f"write {key}: 3"
+            f"{key}: expected a positive number, not {kind_of(value)}", key, example
         )
     if not math.isfinite(value) or value <= 0:
-        raise BaselineError(f"{key}: must be positive, not {value!r}", key, f"write {key}: 3")
+        raise BaselineError(f"{key}: must be positive, not {value!r}", key, example)
     return float(value)
 
 

@@ -680,9 +680,7 @@ class PlaybookParser:
         except BaselineError as exc:
             at = where
             if exc.key is not None and exc.key in value:
-                at = (key_location if str(exc).startswith("unknown key") else value_location)(
-                    value, exc.key, where
-                )
+                at = (key_location if exc.at_key else value_location)(value, exc.key, where)
             self._add(f"{key}: {exc}", at, exc.hint)
             return None
         flag = measurement_flag(info, metric)
