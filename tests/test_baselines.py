@@ -390,3 +390,23 @@ def test_watch_judges_each_round_against_the_baseline(tmp_path):
         wait_for(lambda: any(value == 20 for value, _ in statuses()), "a round at 20")
         watch.stop()
     assert set(statuses()) == {(10.0, "OK"), (20.0, "WARNING")}
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        [(1.0, 1), (2.0, 3), (10.0, 1)],
+        [(3.0, 2), (1.0, 2)],
+        [(5.0, 120), (7.5, 60), (4.0, 1), (40.0, 3), (6.0, 59)],  # hourly rows and raw samples
+        [(9.0, 1), (10.0, 1), (11.0, 1), (1000.0, 1)],
+    ],
+)
+def test_the_weighted_median_and_mad_equal_those_of_the_expanded_samples(pairs):
+    """An hourly row counts as its average repeated `count` times."""
+    from checkrunner.evaluate.history import median_and_mad
+
+    expanded = [value for value, weight in pairs for _ in range(weight)]
+    median = statistics.median(expanded)
+    mad = statistics.median([abs(value - median) for value in expanded])
+    total = sum(weight for _, weight in pairs)
+    assert median_and_mad(list(pairs), total) == (pytest.approx(median), pytest.approx(mad))

@@ -26,7 +26,7 @@ from checkrunner.config.baselines import BaselineSpec
 from checkrunner.evaluate.evaluate import CheckIdentity
 from checkrunner.evaluate.history import SeriesStats
 from checkrunner.plan import HostPlan
-from checkrunner.state.history import HistoryStore, SeriesKey, Window, season_of
+from checkrunner.state.history import HistoryStore, SeriesKey, Window, season_of, season_ranges
 from checkrunner.state.keys import CheckKey
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ class BaselineState:
             fresh = 0 <= now - computed_at < min(CACHE_FOR, need.window / 100)
             if fresh and cached_season == season and stats.samples >= min_samples:
                 return stats
-        window = Window(now - need.window, now, need.robust, need.seasonal, season)
+        window = Window(season_ranges(need.seasonal, now - need.window, now), need.robust)
         samples, center, spread = store.baseline_stats(series, window)
         stats = SeriesStats(samples, center, spread)
         self.computed += 1
