@@ -8,7 +8,8 @@ primary-key range of the raw samples and one of the hourly rows), and the runner
 
 Computing them is the costly part (a 7-day window of 10-second samples is 60,480 rows), so
 each result is kept in `baseline_cache` with the time it was computed and reused for
-min(1 h, window / 100); a seasonal one also for no longer than its hour of the week/day,
+min(1 h, window / 100) (shortened by up to half per series, so that refreshes spread over
+rounds); a seasonal one also for no longer than its hour of the week/day,
 and one still warming up is computed afresh every round (it is cheap: few samples). A
 cached baseline leaves out the samples of the last hour at most, which moves a 7-day
 mean by at most 1/168 of the change.
@@ -101,7 +102,7 @@ class BaselineState:
         cached = _cached(store.connection, series, need)
         if cached is not None:
             computed_at, cached_season, stats = cached
-            fresh = 0 <= now - computed_at < min(CACHE_FOR, need.window / 100)
+            fresh = 0 <= now - computed_at < _reuse_for(series, need.window)
             if fresh and cached_season == season and stats.samples >= min_samples:
                 return stats
         window = Window(season_ranges(need.seasonal, now - need.window, now), need.robust)
@@ -115,6 +116,13 @@ class BaselineState:
             + (samples, center, spread),
         )
         return stats
+
+
+def _reuse_for(series: int, window: float) -> float:
+    """How long a computed baseline is reused: min(1 h, window / 100), shortened by up to
+    half per series, so that the series computed together at first fall due on different
+    rounds afterwards instead of all in the same one."""
+    return min(CACHE_FOR, window / 100) * (1 - (series % 16) / 32)
 
 
 def _cached(
