@@ -412,3 +412,27 @@ def test_the_weighted_median_and_mad_equal_those_of_the_expanded_samples(pairs):
     mad = statistics.median([abs(value - median) for value in expanded])
     total = sum(weight for _, weight in pairs)
     assert median_and_mad(list(pairs), total) == (pytest.approx(median), pytest.approx(mad))
+
+
+def test_a_log_patterns_count_takes_a_baseline_too(tmp_path):
+    log = tmp_path / "app.log"
+    log.write_text("")
+    playbook = tmp_path / "p.yml"
+    playbook.write_text(
+        "- name: logs\n  hosts: localhost\n  checks:\n    - name: app\n"
+        f"      log:\n        path: {log}\n        start: beginning\n        patterns:\n"
+        "          - {name: errors, keyword: ERROR, "
+        "warn: {baseline: 1d, factor: 3, min_samples: 3}}\n"
+    )
+    state = tmp_path / "s.db"
+    report = tmp_path / "r.json"
+    for errors in (2, 2, 2, 9):
+        with log.open("a") as out:
+            out.write("ERROR x\n" * errors + "fine\n")
+        done = run_checkrun(
+            playbook, "--state", state, "--fail-on", "warning", "-r", f"json:{report}"
+        )
+    assert done.returncode == 1, done.stdout + done.stderr
+    [check] = json.loads(report.read_text())["hosts"][0]["checks"]
+    assert check["message"].startswith("errors=9 > 6 = 3 × 1-day mean 2")
+    assert check["baselines"][0]["samples"] == 3
