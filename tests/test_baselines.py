@@ -356,6 +356,9 @@ def test_checkrun_reports_the_bound_in_its_message_json_and_exit_code(tmp_path):
         "text": "1.5 × 1-day mean 10",
     }
     assert check["thresholds"]["warn"] == "{baseline: 1d, factor: 1.5, min_samples: 3}"
+    # Nagios perfdata carries the bound of this run as its warn range (graphs draw the band).
+    nagios = run_checkrun(playbook, "--state", state, "-r", "nagios")
+    assert "| 'used'=20;15" in nagios.stdout.splitlines(), nagios.stdout
 
     no_state = run_checkrun(playbook, "--no-state", "-r", f"json:{report}")
     assert no_state.returncode == 0

@@ -157,8 +157,8 @@ def check_perfdata(run: RunResult) -> list[str]:
                 label,
                 check.value,
                 uom,
-                warn=perfdata_range(check.thresholds.warn),
-                crit=perfdata_range(check.thresholds.crit),
+                warn=_perfdata_limit(check, "warn"),
+                crit=_perfdata_limit(check, "crit"),
             )
         )
     return items
@@ -187,6 +187,26 @@ def quote_label(label: str) -> str:
     """Single-quoted; a quote inside is doubled and '=' (the separator) becomes '_'."""
     cleaned = one_line(label).replace("=", "_").replace("'", "''")
     return f"'{cleaned}'"
+
+
+def _perfdata_limit(check: CheckResult, level: str) -> str:
+    """The level's range: as written, or a dynamic threshold's bound in this run (so that
+    perfdata graphs draw the baseline band); '' while it warms up."""
+    bound = next(
+        (b for b in check.baselines if b.metric == check.metric and b.level == level), None
+    )
+    if bound is None:
+        return perfdata_range(getattr(check.thresholds, level))
+    if bound.warming_up:
+        return ""
+    lower = "" if bound.lower is None else _plain(bound.lower)
+    upper = "" if bound.upper is None else _plain(bound.upper)
+    return f"{lower}:{upper}" if lower else upper
+
+
+def _plain(value: float) -> str:
+    """A number as perfdata takes it: no exponent, at most 6 decimals."""
+    return f"{value:.6f}".rstrip("0").rstrip(".")
 
 
 def perfdata_range(threshold: object) -> str:
