@@ -439,3 +439,23 @@ def test_a_log_patterns_count_takes_a_baseline_too(tmp_path):
     [check] = json.loads(report.read_text())["hosts"][0]["checks"]
     assert check["message"].startswith("errors=9 > 6 = 3 × 1-day mean 2")
     assert check["baselines"][0]["samples"] == 3
+
+
+def test_a_season_is_the_same_local_hour_across_a_dst_change(monkeypatch):
+    """hour_of_day 10h on the day after Europe's spring change: the earlier days' 10h are
+    an hour further apart in UTC across the change, still 10h local."""
+    from checkrunner.state.history import season_of, season_ranges
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        now = time.mktime((2027, 3, 29, 10, 30, 0, 0, 0, -1))  # Monday after 28 March
+        ranges = season_ranges("hour_of_day", now - 3 * DAY, now)
+        assert [time.localtime(start).tm_hour for start, _ in ranges] == [10, 10, 10, 10]
+        # now - 3 days (in seconds) is 9:30 local on the 26th, before that day's 10h.
+        assert [end - start for start, end in ranges] == [1800.0, HOUR, HOUR, HOUR]
+        assert ranges[1][0] - ranges[2][0] == DAY - HOUR  # the short day
+        assert {season_of("hour_of_week", start) for start, _ in ranges[:1]} == {1 * 24 + 10}
+    finally:
+        monkeypatch.undo()
+        time.tzset()
