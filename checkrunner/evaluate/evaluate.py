@@ -161,46 +161,61 @@ def apply_thresholds(
             continue
         value = measurements[t.metric]
         unit = units.get(t.metric, "")
-        judged = {
-            level: _judge_level(t, level, value, unit, stats_of)
-            for _, level in _LEVELS
+        verdicts = [
+            _judge_level(t, level_status, level, value, unit, stats_of)
+            for level_status, level in _LEVELS  # crit first: it wins
             if t.range(level) is not None or t.baseline(level) is not None
-        }
-        bounds += [bound for _, bound in judged.values() if bound is not None]
-        breached = next(
-            ((s, judged[level][0]) for s, level in _LEVELS if judged.get(level, ("",))[0]), None
-        )
+        ]
+        bounds += [v.bound for v in verdicts if v.bound is not None]
+        breached = next((v for v in verdicts if v.breach), None)
         if breached is not None:
-            status = Status.worst([status, breached[0]])
-            notes.append(breached[1])
+            status = Status.worst([status, breached.status])
+            notes.append(breached.breach)
             continue
         # Within bounds: a dynamic threshold still says where its bound was.
         notes += [
-            _within(bound, t.range(level), value, unit)
-            for level, (_, bound) in judged.items()
-            if bound is not None
+            _within(v.bound, t.range(v.bound.level), value, unit)
+            for v in verdicts
+            if v.bound is not None
         ]
     return status, notes, bounds
 
 
+@dataclass(frozen=True)
+class _Verdict:
+    """One level of one measurement: the status it gives when breached, why it is ('' when
+    it is not), and the bound its baseline put (None for a static threshold)."""
+
+    status: Status
+    breach: str
+    bound: BaselineBound | None = None
+
+
 def _judge_level(
-    t: MetricThresholds, level: str, value: float, unit: str, stats_of: SeriesStatsOf | None
-) -> tuple[str, BaselineBound | None]:
-    """(why the level breaches, '' if it does not; the baseline's bound, if it has one)."""
+    t: MetricThresholds,
+    status: Status,
+    level: str,
+    value: float,
+    unit: str,
+    stats_of: SeriesStatsOf | None,
+) -> _Verdict:
     shown = f"{t.metric}={format_plain(value)}{unit}"
     spec = t.baseline(level)
     static = t.range(level)
     if spec is None:
         assert static is not None
         text = t.warn_text if level == "warn" else t.crit_text
-        return (f"{shown} {_breach(static)} {level} {text}" if static.alerts(value) else ""), None
+        broken = static.alerts(value)
+        return _Verdict(status, f"{shown} {_breach(static)} {level} {text}" if broken else "")
     stats = stats_of(t.metric, spec) if stats_of is not None else NO_LOOKUP
     bound = baseline_bound(spec, stats, t.metric, level, unit)
     if not bound.warming_up:
-        return (describe_bound(bound, value, unit) if breach(bound, value) else ""), bound
+        broken = breach(bound, value) is not None
+        return _Verdict(status, describe_bound(bound, value, unit) if broken else "", bound)
     if static is not None and static.alerts(value):
-        return f"{shown} {_breach(static)} {level} {static.text} (fallback: {bound.text})", bound
-    return "", bound
+        why = f"{shown} {_breach(static)} {level} {static.text} (fallback: {bound.text})"
+        return _Verdict(status, why, bound)
+    return _Verdict(status, "", bound)
 
 
 def _within(bound: BaselineBound, fallback: Range | None, value: float, unit: str) -> str:
