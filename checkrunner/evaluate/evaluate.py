@@ -44,7 +44,7 @@ class MetricThresholds:
 
 
 # The history's statistics of one measurement for one baseline (state/baselines.py prepares
-# them before the round); None: no history at all.
+# them before the round).
 SeriesStatsOf = Callable[[str, BaselineSpec], SeriesStats]
 # The same, for a check: what the runner is handed (RunOptions.baselines).
 BaselineLookup = Callable[["CheckIdentity", str, BaselineSpec], SeriesStats]

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from checkrunner.alerting.delivery import DeliveryReport
     from checkrunner.alerting.engine import Outcome
     from checkrunner.alerting.runtime import RenderedReceivers
+    from checkrunner.config.baselines import BaselineSpec
+    from checkrunner.evaluate.evaluate import CheckIdentity
+    from checkrunner.evaluate.history import SeriesStats
     from checkrunner.masking import Masker
     from checkrunner.state.db import StateDB
 
@@ -88,7 +91,9 @@ class RoundRecorder:
         self.log_state.prepare(Plan(playbook=plan.playbook, hosts=host_plans))
         self.baselines.prepare(host_plans, self.clock())
 
-    def lookup_baseline(self, identity, metric: str, spec) -> Any:
+    def lookup_baseline(
+        self, identity: CheckIdentity, metric: str, spec: BaselineSpec
+    ) -> SeriesStats:
         """The runner's baselines hook (RunOptions.baselines), through the current state
         (replaced on reload)."""
         return self.baselines.lookup(identity, metric, spec)
