@@ -189,7 +189,7 @@ def test_an_outage_does_not_move_the_baseline(series_factory):
     assert bound.center == pytest.approx(10.0)
     assert bound.spread == pytest.approx(statistics.pstdev(normal))
     assert later.status is Status.WARNING  # had the outage counted, σ would hide this
-    assert later.message.startswith("value=30 > 12.4 = 1-day mean 10 + 3 × σ 0.816")
+    assert later.message.startswith("value=30 > 12.45 = 1-day mean 10 + 3 × σ 0.816")
 
 
 def test_the_robust_form_is_not_dragged_by_a_few_spikes_while_sigma_is(series_factory):
@@ -210,7 +210,7 @@ def test_the_robust_form_is_not_dragged_by_a_few_spikes_while_sigma_is(series_fa
     assert mad.spread == pytest.approx(1.4826)  # the median deviation is 1
     assert mad.upper == pytest.approx(10 + 3 * 1.4826)
     assert results["mad"].status is Status.WARNING
-    assert results["mad"].message.startswith("value=20 > 14.4 = 1-day median 10 + 3 × MAD 1.48")
+    assert results["mad"].message.startswith("value=20 > 14.45 = 1-day median 10 + 3 × MAD 1.48")
     sigma = _bound(results["sigma"])
     assert sigma.center == pytest.approx(statistics.fmean(history))
     assert sigma.upper > 900  # three spikes in thirty drag mean + 3σ far up

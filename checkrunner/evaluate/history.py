@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from checkrunner.config.baselines import BaselineSpec
 from checkrunner.results import BaselineBound
+from checkrunner.units import format_value
 
 _RATE_UNITS = {1.0: "/s", 60.0: "/min", 3600.0: "/h", 86400.0: "/d"}
 
@@ -157,7 +158,7 @@ def baseline_bound(
     what = f"{_window_words(spec.window)} {'median' if spec.robust else 'mean'}"
     if spec.seasonal:
         what += f" at this hour of the {'week' if spec.seasonal == 'hour_of_week' else 'day'}"
-    what += f" {_shown(center, unit)}"
+    what += f" {format_value(center, unit)}"
     k = format_factor(spec.k)
     if spec.method == "factor":
         bound.upper = spec.k * center if above else None
@@ -170,7 +171,7 @@ def baseline_bound(
     bound.lower = center - spec.k * spread if below else None
     sign = {"above": "+", "below": "-"}.get(spec.direction, "±")
     name = "σ" if spec.method == "sigma" else "MAD"
-    bound.text = f"{what} {sign} {k} × {name} {_shown(spread, unit)}"
+    bound.text = f"{what} {sign} {k} × {name} {format_value(spread, unit)}"
     return bound
 
 
@@ -188,7 +189,7 @@ def breach(bound: BaselineBound, value: float) -> str | None:
 def describe_bound(bound: BaselineBound, value: float, unit: str) -> str:
     """ "used_percent=12.3% > 11.1% = 1.8 × 7-day mean 6.2%" (the side it broke, else the
     bound(s) it is within)."""
-    shown = f"{bound.metric}={_shown(value, unit)}"
+    shown = f"{bound.metric}={format_value(value, unit)}"
     if bound.warming_up:
         return f"{shown}: {bound.level} {bound.text}"
     side = breach(bound, value)
@@ -200,10 +201,10 @@ def describe_bound(bound: BaselineBound, value: float, unit: str) -> str:
         side = side or "≥"
     else:
         return (
-            f"{shown} within {_shown(bound.lower, unit)}..{_shown(bound.upper, unit)} = "
+            f"{shown} within {format_value(bound.lower, unit)}..{format_value(bound.upper, unit)} = "
             f"{bound.text}"
         )
-    return f"{shown} {side} {_shown(limit, unit)} = {bound.text}"
+    return f"{shown} {side} {format_value(limit, unit)} = {bound.text}"
 
 
 def _window_words(seconds: float) -> str:
@@ -216,14 +217,3 @@ def _window_words(seconds: float) -> str:
 
 def format_factor(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
-def _shown(value: float, unit: str) -> str:
-    """A value with its unit, to about three significant digits: 6.2%, 0.512s, 1.2e+09B."""
-    if float(value).is_integer() and abs(value) < 1e15:
-        number = str(int(value))
-    elif abs(value) >= 100:
-        number = f"{value:.0f}" if abs(value) < 1e6 else f"{value:.3g}"
-    else:
-        number = f"{value:.3g}"
-    return f"{number}{unit}"
