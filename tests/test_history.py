@@ -12,7 +12,7 @@ from watching import WatchProcess
 
 from checkrunner.masking import Masker
 from checkrunner.plan import Plan
-from checkrunner.report.history import BLOCKS, PLAIN_LEVELS
+from checkrunner.report.history import BLOCKS, PLAIN_LEVELS, table
 from checkrunner.results import CheckResult, HostResult, RunResult, Status
 from checkrunner.serve.rounds import LoadedConfig, RoundRecorder
 from checkrunner.state.db import open_state
@@ -114,6 +114,95 @@ def test_history_command_table_and_json(tmp_path):
     assert {"value", "exit_code"} <= {s["metric"] for s in every["series"]}
 
 
+def _plugin_run(tmp_path: Path, value: str, unit: str):
+    """A run whose Nagios plugin reports `used` in `unit` (its perfdata UOM)."""
+    plugin = tmp_path / "plugin.sh"
+    plugin.write_text('#!/bin/sh\necho "OK | used=$1$2"\n')
+    plugin.chmod(0o755)
+    playbook = tmp_path / "units.yml"
+    playbook.write_text(
+        "- name: disk\n  hosts: localhost\n  checks:\n"
+        f'    - {{name: data, nagios: {{plugin: "{plugin}", '
+        'args: ["{{ env.CHECKRUN_TEST_V }}", "{{ env.CHECKRUN_TEST_U }}"]}, metric: used}\n'
+    )
+    env = {"CHECKRUN_TEST_V": value, "CHECKRUN_TEST_U": unit}
+    done = run_checkrun(playbook, "--state", tmp_path / "s.db", env=env)
+    assert done.returncode == 0, done.stderr
+
+
+def _history(tmp_path: Path, *extra: str):
+    args = ("history", "--host", "localhost", "--check", "data", "--metric", "used")
+    shown = run_checkrun(*args, "--state", tmp_path / "s.db", *extra)
+    assert shown.returncode == 0, shown.stderr
+    return shown.stdout
+
+
+def test_history_shows_values_in_their_unit_and_json_the_raw_number_with_it(tmp_path):
+    _plugin_run(tmp_path, "24806000000", "B")
+    _plugin_run(tmp_path, "1536", "B")
+    rows = [line.split()[2:] for line in _history(tmp_path).splitlines()[3:]]
+    assert rows == [["23.1", "GiB", "OK"], ["1.50", "KiB", "OK"]]
+    [series] = json.loads(_history(tmp_path, "--json"))["series"]
+    assert series["unit"] == "B"
+    assert [s["value"] for s in series["samples"]] == [24806000000.0, 1536.0]
+
+
+def test_a_series_unit_follows_the_newest_run(tmp_path):
+    """The unit is the series' newest: a plugin that now reports percent is shown in it."""
+    _plugin_run(tmp_path, "2048", "B")
+    assert json.loads(_history(tmp_path, "--json"))["series"][0]["unit"] == "B"
+    _plugin_run(tmp_path, "12.5", "%")
+    assert json.loads(_history(tmp_path, "--json"))["series"][0]["unit"] == "%"
+    assert "12.5%" in _history(tmp_path)
+    assert _rows(tmp_path / "s.db", "SELECT unit FROM series WHERE metric = 'used'") == [("%",)]
+
+
+def test_hourly_rows_show_min_avg_max_in_the_unit(tmp_path):
+    start = 1_800_000_000.0 // HOUR * HOUR
+    clock = Clock(start)
+    db = open_state(str(tmp_path / "s.db"))
+    recorder = RoundRecorder(db, _config(), clock=clock)
+    for offset, value in ((0, 0.25), (600, 1.5)):
+        clock.now = start + offset
+        recorder.record(_round(("web", "latency", value, Status.OK), unit="s"))
+    clock.now = start + 9 * DAY
+    recorder.record(_round(("web", "latency", 2.0, Status.OK), unit="s"))
+    [key] = HistoryStore(db.connection).series()
+    assert key.unit == "s"
+    lines = table(key, HistoryStore(db.connection).samples(key, start))
+    db.close()
+    assert "min 250ms avg 875ms max 1.5s count 2" in lines[3]
+    assert lines[4].split()[2] == "2s"
+
+
+def test_recording_a_round_reads_each_series_once_and_writes_no_unit_it_already_has(tmp_path):
+    """Keeping units costs a round no statement: one read per series, one insert for all."""
+    clock = Clock(1_800_000_000.0)
+    db = open_state(str(tmp_path / "s.db"))
+    recorder = RoundRecorder(db, _config(), clock=clock)
+    checks = [(host, "load", 1.0, Status.OK) for host in ("web", "db", "cache")]
+    recorder.record(_round(*checks, unit="%"))
+    statements: list[str] = []
+    db.connection.set_trace_callback(statements.append)
+    clock.now += 10
+    recorder.record(_round(*checks, unit="%"))
+    db.connection.set_trace_callback(None)
+    on_series = [s for s in statements if "series" in s and "samples" not in s]
+    assert len(on_series) == 3 and all(s.startswith("SELECT") for s in on_series), statements
+    assert not any(s.startswith("UPDATE") for s in statements)
+    # A unit that changed is written once, on the series that changed.
+    statements.clear()
+    db.connection.set_trace_callback(statements.append)
+    clock.now += 10
+    recorder.record(_round(*checks[:2], unit="%"))
+    recorder.record(_round(checks[2], unit="B"))
+    db.connection.set_trace_callback(None)
+    assert len([s for s in statements if s.startswith("UPDATE series")]) == 1
+    units = {k.check.host: k.unit for k in HistoryStore(db.connection).series()}
+    db.close()
+    assert units == {"web": "%", "db": "%", "cache": "B"}
+
+
 @pytest.mark.parametrize(
     ("option", "wrong", "hint"),
     [
@@ -198,12 +287,15 @@ def _config() -> LoadedConfig:
     return LoadedConfig(plan=Plan(playbook="p.yml", hosts=[]), receivers=None, masker=Masker([]))
 
 
-def _round(*checks: tuple[str, str, float | None, Status]) -> RunResult:
+def _round(*checks: tuple[str, str, float | None, Status], unit: str = "") -> RunResult:
     hosts: dict[str, HostResult] = {}
     for host, name, value, status in checks:
-        result = CheckResult(host, "play", name, "command", status, metric="v", value=value)
+        result = CheckResult(
+            host, "play", name, "command", status, metric="v", value=value, unit=unit
+        )
         if value is not None:
             result.measurements = {"v": value}
+            result.units = {"v": unit} if unit else {}
         hosts.setdefault(host, HostResult(host)).checks.append(result)
     return RunResult(playbook="p.yml", started_at=0.0, hosts=list(hosts.values()))
 

@@ -10,6 +10,7 @@ import json
 import time
 from typing import Any
 
+from checkrunner.report.formatting import format_value
 from checkrunner.safe_text import escape_unprintable_json, one_line
 from checkrunner.state.history import Sample, SeriesKey
 
@@ -38,10 +39,9 @@ def _when(at: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at))
 
 
-def _number(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.6g}"
+def _value(value: float | None, unit: str) -> str:
+    """Scaled to its unit as every report shows it (1.50 GiB, 12.5ms, 93.2%); '-' for none."""
+    return "-" if value is None else format_value(value, unit)
 
 
 def series_title(key: SeriesKey) -> str:
@@ -58,16 +58,17 @@ def table(key: SeriesKey, samples: list[Sample], unicode: bool = True) -> list[s
     if not samples:
         return [*lines, "  no samples in this window"]
     lines.append("  " + sparkline([s.value for s in samples], unicode))
-    lines.append(f"  {'time (UTC)':<19}  {'value':<40}  status")
+    lines.append(f"  {'time (UTC)':<19}  {'value':<48}  status")
+    unit = one_line(key.unit)
     for sample in samples:
         if sample.hourly:
             value = (
-                f"min {_number(sample.minimum)} avg {_number(sample.value)} "
-                f"max {_number(sample.maximum)} count {sample.count}"
+                f"min {_value(sample.minimum, unit)} avg {_value(sample.value, unit)} "
+                f"max {_value(sample.maximum, unit)} count {sample.count}"
             )
         else:
-            value = _number(sample.value)
-        lines.append(f"  {_when(sample.at):<19}  {value:<40}  {one_line(sample.status)}")
+            value = _value(sample.value, unit)
+        lines.append(f"  {_when(sample.at):<19}  {value:<48}  {one_line(sample.status)}")
     return lines
 
 
@@ -80,6 +81,7 @@ def as_json(found: list[tuple[SeriesKey, list[Sample]]], since: float) -> str:
                 "play": key.check.play,
                 "check": key.check.check,
                 "metric": key.metric,
+                "unit": key.unit,
                 "samples": [_sample_json(sample) for sample in samples],
             }
             for key, samples in found

@@ -4,7 +4,8 @@ Every measurement of every check on every host (value, status, time) is written 
 `HistoryStore.record` inside the transaction of the round that measured it. A series is
 one measurement of one check on one host: host, play name and check name (the CheckKey of
 alerting and the log offsets, masked as planned) plus the measurement's name. A check that
-measured nothing keeps its statuses under the metric ''.
+measured nothing keeps its statuses under the metric ''. A series also keeps its unit (the
+newest recorded), a property of the series rather than part of its name.
 
 Retention (settings.HISTORY_RAW, settings.HISTORY_HOURLY): raw samples older than the raw
 window are folded into hourly rows (min/avg/max/count, worst status) and deleted; hourly
@@ -17,11 +18,11 @@ Reads are one primary-key range per series: (series, at) and (series, hour).
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from checkrunner import settings
 from checkrunner.errors import ConfigError
-from checkrunner.results import RunResult, Status
+from checkrunner.results import CheckResult, RunResult, Status
 from checkrunner.state.keys import CheckKey
 from checkrunner.units import parse_duration
 
@@ -76,6 +77,8 @@ class Sample:
 class SeriesKey:
     check: CheckKey
     metric: str
+    # What the values are in ('%', 'B', 's' ...; '' unknown): not part of the series' name.
+    unit: str = field(default="", compare=False)
 
 
 class HistoryStore:
@@ -99,24 +102,32 @@ class HistoryStore:
             if not measured:
                 measured = {check.metric or NO_METRIC: check.value}
             for metric, value in measured.items():
-                rows.append((self._series_id(key, metric), now, value, check.status.value))
+                series = self._series_id(key, metric, _unit_of(check, metric))
+                rows.append((series, now, value, check.status.value))
         self.connection.executemany(
             "INSERT OR REPLACE INTO samples (series, at, value, status) VALUES (?, ?, ?, ?)", rows
         )
         self.upkeep_if_due(now)
         return len(rows)
 
-    def _series_id(self, key: CheckKey, metric: str) -> int:
+    def _series_id(self, key: CheckKey, metric: str, unit: str) -> int:
+        """The series' id, made if new; its unit updated only when it changed (a module
+        upgrade), so a round costs one read per series, as before units were kept."""
         ident = (key.host, key.play, key.check, metric)
         row = self.connection.execute(
-            "SELECT id FROM series WHERE host = ? AND play = ? AND check_name = ? AND metric = ?",
+            "SELECT id, unit FROM series "
+            "WHERE host = ? AND play = ? AND check_name = ? AND metric = ?",
             ident,
         ).fetchone()
-        if row:
-            return row[0]
-        return self.connection.execute(
-            "INSERT INTO series (host, play, check_name, metric) VALUES (?, ?, ?, ?)", ident
-        ).lastrowid
+        if row is None:
+            return self.connection.execute(
+                "INSERT INTO series (host, play, check_name, metric, unit) VALUES (?, ?, ?, ?, ?)",
+                (*ident, unit),
+            ).lastrowid
+        series, stored = row
+        if stored != unit:
+            self.connection.execute("UPDATE series SET unit = ? WHERE id = ?", (unit, series))
+        return series
 
     # -- retention ----------------------------------------------------------------------------
 
@@ -160,9 +171,9 @@ class HistoryStore:
 
     def series(self) -> list[SeriesKey]:
         return [
-            SeriesKey(CheckKey(host, play, name), metric)
-            for host, play, name, metric in self.connection.execute(
-                "SELECT host, play, check_name, metric FROM series "
+            SeriesKey(CheckKey(host, play, name), metric, unit)
+            for host, play, name, metric, unit in self.connection.execute(
+                "SELECT host, play, check_name, metric, unit FROM series "
                 "ORDER BY host, play, check_name, metric"
             )
         ]
@@ -191,6 +202,14 @@ class HistoryStore:
             )
         ]
         return hourly + raw
+
+
+def _unit_of(check: CheckResult, metric: str) -> str:
+    """The unit of one of `check`'s measurements ('' for a count, a status or unknown)."""
+    unit = check.units.get(metric)
+    if unit is None and metric == check.metric:
+        unit = check.unit
+    return unit or ""
 
 
 def _worst_sql() -> str:
