@@ -550,7 +550,7 @@ def history(query: HistoryQuery, clock: Callable[[], float] | None = None) -> in
     """`checkrun history`: the series of one check on one host, a table or JSON."""
     import time
 
-    from checkrunner.report.history import as_json, table
+    from checkrunner.report.history import TABLE_SAMPLES, as_json, table
     from checkrunner.state.db import default_state_path
     from checkrunner.state.history import HistoryStore
 
@@ -564,10 +564,10 @@ def history(query: HistoryQuery, clock: Callable[[], float] | None = None) -> in
     store = HistoryStore(db.connection)
     keys = _history_series(store.series(), query)
     since = (clock or time.time)() - query.since
-    found = [(key, store.samples(key, since)) for key in keys]
-    if query.as_json:
-        print(as_json(found, since))
+    if query.as_json:  # every sample, for machines
+        print(as_json([(key, store.samples(key, since)) for key in keys], since))
         return EXIT_OK
+    found = [(key, store.samples(key, since, hours_beyond=TABLE_SAMPLES)) for key in keys]
     unicode = (sys.stdout.encoding or "").lower().replace("-", "") == "utf8"
     blocks = ["\n".join(table(key, samples, unicode)) for key, samples in found]
     print("\n\n".join(blocks))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,15 @@ from watching import WatchProcess
 
 from checkrunner.masking import Masker
 from checkrunner.plan import Plan
-from checkrunner.report.history import BLOCKS, PLAIN_LEVELS, table
+from checkrunner.report.formatting import format_value
+from checkrunner.report.history import (
+    BLOCKS,
+    PLAIN_LEVELS,
+    SPARK_WIDTH,
+    TABLE_SAMPLES,
+    sparkline,
+    table,
+)
 from checkrunner.results import CheckResult, HostResult, RunResult, Status
 from checkrunner.serve.rounds import LoadedConfig, RoundRecorder
 from checkrunner.state.db import open_state
@@ -173,6 +182,46 @@ def test_hourly_rows_show_min_avg_max_in_the_unit(tmp_path):
     db.close()
     assert "min 250ms avg 875ms max 1.5s count 2" in lines[3]
     assert lines[4].split()[2] == "2s"
+
+
+def test_a_long_window_is_shown_one_row_per_hour_and_json_keeps_every_sample(tmp_path):
+    """More samples than TABLE_SAMPLES: the table has a row per hour (as the upkeep folds
+    them), the sparkline a character per row; --json still gives each sample."""
+    rounds = TABLE_SAMPLES + 60
+    start = time.time() - rounds * 10  # the newest sample is now
+    clock = Clock(start)
+    db = open_state(str(tmp_path / "s.db"))
+    recorder = RoundRecorder(db, _config(), clock=clock)
+    by_hour: dict[float, list[int]] = {}
+    for number in range(rounds):
+        clock.now = start + number * 10
+        by_hour.setdefault(clock.now // HOUR * HOUR, []).append(number)
+        status = Status.WARNING if number == rounds - 1 else Status.OK
+        recorder.record(_round(("web", "load", float(number), status), unit="%"))
+    db.close()
+    args = ("history", "--host", "web", "--check", "load", "--state", tmp_path / "s.db")
+    shown = run_checkrun(*args, "--since", "3h")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    spark, rows = lines[1].strip(), lines[3:]
+    assert len(rows) == len(by_hour) and len(spark) == len(rows), lines  # a character a row
+    for row, numbers in zip(rows, by_hour.values()):
+        low, high = numbers[0], numbers[-1]
+        average = format_value(sum(numbers) / len(numbers), "%")
+        assert f"min {low}.0% avg {average} max {high}.0% count {len(numbers)}" in row, row
+    assert rows[-1].endswith("WARNING") and rows[0].endswith("OK")  # each hour's worst status
+    every = json.loads(run_checkrun(*args, "--since", "3h", "--json").stdout)
+    assert [s["value"] for s in every["series"][0]["samples"]] == [float(n) for n in range(rounds)]
+    # A window with fewer samples than that: each is a row.
+    recent = run_checkrun(*args, "--since", "10m").stdout.splitlines()[3:]
+    assert 30 <= len(recent) <= 60 and recent[-1].split()[2:] == [f"{rounds - 1}.0%", "WARNING"]
+
+
+def test_a_sparkline_of_more_values_than_its_width_averages_them():
+    assert sparkline([float(v) for v in range(1000)]) == "".join(
+        BLOCKS[round(column / (SPARK_WIDTH - 1) * 7)] for column in range(SPARK_WIDTH)
+    )
+    assert sparkline([1.0, None, 2.0], width=2) == BLOCKS[0] + BLOCKS[-1]
 
 
 def test_recording_a_round_reads_each_series_once_and_writes_no_unit_it_already_has(tmp_path):
@@ -381,7 +430,9 @@ def test_history_reads_and_upkeep_use_primary_key_ranges(tmp_path):
     db.connection.set_trace_callback(statements.append)
     clock.now += 9 * DAY
     recorder.record(_round(("web", "load", 3.0, Status.OK)))
-    HistoryStore(db.connection).samples(SeriesKey(CheckKey("web", "play", "load"), "v"), 0.0)
+    key = SeriesKey(CheckKey("web", "play", "load"), "v")
+    HistoryStore(db.connection).samples(key, 0.0)
+    HistoryStore(db.connection).samples(key, 0.0, hours_beyond=0)  # raw folded into hours
     db.connection.set_trace_callback(None)
     touching = [s for s in statements if "samples" in s and not s.startswith("EXPLAIN")]
     assert any("samples_hourly" in s and "INSERT" in s for s in touching)  # upkeep ran

@@ -16,12 +16,18 @@ from checkrunner.state.history import Sample, SeriesKey
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 PLAIN_LEVELS = "_.-=+*#@"  # the same eight levels where the output cannot show the blocks
+SPARK_WIDTH = 60  # characters: a sparkline fits a terminal line
+# A window holding more raw samples than this is shown one row per hour (min/avg/max/count):
+# the table grows with the window's hours, not with how often the check ran.
+TABLE_SAMPLES = 240
 
 
-def sparkline(values: list[float | None], unicode: bool = True) -> str:
+def sparkline(values: list[float | None], unicode: bool = True, width: int = SPARK_WIDTH) -> str:
     """One character per value, its height scaled between the series' min and max; a gap
-    (no value) is a space."""
+    (no value) is a space. More values than `width`: each character is the mean of its
+    share of them, so the line fits."""
     levels = BLOCKS if unicode else PLAIN_LEVELS
+    values = _narrowed_to(values, width)
     present = [v for v in values if v is not None]
     if not present:
         return ""
@@ -33,6 +39,17 @@ def sparkline(values: list[float | None], unicode: bool = True) -> str:
         else levels[0 if span == 0 else round((value - low) / span * (len(levels) - 1))]
         for value in values
     )
+
+
+def _narrowed_to(values: list[float | None], width: int) -> list[float | None]:
+    if len(values) <= width:
+        return values
+    narrowed: list[float | None] = []
+    for column in range(width):
+        share = values[column * len(values) // width : (column + 1) * len(values) // width]
+        present = [v for v in share if v is not None]
+        narrowed.append(sum(present) / len(present) if present else None)
+    return narrowed
 
 
 def _when(at: float) -> str:

@@ -146,9 +146,8 @@ class HistoryStore:
         # reads a primary-key range of each, the old end only: never a whole-table scan.
         self.connection.execute(
             "INSERT OR REPLACE INTO samples_hourly (series, hour, min, avg, max, count, worst) "
-            "SELECT series, hour, MIN(value), AVG(value), MAX(value), COUNT(*), "
-            f"{_WORST_SQL} FROM (SELECT x.series, CAST(x.at / {HOUR} AS INTEGER) * {HOUR} "
-            "AS hour, x.value, x.status FROM series AS s CROSS JOIN samples AS x "
+            f"SELECT series, hour, {_FOLD_SQL} FROM (SELECT x.series, {_HOUR_SQL} AS hour, "
+            "x.value, x.status FROM series AS s CROSS JOIN samples AS x "
             "ON x.series = s.id AND x.at < ?) GROUP BY series, hour",
             (cutoff,),
         )
@@ -178,30 +177,62 @@ class HistoryStore:
             )
         ]
 
-    def samples(self, key: SeriesKey, since: float) -> list[Sample]:
-        """The series from `since` on, oldest first: its hourly rows, then its raw samples."""
+    def samples(
+        self, key: SeriesKey, since: float, hours_beyond: int | None = None
+    ) -> list[Sample]:
+        """The series from `since` on, oldest first: its hourly rows, then its raw samples.
+        With `hours_beyond`, raw samples more numerous than that come folded into hours as
+        the upkeep folds them (a read whose length grows with hours, not with samples)."""
         row = self.connection.execute(
             "SELECT id FROM series WHERE host = ? AND play = ? AND check_name = ? AND metric = ?",
             (key.check.host, key.check.play, key.check.check, key.metric),
         ).fetchone()
         if row is None:
             return []
+        series = row[0]
         hourly = [
             Sample(hour, avg, worst, minimum, maximum, count)
             for hour, minimum, avg, maximum, count, worst in self.connection.execute(
                 "SELECT hour, min, avg, max, count, worst FROM samples_hourly "
                 "WHERE series = ? AND hour >= ? ORDER BY hour",
-                (row[0], since // HOUR * HOUR),
+                (series, since // HOUR * HOUR),
             )
         ]
+        if hours_beyond is not None and self._raw_count(series, since) > hours_beyond:
+            return hourly + self._raw_hours(series, since)
         raw = [
             Sample(at, value, status)
             for at, value, status in self.connection.execute(
                 "SELECT at, value, status FROM samples WHERE series = ? AND at >= ? ORDER BY at",
-                (row[0], since),
+                (series, since),
             )
         ]
         return hourly + raw
+
+    def _raw_count(self, series: int, since: float) -> int:
+        return self.connection.execute(
+            "SELECT COUNT(*) FROM samples WHERE series = ? AND at >= ?", (series, since)
+        ).fetchone()[0]
+
+    def _raw_hours(self, series: int, since: float) -> list[Sample]:
+        """The raw samples from `since` on, one summary per hour (the first may be partial).
+        One primary-key range per hour: GROUP BY over the whole window would sort it."""
+        first, last = self.connection.execute(
+            "SELECT MIN(at), MAX(at) FROM samples WHERE series = ? AND at >= ?", (series, since)
+        ).fetchone()
+        if first is None:
+            return []
+        hours = []
+        hour = first // HOUR * HOUR
+        while hour <= last:
+            minimum, avg, maximum, count, worst = self.connection.execute(
+                f"SELECT {_FOLD_SQL} FROM samples WHERE series = ? AND at >= ? AND at < ?",
+                (series, max(hour, since), hour + HOUR),
+            ).fetchone()
+            if count:
+                hours.append(Sample(hour, avg, worst, minimum, maximum, count))
+            hour += HOUR
+        return hours
 
 
 def _unit_of(check: CheckResult, metric: str) -> str:
@@ -221,3 +252,6 @@ def _worst_sql() -> str:
 
 
 _WORST_SQL = _worst_sql()
+# How raw samples (as `x`) fold into hours: by the upkeep into samples_hourly, and by a read.
+_HOUR_SQL = f"CAST(x.at / {HOUR} AS INTEGER) * {HOUR}"
+_FOLD_SQL = f"MIN(value), AVG(value), MAX(value), COUNT(*), {_WORST_SQL}"
