@@ -104,7 +104,9 @@ def as_json(found: list[tuple[SeriesKey, list[Sample]]], since: float) -> str:
             for key, samples in found
         ],
     }
-    return escape_unprintable_json(json.dumps(document, ensure_ascii=False, indent=2))
+    # Not indented: json's C encoder writes 69,120 samples (8 days at 10 s) about five times
+    # faster than its indenting Python one.
+    return escape_unprintable_json(json.dumps(document, ensure_ascii=False))
 
 
 def _sample_json(sample: Sample) -> dict[str, Any]:
