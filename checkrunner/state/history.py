@@ -12,7 +12,8 @@ window are folded into hourly rows (min/avg/max/count, worst status) and deleted
 rows older than the hourly window are deleted. This upkeep runs at most once an hour per
 database, in the transaction of the round that finds it due.
 
-Reads are one primary-key range per series: (series, at) and (series, hour).
+Reads are one primary-key range per series: (series, at) and (series, hour); a read that
+folds raw samples into hours (`checkrun history`'s table) reads one range per hour.
 """
 
 from __future__ import annotations
