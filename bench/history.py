@@ -39,7 +39,6 @@ import json
 import os
 import random
 import resource
-import shutil
 import signal
 import sqlite3
 import statistics
@@ -118,10 +117,12 @@ def config() -> LoadedConfig:
 
 def copy_database(source: Path, target: Path) -> None:
     """A consistent copy (WAL included) through SQLite's backup API."""
-    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
         src.backup(dst)
-    src.close()
-    dst.close()
+    finally:
+        src.close()
+        dst.close()
 
 
 # --- write: the history's share of a run ----------------------------------------------------
@@ -553,7 +554,6 @@ def main() -> None:
                 record_in_transaction(db, run, end)
                 db.close()
                 read = read_latency(checkrun, history_db, template, args.runs, root, args.days)
-        shutil.rmtree(root / "home", ignore_errors=True)
     print_summary(write, size, read)
     print(f"(bench time {time.monotonic() - started:.0f} s)")
 
