@@ -69,7 +69,14 @@ def install_checkrun() -> Path:
     if not (CHECKRUN_VENV / "bin" / "python").exists():
         subprocess.run([sys.executable, "-m", "venv", str(CHECKRUN_VENV)], check=True)
     subprocess.run(
-        [str(CHECKRUN_VENV / "bin" / "pip"), "install", "-q", "--force-reinstall", "--no-deps", str(REPO)],
+        [
+            str(CHECKRUN_VENV / "bin" / "pip"),
+            "install",
+            "-q",
+            "--force-reinstall",
+            "--no-deps",
+            str(REPO),
+        ],
         check=True,
     )
     subprocess.run([str(CHECKRUN_VENV / "bin" / "pip"), "install", "-q", str(REPO)], check=True)

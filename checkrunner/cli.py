@@ -8,9 +8,9 @@ import dataclasses
 import signal
 import sys
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from checkrunner import __version__, app, settings
+from checkrunner import __version__, settings
 from checkrunner.config.coerce import bounds_text, coerce_value
 from checkrunner.config.keywords import DELAY_SPEC, INTERVAL_SPEC, TIMEOUT_SPEC
 from checkrunner.errors import CheckrunError, ConfigError, OptionValueError, flatten_problems
@@ -18,7 +18,12 @@ from checkrunner.report import format_help
 from checkrunner.results import EXIT_BAD_INPUT, EXIT_INTERRUPTED, FAIL_ON_LEVELS
 from checkrunner.safe_text import one_line, printable
 from checkrunner.serve.events import LOG_FORMATS
-from checkrunner.transport.base import CHECKING_MODES
+
+# app (and with it the playbook, inventory and transport layers) is imported by the commands
+# that need it: `checkrun history` starts without them.
+if TYPE_CHECKING:
+    from checkrunner import app
+    from checkrunner.history_command import HistoryQuery
 
 SUBCOMMANDS = ("run", "validate", "schema", "doc", "notify", "alerts", "watch", "history")
 
@@ -270,6 +275,8 @@ def _add_state_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_ssh_arguments(parser: argparse.ArgumentParser) -> None:
+    from checkrunner.transport.base import CHECKING_MODES
+
     parser.add_argument(
         "-u",
         "--user",
@@ -344,6 +351,8 @@ def _common_fields(ns: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run_command(ns: argparse.Namespace) -> app.RunCommand:
+    from checkrunner import app
+
     return app.RunCommand(
         **_common_fields(ns),
         wait=ns.wait,
@@ -359,6 +368,8 @@ def _run_command(ns: argparse.Namespace) -> app.RunCommand:
 
 
 def _watch_command(ns: argparse.Namespace) -> app.WatchCommand:
+    from checkrunner import app
+
     return app.WatchCommand(
         **_common_fields(ns),
         interval=ns.interval,
@@ -373,6 +384,12 @@ def _watch_command(ns: argparse.Namespace) -> app.WatchCommand:
 def _dispatch(argv: list[str]) -> int:
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else "run"
     rest = argv[1:] if argv and argv[0] in SUBCOMMANDS else argv
+    if command == "history":
+        from checkrunner.history_command import history
+
+        return history(_history_query(_history_parser().parse_args(rest)))
+    from checkrunner import app
+
     if command == "schema":
         _Parser(prog="checkrun schema", description="Print the playbook JSON Schema.").parse_args(
             rest
@@ -405,8 +422,6 @@ def _dispatch(argv: list[str]) -> int:
         parser.add_argument("--state", metavar="PATH", help="the state database")
         ns = parser.parse_args(rest)
         return app.alerts(app.RunCommand(playbook="", state=ns.state))
-    if command == "history":
-        return app.history(_history_query(_history_parser().parse_args(rest)))
     if command == "watch":
         return app.watch(_watch_command(_watch_parser("checkrun watch").parse_args(rest)))
     prog = "checkrun validate" if command == "validate" else "checkrun"
@@ -435,8 +450,10 @@ def _history_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _history_query(ns: argparse.Namespace) -> app.HistoryQuery:
-    return app.HistoryQuery(
+def _history_query(ns: argparse.Namespace) -> HistoryQuery:
+    from checkrunner.history_command import HistoryQuery
+
+    return HistoryQuery(
         host=ns.host,
         check=ns.check,
         metric=ns.metric,

@@ -14,6 +14,13 @@ import pytest
 from helpers import run_checkrun
 
 
+@pytest.fixture(autouse=True)
+def own_state_directory(tmp_path_factory, monkeypatch) -> None:
+    """Each test's runs without --state write a state database of their own, never the
+    user's ~/.local/state one (which another checkout's schema may have migrated)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("xdg-state")))
+
+
 @pytest.fixture
 def checkrun():
     return run_checkrun

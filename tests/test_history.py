@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,15 @@ from watching import WatchProcess
 
 from checkrunner.masking import Masker
 from checkrunner.plan import Plan
-from checkrunner.report.history import BLOCKS, PLAIN_LEVELS
+from checkrunner.report.formatting import format_value
+from checkrunner.report.history import (
+    BLOCKS,
+    PLAIN_LEVELS,
+    SPARK_WIDTH,
+    TABLE_SAMPLES,
+    sparkline,
+    table,
+)
 from checkrunner.results import CheckResult, HostResult, RunResult, Status
 from checkrunner.serve.rounds import LoadedConfig, RoundRecorder
 from checkrunner.state.db import open_state
@@ -114,6 +123,135 @@ def test_history_command_table_and_json(tmp_path):
     assert {"value", "exit_code"} <= {s["metric"] for s in every["series"]}
 
 
+def _plugin_run(tmp_path: Path, value: str, unit: str):
+    """A run whose Nagios plugin reports `used` in `unit` (its perfdata UOM)."""
+    plugin = tmp_path / "plugin.sh"
+    plugin.write_text('#!/bin/sh\necho "OK | used=$1$2"\n')
+    plugin.chmod(0o755)
+    playbook = tmp_path / "units.yml"
+    playbook.write_text(
+        "- name: disk\n  hosts: localhost\n  checks:\n"
+        f'    - {{name: data, nagios: {{plugin: "{plugin}", '
+        'args: ["{{ env.CHECKRUN_TEST_V }}", "{{ env.CHECKRUN_TEST_U }}"]}, metric: used}\n'
+    )
+    env = {"CHECKRUN_TEST_V": value, "CHECKRUN_TEST_U": unit}
+    done = run_checkrun(playbook, "--state", tmp_path / "s.db", env=env)
+    assert done.returncode == 0, done.stderr
+
+
+def _history(tmp_path: Path, *extra: str):
+    args = ("history", "--host", "localhost", "--check", "data", "--metric", "used")
+    shown = run_checkrun(*args, "--state", tmp_path / "s.db", *extra)
+    assert shown.returncode == 0, shown.stderr
+    return shown.stdout
+
+
+def test_history_shows_values_in_their_unit_and_json_the_raw_number_with_it(tmp_path):
+    _plugin_run(tmp_path, "24806000000", "B")
+    _plugin_run(tmp_path, "1536", "B")
+    rows = [line.split()[2:] for line in _history(tmp_path).splitlines()[3:]]
+    assert rows == [["23.1", "GiB", "OK"], ["1.50", "KiB", "OK"]]
+    [series] = json.loads(_history(tmp_path, "--json"))["series"]
+    assert series["unit"] == "B"
+    assert [s["value"] for s in series["samples"]] == [24806000000.0, 1536.0]
+
+
+def test_a_series_unit_follows_the_newest_run(tmp_path):
+    """The unit is the series' newest: a plugin that now reports percent is shown in it."""
+    _plugin_run(tmp_path, "2048", "B")
+    assert json.loads(_history(tmp_path, "--json"))["series"][0]["unit"] == "B"
+    _plugin_run(tmp_path, "12.5", "%")
+    assert json.loads(_history(tmp_path, "--json"))["series"][0]["unit"] == "%"
+    assert "12.5%" in _history(tmp_path)
+    assert _rows(tmp_path / "s.db", "SELECT unit FROM series WHERE metric = 'used'") == [("%",)]
+
+
+def test_hourly_rows_show_min_avg_max_in_the_unit(tmp_path):
+    start = 1_800_000_000.0 // HOUR * HOUR
+    clock = Clock(start)
+    db = open_state(str(tmp_path / "s.db"))
+    recorder = RoundRecorder(db, _config(), clock=clock)
+    for offset, value in ((0, 0.25), (600, 1.5)):
+        clock.now = start + offset
+        recorder.record(_round(("web", "latency", value, Status.OK), unit="s"))
+    clock.now = start + 9 * DAY
+    recorder.record(_round(("web", "latency", 2.0, Status.OK), unit="s"))
+    [key] = HistoryStore(db.connection).series()
+    assert key.unit == "s"
+    lines = table(key, HistoryStore(db.connection).samples(key, start))
+    db.close()
+    assert "min 250ms avg 875ms max 1.5s count 2" in lines[3]
+    assert lines[4].split()[2] == "2s"
+
+
+def test_a_long_window_is_shown_one_row_per_hour_and_json_keeps_every_sample(tmp_path):
+    """More samples than TABLE_SAMPLES: the table has a row per hour (as the upkeep folds
+    them), the sparkline a character per row; --json still gives each sample."""
+    rounds = TABLE_SAMPLES + 60
+    start = time.time() - rounds * 10  # the newest sample is now
+    clock = Clock(start)
+    db = open_state(str(tmp_path / "s.db"))
+    recorder = RoundRecorder(db, _config(), clock=clock)
+    by_hour: dict[float, list[int]] = {}
+    for number in range(rounds):
+        clock.now = start + number * 10
+        by_hour.setdefault(clock.now // HOUR * HOUR, []).append(number)
+        status = Status.WARNING if number == rounds - 1 else Status.OK
+        recorder.record(_round(("web", "load", float(number), status), unit="%"))
+    db.close()
+    args = ("history", "--host", "web", "--check", "load", "--state", tmp_path / "s.db")
+    shown = run_checkrun(*args, "--since", "3h")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    spark, rows = lines[1].strip(), lines[3:]
+    assert len(rows) == len(by_hour) and len(spark) == len(rows), lines  # a character a row
+    for row, numbers in zip(rows, by_hour.values()):
+        low, high = numbers[0], numbers[-1]
+        average = format_value(sum(numbers) / len(numbers), "%")
+        assert f"min {low}.0% avg {average} max {high}.0% count {len(numbers)}" in row, row
+    assert rows[-1].endswith("WARNING") and rows[0].endswith("OK")  # each hour's worst status
+    every = json.loads(run_checkrun(*args, "--since", "3h", "--json").stdout)
+    assert [s["value"] for s in every["series"][0]["samples"]] == [float(n) for n in range(rounds)]
+    # A window with fewer samples than that: each is a row.
+    recent = run_checkrun(*args, "--since", "10m").stdout.splitlines()[3:]
+    assert 30 <= len(recent) <= 60 and recent[-1].split()[2:] == [f"{rounds - 1}.0%", "WARNING"]
+
+
+def test_a_sparkline_of_more_values_than_its_width_averages_them():
+    assert sparkline([float(v) for v in range(1000)]) == "".join(
+        BLOCKS[round(column / (SPARK_WIDTH - 1) * 7)] for column in range(SPARK_WIDTH)
+    )
+    assert sparkline([1.0, None, 2.0], width=2) == BLOCKS[0] + BLOCKS[-1]
+
+
+def test_recording_a_round_reads_each_series_once_and_writes_no_unit_it_already_has(tmp_path):
+    """Keeping units costs a round no statement: one read per series, one insert for all."""
+    clock = Clock(1_800_000_000.0)
+    db = open_state(str(tmp_path / "s.db"))
+    recorder = RoundRecorder(db, _config(), clock=clock)
+    checks = [(host, "load", 1.0, Status.OK) for host in ("web", "db", "cache")]
+    recorder.record(_round(*checks, unit="%"))
+    statements: list[str] = []
+    db.connection.set_trace_callback(statements.append)
+    clock.now += 10
+    recorder.record(_round(*checks, unit="%"))
+    db.connection.set_trace_callback(None)
+    on_series = [s for s in statements if "series" in s and "samples" not in s]
+    assert len(on_series) == 3 and all(s.startswith("SELECT") for s in on_series), statements
+    assert not any(s.startswith("UPDATE") for s in statements)
+    # A unit that changed is written once, on the series that changed.
+    statements.clear()
+    db.connection.set_trace_callback(statements.append)
+    clock.now += 10
+    recorder.record(_round(*checks[:2], unit="%"))
+    recorder.record(_round(checks[2], unit="B"))
+    db.connection.set_trace_callback(None)
+    assert len([s for s in statements if s.startswith("UPDATE series")]) == 1
+    units = {k.check.host: k.unit for k in HistoryStore(db.connection).series()}
+    db.close()
+    assert units == {"web": "%", "db": "%", "cache": "B"}
+
+
 @pytest.mark.parametrize(
     ("option", "wrong", "hint"),
     [
@@ -198,12 +336,15 @@ def _config() -> LoadedConfig:
     return LoadedConfig(plan=Plan(playbook="p.yml", hosts=[]), receivers=None, masker=Masker([]))
 
 
-def _round(*checks: tuple[str, str, float | None, Status]) -> RunResult:
+def _round(*checks: tuple[str, str, float | None, Status], unit: str = "") -> RunResult:
     hosts: dict[str, HostResult] = {}
     for host, name, value, status in checks:
-        result = CheckResult(host, "play", name, "command", status, metric="v", value=value)
+        result = CheckResult(
+            host, "play", name, "command", status, metric="v", value=value, unit=unit
+        )
         if value is not None:
             result.measurements = {"v": value}
+            result.units = {"v": unit} if unit else {}
         hosts.setdefault(host, HostResult(host)).checks.append(result)
     return RunResult(playbook="p.yml", started_at=0.0, hosts=list(hosts.values()))
 
@@ -289,7 +430,9 @@ def test_history_reads_and_upkeep_use_primary_key_ranges(tmp_path):
     db.connection.set_trace_callback(statements.append)
     clock.now += 9 * DAY
     recorder.record(_round(("web", "load", 3.0, Status.OK)))
-    HistoryStore(db.connection).samples(SeriesKey(CheckKey("web", "play", "load"), "v"), 0.0)
+    key = SeriesKey(CheckKey("web", "play", "load"), "v")
+    HistoryStore(db.connection).samples(key, 0.0)
+    HistoryStore(db.connection).samples(key, 0.0, hours_beyond=0)  # raw folded into hours
     db.connection.set_trace_callback(None)
     touching = [s for s in statements if "samples" in s and not s.startswith("EXPLAIN")]
     assert any("samples_hourly" in s and "INSERT" in s for s in touching)  # upkeep ran

@@ -214,3 +214,39 @@ def test_ascii_host_names_skip_the_idna_codec_with_the_same_result(hostname):
 
     given = _ascii_host(hostname)
     assert (given if isinstance(given, bytes) else idna(given)) == idna(hostname)
+
+
+# --- `checkrun history` without the run's layers ------------------------------------------
+
+
+def test_checkrun_history_starts_without_the_layers_of_a_run(tmp_path):
+    """It reads the state database only: no app, no playbook/inventory/transport layer, no
+    YAML or Jinja2 (the bulk of a run's start-up)."""
+    from checkrunner.masking import Masker
+    from checkrunner.plan import Plan
+    from checkrunner.results import CheckResult, HostResult, RunResult, Status
+    from checkrunner.serve.rounds import LoadedConfig, RoundRecorder
+    from checkrunner.state.db import open_state
+
+    state = tmp_path / "s.db"
+    db = open_state(str(state))
+    check = CheckResult("web", "p", "load", "load", Status.OK, metric="load1", value=0.5)
+    check.measurements = {"load1": 0.5}
+    config = LoadedConfig(plan=Plan(playbook="p.yml", hosts=[]), receivers=None, masker=Masker([]))
+    RoundRecorder(db, config).record(
+        RunResult("p.yml", 0.0, hosts=[HostResult("web", checks=[check])])
+    )
+    db.close()
+    out = run_python(
+        f"""
+        import contextlib, io, sys
+        from checkrunner.cli import main
+        shown = io.StringIO()
+        with contextlib.redirect_stdout(shown):
+            code = main(["history", "--host", "web", "--check", "load", "--state", {str(state)!r}])
+        heavy = ("checkrunner.app", "checkrunner.config.loader", "checkrunner.inventory",
+                 "checkrunner.transport.local", "yaml", "jinja2")
+        print(code, "0.5" in shown.getvalue(), [name for name in heavy if name in sys.modules])
+        """
+    )
+    assert out == "0 True []"

@@ -16,58 +16,50 @@ Public API (the other layers import only from here, or ranges for `parse_range`)
   the layers above.
 """
 
-from checkrunner.config.docs import (
-    lookup_module,
-    render_module_doc,
-    render_module_list,
-    render_receiver_doc,
-    render_receiver_list,
-)
-from checkrunner.config.extra_vars import parse_extra_vars
-from checkrunner.config.keywords import DEFAULT_CHECK_TIMEOUT, DEFAULT_RETRY_DELAY
-from checkrunner.config.loader import load_yaml_file, read_playbook
-from checkrunner.config.model import CheckSpec, Interval, Play, Playbook, ThresholdSpec
-from checkrunner.config.normalize import normalize_args
-from checkrunner.config.problems import raise_problems
-from checkrunner.config.ranges import Range, parse_range
-from checkrunner.config.schema import playbook_schema
-from checkrunner.config.templating import Templater, evaluate_when
-from checkrunner.errors import MultipleConfigErrors
-from checkrunner.yamlio.marked import (
-    MarkedMap,
-    MarkedSeq,
-    key_location,
-    value_location,
-)
-from checkrunner.yamlio.marked import merge_marked as merge_variables
+import importlib
+from typing import Any
 
-__all__ = [
-    "DEFAULT_CHECK_TIMEOUT",
-    "DEFAULT_RETRY_DELAY",
-    "CheckSpec",
-    "Interval",
-    "MarkedMap",
-    "MarkedSeq",
-    "MultipleConfigErrors",
-    "Play",
-    "Playbook",
-    "Range",
-    "Templater",
-    "ThresholdSpec",
-    "evaluate_when",
-    "key_location",
-    "load_yaml_file",
-    "lookup_module",
-    "merge_variables",
-    "normalize_args",
-    "parse_extra_vars",
-    "parse_range",
-    "playbook_schema",
-    "raise_problems",
-    "read_playbook",
-    "render_module_doc",
-    "render_module_list",
-    "render_receiver_doc",
-    "render_receiver_list",
-    "value_location",
-]
+# Loaded when first used (PEP 562), so that a command needing one piece of config (the CLI's
+# option types, `checkrun history`) does not import the whole layer (YAML, Jinja2, schemas).
+_EXPORTS = {
+    "DEFAULT_CHECK_TIMEOUT": "checkrunner.config.keywords",
+    "DEFAULT_RETRY_DELAY": "checkrunner.config.keywords",
+    "CheckSpec": "checkrunner.config.model",
+    "Interval": "checkrunner.config.model",
+    "MarkedMap": "checkrunner.yamlio.marked",
+    "MarkedSeq": "checkrunner.yamlio.marked",
+    "MultipleConfigErrors": "checkrunner.errors",
+    "Play": "checkrunner.config.model",
+    "Playbook": "checkrunner.config.model",
+    "Range": "checkrunner.config.ranges",
+    "Templater": "checkrunner.config.templating",
+    "ThresholdSpec": "checkrunner.config.model",
+    "evaluate_when": "checkrunner.config.templating",
+    "key_location": "checkrunner.yamlio.marked",
+    "load_yaml_file": "checkrunner.config.loader",
+    "lookup_module": "checkrunner.config.docs",
+    "merge_variables": "checkrunner.yamlio.marked",
+    "normalize_args": "checkrunner.config.normalize",
+    "parse_extra_vars": "checkrunner.config.extra_vars",
+    "parse_range": "checkrunner.config.ranges",
+    "playbook_schema": "checkrunner.config.schema",
+    "raise_problems": "checkrunner.config.problems",
+    "read_playbook": "checkrunner.config.loader",
+    "render_module_doc": "checkrunner.config.docs",
+    "render_module_list": "checkrunner.config.docs",
+    "render_receiver_doc": "checkrunner.config.docs",
+    "render_receiver_list": "checkrunner.config.docs",
+    "value_location": "checkrunner.yamlio.marked",
+}
+_RENAMED = {"merge_variables": "merge_marked"}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), _RENAMED.get(name, name))
+    globals()[name] = value
+    return value

@@ -207,6 +207,11 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (series, lookback, robust, seasonal)
     ) WITHOUT ROWID;
     """,
+    # Each series' unit (the measurement's, as the module or the check declares it), so that
+    # `checkrun history` prints 1.50 GiB rather than 1.61061e+09; '' until the next record.
+    """
+    ALTER TABLE series ADD COLUMN unit TEXT NOT NULL DEFAULT '';
+    """,
 )
 
 

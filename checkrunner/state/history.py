@@ -4,14 +4,16 @@ Every measurement of every check on every host (value, status, time) is written 
 `HistoryStore.record` inside the transaction of the round that measured it. A series is
 one measurement of one check on one host: host, play name and check name (the CheckKey of
 alerting and the log offsets, masked as planned) plus the measurement's name. A check that
-measured nothing keeps its statuses under the metric ''.
+measured nothing keeps its statuses under the metric ''. A series also keeps its unit (the
+newest recorded), a property of the series rather than part of its name.
 
 Retention (settings.HISTORY_RAW, settings.HISTORY_HOURLY): raw samples older than the raw
 window are folded into hourly rows (min/avg/max/count, worst status) and deleted; hourly
 rows older than the hourly window are deleted. This upkeep runs at most once an hour per
 database, in the transaction of the round that finds it due.
 
-Reads are one primary-key range per series: (series, at) and (series, hour). Baselines
+Reads are one primary-key range per series: (series, at) and (series, hour); a read that
+folds raw samples into hours (`checkrun history`'s table) reads one range per hour. Baselines
 (dynamic thresholds) are computed here too, in SQL: `baseline_stats`.
 """
 
@@ -21,12 +23,12 @@ import itertools
 import math
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from checkrunner import settings
 from checkrunner.errors import ConfigError
 from checkrunner.evaluate.history import MAD_SCALE, median_and_mad
-from checkrunner.results import RunResult, Status
+from checkrunner.results import CheckResult, RunResult, Status
 from checkrunner.state.keys import CheckKey
 from checkrunner.units import parse_duration
 
@@ -81,6 +83,8 @@ class Sample:
 class SeriesKey:
     check: CheckKey
     metric: str
+    # What the values are in ('%', 'B', 's' ...; '' unknown): not part of the series' name.
+    unit: str = field(default="", compare=False)
 
 
 class HistoryStore:
@@ -104,24 +108,32 @@ class HistoryStore:
             if not measured:
                 measured = {check.metric or NO_METRIC: check.value}
             for metric, value in measured.items():
-                rows.append((self._series_id(key, metric), now, value, check.status.value))
+                series = self._series_id(key, metric, _unit_of(check, metric))
+                rows.append((series, now, value, check.status.value))
         self.connection.executemany(
             "INSERT OR REPLACE INTO samples (series, at, value, status) VALUES (?, ?, ?, ?)", rows
         )
         self.upkeep_if_due(now)
         return len(rows)
 
-    def _series_id(self, key: CheckKey, metric: str) -> int:
+    def _series_id(self, key: CheckKey, metric: str, unit: str) -> int:
+        """The series' id, made if new; its unit updated only when it changed (a module
+        upgrade), so a round costs one read per series, as before units were kept."""
         ident = (key.host, key.play, key.check, metric)
         row = self.connection.execute(
-            "SELECT id FROM series WHERE host = ? AND play = ? AND check_name = ? AND metric = ?",
+            "SELECT id, unit FROM series "
+            "WHERE host = ? AND play = ? AND check_name = ? AND metric = ?",
             ident,
         ).fetchone()
-        if row:
-            return row[0]
-        return self.connection.execute(
-            "INSERT INTO series (host, play, check_name, metric) VALUES (?, ?, ?, ?)", ident
-        ).lastrowid
+        if row is None:
+            return self.connection.execute(
+                "INSERT INTO series (host, play, check_name, metric, unit) VALUES (?, ?, ?, ?, ?)",
+                (*ident, unit),
+            ).lastrowid
+        series, stored = row
+        if stored != unit:
+            self.connection.execute("UPDATE series SET unit = ? WHERE id = ?", (unit, series))
+        return series
 
     # -- retention ----------------------------------------------------------------------------
 
@@ -141,9 +153,8 @@ class HistoryStore:
         self.connection.execute(
             "INSERT OR REPLACE INTO samples_hourly "
             "(series, hour, min, avg, max, count, worst, sumsq) "
-            "SELECT series, hour, MIN(value), AVG(value), MAX(value), COUNT(*), "
-            f"{_WORST_SQL}, SUM(value * value) FROM (SELECT x.series, CAST(x.at / {HOUR} AS INTEGER) * {HOUR} "
-            "AS hour, x.value, x.status FROM series AS s CROSS JOIN samples AS x "
+            f"SELECT series, hour, {_FOLD_SQL}, SUM(value * value) FROM (SELECT x.series, "
+            f"{_HOUR_SQL} AS hour, x.value, x.status FROM series AS s CROSS JOIN samples AS x "
             "ON x.series = s.id AND x.at < ?) GROUP BY series, hour",
             (cutoff,),
         )
@@ -169,9 +180,9 @@ class HistoryStore:
 
     def series(self) -> list[SeriesKey]:
         return [
-            SeriesKey(CheckKey(host, play, name), metric)
-            for host, play, name, metric in self.connection.execute(
-                "SELECT host, play, check_name, metric FROM series "
+            SeriesKey(CheckKey(host, play, name), metric, unit)
+            for host, play, name, metric, unit in self.connection.execute(
+                "SELECT host, play, check_name, metric, unit FROM series "
                 "ORDER BY host, play, check_name, metric"
             )
         ]
@@ -183,28 +194,58 @@ class HistoryStore:
         ).fetchone()
         return row[0] if row else None
 
-    def samples(self, key: SeriesKey, since: float) -> list[Sample]:
-        """The series from `since` on, oldest first: its hourly rows, then its raw samples."""
+    def samples(
+        self, key: SeriesKey, since: float, hours_beyond: int | None = None
+    ) -> list[Sample]:
+        """The series from `since` on, oldest first: its hourly rows, then its raw samples.
+        With `hours_beyond`, raw samples more numerous than that come folded into hours as
+        the upkeep folds them (a read whose length grows with hours, not with samples)."""
         series = self.series_id(key)
         if series is None:
             return []
-        row = (series,)
         hourly = [
             Sample(hour, avg, worst, minimum, maximum, count)
             for hour, minimum, avg, maximum, count, worst in self.connection.execute(
                 "SELECT hour, min, avg, max, count, worst FROM samples_hourly "
                 "WHERE series = ? AND hour >= ? ORDER BY hour",
-                (row[0], since // HOUR * HOUR),
+                (series, since // HOUR * HOUR),
             )
         ]
+        if hours_beyond is not None and self._raw_count(series, since) > hours_beyond:
+            return hourly + self._raw_hours(series, since)
         raw = [
             Sample(at, value, status)
             for at, value, status in self.connection.execute(
                 "SELECT at, value, status FROM samples WHERE series = ? AND at >= ? ORDER BY at",
-                (row[0], since),
+                (series, since),
             )
         ]
         return hourly + raw
+
+    def _raw_count(self, series: int, since: float) -> int:
+        return self.connection.execute(
+            "SELECT COUNT(*) FROM samples WHERE series = ? AND at >= ?", (series, since)
+        ).fetchone()[0]
+
+    def _raw_hours(self, series: int, since: float) -> list[Sample]:
+        """The raw samples from `since` on, one summary per hour (the first may be partial).
+        One primary-key range per hour: GROUP BY over the whole window would sort it."""
+        first, last = self.connection.execute(
+            "SELECT MIN(at), MAX(at) FROM samples WHERE series = ? AND at >= ?", (series, since)
+        ).fetchone()
+        if first is None:
+            return []
+        hours = []
+        hour = first // HOUR * HOUR
+        while hour <= last:
+            minimum, avg, maximum, count, worst = self.connection.execute(
+                f"SELECT {_FOLD_SQL} FROM samples WHERE series = ? AND at >= ? AND at < ?",
+                (series, max(hour, since), hour + HOUR),
+            ).fetchone()
+            if count:
+                hours.append(Sample(hour, avg, worst, minimum, maximum, count))
+            hour += HOUR
+        return hours
 
     # -- baselines (dynamic thresholds) ---------------------------------------------------------
 
@@ -314,6 +355,14 @@ def _kept_sql(series: int, window: Window) -> tuple[str, tuple]:
     return " UNION ALL ".join(parts), tuple(x for triple in parameters for x in triple)
 
 
+def _unit_of(check: CheckResult, metric: str) -> str:
+    """The unit of one of `check`'s measurements ('' for a count, a status or unknown)."""
+    unit = check.units.get(metric)
+    if unit is None and metric == check.metric:
+        unit = check.unit
+    return unit or ""
+
+
 def _worst_sql() -> str:
     """SQL for the worst status of a group, by Status.severity."""
     ranked = sorted(Status, key=lambda status: status.severity)
@@ -323,3 +372,6 @@ def _worst_sql() -> str:
 
 
 _WORST_SQL = _worst_sql()
+# How raw samples (as `x`) fold into hours: by the upkeep into samples_hourly, and by a read.
+_HOUR_SQL = f"CAST(x.at / {HOUR} AS INTEGER) * {HOUR}"
+_FOLD_SQL = f"MIN(value), AVG(value), MAX(value), COUNT(*), {_WORST_SQL}"
