@@ -1,0 +1,109 @@
+"""What the diskio and net tests do on the target while a batch's sampling window is open.
+
+A `command` check runs in a thread of the same batch as the rate checks, after their first
+snapshot and before their second (modules/_batch.py), so whatever it does falls inside
+their window. Usage: python3 midwindow.py ACTION [ARGS...]; it prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+LOOP_CTL_ADD = 0x4C80  # include/uapi/linux/loop.h
+LOOP_CTL_REMOVE = 0x4C81
+
+
+def loop_control(request: int, number: int) -> None:
+    fd = os.open("/dev/loop-control", os.O_RDWR)
+    try:
+        fcntl.ioctl(fd, request, number)
+    finally:
+        os.close(fd)
+
+
+def send(port: int, size: int) -> dict:
+    """Send `size` bytes to 127.0.0.1:port; the listener closes once it has them all."""
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        block = b"x" * 65536
+        left = size
+        while left:
+            left -= conn.send(block[: min(left, len(block))])
+        conn.shutdown(socket.SHUT_WR)
+        conn.recv(1)  # the listener's close: every byte arrived within this command
+    return {"sent": size}
+
+
+def write_with_iostat(device: str, megabytes: int, interval: int) -> dict:
+    """`iostat -x` over `interval` seconds on `device`, with `megabytes` of direct writes
+    inside its window (and so inside the batch's)."""
+    iostat = subprocess.Popen(
+        ["iostat", "-x", "-d", "-y", "-o", "JSON", device, str(interval), "1"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.3)  # iostat has taken its first snapshot
+    subprocess.run(
+        ["dd", "if=/dev/zero", f"of={device}", "bs=1M", f"count={megabytes}", "oflag=direct"],
+        check=True,
+        capture_output=True,
+    )
+    written_at = time.monotonic()
+    out, _ = iostat.communicate(timeout=interval + 30)
+    stats = json.loads(out)["sysstat"]["hosts"][0]["statistics"][0]["disk"][0]
+    return {"iostat": stats, "dd_seconds_before_iostat_end": time.monotonic() - written_at}
+
+
+def loops(vanish: str, restart: str, appear: str) -> dict:
+    """Mid-window: detach and remove loop `vanish`; remove and add back `restart` (its
+    counters start again from 0); add `appear`."""
+    subprocess.run(["losetup", "-d", f"/dev/loop{vanish}"], check=True)
+    loop_control(LOOP_CTL_REMOVE, int(vanish))
+    subprocess.run(["losetup", "-d", f"/dev/loop{restart}"], check=True)
+    loop_control(LOOP_CTL_REMOVE, int(restart))
+    loop_control(LOOP_CTL_ADD, int(restart))
+    loop_control(LOOP_CTL_ADD, int(appear))
+    return {"done": True}
+
+
+def overflow(port: int, clients: int, seconds: float) -> dict:
+    """nstat's view of `clients` connections to a listener that never accepts, over
+    `seconds` (SYNs dropped at a full accept queue are retransmitted)."""
+    names = ["TcpExtListenOverflows", "TcpExtListenDrops", "TcpRetransSegs", "TcpOutSegs"]
+    before = _nstat(names)
+    opened = []
+    for _ in range(clients):
+        conn = socket.socket()
+        conn.setblocking(False)
+        conn.connect_ex(("127.0.0.1", port))
+        opened.append(conn)
+    time.sleep(seconds)
+    after = _nstat(names)
+    for conn in opened:
+        conn.close()
+    return {"nstat": dict((name, after[name] - before[name]) for name in names)}
+
+
+def _nstat(names: list[str]) -> dict[str, int]:
+    # -a: absolute counters, -z: zeros too, -s: leave nstat's history file alone
+    out = subprocess.run(
+        ["nstat", "-asz", "--json", *names], check=True, capture_output=True, text=True
+    ).stdout
+    counters = json.loads(out)["kernel"]
+    return dict((name, int(counters[name])) for name in names)
+
+
+ACTIONS = {
+    "send": lambda port, size: send(int(port), int(size)),
+    "write": lambda device, mb, interval: write_with_iostat(device, int(mb), int(interval)),
+    "loops": loops,
+    "overflow": lambda port, clients, secs: overflow(int(port), int(clients), float(secs)),
+}
+
+if __name__ == "__main__":
+    print(json.dumps(ACTIONS[sys.argv[1]](*sys.argv[2:])))
