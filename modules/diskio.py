@@ -35,8 +35,9 @@ MODULE = {
         "detached, a device whose counters restarted from 0) has no rate for it: it is "
         "named in the message and the facts, and counted in `appeared` and `vanished`, so "
         "a check can alert on it.",
-        "%util is the share of the window the device had I/O in flight. As the iostat man "
-        "page warns, it does not show saturation of devices that serve requests in "
+        "%util is the share of the window the device had I/O in flight, capped at 100 "
+        "(iostat prints the 100.3 that unsynchronised readings of counter and clock can "
+        "give). As the iostat man page warns, it does not show saturation of devices that serve requests in "
         "parallel (RAID arrays, SSDs, NVMe): watch await and aqu_sz there.",
     ],
     "options": {
@@ -88,7 +89,8 @@ MODULE = {
         "source": "Where the counters were read: procfs (/proc/diskstats) or psutil.",
         "window": "Seconds between the two snapshots.",
         "devices": "The devices measured, by name.",
-        "busiest": "The device with the highest util (or the most bytes, without util).",
+        "busiest": "The device with the highest util (or the most bytes, without util); "
+        "null when no device did any I/O in the window.",
         "appeared": "Devices that appeared during the window.",
         "vanished": "Devices that vanished during the window (or whose counters restarted).",
         "sector_sizes": "Each device's logical block size from sysfs (hw_sector_size), for "
@@ -406,8 +408,10 @@ def run(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
     busiest = ""
     if rates:
         measurements.update(aggregate(rates))
+    active = [n for n in rates if rates[n].get("util") or rates[n]["reads"] + rates[n]["writes"]]
+    if active:
         busiest = max(
-            rates,
+            active,
             key=lambda n: (
                 rates[n].get("util", 0.0),
                 rates[n]["read_bytes"] + rates[n]["write_bytes"],

@@ -39,9 +39,10 @@ def send(port: int, size: int) -> dict:
     return {"sent": size}
 
 
-def write_with_iostat(device: str, megabytes: int, interval: int) -> dict:
+def write_with_iostat(device: str, target: str, megabytes: int, interval: int) -> dict:
     """`iostat -x` over `interval` seconds on `device`, with `megabytes` of direct writes
-    inside its window (and so inside the batch's)."""
+    to `target` (the device itself, or a file on it) inside its window (and so inside the
+    batch's)."""
     iostat = subprocess.Popen(
         ["iostat", "-x", "-d", "-y", "-o", "JSON", device, str(interval), "1"],
         stdout=subprocess.PIPE,
@@ -49,7 +50,7 @@ def write_with_iostat(device: str, megabytes: int, interval: int) -> dict:
     )
     time.sleep(0.3)  # iostat has taken its first snapshot
     subprocess.run(
-        ["dd", "if=/dev/zero", f"of={device}", "bs=1M", f"count={megabytes}", "oflag=direct"],
+        ["dd", "if=/dev/zero", f"of={target}", "bs=1M", f"count={megabytes}", "oflag=direct"],
         check=True,
         capture_output=True,
     )
@@ -68,6 +69,15 @@ def loops(vanish: str, restart: str, appear: str) -> dict:
     loop_control(LOOP_CTL_REMOVE, int(restart))
     loop_control(LOOP_CTL_ADD, int(restart))
     loop_control(LOOP_CTL_ADD, int(appear))
+    return {"done": True}
+
+
+def links(vanish: str, appear: str) -> dict:
+    """Mid-window: delete the veth pair `vanish` (both ends go), create the pair `appear`."""
+    subprocess.run(["ip", "link", "del", vanish], check=True)
+    subprocess.run(
+        ["ip", "link", "add", appear, "type", "veth", "peer", "name", appear + "p"], check=True
+    )
     return {"done": True}
 
 
@@ -100,8 +110,9 @@ def _nstat(names: list[str]) -> dict[str, int]:
 
 ACTIONS = {
     "send": lambda port, size: send(int(port), int(size)),
-    "write": lambda device, mb, interval: write_with_iostat(device, int(mb), int(interval)),
+    "write": lambda device, to, mb, interval: write_with_iostat(device, to, int(mb), int(interval)),
     "loops": loops,
+    "links": links,
     "overflow": lambda port, clients, secs: overflow(int(port), int(clients), float(secs)),
 }
 

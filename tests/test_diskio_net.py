@@ -26,6 +26,7 @@ from helpers import run_checkrun
 from sshd import SSHServer, running_sshd, sshd_available
 
 from checkrunner.modules import diskio, net
+from checkrunner.modules._batch import CheckContext
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "procfs"
 MIDWINDOW = Path(__file__).with_name("midwindow.py")
@@ -146,6 +147,33 @@ def test_socket_states_of_recorded_tcp_tables_are_what_ss_listed_at_the_same_mom
     # the recording's listener on 42543 had 3 accepted connections; its clients don't count
     on_port = net.count_states(sockets, 42543)
     assert (on_port["connections"], on_port["sockets_listen"], on_port["sockets"]) == (3, 1, 4)
+
+
+def test_without_procfs_the_counters_come_from_psutil_and_match_procfs(tmp_path):
+    """A target without /proc/diskstats or /proc/net/dev (BSD, macOS) uses psutil: the same
+    devices and interfaces, the same counters for the ones that stayed idle."""
+    import psutil
+
+    for module, args, key in (
+        (diskio, {"devices": ["*"], "include": ["loop", "ram"]}, "devices"),
+        (net, {"interfaces": ["*"]}, "interfaces"),
+    ):
+        with_psutil = CheckContext("0", 10.0, psutil, str(tmp_path))
+        procfs_side = module.sample(args, CheckContext("0", 10.0, None))
+        psutil_side = module.sample(args, with_psutil)
+        assert (psutil_side["source"], procfs_side["source"]) == ("psutil", "procfs")
+        assert set(psutil_side[key]) == set(procfs_side[key])
+        idle = [
+            n
+            for n, c in procfs_side[key].items()
+            if not any(v for f, v in c.items() if f not in ("major", "minor"))
+        ]
+        for name in idle:
+            assert not any(psutil_side[key][name].values()), name
+        with_psutil.before, with_psutil.after = psutil_side, module.sample(args, with_psutil)
+        with_psutil.elapsed = with_psutil.after["taken"] - with_psutil.before["taken"]
+        result = module.run(args, with_psutil)
+        assert result["facts"]["source"] == "psutil"
 
 
 # --- live: the installed checkrun, locally and over SSH -----------------------------------
@@ -325,7 +353,7 @@ def test_direct_writes_to_a_4k_sector_loop_device_agree_with_iostat(tmp_path, ta
         checks = target.run(
             tmp_path,
             f"    - {{name: io, diskio: {{devices: [{device}], sample: 5s}}}}\n"
-            + midwindow("write", f"/dev/{device}", megabytes, 3),
+            + midwindow("write", f"/dev/{device}", f"/dev/{device}", megabytes, 3),
         )
     iostat = acted(checks)["iostat"]
     io = checks["io"]
@@ -405,6 +433,36 @@ def test_loop_devices_removed_and_added_mid_window_are_reported_not_crashed_on(t
     assert io["measurements"]["vanished"] == 2 and io["measurements"]["appeared"] == 2
     assert io["measurements"]["devices"] == 0
     assert f"vanished: {names[0]}" in io["message"]
+
+
+def _delete_link(name: str) -> None:
+    subprocess.run(["ip", "link", "del", name], capture_output=True)
+
+
+@needs_root
+def test_interfaces_deleted_and_created_mid_window_are_reported(tmp_path, target):
+    suffix = os.getpid() % 10000
+    vanishing, appearing = f"ckgo{suffix}", f"ckup{suffix}"
+    subprocess.run(
+        ["ip", "link", "add", vanishing, "type", "veth", "peer", "name", vanishing + "p"],
+        check=True,
+    )
+    try:
+        checks = target.run(
+            tmp_path,
+            "    - {name: links, net: {interfaces: [ck*], sample: 2s, sockets: false},"
+            " metric: interfaces, crit: 0}\n" + midwindow("links", vanishing, appearing),
+        )
+    finally:
+        for name in (vanishing, appearing):
+            _delete_link(name)
+    assert acted(checks) == {"done": True}
+    links = checks["links"]
+    assert sorted(links["facts"]["vanished"]) == sorted([vanishing, vanishing + "p"])
+    assert sorted(links["facts"]["appeared"]) == sorted([appearing, appearing + "p"])
+    assert links["facts"]["interfaces"] == [] and links["measurements"]["interfaces"] == 0
+    assert links["status"] == "OK", links  # nothing measured is 0 interfaces, not a crash
+    assert f"vanished: {vanishing}" in links["message"]
 
 
 @contextmanager
