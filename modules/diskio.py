@@ -8,7 +8,7 @@ import re
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from ._utils import procfs
+from ._utils import procfs, window
 
 MODULE = {
     "summary": "Block device IOPS, throughput, r_await/w_await, %util and queue size (iostat -x)",
@@ -337,13 +337,6 @@ def compare(
     return rates, appeared, vanished
 
 
-def _own_window(args: Dict[str, Any], ctx: Any) -> Tuple[Dict[str, Any], Dict[str, Any], float]:
-    before = sample(args, ctx)
-    time.sleep(max(0.0, min(float(args.get("sample", 1.0)), ctx.remaining() - 0.1)))
-    after = sample(args, ctx)
-    return before, after, after["taken"] - before["taken"]
-
-
 def _summary(
     rates: Dict[str, Dict[str, float]], totals: Dict[str, float], busiest: str, elapsed: float
 ) -> str:
@@ -353,8 +346,8 @@ def _summary(
         elapsed,
         totals["reads"],
         totals["writes"],
-        _format_bytes(totals["read_bytes"]),
-        _format_bytes(totals["write_bytes"]),
+        window.format_bytes(totals["read_bytes"]),
+        window.format_bytes(totals["write_bytes"]),
     )
     if busiest and "util" in rates[busiest]:
         worst = rates[busiest]
@@ -368,18 +361,8 @@ def _summary(
     return text
 
 
-def _format_bytes(value: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            break
-        value /= 1024.0
-    return ("%.0f %s" if unit == "B" else "%.1f %s") % (value, unit)
-
-
 def run(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
-    before, after, elapsed = ctx.before, ctx.after, ctx.elapsed
-    if before is None or after is None:
-        before, after, elapsed = _own_window(args, ctx)
+    before, after, elapsed = window.snapshots(sample, args, ctx)
     if elapsed <= 0:
         raise RuntimeError("no time elapsed between the two snapshots; use a longer sample")
     globs = list(args.get("devices") or ["*"])

@@ -8,7 +8,7 @@ import os
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from ._utils import procfs
+from ._utils import procfs, window
 
 MODULE = {
     "summary": "Interface traffic, errors and drops per second; TCP retransmits, listen "
@@ -356,30 +356,15 @@ def read_sockets(proc_root: str) -> List[Tuple[int, str]]:
     return sockets
 
 
-def _own_window(args: Dict[str, Any], ctx: Any) -> Tuple[Dict[str, Any], Dict[str, Any], float]:
-    before = sample(args, ctx)
-    time.sleep(max(0.0, min(float(args.get("sample", 1.0)), ctx.remaining() - 0.1)))
-    after = sample(args, ctx)
-    return before, after, after["taken"] - before["taken"]
-
-
-def _format_bytes(value: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            break
-        value /= 1024.0
-    return ("%.0f %s" if unit == "B" else "%.1f %s") % (value, unit)
-
-
 def _summary(
     measurements: Dict[str, float], names: List[str], elapsed: float, port: Optional[int]
 ) -> str:
     text = "%s over %.2fs: rx %s/s %.0f pkt/s, tx %s/s %.0f pkt/s" % (
         ", ".join(names) or "no interface",
         elapsed,
-        _format_bytes(measurements.get("rx_bytes", 0.0)),
+        window.format_bytes(measurements.get("rx_bytes", 0.0)),
         measurements.get("rx_packets", 0.0),
-        _format_bytes(measurements.get("tx_bytes", 0.0)),
+        window.format_bytes(measurements.get("tx_bytes", 0.0)),
         measurements.get("tx_packets", 0.0),
     )
     errors = sum(measurements.get(k, 0.0) for k in ("rx_errors", "tx_errors"))
@@ -404,9 +389,7 @@ def _summary(
 
 
 def run(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
-    before, after, elapsed = ctx.before, ctx.after, ctx.elapsed
-    if before is None or after is None:
-        before, after, elapsed = _own_window(args, ctx)
+    before, after, elapsed = window.snapshots(sample, args, ctx)
     if elapsed <= 0:
         raise RuntimeError("no time elapsed between the two snapshots; use a longer sample")
     globs = args.get("interfaces") or None

@@ -171,7 +171,8 @@ def shipped_sources(*modules: str) -> dict[str, str]:
     ("modules", "helpers"),
     [
         (("memory", "disk", "load"), set()),
-        (("cpu", "memory", "process"), {"procfs"}),
+        (("cpu", "memory", "process"), {"procfs", "window"}),
+        (("diskio", "net"), {"procfs", "window"}),
         (("http",), {"certs", "netprobe", "patterns", "timing"}),
         (("tcp",), {"certs", "netprobe", "timing"}),  # netprobe's own imports come along
         (("file", "disk"), {"patterns"}),
