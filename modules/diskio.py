@@ -323,18 +323,11 @@ def compare(
 ) -> Tuple[Dict[str, Dict[str, float]], List[str], List[str]]:
     """(rates of the devices present all along, appeared, vanished); a device whose
     counters restarted counts as vanished and appeared again."""
-    rates = {}
-    appeared = [n for n in names_after if n not in before]
-    vanished = [n for n in names_before if n not in after]
-    for name in names_after:
-        if name not in before:
-            continue
-        if restarted(before[name], after[name]):
-            vanished.append(name)
-            appeared.append(name)
-            continue
-        rates[name] = device_rates(before[name], after[name], seconds)
-    return rates, appeared, vanished
+
+    def rates(old: Dict[str, int], new: Dict[str, int]) -> Optional[Dict[str, float]]:
+        return None if restarted(old, new) else device_rates(old, new, seconds)
+
+    return window.per_item(before, after, names_before, names_after, rates)
 
 
 def _summary(
@@ -414,10 +407,7 @@ def run(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
         if rates
         else ("no device was present for the whole %.2fs window" % elapsed)
     )
-    if appeared:
-        message += "; appeared: " + ", ".join(appeared)
-    if vanished:
-        message += "; vanished: " + ", ".join(vanished)
+    message += window.presence(appeared, vanished)
     return {
         "measurements": measurements,
         "units": units,

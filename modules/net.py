@@ -401,20 +401,17 @@ def run(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
             "no interface matches %s; interfaces here: %s"
             % (", ".join(globs), ", ".join(sorted(after["interfaces"])) or "none")
         )
-    appeared = [n for n in names_after if n not in before["interfaces"]]
-    vanished = [n for n in names_before if n not in after["interfaces"]]
-    measured = []
+    per_interface, appeared, vanished = window.per_item(
+        before["interfaces"],
+        after["interfaces"],
+        names_before,
+        names_after,
+        lambda old, new: interface_rates(old, new, elapsed),
+    )
+    measured = list(per_interface)
     measurements: Dict[str, float] = dict((name, 0.0) for name, _ in RATES)
     units = {}
-    for name in names_after:
-        if name not in before["interfaces"]:
-            continue
-        rates = interface_rates(before["interfaces"][name], after["interfaces"][name], elapsed)
-        if rates is None:
-            vanished.append(name)
-            appeared.append(name)
-            continue
-        measured.append(name)
+    for name, rates in per_interface.items():
         for field, value in rates.items():
             measurements[field] += value
             measurements["%s_%s" % (field, name)] = value
@@ -433,10 +430,7 @@ def run(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
     if port:
         facts["port"] = port
     message = _summary(measurements, measured, elapsed, port)
-    if appeared:
-        message += "; appeared: " + ", ".join(appeared)
-    if vanished:
-        message += "; vanished: " + ", ".join(vanished)
+    message += window.presence(appeared, vanished)
     return {
         "measurements": measurements,
         "units": units,

@@ -22,3 +22,28 @@ def format_bytes(value):
             break
         value /= 1024.0
     return ("%d %s" if unit == "B" else "%.1f %s") % (value, unit)
+
+
+def per_item(before, after, names_before, names_after, rates):
+    """(rates of each item present at both ends, appeared, vanished) for per-device and
+    per-interface counters: `rates(before, after)` gives one item's rates, or None when its
+    counters went backwards (it was removed and created again: vanished and appeared)."""
+    measured = {}
+    appeared = [name for name in names_after if name not in before]
+    vanished = [name for name in names_before if name not in after]
+    for name in names_after:
+        if name not in before:
+            continue
+        values = rates(before[name], after[name])
+        if values is None:
+            vanished.append(name)
+            appeared.append(name)
+        else:
+            measured[name] = values
+    return measured, appeared, vanished
+
+
+def presence(appeared, vanished):
+    """The message's note of items that appeared or vanished during the window."""
+    notes = (("appeared", appeared), ("vanished", vanished))
+    return "".join("; %s: %s" % (what, ", ".join(names)) for what, names in notes if names)
