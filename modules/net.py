@@ -20,10 +20,13 @@ MODULE = {
         "batch's shared sampling window, and reports them per second.",
         "Interfaces are chosen by shell-style globs (`interfaces`); the default is every "
         "interface but the loopback `lo`. Without an interface suffix a rate is the sum "
-        "over the chosen interfaces; each one also has its own (rx_bytes_eth0).",
+        "over the chosen interfaces, so a packet that crosses a bridge and one of its ports "
+        "(docker0 and a veth) counts once on each; each interface also has its own "
+        "(rx_bytes_eth0).",
         "Host TCP: retrans_segs is RetransSegs per second and retrans_percent is "
         "RetransSegs / OutSegs over the window, as `nstat` and node_exporter's "
-        "node_netstat_Tcp_RetransSegs count them; listen_overflows and listen_drops are "
+        "node_netstat_Tcp_RetransSegs count them (IPv4 and IPv6 alike: the kernel keeps "
+        "one TCP MIB); listen_overflows and listen_drops are "
         "TcpExt ListenOverflows and ListenDrops per second (an accept queue that was full: "
         "the application does not accept fast enough).",
         "Sockets by state (sockets_established, sockets_time_wait, sockets_listen, ...) are "

@@ -176,6 +176,22 @@ def test_without_procfs_the_counters_come_from_psutil_and_match_procfs(tmp_path)
         assert result["facts"]["source"] == "psutil"
 
 
+@pytest.mark.parametrize(
+    ("module", "args", "says"),
+    [
+        (diskio, {"devices": ["nosuch*"]}, r"no block device matches devices nosuch\*.*here: .*"),
+        (net, {"interfaces": ["nosuch0"]}, r"no interface matches nosuch0; interfaces here: .*lo"),
+    ],
+)
+def test_nothing_matching_is_an_error_that_lists_what_there_is(module, args, says):
+    ctx = CheckContext("0", 10.0, None)
+    ctx.before = module.sample(args, ctx)
+    ctx.after = module.sample(args, ctx)
+    ctx.elapsed = 0.01
+    with pytest.raises(RuntimeError, match=says):
+        module.run(args, ctx)
+
+
 # --- live: the installed checkrun, locally and over SSH -----------------------------------
 
 
