@@ -34,7 +34,9 @@ MODULE = {
         "A device that appears or vanishes during the window (a USB disk, a loop device "
         "detached, a device whose counters restarted from 0) has no rate for it: it is "
         "named in the message and the facts, and counted in `appeared` and `vanished`, so "
-        "a check can alert on it.",
+        "a check can alert on it. The millisecond columns are 32-bit numbers in "
+        "/proc/diskstats on every kernel and wrap after 2^32 ms of cumulative time: a wrap "
+        "is counted modulo 2^32, as iostat counts it, not as a restarted device.",
         "%util is the share of the window the device had I/O in flight, capped at 100 "
         "(iostat prints the 100.3 that unsynchronised readings of counter and clock can "
         "give). As the iostat man page warns, it does not show saturation of devices that serve requests in "
@@ -146,9 +148,14 @@ DISKSTATS_FIELDS = (
 OLD_PARTITION_FIELDS = ("reads", "read_sectors", "writes", "write_sectors")
 SECTOR_BYTES = 512  # Documentation/block/stat.rst: always 512, not the device's block size
 GAUGES = ("in_flight",)  # not counters: may go down without a reset
+# The kernel prints the millisecond columns as 32-bit numbers (%u in block/genhd.c's
+# diskstats_show) on every kernel: they wrap after 2^32 ms (49.7 days) of cumulative time,
+# within days for weighted_ms on a busy disk. A wrap is not a restarted device: the
+# difference is taken modulo 2^32, as sysstat's unsigned arithmetic does.
+MS_COLUMNS = ("read_ms", "write_ms", "io_ms", "weighted_ms", "discard_ms", "flush_ms")
+MS_WRAP = 1 << 32
 SUMMED = ("reads", "writes", "read_bytes", "write_bytes")
 WORST = ("util", "r_await", "w_await", "aqu_sz")
-KINDS = ("disk", "partition", "loop", "ram", "dm")
 # Partition names when sysfs cannot tell (node_exporter's default exclusion, partitions only).
 _PARTITION_NAME = re.compile(r"^(?:(?:h|s|v|xv)d[a-z]+\d+|nvme\d+n\d+p\d+|mmcblk\d+p\d+)$")
 _RAM_NAME = re.compile(r"^z?ram\d+$")
@@ -220,19 +227,26 @@ def selected(
 
 
 def restarted(before: Dict[str, int], after: Dict[str, int]) -> bool:
-    """True when a counter went backwards: the device was removed and added again."""
+    """True when a count of requests or sectors went backwards, or the device number
+    changed: the device was removed and added again."""
     return any(
         after[field] < before[field]
         for field in after
-        if field in before and field not in GAUGES and field not in ("major", "minor")
+        if field in before and field not in GAUGES + MS_COLUMNS + ("major", "minor")
     ) or (before.get("major"), before.get("minor")) != (after.get("major"), after.get("minor"))
+
+
+def _growth(field: str, before: int, after: int) -> int:
+    if field in MS_COLUMNS and after < before:
+        return after + MS_WRAP - before
+    return after - before
 
 
 def device_rates(before: Dict[str, int], after: Dict[str, int], seconds: float) -> Dict[str, float]:
     """iostat -x's figures for one device between two snapshots `seconds` apart (sysstat's
     write_ext_stat and compute_ext_disk_stats: await = delta ms / delta ios, util = delta
     io_ms / window, aqu-sz = delta weighted ms / window)."""
-    delta = dict((f, after[f] - before[f]) for f in after if f in before)
+    delta = dict((f, _growth(f, before[f], after[f])) for f in after if f in before)
     window_ms = seconds * 1000.0
     rates = {
         "reads": delta["reads"] / seconds,

@@ -119,6 +119,86 @@ def test_formulas_give_what_iostat_gives_on_the_same_recorded_counters(tmp_path,
     assert compared == len(recorded) * len(IOSTAT_FIELDS)
 
 
+def _iostat_between(tmp_path: Path, before: Path, after: Path, seconds: float) -> dict[str, dict]:
+    """iostat -x's interval report between two recorded /proc/diskstats `seconds` apart: its
+    first snapshot reads `before` (bind-mounted over the real file in a private mount
+    namespace); once it has printed that since-boot report, the files it reads change to
+    `after` and an uptime `seconds` later, and its second report compares the two."""
+    diskstats, uptime = tmp_path / "diskstats", tmp_path / "uptime"
+    diskstats.write_text(before.read_text())
+    uptime.write_text("1000.00 0.00\n")
+    script = (
+        f"mount --bind {diskstats} /proc/diskstats && mount --bind {uptime} /proc/uptime && "
+        "exec stdbuf -oL iostat -x -d -p ALL 2 2"
+    )
+    iostat = subprocess.Popen(
+        ["unshare", "-m", "sh", "-c", script], stdout=subprocess.PIPE, text=True
+    )
+    assert iostat.stdout is not None
+    reports: list[list[str]] = [[]]
+    for line in iostat.stdout:
+        if line.startswith("Device"):
+            reports[-1] = [line]
+        elif line.strip():
+            reports[-1].append(line)
+        elif len(reports[-1]) > 1:  # the blank line that ends a report
+            if len(reports) == 1:
+                with open(diskstats, "w") as handle:  # the same inode: the bind mount sees it
+                    handle.write(after.read_text())
+                with open(uptime, "w") as handle:
+                    handle.write(f"{1000 + seconds:.2f} 0.00\n")
+            reports.append([])
+    assert iostat.wait(30) == 0
+    header, *rows = reports[1]
+    names = header.split()
+    return {row.split()[0]: dict(zip(names[1:], map(float, row.split()[1:]))) for row in rows}
+
+
+IOSTAT_TEXT = {**{ours: theirs for ours, (theirs, _) in IOSTAT_FIELDS.items()}, "util": "%util"}
+
+
+@needs_root
+def test_formulas_give_what_iostat_gives_between_two_recorded_snapshots(tmp_path):
+    """A recorded window with 24 MiB written and read back with O_DIRECT on vda: every field
+    of every device is iostat's interval report, to its two decimals."""
+    before = FIXTURES / "diskstats" / "vm_6.18_before_dd.txt"
+    after = FIXTURES / "diskstats" / "vm_6.18_after_dd.txt"
+    iostat = _iostat_between(tmp_path, before, after, 2.5)
+    old, new = diskio.parse_diskstats(before.read_text()), diskio.parse_diskstats(after.read_text())
+    assert set(iostat) == set(new)
+    rates, appeared, vanished = diskio.compare(old, new, list(old), list(new), 2.5)
+    assert (appeared, vanished) == ([], [])
+    for name, ours in rates.items():
+        for field_name, (_, scale) in IOSTAT_FIELDS.items():
+            theirs = iostat[name][IOSTAT_TEXT[field_name]]
+            assert round(ours[field_name] / scale, 2) == pytest.approx(theirs, abs=0.0100001), (
+                name,
+                field_name,
+            )
+    assert rates["vda"]["write_bytes"] * 2.5 == (54229344 - 54180056) * 512
+
+
+@needs_root
+def test_millisecond_counters_that_wrap_at_32_bits_are_not_a_restarted_device(tmp_path):
+    """The kernel prints the ms columns as 32-bit (%u in diskstats_show): they wrap after
+    2^32 ms of cumulative time, within days for weighted_ms on a busy disk. The same window
+    as above with read_ms, io_ms and weighted_ms wrapping in it is still vda's window, and
+    every figure is iostat's (unsigned arithmetic), to its two decimals."""
+    before = FIXTURES / "diskstats" / "layout_6.18_before_ms_wrap.txt"
+    after = FIXTURES / "diskstats" / "layout_6.18_after_ms_wrap.txt"
+    iostat = _iostat_between(tmp_path, before, after, 2.5)["vda"]
+    old, new = diskio.parse_diskstats(before.read_text()), diskio.parse_diskstats(after.read_text())
+    rates, appeared, vanished = diskio.compare(old, new, ["vda"], ["vda"], 2.5)
+    assert (appeared, vanished) == ([], [])
+    vda = rates["vda"]
+    for field_name, (_, scale) in IOSTAT_FIELDS.items():
+        theirs = iostat[IOSTAT_TEXT[field_name]]
+        assert round(vda[field_name] / scale, 2) == pytest.approx(theirs, abs=0.0100001)
+    assert vda["r_await"] == 52 / 49  # 32 - (2^32 - 20) read ms over 49 reads
+    assert vda["util"] == pytest.approx(100.0 * 100 / 2500)
+    assert vda["aqu_sz"] == pytest.approx(238 / 2500)
+
+
 def test_a_device_whose_counters_restarted_is_vanished_and_appeared_not_a_rate():
     before = diskio.parse_diskstats(fixture("diskstats", "vm_6.18_17_columns.txt"))
     after = {name: dict(counters) for name, counters in before.items()}
