@@ -15,8 +15,9 @@ In one run:
     net (sockets by state)     vs --collector.netdev --collector.netstat --collector.tcpstat
 - diskio vs iostat -x (`--runs` times): `checkrun` runs a diskio check on the disk under
   the temporary directory over a 3 s window and, in the same batch (started a few ms after
-  the window opened), tests/midwindow.py: `iostat -x -y` over a 3 s interval on that disk
-  with 32 MiB of O_DIRECT writes to a file on it inside both windows. Then the same on a loop device of its own (4096-byte
+  the window opened), tests/midwindow.py: `iostat -x` over a 3 s interval on that disk,
+  with 32 MiB of O_DIRECT writes to a file on it started once iostat has printed its first
+  report and ended before its second. Then the same on a loop device of its own (4096-byte
   sectors, nothing else writes to it), where both tools see exactly the same requests.
   Per iostat field: the largest deviation over the runs, ours rounded to iostat's two
   decimals first.
@@ -143,7 +144,10 @@ def diskio_against_iostat(work: Path, device: str, target: str, runs: int) -> di
             f"    - {{name: io, diskio: {{devices: [{device}], include: [loop], sample: 3s}}}}\n"
             + midwindow("write", device, target, 32, 3),
         )
-        theirs = acted(checks)["iostat"]
+        done = acted(checks)
+        if not done["inside"]:
+            raise RuntimeError("dd outlasted iostat's window: the machine is too loaded")
+        theirs = done["iostat"]
         ours = checks["io"]["measurements"]
         for name, field, factor in IOSTAT:
             # iostat prints two decimals: ours is rounded the same way first

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -39,25 +40,51 @@ def send(port: int, size: int) -> dict:
     return {"sent": size}
 
 
+def iostat_reports(lines, after_first=None) -> list[dict[str, dict[str, float]]]:
+    """The reports of `iostat -x -d` text output, each {device: {column: value}} (JSON's
+    names: util for %util); `after_first()` is called once the first report has been read.
+    Run iostat through `stdbuf -oL` so that each report arrives when it is printed."""
+    reports: list[dict[str, dict[str, float]]] = []
+    names: list[str] = []
+    for line in lines:
+        fields = line.split()
+        if fields and fields[0] == "Device":
+            names = [name.lstrip("%") for name in fields[1:]]
+            reports.append({})
+        elif fields and names:
+            reports[-1][fields[0]] = dict(zip(names, map(float, fields[1:])))
+        elif names and reports[-1]:  # the blank line that ends a report
+            names = []
+            if len(reports) == 1 and after_first is not None:
+                after_first()
+    return reports
+
+
 def write_with_iostat(device: str, target: str, megabytes: int, interval: int) -> dict:
     """`iostat -x` over `interval` seconds on `device`, with `megabytes` of direct writes
-    to `target` (the device itself, or a file on it) inside its window (and so inside the
-    batch's)."""
+    to `target` (the device itself, or a file on it) started once iostat has printed its
+    first report (taken its first snapshot), and so inside its window and the batch's.
+    `inside` says whether the writes ended before iostat's second report came."""
     iostat = subprocess.Popen(
-        ["iostat", "-x", "-d", "-y", "-o", "JSON", device, str(interval), "1"],
+        ["stdbuf", "-oL", "iostat", "-x", "-d", device, str(interval), "2"],
         stdout=subprocess.PIPE,
         text=True,
     )
-    time.sleep(0.3)  # iostat has taken its first snapshot
-    subprocess.run(
-        ["dd", "if=/dev/zero", f"of={target}", "bs=1M", f"count={megabytes}", "oflag=direct"],
-        check=True,
-        capture_output=True,
-    )
-    written_at = time.monotonic()
-    out, _ = iostat.communicate(timeout=interval + 30)
-    stats = json.loads(out)["sysstat"]["hosts"][0]["statistics"][0]["disk"][0]
-    return {"iostat": stats, "dd_seconds_before_iostat_end": time.monotonic() - written_at}
+    inside = []
+
+    def write() -> None:
+        subprocess.run(
+            ["dd", "if=/dev/zero", f"of={target}", "bs=1M", f"count={megabytes}", "oflag=direct"],
+            check=True,
+            capture_output=True,
+        )
+        ready, _, _ = select.select([iostat.stdout], [], [], 0)
+        inside.append(not ready)
+
+    reports = iostat_reports(iostat.stdout, write)
+    iostat.wait(30)
+    stats = next(iter(reports[1].values()))
+    return {"iostat": stats, "inside": inside == [True]}
 
 
 def loops(vanish: str, restart: str, appear: str) -> dict:
