@@ -9,7 +9,7 @@ import re
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ._utils import procfs
+from ._utils import procfs, window
 
 MODULE = {
     "summary": "Number, CPU and memory of the processes matching a name or command line",
@@ -442,13 +442,6 @@ def _memory_total(ctx: Any) -> Optional[int]:
     return procfs_memory_total(ctx.proc_root)
 
 
-def _own_window(args: Dict[str, Any], ctx: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    """Both snapshots, taken here when run() is called outside a batch's shared window."""
-    before = sample(args, ctx)
-    time.sleep(max(0.0, min(float(args.get("sample", 1.0)), ctx.remaining() - 0.1)))
-    return before, sample(args, ctx)
-
-
 def _message(values: Dict[str, float], selector: Selector, pids: List[int]) -> str:
     if not values["count"]:
         text = "no process matches %s" % selector.describe()
@@ -470,9 +463,7 @@ def _message(values: Dict[str, float], selector: Selector, pids: List[int]) -> s
 
 def run(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
     selector = Selector(args)
-    before, after = ctx.before, ctx.after
-    if before is None or after is None:
-        before, after = _own_window(args, ctx)
+    before, after, _ = window.snapshots(sample, args, ctx)
     values = summarise(before, after, _memory_total(ctx))
     pids = sorted(pid for pid, proc in after["procs"].items() if not proc["zombie"])
     facts = {

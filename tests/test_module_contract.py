@@ -126,8 +126,10 @@ def test_system_examples_name_declared_metrics(name):
 
 
 def test_rate_modules_are_the_ones_that_sample():
-    """cpu and process take part in the shared sampling window (they define sample())."""
-    assert {name for name in MODULES if catalog.get(name).rate} == {"cpu", "process"}
+    """cpu, process, diskio and net take part in the shared sampling window (they define
+    sample())."""
+    rate = {name for name in MODULES if catalog.get(name).rate}
+    assert rate >= {"cpu", "process", "diskio", "net"}
 
 
 def check_options(where, options):
@@ -139,7 +141,9 @@ def check_options(where, options):
         unknown = set(spec) - OPTION_KEYS - SUBOPTION_KEYS
         assert not unknown, f"{where}.{option}: unknown keys {unknown}"
         if "choices" in spec and "default" in spec:
-            assert spec["default"] in spec["choices"], f"{where}.{option}: default not a choice"
+            # a list option's choices are those of each element
+            defaults = spec["default"] if spec["type"] == "list" else [spec["default"]]
+            assert all(d in spec["choices"] for d in defaults), f"{where}.{option}: default"
         assert spec.get("format") in (None, *catalog.OPTION_FORMATS), f"{where}.{option}"
         if "min" in spec or "max" in spec:
             assert spec["type"] in ("int", "float", "duration", "size") or (
@@ -167,7 +171,8 @@ def shipped_sources(*modules: str) -> dict[str, str]:
     ("modules", "helpers"),
     [
         (("memory", "disk", "load"), set()),
-        (("cpu", "memory", "process"), {"procfs"}),
+        (("cpu", "memory", "process"), {"procfs", "window"}),
+        (("diskio", "net"), {"procfs", "window"}),
         (("http",), {"certs", "netprobe", "patterns", "timing"}),
         (("tcp",), {"certs", "netprobe", "timing"}),  # netprobe's own imports come along
         (("file", "disk"), {"patterns"}),
@@ -323,6 +328,14 @@ def log_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
     yield run_module("log", path=str(log), patterns=patterns, start="beginning")
 
 
+def diskio_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    yield run_module("diskio", include=["loop", "ram", "partition", "dm"])
+
+
+def net_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    yield run_module("net", interfaces=["*"], port=22)
+
+
 FACT_RUNS: dict[str, Callable[[Path], Iterator[dict[str, Any]]]] = {
     "cpu": cpu_runs,
     "memory": memory_runs,
@@ -335,6 +348,8 @@ FACT_RUNS: dict[str, Callable[[Path], Iterator[dict[str, Any]]]] = {
     "http": http_runs,
     "tcp": tcp_runs,
     "log": log_runs,
+    "diskio": diskio_runs,
+    "net": net_runs,
 }
 
 
