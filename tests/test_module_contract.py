@@ -167,7 +167,7 @@ def shipped_sources(*modules: str) -> dict[str, str]:
     ("modules", "helpers"),
     [
         (("memory", "disk", "load"), set()),
-        (("cpu", "memory", "process"), {"procfs"}),
+        (("cpu", "memory", "process"), {"procfs", "processes"}),
         (("http",), {"certs", "netprobe", "patterns", "timing"}),
         (("tcp",), {"certs", "netprobe", "timing"}),  # netprobe's own imports come along
         (("file", "disk"), {"patterns"}),
