@@ -314,7 +314,7 @@ BAD_CASES = [
     (
         "check_without_module.yml",
         "4:7",
-        "check 'nothing' has no module: a check needs exactly one module: command, cpu, disk,",
+        "check 'nothing' has no module: a check needs exactly one module: cgroup, command, cpu, disk,",
         "e.g. memory: {}",
     ),
     (

@@ -126,8 +126,10 @@ def test_system_examples_name_declared_metrics(name):
 
 
 def test_rate_modules_are_the_ones_that_sample():
-    """cpu and process take part in the shared sampling window (they define sample())."""
-    assert {name for name in MODULES if catalog.get(name).rate} == {"cpu", "process"}
+    """cpu, process, cgroup and pressure take part in the shared sampling window (they define
+    sample())."""
+    rate = {name for name in MODULES if catalog.get(name).rate}
+    assert rate == {"cpu", "process", "cgroup", "pressure"}
 
 
 def check_options(where, options):
@@ -241,6 +243,15 @@ def cpu_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
     yield run_module("cpu", per_core=True)
 
 
+def cgroup_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    # the root cgroup: no memory limit, no CPU quota, and an OOM counter never saved
+    yield run_module("cgroup", path="/")
+
+
+def pressure_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    yield run_module("pressure")
+
+
 def memory_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
     yield run_module("memory")
 
@@ -335,6 +346,8 @@ FACT_RUNS: dict[str, Callable[[Path], Iterator[dict[str, Any]]]] = {
     "http": http_runs,
     "tcp": tcp_runs,
     "log": log_runs,
+    "cgroup": cgroup_runs,
+    "pressure": pressure_runs,
 }
 
 
