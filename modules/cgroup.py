@@ -32,7 +32,7 @@ MODULE = {
         "is UNKNOWN) and the facts say `unlimited`: never a share of 2**63.",
         "CPU over the sampling window: cpu_cores is the CPU time used (cpuacct.usage, "
         "cpu.stat usage_usec) divided by the window; with a quota (cpu.cfs_quota_us / "
-        "cpu.cfs_period_us, cpu.max) cpu_percent is that as a share of the quota's cores, "
+        "cpu.cfs_period_us, cpu.max) cpu_quota_percent is that as a share of the quota's cores, "
         "throttled_percent the share of the window's enforcement periods in which the "
         "cgroup was throttled (nr_throttled / nr_periods) and throttled_time the time its "
         "tasks were held back.",
@@ -87,7 +87,7 @@ MODULE = {
         "cache": {"unit": "B", "description": "Page cache charged to the cgroup."},
         "cpu_cores": {"unit": "", "description": "CPU used over the window, in cores."},
         "cpu_quota_cores": {"unit": "", "description": "The CPU quota in cores (not when none)."},
-        "cpu_percent": {"unit": "%", "description": "cpu_cores as a share of the quota."},
+        "cpu_quota_percent": {"unit": "%", "description": "cpu_cores as a share of the quota."},
         "throttled_percent": {
             "unit": "%",
             "description": "Enforcement periods of the window in which it was throttled.",
@@ -194,7 +194,7 @@ def cpu_values(before: Dict[str, Any], after: Dict[str, Any], elapsed: float) ->
     if quota and period:
         values["cpu_quota_cores"] = round(float(quota) / period, 6)
         if "cpu_cores" in values:
-            values["cpu_percent"] = _percent(values["cpu_cores"], values["cpu_quota_cores"])
+            values["cpu_quota_percent"] = _percent(values["cpu_cores"], values["cpu_quota_cores"])
     periods = _delta(before, after, "nr_periods")
     throttled = _delta(before, after, "nr_throttled")
     if periods is not None and throttled is not None:
@@ -246,9 +246,9 @@ def _message(cgroup: Any, values: Dict[str, float], facts: Dict[str, Any]) -> st
         parts.append(memory)
     if "cpu_cores" in values:
         cpu = "CPU %.2f cores" % values["cpu_cores"]
-        if "cpu_percent" in values:
+        if "cpu_quota_percent" in values:
             cpu += " (%.1f%% of a %.2g-core quota)" % (
-                values["cpu_percent"],
+                values["cpu_quota_percent"],
                 values["cpu_quota_cores"],
             )
         if values.get("throttled_percent"):

@@ -143,7 +143,7 @@ def test_cpu_cores_quota_share_and_throttling_over_a_window():
     assert values == {
         "cpu_cores": 0.5,
         "cpu_quota_cores": 0.5,
-        "cpu_percent": 100.0,
+        "cpu_quota_percent": 100.0,
         "throttled_percent": 75.0,
         "throttled_time": 0.3,
     }
@@ -424,7 +424,12 @@ def test_memory_cpu_quota_and_throttling_of_a_real_cgroup(tmp_path, target, real
         assert values["working_set"] <= values["memory_usage"]
         assert values["cpu_quota_cores"] == 0.2
         assert 0 < values["cpu_cores"] <= 0.2 * 1.25  # CFS lets a period overrun a little
-        assert values["throttled_percent"] > 50  # a busy loop hits the quota every period
+        assert values["cpu_quota_percent"] == pytest.approx(
+            100 * values["cpu_cores"] / 0.2, rel=1e-4
+        )
+        # a busy loop hits the quota in every period it gets a core for 20 ms; how many
+        # those are depends on the machine's load, so only "throttled" is asserted
+        assert values["throttled_percent"] > 0
         assert values["throttled_time"] > 0
         assert values["pids"] == 1
         assert check["facts"]["version"] == "hybrid"
