@@ -24,8 +24,9 @@ MODULE = {
         "(µs), as RESOURCE_KIND_stall (seconds) and RESOURCE_KIND_stall_percent (share "
         "of the window): unlike the averages it covers exactly the window.",
         "Host-wide by default (/proc/pressure/cpu, memory, io and irq when the kernel has "
-        "it; irq has only `full`). With `cgroup: PATH` the cgroup v2's own cpu.pressure, "
-        "memory.pressure and io.pressure are read instead (the v2 hierarchy: "
+        "it; irq has only `full`). With `cgroup: PATH` (or `unit`, `pid`, `pattern` or "
+        "`container`, found as the cgroup module finds them) the cgroup v2's own "
+        "cpu.pressure, memory.pressure and io.pressure are read instead (the v2 hierarchy: "
         "/sys/fs/cgroup, or its `unified` mount on a hybrid host). At the host level "
         "cpu `full` is reported from 5.13 on and is always 0: it is left out.",
         "A kernel without PSI (older than 4.20, or built without CONFIG_PSI) or with PSI "
@@ -44,6 +45,22 @@ MODULE = {
             "description": "A cgroup v2 path (/system.slice/nginx.service) or its directory: "
             "that cgroup's pressure instead of the host's.",
         },
+        "unit": {
+            "type": "str",
+            "description": "Or the cgroup of a systemd unit (nginx.service), as the cgroup "
+            "module finds it.",
+        },
+        "pid": {"type": "int", "description": "Or the cgroup of this process."},
+        "pattern": {
+            "type": "str",
+            "format": "regex",
+            "description": "Or the cgroup of the processes whose command line matches.",
+        },
+        "container": {
+            "type": "str",
+            "description": "Or a container's cgroup: its id (12 or more characters) or "
+            "directory name as in /proc/PID/cgroup.",
+        },
         "cgroup_root": {
             "type": "str",
             "default": "/sys/fs/cgroup",
@@ -57,6 +74,7 @@ MODULE = {
             "other rate checks of the batch).",
         },
     },
+    "mutually_exclusive": [["cgroup", "unit", "pid", "pattern", "container"]],
     "measurements": {
         "memory_some_avg10": {
             "unit": "%",
@@ -89,12 +107,13 @@ EXAMPLES = """
   warn: 20
 
 - name: nginx starved of CPU
-  pressure: {cgroup: /system.slice/nginx.service}
+  pressure: {unit: nginx.service}
   metric: cpu_some_avg60
   warn: 25
 """
 
 RESOURCES = ("cpu", "memory", "io", "irq")
+CGROUP_SELECTORS = ("unit", "pid", "pattern", "container")  # as the cgroup module finds one
 HOST_DIR = "pressure"  # under proc_root
 US = 1e6
 
@@ -117,20 +136,33 @@ def parse_pressure(text: str) -> Dict[str, Dict[str, float]]:
     return lines
 
 
-def _source(args: Dict[str, Any], ctx: Any) -> Tuple[str, str]:
-    """(directory, file suffix): /proc/pressure/cpu, or CGROUP/cpu.pressure."""
-    if not args.get("cgroup"):
-        return os.path.join(ctx.proc_root, HOST_DIR), ""
-    found = cgroups.layout(args.get("cgroup_root") or cgroups.DEFAULT_ROOT)
-    if found.unified is None:
+def _cgroup_selection(args: Dict[str, Any]) -> Dict[str, Any]:
+    """The cgroup module's selection among the check's arguments (`cgroup` is its path)."""
+    selection = dict(
+        (key, args[key]) for key in CGROUP_SELECTORS if args.get(key) not in (None, "")
+    )
+    if args.get("cgroup"):
+        selection["path"] = args["cgroup"]
+    return selection
+
+
+def _source(args: Dict[str, Any], ctx: Any) -> Tuple[str, str, str]:
+    """(directory, file suffix, what): /proc/pressure/cpu, or CGROUP/cpu.pressure."""
+    selection = _cgroup_selection(args)
+    if not selection:
+        return os.path.join(ctx.proc_root, HOST_DIR), "", "the host"
+    selection["cgroup_root"] = args.get("cgroup_root") or cgroups.DEFAULT_ROOT
+    cgroup = cgroups.find(selection, ctx.proc_root, ctx.psutil)
+    if cgroup.layout.unified is None:
         raise RuntimeError(
             "per-cgroup pressure needs cgroup v2, and %s has no v2 hierarchy (%s layout)"
-            % (found.root, found.version)
+            % (cgroup.layout.root, cgroup.layout.version)
         )
-    cgroup = cgroups.at_path(found, str(args["cgroup"]))
     if cgroups.V2 not in cgroup.dirs:
-        raise RuntimeError("cgroup %s is not in the v2 hierarchy %s" % (cgroup.path, found.unified))
-    return cgroup.dirs[cgroups.V2], ".pressure"
+        raise RuntimeError(
+            "cgroup %s is not in the v2 hierarchy %s" % (cgroup.path, cgroup.layout.unified)
+        )
+    return cgroup.dirs[cgroups.V2], ".pressure", "cgroup " + cgroup.paths[cgroups.V2]
 
 
 def _unsupported(path: str, exc: OSError) -> RuntimeError:
@@ -179,9 +211,9 @@ def read_pressure(directory: str, suffix: str, wanted: List[str]) -> Dict[str, A
 
 def sample(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
     before = getattr(ctx, "before", None)
-    directory, suffix = before["source"] if before else _source(args, ctx)
-    pressure = read_pressure(directory, suffix, list(args.get("resources") or []))
-    return {"source": (directory, suffix), "taken": time.monotonic(), "pressure": pressure}
+    source = before["source"] if before else _source(args, ctx)
+    pressure = read_pressure(source[0], source[1], list(args.get("resources") or []))
+    return {"source": source, "taken": time.monotonic(), "pressure": pressure}
 
 
 def _own_window(args: Dict[str, Any], ctx: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
@@ -225,7 +257,7 @@ def _message(values: Dict[str, float], resources: List[str], where: str) -> str:
                 shown.append(text)
         if shown:
             parts.append("%s %s" % (resource, ", ".join(shown)))
-    return "pressure%s, avg10: %s" % (where, "; ".join(parts))
+    return "pressure of %s, avg10: %s" % (where, "; ".join(parts))
 
 
 def run(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
@@ -233,12 +265,12 @@ def run(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
     if before is None or after is None:
         before, after = _own_window(args, ctx)
     elapsed = after["taken"] - before["taken"]
-    host = not args.get("cgroup")
+    directory, suffix, what = after["source"]
+    host = not suffix
     values = pressure_values(before["pressure"], after["pressure"], elapsed, host)
     resources = [r for r in RESOURCES if r in after["pressure"]]
-    where = "" if host else " in cgroup %s" % args["cgroup"]
     facts: Dict[str, Any] = {
-        "source": after["source"][0],
+        "source": directory,
         "resources": resources,
         "window": round(elapsed, 3),
     }
@@ -246,5 +278,5 @@ def run(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
         "measurements": values,
         "facts": facts,
         "failures": [],
-        "message": _message(values, resources, where),
+        "message": _message(values, resources, what),
     }

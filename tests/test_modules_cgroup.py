@@ -214,12 +214,20 @@ def test_a_resource_asked_for_and_missing_is_an_error(tmp_path):
         pressure.sample({"resources": ["irq"]}, ctx)
 
 
-def test_pressure_of_a_cgroup_v2_from_a_recorded_tree():
-    root = str(TREES / "v2_systemd_k8s" / "sys")
-    args = {"cgroup": "/system.slice/nginx.service", "cgroup_root": root}
-    values = pressure.run({**args, "sample": 0.05}, context())["measurements"]
+@pytest.mark.parametrize(
+    "selection",
+    [{"cgroup": "/system.slice/nginx.service"}, {"unit": "nginx"}, {"pid": 800}],
+    ids=["path", "unit", "pid"],
+)
+def test_pressure_of_a_cgroup_v2_from_a_recorded_tree(selection):
+    tree = TREES / "v2_systemd_k8s"
+    args = {**selection, "cgroup_root": str(tree / "sys"), "sample": 0.05}
+    result = pressure.run(args, context(tree / "proc"))
+    values = result["measurements"]
     assert values["cpu_full_avg10"] == 0.5  # a cgroup's cpu full is kept
     assert values["cpu_some_stall"] == 0.0  # the recorded file did not change
+    assert result["facts"]["source"] == str(tree / "sys" / "system.slice" / "nginx.service")
+    assert result["message"].startswith("pressure of cgroup /system.slice/nginx.service")
 
 
 def test_pressure_of_a_cgroup_needs_v2():
@@ -411,7 +419,20 @@ def test_memory_cpu_quota_and_throttling_of_a_real_cgroup(tmp_path, target, real
             ("pattern", re.escape(marker)),
         )
     )
+    checks += (
+        "    - name: pressure\n"
+        f"      pressure: {{pid: {child.pid}, sample: 2s}}\n"
+        "      metric: cpu_some_stall\n"
+    )
+    cpu_pressure = real_cgroup.dir("unified") / "cpu.pressure"
+    direct_before = pressure.parse_pressure(cpu_pressure.read_text())["some"]["total"]
     found = run_checks(tmp_path, target, checks)
+    direct_after = pressure.parse_pressure(cpu_pressure.read_text())["some"]["total"]
+    psi = found["pressure"]
+    assert psi["status"] == "OK", psi
+    assert psi["facts"]["source"] == str(cpu_pressure.parent)
+    # the cgroup's own stall time, within what its file shows around the whole run
+    assert 0 <= psi["measurements"]["cpu_some_stall"] <= (direct_after - direct_before) / 1e6
     for how in ("path", "pid", "pattern"):
         check = found[f"by {how}"]
         assert check["status"] == "OK", check
