@@ -456,6 +456,24 @@ def test_memory_cpu_quota_and_throttling_of_a_real_cgroup(tmp_path, target, real
         assert check["facts"]["version"] == "hybrid"
 
 
+def test_a_pattern_matching_processes_in_two_cgroups_is_refused(real_cgroup):
+    marker = f"cgroup-split-{real_cgroup.name}"
+    program = f"# {marker}\nprint('ready', flush=True)\nimport time\ntime.sleep(60)\n"
+    real_cgroup.start(program)
+    outside = subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE, text=True)
+    try:
+        assert outside.stdout.readline().strip() == "ready"
+        with pytest.raises(RuntimeError, match=r"are in 2 cgroups .*narrow the selection"):
+            cgroup.sample({"pattern": re.escape(marker)}, context())
+        real_cgroup.children[0].kill()
+        real_cgroup.children[0].wait(10)
+        # with the one inside gone, the pattern names the cgroup the other one is in
+        found = cgroup.sample({"pattern": re.escape(marker)}, context())["cgroup"]
+        assert found.dirs == cgroups.of_pid(cgroups.layout(), "/proc", outside.pid).dirs
+    finally:
+        _stop([outside])
+
+
 def test_oom_kills_are_counted_across_runs(tmp_path, target, real_cgroup):
     real_cgroup.set("memory", "memory.limit_in_bytes", str(48 * MIB))
     state = tmp_path / "state.db"

@@ -241,19 +241,21 @@ def of_pid(found: Layout, proc_root: str, pid: int) -> Cgroup:
 
 def of_pids(found: Layout, proc_root: str, pids: List[int], what: str) -> Cgroup:
     """The one cgroup all these processes are in; an error when they are in several."""
-    groups: Dict[str, Cgroup] = {}
+    groups: Dict[Tuple[Tuple[str, str], ...], Cgroup] = {}
     for pid in sorted(pids):
         try:
             cgroup = of_pid(found, proc_root, pid)
         except RuntimeError:
             continue  # exited since it was listed
-        groups.setdefault(cgroup.path, cgroup)
+        # on v1 two processes may share a memory cgroup and not a cpu one: all must agree
+        groups.setdefault(tuple(sorted(cgroup.dirs.items())), cgroup)
     if not groups:
         raise RuntimeError("no running process matches %s" % what)
     if len(groups) > 1:
+        shown = sorted(set(cgroup.path for cgroup in groups.values()))
         raise RuntimeError(
             "the processes matching %s are in %d cgroups (%s); narrow the selection"
-            % (what, len(groups), ", ".join(sorted(groups)[:MAX_MATCHES_SHOWN]))
+            % (what, len(groups), ", ".join(shown[:MAX_MATCHES_SHOWN]))
         )
     return next(iter(groups.values()))
 
