@@ -474,6 +474,37 @@ def test_a_pattern_matching_processes_in_two_cgroups_is_refused(real_cgroup):
         _stop([outside])
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_cpu_of_a_cgroup_only_in_the_v2_hierarchy(tmp_path):
+    """On this hybrid host a cgroup made only in `unified` has no v1 controllers: its CPU
+    comes from v2's cpu.stat usage_usec, checked against the process's own CPU time."""
+    made = RealCgroup(f"checkrun-v2only-{os.getpid()}")
+    made.dir("unified").mkdir()
+    made.dirs.append(made.dir("unified"))
+    try:
+        child = made.start("print('ready', flush=True)\nwhile True:\n    pass\n")
+        ctx = context()
+        direct_before = _cpu_seconds(child.pid)
+        ctx.before = cgroup.sample({"path": f"/{made.name}"}, ctx)
+        time.sleep(1.0)
+        ctx.after = cgroup.sample({"path": f"/{made.name}"}, ctx)
+        direct_after = _cpu_seconds(child.pid)
+        result = cgroup.run({"path": f"/{made.name}"}, ctx)
+    finally:
+        made.remove()
+    assert result["facts"]["directories"] == {"unified": str(made.dir("unified"))}
+    values = result["measurements"]
+    used = values["cpu_cores"] * result["facts"]["window"]
+    tick = 1 / os.sysconf("SC_CLK_TCK")  # /proc/PID/stat counts in ticks, cpu.stat in µs
+    assert 0 < used <= direct_after - direct_before + 2 * tick
+    assert "memory_usage" not in values  # memory is a v1 controller here: not in unified
+    assert "throttled_percent" not in values  # no cpu controller in unified here
+
+
 def test_oom_kills_are_counted_across_runs(tmp_path, target, real_cgroup):
     real_cgroup.set("memory", "memory.limit_in_bytes", str(48 * MIB))
     state = tmp_path / "state.db"
