@@ -4,6 +4,7 @@
 # Runs on the target: standard library only, Python 3.6 syntax. A rate module: sample()
 # reads the cgroup's counters at both ends of the batch's shared window; the OOM-kill
 # counter is compared with the previous run's through the control node's state database.
+import os
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -272,6 +273,11 @@ def run(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
     if before is None or after is None:
         before, after = _own_window(args, ctx)
     cgroup = after["cgroup"]
+    if not all(os.path.isdir(directory) for directory in cgroup.dirs.values()):
+        raise RuntimeError(
+            "cgroup %s was removed during the sampling window (its service stopped or its "
+            "container exited)" % cgroup.path
+        )
     elapsed = after["taken"] - before["taken"]
     now, then = after["counters"], before["counters"]
     values = memory_values(now)

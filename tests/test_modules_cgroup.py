@@ -11,6 +11,7 @@ import errno
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -103,6 +104,17 @@ def test_a_container_name_matching_two_cgroups_is_refused(tmp_path):
 def test_no_cgroup_filesystem_says_where_it_looked(tmp_path):
     with pytest.raises(RuntimeError, match="no cgroup hierarchy is mounted under"):
         cgroups.find({"path": "/", "cgroup_root": str(tmp_path)}, "/proc")
+
+
+def test_a_cgroup_removed_during_the_window_is_said_so(tmp_path):
+    shutil.copytree(TREES / "v2_systemd_k8s" / "sys", tmp_path / "sys")
+    args = {"unit": "nginx.service", "cgroup_root": str(tmp_path / "sys")}
+    ctx = context()
+    ctx.before = cgroup.sample(args, ctx)
+    shutil.rmtree(tmp_path / "sys" / "system.slice" / "nginx.service")
+    ctx.after = cgroup.sample(args, ctx)
+    with pytest.raises(RuntimeError, match="/system.slice/nginx.service was removed during"):
+        cgroup.run(args, ctx)
 
 
 # ---------------------------------------------------------------- window arithmetic
