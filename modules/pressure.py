@@ -189,6 +189,8 @@ def _no_psi(directory: str, suffix: str) -> RuntimeError:
 def read_pressure(directory: str, suffix: str, wanted: List[str]) -> Dict[str, Any]:
     """Each wanted resource's parsed file; resources the kernel lacks are left out when no
     list was given (irq before 6.1) and an error when asked for."""
+    if suffix and not os.path.isdir(directory):
+        raise RuntimeError("cgroup directory %s is gone: the cgroup was removed" % directory)
     found = {}
     for resource in wanted or RESOURCES:
         path = os.path.join(directory, resource + suffix)

@@ -117,6 +117,16 @@ def test_a_cgroup_removed_during_the_window_is_said_so(tmp_path):
         cgroup.run(args, ctx)
 
 
+def test_pressure_of_a_cgroup_removed_during_the_window_is_said_so(tmp_path):
+    shutil.copytree(TREES / "v2_systemd_k8s" / "sys", tmp_path / "sys")
+    args = {"unit": "nginx.service", "cgroup_root": str(tmp_path / "sys")}
+    ctx = context()
+    ctx.before = pressure.sample(args, ctx)
+    shutil.rmtree(tmp_path / "sys" / "system.slice" / "nginx.service")
+    with pytest.raises(RuntimeError, match="nginx.service is gone: the cgroup was removed"):
+        pressure.sample(args, ctx)
+
+
 # ---------------------------------------------------------------- window arithmetic
 
 
