@@ -327,7 +327,7 @@ BAD_CASES = [
         "unknown_module.yml",
         "5:7",
         "unknown module 'htp' — did you mean 'http'?",
-        "modules: command, cpu",
+        "modules: cgroup, command, cpu",
     ),
     (
         "unknown_option.yml",
@@ -1182,4 +1182,4 @@ def test_module_list_and_lookup():
     with pytest.raises(ConfigError) as caught:
         lookup_module("htp")
     assert caught.value.message == "unknown module 'htp' — did you mean 'http'?"
-    assert caught.value.hint.startswith("modules: command, cpu, disk")
+    assert caught.value.hint.startswith("modules: cgroup, command, cpu, disk")
