@@ -138,7 +138,6 @@ EXAMPLES = """
 
 CURSORS_ARG = "_cursors"
 MIB = 1048576.0
-NS = 1e9
 
 
 def sample(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
@@ -154,70 +153,6 @@ def _own_window(args: Dict[str, Any], ctx: Any) -> Tuple[Dict[str, Any], Dict[st
     ctx.before = sample(args, ctx)
     time.sleep(max(0.0, min(float(args.get("sample", 1.0)), ctx.remaining() - 0.1)))
     return ctx.before, sample(args, ctx)
-
-
-def _percent(part: float, whole: float) -> float:
-    return round(100.0 * part / whole, 6)
-
-
-def memory_values(counters: Dict[str, Any]) -> Dict[str, float]:
-    values: Dict[str, float] = {}
-    if "memory_usage" not in counters:
-        return values
-    usage = counters["memory_usage"]
-    values["memory_usage"] = usage
-    inactive = counters.get("inactive_file")
-    if inactive is not None:
-        values["working_set"] = max(0, usage - inactive)
-    if counters.get("cache") is not None:
-        values["cache"] = counters["cache"]
-    limit = counters.get("memory_limit")
-    if limit:
-        values["memory_limit"] = limit
-        values["memory_percent"] = _percent(usage, limit)
-        if "working_set" in values:
-            values["working_set_percent"] = _percent(values["working_set"], limit)
-    return values
-
-
-def _delta(before: Dict[str, Any], after: Dict[str, Any], key: str) -> Optional[float]:
-    if before.get(key) is None or after.get(key) is None:
-        return None
-    return max(0, after[key] - before[key])  # a re-created cgroup starts again at 0
-
-
-def cpu_values(before: Dict[str, Any], after: Dict[str, Any], elapsed: float) -> Dict[str, float]:
-    values: Dict[str, float] = {}
-    used = _delta(before, after, "cpu_usage_ns")
-    if used is not None and elapsed > 0:
-        values["cpu_cores"] = round(used / NS / elapsed, 6)
-    quota, period = after.get("cpu_quota_us"), after.get("cpu_period_us")
-    if quota and period:
-        values["cpu_quota_cores"] = round(float(quota) / period, 6)
-        if "cpu_cores" in values:
-            values["cpu_quota_percent"] = _percent(values["cpu_cores"], values["cpu_quota_cores"])
-    periods = _delta(before, after, "nr_periods")
-    throttled = _delta(before, after, "nr_throttled")
-    if periods is not None and throttled is not None:
-        values["throttled_percent"] = _percent(throttled, periods) if periods else 0.0
-    throttled_ns = _delta(before, after, "throttled_ns")
-    if throttled_ns is not None:
-        values["throttled_time"] = round(throttled_ns / NS, 6)
-    return values
-
-
-def other_values(before: Dict[str, Any], after: Dict[str, Any], elapsed: float) -> Dict[str, float]:
-    values: Dict[str, float] = {}
-    if "pids_current" in after:
-        values["pids"] = after["pids_current"]
-        if after.get("pids_max"):
-            values["pids_max"] = after["pids_max"]
-            values["pids_percent"] = _percent(after["pids_current"], after["pids_max"])
-    for key, name in (("io_read_bytes", "io_read"), ("io_write_bytes", "io_write")):
-        moved = _delta(before, after, key)
-        if moved is not None and elapsed > 0:
-            values[name] = round(moved / elapsed, 3)
-    return values
 
 
 def oom_kills(saved: Any, identity: str, total: int) -> Tuple[Optional[int], Dict[str, Any]]:
@@ -280,9 +215,9 @@ def run(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
         )
     elapsed = after["taken"] - before["taken"]
     now, then = after["counters"], before["counters"]
-    values = memory_values(now)
-    values.update(cpu_values(then, now, elapsed))
-    values.update(other_values(then, now, elapsed))
+    values = cgroups.memory_values(now)
+    values.update(cgroups.cpu_values(then, now, elapsed))
+    values.update(cgroups.other_values(then, now, elapsed))
     facts: Dict[str, Any] = {
         "cgroup": cgroup.path,
         "version": cgroup.layout.version,

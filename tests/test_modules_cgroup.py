@@ -131,7 +131,7 @@ def test_pressure_of_a_cgroup_removed_during_the_window_is_said_so(tmp_path):
 
 
 def test_unlimited_memory_reports_no_share_of_a_huge_number():
-    values = cgroup.memory_values(
+    values = cgroups.memory_values(
         {
             "memory_usage": 100 * MIB,
             "memory_limit": None,
@@ -143,7 +143,7 @@ def test_unlimited_memory_reports_no_share_of_a_huge_number():
 
 
 def test_memory_share_of_the_limit_and_working_set():
-    values = cgroup.memory_values(
+    values = cgroups.memory_values(
         {"memory_usage": 200 * MIB, "memory_limit": 400 * MIB, "inactive_file": 100 * MIB}
     )
     assert values["memory_percent"] == 50.0
@@ -161,7 +161,7 @@ def test_cpu_cores_quota_share_and_throttling_over_a_window():
         "cpu_quota_us": 50000,
         "cpu_period_us": 100000,
     }
-    values = cgroup.cpu_values(before, after, 2.0)
+    values = cgroups.cpu_values(before, after, 2.0)
     assert values == {
         "cpu_cores": 0.5,
         "cpu_quota_cores": 0.5,

@@ -24,6 +24,7 @@ CONTAINER_NAME = re.compile(
 )
 MIN_ID_PREFIX = 12  # docker's short ids: a shorter prefix could name several containers
 MAX_MATCHES_SHOWN = 3
+NS = 1e9  # nanoseconds per second
 
 
 # ---------------------------------------------------------------- parsers (pure)
@@ -439,6 +440,81 @@ def _read_io(cgroup: Cgroup, counters: Dict[str, Any]) -> None:
         totals = parse_io_stat(text)
         counters["io_read_bytes"] = totals.get("rbytes", 0)
         counters["io_write_bytes"] = totals.get("wbytes", 0)
+
+
+# ---------------------------------------------------------------- over a window
+#
+# Counters of read_counters() at both ends of a window, into what the cgroup module
+# reports (and what a module that lines other figures up with a cgroup's needs).
+
+
+def _percent(part: float, whole: float) -> float:
+    return round(100.0 * part / whole, 6)
+
+
+def memory_values(counters: Dict[str, Any]) -> Dict[str, float]:
+    """Usage, working set (usage - inactive file, as the kubelet counts it), cache, and with
+    a limit the limit and both as a share of it; nothing is a share of "unlimited"."""
+    values: Dict[str, float] = {}
+    if "memory_usage" not in counters:
+        return values
+    usage = counters["memory_usage"]
+    values["memory_usage"] = usage
+    inactive = counters.get("inactive_file")
+    if inactive is not None:
+        values["working_set"] = max(0, usage - inactive)
+    if counters.get("cache") is not None:
+        values["cache"] = counters["cache"]
+    limit = counters.get("memory_limit")
+    if limit:
+        values["memory_limit"] = limit
+        values["memory_percent"] = _percent(usage, limit)
+        if "working_set" in values:
+            values["working_set_percent"] = _percent(values["working_set"], limit)
+    return values
+
+
+def _delta(before: Dict[str, Any], after: Dict[str, Any], key: str) -> Optional[float]:
+    if before.get(key) is None or after.get(key) is None:
+        return None
+    return max(0, after[key] - before[key])  # a re-created cgroup starts again at 0
+
+
+def cpu_values(before: Dict[str, Any], after: Dict[str, Any], elapsed: float) -> Dict[str, float]:
+    """CPU used over the window in cores, the quota in cores and the use as a share of it,
+    the share of enforcement periods throttled and the time throttled."""
+    values: Dict[str, float] = {}
+    used = _delta(before, after, "cpu_usage_ns")
+    if used is not None and elapsed > 0:
+        values["cpu_cores"] = round(used / NS / elapsed, 6)
+    quota, period = after.get("cpu_quota_us"), after.get("cpu_period_us")
+    if quota and period:
+        values["cpu_quota_cores"] = round(float(quota) / period, 6)
+        if "cpu_cores" in values:
+            values["cpu_quota_percent"] = _percent(values["cpu_cores"], values["cpu_quota_cores"])
+    periods = _delta(before, after, "nr_periods")
+    throttled = _delta(before, after, "nr_throttled")
+    if periods is not None and throttled is not None:
+        values["throttled_percent"] = _percent(throttled, periods) if periods else 0.0
+    throttled_ns = _delta(before, after, "throttled_ns")
+    if throttled_ns is not None:
+        values["throttled_time"] = round(throttled_ns / NS, 6)
+    return values
+
+
+def other_values(before: Dict[str, Any], after: Dict[str, Any], elapsed: float) -> Dict[str, float]:
+    """pids against pids.max, and bytes read and written per second over the window."""
+    values: Dict[str, float] = {}
+    if "pids_current" in after:
+        values["pids"] = after["pids_current"]
+        if after.get("pids_max"):
+            values["pids_max"] = after["pids_max"]
+            values["pids_percent"] = _percent(after["pids_current"], after["pids_max"])
+    for key, name in (("io_read_bytes", "io_read"), ("io_write_bytes", "io_write")):
+        moved = _delta(before, after, key)
+        if moved is not None and elapsed > 0:
+            values[name] = round(moved / elapsed, 3)
+    return values
 
 
 # ---------------------------------------------------------------- selection from a check's args
