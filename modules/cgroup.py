@@ -145,7 +145,11 @@ def sample(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
     reading reads the cgroup its first one found."""
     before = getattr(ctx, "before", None)
     cgroup = before["cgroup"] if before else cgroups.find(args, ctx.proc_root, ctx.psutil)
-    return {"cgroup": cgroup, "taken": time.monotonic(), "counters": cgroups.read_counters(cgroup)}
+    started = time.monotonic()
+    counters = cgroups.read_counters(cgroup)
+    # stamped halfway through the reads: a target delayed while reading (it runs niced)
+    # then skews the window by half the delay, not the whole
+    return {"cgroup": cgroup, "taken": (started + time.monotonic()) / 2, "counters": counters}
 
 
 def _own_window(args: Dict[str, Any], ctx: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:

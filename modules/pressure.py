@@ -214,8 +214,10 @@ def read_pressure(directory: str, suffix: str, wanted: List[str]) -> Dict[str, A
 def sample(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
     before = getattr(ctx, "before", None)
     source = before["source"] if before else _source(args, ctx)
+    started = time.monotonic()
     pressure = read_pressure(source[0], source[1], list(args.get("resources") or []))
-    return {"source": source, "taken": time.monotonic(), "pressure": pressure}
+    # stamped halfway through the reads, as the cgroup module does
+    return {"source": source, "taken": (started + time.monotonic()) / 2, "pressure": pressure}
 
 
 def _own_window(args: Dict[str, Any], ctx: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:

@@ -452,30 +452,32 @@ def test_memory_cpu_quota_and_throttling_of_a_real_cgroup(tmp_path, target, real
     direct_after = pressure.parse_pressure(cpu_pressure.read_text())["some"]["total"]
     psi = found["pressure"]
     assert psi["status"] == "OK", psi
-    assert psi["facts"]["source"] == str(cpu_pressure.parent)
+    assert psi["facts"]["source"] == str(cpu_pressure.parent), psi
     # the cgroup's own stall time, within what its file shows around the whole run
-    assert 0 <= psi["measurements"]["cpu_some_stall"] <= (direct_after - direct_before) / 1e6
+    assert 0 <= psi["measurements"]["cpu_some_stall"] <= (direct_after - direct_before) / 1e6, psi
     for how in ("path", "pid", "pattern"):
         check = found[f"by {how}"]
         assert check["status"] == "OK", check
         values = check["measurements"]
-        assert check["facts"]["cgroup"] == f"/{real_cgroup.name}"
+        assert check["facts"]["cgroup"] == f"/{real_cgroup.name}", check
         # the held bytes, plus the interpreter's own few MiB; page cache is not charged here
         assert held <= values["memory_usage"] <= held + 48 * MIB, values
-        assert values["memory_limit"] == 512 * MIB
-        assert values["memory_percent"] == pytest.approx(100 * values["memory_usage"] / (512 * MIB))
-        assert values["working_set"] <= values["memory_usage"]
-        assert values["cpu_quota_cores"] == 0.2
-        assert 0 < values["cpu_cores"] <= 0.2 * 1.25  # CFS lets a period overrun a little
+        assert values["memory_limit"] == 512 * MIB, check
+        assert values["memory_percent"] == pytest.approx(
+            100 * values["memory_usage"] / (512 * MIB)
+        ), check
+        assert values["working_set"] <= values["memory_usage"], check
+        assert values["cpu_quota_cores"] == 0.2, check
+        assert 0 < values["cpu_cores"] <= 0.2 * 1.25, check  # CFS lets a period overrun a little
         assert values["cpu_quota_percent"] == pytest.approx(
             100 * values["cpu_cores"] / 0.2, rel=1e-4
         )
         # a busy loop hits the quota in every period it gets a core for 20 ms; how many
         # those are depends on the machine's load, so only "throttled" is asserted
-        assert values["throttled_percent"] > 0
-        assert values["throttled_time"] > 0
-        assert values["pids"] == 1
-        assert check["facts"]["version"] == "hybrid"
+        assert values["throttled_percent"] > 0, check
+        assert values["throttled_time"] > 0, check
+        assert values["pids"] == 1, check
+        assert check["facts"]["version"] == "hybrid", check
 
 
 def test_a_pattern_matching_processes_in_two_cgroups_is_refused(real_cgroup):
