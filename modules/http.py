@@ -145,7 +145,11 @@ MODULE = {
             "description": "Time for the whole exchange, redirects and body included "
             "(until the failure, when it failed).",
         },
-        "success": {"unit": "", "flag": True, "description": "1 when every expectation held, else 0."},
+        "success": {
+            "unit": "",
+            "flag": True,
+            "description": "1 when every expectation held, else 0.",
+        },
         "status_code": {"unit": "", "description": "Status of the final response."},
         "body_bytes": {"unit": "B", "description": "Bytes of the body read (up to max_body)."},
         "redirects": {"unit": "", "description": "Redirects followed."},

@@ -455,8 +455,10 @@ def test_direct_writes_to_a_4k_sector_loop_device_agree_with_iostat(tmp_path, ta
         iostat["wareq-sz"], abs=0.0051
     )
     # (w/s, util and aqu-sz are divided by each tool's own window length, which differ by
-    # how late each sleep ended: they are compared on recorded counters above, exactly)
-    assert iostat["w/s"] > 0 and ours["util"] > 0 and iostat["util"] > 0
+    # how late each sleep ended: they are compared on recorded counters above, exactly. The
+    # kernel credits a loop device's io_ticks lazily, per jiffy, at an I/O's start and end:
+    # 8 MiB of fast direct writes may leave it unchanged over a window, so util may be 0.)
+    assert iostat["w/s"] > 0 and 0 <= ours["util"] <= 100
     assert ours["devices"] == 1 and ours["vanished"] == 0
 
 

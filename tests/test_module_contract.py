@@ -126,10 +126,10 @@ def test_system_examples_name_declared_metrics(name):
 
 
 def test_rate_modules_are_the_ones_that_sample():
-    """cpu, process, diskio and net take part in the shared sampling window (they define
-    sample())."""
+    """cpu, process, diskio, net, cgroup and pressure take part in the shared sampling
+    window (they define sample())."""
     rate = {name for name in MODULES if catalog.get(name).rate}
-    assert rate >= {"cpu", "process", "diskio", "net"}
+    assert rate == {"cpu", "process", "diskio", "net", "cgroup", "pressure"}
 
 
 def check_options(where, options):
@@ -171,7 +171,7 @@ def shipped_sources(*modules: str) -> dict[str, str]:
     ("modules", "helpers"),
     [
         (("memory", "disk", "load"), set()),
-        (("cpu", "memory", "process"), {"procfs", "window"}),
+        (("cpu", "memory", "process"), {"procfs", "processes", "window"}),
         (("diskio", "net"), {"procfs", "window"}),
         (("http",), {"certs", "netprobe", "patterns", "timing"}),
         (("tcp",), {"certs", "netprobe", "timing"}),  # netprobe's own imports come along
@@ -244,6 +244,15 @@ def run_module(module_name: str, proc_root: str = "/proc", **given: Any) -> dict
 
 def cpu_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
     yield run_module("cpu", per_core=True)
+
+
+def cgroup_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    # the root cgroup: no memory limit, no CPU quota, and an OOM counter never saved
+    yield run_module("cgroup", path="/")
+
+
+def pressure_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    yield run_module("pressure")
 
 
 def memory_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
@@ -350,6 +359,8 @@ FACT_RUNS: dict[str, Callable[[Path], Iterator[dict[str, Any]]]] = {
     "log": log_runs,
     "diskio": diskio_runs,
     "net": net_runs,
+    "cgroup": cgroup_runs,
+    "pressure": pressure_runs,
 }
 
 

@@ -1,4 +1,5 @@
-# The sampling window of a rate module (cpu, process, diskio, net), and how rates print.
+# The sampling window of a rate module (cpu, process, diskio, net, cgroup, pressure), and how
+# rates print.
 import time
 
 
@@ -7,7 +8,9 @@ def snapshots(sample, args, ctx):
     inside one (ctx.before and ctx.after), else both snapshots taken here, `sample` apart."""
     if ctx.before is not None and ctx.after is not None:
         return ctx.before, ctx.after, ctx.elapsed
-    before = sample(args, ctx)
+    # As in a batch's window, the second snapshot sees the first in ctx.before (cgroup and
+    # pressure read again the cgroup their first snapshot found).
+    before = ctx.before = sample(args, ctx)
     # Within the check's own timeout: the second snapshot must still be taken.
     time.sleep(max(0.0, min(float(args.get("sample", 1.0)), ctx.remaining() - 0.1)))
     after = sample(args, ctx)
