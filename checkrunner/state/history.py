@@ -11,12 +11,16 @@ window are folded into hourly rows (min/avg/max/count, worst status) and deleted
 rows older than the hourly window are deleted. This upkeep runs at most once an hour per
 database, in the transaction of the round that finds it due.
 
-Reads are one primary-key range per series: (series, at) and (series, hour).
+Reads are one primary-key range per series: (series, at) and (series, hour). Reports read a
+window of many series at once, each folded into at most a given number of buckets
+(`HistoryStore.buckets`, min/avg/max per bucket): what they embed stays bounded however long
+the window and however often the checks ran.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from checkrunner import settings
@@ -76,6 +80,32 @@ class Sample:
 class SeriesKey:
     check: CheckKey
     metric: str
+
+
+@dataclass
+class Bucket:
+    """Samples of one series in one time slot: when (their mean time), min/avg/max of those
+    with a value (None when none had one), how many, and the worst status among them."""
+
+    at: float
+    minimum: float | None
+    average: float | None
+    maximum: float | None
+    count: int
+    worst: str
+
+    def fold(self, other: Bucket) -> None:
+        """`other` (a neighbour in the same slot) merged into this bucket."""
+        total = self.count + other.count
+        valued = [b for b in (self, other) if b.average is not None]
+        if valued:
+            weights = sum(b.count for b in valued) or 1
+            self.average = sum(b.average * b.count for b in valued) / weights  # type: ignore[operator]
+            self.minimum = min(b.minimum for b in valued)  # type: ignore[type-var]
+            self.maximum = max(b.maximum for b in valued)  # type: ignore[type-var]
+        self.at = (self.at * self.count + other.at * other.count) / (total or 1)
+        self.count = total
+        self.worst = _worse(self.worst, other.worst)
 
 
 class HistoryStore:
@@ -191,6 +221,83 @@ class HistoryStore:
             )
         ]
         return hourly + raw
+
+    def buckets(
+        self, keys: Iterable[SeriesKey], since: float, until: float, count: int
+    ) -> dict[SeriesKey, list[Bucket]]:
+        """Each series' samples in [since, until) in at most `count` buckets, oldest first.
+
+        A series' buckets divide the time from its first sample in the window to `until`,
+        so a young series is drawn at full resolution. Per series: one seek for its first
+        sample, one primary-key range of its raw samples and one of its hourly rows (older
+        than the raw retention); series not in the database are left out.
+        """
+        ids = self._series_ids()
+        found: dict[SeriesKey, list[Bucket]] = {}
+        for key in keys:
+            series = ids.get(key)
+            if series is None:
+                continue
+            start = self._first_at(series, since, until)
+            if start is None:
+                continue
+            width = max((until - start) / count, 1e-9)
+            slots: dict[int, Bucket] = {}
+            for slot, bucket in self._bucket_rows(series, start, until, width):
+                slot = min(max(slot, 0), count - 1)
+                if slot in slots:
+                    slots[slot].fold(bucket)
+                else:
+                    slots[slot] = bucket
+            found[key] = [slots[slot] for slot in sorted(slots)]
+        return found
+
+    def _series_ids(self) -> dict[SeriesKey, int]:
+        return {
+            SeriesKey(CheckKey(host, play, name), metric): ident
+            for ident, host, play, name, metric in self.connection.execute(
+                "SELECT id, host, play, check_name, metric FROM series"
+            )
+        }
+
+    def _first_at(self, series: int, since: float, until: float) -> float | None:
+        hourly = self.connection.execute(
+            "SELECT MIN(hour) FROM samples_hourly WHERE series = ? AND hour >= ? AND hour < ?",
+            (series, since // HOUR * HOUR, until),
+        ).fetchone()[0]
+        if hourly is not None:
+            return max(hourly, since)
+        return self.connection.execute(
+            "SELECT MIN(at) FROM samples WHERE series = ? AND at >= ? AND at < ?",
+            (series, since, until),
+        ).fetchone()[0]
+
+    def _bucket_rows(
+        self, series: int, start: float, until: float, width: float
+    ) -> Iterable[tuple[int, Bucket]]:
+        for hour, minimum, average, maximum, hour_count, worst in self.connection.execute(
+            "SELECT hour, min, avg, max, count, worst FROM samples_hourly "
+            "WHERE series = ? AND hour >= ? AND hour < ? ORDER BY hour",
+            (series, start // HOUR * HOUR, until),
+        ):
+            at = max(hour + HOUR / 2, start)
+            yield (
+                int((at - start) // width),
+                Bucket(at, minimum, average, maximum, hour_count, worst),
+            )
+        for slot, at, minimum, average, maximum, samples, worst in self.connection.execute(
+            "SELECT CAST((at - ?) / ? AS INTEGER) AS slot, AVG(at), MIN(value), AVG(value), "
+            f"MAX(value), COUNT(*), {_WORST_SQL} FROM samples "
+            "WHERE series = ? AND at >= ? AND at < ? GROUP BY slot ORDER BY slot",
+            (start, width, series, start, until),
+        ):
+            yield slot, Bucket(at, minimum, average, maximum, samples, worst or "")
+
+
+def _worse(one: str, other: str) -> str:
+    """The worse of two stored statuses ('' when unknown loses to any status)."""
+    ranked = {status.value: status.severity for status in Status}
+    return max((one, other), key=lambda status: ranked.get(status, -1))
 
 
 def _worst_sql() -> str:
