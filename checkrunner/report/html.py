@@ -64,6 +64,7 @@ HISTORY_POINTS = 48  # at most this many buckets per series
 # Two characters of this alphabet per number: 4096 levels between a series' min and max.
 _DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _LEVELS = len(_DIGITS) ** 2 - 1
+_CODES = [high + low for high in _DIGITS for low in _DIGITS]  # level -> its two characters
 _NO_VALUE = "!!"
 STATUS_CODES = {status.value: status.name[0] for status in Status}  # O W C U S U(nreachable)
 STATUS_CODES[Status.UNREACHABLE.value] = "R"
@@ -267,23 +268,29 @@ def encode_series(buckets: list[Bucket], now: float) -> dict[str, Any]:
     status (one character)."""
     start = buckets[0].at
     end = max(now, buckets[-1].at)
-    values = [v for b in buckets for v in (b.minimum, b.maximum) if v is not None]
+    values = [
+        v for b in buckets for v in (b.minimum, b.maximum) if v is not None and math.isfinite(v)
+    ]
     low, high = (min(values), max(values)) if values else (0.0, 0.0)
+    at, value = _quantiser(start, end), _quantiser(low, high)
     points = "".join(
-        _quantise(b.at, start, end)
-        + "".join(_quantise(v, low, high) for v in (b.minimum, b.average, b.maximum))
+        at(b.at) + value(b.minimum) + value(b.average) + value(b.maximum)
         + STATUS_CODES.get(b.worst, "-")
         for b in buckets
-    )
+    )  # fmt: skip
     return {"start": start, "end": end, "low": low, "high": high, "points": points}
 
 
-def _quantise(value: float | None, low: float, high: float) -> str:
-    if value is None or not math.isfinite(value):
-        return _NO_VALUE
-    level = 0 if high <= low else round((value - low) / (high - low) * _LEVELS)
-    level = min(max(level, 0), _LEVELS)
-    return _DIGITS[level // len(_DIGITS)] + _DIGITS[level % len(_DIGITS)]
+def _quantiser(low: float, high: float) -> Callable[[float | None], str]:
+    """A number between low and high -> its level's two characters (None, NaN: _NO_VALUE)."""
+    scale = _LEVELS / (high - low) if high > low else 0.0
+
+    def code(value: float | None) -> str:
+        if value is None or value != value or value in (math.inf, -math.inf):
+            return _NO_VALUE
+        return _CODES[min(max(round((value - low) * scale), 0), _LEVELS)]
+
+    return code
 
 
 def embed_json(document: Any) -> str:
@@ -334,7 +341,8 @@ _PAGE = """<!DOCTYPE html>
 <section id="filters" aria-label="Filters"></section>
 <section id="unreachable" aria-label="Unreachable hosts" hidden></section>
 <section id="grid-section" aria-label="Hosts and checks"><p id="grid-note" aria-live="polite"></p>
-<div id="grid-scroll"><table id="grid"><thead></thead><tbody></tbody></table></div></section>
+<div id="grid-scroll" tabindex="0" aria-label="Grid (scrolls)"><table id="grid"><thead></thead><tbody></tbody></table></div></section>
+<section id="detail" aria-label="Charts" aria-live="polite" hidden></section>
 <section id="ranking" aria-label="Hosts by score" hidden></section>
 </main>
 <script type="application/json" id="results-data">{results}</script>

@@ -228,9 +228,10 @@ class HistoryStore:
         """Each series' samples in [since, until) in at most `count` buckets, oldest first.
 
         A series' buckets divide the time from its first sample in the window to `until`,
-        so a young series is drawn at full resolution. Per series: one seek for its first
-        sample, one primary-key range of its raw samples and one of its hourly rows (older
-        than the raw retention); series not in the database are left out.
+        so a young series is drawn at full resolution. Per series: one primary-key range of
+        its hourly rows (older than the raw retention), one seek for its first raw sample and
+        one primary-key range of its raw samples, grouped in SQL; series not in the database
+        are left out.
         """
         ids = self._series_ids()
         found: dict[SeriesKey, list[Bucket]] = {}
@@ -238,13 +239,26 @@ class HistoryStore:
             series = ids.get(key)
             if series is None:
                 continue
-            start = self._first_at(series, since, until)
-            if start is None:
+            hourly = self.connection.execute(
+                _HOURLY_IN_WINDOW, (series, since // HOUR * HOUR, until)
+            )
+            hours = hourly.fetchall()
+            first_raw = self.connection.execute(_FIRST_RAW, (series, since, until)).fetchone()[0]
+            firsts = [at for at in (hours[0][0] if hours else None, first_raw) if at is not None]
+            if not firsts:
                 continue
+            start = max(min(firsts), since)
             width = max((until - start) / count, 1e-9)
-            slots: dict[int, Bucket] = {}
-            for slot, bucket in self._bucket_rows(series, start, until, width):
-                slot = min(max(slot, 0), count - 1)
+            slots = {
+                slot: Bucket(at, minimum, average, maximum, samples, worst or "")
+                for slot, at, minimum, average, maximum, samples, worst in self.connection.execute(
+                    _RAW_BUCKETS, (start, width, series, start, until)
+                )
+            }
+            for hour, minimum, average, maximum, samples, worst in hours:
+                at = max(hour + HOUR / 2, start)
+                slot = min(max(int((at - start) // width), 0), count - 1)
+                bucket = Bucket(at, minimum, average, maximum, samples, worst)
                 if slot in slots:
                     slots[slot].fold(bucket)
                 else:
@@ -259,39 +273,6 @@ class HistoryStore:
                 "SELECT id, host, play, check_name, metric FROM series"
             )
         }
-
-    def _first_at(self, series: int, since: float, until: float) -> float | None:
-        hourly = self.connection.execute(
-            "SELECT MIN(hour) FROM samples_hourly WHERE series = ? AND hour >= ? AND hour < ?",
-            (series, since // HOUR * HOUR, until),
-        ).fetchone()[0]
-        if hourly is not None:
-            return max(hourly, since)
-        return self.connection.execute(
-            "SELECT MIN(at) FROM samples WHERE series = ? AND at >= ? AND at < ?",
-            (series, since, until),
-        ).fetchone()[0]
-
-    def _bucket_rows(
-        self, series: int, start: float, until: float, width: float
-    ) -> Iterable[tuple[int, Bucket]]:
-        for hour, minimum, average, maximum, hour_count, worst in self.connection.execute(
-            "SELECT hour, min, avg, max, count, worst FROM samples_hourly "
-            "WHERE series = ? AND hour >= ? AND hour < ? ORDER BY hour",
-            (series, start // HOUR * HOUR, until),
-        ):
-            at = max(hour + HOUR / 2, start)
-            yield (
-                int((at - start) // width),
-                Bucket(at, minimum, average, maximum, hour_count, worst),
-            )
-        for slot, at, minimum, average, maximum, samples, worst in self.connection.execute(
-            "SELECT CAST((at - ?) / ? AS INTEGER) AS slot, AVG(at), MIN(value), AVG(value), "
-            f"MAX(value), COUNT(*), {_WORST_SQL} FROM samples "
-            "WHERE series = ? AND at >= ? AND at < ? GROUP BY slot ORDER BY slot",
-            (start, width, series, start, until),
-        ):
-            yield slot, Bucket(at, minimum, average, maximum, samples, worst or "")
 
 
 def _worse(one: str, other: str) -> str:
@@ -309,3 +290,16 @@ def _worst_sql() -> str:
 
 
 _WORST_SQL = _worst_sql()
+_HOURLY_IN_WINDOW = (
+    "SELECT hour, min, avg, max, count, worst FROM samples_hourly "
+    "WHERE series = ? AND hour >= ? AND hour < ? ORDER BY hour"
+)
+_FIRST_RAW = "SELECT MIN(at) FROM samples WHERE series = ? AND at >= ? AND at < ?"
+# A sample at `until` - 0 falls in slot `count` only by rounding: min() in buckets() is for
+# the hourly rows; the raw slot is clamped here.
+_RAW_BUCKETS = (
+    "SELECT MIN(CAST((at - ?1) / ?2 AS INTEGER), CAST((?5 - ?1) / ?2 AS INTEGER) - 1) AS slot, "
+    "AVG(at), MIN(value), AVG(value), MAX(value), COUNT(*), "
+    f"{_WORST_SQL} FROM samples WHERE series = ?3 AND at >= ?4 AND at < ?5 "
+    "GROUP BY slot ORDER BY slot"
+)

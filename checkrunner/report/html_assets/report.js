@@ -12,7 +12,6 @@
   var CODES = {O: "OK", W: "WARNING", C: "CRITICAL", U: "UNKNOWN", S: "SKIPPED", R: "UNREACHABLE"};
   var DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   var LEVELS = DIGITS.length * DIGITS.length - 1;
-  var FIRST_ROWS = 60, CHUNK_ROWS = 250;
 
   var data = JSON.parse(document.getElementById("results-data").textContent);
   var history = null; // parsed on the first chart
@@ -166,16 +165,28 @@
     });
   }
 
+  // The grid is virtualised: only the rows in view (and BUFFER_ROWS either side) are in the
+  // DOM, between two spacer rows that keep the scroll height of every row. Rows have one
+  // fixed height and the table a fixed layout, so nothing is measured: 1000 hosts cost what
+  // 40 do. Charts open in the detail panel below the grid, never inside it.
+  var ROW_HEIGHT = 28, BUFFER_ROWS = 15;
+  var view = {hosts: [], columns: [], first: -1, last: -1, open: null};
+
   function render() {
     generation += 1;
-    var mine = generation;
-    var columns = visibleColumns();
+    view.columns = visibleColumns();
+    view.hosts = data.hosts.filter(function (h) { return hostShown(h, view.columns); });
+    view.first = view.last = -1;
     var table = document.getElementById("grid");
-    var head = table.tHead, body = table.tBodies[0];
-    head.textContent = ""; body.textContent = "";
-    var row = el("tr");
+    table.setAttribute("aria-rowcount", String(view.hosts.length + 1));
+    table.setAttribute("aria-colcount", String(view.columns.length + 1));
+    var rem = parseFloat(getComputedStyle(document.documentElement).fontSize) || 16;
+    table.style.width = (16 + 8.5 * view.columns.length) * rem + "px"; // a fixed layout needs a width
+    var head = table.tHead;
+    head.textContent = "";
+    var row = el("tr", {"aria-rowindex": "1"});
     row.appendChild(el("th", {scope: "col", "class": "host"}, "Host"));
-    columns.forEach(function (i) {
+    view.columns.forEach(function (i) {
       var c = data.columns[i];
       var th = el("th", {scope: "col", title: "play " + c.play + (c.tags.length ? " \u00B7 tags " + c.tags.join(", ") : "")});
       th.appendChild(el("span", {"class": "check"}, c.check));
@@ -183,37 +194,55 @@
       row.appendChild(th);
     });
     head.appendChild(row);
-    var hosts = data.hosts.filter(function (h) { return hostShown(h, columns); });
-    var note = document.getElementById("grid-note");
-    note.textContent = "Showing " + hosts.length + " of " + data.hosts.length + " hosts and " +
-      columns.length + " of " + data.columns.length + " checks. Open a cell (or a host) for its chart.";
-    var next = 0;
-    function chunk(size) {
-      if (mine !== generation) { return; }
-      var fragment = document.createDocumentFragment();
-      var stop = Math.min(hosts.length, next + size);
-      for (; next < stop; next++) { fragment.appendChild(hostRow(hosts[next], columns)); }
-      body.appendChild(fragment);
-      if (next < hosts.length) { setTimeout(function () { chunk(CHUNK_ROWS); }, 0); }
-      else { document.body.setAttribute("data-complete", String(generation)); }
-    }
-    document.body.removeAttribute("data-complete");
-    chunk(FIRST_ROWS);
+    document.getElementById("grid-note").textContent = "Showing " + view.hosts.length + " of " +
+      data.hosts.length + " hosts and " + view.columns.length + " of " + data.columns.length +
+      " checks. Open a cell (or a host) for its chart.";
+    drawRows(true);
     document.body.setAttribute("data-rendered", String(generation));
-    if (mine === 1 && window.performance && performance.mark) {
-      // When the first rows are on screen: the next frame after they are in the DOM.
-      requestAnimationFrame(function () { setTimeout(function () { performance.mark("checkrun-grid-painted"); }, 0); });
+    document.body.setAttribute("data-complete", String(generation));
+  }
+
+  function drawRows(force) {
+    var scroller = document.getElementById("grid-scroll");
+    var headHeight = document.getElementById("grid").tHead.offsetHeight || ROW_HEIGHT;
+    var top = Math.max(0, scroller.scrollTop - headHeight);
+    var height = scroller.clientHeight || 600;
+    var first = Math.max(0, Math.floor(top / ROW_HEIGHT) - BUFFER_ROWS);
+    var last = Math.min(view.hosts.length, Math.ceil((top + height) / ROW_HEIGHT) + BUFFER_ROWS);
+    if (!force && first === view.first && last === view.last) { return; }
+    view.first = first; view.last = last;
+    var body = document.getElementById("grid").tBodies[0];
+    var fragment = document.createDocumentFragment();
+    fragment.appendChild(spacer(first * ROW_HEIGHT));
+    for (var n = first; n < last; n++) { fragment.appendChild(hostRow(view.hosts[n], view.columns, n)); }
+    fragment.appendChild(spacer((view.hosts.length - last) * ROW_HEIGHT));
+    body.textContent = "";
+    body.appendChild(fragment);
+    var drawn = body.querySelector("tr.host-row");
+    if (drawn && drawn.offsetHeight && drawn.offsetHeight !== ROW_HEIGHT) {
+      ROW_HEIGHT = drawn.offsetHeight; // the rows' real height (fonts differ): laid out again with it
+      drawRows(true);
     }
   }
 
-  function hostRow(h, columns) {
-    var row = el("tr", {"class": "host-row", "data-host": h.host});
+  function spacer(height) {
+    var row = el("tr", {"class": "spacer", "aria-hidden": "true"});
+    var cell = row.appendChild(el("td", {colspan: String(view.columns.length + 1)}));
+    cell.style.height = height + "px";
+    if (!height) { row.hidden = true; }
+    return row;
+  }
+
+  function hostRow(h, columns, n) {
+    var row = el("tr", {"class": "host-row", "data-host": h.host, "aria-rowindex": String(n + 2)});
     var th = el("th", {scope: "row", "class": "host"});
-    var button = el("button", {type: "button", "class": "host-button s-" + h.status,
-                               "aria-expanded": "false", "aria-label": h.host + ": " + h.status + ", open every chart"});
+    var key = "host:" + h.host;
+    var button = el("button", {type: "button", "class": "host-button s-" + h.status, "data-key": key,
+                               "aria-expanded": String(view.open === key), "aria-controls": "detail",
+                               "aria-label": h.host + ": " + h.status + ", open every chart"});
     button.appendChild(el("span", {"class": "icon", "aria-hidden": "true"}, ICONS[h.status]));
     button.appendChild(document.createTextNode(" " + h.host));
-    button.addEventListener("click", function () { toggleDetail(row, h, columns, button); });
+    button.addEventListener("click", function () { toggleDetail(key, h, view.columns); });
     th.appendChild(button);
     row.appendChild(th);
     if (h.reason !== undefined) {
@@ -228,38 +257,42 @@
       if (cell === undefined) { row.appendChild(el("td", {"class": "none"}, "\u2014")); return; }
       var td = el("td", {"class": "cell s-" + cell.status, "data-status": cell.status});
       var c = data.columns[i];
-      var open = el("button", {type: "button", "aria-expanded": "false",
-        "aria-label": h.host + " \u00B7 " + c.check + ": " + cell.status + (cell.value ? " " + cell.value : "") + ", open its chart",
-        title: cell.message});
+      var cellKey = "cell:" + h.host + "\u0000" + i;
+      var open = el("button", {type: "button", "data-key": cellKey, "aria-expanded": String(view.open === cellKey),
+        "aria-controls": "detail",
+        "aria-label": h.host + " \u00B7 " + c.check + ": " + cell.status + (cell.value ? " " + cell.value : "") + ", open its chart"});
       open.appendChild(el("span", {"class": "icon", "aria-hidden": "true"}, ICONS[cell.status]));
       open.appendChild(el("span", {"class": "word"}, " " + SHORT[cell.status]));
       if (cell.value) { open.appendChild(el("span", {"class": "value"}, cell.value)); }
-      open.addEventListener("click", function () { toggleDetail(row, h, [i], open); });
+      open.addEventListener("click", function () { toggleDetail(cellKey, h, [i]); });
       td.appendChild(open);
       row.appendChild(td);
     });
     return row;
   }
 
-  function toggleDetail(row, h, columns, button) {
-    var next = row.nextSibling;
-    var same = next && next.classList.contains("detail") && next.getAttribute("data-for") === columns.join(",");
-    if (next && next.classList.contains("detail")) {
-      next.parentNode.removeChild(next);
-      row.querySelectorAll("[aria-expanded=true]").forEach(function (b) { b.setAttribute("aria-expanded", "false"); });
-    }
-    if (same) { return; }
-    var detail = el("tr", {"class": "detail", "data-for": columns.join(",")});
-    var td = el("td", {colspan: String(row.children.length)});
+  function toggleDetail(key, h, columns) {
+    var panel = document.getElementById("detail");
+    panel.textContent = "";
+    var closing = view.open === key;
+    view.open = closing ? null : key;
+    document.querySelectorAll("#grid button[aria-expanded=true]").forEach(function (b) { b.setAttribute("aria-expanded", "false"); });
+    if (closing) { panel.hidden = true; return; }
+    document.querySelectorAll("#grid button[data-key]").forEach(function (b) {
+      if (b.getAttribute("data-key") === key) { b.setAttribute("aria-expanded", "true"); }
+    });
+    panel.hidden = false;
+    var close = el("button", {type: "button", "class": "close"}, "Close");
+    close.addEventListener("click", function () { toggleDetail(key, h, columns); });
+    panel.appendChild(close);
+    panel.appendChild(el("h2", null, h.host));
     if (h.reason !== undefined) {
-      td.appendChild(el("p", {"class": "reason"}, "Unreachable: " + h.reason));
+      panel.appendChild(el("p", {"class": "reason"}, "Unreachable: " + h.reason));
     }
     columns.forEach(function (i) {
-      if (h.cells[i] !== undefined) { td.appendChild(chart(h, data.columns[i], h.cells[i])); }
+      if (h.cells[i] !== undefined) { panel.appendChild(chart(h, data.columns[i], h.cells[i])); }
     });
-    detail.appendChild(td);
-    row.parentNode.insertBefore(detail, row.nextSibling);
-    button.setAttribute("aria-expanded", "true");
+    panel.scrollIntoView({block: "nearest"});
   }
 
   // -- charts ------------------------------------------------------------------------------------
@@ -408,5 +441,16 @@
   filters();
   unreachable();
   render();
+  var pending = false;
+  document.getElementById("grid-scroll").addEventListener("scroll", function () {
+    if (pending) { return; }
+    pending = true;
+    requestAnimationFrame(function () { pending = false; drawRows(false); });
+  });
+  window.addEventListener("resize", function () { drawRows(false); });
+  if (window.performance && performance.mark) {
+    // When the first rows are on screen: the next frame after they are in the DOM.
+    requestAnimationFrame(function () { setTimeout(function () { performance.mark("checkrun-grid-painted"); }, 0); });
+  }
   ranking();
 })();
