@@ -24,7 +24,14 @@ from watching import WatchProcess
 from checkrunner.report.html import BaselineBound, embed_json, render_page
 from checkrunner.results import CheckResult, HostResult, RunResult, Status, Thresholds
 from checkrunner.state.db import open_state
-from checkrunner.state.history import HistoryStore, Retention, SeriesKey
+from checkrunner.state.history import (
+    _FIRST_RAW,
+    _HOURLY_IN_WINDOW,
+    _RAW_BUCKETS,
+    HistoryStore,
+    Retention,
+    SeriesKey,
+)
 from checkrunner.state.keys import CheckKey
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs chromium")
@@ -449,6 +456,16 @@ def test_history_is_read_in_bounded_buckets(tmp_path):
     assert min(b.minimum for b in found) == 0 and max(b.maximum for b in found) == 99
     assert all(abs(b.average - 49.5) < 5 for b in found)
     assert [b.at for b in found] == sorted(b.at for b in found)
+    # each statement reads one primary-key range of the series, never a scan
+    for sql, params in (
+        (_HOURLY_IN_WINDOW, (1, now - 86400, now)),
+        (_FIRST_RAW, (1, now - 86400, now)),
+        (_RAW_BUCKETS, (now - 86400, 1800.0, 1, now - 86400, now)),
+    ):
+        plan = " ".join(
+            row[-1] for row in db.connection.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+        )
+        assert "USING PRIMARY KEY (series=? AND" in plan and "SCAN" not in plan, plan
 
 
 def test_watch_serves_the_report_of_the_current_round_at_root(tmp_path):

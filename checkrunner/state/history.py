@@ -84,7 +84,7 @@ class SeriesKey:
 
 @dataclass
 class Bucket:
-    """Samples of one series in one time slot: when (their mean time), min/avg/max of those
+    """Samples of one series in one time slot: when (the slot's middle), min/avg/max of those
     with a value (None when none had one), how many, and the worst status among them."""
 
     at: float
@@ -250,8 +250,10 @@ class HistoryStore:
             start = max(min(firsts), since)
             width = max((until - start) / count, 1e-9)
             slots = {
-                slot: Bucket(at, minimum, average, maximum, samples, worst or "")
-                for slot, at, minimum, average, maximum, samples, worst in self.connection.execute(
+                slot: Bucket(
+                    start + (slot + 0.5) * width, minimum, average, maximum, samples, worst or ""
+                )
+                for slot, minimum, average, maximum, samples, worst in self.connection.execute(
                     _RAW_BUCKETS, (start, width, series, start, until)
                 )
             }
@@ -299,7 +301,7 @@ _FIRST_RAW = "SELECT MIN(at) FROM samples WHERE series = ? AND at >= ? AND at < 
 # the hourly rows; the raw slot is clamped here.
 _RAW_BUCKETS = (
     "SELECT MIN(CAST((at - ?1) / ?2 AS INTEGER), CAST((?5 - ?1) / ?2 AS INTEGER) - 1) AS slot, "
-    "AVG(at), MIN(value), AVG(value), MAX(value), COUNT(*), "
+    "MIN(value), AVG(value), MAX(value), COUNT(*), "
     f"{_WORST_SQL} FROM samples WHERE series = ?3 AND at >= ?4 AND at < ?5 "
     "GROUP BY slot ORDER BY slot"
 )
