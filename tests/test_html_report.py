@@ -11,18 +11,24 @@ from __future__ import annotations
 import json
 import re
 import socket
+import ssl
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import pytest
 from chromium import CHROMIUM, Chromium, png_colours
 from helpers import run_checkrun, wait_for
+from helpers_net import make_pki
+from prometheus_servers import get
 from watching import WatchProcess
 
 from checkrunner.report.html import BaselineBound, embed_json, render_page
 from checkrunner.results import CheckResult, HostResult, RunResult, Status, Thresholds
+from checkrunner.serve.http import StatusServer
+from checkrunner.serve.status import WatchStatus
 from checkrunner.state.db import open_state
 from checkrunner.state.history import (
     _FIRST_RAW,
@@ -511,3 +517,42 @@ def test_watch_serves_the_report_of_the_current_round_at_root(tmp_path):
         assert "live, as of" in figure["summary"]
     finally:
         assert watch.stop() == 0
+
+
+def test_root_is_behind_the_web_configs_tls_and_basic_auth(tmp_path):
+    pki = make_pki(tmp_path)
+    hashed = bcrypt.hashpw(b"s3cret pass", bcrypt.gensalt(rounds=10)).decode()
+    config = tmp_path / "web.yml"
+    config.write_text(
+        f"tls_server_config:\n  cert_file: {pki.server_cert.name}\n"
+        f"  key_file: {pki.server_key.name}\nbasic_auth_users:\n  ops: {hashed}\n"
+    )
+    now = time.time()
+    check = CheckResult(
+        host="db1", play="p", name="memory used", module="memory", status=Status.OK,
+        metric="used_percent", value=41.0, unit="%", measurements={"used_percent": 41.0},
+    )  # fmt: skip
+    db = open_state(str(tmp_path / "state.db"))
+    with db.transaction() as connection:
+        HistoryStore(connection).record(
+            RunResult("pb.yml", now - 60, now - 60, [HostResult("db1", checks=[check])]), now - 60
+        )
+    status = WatchStatus("pb.yml")
+    status.record_host(HostResult("db1", checks=[check]))
+    server = StatusServer("127.0.0.1:0", status, str(config), state=db)
+    server.start()
+    try:
+        url = f"https://127.0.0.1:{server.port}/"
+        client = ssl.create_default_context(cafile=str(pki.ca_cert))
+        assert get(url, context=client)[0] == 401
+        assert get(url, auth=("ops", "wrong"), context=client)[0] == 401
+        code, page = get(url, auth=("ops", "s3cret pass"), context=client)
+    finally:
+        server.close()
+        db.close()
+    assert code == 200
+    data = re.search(r'<script type="application/json" id="results-data">(.*?)</script>', page)
+    history = re.search(r'<script type="application/json" id="history-data">(.*?)</script>', page)
+    results = json.loads(data.group(1))
+    assert results["live"] is True and results["hosts"][0]["host"] == "db1"
+    assert list(json.loads(history.group(1))) == ["db1\0p\0memory used"]
