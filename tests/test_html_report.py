@@ -556,3 +556,58 @@ def test_root_is_behind_the_web_configs_tls_and_basic_auth(tmp_path):
     results = json.loads(data.group(1))
     assert results["live"] is True and results["hosts"][0]["host"] == "db1"
     assert list(json.loads(history.group(1))) == ["db1\0p\0memory used"]
+
+
+def test_a_thousand_hosts_keep_only_the_rows_in_view_in_the_page(tmp_path):
+    now = time.time()
+    hosts = []
+    for h in range(1000):
+        checks = [
+            CheckResult(
+                host=f"node{h:04d}", play="p", name=f"check {c:02d}", module="command",
+                status=Status.CRITICAL if (h, c) == (999, 7) else Status.OK, metric="value",
+                value=float(c), measurements={"value": float(c)}, thresholds=Thresholds(warn="50"),
+            )
+            for c in range(19)
+        ]  # fmt: skip
+        checks.append(
+            CheckResult(
+                host=f"node{h:04d}",
+                play="p",
+                name="host score",
+                module="score",
+                status=Status.OK,
+                metric="score",
+                value=h / 10,
+                unit="%",
+            )
+        )
+        hosts.append(HostResult(f"node{h:04d}", checks=checks))
+    page_file = tmp_path / "big.html"
+    page_file.write_text(render_page(RunResult("pb.yml", now - 5, now, hosts), None, now))
+    with Chromium() as browser:
+        browser.open(page_file.as_uri())
+        state = browser.evaluate(
+            "({rows: document.querySelectorAll('#grid tr.host-row').length,"
+            " count: document.getElementById('grid').getAttribute('aria-rowcount'),"
+            " ranked: document.querySelectorAll('#score-table tbody tr').length,"
+            " top: document.querySelector('#score-table tbody td:nth-child(2)').textContent})"
+        )
+        browser.evaluate(
+            "(s => { s.scrollTop = s.scrollHeight; s.dispatchEvent(new Event('scroll')); })"
+            "(document.getElementById('grid-scroll'))"
+        )
+        last = browser.wait_for(
+            "[...document.querySelectorAll('#grid tr.host-row')].map(r => r.getAttribute('data-host'))"
+            ".includes('node0999') && document.querySelectorAll('#grid tr.host-row').length"
+        )
+        browser.evaluate(f"{cell_button('node0999', 'check 07')}.click()")
+        chart = browser.wait_for(
+            "document.querySelector('#detail figure.chart')?.getAttribute('data-host')"
+        )
+        browser.evaluate("document.getElementById('ranking-more').click()")
+        ranked = browser.evaluate("document.querySelectorAll('#score-table tbody tr').length")
+        assert browser.log.errors == []
+    assert state == {"rows": state["rows"], "count": "1001", "ranked": 25, "top": "node0999"}
+    assert state["rows"] < 100 and last < 100  # a window of rows, not 1000
+    assert chart == "node0999" and ranked == 1000

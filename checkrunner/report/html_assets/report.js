@@ -12,6 +12,7 @@
   var CODES = {O: "OK", W: "WARNING", C: "CRITICAL", U: "UNKNOWN", S: "SKIPPED", R: "UNREACHABLE"};
   var DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   var LEVELS = DIGITS.length * DIGITS.length - 1;
+  var RANKING_ROWS = 25; // the most loaded hosts; the others when asked
 
   var data = JSON.parse(document.getElementById("results-data").textContent);
   var history = null; // parsed on the first chart
@@ -132,16 +133,26 @@
     ["Rank", "Host", "Play", "Score", "Status"].forEach(function (t) { head.appendChild(el("th", {scope: "col"}, t)); });
     table.appendChild(el("thead")).appendChild(head);
     var body = table.appendChild(el("tbody"));
-    data.score.forEach(function (entry, i) {
-      var row = el("tr");
-      row.appendChild(el("td", {"class": "num"}, i + 1));
-      row.appendChild(el("td", null, entry[0]));
-      row.appendChild(el("td", null, entry[1]));
-      row.appendChild(el("td", {"class": "num"}, entry[2]));
-      row.appendChild(el("td")).appendChild(badge(entry[3]));
-      body.appendChild(row);
-    });
+    function rows(from, to) {
+      var fragment = document.createDocumentFragment();
+      data.score.slice(from, to).forEach(function (entry, n) {
+        var row = el("tr");
+        row.appendChild(el("td", {"class": "num"}, from + n + 1));
+        row.appendChild(el("td", null, entry[0]));
+        row.appendChild(el("td", null, entry[1]));
+        row.appendChild(el("td", {"class": "num"}, entry[2]));
+        row.appendChild(el("td")).appendChild(badge(entry[3]));
+        fragment.appendChild(row);
+      });
+      body.appendChild(fragment);
+    }
+    rows(0, RANKING_ROWS);
     details.appendChild(table);
+    if (data.score.length > RANKING_ROWS) {
+      var more = el("button", {type: "button", id: "ranking-more"}, "Show all " + data.score.length + " hosts");
+      more.addEventListener("click", function () { rows(RANKING_ROWS, data.score.length); more.remove(); });
+      details.appendChild(more);
+    }
     section.appendChild(details);
   }
 
@@ -290,12 +301,21 @@
       panel.appendChild(el("p", {"class": "reason"}, "Unreachable: " + h.reason));
     }
     columns.forEach(function (i) {
-      if (h.cells[i] !== undefined) { panel.appendChild(chart(h, data.columns[i], h.cells[i])); }
+      if (h.cells[i] !== undefined) { panel.appendChild(chart(h, data.columns[i], expand(h.cells[i]))); }
     });
     panel.scrollIntoView({block: "nearest"});
   }
 
   // -- charts ------------------------------------------------------------------------------------
+  function expand(cell) {
+    // A cell with what it shares with its check's other cells (data.kinds), and its bands.
+    var kind = data.kinds[cell.kind], full = {};
+    Object.keys(cell).forEach(function (k) { full[k] = cell[k]; });
+    full.metric = kind.metric; full.unit = kind.unit; full.thresholds = kind.thresholds;
+    full.bands = cell.bands || [];
+    return full;
+  }
+
   function seriesOf(h, column) {
     if (history === null) { history = JSON.parse(document.getElementById("history-data").textContent); }
     var found = history[h.host + "\u0000" + column.play + "\u0000" + column.check];
