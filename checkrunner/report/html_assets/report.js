@@ -431,6 +431,11 @@
       var lower = valued.slice().reverse().map(function (p) { return x(p.t).toFixed(1) + "," + y(p.min).toFixed(1); });
       root.appendChild(svg("path", {d: "M" + upper.concat(lower).join("L") + "Z", "class": "envelope"}));
     }
+    if (valued.length === 1 && valued[0].max > valued[0].min) {
+      // One slot (a young series): its range as a bar, there being no envelope to draw.
+      var only = valued[0];
+      root.appendChild(svg("line", {x1: x(only.t), x2: x(only.t), y1: y(only.min), y2: y(only.max), "class": "range"}));
+    }
     if (valued.length) {
       var line = valued.map(function (p) { return x(p.t).toFixed(1) + "," + y(p.avg).toFixed(1); });
       if (cell.current !== undefined) { line.push(x(now).toFixed(1) + "," + y(cell.current).toFixed(1)); }
