@@ -73,24 +73,27 @@ STATUS_CODES[Status.UNREACHABLE.value] = "R"
 _ASSETS = "html_assets"
 
 
-@dataclass
-class BaselineBound:
-    """A dynamic threshold's bound on a result (CONTRACTS12 §1; the `baseline` branch adds
-    it to checkrunner/results.py as CheckResult.baselines, and this copy goes then)."""
+try:
+    from checkrunner.results import BaselineBound  # type: ignore[attr-defined]
+except ImportError:  # until the `baseline` branch is merged (CONTRACTS12 §1): the same class
 
-    metric: str
-    level: str
-    method: str
-    window: float
-    seasonal: str | None
-    direction: str
-    samples: int
-    center: float | None
-    spread: float | None
-    lower: float | None
-    upper: float | None
-    warming_up: bool
-    text: str
+    @dataclass
+    class BaselineBound:  # type: ignore[no-redef]
+        """A dynamic threshold's bound on a result (CheckResult.baselines)."""
+
+        metric: str
+        level: str
+        method: str
+        window: float
+        seasonal: str | None
+        direction: str
+        samples: int
+        center: float | None
+        spread: float | None
+        lower: float | None
+        upper: float | None
+        warming_up: bool
+        text: str
 
 
 class HtmlReporter(Reporter):

@@ -220,7 +220,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path == "/":
             body = self.server.page().encode("utf-8", "backslashreplace")
-            self._send(200, body, "text/html; charset=utf-8", {"Cache-Control": "no-store"})
+            headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+            self._send(200, body, "text/html; charset=utf-8", headers)
         elif path == "/metrics":
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
             self._send(200, encoder(self.server.registry), content_type)
