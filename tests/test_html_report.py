@@ -547,6 +547,10 @@ def test_root_is_behind_the_web_configs_tls_and_basic_auth(tmp_path):
         assert get(url, context=client)[0] == 401
         assert get(url, auth=("ops", "wrong"), context=client)[0] == 401
         code, page = get(url, auth=("ops", "s3cret pass"), context=client)
+        # built once per change of the results: the same page until a host has a new result
+        assert get(url, auth=("ops", "s3cret pass"), context=client) == (200, page)
+        status.record_host(HostResult("db1", checks=[check]))
+        assert get(url, auth=("ops", "s3cret pass"), context=client)[1] != page
     finally:
         server.close()
         db.close()

@@ -142,21 +142,31 @@ class _Server(http.server.ThreadingHTTPServer):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.status = status
         self.state = state
+        self._page_lock = threading.Lock()
+        self._page: tuple[int, str] | None = None  # (status version, the page built for it)
         self.web = web
         self.registry = registry
         self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(address, _Handler)
 
     def page(self) -> str:
-        """The HTML report of the latest results, charted from the history. A connection
-        belongs to the thread that opened it: this request's thread opens its own."""
+        """The HTML report of the latest results, charted from the history: built once per
+        change of the results (a big fleet's history takes seconds to read), by one request
+        at a time while the others wait for it."""
+        with self._page_lock:
+            version = self.status.version
+            if self._page is None or self._page[0] != version:
+                self._page = (version, self._build_page())
+            return self._page[1]
+
+    def _build_page(self) -> str:
         from checkrunner.report.html import render_page
         from checkrunner.state.history import HistoryStore
 
         run = self.status.results()
         if self.state is None:
             return render_page(run, None, time.time(), live=True)
-        db = self.state.reopen()
+        db = self.state.reopen()  # a connection is its thread's: this request opens its own
         try:
             return render_page(run, HistoryStore(db.connection), time.time(), live=True)
         finally:
