@@ -473,6 +473,10 @@
     requestAnimationFrame(function () { pending = false; drawRows(false); });
   });
   window.addEventListener("resize", function () { drawRows(false); });
+  document.addEventListener("keydown", function (event) {
+    var panel = document.getElementById("detail");
+    if (event.key === "Escape" && !panel.hidden) { panel.querySelector("button.close").click(); }
+  });
   if (window.performance && performance.mark) {
     // When the first rows are on screen: the next frame after they are in the DOM.
     requestAnimationFrame(function () { setTimeout(function () { performance.mark("checkrun-grid-painted"); }, 0); });
