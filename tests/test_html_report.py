@@ -249,8 +249,11 @@ def test_a_chart_is_drawn_when_a_cell_is_opened_with_history_and_thresholds(page
     # the points climb: y of 10 is below (larger) than y of 60, which is below y of 90
     ys = [float(point.split(",")[1]) for point in figure["series"].lstrip("M").split("L")]
     assert ys[0] > ys[1] > ys[2]
-    page.evaluate(f"{cell_button('alpha', 'queue depth')}.click()")
+    expanded = f"{cell_button('alpha', 'queue depth')}.getAttribute('aria-expanded')"
+    assert page.evaluate(expanded) == "true"
+    page.evaluate("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape'}))")
     assert page.evaluate("document.querySelectorAll('figure.chart').length") == 0
+    assert page.evaluate(expanded) == "false"
 
 
 def test_opening_a_host_draws_a_chart_per_check(page, fleet):
