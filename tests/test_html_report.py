@@ -33,7 +33,7 @@ from checkrunner.state.db import open_state
 from checkrunner.state.history import (
     _FIRST_RAW,
     _HOURLY_IN_WINDOW,
-    _RAW_BUCKETS,
+    _RAW_SLOTS,
     HistoryStore,
     Retention,
     SeriesKey,
@@ -469,12 +469,13 @@ def test_history_is_read_in_bounded_buckets(tmp_path):
     for sql, params in (
         (_HOURLY_IN_WINDOW, (1, now - 86400, now)),
         (_FIRST_RAW, (1, now - 86400, now)),
-        (_RAW_BUCKETS, (now - 86400, 1800.0, 1, now - 86400, now)),
+        (_RAW_SLOTS, (1, now - 86400, 1800.0, 48, now)),
     ):
         plan = " ".join(
             row[-1] for row in db.connection.execute(f"EXPLAIN QUERY PLAN {sql}", params)
         )
-        assert "USING PRIMARY KEY (series=? AND" in plan and "SCAN" not in plan, plan
+        assert re.search(r"USING PRIMARY KEY \(series=\? AND (at|hour)>\? AND", plan), plan
+        assert not re.search(r"SCAN (samples|series)", plan), plan
 
 
 def test_watch_serves_the_report_of_the_current_round_at_root(tmp_path):

@@ -230,8 +230,8 @@ class HistoryStore:
         A series' buckets divide the time from its first sample in the window to `until`,
         so a young series is drawn at full resolution. Per series: one primary-key range of
         its hourly rows (older than the raw retention), one seek for its first raw sample and
-        one primary-key range of its raw samples, grouped in SQL; series not in the database
-        are left out.
+        one primary-key range of its raw samples per bucket, aggregated in SQL; series not in
+        the database are left out.
         """
         ids = self._series_ids()
         found: dict[SeriesKey, list[Bucket]] = {}
@@ -249,14 +249,7 @@ class HistoryStore:
                 continue
             start = max(min(firsts), since)
             width = max((until - start) / count, 1e-9)
-            slots = {
-                slot: Bucket(
-                    start + (slot + 0.5) * width, minimum, average, maximum, samples, worst or ""
-                )
-                for slot, minimum, average, maximum, samples, worst in self.connection.execute(
-                    _RAW_BUCKETS, (start, width, series, start, until)
-                )
-            }
+            slots = dict(self._raw_slots(series, start, width, count, until))
             for hour, minimum, average, maximum, samples, worst in hours:
                 at = max(hour + HOUR / 2, start)
                 slot = min(max(int((at - start) // width), 0), count - 1)
@@ -267,6 +260,20 @@ class HistoryStore:
                     slots[slot] = bucket
             found[key] = [slots[slot] for slot in sorted(slots)]
         return found
+
+    def _raw_slots(
+        self, series: int, start: float, width: float, count: int, until: float
+    ) -> Iterable[tuple[int, Bucket]]:
+        for slot, summary in self.connection.execute(
+            _RAW_SLOTS, (series, start, width, count, until)
+        ):
+            total, valued, minimum, average, maximum, worst = summary.split("|", 5)
+            if total == "0":
+                continue
+            values = (
+                (float(minimum), float(average), float(maximum)) if valued != "0" else (None,) * 3
+            )
+            yield slot, Bucket(start + (slot + 0.5) * width, *values, int(total), worst)
 
     def _series_ids(self) -> dict[SeriesKey, int]:
         return {
@@ -297,11 +304,13 @@ _HOURLY_IN_WINDOW = (
     "WHERE series = ? AND hour >= ? AND hour < ? ORDER BY hour"
 )
 _FIRST_RAW = "SELECT MIN(at) FROM samples WHERE series = ? AND at >= ? AND at < ?"
-# A sample at `until` - 0 falls in slot `count` only by rounding: min() in buckets() is for
-# the hourly rows; the raw slot is clamped here.
-_RAW_BUCKETS = (
-    "SELECT MIN(CAST((at - ?1) / ?2 AS INTEGER), CAST((?5 - ?1) / ?2 AS INTEGER) - 1) AS slot, "
-    "MIN(value), AVG(value), MAX(value), COUNT(*), "
-    f"{_WORST_SQL} FROM samples WHERE series = ?3 AND at >= ?4 AND at < ?5 "
-    "GROUP BY slot ORDER BY slot"
+# Each slot's samples aggregated over their own primary-key range (a scalar subquery per
+# slot: no sort, unlike a GROUP BY on the slot, which costs twice as much on dense series),
+# as one text per slot; the last slot ends at `until` exactly.
+_RAW_SLOTS = (
+    "WITH RECURSIVE slots(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM slots WHERE i + 1 < ?4) "
+    "SELECT i, (SELECT printf('%d|%d|%.17g|%.17g|%.17g|%s', COUNT(*), COUNT(value), "
+    f"MIN(value), AVG(value), MAX(value), {_WORST_SQL}) FROM samples WHERE series = ?1 "
+    "AND at >= ?2 + i * ?3 AND at < CASE WHEN i + 1 = ?4 THEN ?5 ELSE ?2 + (i + 1) * ?3 END) "
+    "FROM slots"
 )
