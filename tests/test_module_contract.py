@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import goservice
 import pytest
 import yaml
-import goservice
 from helpers import BUILTIN_MODULES
 from helpers_net import (
     LOOPBACK,
