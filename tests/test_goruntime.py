@@ -1,0 +1,264 @@
+"""The goruntime module against real parts: a real Go service (tests/fixtures/goruntime/
+gcservice, built here with Debian's golang-go) run inside a real cgroup v1 made by the test
+with a memory limit and a CPU quota, checked through checkrun locally and over SSH; its
+heap against the cgroup's usage, Sys against the limit, and its GC share when it churns
+against the same cgroup when it idles. Endpoints that are down or not Go are UNKNOWN with
+the reason. The parsers' cases are data: tests/fixtures/parsers/goruntime.* and
+_utils.promtext.parse_samples (test_parsers.py)."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import re
+import subprocess
+import threading
+import zlib
+from collections.abc import Iterator
+
+import goservice
+import pytest
+import test_modules_cgroup as cgroup_tests
+from test_modules_cgroup import BOOTSTRAP, PYTHON36, RealCgroup, run_checks
+
+from checkrunner import catalog
+from checkrunner.modules import goruntime
+
+MIB = 1024 * 1024
+# the cgroup tests' fixtures: a real cgroup v1 made here, and the local and SSH targets
+real_cgroup = cgroup_tests.real_cgroup
+sshd = cgroup_tests.sshd
+target = cgroup_tests.target
+
+
+def _in_cgroup(cgroup: RealCgroup, marker: str, env: dict[str, str] | None = None):
+    service = goservice.start(marker, [d / "cgroup.procs" for d in cgroup.dirs], env)
+    cgroup.children.append(service.process)  # killed before the cgroup is removed
+    return service
+
+
+def _check(name: str, options: str) -> str:
+    return f"    - name: {name}\n      goruntime: {{{options}}}\n"
+
+
+def test_heap_and_sys_against_the_usage_and_limit_of_a_real_cgroup(tmp_path, target, real_cgroup):
+    """The service holds 128 MiB under a 160 MiB limit: its heap is most of the cgroup's
+    usage, and Sys (what the runtime holds from the OS) is past 80% of the limit, which
+    the message says. The same figures whether the endpoint is expvar or go_* metrics and
+    whether the cgroup is named or found from the process."""
+    limit = 160 * MIB
+    held = 128 * MIB
+    real_cgroup.set("memory", "memory.limit_in_bytes", str(limit))
+    real_cgroup.set("cpu", "cpu.cfs_quota_us", "50000")
+    real_cgroup.set("cpu", "cpu.cfs_period_us", "100000")
+    marker = f"gcservice-{real_cgroup.name}"
+    service = _in_cgroup(real_cgroup, marker)
+    service.get(f"/ctl/hold?mib={held // MIB}")
+    checks = (
+        _check("expvar by pid", f"url: '{service.url('/debug/vars')}', pid: {service.pid}")
+        + _check(
+            "metrics by cgroup", f"url: '{service.url('/metrics')}', cgroup: /{real_cgroup.name}"
+        )
+        + _check(
+            "expvar by pattern",
+            f"url: '{service.url('/debug/vars')}', pattern: '{re.escape(marker)}'",
+        )
+    )
+    found = run_checks(tmp_path, target, checks)
+    for name in ("expvar by pid", "metrics by cgroup", "expvar by pattern"):
+        check = found[name]
+        values = check["measurements"]
+        assert check["status"] == "OK", check
+        assert check["facts"]["cgroup"] == f"/{real_cgroup.name}", check
+        assert check["facts"]["source"] == ("prometheus" if "metrics" in name else "expvar")
+        assert values["memory_limit"] == limit, check
+        # the held chunks are live heap, and live heap is charged to the cgroup: the rest of
+        # the usage is the runtime's other memory and the binary's pages, a few MiB
+        assert held <= values["heap_inuse"] <= values["memory_usage"], check
+        assert values["memory_usage"] - values["heap_inuse"] <= 24 * MIB, check
+        assert values["heap_usage_percent"] == pytest.approx(
+            100 * values["heap_inuse"] / values["memory_usage"], rel=1e-6
+        )
+        assert values["heap_limit_percent"] == pytest.approx(100 * values["heap_inuse"] / limit)
+        assert values["sys"] >= values["heap_inuse"], check
+        assert values["sys_limit_percent"] == pytest.approx(100 * values["sys"] / limit)
+        assert values["sys_limit_percent"] >= 80, check  # Sys >= the 128 MiB of heap it holds
+        assert f"Sys at {values['sys_limit_percent']:.0f}% of the memory limit" in check["message"]
+        assert values["cpu_quota_cores"] == 0.5, check
+        assert values["goroutines"] >= 3, check  # main, the churner, the HTTP server's
+    # GC CPU needs the start time and GOMAXPROCS: the process (pid, pattern) or the metrics
+    assert found["expvar by pid"]["facts"]["gc_cpu_method"] == "gc_cpu_fraction"
+    assert found["metrics by cgroup"]["facts"]["gc_cpu_method"] == "gc_cpu_fraction"
+    assert "go_sched_gomaxprocs_threads" in found["metrics by cgroup"]["facts"]["gomaxprocs"]
+
+
+def test_gc_share_when_churning_against_the_same_cgroup_idle(tmp_path, target, real_cgroup):
+    """A live heap of a million linked nodes (costly to mark) and GOGC=10: churning makes
+    the collector run continuously; idle, it does not run at all. Both windows are measured
+    in the same cgroup under the same 0.5-core quota, one after the other."""
+    real_cgroup.set("memory", "memory.limit_in_bytes", str(512 * MIB))
+    real_cgroup.set("cpu", "cpu.cfs_quota_us", "50000")
+    real_cgroup.set("cpu", "cpu.cfs_period_us", "100000")
+    service = _in_cgroup(
+        real_cgroup, f"gcservice-{real_cgroup.name}", {"GOGC": "10", "GOMAXPROCS": "2"}
+    )
+    service.get("/ctl/nodes?n=1000000")
+    checks = (
+        _check("gc", f"url: '{service.url('/debug/vars')}', pid: {service.pid}, sample: 2s")
+        + "      metric: gc_cpu_percent\n"
+    )
+    idle = run_checks(tmp_path, target, checks)["gc"]
+    service.get("/ctl/churn?on=1")
+    churning = run_checks(tmp_path, target, checks)["gc"]
+    service.get("/ctl/churn?on=0")
+    for check in (idle, churning):
+        assert check["status"] == "OK", check
+        assert check["facts"]["gc_cpu_method"] == "gc_cpu_fraction", check
+        assert check["facts"]["gomaxprocs"] == "2 (the GOMAXPROCS environment variable)"
+    quiet, busy = idle["measurements"], churning["measurements"]
+    assert quiet["gc_cycles"] == 0 and quiet["gc_cpu_cores"] == 0, idle
+    assert quiet["gc_cpu_percent"] == 0, idle
+    assert busy["gc_cycles"] > 0 and busy["gc_pause"] > 0, churning
+    assert busy["cpu_cores"] > quiet["cpu_cores"], (idle, churning)
+    # the collector's time grows with the cycles; most of what the churning service does
+    # is marking the million nodes again
+    assert busy["gc_cpu_cores"] > 0, churning
+    assert busy["gc_window_fraction"] == pytest.approx(100 * busy["gc_cpu_cores"] / 2)
+    assert busy["gc_cpu_percent"] >= 50, churning
+    if busy["cpu_quota_percent"] >= goruntime.HIGH_QUOTA_PERCENT:
+        expected = (
+            f"CPU {busy['cpu_quota_percent']:.0f}% of quota, of which GC "
+            f"{busy['gc_cpu_percent']:.0f}%: GC pressure"
+        )
+        assert expected in churning["message"], churning
+    assert "GC pressure" not in idle["message"], idle
+
+
+# ---------------------------------------------------------------- endpoints that fail
+
+
+class Hostile(http.server.BaseHTTPRequestHandler):
+    """Answers that are not a Go runtime's: garbage, an error status, an endless body."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        if self.path == "/endless":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            chunk = b'{"memstats": {"PauseNs": [' + b"1," * 32768
+            try:
+                while True:
+                    self.wfile.write(chunk)
+            except OSError:
+                return  # the client stopped reading
+        body = {
+            "/garbage": b'{"memstats": {"HeapAlloc": 12,',
+            "/html": b"<html>not metrics</html>\n",
+        }.get(self.path)
+        self.send_response(200 if body else 500)
+        self.end_headers()
+        self.wfile.write(body or b"internal error\n")
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def hostile() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_endpoints_that_are_down_or_not_go_are_unknown_with_the_reason(tmp_path, target, hostile):
+    checks = (
+        _check("down", f"url: 'http://127.0.0.1:{_closed_port()}/debug/vars'")
+        + _check("garbage", f"url: '{hostile}/garbage'")
+        + _check("not go", f"url: '{hostile}/html'")
+        + _check("error status", f"url: '{hostile}/errors'")
+        + _check("endless", f"url: '{hostile}/endless', max_body: 1MB")
+    )
+    found = run_checks(tmp_path, target, checks)
+    reasons = {
+        "down": "connection refused",
+        "garbage": "not JSON",
+        "not go": "no go_memstats_heap_alloc_bytes sample: not a Go program's metrics",
+        "error status": "HTTP 500",
+        "endless": r"longer than max_body \(1000000 bytes\)",
+    }
+    for name, reason in reasons.items():
+        check = found[name]
+        assert check["status"] == "UNKNOWN", check
+        assert re.search(r"GET http://127\.0\.0\.1:\d+/\S+: .*" + reason, check["message"]), check
+
+
+def test_runs_on_python36():
+    """Targets may run Python 3.6: the shipped program, with its helpers, runs there."""
+    assert PYTHON36 is not None, "no Python 3.6 under ~/.pyenv/versions"
+    service = goservice.start("gcservice-py36")
+    try:
+        url = service.url("/debug/vars")
+        batch = {
+            "version": 1,
+            "options": {"psutil": False, "nice": 0},
+            "checks": [
+                {
+                    "id": "1",
+                    "module": "goruntime",
+                    "args": {
+                        "url": url,
+                        "pid": service.pid,
+                        "sample": 0.2,
+                        "format": "auto",
+                        "max_body": 4000000,
+                        "cgroup_root": "/sys/fs/cgroup",
+                    },
+                    "window": 0.2,
+                },
+                {
+                    "id": "2",
+                    "module": "goruntime",
+                    "args": {
+                        "url": service.url("/metrics"),
+                        "sample": 0.2,
+                        "format": "auto",
+                        "max_body": 4000000,
+                    },
+                    "window": 0.2,
+                },
+            ],
+        }
+        sources = catalog.batch_sources(["goruntime"])
+        program = f"{catalog.batch_runner_source()}\n_main({sources!r}, {json.dumps(batch)!r})\n"
+        done = subprocess.run(
+            [str(PYTHON36), "-c", BOOTSTRAP],
+            input=zlib.compress(program.encode()),
+            capture_output=True,
+            timeout=60,
+        )
+    finally:
+        service.stop()
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    line = next(x for x in done.stdout.decode().splitlines() if x.startswith("__CHECKRUN_RESULT__"))
+    report = json.loads(line[len("__CHECKRUN_RESULT__") :])
+    assert report["python"].startswith("3.6.")
+    entries = {entry["id"]: entry for entry in report["results"]}
+    assert [entries[i].get("error") for i in "12"] == [None, None], entries
+    first, second = entries["1"]["result"]["measurements"], entries["2"]["result"]["measurements"]
+    assert first["heap_alloc"] > 0 and second["heap_alloc"] > 0
+    assert "memory_usage" in first  # the process's own cgroup
+    assert "memory_usage" not in second  # no cgroup named, no process given
