@@ -5,14 +5,14 @@
 # Runs on the target: standard library only, Python 3.6 syntax. A rate module: sample()
 # fetches the endpoint and reads the cgroup's counters at both ends of the batch's shared
 # window.
-import http.client
 import json
 import os
+import socket
 import time
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
-from ._utils import cgroups, netprobe, processes, procfs, promtext, timing, window
+from ._utils import cgroups, processes, procfs, promtext, timing, window
 
 MODULE = {
     "summary": "A Go service's heap, Sys, GC CPU and goroutines against its cgroup's memory and CPU",
@@ -196,6 +196,7 @@ EXAMPLES = """
 
 MIB = 1048576.0
 READ_CHUNK = 65536
+MAX_HEADERS = 65536
 USER_AGENT = "checkrun-goruntime/1"
 # The diagnoses the message states, per the issue's examples.
 HIGH_QUOTA_PERCENT = 80.0
@@ -288,35 +289,99 @@ def parse_runtime(text: str, form: str) -> Tuple[str, Dict[str, float]]:
 
 
 # ---------------------------------------------------------------- fetching
+#
+# One HTTP/1.0 GET on a socket rather than http.client: importing http.client (and the
+# email package under it) costs a one-shot run more CPU than the whole fetch. HTTP/1.0 with
+# Connection: close means the body ends when the server closes the connection (a Go
+# server sends no chunked encoding to a 1.0 client; a chunked body is decoded anyway).
+
+
+class FetchFailed(ValueError):
+    """The endpoint answered, but not with a page: the reason is the message."""
+
+
+def parse_http_response(data: bytes) -> Tuple[int, str, Dict[str, str], str]:
+    """(status, reason, headers with lower-case names, body as UTF-8 text) of a whole
+    HTTP/1.x response."""
+    head, separator, body = data.partition(b"\r\n\r\n")
+    if not separator:
+        raise ValueError("invalid HTTP response (no end of its headers)")
+    lines = head.decode("latin-1").split("\r\n")
+    status = lines[0].split(" ", 2)
+    if len(status) < 2 or not status[0].startswith("HTTP/1.") or not status[1].isdigit():
+        raise ValueError("invalid HTTP response (status line %r)" % lines[0][:80])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body = _unchunked(body)
+    elif headers.get("content-length", "").isdigit():
+        body = body[: int(headers["content-length"])]
+    reason = status[2] if len(status) > 2 else ""
+    return int(status[1]), reason, headers, body.decode("utf-8", "replace")
+
+
+def _unchunked(body: bytes) -> bytes:
+    parts = []
+    position = 0
+    while True:
+        line_end = body.find(b"\r\n", position)
+        size_text = body[position:line_end].split(b";")[0].strip()
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            raise ValueError("invalid HTTP response (chunk size %r)" % size_text[:20]) from None
+        if line_end < 0 or size == 0:
+            return b"".join(parts)
+        parts.append(body[line_end + 2 : line_end + 2 + size])
+        position = line_end + 2 + size + 2
 
 
 def fetch(url: str, deadline: float, max_body: int) -> str:
-    """The page's text; RuntimeError with the reason when it cannot be had."""
+    """The page's text; FetchFailed or OSError (refused, timed out) when it cannot be had."""
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
-        raise RuntimeError("url: %r is not an http:// URL" % url)
+        raise FetchFailed("not an http:// URL")
     path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
-    conn = http.client.HTTPConnection(
-        parts.hostname, parts.port or 80, timeout=timing.left(deadline)
+    host = parts.netloc.rpartition("@")[2]
+    request = "GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: %s\r\nConnection: close\r\n\r\n" % (
+        path,
+        host,
+        USER_AGENT,
     )
+    sock = socket.create_connection((parts.hostname, parts.port or 80), timing.left(deadline))
+    data = bytearray()
     try:
-        conn.request("GET", path, headers={"User-Agent": USER_AGENT})
-        sock = conn.sock
-        response = conn.getresponse()
-        if response.status != 200:
-            raise netprobe.ProbeFailed("HTTP %d %s" % (response.status, response.reason))
-        data = bytearray()
-        while not response.isclosed():
+        sock.sendall(request.encode("latin-1"))
+        while True:
             sock.settimeout(timing.left(deadline))
-            chunk = response.read(min(READ_CHUNK, max_body + 1 - len(data)))
+            try:
+                chunk = sock.recv(READ_CHUNK)
+            except ConnectionResetError:
+                if not data:
+                    raise
+                break  # it answered and closed without reading the request: judge the answer
             if not chunk:
                 break
             data.extend(chunk)
-            if len(data) > max_body:
-                raise netprobe.ProbeFailed("the page is longer than max_body (%d bytes)" % max_body)
+            _check_size(data, max_body)
     finally:
-        conn.close()
-    return data.decode("utf-8", "replace")
+        sock.close()
+    status, reason, _, body = parse_http_response(bytes(data))
+    if status != 200:
+        raise FetchFailed("HTTP %d %s" % (status, reason))
+    return body
+
+
+def _check_size(data: bytearray, max_body: int) -> None:
+    """A hostile or broken endpoint must not fill the target's memory."""
+    header_end = data.find(b"\r\n\r\n")
+    if header_end < 0:
+        if len(data) > MAX_HEADERS:
+            raise FetchFailed("the response's headers are longer than %d bytes" % MAX_HEADERS)
+    elif len(data) - header_end - 4 > max_body:
+        raise FetchFailed("the page is longer than max_body (%d bytes)" % max_body)
 
 
 def _fetch_runtime(args: Dict[str, Any], ctx: Any) -> Tuple[str, Dict[str, float]]:
@@ -324,12 +389,12 @@ def _fetch_runtime(args: Dict[str, Any], ctx: Any) -> Tuple[str, Dict[str, float
     url = str(args["url"])
     try:
         text = fetch(url, time.monotonic() + budget, int(args.get("max_body") or 4000000))
-    except (netprobe.ProbeFailed, OSError, http.client.HTTPException) as exc:
-        if isinstance(exc, http.client.HTTPException):
-            reason = "invalid HTTP response (%s)" % type(exc).__name__
-        else:
-            reason = netprobe.describe_error(exc, budget)
-        raise RuntimeError("GET %s: %s" % (url, reason)) from None
+    except ValueError as exc:  # FetchFailed, or a response that is not HTTP
+        raise RuntimeError("GET %s: %s" % (url, exc)) from None
+    except OSError as exc:
+        from ._utils import netprobe  # its ssl import is paid only when a fetch fails
+
+        raise RuntimeError("GET %s: %s" % (url, netprobe.describe_error(exc, budget))) from None
     try:
         return parse_runtime(text, str(args.get("format") or "auto"))
     except ValueError as exc:

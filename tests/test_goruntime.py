@@ -8,13 +8,16 @@ _utils.promtext.parse_samples (test_parsers.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import re
+import socket
 import subprocess
 import threading
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import goservice
 import pytest
@@ -176,34 +179,74 @@ def hostile() -> Iterator[str]:
         server.server_close()
 
 
-def _closed_port() -> int:
-    import socket
+@contextmanager
+def raw_server(answer: bytes | None) -> Iterator[int]:
+    """A TCP server on loopback that sends `answer` and closes, or (None) says nothing."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
 
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            held.append(conn)
+            if answer is not None:
+                conn.sendall(answer)
+                conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()
+
+
+def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
 def test_endpoints_that_are_down_or_not_go_are_unknown_with_the_reason(tmp_path, target, hostile):
-    checks = (
-        _check("down", f"url: 'http://127.0.0.1:{_closed_port()}/debug/vars'")
-        + _check("garbage", f"url: '{hostile}/garbage'")
-        + _check("not go", f"url: '{hostile}/html'")
-        + _check("error status", f"url: '{hostile}/errors'")
-        + _check("endless", f"url: '{hostile}/endless', max_body: 1MB")
-    )
-    found = run_checks(tmp_path, target, checks)
+    with contextlib.ExitStack() as stack:
+        silent = stack.enter_context(raw_server(None))
+        ssh_like = stack.enter_context(raw_server(b"SSH-2.0-OpenSSH_9.2\r\n\r\n"))
+        endless_headers = stack.enter_context(
+            raw_server(b"HTTP/1.0 200 OK\r\n" + b"X: y\r\n" * 20000)
+        )
+        found = _unknown_checks(tmp_path, target, hostile, silent, ssh_like, endless_headers)
     reasons = {
         "down": "connection refused",
         "garbage": "not JSON",
         "not go": "no go_memstats_heap_alloc_bytes sample: not a Go program's metrics",
         "error status": "HTTP 500",
         "endless": r"longer than max_body \(1000000 bytes\)",
+        "silent": r"timed out after 1\.0s",
+        "not http": r"invalid HTTP response \(status line 'SSH-2\.0-OpenSSH_9\.2'\)",
+        "endless headers": "headers are longer than 65536 bytes",
     }
     for name, reason in reasons.items():
         check = found[name]
         assert check["status"] == "UNKNOWN", check
-        assert re.search(r"GET http://127\.0\.0\.1:\d+/\S+: .*" + reason, check["message"]), check
+        assert re.search(r"GET http://127\.0\.0\.1:\d+/\S*: .*" + reason, check["message"]), check
+
+
+def _unknown_checks(tmp_path, target, hostile, silent, ssh_like, endless_headers) -> dict:
+    checks = (
+        _check("down", f"url: 'http://127.0.0.1:{_closed_port()}/debug/vars'")
+        + _check("garbage", f"url: '{hostile}/garbage'")
+        + _check("not go", f"url: '{hostile}/html'")
+        + _check("error status", f"url: '{hostile}/errors'")
+        + _check("endless", f"url: '{hostile}/endless', max_body: 1MB")
+        + _check("silent", f"url: 'http://127.0.0.1:{silent}/debug/vars', timeout: 1s")
+        + _check("not http", f"url: 'http://127.0.0.1:{ssh_like}/'")
+        + _check("endless headers", f"url: 'http://127.0.0.1:{endless_headers}/'")
+    )
+    return run_checks(tmp_path, target, checks)
 
 
 def test_runs_on_python36():
