@@ -47,12 +47,16 @@ MODULE = {
         "before 1.25). Its limits: it moves only when a collection ends, so a window "
         "should span several collections; a collection running across the window's end "
         "counts in the next; mark work done by idle-priority workers counts (the cgroup "
-        "pays for it too). The runtime counts GC time as time on a P (wall time, "
-        "GOMAXPROCS x the time being its denominator), not as CPU time: under a CPU quota "
-        "that time includes the time the cgroup was throttled, so gc_cpu_percent (GC time "
-        "/ the cgroup's CPU time) overstates and is capped at 100 (facts.gc_cpu_capped), "
-        "while gc_window_fraction (GC time / GOMAXPROCS x the window) understates when Ps "
-        "sit idle: the truth lies between. Without either, GC CPU is not reported (facts.gc_cpu_method "
+        "pays for it too). The runtime counts GC time as wall time on a P (its "
+        "denominator being GOMAXPROCS x the time), not as CPU time: a P whose thread is "
+        "throttled by the quota, or waits for a core, keeps counting. So gc_cpu_percent "
+        "divides GC time by the time the cgroup's tasks were busy, estimated as its CPU "
+        "time plus its throttled time over the window (at most GOMAXPROCS x the window): "
+        "time spent waiting for a core behind other cgroups is not in it, so on a "
+        "contended host the share still overstates, and it is capped at 100 "
+        "(facts.gc_cpu_capped). gc_window_fraction (GC time / GOMAXPROCS x the window, "
+        "the runtime's own fraction over the window) understates when Ps sit idle. "
+        "Without either, GC CPU is not reported (facts.gc_cpu_method "
         "says why) and only the stop-the-world pause time is: PauseTotalNs or "
         "go_gc_duration_seconds_sum, a lower bound of GC's cost.",
         "The message states the diagnosis when there is one: `CPU 92% of quota, of which "
@@ -157,7 +161,8 @@ MODULE = {
         "cpu_quota_percent": {"unit": "%", "description": "cpu_cores as a share of the quota."},
         "gc_cpu_percent": {
             "unit": "%",
-            "description": "GC CPU as a share of the cgroup's CPU over the window.",
+            "description": "GC time as a share of the cgroup's busy time (CPU + throttled) "
+            "over the window.",
         },
     },
     "default_metric": "sys_limit_percent",
@@ -168,7 +173,7 @@ MODULE = {
         "gc_cpu_method": "runtime_metrics, gc_cpu_fraction, or why GC CPU is not reported.",
         "gomaxprocs": "The GOMAXPROCS used, and where it came from.",
         "diagnosis": "The diagnoses the message states.",
-        "gc_cpu_capped": "True when GC time exceeded the cgroup's CPU time (throttling).",
+        "gc_cpu_capped": "True when GC time exceeded the cgroup's busy time (contention).",
         "window": "Seconds between the two readings.",
     },
 }
@@ -592,6 +597,21 @@ def correlation(runtime: Dict[str, float], memory: Dict[str, float]) -> Dict[str
     return values
 
 
+def gc_share(
+    gc_cores: float, cpu: Dict[str, float], procs: Optional[float], elapsed: float
+) -> float:
+    """GC's share (%) of the time the program's Ps were busy in the window, that time
+    estimated as the cgroup's CPU time plus its throttled time (at most GOMAXPROCS x the
+    window). The runtime counts GC time as wall time on a P: a P whose thread is throttled
+    by the quota keeps counting, so dividing by CPU time alone would overstate the share
+    by the throttling (and can pass 100%)."""
+    busy = (cpu["cpu_cores"] + cpu.get("throttled_time", 0.0) / elapsed) if elapsed > 0 else 0.0
+    if procs:
+        busy = min(busy, float(procs))
+    busy = max(busy, cpu["cpu_cores"])
+    return _percent(gc_cores, busy) if busy > 0 else 0.0
+
+
 def diagnoses(values: Dict[str, float]) -> List[str]:
     found = []
     quota, gc = values.get("cpu_quota_percent"), values.get("gc_cpu_percent")
@@ -681,7 +701,8 @@ def run(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
         facts["gomaxprocs"] = "%d (%s)" % (process["gomaxprocs"], process["gomaxprocs_from"])
     cgroup = after["cgroup"]
     if cgroup is not None:
-        _add_cgroup(values, facts, cgroup, before["counters"], after, elapsed)
+        procs = after["runtime"].get("gomaxprocs", process.get("gomaxprocs"))
+        _add_cgroup(values, facts, cgroup, before["counters"], after, elapsed, procs)
     facts["diagnosis"] = diagnoses(values)
     return {
         "measurements": values,
@@ -698,6 +719,7 @@ def _add_cgroup(
     then: Dict[str, Any],
     after: Dict[str, Any],
     elapsed: float,
+    procs: Optional[float],
 ) -> None:
     if not all(os.path.isdir(directory) for directory in cgroup.dirs.values()):
         raise RuntimeError("cgroup %s was removed during the sampling window" % cgroup.path)
@@ -712,9 +734,7 @@ def _add_cgroup(
             values[key] = cpu[key]
     values.update(correlation(after["runtime"], memory))
     if "gc_cpu_cores" in values and cpu.get("cpu_cores"):
-        share = _percent(values["gc_cpu_cores"], cpu["cpu_cores"])
-        # the runtime counts GC time as time on a P, wall time that includes the cgroup's
-        # throttled time: more than the CPU the cgroup used is not a share of it
+        share = gc_share(values["gc_cpu_cores"], cpu, procs, elapsed)
         facts["gc_cpu_capped"] = share > 100.0
         values["gc_cpu_percent"] = min(100.0, share)
     facts["cgroup"] = cgroup.path

@@ -34,6 +34,66 @@ sshd = cgroup_tests.sshd
 target = cgroup_tests.target
 
 
+# ---------------------------------------------------------------- window arithmetic
+
+
+def test_gc_cpu_seconds_from_the_fraction_and_its_difference_over_the_window():
+    """GCCPUFraction is GC time / (GOMAXPROCS x (LastGC - start)): 2% of 4 Ps over the
+    100 s to the last GC is 8 s; 10 s later and 30 collections on, 2.5% of 4 Ps over 110 s
+    is 11 s: 3 s of GC in a 10 s window, 0.3 cores, 7.5% of the 4 Ps' time."""
+    then = {"gc_cpu_fraction": 0.02, "last_gc": 1100.0, "num_gc": 10, "pause_total": 0.5}
+    now = {"gc_cpu_fraction": 0.025, "last_gc": 1110.0, "num_gc": 40, "pause_total": 0.6}
+    assert goruntime.gc_cpu_seconds(then, 1000.0, 4) == pytest.approx(8.0)
+    assert goruntime.gc_cpu_seconds(now, 1000.0, 4) == pytest.approx(11.0)
+    values, method = goruntime.gc_values(then, now, {"start_time": 1000.0, "gomaxprocs": 4}, 10.0)
+    assert method == "gc_cpu_fraction"
+    assert values["gc_cpu_cores"] == pytest.approx(0.3)
+    assert values["gc_window_fraction"] == pytest.approx(7.5)
+    assert values["gc_cycles"] == 30
+    assert values["gc_pause"] == pytest.approx(0.1) and values["gc_pause_percent"] == pytest.approx(
+        1.0
+    )
+    # without the process, only the pause time: GC CPU is not made up
+    values, method = goruntime.gc_values(then, now, {}, 10.0)
+    assert "gc_cpu_cores" not in values and "give pid or pattern" in method
+    # no collection yet: nothing spent, whatever the fraction says
+    assert (
+        goruntime.gc_cpu_seconds({"gc_cpu_fraction": 0.0, "last_gc": 0, "num_gc": 0}, None, None)
+        == 0.0
+    )
+
+
+def test_gc_share_counts_throttled_time_as_busy_and_is_capped():
+    # 0.3 cores of GC time; the cgroup used 0.5 cores and was throttled 0.1 s per second
+    cpu = {"cpu_cores": 0.5, "throttled_time": 1.0}
+    assert goruntime.gc_share(0.3, cpu, 4, 10.0) == pytest.approx(50.0)
+    # never more busy time than GOMAXPROCS x the window
+    assert goruntime.gc_share(0.3, {"cpu_cores": 0.5, "throttled_time": 50.0}, 1, 10.0) == 30.0
+    # GC time beyond the busy time (waiting for a core behind others) passes 100: run caps it
+    assert goruntime.gc_share(0.9, {"cpu_cores": 0.5}, None, 10.0) == pytest.approx(180.0)
+
+
+def test_the_diagnoses_the_message_states():
+    assert goruntime.diagnoses(
+        {
+            "cpu_quota_percent": 92.0,
+            "gc_cpu_percent": 61.0,
+            "sys_limit_percent": 88.0,
+            "heap_limit_percent": 70.0,
+        }
+    ) == [
+        "CPU 92% of quota, of which GC 61%: GC pressure",
+        "Sys at 88% of the memory limit (heap in use 70%)",
+    ]
+    assert goruntime.diagnoses({"cpu_quota_percent": 95.0, "gc_cpu_percent": 10.0}) == [
+        "CPU 95% of quota, of which GC 10%: not GC"
+    ]
+    assert goruntime.diagnoses({"cpu_quota_percent": 40.0, "gc_cpu_percent": 90.0}) == []
+
+
+# ---------------------------------------------------------------- real parts
+
+
 def _in_cgroup(cgroup: RealCgroup, marker: str, env: dict[str, str] | None = None):
     service = goservice.start(marker, [d / "cgroup.procs" for d in cgroup.dirs], env)
     cgroup.children.append(service.process)  # killed before the cgroup is removed
