@@ -578,8 +578,8 @@ def gc_values(
             return values, "not exposed (no GCCPUFraction nor GC CPU counter)"
         return values, "needs the process's start time and GOMAXPROCS: give pid or pattern"
     values["gc_cpu_cores"] = round(max(0.0, after - before) / elapsed, 6)
-    # the runtime's own fraction, over the window instead of over the whole life
-    values["gc_window_fraction"] = _percent(values["gc_cpu_cores"], procs)
+    if procs:  # the runtime's own fraction, over the window instead of the whole life
+        values["gc_window_fraction"] = _percent(values["gc_cpu_cores"], procs)
     return values, "gc_cpu_fraction"
 
 

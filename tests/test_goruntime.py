@@ -56,6 +56,10 @@ def test_gc_cpu_seconds_from_the_fraction_and_its_difference_over_the_window():
     # without the process, only the pause time: GC CPU is not made up
     values, method = goruntime.gc_values(then, now, {}, 10.0)
     assert "gc_cpu_cores" not in values and "give pid or pattern" in method
+    # nor before the first collection, when there is nothing to divide
+    idle = {"gc_cpu_fraction": 0.0, "last_gc": 0.0, "num_gc": 0, "pause_total": 0.0}
+    values, method = goruntime.gc_values(idle, idle, {}, 10.0)
+    assert values["gc_cpu_cores"] == 0.0 and "gc_window_fraction" not in values
     # no collection yet: nothing spent, whatever the fraction says
     assert (
         goruntime.gc_cpu_seconds({"gc_cpu_fraction": 0.0, "last_gc": 0, "num_gc": 0}, None, None)

@@ -260,6 +260,7 @@ def goruntime_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
         service.get("/ctl/churn?on=1")
         yield run_module("goruntime", url=service.url("/debug/vars"), pid=service.pid)
         yield run_module("goruntime", url=service.url("/metrics"), gomaxprocs=1)
+        yield run_module("goruntime", url=service.url("/debug/vars"))  # neither process nor cgroup
     finally:
         service.stop()
 
