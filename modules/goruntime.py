@@ -566,10 +566,18 @@ def gc_values(
         values["gc_cpu_fraction"] = round(100.0 * now["gc_cpu_fraction"], 6)
     if elapsed <= 0:
         return values, "no window"
-    if "gc_cpu_seconds" in now and "gc_cpu_seconds" in then:
+    if (
+        "gc_cpu_seconds" in now
+        and "gc_cpu_seconds" in then
+        and now["gc_cpu_seconds"] >= then["gc_cpu_seconds"]
+    ):
         used = max(0.0, now["gc_cpu_seconds"] - then["gc_cpu_seconds"])
         values["gc_cpu_cores"] = round(used / elapsed, 6)
         return values, "runtime_metrics"
+    if then.get("start_time") != now.get("start_time") or now.get("num_gc", 0) < then.get(
+        "num_gc", 0
+    ):
+        return values, "the program restarted during the window"
     start = now.get("start_time", process.get("start_time"))
     procs = now.get("gomaxprocs", process.get("gomaxprocs"))
     before, after = gc_cpu_seconds(then, start, procs), gc_cpu_seconds(now, start, procs)
@@ -664,7 +672,7 @@ def _cgroup_message(values: Dict[str, float]) -> str:
                     values["memory_usage"] / MIB,
                     values["memory_limit"] / MIB,
                     values["memory_percent"],
-                    values["heap_usage_percent"],
+                    values.get("heap_usage_percent", 0.0),
                     values["sys_limit_percent"],
                 )
             )

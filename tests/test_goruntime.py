@@ -56,6 +56,16 @@ def test_gc_cpu_seconds_from_the_fraction_and_its_difference_over_the_window():
     # without the process, only the pause time: GC CPU is not made up
     values, method = goruntime.gc_values(then, now, {}, 10.0)
     assert "gc_cpu_cores" not in values and "give pid or pattern" in method
+    # nor across a restart of the program (its counters start again)
+    restarted = {**now, "num_gc": 3}
+    values, method = goruntime.gc_values(
+        then, restarted, {"start_time": 1000.0, "gomaxprocs": 4}, 10.0
+    )
+    assert "gc_cpu_cores" not in values and method == "the program restarted during the window"
+    values, method = goruntime.gc_values(
+        {**then, "start_time": 1000.0}, {**now, "start_time": 1105.0, "gomaxprocs": 4}, {}, 10.0
+    )
+    assert "gc_cpu_cores" not in values and method == "the program restarted during the window"
     # nor before the first collection, when there is nothing to divide
     idle = {"gc_cpu_fraction": 0.0, "last_gc": 0.0, "num_gc": 0, "pause_total": 0.0}
     values, method = goruntime.gc_values(idle, idle, {}, 10.0)
