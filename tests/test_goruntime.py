@@ -77,6 +77,29 @@ def test_gc_cpu_seconds_from_the_fraction_and_its_difference_over_the_window():
     )
 
 
+def test_gc_cpu_from_the_runtime_metrics_counter_is_preferred():
+    """go_cpu_classes_gc_total_cpu_seconds_total (Go 1.20+ via client_golang's runtime
+    metrics) is GC time itself: its difference over the window, no start time needed."""
+    then = {"gc_cpu_seconds": 12.0, "gc_cpu_fraction": 0.5, "last_gc": 10.0, "num_gc": 5}
+    now = {"gc_cpu_seconds": 13.5, "gc_cpu_fraction": 0.5, "last_gc": 12.0, "num_gc": 9}
+    values, method = goruntime.gc_values(then, now, {}, 3.0)
+    assert method == "runtime_metrics"
+    assert values["gc_cpu_cores"] == 0.5
+
+
+def test_the_cgroup_is_named_or_found_from_the_process():
+    tree = cgroup_tests.TREES / "v2_systemd_k8s"
+    ctx = cgroup_tests.context(tree / "proc")
+    root = str(tree / "sys")
+    by_unit = goruntime._cgroup({"unit": "nginx", "cgroup_root": root}, ctx, None)
+    by_pid = goruntime._cgroup({"cgroup_root": root}, ctx, 800)
+    by_path = goruntime._cgroup(
+        {"cgroup": "/system.slice/nginx.service", "cgroup_root": root}, ctx, 1
+    )
+    assert by_unit.path == by_pid.path == by_path.path == "/system.slice/nginx.service"
+    assert goruntime._cgroup({"cgroup_root": root}, ctx, None) is None  # nothing named
+
+
 def test_gc_share_counts_throttled_time_as_busy_and_is_capped():
     # 0.3 cores of GC time; the cgroup used 0.5 cores and was throttled 0.1 s per second
     cpu = {"cpu_cores": 0.5, "throttled_time": 1.0}
