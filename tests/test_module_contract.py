@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import goservice
 import pytest
 import yaml
 from helpers import BUILTIN_MODULES
@@ -126,10 +127,10 @@ def test_system_examples_name_declared_metrics(name):
 
 
 def test_rate_modules_are_the_ones_that_sample():
-    """cpu, process, diskio, net, cgroup and pressure take part in the shared sampling
+    """cpu, process, diskio, net, cgroup, pressure and goruntime take part in the shared sampling
     window (they define sample())."""
     rate = {name for name in MODULES if catalog.get(name).rate}
-    assert rate == {"cpu", "process", "diskio", "net", "cgroup", "pressure"}
+    assert rate == {"cpu", "process", "diskio", "net", "cgroup", "pressure", "goruntime"}
 
 
 def check_options(where, options):
@@ -251,6 +252,19 @@ def cgroup_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
     yield run_module("cgroup", path="/")
 
 
+def goruntime_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """The Go service churning under the test's own cgroup (no memory limit): the GC's time
+    on its Ps exceeds the little CPU it gets in the short window, so the share is capped."""
+    service = goservice.start(f"contract-{os.getpid()}")
+    try:
+        service.get("/ctl/churn?on=1")
+        yield run_module("goruntime", url=service.url("/debug/vars"), pid=service.pid)
+        yield run_module("goruntime", url=service.url("/metrics"), gomaxprocs=1)
+        yield run_module("goruntime", url=service.url("/debug/vars"))  # neither process nor cgroup
+    finally:
+        service.stop()
+
+
 def pressure_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
     yield run_module("pressure")
 
@@ -361,6 +375,7 @@ FACT_RUNS: dict[str, Callable[[Path], Iterator[dict[str, Any]]]] = {
     "net": net_runs,
     "cgroup": cgroup_runs,
     "pressure": pressure_runs,
+    "goruntime": goruntime_runs,
 }
 
 
