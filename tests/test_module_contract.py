@@ -168,7 +168,7 @@ def shipped_sources(*modules: str) -> dict[str, str]:
     [
         (("memory", "disk", "load"), set()),
         (("cpu", "memory", "process"), {"procfs"}),
-        (("http",), {"certs", "netprobe", "patterns", "timing"}),
+        (("http",), {"certs", "httpfetch", "netprobe", "patterns", "timing"}),
         (("tcp",), {"certs", "netprobe", "timing"}),  # netprobe's own imports come along
         (("file", "disk"), {"patterns"}),
         (("command",), {"patterns", "subprocess_budget", "timing"}),
