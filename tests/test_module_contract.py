@@ -126,8 +126,9 @@ def test_system_examples_name_declared_metrics(name):
 
 
 def test_rate_modules_are_the_ones_that_sample():
-    """cpu and process take part in the shared sampling window (they define sample())."""
-    assert {name for name in MODULES if catalog.get(name).rate} == {"cpu", "process"}
+    """cpu, process and prometheus take part in the shared sampling window (they define
+    sample())."""
+    assert {name for name in MODULES if catalog.get(name).rate} == {"cpu", "process", "prometheus"}
 
 
 def check_options(where, options):
@@ -323,6 +324,13 @@ def log_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
     yield run_module("log", path=str(log), patterns=patterns, start="beginning")
 
 
+def prometheus_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    with http_server() as server:
+        url = server.url("/metrics")
+        yield run_module("prometheus", url=url, select="jobs_total", rate=True, by=["queue"])
+        yield run_module("prometheus", url=server.url("/status/500"), select="up")
+
+
 FACT_RUNS: dict[str, Callable[[Path], Iterator[dict[str, Any]]]] = {
     "cpu": cpu_runs,
     "memory": memory_runs,
@@ -335,6 +343,7 @@ FACT_RUNS: dict[str, Callable[[Path], Iterator[dict[str, Any]]]] = {
     "http": http_runs,
     "tcp": tcp_runs,
     "log": log_runs,
+    "prometheus": prometheus_runs,
 }
 
 
