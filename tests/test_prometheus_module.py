@@ -9,9 +9,11 @@ import gzip
 import http.server
 import json
 import math
+import subprocess
 import threading
 import time
 import urllib.request
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -549,3 +551,49 @@ def test_examples_load_as_a_playbook(tmp_path):
 def test_a_selector_error_is_a_config_error_at_run_time_not_a_failure():
     with pytest.raises(ValueError, match="would match every series"):
         run(url="http://127.0.0.1:1/metrics", select='{a=~".*"}', sample="0s")
+
+
+PYTHON36 = next(iter(sorted(Path.home().glob(".pyenv/versions/3.6.*/bin/python3"))), None)
+BOOTSTRAP = "import sys,zlib;exec(zlib.decompress(sys.stdin.buffer.read()))"
+
+
+@pytest.mark.skipif(PYTHON36 is None, reason="no Python 3.6 interpreter on this machine")
+def test_the_shipped_batch_runs_on_python36():
+    """The module as a batch ships it, on an old interpreter: a counter rated over the shared
+    window, and a gzip OpenMetrics histogram read as a quantile."""
+    scrapes = iter(range(100))
+    body = gzip.compress((FIXTURES / "prometheus_client_openmetrics.txt").read_bytes())
+    om = {"Content-Type": "application/openmetrics-text; version=1.0.0", "Content-Encoding": "gzip"}
+    rising = endpoint(lambda: (200, TEXT, counter_body({"a": 3.0 * next(scrapes)})))
+    with rising as counter, endpoint(lambda: (200, om, body)) as histogram:
+        checks = [
+            {"url": counter.url, "select": "jobs_total", "rate": True, "sample": 0.3},
+            {
+                "url": histogram.url,
+                "select": "http_request_duration_seconds_bucket",
+                "quantile": 0.5,
+            },
+        ]
+        batch = {
+            "version": 1,
+            "options": {"psutil": False, "nice": 0},
+            "checks": [
+                {"id": str(n), "module": "prometheus", "args": make_args(**given), "window": 0.3}
+                for n, given in enumerate(checks)
+            ],
+        }
+        sources = catalog.batch_sources(["prometheus"])
+        program = f"{catalog.batch_runner_source()}\n_main({sources!r}, {json.dumps(batch)!r})\n"
+        done = subprocess.run(
+            [str(PYTHON36), "-c", BOOTSTRAP],
+            input=zlib.compress(program.encode()),
+            capture_output=True,
+            timeout=60,
+        )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    line = next(x for x in done.stdout.decode().splitlines() if x.startswith("__CHECKRUN_RESULT__"))
+    report = json.loads(line[len("__CHECKRUN_RESULT__") :])
+    assert report["python"].startswith("3.6.")
+    rated, quantile = (entry["result"] for entry in report["results"])
+    assert rated["measurements"]["value"] == pytest.approx(3.0 / rated["facts"]["window"], rel=1e-2)
+    assert quantile["measurements"]["value"] == pytest.approx(0.2)
