@@ -597,3 +597,35 @@ def test_the_shipped_batch_runs_on_python36():
     rated, quantile = (entry["result"] for entry in report["results"])
     assert rated["measurements"]["value"] == pytest.approx(3.0 / rated["facts"]["window"], rel=1e-2)
     assert quantile["measurements"]["value"] == pytest.approx(0.2)
+
+
+def test_quantile_per_group_and_one_scrape_without_rate():
+    body = (FIXTURES / "prometheus_client_openmetrics.txt").read_bytes()
+    om = {"Content-Type": "application/openmetrics-text; version=1.0.0"}
+    with endpoint(lambda: (200, om, body)) as served:
+        result = run(
+            url=served.url,
+            select="http_request_duration_seconds_bucket",
+            quantile=0.5,
+            by=["handler"],
+        )
+    assert len(served.served) == 1  # a gauge reading scrapes once, at the window's end
+    assert result["facts"]["groups"] == {"value__api": {"handler": "/api"}}
+    assert result["measurements"]["value__api"] == pytest.approx(0.2)
+    assert result["facts"]["promql"] == (
+        "histogram_quantile(0.5, sum by (handler, le) (http_request_duration_seconds_bucket))"
+    )
+
+
+def test_basic_auth_reaches_the_endpoint():
+    from helpers_net import BASIC_PASSWORD, BASIC_USER, http_server
+
+    with http_server() as server:
+        url = server.url("/auth")
+        refused = run(url=url, select="welcome", sample="0s")
+        # the server answers "welcome" without a value: the parser names what is missing
+        let_in = run(
+            url=url, select="welcome", sample="0s", username=BASIC_USER, password=BASIC_PASSWORD
+        )
+    assert "server returned HTTP status 401" in refused["failures"][0]
+    assert "invalid exposition: line 1: expected a value" in let_in["failures"][0]
