@@ -269,16 +269,15 @@ def is_openmetrics(content_type):
     return "application/openmetrics-text" in (content_type or "").lower()
 
 
-def fetch(args, ctx, budget):
-    """One scrape: {"text", "openmetrics", "url", "duration", "taken"}; ScrapeFailed with
-    the reason when the endpoint is down or answers something else than a body."""
-    request = _request_args(args)
-    context = httpfetch.LazyTLSContext(request)
+def fetch(request, context, budget):
+    """One scrape of request (_request_args): {"text", "openmetrics", "url", "duration",
+    "taken"}; ScrapeFailed with the reason when the endpoint is down or answers something
+    else than a body."""
     started = time.monotonic()
     try:
         responses = httpfetch.exchange(request, context, started + budget)
     except SCRAPE_ERRORS as exc:
-        url = getattr(exc, "probe_url", None) or httpfetch.without_credentials(args["url"])
+        url = getattr(exc, "probe_url", None) or httpfetch.without_credentials(request["url"])
         raise ScrapeFailed("GET %s: %s" % (url, httpfetch.describe_error(exc, budget))) from None
     finished = time.monotonic()
     final = responses[-1]
@@ -302,11 +301,13 @@ def fetch(args, ctx, budget):
 
 def scrape(args, ctx, selector):
     """fetch() and select(): {"samples", "types", "count", ...} or {"failed": reason}."""
+    httpfetch.check_url(args["url"])
+    request = _request_args(args)
+    context = httpfetch.LazyTLSContext(request)
+    if args["url"].lower().startswith("https:"):
+        context.get()  # bad TLS files are the user's error (UNKNOWN), not a failed scrape
     try:
-        httpfetch.check_url(args["url"])
-        if args["url"].lower().startswith("https:"):
-            httpfetch.LazyTLSContext(_request_args(args)).get()  # bad TLS files: UNKNOWN
-        got = fetch(args, ctx, timing.budget(args, ctx))
+        got = fetch(request, context, timing.budget(args, ctx))
     except ScrapeFailed as exc:
         return {"failed": str(exc), "url": httpfetch.without_credentials(args["url"])}
     try:
@@ -456,15 +457,11 @@ def run(args, ctx):
         "scrape_duration": after["duration"],
         "samples_scraped": after["count"],
     }
-    what = "%s at %s" % (selector.text, after["url"])
-    if (
-        not series
-        and args["aggregate"] != "count"
-        or (not series and args.get("quantile") is not None)
-    ):
+    counts_nothing = args["aggregate"] == "count" and args.get("quantile") is None
+    if not series and not counts_nothing:
         raise RuntimeError(
-            "%s matches no series%s"
-            % (what, " present in both scrapes" if args.get("rate") else "")
+            "%s at %s matches no series%s"
+            % (selector.text, after["url"], " present in both scrapes" if args.get("rate") else "")
         )
     measurements["value"] = _finite(_reduce(series, args), facts["promql"])
     if args.get("by"):

@@ -629,3 +629,15 @@ def test_basic_auth_reaches_the_endpoint():
         )
     assert "server returned HTTP status 401" in refused["failures"][0]
     assert "invalid exposition: line 1: expected a value" in let_in["failures"][0]
+
+
+def test_https_with_a_private_ca(tmp_path):
+    from helpers_net import http_server, make_pki, server_tls_context
+
+    pki = make_pki(tmp_path)
+    with http_server(server_tls_context(pki.server_cert, pki.server_key)) as server:
+        url = server.url("/metrics")
+        trusted = run(url=url, select="jobs_total", sample="0s", ca_file=str(pki.ca_cert))
+        untrusted = run(url=url, select="jobs_total", sample="0s")
+    assert trusted["measurements"]["value"] > 0 and trusted["measurements"]["success"] == 1
+    assert "TLS certificate verification failed" in untrusted["failures"][0]
