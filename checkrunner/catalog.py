@@ -24,7 +24,7 @@ DOC_NAMES = ("MODULE", "EXAMPLES")  # documentation the control node reads, targ
 # Option types a module may declare, and the JSON type they validate as before normalising.
 OPTION_TYPES = ("str", "int", "float", "bool", "duration", "size", "list", "dict", "argv", "raw")
 # Syntax a str option (or each element or value of a list or dict option) must have.
-OPTION_FORMATS = ("regex", "url", "address", "encoding", "mode")
+OPTION_FORMATS = ("regex", "url", "address", "encoding", "mode", "selector")
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ MODULE = {
         },
         "select": {
             "type": "str",
+            "format": "selector",
             "required": True,
             "description": "PromQL series selector: a metric name, label matchers in braces, "
             'or both (`up{job="node"}`, `{__name__=~"go_memstats_.*_bytes"}`).',

@@ -548,9 +548,13 @@ def test_examples_load_as_a_playbook(tmp_path):
     assert [check.module for check in checks] == ["prometheus"] * len(examples) and len(checks) >= 4
 
 
-def test_a_selector_error_is_a_config_error_at_run_time_not_a_failure():
+def test_a_selector_that_reaches_the_target_unchecked_is_unknown_not_a_failure():
+    """The control node refuses it (test_a_bad_selector_is_bad_input_with_its_place); a
+    batch built elsewhere still gets an error (UNKNOWN) before any scrape, not a failure."""
+    args = dict(make_args(url="http://127.0.0.1:1/metrics", select="up", sample="0s"))
+    args["select"] = '{a=~".*"}'
     with pytest.raises(ValueError, match="would match every series"):
-        run(url="http://127.0.0.1:1/metrics", select='{a=~".*"}', sample="0s")
+        prometheus.run(args, CheckContext("0.1", 10.0, None))
 
 
 PYTHON36 = next(iter(sorted(Path.home().glob(".pyenv/versions/3.6.*/bin/python3"))), None)
@@ -641,3 +645,22 @@ def test_https_with_a_private_ca(tmp_path):
         untrusted = run(url=url, select="jobs_total", sample="0s")
     assert trusted["measurements"]["value"] > 0 and trusted["measurements"]["success"] == 1
     assert "TLS certificate verification failed" in untrusted["failures"][0]
+
+
+def test_a_bad_selector_is_bad_input_with_its_place(tmp_path):
+    from helpers import validate_text
+
+    done = validate_text(
+        tmp_path,
+        "- name: p\n"
+        "  hosts: localhost\n"
+        "  checks:\n"
+        "    - name: s\n"
+        "      prometheus: {url: 'http://127.0.0.1:9/metrics', select: 'rate(up[5m])'}\n"
+        "    - name: r\n"
+        "      prometheus: {url: 'http://127.0.0.1:9/metrics', select: 'up{job=~\"(a\"}'}\n",
+    )
+    assert done.returncode == 5
+    assert "p.yml:5:" in done.stderr and "is not a series selector" in done.stderr
+    assert "p.yml:7:" in done.stderr and "not a valid regular expression" in done.stderr
+    assert "Traceback" not in done.stderr
