@@ -14,6 +14,7 @@ from ._utils import certs, exposition, httpfetch, netprobe, timing
 MODULE = {
     "summary": "Prometheus/OpenMetrics endpoint: select series, aggregate, rate counters",
     "window_option": "sample",
+    "window_if": "rate",  # a gauge is read in one scrape: it does not lengthen the window
     "description": [
         "Scrapes a /metrics endpoint from the target (so `http://127.0.0.1:9093/metrics` "
         "reads the service where it runs), keeps the series a PromQL selector picks "
@@ -28,7 +29,8 @@ MODULE = {
         "the end of the batch's shared sampling window (at least `sample`), a value lower "
         "at the end means the counter was reset and counts from 0 (Prometheus' rule), and a "
         "series seen only at the end has no rate yet. Without `rate` one scrape at the end "
-        "of the window is read (`sample: 0s` for no wait of its own).",
+        "of the batch's window is read, and `sample` is not used: such a check does not "
+        "make the window longer.",
         "`quantile: 0.99` reads a histogram: select its _bucket series; buckets are summed "
         "per `le` (per group with `by`), rated first with `rate: true`, and the quantile is "
         "interpolated as histogram_quantile() does. Summaries and the _sum/_count series "
@@ -84,8 +86,8 @@ MODULE = {
             "type": "duration",
             "max": "1h",
             "default": "1s",
-            "description": "Shortest sampling window; with rate, the counters' increase "
-            "is measured over it.",
+            "description": "With rate: the shortest sampling window the counters' increase "
+            "is measured over.",
         },
         "quantile": {
             "type": "float",
@@ -212,7 +214,7 @@ EXAMPLES = """
   crit: 2
 
 - name: goroutines of the Go service
-  prometheus: {url: "http://127.0.0.1:9091/metrics", select: go_goroutines, sample: 0s}
+  prometheus: {url: "http://127.0.0.1:9091/metrics", select: go_goroutines}
   warn: 5000
 """
 

@@ -664,3 +664,14 @@ def test_a_bad_selector_is_bad_input_with_its_place(tmp_path):
     assert "p.yml:5:" in done.stderr and "is not a series selector" in done.stderr
     assert "p.yml:7:" in done.stderr and "not a valid regular expression" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_only_a_rate_check_asks_for_a_sampling_window():
+    """A gauge is read in one scrape at the window's end: it must not make the batch wait."""
+    from checkrunner.transport.payload import BatchCheck
+
+    gauge = make_args(url="http://127.0.0.1:9/metrics", select="up", sample="5s")
+    counter = make_args(url="http://127.0.0.1:9/metrics", select="c", rate=True, sample="5s")
+    assert BatchCheck("1", "prometheus", gauge, 10.0).window == 0.0
+    assert BatchCheck("2", "prometheus", counter, 10.0).window == 5.0
+    assert BatchCheck("3", "cpu", {"sample": 2.0}, 10.0).window == 2.0
