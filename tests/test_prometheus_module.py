@@ -675,3 +675,60 @@ def test_only_a_rate_check_asks_for_a_sampling_window():
     assert BatchCheck("1", "prometheus", gauge, 10.0).window == 0.0
     assert BatchCheck("2", "prometheus", counter, 10.0).window == 5.0
     assert BatchCheck("3", "cpu", {"sample": 2.0}, 10.0).window == 2.0
+
+
+HISTOGRAM_BODY = b"""# TYPE lat_seconds histogram
+lat_seconds_bucket{handler="/a",le="0.01"} 3
+lat_seconds_bucket{handler="/a",le="0.1"} 17
+lat_seconds_bucket{handler="/a",le="0.5"} 40
+lat_seconds_bucket{handler="/a",le="2.5"} 44
+lat_seconds_bucket{handler="/a",le="+Inf"} 45
+lat_seconds_bucket{handler="/b",le="0.01"} 0
+lat_seconds_bucket{handler="/b",le="0.1"} 9
+lat_seconds_bucket{handler="/b",le="0.5"} 9
+lat_seconds_bucket{handler="/b",le="2.5"} 30
+lat_seconds_bucket{handler="/b",le="+Inf"} 31
+# TYPE reqs gauge
+reqs{code="200",handler="/a"} 120
+reqs{code="500",handler="/a"} 7
+reqs{code="503",handler="/b"} 2.5
+reqs{code="200",handler="/b"} 64
+"""
+
+
+def test_results_equal_a_real_prometheus_servers_on_the_same_endpoint(tmp_path):
+    """The real Prometheus scrapes the endpoint the module reads; the PromQL the module says
+    its value equals (facts.promql) gives the same number on the server."""
+    from prometheus_servers import query, running_prometheus
+
+    with endpoint(lambda: (200, TEXT, HISTOGRAM_BODY)) as served:
+        target = served.url.split("/")[2]
+        scrape = f"  - job_name: fixture\n    static_configs:\n      - targets: ['{target}']\n"
+        with running_prometheus(tmp_path / "prometheus", scrape) as server:
+            deadline = time.monotonic() + 60
+            while not query(server, "lat_seconds_bucket") and time.monotonic() < deadline:
+                time.sleep(0.2)
+            cases = [
+                {"select": "lat_seconds_bucket", "quantile": q} for q in (0.05, 0.5, 0.8, 0.99)
+            ]
+            cases += [
+                {"select": 'lat_seconds_bucket{handler="/b"}', "quantile": 0.5},
+                {"select": 'reqs{code=~"5.."}', "by": ["handler"]},
+                {"select": 'reqs{handler!~"/b"}', "aggregate": "count"},
+                {"select": "reqs", "aggregate": "avg"},
+                {"select": 'reqs{code!="200"}', "aggregate": "max", "by": ["code"]},
+            ]
+            for given in cases:
+                result = run(url=served.url, **given)
+                answer = query(server, result["facts"]["promql"])
+                theirs = {
+                    tuple(v for k, v in sorted(a["metric"].items())): float(a["value"][1])
+                    for a in answer
+                }
+                ours = {
+                    tuple(labels.values()): result["measurements"][name]
+                    for name, labels in result["facts"].get("groups", {}).items()
+                } or {(): result["measurements"]["value"]}
+                assert ours.keys() == theirs.keys(), (given, answer)
+                for key, value in ours.items():
+                    assert value == pytest.approx(theirs[key], rel=1e-9), (given, answer)
