@@ -212,6 +212,7 @@ def _run_masked(
     try:
         with transports:  # every connection closed as soon as the run is over
             result = run_plan(plan, options, reporters, transports)
+        _hand_history(reporters, db)
         for reporter in reporters:
             reporter.finish(result)
     finally:
@@ -224,6 +225,16 @@ def _run_masked(
     if cmd.push is not None and db is not None and not result.interrupted:
         _push(db, cmd, result, config.masker)
     return result.exit_code
+
+
+def _hand_history(reporters: list, db) -> None:
+    """The reporters that chart the past read it from the run's state database (the run's
+    own results are not in it yet: they are recorded after the reports)."""
+    from checkrunner.state.history import HistoryStore
+
+    for reporter in reporters:
+        if reporter.uses_history:
+            reporter.history = HistoryStore(db.connection) if db is not None else None
 
 
 def watch(cmd: WatchCommand) -> int:
@@ -240,11 +251,11 @@ def watch(cmd: WatchCommand) -> int:
     config = load_config(cmd, warn=lambda warning: events.emit("warning", warning))
     events.mask = config.masker.text
     status = WatchStatus(cmd.playbook)
-    server = StatusServer(cmd.listen, status, cmd.web_config)
     with errors_masked(lambda: config.masker.secrets):
         transports = _kept_transports(ssh_options, status, events)
         transports.prepare(hp.host for hp in config.plan.hosts)
         db = _state_db(cmd, config.plan)  # --no-state with alerting: exit 5
+        server = StatusServer(cmd.listen, status, cmd.web_config, state=db)
         worker = _delivery_worker(cmd, db, config, events)
         recorder = RoundRecorder(
             db, config, deliver=not cmd.no_notify, group_waits=True, status=status, worker=worker

@@ -247,7 +247,7 @@ def _add_state_arguments(parser: argparse.ArgumentParser) -> None:
     state.add_argument(
         "--no-state",
         action="store_true",
-        help="keep nothing between runs: log checks start at `start` every time",
+        help="keep nothing between runs: log checks start at `start`, cgroup checks have no earlier OOM-kill count",
     )
     parser.add_argument(
         "--no-notify",

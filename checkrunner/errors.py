@@ -8,6 +8,7 @@
         ├── InvalidValue (also ValueError) ... a value without its place; the caller adds it
         │   ├── OptionValueError ............. an option's value of the wrong type or form
         │   ├── HostEntryError ............... an inventory host entry or range
+        │   ├── BaselineError ................ a dynamic threshold's mapping
         │   └── RE2Error ..................... a pattern that is not Go RE2
         ├── TargetError ...................... one host's failure; the other hosts go on
         │   ├── Unreachable .................. the batch could not run there: UNREACHABLE, exit 4
@@ -143,6 +144,18 @@ class OptionValueError(InvalidValue):
 class HostEntryError(InvalidValue):
     """A host entry that cannot be read (`inventory.hostnames`); the message says what is
     wrong and how to write it. The inventory readers make it a ConfigError (exit 5)."""
+
+
+class BaselineError(InvalidValue):
+    """What is wrong with a baseline mapping (`config.baselines`): `key` is the key at fault
+    (None: the mapping), `at_key` when the key itself is (unknown, one too many) rather than
+    its value; the parser reports it at that place (exit 5)."""
+
+    def __init__(self, message: str, key: str | None = None, hint: str = "", at_key: bool = False):
+        super().__init__(message)
+        self.key = key
+        self.hint = hint
+        self.at_key = at_key
 
 
 class RE2Error(InvalidValue):

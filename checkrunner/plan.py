@@ -22,10 +22,10 @@ from checkrunner.config import (
     parse_range,
     value_location,
 )
-from checkrunner.config.baselines import BaselineError, BaselineSpec, is_baseline, parse_baseline
+from checkrunner.config.baselines import BaselineSpec, is_baseline, parse_baseline
 from checkrunner.config.coerce import is_templated, kind_of
 from checkrunner.config.keywords import SCORE_CHECK_NAME
-from checkrunner.errors import ConfigError, Location, quote
+from checkrunner.errors import BaselineError, ConfigError, Location, quote
 from checkrunner.evaluate.evaluate import CheckIdentity, MetricThresholds
 from checkrunner.evaluate.score import SCORE_METRIC, ScorePlan
 from checkrunner.inventory import Host, Inventory

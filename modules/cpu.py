@@ -4,9 +4,9 @@
 # batch provides it (ctx.psutil); otherwise /proc/stat is read directly.
 import os
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
-from ._utils import procfs
+from ._utils import procfs, window
 
 MODULE = {
     "summary": "CPU busy percentage from /proc/stat deltas over a sampling window",
@@ -182,14 +182,6 @@ def sample(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
     return {"source": source, "taken": time.monotonic(), "times": times}
 
 
-def _own_window(args: Dict[str, Any], ctx: Any) -> Tuple[Dict[str, Any], Dict[str, Any], float]:
-    """Take both snapshots here when run() is called outside a batch's shared window."""
-    before = sample(args, ctx)
-    time.sleep(max(0.0, min(float(args.get("sample", 1.0)), ctx.remaining() - 0.1)))
-    after = sample(args, ctx)
-    return before, after, after["taken"] - before["taken"]
-
-
 def _summary(values: Dict[str, float], elapsed: float, cores: int) -> str:
     details = ", ".join(
         "%s %.1f%%" % (field, values[field])
@@ -200,9 +192,7 @@ def _summary(values: Dict[str, float], elapsed: float, cores: int) -> str:
 
 
 def run(args: Dict[str, Any], ctx: Any) -> Dict[str, Any]:
-    before, after, elapsed = ctx.before, ctx.after, ctx.elapsed
-    if before is None or after is None:
-        before, after, elapsed = _own_window(args, ctx)
+    before, after, elapsed = window.snapshots(sample, args, ctx)
     values = percentages(before["times"][AGGREGATE], after["times"][AGGREGATE])
     if values is None:
         raise RuntimeError(

@@ -9,7 +9,7 @@ import re
 import time
 import zlib
 
-from ._utils import certs, exposition, httpfetch, netprobe, timing
+from ._utils import certs, exposition, httpfetch, netprobe, timing, window
 
 MODULE = {
     "summary": "Prometheus/OpenMetrics endpoint: select series, aggregate, rate counters",
@@ -337,15 +337,6 @@ def sample(args, ctx):
     return snapshot
 
 
-def _own_window(args, ctx):
-    """Both scrapes here when run() is called outside a batch's shared window."""
-    before = sample(args, ctx)
-    if args.get("rate"):
-        time.sleep(max(0.0, min(float(args.get("sample", 1.0)), ctx.remaining() - 0.1)))
-    ctx.before = before
-    return before, sample(args, ctx)
-
-
 # ------------------------------------------------------------------------------- results
 
 
@@ -443,8 +434,10 @@ def _failed(snapshot):
 def run(args, ctx):
     selector = exposition.Selector(args["select"])  # a bad selector is UNKNOWN, before any scrape
     before, after = ctx.before, ctx.after
-    if after is None:
-        before, after = _own_window(args, ctx)
+    if after is None and args.get("rate"):  # run() outside a batch: its own window
+        before, after, _ = window.snapshots(sample, args, ctx)
+    elif after is None:
+        before, after = None, scrape(args, ctx, selector)
     for snapshot in (before, after):
         if snapshot and snapshot.get("failed"):
             return _failed(snapshot)

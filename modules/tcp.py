@@ -85,7 +85,11 @@ MODULE = {
             "unit": "s",
             "description": "Time for the whole probe: connect, TLS, send and expect.",
         },
-        "success": {"unit": "", "flag": True, "description": "1 when every step succeeded, else 0."},
+        "success": {
+            "unit": "",
+            "flag": True,
+            "description": "1 when every step succeeded, else 0.",
+        },
         "cert_days_left": {
             "unit": "d",
             "description": "Days until the server certificate expires (negative once "

@@ -76,14 +76,24 @@ def _wait_ready(url: str, process: subprocess.Popen, log_path: Path, timeout: fl
 
 
 @contextmanager
-def running_node_exporter(directory: Path, textfile_dir: Path) -> Iterator[str]:
+def running_node_exporter(
+    directory: Path,
+    textfile_dir: Path,
+    collectors: tuple[str, ...] = (),
+    exporter_metrics: bool = True,
+) -> Iterator[str]:
+    """node_exporter with only its textfile collector and `collectors` (pressure, ...);
+    without `exporter_metrics` its own go_*/process_* series are left out too."""
     port = free_port()
     args = [
         f"--web.listen-address=127.0.0.1:{port}",
         "--collector.disable-defaults",
         "--collector.textfile",
         f"--collector.textfile.directory={textfile_dir}",
+        *(f"--collector.{name}" for name in collectors),
     ]
+    if not exporter_metrics:
+        args.append("--web.disable-exporter-metrics")
     with running_server("prometheus-node-exporter", args, directory, "/metrics", port) as url:
         yield url
 

@@ -314,7 +314,7 @@ BAD_CASES = [
     (
         "check_without_module.yml",
         "4:7",
-        "check 'nothing' has no module: a check needs exactly one module: command, cpu, disk,",
+        "check 'nothing' has no module: a check needs exactly one module: cgroup, command, cpu, disk,",
         "e.g. memory: {}",
     ),
     (
@@ -327,7 +327,7 @@ BAD_CASES = [
         "unknown_module.yml",
         "5:7",
         "unknown module 'htp' — did you mean 'http'?",
-        "modules: command, cpu",
+        "modules: cgroup, command, cpu",
     ),
     (
         "unknown_option.yml",
@@ -1227,4 +1227,4 @@ def test_module_list_and_lookup():
     with pytest.raises(ConfigError) as caught:
         lookup_module("htp")
     assert caught.value.message == "unknown module 'htp' — did you mean 'http'?"
-    assert caught.value.hint.startswith("modules: command, cpu, disk")
+    assert caught.value.hint.startswith("modules: cgroup, command, cpu, disk")

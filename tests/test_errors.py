@@ -150,7 +150,7 @@ def test_the_documented_exit_codes():
         ["CheckrunError", "ConfigError", "MultipleConfigErrors", "VariableLoop"], EXIT_BAD_INPUT
     )
     expected |= dict.fromkeys(
-        ["InvalidValue", "OptionValueError", "HostEntryError"], EXIT_BAD_INPUT
+        ["InvalidValue", "OptionValueError", "HostEntryError", "BaselineError"], EXIT_BAD_INPUT
     )
     expected |= {"RE2Error": EXIT_BAD_INPUT, "TargetError": EXIT_BAD_INPUT}
     expected |= {"Unreachable": EXIT_UNREACHABLE, "ProtocolError": EXIT_UNKNOWN}
@@ -210,6 +210,14 @@ def scenario_host_entry_error(tmp_path: Path) -> tuple[list, str]:
     return [playbook, "-i", inventory], "starts after it ends"
 
 
+def scenario_baseline_error(tmp_path: Path) -> tuple[list, str]:
+    (tmp_path / "p.yml").write_text(
+        "- hosts: localhost\n  checks:\n"
+        "    - {memory: {}, warn: {baseline: 7d, factor: 2, sigma: 3}}\n"
+    )
+    return [tmp_path / "p.yml"], "exactly one of factor, sigma and mad"
+
+
 def scenario_re2_error(tmp_path: Path) -> tuple[list, str]:
     play = (
         "plays:\n  - name: app\n    hosts: localhost\n    checks:\n"
@@ -257,6 +265,7 @@ SCENARIOS = {
     "OptionValueError": (scenario_option_value_error, EXIT_BAD_INPUT),
     "HostEntryError": (scenario_host_entry_error, EXIT_BAD_INPUT),
     "RE2Error": (scenario_re2_error, EXIT_BAD_INPUT),
+    "BaselineError": (scenario_baseline_error, EXIT_BAD_INPUT),
     "Unreachable": (scenario_unreachable, EXIT_UNREACHABLE),
     "ProtocolError": (scenario_remote_crash, EXIT_UNKNOWN),
     "RemoteCrash": (scenario_remote_crash, EXIT_UNKNOWN),

@@ -365,7 +365,8 @@ def test_a_utf16_playbook_with_a_byte_order_mark_loads(tmp_path):
     ("line", "phrase"),
     [
         ("memory: {}\n      warn: [1, 2]", "not a list"),
-        ("memory: {}\n      warn: {a: 1}", "not a mapping"),
+        ("memory: {}\n      warn: {baseline: 7d, factor: {a: 1}}", "not a mapping"),
+        ("memory: {}\n      warn: {baseline: {a: 1}, factor: 2}", "not a mapping"),
         ('command: {cmd: "echo {{ 1 + items }}"}', "'int' and 'list'"),
         ('command: {cmd: "echo {{ m + 1 }}"}', "'dict' and 'int'"),
     ],

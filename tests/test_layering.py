@@ -223,7 +223,7 @@ def test_the_checks_that_name_generic_code_are_found():
 
 def test_modules_declare_their_sampling_window_and_their_state():
     """A rate collector (it defines `sample`) names the duration option that sets its window;
-    the log module keeps its cursors between runs."""
+    the log module keeps its cursors between runs, the cgroup module its OOM-kill counter."""
     from checkrunner import catalog
 
     for name in catalog.module_names():
@@ -232,7 +232,7 @@ def test_modules_declare_their_sampling_window_and_their_state():
             assert info.options[info.window_option]["type"] == "duration", name
         else:
             assert info.window_option is None, name
-    assert [n for n in catalog.module_names() if catalog.get(n).keeps_state] == ["log"]
+    assert [n for n in catalog.module_names() if catalog.get(n).keeps_state] == ["cgroup", "log"]
 
 
 def test_the_window_travels_with_the_check_and_sets_the_shared_window():

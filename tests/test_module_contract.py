@@ -126,9 +126,10 @@ def test_system_examples_name_declared_metrics(name):
 
 
 def test_rate_modules_are_the_ones_that_sample():
-    """cpu, process and prometheus take part in the shared sampling window (they define
-    sample())."""
-    assert {name for name in MODULES if catalog.get(name).rate} == {"cpu", "process", "prometheus"}
+    """cpu, process, diskio, net, cgroup, pressure and prometheus take part in the shared
+    sampling window (they define sample())."""
+    rate = {name for name in MODULES if catalog.get(name).rate}
+    assert rate == {"cpu", "process", "diskio", "net", "cgroup", "pressure", "prometheus"}
 
 
 def check_options(where, options):
@@ -140,7 +141,9 @@ def check_options(where, options):
         unknown = set(spec) - OPTION_KEYS - SUBOPTION_KEYS
         assert not unknown, f"{where}.{option}: unknown keys {unknown}"
         if "choices" in spec and "default" in spec:
-            assert spec["default"] in spec["choices"], f"{where}.{option}: default not a choice"
+            # a list option's choices are those of each element
+            defaults = spec["default"] if spec["type"] == "list" else [spec["default"]]
+            assert all(d in spec["choices"] for d in defaults), f"{where}.{option}: default"
         assert spec.get("format") in (None, *catalog.OPTION_FORMATS), f"{where}.{option}"
         if "min" in spec or "max" in spec:
             assert spec["type"] in ("int", "float", "duration", "size") or (
@@ -168,7 +171,8 @@ def shipped_sources(*modules: str) -> dict[str, str]:
     ("modules", "helpers"),
     [
         (("memory", "disk", "load"), set()),
-        (("cpu", "memory", "process"), {"procfs"}),
+        (("cpu", "memory", "process"), {"procfs", "processes", "window"}),
+        (("diskio", "net"), {"procfs", "window"}),
         (("http",), {"certs", "httpfetch", "netprobe", "patterns", "timing"}),
         (("tcp",), {"certs", "netprobe", "timing"}),  # netprobe's own imports come along
         (("file", "disk"), {"patterns"}),
@@ -240,6 +244,15 @@ def run_module(module_name: str, proc_root: str = "/proc", **given: Any) -> dict
 
 def cpu_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
     yield run_module("cpu", per_core=True)
+
+
+def cgroup_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    # the root cgroup: no memory limit, no CPU quota, and an OOM counter never saved
+    yield run_module("cgroup", path="/")
+
+
+def pressure_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    yield run_module("pressure")
 
 
 def memory_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
@@ -324,6 +337,14 @@ def log_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
     yield run_module("log", path=str(log), patterns=patterns, start="beginning")
 
 
+def diskio_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    yield run_module("diskio", include=["loop", "ram", "partition", "dm"])
+
+
+def net_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    yield run_module("net", interfaces=["*"], port=22)
+
+
 def prometheus_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
     with http_server() as server:
         url = server.url("/metrics")
@@ -343,6 +364,10 @@ FACT_RUNS: dict[str, Callable[[Path], Iterator[dict[str, Any]]]] = {
     "http": http_runs,
     "tcp": tcp_runs,
     "log": log_runs,
+    "diskio": diskio_runs,
+    "net": net_runs,
+    "cgroup": cgroup_runs,
+    "pressure": pressure_runs,
     "prometheus": prometheus_runs,
 }
 

@@ -23,6 +23,7 @@ from helpers import mount_at
 from checkrunner import catalog
 from checkrunner.modules import cpu, disk, load, memory, process
 from checkrunner.modules._batch import CheckContext, run_batch
+from checkrunner.modules._utils import processes
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "procfs"
@@ -389,17 +390,17 @@ def test_load_psutil_and_procfs_agree():
 
 
 def test_effective_uid_from_proc_status():
-    status = process.parse_proc_status(fixture("tree", "813", "status"))
-    assert process.effective_uid(status) == 33
-    assert process.effective_uid(process.parse_proc_status(fixture("tree", "1", "status"))) == 0
-    assert process.effective_uid({}) is None
+    status = processes.parse_proc_status(fixture("tree", "813", "status"))
+    assert processes.effective_uid(status) == 33
+    assert processes.effective_uid(processes.parse_proc_status(fixture("tree", "1", "status"))) == 0
+    assert processes.effective_uid({}) is None
 
 
 def test_full_name_completes_names_the_kernel_cut():
     argv = ["/opt/app/bin/gunicorn-worker-main", "--bind"]
-    assert process.full_name("gunicorn-worker", argv) == "gunicorn-worker-main"
-    assert process.full_name("gunicorn-worker", ["/usr/bin/python3"]) == "gunicorn-worker"
-    assert process.full_name("nginx", ["nginx: worker process"]) == "nginx"
+    assert processes.full_name("gunicorn-worker", argv) == "gunicorn-worker-main"
+    assert processes.full_name("gunicorn-worker", ["/usr/bin/python3"]) == "gunicorn-worker"
+    assert processes.full_name("nginx", ["nginx: worker process"]) == "nginx"
 
 
 TREE_CASES = [

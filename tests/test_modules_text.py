@@ -9,8 +9,9 @@ import pytest
 from checkrunner import catalog
 from checkrunner.config.normalize import normalize_args
 from checkrunner.errors import Location
-from checkrunner.modules import command, nagios, process
+from checkrunner.modules import command, nagios
 from checkrunner.modules._batch import CheckContext
+from checkrunner.modules._utils import processes
 
 # Characters str.splitlines() breaks at, but Nagios and Icinga do not.
 NOT_NEWLINES = ["\f", "\v", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
@@ -88,5 +89,5 @@ def test_command_output_numbers_stay_numbers():
 @pytest.mark.parametrize("uid", ["١", "０", "²"])
 def test_a_uid_needs_ascii_digits(uid):
     with pytest.raises(RuntimeError, match="no user"):  # a name, and no such user
-        process.resolve_user(uid)
-    assert process.resolve_user("0") == (0, None)
+        processes.resolve_user(uid)
+    assert processes.resolve_user("0") == (0, None)

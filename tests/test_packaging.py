@@ -4,6 +4,7 @@ missing from that list until a clean clone's CI imported it."""
 
 from __future__ import annotations
 
+from fnmatch import fnmatch
 from pathlib import Path
 
 import tomllib
@@ -36,3 +37,23 @@ def test_every_folder_of_python_code_is_a_listed_package():
     assert "checkrunner.modules._utils" in found  # the mapping of modules/ is understood
     assert found - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
     assert listed - found == set(), "these listed packages have no code"
+
+
+def test_every_data_file_of_a_package_is_listed_as_package_data():
+    """A file the code reads at run time (the HTML report's CSS and script) ships in the wheel
+    only if [tool.setuptools.package-data] names it."""
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed, package_dir = _listed_packages()
+    data = setuptools["package-data"]
+    for root in ("checkrunner", "modules"):
+        for path in (REPO / root).rglob("*"):
+            if not path.is_file() or path.suffix in (".py", ".pyc") or "__pycache__" in path.parts:
+                continue
+            folder = path.parent
+            while _package_of(folder, package_dir) not in listed:
+                folder = folder.parent
+            package = _package_of(folder, package_dir)
+            relative = path.relative_to(folder).as_posix()
+            assert any(fnmatch(relative, pattern) for pattern in data.get(package, [])), (
+                f"add {relative} to [tool.setuptools.package-data] {package}"
+            )

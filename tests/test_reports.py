@@ -170,7 +170,15 @@ def plain_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_registry_names_match_their_classes():
-    assert set(REPORTERS) == {"terminal", "json", "junit", "markdown", "nagios", "prometheus"}
+    assert set(REPORTERS) == {
+        "terminal",
+        "json",
+        "junit",
+        "markdown",
+        "html",
+        "nagios",
+        "prometheus",
+    }
     for name, reporter_class in REPORTERS.items():
         assert issubclass(reporter_class, Reporter)
         assert reporter_class.name == name

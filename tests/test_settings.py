@@ -71,11 +71,12 @@ def test_the_help_shows_each_setting_with_its_default():
 
 def test_the_report_help_is_generated_from_the_registry(monkeypatch):
     assert parser_actions()["report"].help == (
-        "terminal (default), json, junit, markdown, nagios, prometheus; PATH or stdout; repeatable"
+        "terminal (default), json, junit, markdown, html, nagios, prometheus; PATH or stdout; "
+        "repeatable"
     )
-    monkeypatch.setitem(report.FORMATS, "html", "checkrunner.report.markdown:MarkdownReporter")
+    monkeypatch.setitem(report.FORMATS, "sarif", "checkrunner.report.markdown:MarkdownReporter")
     assert parser_actions()["report"].help.startswith(
-        "terminal (default), json, junit, markdown, nagios, prometheus, html;"
+        "terminal (default), json, junit, markdown, html, nagios, prometheus, sarif;"
     )
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from checkrunner.config.coerce import is_templated, kind_of
 from checkrunner.config.keywords import BASELINE_KEYWORDS, DEFAULT_MIN_SAMPLES
 from checkrunner.config.ranges import parse_range
+from checkrunner.errors import BaselineError
 from checkrunner.units import parse_duration
 
 METHODS = ("factor", "sigma", "mad")
@@ -30,16 +31,11 @@ DIRECTIONS = ("above", "below", "both")
 EXAMPLE = "write e.g. {baseline: 7d, factor: 1.8} or {baseline: 7d, mad: 3, direction: both}"
 
 
-class BaselineError(ValueError):
-    """What is wrong with a baseline mapping: `key` is the key at fault (None: the mapping)."""
-
-    def __init__(
-        self, message: str, key: str | None = None, hint: str = EXAMPLE, at_key: bool = False
-    ):
-        super().__init__(message)
-        self.key = key
-        self.hint = hint
-        self.at_key = at_key  # the key itself is at fault (unknown, one too many), not its value
+def _invalid(
+    message: str, key: str | None = None, hint: str = EXAMPLE, at_key: bool = False
+) -> BaselineError:
+    """The error of a bad baseline mapping, with the example as the fix unless told."""
+    return BaselineError(message, key, hint, at_key)
 
 
 @dataclass(frozen=True)
@@ -69,22 +65,20 @@ def parse_baseline(value: Mapping[Any, Any]) -> BaselineSpec:
     """The mapping as a BaselineSpec; BaselineError naming the key at fault."""
     for key in value:
         if key not in BASELINE_KEYWORDS:
-            raise BaselineError(
+            raise _invalid(
                 f"unknown key '{key}' in a baseline",
                 str(key),
                 f"allowed keys: {', '.join(BASELINE_KEYWORDS)}",
                 at_key=True,
             )
         if is_templated(value[key]):
-            raise BaselineError(
-                f"{key}: a baseline's settings cannot be templates", str(key), EXAMPLE
-            )
+            raise _invalid(f"{key}: a baseline's settings cannot be templates", str(key), EXAMPLE)
     if "baseline" not in value:
-        raise BaselineError("a threshold mapping needs `baseline:` (the window)", None)
+        raise _invalid("a threshold mapping needs `baseline:` (the window)", None)
     methods = [m for m in METHODS if m in value]
     if len(methods) != 1:
         found = " and ".join(methods) if methods else "none of them"
-        raise BaselineError(
+        raise _invalid(
             f"a baseline takes exactly one of factor, sigma and mad, not {found}",
             methods[1] if len(methods) > 1 else None,
             "keep one: factor (× mean), sigma (mean ± k·σ) or mad (median ± k·MAD)",
@@ -104,14 +98,20 @@ def parse_baseline(value: Mapping[Any, Any]) -> BaselineSpec:
 
 
 def _positive_duration(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise _invalid(
+            f"baseline: expected a window, not {kind_of(value)}",
+            "baseline",
+            "write the window like 7d, 36h or 4w",
+        )
     try:
         seconds = parse_duration(value)
     except ValueError as exc:
-        raise BaselineError(
+        raise _invalid(
             f"baseline: {exc}", "baseline", "write the window like 7d, 36h or 4w"
         ) from None
     if not math.isfinite(seconds) or seconds <= 0:
-        raise BaselineError(
+        raise _invalid(
             f"baseline: the window must be positive, not {value!r}",
             "baseline",
             "write the window like 7d, 36h or 4w",
@@ -122,17 +122,15 @@ def _positive_duration(value: Any) -> float:
 def _positive_number(value: Any, key: str) -> float:
     example = f"write {key}: {1.8 if key == 'factor' else 3}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BaselineError(
-            f"{key}: expected a positive number, not {kind_of(value)}", key, example
-        )
+        raise _invalid(f"{key}: expected a positive number, not {kind_of(value)}", key, example)
     if not math.isfinite(value) or value <= 0:
-        raise BaselineError(f"{key}: must be positive, not {value!r}", key, example)
+        raise _invalid(f"{key}: must be positive, not {value!r}", key, example)
     return float(value)
 
 
 def _min_samples(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise BaselineError(
+        raise _invalid(
             f"min_samples: expected a whole number of at least 1, not {value!r}",
             "min_samples",
             f"write min_samples: {DEFAULT_MIN_SAMPLES}",
@@ -145,7 +143,7 @@ def _choice(value: Mapping[Any, Any], key: str, allowed: tuple[str, ...], defaul
         return default
     chosen = value[key]
     if chosen not in allowed:
-        raise BaselineError(
+        raise _invalid(
             f"{key}: {chosen!r} is not one of {', '.join(allowed)}",
             key,
             f"write {key}: {allowed[0]}",
@@ -161,7 +159,7 @@ def _fallback(value: Any) -> str | None:
     try:
         parse_range(value)
     except ValueError as exc:
-        raise BaselineError(
+        raise _invalid(
             f"fallback: {exc}",
             "fallback",
             "the fallback is a static threshold: a number or a Nagios range like 80 or 10:",

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from checkrunner import catalog
 from checkrunner.catalog import ModuleInfo
-from checkrunner.config.baselines import BaselineError, is_baseline, parse_baseline
+from checkrunner.config.baselines import is_baseline, parse_baseline
 from checkrunner.config.coerce import VARIABLE_NAME, coerce_value, is_templated, kind_of, parse_bool
 from checkrunner.config.keywords import (
     ANSIBLE_HABITS,
@@ -44,7 +44,14 @@ from checkrunner.config.templating import (
     expression_syntax_error,
     template_syntax_error,
 )
-from checkrunner.errors import ConfigError, Location, OptionValueError, did_you_mean, suggest
+from checkrunner.errors import (
+    BaselineError,
+    ConfigError,
+    Location,
+    OptionValueError,
+    did_you_mean,
+    suggest,
+)
 from checkrunner.yamlio.marked import (
     MarkedMap,
     key_location,

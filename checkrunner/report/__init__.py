@@ -21,6 +21,7 @@ FORMATS: dict[str, str] = {
     "json": "checkrunner.report.json_report:JsonReporter",
     "junit": "checkrunner.report.junit:JunitReporter",
     "markdown": "checkrunner.report.markdown:MarkdownReporter",
+    "html": "checkrunner.report.html:HtmlReporter",
     "nagios": "checkrunner.report.nagios:NagiosReporter",
     "prometheus": "checkrunner.report.prometheus:PrometheusReporter",
 }
@@ -33,6 +34,7 @@ _ALSO_EXPORTED = {  # imported on first use, like the reporters
 __all__ = [
     "DEFAULT_FORMAT",
     "FORMATS",
+    "HtmlReporter",
     "REPORTERS",
     "JsonReporter",
     "JunitReporter",

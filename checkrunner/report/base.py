@@ -7,9 +7,12 @@ import contextlib
 import os
 import secrets
 import sys
-from typing import ClassVar, TextIO
+from typing import TYPE_CHECKING, ClassVar, TextIO
 
 from checkrunner.results import HostResult, RunResult
+
+if TYPE_CHECKING:
+    from checkrunner.state.history import HistoryStore
 
 STDOUT_PATHS = (None, "", "-")
 
@@ -23,6 +26,9 @@ class Reporter(abc.ABC):
     """
 
     name: ClassVar[str] = ""
+    # A format that charts the past declares it; the app then sets `history` before `finish`
+    # (a HistoryStore on the run's state database, None with --no-state).
+    uses_history: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -36,6 +42,7 @@ class Reporter(abc.ABC):
         self.verbose = verbose
         self.color = color
         self._stream = stream
+        self.history: HistoryStore | None = None
 
     @property
     def writes_to_stdout(self) -> bool:

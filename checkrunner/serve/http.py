@@ -1,5 +1,8 @@
-"""Watch mode's HTTP face: /metrics, /healthz, /-/ready and /api/v1/results.
+"""Watch mode's HTTP face: /, /metrics, /healthz, /-/ready and /api/v1/results.
 
+    /                 the HTML report (report/html.py) of the latest result of every host,
+                      its charts from the state database's history (read in the request's
+                      own connection), built at each request
     /metrics          prometheus_client's exposition (text or OpenMetrics, as the scraper
                       asks) of the StatusCollector: only the hosts and checks of the config
     /healthz          200 while the process serves
@@ -25,7 +28,8 @@ import http.server
 import socket
 import ssl
 import threading
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
@@ -34,6 +38,9 @@ from checkrunner.errors import ConfigError
 from checkrunner.report.json_report import JsonReporter
 from checkrunner.serve.status import StatusCollector, WatchStatus
 from checkrunner.serve.webconfig import WebConfig, load_web_config
+
+if TYPE_CHECKING:
+    from checkrunner.state.db import StateDB
 
 DEFAULT_ADDRESS = "127.0.0.1"
 REQUEST_TIMEOUT = 10.0  # seconds for the TLS handshake and each read or write of a request
@@ -62,10 +69,17 @@ def parse_listen(listen: str) -> tuple[str, int]:
 
 
 class StatusServer:
-    def __init__(self, listen: str, status: WatchStatus, web_config: str | None = None):
+    def __init__(
+        self,
+        listen: str,
+        status: WatchStatus,
+        web_config: str | None = None,
+        state: StateDB | None = None,
+    ):
         self.listen = listen
         self.status = status
         self.web_config_path = web_config
+        self.state = state  # the history that / charts (None: --no-state)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -88,7 +102,7 @@ class StatusServer:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(StatusCollector(self.status))
         try:
-            server = _Server((host, port), self.status, web, registry)
+            server = _Server((host, port), self.status, web, registry, self.state)
         except OSError as exc:
             raise ConfigError(
                 f"--listen {self.listen!r}: cannot listen there: {exc.strerror or exc}",
@@ -117,13 +131,46 @@ class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = MAX_CONNECTIONS
 
-    def __init__(self, address: tuple[str, int], status: WatchStatus, web: WebConfig, registry):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        status: WatchStatus,
+        web: WebConfig,
+        registry,
+        state: StateDB | None = None,
+    ):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.status = status
+        self.state = state
+        self._page_lock = threading.Lock()
+        self._page: tuple[int, str] | None = None  # (status version, the page built for it)
         self.web = web
         self.registry = registry
         self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(address, _Handler)
+
+    def page(self) -> str:
+        """The HTML report of the latest results, charted from the history: built once per
+        change of the results (a big fleet's history takes seconds to read), by one request
+        at a time while the others wait for it."""
+        with self._page_lock:
+            version = self.status.version
+            if self._page is None or self._page[0] != version:
+                self._page = (version, self._build_page())
+            return self._page[1]
+
+    def _build_page(self) -> str:
+        from checkrunner.report.html import render_page
+        from checkrunner.state.history import HistoryStore
+
+        run = self.status.results()
+        if self.state is None:
+            return render_page(run, None, time.time(), live=True)
+        db = self.state.reopen()  # a connection is its thread's: this request opens its own
+        try:
+            return render_page(run, HistoryStore(db.connection), time.time(), live=True)
+        finally:
+            db.close()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self.slots.acquire(blocking=False):
@@ -181,7 +228,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             )
             return
         path = self.path.split("?", 1)[0]
-        if path == "/metrics":
+        if path == "/":
+            body = self.server.page().encode("utf-8", "backslashreplace")
+            headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+            self._send(200, body, "text/html; charset=utf-8", headers)
+        elif path == "/metrics":
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
             self._send(200, encoder(self.server.registry), content_type)
         elif path == "/healthz":

@@ -90,6 +90,7 @@ class WatchStatus:
         self._reload_success_at = self._started_at
         self._configured_hosts: set[str] = set()  # keep_only's: their counters start at 0
         self._ready = False
+        self._version = 0  # +1 whenever the results change: what / caches its page by
 
     # -- what the watch loop reports ----------------------------------------------------
 
@@ -97,6 +98,7 @@ class WatchStatus:
         """A host's new result. Checks not in it (not due this round, or not run because the
         host was unreachable) keep their last result; the host's own fields are the new ones."""
         with self._lock:
+            self._version += 1
             previous = self._hosts.get(host.host)
             merged = copy.copy(host)
             merged.checks = _merge_checks(previous.checks if previous else [], host.checks)
@@ -146,6 +148,7 @@ class WatchStatus:
         anything happened to them: a counter that appears at 1 hides its first increase from
         increase() and rate()."""
         with self._lock:
+            self._version += 1
             self._configured_hosts = set(hosts)
             for name in list(self._hosts):
                 if name not in hosts:
@@ -166,6 +169,12 @@ class WatchStatus:
     def ready(self) -> bool:
         with self._lock:
             return self._ready
+
+    @property
+    def version(self) -> int:
+        """Changes whenever the results do (a host's new result, a reload)."""
+        with self._lock:
+            return self._version
 
     def results(self) -> RunResult:
         """The latest result of every host, as one run (the JSON report's shape)."""

@@ -14,7 +14,10 @@ database, in the transaction of the round that finds it due.
 
 Reads are one primary-key range per series: (series, at) and (series, hour); a read that
 folds raw samples into hours (`checkrun history`'s table) reads one range per hour. Baselines
-(dynamic thresholds) are computed here too, in SQL: `baseline_stats`.
+(dynamic thresholds) are computed here too, in SQL: `baseline_stats`. Reports read a window
+of many series at once, each folded into at most a given number of buckets
+(`HistoryStore.buckets`, min/avg/max per bucket): what they embed stays bounded however long
+the window and however often the checks ran.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import itertools
 import math
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from checkrunner import settings
@@ -85,6 +89,32 @@ class SeriesKey:
     metric: str
     # What the values are in ('%', 'B', 's' ...; '' unknown): not part of the series' name.
     unit: str = field(default="", compare=False)
+
+
+@dataclass
+class Bucket:
+    """Samples of one series in one time slot: when (the slot's middle), min/avg/max of those
+    with a value (None when none had one), how many, and the worst status among them."""
+
+    at: float
+    minimum: float | None
+    average: float | None
+    maximum: float | None
+    count: int
+    worst: str
+
+    def fold(self, other: Bucket) -> None:
+        """`other` (a neighbour in the same slot) merged into this bucket."""
+        total = self.count + other.count
+        valued = [b for b in (self, other) if b.average is not None]
+        if valued:
+            weights = sum(b.count for b in valued) or 1
+            self.average = sum(b.average * b.count for b in valued) / weights  # type: ignore[operator]
+            self.minimum = min(b.minimum for b in valued)  # type: ignore[type-var]
+            self.maximum = max(b.maximum for b in valued)  # type: ignore[type-var]
+        self.at = (self.at * self.count + other.at * other.count) / (total or 1)
+        self.count = total
+        self.worst = _worse(self.worst, other.worst)
 
 
 class HistoryStore:
@@ -247,6 +277,67 @@ class HistoryStore:
             hour += HOUR
         return hours
 
+    def buckets(
+        self, keys: Iterable[SeriesKey], since: float, until: float, count: int
+    ) -> dict[SeriesKey, list[Bucket]]:
+        """Each series' samples in [since, until) in at most `count` buckets, oldest first.
+
+        A series' buckets divide the time from its first sample in the window to `until`,
+        so a young series is drawn at full resolution. Per series: one primary-key range of
+        its hourly rows (older than the raw retention), one seek for its first raw sample and
+        one primary-key range of its raw samples per bucket, aggregated in SQL; series not in
+        the database are left out.
+        """
+        ids = self._series_ids()
+        found: dict[SeriesKey, list[Bucket]] = {}
+        for key in keys:
+            series = ids.get(key)
+            if series is None:
+                continue
+            hourly = self.connection.execute(
+                _HOURLY_IN_WINDOW, (series, since // HOUR * HOUR, until)
+            )
+            hours = hourly.fetchall()
+            first_raw = self.connection.execute(_FIRST_RAW, (series, since, until)).fetchone()[0]
+            firsts = [at for at in (hours[0][0] if hours else None, first_raw) if at is not None]
+            if not firsts:
+                continue
+            start = max(min(firsts), since)
+            width = max((until - start) / count, 1e-9)
+            slots = dict(self._raw_slots(series, start, width, count, until))
+            for hour, minimum, average, maximum, samples, worst in hours:
+                at = max(hour + HOUR / 2, start)
+                slot = min(max(int((at - start) // width), 0), count - 1)
+                bucket = Bucket(at, minimum, average, maximum, samples, worst)
+                if slot in slots:
+                    slots[slot].fold(bucket)
+                else:
+                    slots[slot] = bucket
+            found[key] = [slots[slot] for slot in sorted(slots)]
+        return found
+
+    def _raw_slots(
+        self, series: int, start: float, width: float, count: int, until: float
+    ) -> Iterable[tuple[int, Bucket]]:
+        for slot, summary in self.connection.execute(
+            _RAW_SLOTS, (series, start, width, count, until)
+        ):
+            total, valued, minimum, average, maximum, worst = summary.split("|", 5)
+            if total == "0":
+                continue
+            values = (
+                (float(minimum), float(average), float(maximum)) if valued != "0" else (None,) * 3
+            )
+            yield slot, Bucket(start + (slot + 0.5) * width, *values, int(total), worst)
+
+    def _series_ids(self) -> dict[SeriesKey, int]:
+        return {
+            SeriesKey(CheckKey(host, play, name), metric): ident
+            for ident, host, play, name, metric in self.connection.execute(
+                "SELECT id, host, play, check_name, metric FROM series"
+            )
+        }
+
     # -- baselines (dynamic thresholds) ---------------------------------------------------------
 
     def baseline_stats(self, series: int, window: Window) -> tuple[int, float | None, float | None]:
@@ -355,6 +446,12 @@ def _kept_sql(series: int, window: Window) -> tuple[str, tuple]:
     return " UNION ALL ".join(parts), tuple(x for triple in parameters for x in triple)
 
 
+def _worse(one: str, other: str) -> str:
+    """The worse of two stored statuses ('' when unknown loses to any status)."""
+    ranked = {status.value: status.severity for status in Status}
+    return max((one, other), key=lambda status: ranked.get(status, -1))
+
+
 def _unit_of(check: CheckResult, metric: str) -> str:
     """The unit of one of `check`'s measurements ('' for a count, a status or unknown)."""
     unit = check.units.get(metric)
@@ -375,3 +472,18 @@ _WORST_SQL = _worst_sql()
 # How raw samples (as `x`) fold into hours: by the upkeep into samples_hourly, and by a read.
 _HOUR_SQL = f"CAST(x.at / {HOUR} AS INTEGER) * {HOUR}"
 _FOLD_SQL = f"MIN(value), AVG(value), MAX(value), COUNT(*), {_WORST_SQL}"
+_HOURLY_IN_WINDOW = (
+    "SELECT hour, min, avg, max, count, worst FROM samples_hourly "
+    "WHERE series = ? AND hour >= ? AND hour < ? ORDER BY hour"
+)
+_FIRST_RAW = "SELECT MIN(at) FROM samples WHERE series = ? AND at >= ? AND at < ?"
+# Each slot's samples aggregated over their own primary-key range (a scalar subquery per
+# slot: no sort, unlike a GROUP BY on the slot, which costs twice as much on dense series),
+# as one text per slot; the last slot ends at `until` exactly.
+_RAW_SLOTS = (
+    "WITH RECURSIVE slots(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM slots WHERE i + 1 < ?4) "
+    "SELECT i, (SELECT printf('%d|%d|%.17g|%.17g|%.17g|%s', COUNT(*), COUNT(value), "
+    f"MIN(value), AVG(value), MAX(value), {_WORST_SQL}) FROM samples WHERE series = ?1 "
+    "AND at >= ?2 + i * ?3 AND at < CASE WHEN i + 1 = ?4 THEN ?5 ELSE ?2 + (i + 1) * ?3 END) "
+    "FROM slots"
+)

@@ -1,7 +1,8 @@
 """Log checks across runs: offsets in, new offsets out, committed only once results are recorded.
 
-Which checks keep state is the module's to say (`"keeps_state": True` in its MODULE spec,
-the log module's today): this layer names no module. The control node hands each such
+Which checks keep state is the module's to say (`"keeps_state": True` in its MODULE spec:
+the log module's file cursors, the cgroup module's OOM-kill counter): this layer names no
+module. The control node hands each such
 check the cursors it saved for that host and check (`_cursors` in the check's arguments);
 the target reads from there and returns the new cursors with its counts. They are written to the state database by `commit()`, which the
 run calls after its reports are written: a crash or Ctrl-C before that point means the
