@@ -28,7 +28,9 @@ MODULE = {
         "aggregating, like sum(rate(x[window])): the endpoint is scraped at the start and at "
         "the end of the batch's shared sampling window (at least `sample`), a value lower "
         "at the end means the counter was reset and counts from 0 (Prometheus' rule), and a "
-        "series seen only at the end has no rate yet. Without `rate` one scrape at the end "
+        "series seen only at the end has no rate yet. The rate divides by the time between "
+        "the two scrapes (each stamped halfway through its request); timestamps written in "
+        "the exposition are not used. Without `rate` one scrape at the end "
         "of the batch's window is read, and `sample` is not used: such a check does not "
         "make the window longer.",
         "`quantile: 0.99` reads a histogram: select its _bucket series; buckets are summed "
