@@ -24,7 +24,7 @@ DOC_NAMES = ("MODULE", "EXAMPLES")  # documentation the control node reads, targ
 # Option types a module may declare, and the JSON type they validate as before normalising.
 OPTION_TYPES = ("str", "int", "float", "bool", "duration", "size", "list", "dict", "argv", "raw")
 # Syntax a str option (or each element or value of a list or dict option) must have.
-OPTION_FORMATS = ("regex", "url", "address", "encoding", "mode")
+OPTION_FORMATS = ("regex", "url", "address", "encoding", "mode", "selector")
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,9 @@ class ModuleInfo:
     rate: bool = False  # takes part in the shared sampling window
     # MODULE["window_option"]: the duration option that sets how long a window it needs
     window_option: str | None = None
+    # MODULE["window_if"]: a bool option without which a check needs no window of its own
+    # (the prometheus module reads a gauge in one scrape; only `rate: true` needs two)
+    window_if: str | None = None
     # MODULE["keeps_state"]: it reads `_cursors` saved by the last run and returns new ones in
     # its result's `state` (state.logs keeps them between runs)
     keeps_state: bool = False
@@ -252,6 +255,7 @@ def build_catalog() -> dict[str, Any]:
             "mutually_exclusive": [list(g) for g in meta.get("mutually_exclusive", [])],
             "rate": hasattr(module, "sample"),
             "window_option": meta.get("window_option"),
+            **({"window_if": meta["window_if"]} if "window_if" in meta else {}),
             "keeps_state": bool(meta.get("keeps_state", False)),
             "probe": meta.get("probe", {}),
             "doc_lines": _doc_line_ranges(_read_source(name)),

@@ -12,7 +12,7 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
-from ._utils import cgroups, processes, procfs, promtext, timing, window
+from ._utils import cgroups, exposition, processes, procfs, timing, window
 
 MODULE = {
     "summary": "A Go service's heap, Sys, GC CPU and goroutines against its cgroup's memory and CPU",
@@ -267,11 +267,18 @@ def parse_expvar(text: str) -> Dict[str, float]:
     return runtime
 
 
+MAX_SAMPLES = 100000  # a body with more is no Go runtime's page: the scrape fails
+
+
 def parse_go_metrics(text: str) -> Dict[str, float]:
     """A Prometheus exposition's go_* (and process_start_time_seconds) samples as the same
     runtime figures parse_expvar gives."""
     runtime: Dict[str, float] = {}
-    for name, labels, value in promtext.parse_samples(text, GO_METRICS):
+    try:
+        scanned = exposition.scan(text, GO_METRICS.__contains__, MAX_SAMPLES)
+    except ValueError as exc:
+        raise ValueError("not a Go program's metrics: %s" % exc) from None
+    for name, labels, value, _ in scanned["samples"]:
         if not labels:
             runtime[GO_METRICS[name]] = value
     for key in ("heap_alloc", "sys"):

@@ -256,6 +256,15 @@ class ProbeHandler(http.server.BaseHTTPRequestHandler):
         }
         self._send(200, json.dumps(reply).encode(), content_type="application/json")
 
+    metrics_scrapes = 0
+
+    def route_metrics(self):
+        """A Prometheus exposition whose counter grows by 5 at every scrape."""
+        ProbeHandler.metrics_scrapes += 1
+        count = 5 * ProbeHandler.metrics_scrapes
+        body = f'# TYPE jobs_total counter\njobs_total{{queue="a"}} {count}\n'
+        self._send(200, body.encode(), content_type="text/plain; version=0.0.4")
+
     def route_auth(self):
         token = base64.b64encode(f"{BASIC_USER}:{BASIC_PASSWORD}".encode()).decode()
         if self.headers.get("Authorization") == "Basic " + token:

@@ -4,7 +4,7 @@ with a memory limit and a CPU quota, checked through checkrun locally and over S
 heap against the cgroup's usage, Sys against the limit, and its GC share when it churns
 against the same cgroup when it idles. Endpoints that are down or not Go are UNKNOWN with
 the reason. The parsers' cases are data: tests/fixtures/parsers/goruntime.* and
-_utils.promtext.parse_samples (test_parsers.py)."""
+_utils.exposition.scan (test_parsers.py)."""
 
 from __future__ import annotations
 
@@ -319,7 +319,7 @@ def test_endpoints_that_are_down_or_not_go_are_unknown_with_the_reason(tmp_path,
     reasons = {
         "down": "connection refused",
         "garbage": "not JSON",
-        "not go": "no go_memstats_heap_alloc_bytes sample: not a Go program's metrics",
+        "not go": "not a Go program's metrics: line 1: no metric name",
         "error status": "HTTP 500",
         "endless": r"longer than max_body \(1000000 bytes\)",
         "silent": r"timed out after 1\.0s",

@@ -127,10 +127,19 @@ def test_system_examples_name_declared_metrics(name):
 
 
 def test_rate_modules_are_the_ones_that_sample():
-    """cpu, process, diskio, net, cgroup, pressure and goruntime take part in the shared sampling
-    window (they define sample())."""
+    """cpu, process, diskio, net, cgroup, pressure, goruntime and prometheus take part in the
+    shared sampling window (they define sample())."""
     rate = {name for name in MODULES if catalog.get(name).rate}
-    assert rate == {"cpu", "process", "diskio", "net", "cgroup", "pressure", "goruntime"}
+    assert rate == {
+        "cpu",
+        "process",
+        "diskio",
+        "net",
+        "cgroup",
+        "pressure",
+        "goruntime",
+        "prometheus",
+    }
 
 
 def check_options(where, options):
@@ -174,7 +183,7 @@ def shipped_sources(*modules: str) -> dict[str, str]:
         (("memory", "disk", "load"), set()),
         (("cpu", "memory", "process"), {"procfs", "processes", "window"}),
         (("diskio", "net"), {"procfs", "window"}),
-        (("http",), {"certs", "netprobe", "patterns", "timing"}),
+        (("http",), {"certs", "httpfetch", "netprobe", "patterns", "timing"}),
         (("tcp",), {"certs", "netprobe", "timing"}),  # netprobe's own imports come along
         (("file", "disk"), {"patterns"}),
         (("command",), {"patterns", "subprocess_budget", "timing"}),
@@ -359,6 +368,13 @@ def net_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
     yield run_module("net", interfaces=["*"], port=22)
 
 
+def prometheus_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    with http_server() as server:
+        url = server.url("/metrics")
+        yield run_module("prometheus", url=url, select="jobs_total", rate=True, by=["queue"])
+        yield run_module("prometheus", url=server.url("/status/500"), select="up")
+
+
 FACT_RUNS: dict[str, Callable[[Path], Iterator[dict[str, Any]]]] = {
     "cpu": cpu_runs,
     "memory": memory_runs,
@@ -376,6 +392,7 @@ FACT_RUNS: dict[str, Callable[[Path], Iterator[dict[str, Any]]]] = {
     "cgroup": cgroup_runs,
     "pressure": pressure_runs,
     "goruntime": goruntime_runs,
+    "prometheus": prometheus_runs,
 }
 
 

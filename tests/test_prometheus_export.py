@@ -161,7 +161,7 @@ def test_unreachable_host_is_down_and_keeps_no_status():
 
 def test_probe_declarations_name_what_their_module_returns():
     declaring = {name: info for name, info in catalog.all_modules().items() if info.probe}
-    assert set(declaring) == {"http", "tcp"}
+    assert set(declaring) == {"http", "tcp", "prometheus"}
     for info in declaring.values():
         measured = {info.probe[key] for key in info.probe if key != "target"}
         assert measured <= set(info.measurements), info.name

@@ -436,12 +436,30 @@ def check_encoding(value: Any) -> None:
         ) from None
 
 
+def check_selector(value: Any) -> None:
+    """A PromQL series selector as the prometheus module reads it (its own parser), with
+    each regex also held to what the targets' Python can compile."""
+    from checkrunner.modules._utils.exposition import parse_selector
+
+    try:
+        matchers = parse_selector(str(value))
+    except ValueError as exc:
+        raise OptionValueError(
+            str(exc).removeprefix("select: "),
+            'write a PromQL series selector: name{label="value", other=~"regex"}',
+        ) from None
+    for _label, operator, pattern in matchers:
+        if operator in ("=~", "!~"):
+            check_regex(pattern)
+
+
 FORMATS: dict[str, Callable[[Any], None]] = {
     "regex": check_regex,
     "url": check_url,
     "address": check_address,
     "encoding": check_encoding,
     "mode": check_mode,
+    "selector": check_selector,
 }
 
 

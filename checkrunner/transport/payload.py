@@ -36,8 +36,12 @@ class BatchCheck:
     @property
     def window(self) -> float | None:
         """Seconds of shared sampling window the check asks for: the value of its module's
-        `window_option`; None when the module declares none or the arguments lack it."""
-        option = catalog.get(self.module).window_option
+        `window_option`; 0 when its `window_if` option is off; None when the module declares
+        none or the arguments lack it."""
+        info = catalog.get(self.module)
+        if info.window_if and not self.args.get(info.window_if):
+            return 0.0
+        option = info.window_option
         value = self.args.get(option) if option else None
         return None if value is None else float(value)
 
