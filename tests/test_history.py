@@ -663,6 +663,9 @@ def test_whole_hours_are_read_from_the_hourly_rows_and_only_the_edges_from_raw(t
     buckets = before[0]
     assert sum(b.count for b in buckets) == 4 * 360 + 180 + 100  # each sample once
     assert len(before[1]) == 6 and before[1][0].count == 180
+    # A window shorter than count / 2 hours: finer buckets, each over its raw samples.
+    recent = store.buckets([key], clock.now - 1200, until, 48)[key]
+    assert len(recent) == 48 and sum(b.count for b in recent) == 121
     inner = "UPDATE samples SET value = value + 1000 WHERE at >= ? AND at < ?"
     db.connection.execute(inner, (start + HOUR, start + 5 * HOUR))
     assert answers() == before

@@ -329,36 +329,36 @@ class HistoryStore:
             if series is None:
                 continue
             raw_from = self._raw_from(series)
-            pruned = self._hourly_rows(series, since // HOUR * HOUR, min(until, raw_from))
-            first_raw = self.connection.execute(_FIRST_RAW, (series, since, until)).fetchone()[0]
-            firsts = [at for at in (pruned[0].at if pruned else None, first_raw) if at is not None]
-            if not firsts:
+            # Every sample has its hour's row: none in the window, no sample in it.
+            rows = self._hourly_rows(series, since // HOUR * HOUR, until)
+            if not rows:
                 continue
-            start = max(min(firsts), since)
-            width = (until - start) / count
-            if width >= HOUR / 2:
-                slots = self._hour_slots(series, start, until, count, raw_from)
+            # No sample lies between `since` and the first row's hour: as good a start as
+            # the first sample for whole-hour buckets.
+            start = max(rows[0].at, since)
+            if (until - start) / count >= HOUR / 2:
+                found[key] = self._hour_buckets(series, rows, start, until, count, raw_from)
             else:
-                slots = dict(self._raw_slots(series, start, max(width, 1e-9), count, until))
-                for row in pruned:
-                    slot = min(
-                        max(int((max(row.at + HOUR / 2, start) - start) // width), 0), count - 1
-                    )
-                    _fold_into(slots, slot, _hour_bucket(row, start))
-            found[key] = [slots[slot] for slot in sorted(slots)]
+                found[key] = self._fine_buckets(series, rows, since, until, count, raw_from)
         return found
 
-    def _hour_slots(
-        self, series: int, start: float, until: float, count: int, raw_from: float
-    ) -> dict[int, Bucket]:
-        """Buckets of whole hours over [start, until): one primary-key range of the hourly
-        rows; an hour that the window cuts and whose raw samples are kept is folded from
-        those inside the window instead (at most the first and the last)."""
+    def _hour_buckets(
+        self,
+        series: int,
+        rows: list[Sample],
+        start: float,
+        until: float,
+        count: int,
+        raw_from: float,
+    ) -> list[Bucket]:
+        """Buckets of whole hours over [start, until) from the series' hourly `rows`; an
+        hour that the window cuts and whose raw samples are kept is folded from those
+        inside the window instead (at most the first and the last)."""
         first_hour = start // HOUR * HOUR
         hours = math.ceil((until - first_hour) / HOUR)
         per_slot = max(1, math.ceil(hours / count)) * HOUR
         slots: dict[int, Bucket] = {}
-        for row in self._hourly_rows(series, first_hour, until):
+        for row in rows:
             bucket = _hour_bucket(row, start)
             if row.at >= raw_from and (row.at < start or row.at + HOUR > until):
                 low, high = max(row.at, start), min(row.at + HOUR, until)
@@ -368,7 +368,32 @@ class HistoryStore:
                 avg, worst, minimum, maximum, samples = edge
                 bucket = Bucket((low + high) / 2, minimum, avg, maximum, samples, worst)
             _fold_into(slots, int((row.at - first_hour) // per_slot), bucket)
-        return slots
+        return [slots[slot] for slot in sorted(slots)]
+
+    def _fine_buckets(
+        self,
+        series: int,
+        rows: list[Sample],
+        since: float,
+        until: float,
+        count: int,
+        raw_from: float,
+    ) -> list[Bucket]:
+        """Buckets shorter than half an hour, from the series' first sample in the window
+        on: each a primary-key range of raw samples aggregated in SQL, and the pruned
+        hours' rows (if the raw window is that short) in the bucket of their middle."""
+        pruned = [row for row in rows if row.at < raw_from]
+        first_raw = self.connection.execute(_FIRST_RAW, (series, since, until)).fetchone()[0]
+        firsts = [at for at in (pruned[0].at if pruned else None, first_raw) if at is not None]
+        if not firsts:
+            return []
+        start = max(min(firsts), since)
+        width = max((until - start) / count, 1e-9)
+        slots = dict(self._raw_slots(series, start, width, count, until))
+        for row in pruned:
+            at = max(row.at + HOUR / 2, start)
+            _fold_into(slots, min(int((at - start) // width), count - 1), _hour_bucket(row, start))
+        return [slots[slot] for slot in sorted(slots)]
 
     def _raw_slots(
         self, series: int, start: float, width: float, count: int, until: float
