@@ -330,12 +330,14 @@ class HistoryStore:
                 continue
             raw_from = self._raw_from(series)
             # Every sample has its hour's row: none in the window, no sample in it.
-            rows = self._hourly_rows(series, since // HOUR * HOUR, until)
+            rows = self.connection.execute(
+                _HOURLY_IN_WINDOW, (series, since // HOUR * HOUR, until)
+            ).fetchall()
             if not rows:
                 continue
             # No sample lies between `since` and the first row's hour: as good a start as
             # the first sample for whole-hour buckets.
-            start = max(rows[0].at, since)
+            start = max(rows[0][0], since)
             if (until - start) / count >= HOUR / 2:
                 found[key] = self._hour_buckets(series, rows, start, until, count, raw_from)
             else:
@@ -345,7 +347,7 @@ class HistoryStore:
     def _hour_buckets(
         self,
         series: int,
-        rows: list[Sample],
+        rows: list[tuple],
         start: float,
         until: float,
         count: int,
@@ -359,21 +361,22 @@ class HistoryStore:
         per_slot = max(1, math.ceil(hours / count)) * HOUR
         slots: dict[int, Bucket] = {}
         for row in rows:
+            hour = row[0]
             bucket = _hour_bucket(row, start)
-            if row.at >= raw_from and (row.at < start or row.at + HOUR > until):
-                low, high = max(row.at, start), min(row.at + HOUR, until)
+            if hour >= raw_from and (hour < start or hour + HOUR > until):
+                low, high = max(hour, start), min(hour + HOUR, until)
                 edge = self._raw_summary(series, low, high)
                 if edge is None:
                     continue
                 avg, worst, minimum, maximum, samples = edge
                 bucket = Bucket((low + high) / 2, minimum, avg, maximum, samples, worst)
-            _fold_into(slots, int((row.at - first_hour) // per_slot), bucket)
+            _fold_into(slots, int((hour - first_hour) // per_slot), bucket)
         return [slots[slot] for slot in sorted(slots)]
 
     def _fine_buckets(
         self,
         series: int,
-        rows: list[Sample],
+        rows: list[tuple],
         since: float,
         until: float,
         count: int,
@@ -382,16 +385,16 @@ class HistoryStore:
         """Buckets shorter than half an hour, from the series' first sample in the window
         on: each a primary-key range of raw samples aggregated in SQL, and the pruned
         hours' rows (if the raw window is that short) in the bucket of their middle."""
-        pruned = [row for row in rows if row.at < raw_from]
+        pruned = [row for row in rows if row[0] < raw_from]
         first_raw = self.connection.execute(_FIRST_RAW, (series, since, until)).fetchone()[0]
-        firsts = [at for at in (pruned[0].at if pruned else None, first_raw) if at is not None]
+        firsts = [at for at in (pruned[0][0] if pruned else None, first_raw) if at is not None]
         if not firsts:
             return []
         start = max(min(firsts), since)
         width = max((until - start) / count, 1e-9)
         slots = dict(self._raw_slots(series, start, width, count, until))
         for row in pruned:
-            at = max(row.at + HOUR / 2, start)
+            at = max(row[0] + HOUR / 2, start)
             _fold_into(slots, min(int((at - start) // width), count - 1), _hour_bucket(row, start))
         return [slots[slot] for slot in sorted(slots)]
 
@@ -583,11 +586,11 @@ def _union(parts: list[str], parameters: list[tuple]) -> tuple[str, tuple]:
     return " UNION ALL ".join(parts), tuple(x for triple in parameters for x in triple)
 
 
-def _hour_bucket(row: Sample, start: float) -> Bucket:
-    """An hourly row as a bucket at its hour's middle (not before the window's start)."""
-    return Bucket(
-        max(row.at + HOUR / 2, start), row.minimum, row.value, row.maximum, row.count, row.status
-    )
+def _hour_bucket(row: tuple, start: float) -> Bucket:
+    """An hourly row (_HOURLY_IN_WINDOW) as a bucket at its hour's middle (not before the
+    window's start)."""
+    hour, minimum, average, maximum, count, worst = row
+    return Bucket(max(hour + HOUR / 2, start), minimum, average, maximum, count, worst)
 
 
 def _fold_into(slots: dict[int, Bucket], slot: int, bucket: Bucket) -> None:
