@@ -136,7 +136,8 @@ class HistoryStore:
 
     def record(self, run: RunResult, now: float) -> int:
         """Every measurement of every check of `run` at `now` (the run's results are masked
-        already); then the upkeep if it is due. Returns the samples written."""
+        already), each also upserted into its hour's row (the rollup: two executemany in the
+        caller's transaction); then the upkeep if it is due. Returns the samples written."""
         rows: dict[int, tuple] = {}  # by series: a series is written once per instant
         for check in run.all_checks():
             if check.status is Status.SKIPPED:
