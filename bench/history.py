@@ -16,14 +16,16 @@ addresses per sshd), run by the real `checkrun` (the one next to this Python, or
 - size: a day of rounds every 10 s of one host with 20 measurements (the real run's values
   of one host, round-robin over its checks, jittered per round), written through
   RoundRecorder.record with a clock that this script moves (so the hourly upkeep runs as in
-  watch mode), then VACUUMed: bytes per host-day raw. Then on to 8 days (the raw window),
-  and the 8 days folded into hourly rows by the upkeep: bytes per host-day hourly; the
+  watch mode), then VACUUMed: bytes per host-day raw (with the hourly rows record keeps as it
+  writes). Then on to 8 days (the raw window), and the 8 days pruned of their raw samples by
+  the upkeep (what is left: their hourly rows): bytes per host-day hourly; the
   steady state (8 days raw + 90 days hourly) is extrapolated from the two.
 - read: `checkrun history --host H --check C --metric M --since 8d` (a table) and the same
   with `--json`, over that database (8 days of one 10 s series among every series of the
   real run), median of `--runs`, against the floor measured alongside: `python -c 'import
   checkrunner'` (the interpreter and the package); `checkrun --version` (a run's start-up)
-  for comparison. Goal: 100 ms.
+  for comparison. Goal: 100 ms. And HistoryStore.baseline_stats over its last 7 days (mean
+  and σ; median and MAD), in this process: what a baseline costs when it is not cached.
 
 The building connections run with `PRAGMA synchronous = OFF`: fsyncs change no byte of the
 file and would make the 69,120 rounds of the build take minutes.
@@ -78,7 +80,8 @@ from checkrunner.results import (  # noqa: E402
 )
 from checkrunner.serve.rounds import LoadedConfig, RoundRecorder  # noqa: E402
 from checkrunner.state.db import StateDB, open_state  # noqa: E402
-from checkrunner.state.history import HistoryStore, Retention  # noqa: E402
+from checkrunner.state.history import HistoryStore, Retention, SeriesKey, Window  # noqa: E402
+from checkrunner.state.keys import CheckKey  # noqa: E402
 
 GOAL_WRITE_SHARE = 0.03  # the history write against a 64-host run's wall time (issue 12)
 GOAL_READ = 0.100  # `checkrun history` over 8 days of 10 s data, seconds
@@ -364,6 +367,8 @@ class ReadFigures:
     import_only: Timing  # python -c 'import checkrunner'
     table_lines: int
     json_bytes: int
+    baseline: float = 0.0  # HistoryStore.baseline_stats, 7-day mean and σ, seconds
+    robust_baseline: float = 0.0  # the same, median and MAD
 
 
 def median_timing(argv: list[str], runs: int, output: Path) -> Timing:
@@ -406,7 +411,36 @@ def read_latency(
     )
     (series,) = json.loads(json_out.read_text())["series"]
     figures.samples = len(series["samples"])
+    figures.baseline, figures.robust_baseline = baseline_latency(state, template, runs)
     return figures
+
+
+def baseline_latency(state: Path, template: RunResult, runs: int) -> tuple[float, float]:
+    """HistoryStore.baseline_stats over the 7 days before the series' newest sample (what a
+    baseline computes when baseline_cache has nothing fresh): mean and σ, median and MAD."""
+    check = template.hosts[0].checks[0]
+    key = SeriesKey(CheckKey(check.host, check.play, check.name), next(iter(check.measurements)))
+    db = open_state(str(state))
+    try:
+        store = HistoryStore(db.connection)
+        series = store.series_id(key)
+        (end,) = db.connection.execute(
+            "SELECT MAX(at) FROM samples WHERE series = ?", (series,)
+        ).fetchone()
+        ranges = ((end - 7 * DAY, end + 1),)
+        timings = []
+        for robust in (False, True):
+            window = Window(ranges, robust)
+            store.baseline_stats(series, window)  # warm-up
+            walls = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                store.baseline_stats(series, window)
+                walls.append(time.perf_counter() - started)
+            timings.append(statistics.median(walls))
+        return timings[0], timings[1]
+    finally:
+        db.close()
 
 
 # --- the report -----------------------------------------------------------------------------
@@ -484,6 +518,10 @@ def print_summary(
                 f"{(timing.cpu - floor.cpu) * 1000:6.1f} ms  goal <= {GOAL_READ * 1000:g} ms  "
                 f"{verdict(timing.wall <= GOAL_READ)}"
             )
+        print(
+            f"  baseline_stats over 7 days: mean and σ {read.baseline * 1000:.1f} ms, "
+            f"median and MAD {read.robust_baseline * 1000:.1f} ms"
+        )
         print(
             f"  floor: `python -c 'import checkrunner'` {floor.wall * 1000:.1f} / "
             f"{floor.cpu * 1000:.1f} ms (for comparison, `checkrun --version`: "

@@ -253,8 +253,9 @@ def test_warming_up_says_so_and_applies_the_fallback_if_any(series_factory):
 
 def test_beyond_the_raw_window_the_hourly_rows_count_weighted(series_factory, monkeypatch):
     """With 2 hours of raw retention, a 12-hour baseline reads mostly hourly rows: the
-    mean and σ are still exactly those of every OK sample (hourly sums of squares), and an
-    hour with a failing sample is left out whole."""
+    mean and σ are still exactly those of every OK sample (the hourly rows keep the count,
+    sum and sum of squares of their OK samples): a failing sample is left out, not the
+    other samples of its hour."""
     monkeypatch.setenv("CHECKRUN_HISTORY_RAW", "2h")
     series = series_factory(
         "    - name: load\n      COMMAND\n      warn: {baseline: 12h, sigma: 3, min_samples: 5}\n",
@@ -266,7 +267,7 @@ def test_beyond_the_raw_window_the_hourly_rows_count_weighted(series_factory, mo
         for minute, value in ((0, 10 + hour), (20, 12 + hour), (40, 14 + hour)):
             rc = 1 if (hour == 4 and minute == 20) else 0  # hour 4 has a failing sample
             series.run(value, at + hour * HOUR + minute * 60, rc=rc)
-            if hour != 4:
+            if not rc:
                 kept.append(value)
     connection = sqlite3.connect(series.dir / "s.db")
     hourly = connection.execute("SELECT COUNT(*) FROM samples_hourly").fetchone()[0]

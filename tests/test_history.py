@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from checkrunner.report.history import (
 from checkrunner.results import CheckResult, HostResult, RunResult, Status
 from checkrunner.serve.rounds import LoadedConfig, RoundRecorder
 from checkrunner.state.db import open_state
-from checkrunner.state.history import HistoryStore, Retention, SeriesKey
+from checkrunner.state.history import HistoryStore, Retention, Sample, SeriesKey
 from checkrunner.state.keys import CheckKey
 
 PLAYBOOK = """
@@ -187,14 +188,15 @@ def test_hourly_rows_show_min_avg_max_in_the_unit(tmp_path):
 def test_a_long_window_is_shown_one_row_per_hour_and_json_keeps_every_sample(tmp_path):
     """More samples than TABLE_SAMPLES: the table has a row per hour (as the upkeep folds
     them), the sparkline a character per row; --json still gives each sample."""
-    rounds = max(TABLE_SAMPLES + 60, 2 * int(HOUR) // 10)  # two hours: rows of two hours at least
-    start = time.time() - rounds * 10  # the newest sample is now
+    rounds = TABLE_SAMPLES + 60
+    step = 15  # 300 samples over more than an hour: two or three hours, whatever the time
+    start = time.time() - rounds * step  # the newest sample is now
     clock = Clock(start)
     db = open_state(str(tmp_path / "s.db"))
     recorder = RoundRecorder(db, _config(), clock=clock)
     by_hour: dict[float, list[int]] = {}
     for number in range(rounds):
-        clock.now = start + number * 10
+        clock.now = start + number * step
         by_hour.setdefault(clock.now // HOUR * HOUR, []).append(number)
         status = Status.WARNING if number == rounds - 1 else Status.OK
         recorder.record(_round(("web", "load", float(number), status), unit="%"))
@@ -433,14 +435,18 @@ def test_history_reads_and_upkeep_use_primary_key_ranges(tmp_path):
     recorder.record(_round(("web", "load", 3.0, Status.OK)))
     key = SeriesKey(CheckKey("web", "play", "load"), "v")
     HistoryStore(db.connection).samples(key, 0.0)
-    HistoryStore(db.connection).samples(key, 0.0, hours_beyond=0)  # raw folded into hours
+    HistoryStore(db.connection).samples(key, 0.0, hours_beyond=0)  # as hours
+    HistoryStore(db.connection).samples(key, 1_800_000_000.0 + 1800, hours_beyond=0)  # cut hour
+    HistoryStore(db.connection).buckets([key], 0.0, clock.now + 1, 48)
     db.connection.set_trace_callback(None)
     touching = [s for s in statements if "samples" in s and not s.startswith("EXPLAIN")]
-    assert any("samples_hourly" in s and "INSERT" in s for s in touching)  # upkeep ran
+    assert any("samples_hourly" in s and "INSERT" in s for s in touching)  # the rollup
+    assert any(s.startswith("DELETE FROM samples ") for s in touching)  # the upkeep ran
     for statement in touching:
         plan = db.connection.execute(f"EXPLAIN QUERY PLAN {statement}").fetchall()
         scans = [row[3] for row in plan if row[3].startswith("SCAN") and "series" not in row[3]]
-        scans = [s for s in scans if s not in ("SCAN s",)]
+        scans = [s for s in scans if s not in ("SCAN s", "SCAN CONSTANT ROW", "SCAN slots")]
+        scans = [s for s in scans if not s.startswith("SCAN (subquery")]
         assert not scans, (statement, plan)
     db.close()
 
@@ -466,4 +472,210 @@ def test_the_log_checks_former_history_table_moves_into_the_samples(tmp_path):
     assert [(s.at, s.value, s.status) for s in samples] == [(1.0, 2.0, ""), (2.0, 4.0, "")]
     tables = {name for (name,) in db.connection.execute("SELECT name FROM sqlite_master")}
     assert "history" not in tables
+    db.close()
+
+
+# -- the hourly rollup: kept at write time, read for whole hours --------------------------------
+
+
+def _fold(samples: list[tuple[float, float | None, str]]) -> tuple:
+    """What an hour's row must hold for these raw samples (at, value, status)."""
+    values = [value for _, value, _ in samples if value is not None]
+    learned = [value for _, value, status in samples if value is not None and status in ("OK", "")]
+    ranked = {status.value: status.severity for status in Status}
+    return (
+        min(values, default=None),
+        sum(values) / len(values) if values else None,
+        max(values, default=None),
+        len(samples),
+        max((status for _, _, status in samples), key=lambda s: ranked.get(s, -1)),
+        sum(v * v for v in values) if values else None,
+        len(learned),
+        sum(learned),
+        sum(v * v for v in learned),
+    )
+
+
+def _hourly(connection: sqlite3.Connection) -> dict[tuple[int, float], tuple]:
+    return {
+        (series, hour): rest
+        for series, hour, *rest in connection.execute(
+            "SELECT series, hour, min, avg, max, count, worst, sumsq, ok_count, ok_sum, ok_sumsq "
+            "FROM samples_hourly"
+        )
+    }
+
+
+def _folded_raw(connection: sqlite3.Connection) -> dict[tuple[int, float], tuple]:
+    by_hour: dict[tuple[int, float], list] = {}
+    for series, at, value, status in connection.execute(
+        "SELECT series, at, value, status FROM samples ORDER BY series, at"
+    ):
+        by_hour.setdefault((series, at // HOUR * HOUR), []).append((at, value, status))
+    return {hour: _fold(samples) for hour, samples in by_hour.items()}
+
+
+def _assert_same_rows(found: dict, expected: dict) -> None:
+    assert found.keys() == expected.keys()
+    for hour, row in expected.items():
+        for got, want in zip(found[hour], row):
+            assert got == (pytest.approx(want, rel=1e-12) if isinstance(want, float) else want)
+
+
+def test_every_hour_including_the_current_one_is_a_fold_of_its_raw_samples(tmp_path):
+    """record keeps each hour's row up to date: min/avg/max/count/worst/Σv² and the OK-only
+    sums equal a fold of the raw samples, the current (partial) hour included; a second
+    sample of a series at the same instant is ignored in both tables."""
+    start = 1_800_000_000.0 // HOUR * HOUR
+    clock = Clock(start)
+    db = open_state(str(tmp_path / "s.db"))
+    recorder = RoundRecorder(db, _config(), clock=clock)
+    statuses = [Status.OK, Status.OK, Status.WARNING, Status.OK, Status.CRITICAL, Status.OK]
+    for number in range(3 * 60 + 25):  # every minute: three hours and a current partial one
+        clock.now = start + number * 60
+        status = statuses[number % len(statuses)]
+        load = None if number % 50 == 7 else float(number % 17) * 1.5  # some measured nothing
+        recorder.record(
+            _round(("web", "load", load, status), ("db", "load", number / 7, Status.OK))
+        )
+    recorder.record(_round(("web", "load", 999.0, Status.UNKNOWN)))  # the same instant again
+    raw = _folded_raw(db.connection)
+    assert len({hour for _, hour in raw}) == 4  # the current hour has 25 samples so far
+    _assert_same_rows(_hourly(db.connection), raw)
+    assert 999.0 not in {value for (value,) in db.connection.execute("SELECT value FROM samples")}
+    db.close()
+
+
+def _previous_schema_database(path: Path, raw: list[tuple], hourly: list[tuple]) -> None:
+    """A database as the checkrun before the rollup left it: raw samples inside the raw
+    window and no hourly row for their hours; hourly rows (as its upkeep folded them) before."""
+    from checkrunner.state.db import MIGRATIONS
+
+    connection = sqlite3.connect(path)
+    for migration in MIGRATIONS[:-1]:
+        connection.executescript(migration)
+    connection.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    connection.execute(
+        "INSERT INTO series (id, host, play, check_name, metric, unit) "
+        "VALUES (1, 'web', 'play', 'load', 'v', '%')"
+    )
+    connection.executemany("INSERT INTO samples VALUES (1, ?, ?, ?)", raw)
+    connection.executemany(
+        "INSERT INTO samples_hourly (series, hour, min, avg, max, count, worst, sumsq) "
+        "VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
+        hourly,
+    )
+    connection.commit()
+    connection.close()
+
+
+def test_a_database_from_before_the_rollup_answers_history_and_baselines_the_same(tmp_path):
+    """The migration folds the kept raw samples into hourly rows: `checkrun history` (as
+    hours and as every sample) and the baselines answer as the checkrun before did (the
+    hours folded then: left out of a baseline whole if any of their samples failed)."""
+    from checkrunner.evaluate.history import MAD_SCALE, median_and_mad
+    from checkrunner.state.history import Window
+
+    start = 1_800_000_000.0 // HOUR * HOUR
+    old_hours = [  # (hour, min, avg, max, count, worst, sumsq), folded by the old upkeep
+        (start, 1.0, 2.0, 3.0, 3, "OK", 14.0),
+        (start + HOUR, 5.0, 6.0, 7.0, 2, "WARNING", 74.0),
+    ]
+    statuses = ("OK", "OK", "OK", "WARNING", "OK", "CRITICAL", "OK")
+    raw = [  # three hours of raw samples every 30 s, some failing
+        (start + 2 * HOUR + n * 30.0, float(n % 13), statuses[n % 7]) for n in range(360)
+    ]
+    path = tmp_path / "s.db"
+    _previous_schema_database(path, raw, old_hours)
+    db = open_state(str(path))
+    store = HistoryStore(db.connection)
+    [key] = store.series()
+    since = start + 30 * 60  # cuts the first old hour (shown whole, as before) ...
+    as_hours = store.samples(key, since, hours_beyond=TABLE_SAMPLES)
+    expected = [Sample(h, avg, worst, low, high, n) for h, low, avg, high, n, worst, _ in old_hours]
+    for hour in (start + 2 * HOUR, start + 3 * HOUR, start + 4 * HOUR):
+        low, avg, high, count, worst, *_ = _fold([s for s in raw if hour <= s[0] < hour + HOUR])
+        expected.append(Sample(hour, avg, worst, low, high, count))
+    assert as_hours == expected
+    # ... and a cut hour whose raw samples are kept is folded from `since` on, as before.
+    cut = store.samples(key, start + 2 * HOUR + 1800, hours_beyond=TABLE_SAMPLES)
+    assert cut[0] == Sample(start + 2 * HOUR, *_sample_fold(raw, start + 2 * HOUR + 1800))
+    assert cut[1:] == expected[3:]
+    every = store.samples(key, start)
+    assert every == expected[:2] + [Sample(at, value, status) for at, value, status in raw]
+    shown = run_checkrun(
+        "history", "--host", "web", "--check", "load", "--state", path, "--since", "30d", "--json"
+    )
+    assert shown.returncode == 0, shown.stderr
+    samples = json.loads(shown.stdout)["series"][0]["samples"]
+    assert [s.get("avg", s.get("value")) for s in samples] == [row[2] for row in old_hours] + [
+        r[1] for r in raw
+    ]
+
+    # Baselines: every OK raw sample, and the old hours that were all OK, weighted.
+    learned = [value for _, value, status in raw if status == "OK"]
+    pairs = [(2.0, 3)] + [(value, 1) for value in learned]
+    count = 3 + len(learned)
+    mean = (2.0 * 3 + sum(learned)) / count
+    squares = 14.0 + sum(v * v for v in learned)
+    window = ((start, start + 5 * HOUR),)
+    stats = store.baseline_stats(1, Window(window))
+    assert stats == pytest.approx((count, mean, math.sqrt(squares / count - mean * mean)))
+    median, mad = median_and_mad(pairs, count)
+    assert store.baseline_stats(1, Window(window, robust=True)) == pytest.approx(
+        (count, median, MAD_SCALE * mad)
+    )
+    db.close()
+
+
+def _sample_fold(raw: list[tuple], since: float) -> tuple:
+    """(value, status, min, max, count) of the raw samples from `since` to its hour's end."""
+    hour_end = since // HOUR * HOUR + HOUR
+    low, avg, high, count, worst, *_ = _fold([s for s in raw if since <= s[0] < hour_end])
+    return avg, worst, low, high, count
+
+
+def test_whole_hours_are_read_from_the_hourly_rows_and_only_the_edges_from_raw(tmp_path):
+    """The readers take whole hours from samples_hourly: raw samples changed behind the
+    rollup's back inside whole hours change no answer; changed in a cut first hour or in
+    the current hour, they do (those edges are read from the raw samples)."""
+    from checkrunner.state.history import Window
+
+    start = 1_800_000_000.0 // HOUR * HOUR
+    clock = Clock(start)
+    db = open_state(str(tmp_path / "s.db"))
+    recorder = RoundRecorder(db, _config(), clock=clock)
+    for number in range(5 * 360 + 100):  # every 10 s: five hours and a current partial one
+        clock.now = start + number * 10
+        recorder.record(_round(("web", "load", float(number % 23), Status.OK)))
+    store = HistoryStore(db.connection)
+    [key] = store.series()
+    since, until = start + 1800, clock.now + 1  # cuts the first hour; the current hour
+    window = Window(((since, until),))
+
+    def answers() -> tuple:
+        return (
+            store.buckets([key], since, until, 8)[key],
+            store.samples(key, since, hours_beyond=TABLE_SAMPLES),
+            store.baseline_stats(1, window),
+        )
+
+    before = answers()
+    buckets = before[0]
+    assert sum(b.count for b in buckets) == 4 * 360 + 180 + 100  # each sample once
+    assert len(before[1]) == 6 and before[1][0].count == 180
+    # A window shorter than count / 2 hours: finer buckets, each over its raw samples.
+    recent = store.buckets([key], clock.now - 1200, until, 48)[key]
+    assert len(recent) == 48 and sum(b.count for b in recent) == 121
+    inner = "UPDATE samples SET value = value + 1000 WHERE at >= ? AND at < ?"
+    db.connection.execute(inner, (start + HOUR, start + 5 * HOUR))
+    assert answers() == before
+    db.connection.execute(inner, (since, start + HOUR))  # the cut first hour
+    changed = answers()
+    assert all(new != old for new, old in zip(changed, before))
+    # The current hour: the window's end (now + 1) cuts it, so the buckets and the baseline
+    # read its raw samples; samples() has no end: its up-to-date hourly row is read whole.
+    db.connection.execute(inner, (start + 5 * HOUR, until))
+    current = answers()
+    assert current[0] != changed[0] and current[2] != changed[2] and current[1] == changed[1]
     db.close()

@@ -465,9 +465,9 @@ def test_history_is_read_in_bounded_buckets(tmp_path):
     assert hourly >= 17  # what is older than 6 hours is folded into hours
     key = SeriesKey(CheckKey("h", "p", "c"), "value")
     found = HistoryStore(db.connection).buckets([key], now - 86400, now, 48)[key]
-    # 18 hourly rows (one per half-hour bucket they fall in), then 6 hours of raw samples in
-    # 12 half-hour buckets
-    assert len(found) == 18 + 12
+    # Half-hour buckets would be finer than the hourly rows: the buckets are whole hours,
+    # 18 whose raw samples are pruned and 6 whose raw samples are kept, all hourly rows.
+    assert len(found) == 24 and [b.count for b in found] == [360] * 24
     assert sum(b.count for b in found) == 8640
     assert min(b.minimum for b in found) == 0 and max(b.maximum for b in found) == 99
     assert all(abs(b.average - 49.5) < 5 for b in found)

@@ -25,11 +25,11 @@ How it is built, and why:
 - The grid is virtualised: only the rows in view (and a few either side) are in the page,
   with one row height and a fixed table layout, so 1000 hosts lay out as fast as 40; the
   ranking shows the most loaded hosts and the rest when asked.
-- History is bounded in the page: each series is read with one primary-key range
-  (HistoryStore.buckets) and folded into at most HISTORY_POINTS buckets of min/avg/max,
-  quantised to 12 bits of its own range (two characters per number), so a day of 10-second
-  samples costs the same few hundred bytes per check as an hour of them (the read itself is
-  linear in the samples of the window: bench/README.md).
+- History is bounded in the page: each series is read from its hourly rows (kept up to date
+  as samples are written; only the window's cut edges from raw samples: HistoryStore.buckets)
+  into at most HISTORY_POINTS buckets of min/avg/max, quantised to 12 bits of its own range
+  (two characters per number), so a day of 10-second samples costs the same few hundred
+  bytes per check, and about the same read, as a day of 5-minute ones (bench/README.md).
 """
 
 from __future__ import annotations

@@ -2,12 +2,12 @@
 
 A round's checks are judged in host threads, so what they compare with is prepared first
 (as the log offsets are, logs.py): `prepare` reads, for every dynamic threshold of the
-hosts about to run, the statistics of its series (history.py computes them in SQL over one
-primary-key range of the raw samples and one of the hourly rows), and the runner's
+hosts about to run, the statistics of its series (history.py computes them in SQL from the
+OK sums of the hourly rows for whole hours and the raw samples of the cut edges), and the runner's
 `lookup` hands them out. Nothing is read in host threads.
 
-Computing them is the costly part (a 7-day window of 10-second samples is 60,480 rows), so
-each result is kept in `baseline_cache` with the time it was computed and reused for
+Computing them was the costly part (a 7-day window of 10-second samples is 60,480 raw
+rows; from the hourly rows, about 170 rows and two short raw ranges), so each result is kept in `baseline_cache` with the time it was computed and reused for
 min(1 h, window / 100) (shortened by up to half per series, so that refreshes spread over
 rounds); a seasonal one also for no longer than its hour of the week/day,
 and one still warming up is computed afresh every round (it is cheap: few samples). A

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from checkrunner import settings
 from checkrunner.errors import ConfigError
+from checkrunner.state.history import FOLD_RAW_INTO_HOURS_SQL
 
 STATE_ENV = settings.STATE.env
 BUSY_TIMEOUT_MS = 30_000
@@ -212,6 +213,26 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE series ADD COLUMN unit TEXT NOT NULL DEFAULT '';
     """,
+    # The hourly rollup at write time (history.py): each hour's row is kept up to date by
+    # every sample written, with the count and sum of its values (an exact running average)
+    # and the count, sum and Σ value² of its OK values (what baselines learn from). The rows
+    # folded before keep their meaning: their OK sums are their own if the hour was all OK.
+    # Then the hours whose raw samples are kept are folded into rows as record keeps them.
+    """
+    ALTER TABLE samples_hourly ADD COLUMN valued INTEGER NOT NULL DEFAULT 0;  -- with a value
+    ALTER TABLE samples_hourly ADD COLUMN total REAL;  -- Σ value (avg = total / valued)
+    ALTER TABLE samples_hourly ADD COLUMN ok_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE samples_hourly ADD COLUMN ok_sum REAL NOT NULL DEFAULT 0;
+    ALTER TABLE samples_hourly ADD COLUMN ok_sumsq REAL NOT NULL DEFAULT 0;
+    UPDATE samples_hourly SET
+        valued = CASE WHEN avg IS NULL THEN 0 ELSE count END,
+        total = avg * count,
+        ok_count = CASE WHEN avg IS NOT NULL AND worst IN ('OK', '') THEN count ELSE 0 END,
+        ok_sum = CASE WHEN avg IS NOT NULL AND worst IN ('OK', '') THEN avg * count ELSE 0 END,
+        ok_sumsq = CASE WHEN avg IS NOT NULL AND worst IN ('OK', '')
+            THEN COALESCE(sumsq, avg * avg * count) ELSE 0 END;
+    """
+    + FOLD_RAW_INTO_HOURS_SQL,
 )
 
 

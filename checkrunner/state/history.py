@@ -7,17 +7,24 @@ alerting and the log offsets, masked as planned) plus the measurement's name. A 
 measured nothing keeps its statuses under the metric ''. A series also keeps its unit (the
 newest recorded), a property of the series rather than part of its name.
 
-Retention (settings.HISTORY_RAW, settings.HISTORY_HOURLY): raw samples older than the raw
-window are folded into hourly rows (min/avg/max/count, worst status) and deleted; hourly
-rows older than the hourly window are deleted. This upkeep runs at most once an hour per
-database, in the transaction of the round that finds it due.
+Hourly rows are kept up to date as samples are written (an incremental rollup, as RRDtool's
+archives and Prometheus' recording rules are): `record` upserts each sample into its hour's
+row in samples_hourly (min/avg/max, count, worst status, Σ value², and the OK-only count,
+sum and Σ value² a baseline learns from) in the same transaction. A second sample of a
+series at the same instant is ignored, in both tables, so no hour counts a sample twice.
 
-Reads are one primary-key range per series: (series, at) and (series, hour); a read that
-folds raw samples into hours (`checkrun history`'s table) reads one range per hour. Baselines
-(dynamic thresholds) are computed here too, in SQL: `baseline_stats`. Reports read a window
-of many series at once, each folded into at most a given number of buckets
-(`HistoryStore.buckets`, min/avg/max per bucket): what they embed stays bounded however long
-the window and however often the checks ran.
+Retention (settings.HISTORY_RAW, settings.HISTORY_HOURLY): raw samples older than the raw
+window (whole hours) and hourly rows older than the hourly window are deleted. This upkeep
+runs at most once an hour per database, in the transaction of the round that finds it due.
+
+A series' hours therefore split at `raw_from`, the hour of its oldest raw sample: before it
+only hourly rows (their raw samples pruned), from it on both, the hourly rows summarising the
+raw samples exactly. Every read takes whole hours from samples_hourly and only a window's
+ragged edges (a partial first or current hour) from the raw samples, so what it reads grows
+with hours, not with samples, and never counts a sample twice. Reads are primary-key ranges:
+(series, at) and (series, hour). Baselines (dynamic thresholds) are computed here too, in
+SQL: `baseline_stats`. Reports read a window of many series at once, each folded into at most
+a given number of buckets (`HistoryStore.buckets`, min/avg/max per bucket).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 import itertools
 import math
 import sqlite3
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -128,8 +136,9 @@ class HistoryStore:
 
     def record(self, run: RunResult, now: float) -> int:
         """Every measurement of every check of `run` at `now` (the run's results are masked
-        already); then the upkeep if it is due. Returns the samples written."""
-        rows = []
+        already), each also upserted into its hour's row (the rollup: two executemany in the
+        caller's transaction); then the upkeep if it is due. Returns the samples written."""
+        rows: dict[int, tuple] = {}  # by series: a series is written once per instant
         for check in run.all_checks():
             if check.status is Status.SKIPPED:
                 continue
@@ -139,9 +148,19 @@ class HistoryStore:
                 measured = {check.metric or NO_METRIC: check.value}
             for metric, value in measured.items():
                 series = self._series_id(key, metric, _unit_of(check, metric))
-                rows.append((series, now, value, check.status.value))
+                rows[series] = (series, now, value, check.status.value)
+        hour = now // HOUR * HOUR
+        # The hours first: their upsert skips a sample whose instant the series has already.
         self.connection.executemany(
-            "INSERT OR REPLACE INTO samples (series, at, value, status) VALUES (?, ?, ?, ?)", rows
+            _ROLLUP_SQL,
+            [
+                (series, hour, value, status, value if status in _LEARNED else None, at)
+                for series, at, value, status in rows.values()
+            ],
+        )
+        self.connection.executemany(
+            "INSERT OR IGNORE INTO samples (series, at, value, status) VALUES (?, ?, ?, ?)",
+            rows.values(),
         )
         self.upkeep_if_due(now)
         return len(rows)
@@ -175,19 +194,12 @@ class HistoryStore:
         return True
 
     def upkeep(self, now: float) -> None:
-        """Fold the raw samples older than the raw window into whole hours, prune both."""
-        # Only whole hours are folded, so an hour is summarised once, from all its samples.
+        """Prune the raw samples older than the raw window (whole hours: their hourly rows,
+        kept up to date by `record`, summarise them) and the hourly rows older than the
+        hourly window; then the series with nothing left and their cached baselines."""
         cutoff = (now - self.retention.raw) // HOUR * HOUR
-        # Each statement walks the series (CROSS JOIN keeps `series` the outer loop) and
-        # reads a primary-key range of each, the old end only: never a whole-table scan.
-        self.connection.execute(
-            "INSERT OR REPLACE INTO samples_hourly "
-            "(series, hour, min, avg, max, count, worst, sumsq) "
-            f"SELECT series, hour, {_FOLD_SQL}, SUM(value * value) FROM (SELECT x.series, "
-            f"{_HOUR_SQL} AS hour, x.value, x.status FROM series AS s CROSS JOIN samples AS x "
-            "ON x.series = s.id AND x.at < ?) GROUP BY series, hour",
-            (cutoff,),
-        )
+        # Each DELETE walks the series and reads a primary-key range of each, the old end
+        # only: never a whole-table scan.
         self.connection.execute(
             "DELETE FROM samples WHERE series IN (SELECT id FROM series) AND at < ?", (cutoff,)
         )
@@ -227,22 +239,17 @@ class HistoryStore:
     def samples(
         self, key: SeriesKey, since: float, hours_beyond: int | None = None
     ) -> list[Sample]:
-        """The series from `since` on, oldest first: its hourly rows, then its raw samples.
-        With `hours_beyond`, raw samples more numerous than that come folded into hours as
-        the upkeep folds them (a read whose length grows with hours, not with samples)."""
+        """The series from `since` on, oldest first: the hourly rows of its pruned hours,
+        then its raw samples. With `hours_beyond`, raw samples more numerous than that come
+        as hours instead: the hourly rows, the first hour (if `since` cuts it) folded from
+        its raw samples from `since` on (a read whose length grows with hours, not samples)."""
         series = self.series_id(key)
         if series is None:
             return []
-        hourly = [
-            Sample(hour, avg, worst, minimum, maximum, count)
-            for hour, minimum, avg, maximum, count, worst in self.connection.execute(
-                "SELECT hour, min, avg, max, count, worst FROM samples_hourly "
-                "WHERE series = ? AND hour >= ? ORDER BY hour",
-                (series, since // HOUR * HOUR),
-            )
-        ]
-        if hours_beyond is not None and self._raw_count(series, since) > hours_beyond:
-            return hourly + self._raw_hours(series, since)
+        raw_from = self._raw_from(series)
+        if hours_beyond is not None and self._raw_more_than(series, since, hours_beyond):
+            return self._hours(series, since, raw_from)
+        hourly = self._hourly_rows(series, since // HOUR * HOUR, raw_from)
         raw = [
             Sample(at, value, status)
             for at, value, status in self.connection.execute(
@@ -252,30 +259,55 @@ class HistoryStore:
         ]
         return hourly + raw
 
-    def _raw_count(self, series: int, since: float) -> int:
-        return self.connection.execute(
-            "SELECT COUNT(*) FROM samples WHERE series = ? AND at >= ?", (series, since)
+    def _raw_from(self, series: int) -> float:
+        """The hour of the series' oldest raw sample (inf: none): the hourly rows before it
+        are all that is left of their hours, those from it on summarise its raw samples."""
+        first = self.connection.execute(
+            "SELECT MIN(at) FROM samples WHERE series = ?", (series,)
         ).fetchone()[0]
+        return math.inf if first is None else first // HOUR * HOUR
 
-    def _raw_hours(self, series: int, since: float) -> list[Sample]:
-        """The raw samples from `since` on, one summary per hour (the first may be partial).
-        One primary-key range per hour: GROUP BY over the whole window would sort it."""
-        first, last = self.connection.execute(
-            "SELECT MIN(at), MAX(at) FROM samples WHERE series = ? AND at >= ?", (series, since)
+    def _raw_more_than(self, series: int, since: float, limit: int) -> bool:
+        """Whether the series has more than `limit` raw samples from `since` (reads at most
+        limit + 1 of them)."""
+        return (
+            self.connection.execute(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM samples WHERE series = ? AND at >= ? LIMIT ?)",
+                (series, since, limit + 1),
+            ).fetchone()[0]
+            > limit
+        )
+
+    def _hourly_rows(self, series: int, start: float, end: float) -> list[Sample]:
+        return [
+            Sample(hour, avg, worst, minimum, maximum, count)
+            for hour, minimum, avg, maximum, count, worst in self.connection.execute(
+                _HOURLY_IN_WINDOW, (series, start, min(end, sys.float_info.max))
+            )
+        ]
+
+    def _hours(self, series: int, since: float, raw_from: float) -> list[Sample]:
+        """The series from `since` on, one summary per hour: its hourly rows, except the
+        first hour when `since` cuts it and its raw samples are kept: those folded from
+        `since` on (one primary-key range)."""
+        first_hour = since // HOUR * HOUR
+        hours = self._hourly_rows(series, first_hour, math.inf)
+        if since == first_hour or first_hour < raw_from or not hours:
+            return hours
+        if hours[0].at == first_hour:
+            hours = hours[1:]
+        edge = self._raw_summary(series, since, first_hour + HOUR)
+        return ([] if edge is None else [Sample(first_hour, *edge)]) + hours
+
+    def _raw_summary(
+        self, series: int, start: float, end: float
+    ) -> tuple[float | None, str, float | None, float | None, int] | None:
+        """(avg, worst, min, max, count) of the raw samples in [start, end), None if none."""
+        minimum, avg, maximum, count, worst = self.connection.execute(
+            f"SELECT {_SUMMARY_SQL} FROM samples WHERE series = ? AND at >= ? AND at < ?",
+            (series, start, end),
         ).fetchone()
-        if first is None:
-            return []
-        hours = []
-        hour = first // HOUR * HOUR
-        while hour <= last:
-            minimum, avg, maximum, count, worst = self.connection.execute(
-                f"SELECT {_FOLD_SQL} FROM samples WHERE series = ? AND at >= ? AND at < ?",
-                (series, max(hour, since), hour + HOUR),
-            ).fetchone()
-            if count:
-                hours.append(Sample(hour, avg, worst, minimum, maximum, count))
-            hour += HOUR
-        return hours
+        return (avg, worst, minimum, maximum, count) if count else None
 
     def buckets(
         self, keys: Iterable[SeriesKey], since: float, until: float, count: int
@@ -283,10 +315,13 @@ class HistoryStore:
         """Each series' samples in [since, until) in at most `count` buckets, oldest first.
 
         A series' buckets divide the time from its first sample in the window to `until`,
-        so a young series is drawn at full resolution. Per series: one primary-key range of
-        its hourly rows (older than the raw retention), one seek for its first raw sample and
-        one primary-key range of its raw samples per bucket, aggregated in SQL; series not in
-        the database are left out.
+        so a young series is drawn at full resolution. When a bucket would span half an hour
+        or more, the buckets are whole hours (as many per bucket as keep them at most
+        `count`): their hourly rows, and only the window's ragged edges (a cut first hour,
+        the current hour) folded from raw samples, so the read is a fixed number of rows per
+        series however dense its samples. Shorter buckets (a series younger than `count` / 2
+        hours) are each one primary-key range of raw samples aggregated in SQL. Series not
+        in the database are left out.
         """
         ids = self._series_ids()
         found: dict[SeriesKey, list[Bucket]] = {}
@@ -294,27 +329,75 @@ class HistoryStore:
             series = ids.get(key)
             if series is None:
                 continue
-            hourly = self.connection.execute(
+            raw_from = self._raw_from(series)
+            # Every sample has its hour's row: none in the window, no sample in it.
+            rows = self.connection.execute(
                 _HOURLY_IN_WINDOW, (series, since // HOUR * HOUR, until)
-            )
-            hours = hourly.fetchall()
-            first_raw = self.connection.execute(_FIRST_RAW, (series, since, until)).fetchone()[0]
-            firsts = [at for at in (hours[0][0] if hours else None, first_raw) if at is not None]
-            if not firsts:
+            ).fetchall()
+            if not rows:
                 continue
-            start = max(min(firsts), since)
-            width = max((until - start) / count, 1e-9)
-            slots = dict(self._raw_slots(series, start, width, count, until))
-            for hour, minimum, average, maximum, samples, worst in hours:
-                at = max(hour + HOUR / 2, start)
-                slot = min(max(int((at - start) // width), 0), count - 1)
-                bucket = Bucket(at, minimum, average, maximum, samples, worst)
-                if slot in slots:
-                    slots[slot].fold(bucket)
-                else:
-                    slots[slot] = bucket
-            found[key] = [slots[slot] for slot in sorted(slots)]
+            # No sample lies between `since` and the first row's hour: as good a start as
+            # the first sample for whole-hour buckets.
+            start = max(rows[0][0], since)
+            if (until - start) / count >= HOUR / 2:
+                found[key] = self._hour_buckets(series, rows, start, until, count, raw_from)
+            else:
+                found[key] = self._fine_buckets(series, rows, since, until, count, raw_from)
         return found
+
+    def _hour_buckets(
+        self,
+        series: int,
+        rows: list[tuple],
+        start: float,
+        until: float,
+        count: int,
+        raw_from: float,
+    ) -> list[Bucket]:
+        """Buckets of whole hours over [start, until) from the series' hourly `rows`; an
+        hour that the window cuts and whose raw samples are kept is folded from those
+        inside the window instead (at most the first and the last)."""
+        first_hour = start // HOUR * HOUR
+        hours = math.ceil((until - first_hour) / HOUR)
+        per_slot = max(1, math.ceil(hours / count)) * HOUR
+        slots: dict[int, Bucket] = {}
+        for row in rows:
+            hour = row[0]
+            bucket = _hour_bucket(row, start)
+            if hour >= raw_from and (hour < start or hour + HOUR > until):
+                low, high = max(hour, start), min(hour + HOUR, until)
+                edge = self._raw_summary(series, low, high)
+                if edge is None:
+                    continue
+                avg, worst, minimum, maximum, samples = edge
+                bucket = Bucket((low + high) / 2, minimum, avg, maximum, samples, worst)
+            _fold_into(slots, int((hour - first_hour) // per_slot), bucket)
+        return [slots[slot] for slot in sorted(slots)]
+
+    def _fine_buckets(
+        self,
+        series: int,
+        rows: list[tuple],
+        since: float,
+        until: float,
+        count: int,
+        raw_from: float,
+    ) -> list[Bucket]:
+        """Buckets shorter than half an hour, from the series' first sample in the window
+        on: each a primary-key range of raw samples aggregated in SQL, and the pruned
+        hours' rows (if the raw window is that short) in the bucket of their middle."""
+        pruned = [row for row in rows if row[0] < raw_from]
+        first_raw = self.connection.execute(_FIRST_RAW, (series, since, until)).fetchone()[0]
+        firsts = [at for at in (pruned[0][0] if pruned else None, first_raw) if at is not None]
+        if not firsts:
+            return []
+        start = max(min(firsts), since)
+        width = max((until - start) / count, 1e-9)
+        slots = dict(self._raw_slots(series, start, width, count, until))
+        for row in pruned:
+            at = max(row[0] + HOUR / 2, start)
+            _fold_into(slots, min(int((at - start) // width), count - 1), _hour_bucket(row, start))
+        return [slots[slot] for slot in sorted(slots)]
 
     def _raw_slots(
         self, series: int, start: float, width: float, count: int, until: float
@@ -343,19 +426,27 @@ class HistoryStore:
     def baseline_stats(self, series: int, window: Window) -> tuple[int, float | None, float | None]:
         """(samples, centre, spread) of the series' samples in `window`: mean and σ, or with
         `window.robust` the median and scaled MAD. Only samples whose check was OK count
-        (a failing one is an outage, not the normal the baseline learns); the hourly rows
-        beyond the raw retention count as their average weighted by their count, and only
-        the hours without a failing sample.
+        (a failing one is an outage, not the normal the baseline learns).
+
+        Mean and σ come from sums: each hourly row keeps the count, sum and Σ value² of its
+        OK samples (ok_count, ok_sum, ok_sumsq), so whole hours are read from samples_hourly
+        and only a range's ragged edges (a cut first hour, the current hour) from the raw
+        samples, and the result is exactly that of the raw OK samples: a failing sample
+        leaves out itself, not its hour, before and after its hour leaves the raw window
+        (rows folded before the rollup existed have OK sums only if their hour was all OK).
+        A median needs values: the raw OK samples where they are kept, and beyond them
+        each hour's OK mean weighted by its OK count.
 
         Each statement reads, per range of the window (one, or with a season one short
-        range per earlier week or day), one primary-key range of `samples` and one of
-        `samples_hourly`. SQLite sums; for a median the values are read and walked here
-        (measured on 60,480 raw samples: 15 ms for mean and σ, about 90 ms for the median
-        and MAD; SQLite's window functions took 200 ms for the same)."""
-        kept, parameters = _kept_sql(series, window)
+        range per earlier week or day), primary-key ranges of `samples_hourly` and of
+        `samples`. SQLite sums; for a median the values are read and walked here
+        (measured on 60,480 raw samples: about 90 ms for the median and MAD; SQLite's window
+        functions took 200 ms for the same)."""
+        raw_from = self._raw_from(series)
+        sums, parameters = _sums_sql(series, window, raw_from)
         count, total, squares = self.connection.execute(
-            f"WITH kept (value, weight, squares) AS ({kept}) "
-            "SELECT SUM(weight), SUM(value * weight), SUM(squares) FROM kept",
+            f"WITH kept (weight, total, squares) AS ({sums}) "
+            "SELECT SUM(weight), SUM(total), SUM(squares) FROM kept",
             parameters,
         ).fetchone()
         if not count:
@@ -365,9 +456,9 @@ class HistoryStore:
             return int(count), mean, math.sqrt(max(0.0, squares / count - mean * mean))
         # A median needs the values in order: they are read over the same ranges and
         # sorted here (faster than SQLite's ORDER BY or its window functions).
+        values, parameters = _values_sql(series, window, raw_from)
         pairs = self.connection.execute(
-            f"WITH kept (value, weight, squares) AS ({kept}) SELECT value, weight FROM kept",
-            parameters,
+            f"WITH kept (value, weight) AS ({values}) SELECT value, weight FROM kept", parameters
         ).fetchall()
         median, mad = median_and_mad(pairs, count)
         return int(count), median, MAD_SCALE * mad
@@ -384,7 +475,7 @@ class Window:
 
 
 # Statuses a baseline learns from: OK, and '' (log counts kept before statuses were).
-_LEARNED = "('OK', '')"
+_LEARNED = frozenset({Status.OK.value, ""})
 _PERIOD_DAYS = {"hour_of_week": 7, "hour_of_day": 1}
 
 
@@ -430,20 +521,84 @@ def season_ranges(
     return tuple(ranges)
 
 
-def _kept_sql(series: int, window: Window) -> tuple[str, tuple]:
-    """SELECT (value, weight, Σ value²) of the samples a baseline learns from: per range,
-    the raw samples, then the hourly rows (each weighted by its count)."""
-    raw = (
-        "SELECT value, 1, value * value FROM samples WHERE series = ? AND at >= ? AND at < ? "
-        f"AND value IS NOT NULL AND status IN {_LEARNED}"
-    )
+def _split(start: float, end: float, raw_from: float) -> tuple[list[tuple], list[tuple]]:
+    """[start, end) as (hourly ranges, raw ranges) that count each sample once: the pruned
+    hours (before raw_from) whose hour starts in it; from raw_from on the whole hours from
+    samples_hourly and the cut hours at either end from the raw samples."""
+    hourly, raw = [], []
+    if start < min(end, raw_from):
+        hourly.append((start, min(end, raw_from)))
+    kept_from = max(start, raw_from)
+    if kept_from < end:
+        first_whole, last_whole = -(-kept_from // HOUR) * HOUR, end // HOUR * HOUR
+        if first_whole >= last_whole:
+            raw.append((kept_from, end))
+        else:
+            raw += [(kept_from, first_whole)] if kept_from < first_whole else []
+            hourly.append((first_whole, last_whole))
+            raw += [(last_whole, end)] if last_whole < end else []
+    return hourly, raw
+
+
+def _sums_sql(series: int, window: Window, raw_from: float) -> tuple[str, tuple]:
+    """SELECT (count, sum, Σ value²) of the OK samples a baseline learns from, per part of
+    each range of the window (_split)."""
     hourly = (
-        "SELECT avg, count, COALESCE(sumsq, avg * avg * count) FROM samples_hourly "
-        f"WHERE series = ? AND hour >= ? AND hour < ? AND avg IS NOT NULL AND worst IN {_LEARNED}"
+        "SELECT SUM(ok_count), SUM(ok_sum), SUM(ok_sumsq) FROM samples_hourly "
+        "WHERE series = ? AND hour >= ? AND hour < ?"
     )
-    parts = [raw] * len(window.ranges) + [hourly] * len(window.ranges)
-    parameters = [(series, start, end) for start, end in window.ranges] * 2
+    raw = (
+        "SELECT COUNT(value), TOTAL(value), TOTAL(value * value) FROM samples "
+        f"WHERE series = ? AND at >= ? AND at < ? AND status IN {_LEARNED_SQL}"
+    )
+    parts, parameters = [], []
+    for start, end in window.ranges:
+        hours, edges = _split(start, end, raw_from)
+        parts += [hourly] * len(hours) + [raw] * len(edges)
+        parameters += [(series, low, high) for low, high in hours + edges]
+    return _union(parts, parameters)
+
+
+def _values_sql(series: int, window: Window, raw_from: float) -> tuple[str, tuple]:
+    """SELECT (value, weight) of what a median learns from: per range of the window, each
+    pruned hour's OK mean weighted by its OK count, then the raw OK samples."""
+    hourly = (
+        "SELECT ok_sum / ok_count, ok_count FROM samples_hourly "
+        "WHERE series = ? AND hour >= ? AND hour < ? AND ok_count > 0"
+    )
+    raw = (
+        "SELECT value, 1 FROM samples WHERE series = ? AND at >= ? AND at < ? "
+        f"AND value IS NOT NULL AND status IN {_LEARNED_SQL}"
+    )
+    parts, parameters = [], []
+    for start, end in window.ranges:
+        if start < min(end, raw_from):
+            parts.append(hourly)
+            parameters.append((series, start, min(end, raw_from)))
+        if max(start, raw_from) < end:
+            parts.append(raw)
+            parameters.append((series, max(start, raw_from), end))
+    return _union(parts, parameters)
+
+
+def _union(parts: list[str], parameters: list[tuple]) -> tuple[str, tuple]:
+    if not parts:  # an empty window
+        return "SELECT 0, 0, 0 WHERE 0", ()
     return " UNION ALL ".join(parts), tuple(x for triple in parameters for x in triple)
+
+
+def _hour_bucket(row: tuple, start: float) -> Bucket:
+    """An hourly row (_HOURLY_IN_WINDOW) as a bucket at its hour's middle (not before the
+    window's start)."""
+    hour, minimum, average, maximum, count, worst = row
+    return Bucket(max(hour + HOUR / 2, start), minimum, average, maximum, count, worst)
+
+
+def _fold_into(slots: dict[int, Bucket], slot: int, bucket: Bucket) -> None:
+    if slot in slots:
+        slots[slot].fold(bucket)
+    else:
+        slots[slot] = bucket
 
 
 def _worse(one: str, other: str) -> str:
@@ -460,18 +615,58 @@ def _unit_of(check: CheckResult, metric: str) -> str:
     return unit or ""
 
 
+def _severity_sql(status: str) -> str:
+    """SQL for the Status.severity of the stored status `status` (-1: '' unknown)."""
+    cases = " ".join(f"WHEN '{s.value}' THEN {s.severity}" for s in Status)
+    return f"(CASE {status} {cases} ELSE -1 END)"
+
+
 def _worst_sql() -> str:
-    """SQL for the worst status of a group, by Status.severity."""
-    ranked = sorted(Status, key=lambda status: status.severity)
-    cases = " ".join(f"WHEN '{s.value}' THEN {s.severity}" for s in ranked)
-    names = " ".join(f"WHEN {s.severity} THEN '{s.value}'" for s in ranked)
-    return f"CASE MAX(CASE status {cases} END) {names} END"
+    """SQL for the worst status of a group, by Status.severity ('' if all are unknown)."""
+    names = " ".join(f"WHEN {s.severity} THEN '{s.value}'" for s in Status)
+    return f"CASE MAX({_severity_sql('status')}) {names} ELSE '' END"
 
 
 _WORST_SQL = _worst_sql()
-# How raw samples (as `x`) fold into hours: by the upkeep into samples_hourly, and by a read.
-_HOUR_SQL = f"CAST(x.at / {HOUR} AS INTEGER) * {HOUR}"
-_FOLD_SQL = f"MIN(value), AVG(value), MAX(value), COUNT(*), {_WORST_SQL}"
+_LEARNED_SQL = "('" + "', '".join(sorted(_LEARNED)) + "')"
+# A summary of raw samples: min, avg, max of those with a value, how many, the worst status.
+_SUMMARY_SQL = f"MIN(value), AVG(value), MAX(value), COUNT(*), {_WORST_SQL}"
+_HOURLY_COLUMNS = (
+    "series, hour, min, avg, max, count, worst, sumsq, valued, total, ok_count, ok_sum, ok_sumsq"
+)
+# Raw samples folded into their hours' rows, as `record` keeps them (the migration that
+# brought the rollup runs it on the raw samples kept then).
+FOLD_RAW_INTO_HOURS_SQL = (
+    f"INSERT OR REPLACE INTO samples_hourly ({_HOURLY_COLUMNS}) "
+    f"SELECT series, hour, {_SUMMARY_SQL}, SUM(value * value), COUNT(value), SUM(value), "
+    f"COUNT(CASE WHEN status IN {_LEARNED_SQL} THEN value END), "
+    f"TOTAL(CASE WHEN status IN {_LEARNED_SQL} THEN value END), "
+    f"TOTAL(CASE WHEN status IN {_LEARNED_SQL} THEN value * value END) "
+    f"FROM (SELECT series, CAST(at / {HOUR} AS INTEGER) * {HOUR} AS hour, value, status "
+    "FROM samples) GROUP BY series, hour"
+)
+# One sample (?1 series, ?2 hour, ?3 value, ?4 status, ?5 the value if OK, ?6 at) upserted
+# into its hour's row; skipped if the series has a sample at that instant already.
+_ROLLUP_SQL = (
+    f"INSERT INTO samples_hourly ({_HOURLY_COLUMNS}) "
+    "SELECT ?1, ?2, ?3, ?3, ?3, 1, ?4, ?3 * ?3, ?3 IS NOT NULL, ?3, "
+    "?5 IS NOT NULL, COALESCE(?5, 0), COALESCE(?5 * ?5, 0) "
+    "WHERE NOT EXISTS (SELECT 1 FROM samples WHERE series = ?1 AND at = ?6) "
+    "ON CONFLICT (series, hour) DO UPDATE SET "
+    "min = COALESCE(MIN(min, excluded.min), min, excluded.min), "
+    "max = COALESCE(MAX(max, excluded.max), max, excluded.max), "
+    "total = COALESCE(total + excluded.total, total, excluded.total), "
+    "valued = valued + excluded.valued, "
+    "avg = COALESCE(total + excluded.total, total, excluded.total) "
+    "/ NULLIF(valued + excluded.valued, 0), "
+    "count = count + 1, "
+    f"worst = CASE WHEN {_severity_sql('excluded.worst')} > {_severity_sql('worst')} "
+    "THEN excluded.worst ELSE worst END, "
+    "sumsq = COALESCE(sumsq + excluded.sumsq, sumsq, excluded.sumsq), "
+    "ok_count = ok_count + excluded.ok_count, "
+    "ok_sum = ok_sum + excluded.ok_sum, "
+    "ok_sumsq = ok_sumsq + excluded.ok_sumsq"
+)
 _HOURLY_IN_WINDOW = (
     "SELECT hour, min, avg, max, count, worst FROM samples_hourly "
     "WHERE series = ? AND hour >= ? AND hour < ? ORDER BY hour"
