@@ -409,7 +409,7 @@ def test_watch_judges_each_round_against_the_baseline(tmp_path):
 )
 def test_the_weighted_median_and_mad_equal_those_of_the_expanded_samples(pairs):
     """An hourly row counts as its average repeated `count` times."""
-    from checkrunner.evaluate.history import median_and_mad
+    from checkrunner.state.history import median_and_mad
 
     expanded = [value for value, weight in pairs for _ in range(weight)]
     median = statistics.median(expanded)

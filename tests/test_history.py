@@ -573,8 +573,7 @@ def test_a_database_from_before_the_rollup_answers_history_and_baselines_the_sam
     """The migration folds the kept raw samples into hourly rows: `checkrun history` (as
     hours and as every sample) and the baselines answer as the checkrun before did (the
     hours folded then: left out of a baseline whole if any of their samples failed)."""
-    from checkrunner.evaluate.history import MAD_SCALE, median_and_mad
-    from checkrunner.state.history import Window
+    from checkrunner.state.history import MAD_SCALE, Window, median_and_mad
 
     start = 1_800_000_000.0 // HOUR * HOUR
     old_hours = [  # (hour, min, avg, max, count, worst, sumsq), folded by the old upkeep

@@ -7,9 +7,7 @@ baselines, already summarised: state/history.py computes the statistics in SQL).
 
 from __future__ import annotations
 
-import heapq
 import math
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -84,8 +82,6 @@ def _number(value: float) -> str:
 
 # -- dynamic thresholds: a measurement against its own baseline ---------------------------------
 
-MAD_SCALE = 1.4826  # MAD × this estimates σ on normally distributed data
-
 
 @dataclass(frozen=True)
 class SeriesStats:
@@ -96,36 +92,6 @@ class SeriesStats:
     center: float | None = None
     spread: float | None = None
     note: str = ""  # "no history: --no-state"
-
-
-def median_and_mad(pairs: list[tuple[float, float]], total: float) -> tuple[float, float]:
-    """The weighted median of (value, weight) pairs (`total`: the sum of the weights) and
-    their median absolute deviation from it (unscaled)."""
-    if len(pairs) == total:  # every weight 1 (raw samples only): C-speed sorts
-        values = [value for value, _ in pairs]
-        median = statistics.median(values)
-        return median, statistics.median([abs(value - median) for value in values])
-    ordered = sorted(pairs)
-    median = _sorted_median(ordered, total)
-    # The deviations in ascending order without sorting again: those below the median
-    # (walked downwards) merged with those at or above it (walked upwards).
-    below = ((median - value, weight) for value, weight in reversed(ordered) if value < median)
-    above = ((value - median, weight) for value, weight in ordered if value >= median)
-    return median, _sorted_median(list(heapq.merge(below, above)), total)
-
-
-def _sorted_median(ordered: Sequence[tuple[float, float]], total: float) -> float:
-    """The weighted median of sorted pairs: the mean of the two middle values when the
-    weights split evenly between them."""
-    upto = 0.0
-    for index, (value, weight) in enumerate(ordered):
-        upto += weight
-        if upto * 2 > total:
-            return value
-        if upto * 2 == total:
-            following = ordered[index + 1][0] if index + 1 < len(ordered) else value
-            return (value + following) / 2
-    raise ValueError("no samples")
 
 
 def baseline_bound(

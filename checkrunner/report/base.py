@@ -5,7 +5,6 @@ from __future__ import annotations
 import abc
 import contextlib
 import os
-import secrets
 import sys
 from typing import TYPE_CHECKING, ClassVar, TextIO
 
@@ -103,7 +102,7 @@ def atomic_write(path: str, text: str) -> None:
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
     temp = os.path.join(
-        parent, f".{os.path.basename(target)}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        parent, f".{os.path.basename(target)}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
     )
     data = text.encode("utf-8", errors="backslashreplace")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
