@@ -41,12 +41,10 @@ import json
 import os
 import random
 import resource
-import signal
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -58,16 +56,15 @@ from fanout import (  # noqa: E402 - the fan-out bench's hosts, services and pla
     ADDRESSES_PER_SSHD,
     CPU_SAMPLE,
     FIRST_SUBNET,
-    SSHD,
     Scenario,
-    checkrun_playbook,
     cpu_seconds,
-    generate_key,
-    running_services,
-    running_targets,
-    write_log,
 )
-from watch import checkrun_binary, one_shot_cli  # noqa: E402 - a real one-shot run, timed
+from watch import (  # noqa: E402 - a real one-shot run, timed, on fanout's fleet
+    bench_fleet,
+    checkrun_binary,
+    one_shot_cli,
+    ready_for_a_fleet,
+)
 
 from checkrunner.masking import Masker  # noqa: E402
 from checkrunner.plan import Plan  # noqa: E402
@@ -529,10 +526,6 @@ def print_summary(
         )
 
 
-def stop_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
 LEGS = ("write", "size", "read")
 
 
@@ -560,29 +553,16 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    if os.geteuid() != 0 or not os.access(SSHD, os.X_OK):
-        raise SystemExit("needs root and /usr/sbin/sshd (apt-get install openssh-server)")
-    signal.signal(signal.SIGTERM, stop_on_sigterm)  # so the finally blocks stop the sshds
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    ready_for_a_fleet()
     checkrun = checkrun_binary(args.checkrun)
     write = size = read = None
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="history-bench-") as tmp, running_services() as ports:
-        root = Path(tmp)
-        log = root / "app.log"
-        errors = write_log(log)
-        client_key = generate_key(root / "client_key", "bench-client")
-        home = root / "home"
-        home.mkdir()
-        with running_targets(root, args.hosts, client_key, home) as fleet:
-            s = Scenario(root, fleet.targets, client_key, *ports, log, errors)
-            playbook = root / "history.yml"
-            playbook.write_text(checkrun_playbook(s))
-            state = root / "state.db"
-            write, run = write_cost(checkrun, s, playbook, fleet, state, args.runs, args.repeats)
-            if "write" not in args.legs:
-                write = None
+    with bench_fleet("history-bench-", args.hosts, "history.yml") as bench:
+        root, s, fleet, playbook = bench.root, bench.scenario, bench.fleet, bench.playbook
+        state = root / "state.db"
+        write, run = write_cost(checkrun, s, playbook, fleet, state, args.runs, args.repeats)
+        if "write" not in args.legs:
+            write = None
         if "size" in args.legs:
             end = time.time()
             size, history_db, template = size_and_database(root, run, end, args.days)

@@ -49,9 +49,11 @@ import tempfile
 import threading
 import time
 import urllib.request
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
@@ -698,6 +700,42 @@ def stop_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def ready_for_a_fleet() -> None:
+    """What every fleet bench needs first: root and sshd, SIGTERM ending through the finally
+    blocks (so the sshds stop), and every file descriptor the hard limit allows."""
+    if os.geteuid() != 0 or not os.access(SSHD, os.X_OK):
+        raise SystemExit("needs root and /usr/sbin/sshd (apt-get install openssh-server)")
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+@contextmanager
+def bench_fleet(prefix: str, hosts: int, playbook_name: str) -> Iterator[BenchFleet]:
+    """A temporary root with the services, `hosts` loopback sshd targets, their scenario and
+    fanout.py's eight-check playbook written as `playbook_name`."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp, running_services() as ports:
+        root = Path(tmp)
+        log = root / "app.log"
+        errors = write_log(log)
+        client_key = generate_key(root / "client_key", "bench-client")
+        home = root / "home"
+        home.mkdir()
+        with running_targets(root, hosts, client_key, home) as fleet:
+            scenario = Scenario(root, fleet.targets, client_key, *ports, log, errors)
+            playbook = root / playbook_name
+            playbook.write_text(checkrun_playbook(scenario))
+            yield BenchFleet(root, scenario, fleet, playbook)
+
+
+@dataclass
+class BenchFleet:
+    root: Path
+    scenario: Scenario
+    fleet: Any  # fanout's running fleet (its targets and sshds)
+    playbook: Path
+
+
 LEGS = ("watch", "rss", "alerts", "kept")
 
 
@@ -737,63 +775,43 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    if os.geteuid() != 0 or not os.access(SSHD, os.X_OK):
-        raise SystemExit("needs root and /usr/sbin/sshd (apt-get install openssh-server)")
-    signal.signal(signal.SIGTERM, stop_on_sigterm)  # so the finally blocks stop the sshds
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    ready_for_a_fleet()
     checkrun = checkrun_binary(args.checkrun)
     cli = cost = rss = alerts = None
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="watch-bench-") as tmp, running_services() as ports:
-        root = Path(tmp)
-        log = root / "app.log"
-        errors = write_log(log)
-        client_key = generate_key(root / "client_key", "bench-client")
-        home = root / "home"
-        home.mkdir()
-        with running_targets(root, args.hosts, client_key, home) as fleet:
-            s = Scenario(root, fleet.targets, client_key, *ports, log, errors)
-            playbook = root / "watch.yml"
-            playbook.write_text(checkrun_playbook(s))
-            if {"watch", "kept"} & set(args.legs):
-                one_shot_cli(checkrun, s, playbook, fleet)  # warm-up: page cache, bytecode
-                cli = median_cost(
-                    [one_shot_cli(checkrun, s, playbook, fleet) for _ in range(args.one_shot_runs)]
-                )
-            if "kept" in args.legs:
-                plan = build_plan(
-                    load_playbook(playbook), load_inventories([str(s.inventory)]), PlanOptions()
-                )
-                ssh = SSHOptions(
-                    known_hosts=(str(s.known_hosts),),
-                    accept_new_file=str(root / "accepted_known_hosts"),
-                    ssh_config="none",
-                    allow_agent=False,
-                    look_for_keys=False,
-                    global_known_hosts=(),
-                )
-                options = RunOptions(forks=FORKS)
-                in_process = median_cost(
-                    [
-                        one_shot_in_process(plan, options, ssh, fleet)
-                        for _ in range(args.one_shot_runs)
-                    ]
-                )
-                kept = kept_rounds(plan, options, ssh, fleet, args.rounds, args.interval)
-                print_kept(args.hosts, cli, in_process, kept, args.rounds, args.interval)
-            if "watch" in args.legs:
-                cost = watch_costs(
-                    checkrun, s, playbook, fleet, args.watch_interval, args.watch_rounds
-                )
-            if "rss" in args.legs:
-                rss = watch_costs(
-                    checkrun, s, playbook, fleet, args.rss_interval, args.rss_rounds - 1
-                )
-            if "alerts" in args.legs:
-                alerts = alert_latency(
-                    checkrun, s, args.alert_interval, args.alert_for, args.alert_repeats
-                )
+    with bench_fleet("watch-bench-", args.hosts, "watch.yml") as bench:
+        root, s, fleet, playbook = bench.root, bench.scenario, bench.fleet, bench.playbook
+        if {"watch", "kept"} & set(args.legs):
+            one_shot_cli(checkrun, s, playbook, fleet)  # warm-up: page cache, bytecode
+            cli = median_cost(
+                [one_shot_cli(checkrun, s, playbook, fleet) for _ in range(args.one_shot_runs)]
+            )
+        if "kept" in args.legs:
+            plan = build_plan(
+                load_playbook(playbook), load_inventories([str(s.inventory)]), PlanOptions()
+            )
+            ssh = SSHOptions(
+                known_hosts=(str(s.known_hosts),),
+                accept_new_file=str(root / "accepted_known_hosts"),
+                ssh_config="none",
+                allow_agent=False,
+                look_for_keys=False,
+                global_known_hosts=(),
+            )
+            options = RunOptions(forks=FORKS)
+            in_process = median_cost(
+                [one_shot_in_process(plan, options, ssh, fleet) for _ in range(args.one_shot_runs)]
+            )
+            kept = kept_rounds(plan, options, ssh, fleet, args.rounds, args.interval)
+            print_kept(args.hosts, cli, in_process, kept, args.rounds, args.interval)
+        if "watch" in args.legs:
+            cost = watch_costs(checkrun, s, playbook, fleet, args.watch_interval, args.watch_rounds)
+        if "rss" in args.legs:
+            rss = watch_costs(checkrun, s, playbook, fleet, args.rss_interval, args.rss_rounds - 1)
+        if "alerts" in args.legs:
+            alerts = alert_latency(
+                checkrun, s, args.alert_interval, args.alert_for, args.alert_repeats
+            )
     print_summary(args.hosts, args.one_shot_runs, cli, cost, rss, alerts)
     print(f"(bench time {time.monotonic() - started:.0f} s)")
 
