@@ -39,6 +39,7 @@ import tempfile
 import time
 import urllib.request
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -48,12 +49,11 @@ from prometheus_client.parser import text_string_to_metric_families
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from prometheus_servers import running_node_exporter  # noqa: E402 - the tests' real servers
+from real_cgroups import made_cgroup  # noqa: E402 - the tests' real cgroups
 
 from checkrunner import catalog  # noqa: E402
 from checkrunner.modules import _batch  # noqa: E402
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
-CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "blkio", "unified")
 BOOTSTRAP = "import sys,zlib;exec(zlib.decompress(sys.stdin.buffer.read()))"
 PSI_RESOURCES = ("cpu", "memory", "io")
 READINGS = 2  # a sample of a rate is two readings, at both ends of its window
@@ -147,38 +147,15 @@ def stall_agreement(url: str) -> list[tuple[str, float, float]]:
 
 
 @contextmanager
-def busy_cgroup(name: str):
-    """A cgroup in every hierarchy mounted here, a 0.5-core quota, a busy process in it."""
-    made = []
-    child = None
-    try:
-        for controller in CONTROLLERS:
-            if (CGROUP_ROOT / controller).is_dir():
-                (CGROUP_ROOT / controller / name).mkdir()
-                made.append(CGROUP_ROOT / controller / name)
-        (CGROUP_ROOT / "cpu" / name / "cpu.cfs_quota_us").write_text("50000")
-        procs = [str(d / "cgroup.procs") for d in made]
-        code = (
-            "import os\n"
-            f"for f in {procs!r}:\n"
-            "    open(f, 'w').write(str(os.getpid()))\n"
-            "held = bytearray(32 << 20)\n"
-            "while True:\n"
-            "    pass\n"
+def busy_cgroup(name: str) -> Iterator[list[Path]]:
+    """A cgroup in every hierarchy mounted here, a 0.5-core quota, a busy process in it:
+    its directories."""
+    with made_cgroup(name) as made:
+        made.set("cpu", "cpu.cfs_quota_us", "50000")
+        made.start(
+            "held = bytearray(32 << 20)\nprint('ready', flush=True)\nwhile True:\n    pass\n"
         )
-        child = subprocess.Popen([sys.executable, "-c", code])
-        yield made
-    finally:
-        if child is not None:
-            child.kill()
-            child.wait(10)
-        for directory in reversed(made):
-            for _ in range(100):
-                try:
-                    directory.rmdir()
-                    break
-                except OSError:
-                    time.sleep(0.1)
+        yield made.dirs
 
 
 def cgroup_files(dirs: list[Path]) -> list[str]:

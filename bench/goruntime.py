@@ -41,14 +41,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import goservice  # noqa: E402 - the tests' Go service
 from cgroup_psi import (  # noqa: E402 - the cgroup bench's runners and file list
-    CGROUP_ROOT,
-    CONTROLLERS,
     READINGS,
     _check,
     cgroup_files,
     kept_cpu_per_sample,
     one_shot_cpu,
 )
+from real_cgroups import CGROUP_ROOT, made_cgroup  # noqa: E402 - the tests' real cgroups
 
 HELD_MIB = 64
 
@@ -56,28 +55,15 @@ HELD_MIB = 64
 @contextmanager
 def service_in_cgroup(name: str):
     """The Go service, holding HELD_MIB of heap, in a cgroup made in every hierarchy."""
-    made = []
-    service = None
-    try:
-        for controller in CONTROLLERS:
-            if (CGROUP_ROOT / controller).is_dir():
-                (CGROUP_ROOT / controller / name).mkdir()
-                made.append(CGROUP_ROOT / controller / name)
-        (CGROUP_ROOT / "memory" / name / "memory.limit_in_bytes").write_text(str(512 << 20))
-        (CGROUP_ROOT / "cpu" / name / "cpu.cfs_quota_us").write_text("50000")
-        service = goservice.start(f"bench-{name}", [d / "cgroup.procs" for d in made])
-        service.get(f"/ctl/hold?mib={HELD_MIB}")
-        yield service, made
-    finally:
-        if service is not None:
+    with made_cgroup(name) as made:
+        made.set("memory", "memory.limit_in_bytes", str(512 << 20))
+        made.set("cpu", "cpu.cfs_quota_us", "50000")
+        service = goservice.start(f"bench-{name}", [d / "cgroup.procs" for d in made.dirs])
+        try:
+            service.get(f"/ctl/hold?mib={HELD_MIB}")
+            yield service, made.dirs
+        finally:
             service.stop()
-        for directory in reversed(made):
-            for _ in range(100):
-                try:
-                    directory.rmdir()
-                    break
-                except OSError:
-                    time.sleep(0.1)
 
 
 def curl_cat_cpu_per_sample(url: str, files: list[str], samples: int) -> float:

@@ -22,7 +22,8 @@ from contextlib import contextmanager
 import goservice
 import pytest
 import test_modules_cgroup as cgroup_tests
-from test_modules_cgroup import BOOTSTRAP, PYTHON36, RealCgroup, run_checks
+from real_cgroups import RealCgroup
+from test_modules_cgroup import BOOTSTRAP, PYTHON36, run_checks
 
 from checkrunner import catalog
 from checkrunner.modules import goruntime

@@ -18,11 +18,12 @@ import sys
 import time
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import run_checkrun, wait_for
+from helpers import run_checkrun
+from real_cgroups import RealCgroup, made_cgroup, stop
 from sshd import SSHServer, running_sshd, sshd_available
 
 from checkrunner import catalog
@@ -32,7 +33,6 @@ from checkrunner.modules._utils import cgroups
 
 TREES = Path(__file__).resolve().parent / "fixtures" / "cgroup"
 PSI_FILES = Path(__file__).resolve().parent / "fixtures" / "procfs" / "pressure"
-CGROUP_ROOT = Path("/sys/fs/cgroup")
 SSH_ADDRESS = "127.0.33.1"
 MIB = 1024 * 1024
 
@@ -270,13 +270,6 @@ def _burners(count: int) -> list[subprocess.Popen]:
     return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
 
 
-def _stop(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        process.kill()
-    for process in processes:
-        process.wait(10)
-
-
 def test_host_psi_agrees_with_a_direct_read_over_the_same_window():
     """More runnable processes than cores: tasks wait for CPU. The module's stall time lies
     within the direct read's, taken just outside its window."""
@@ -289,7 +282,7 @@ def test_host_psi_agrees_with_a_direct_read_over_the_same_window():
         ctx.after = pressure.sample({}, ctx)
         direct_after = _psi_totals("cpu")
     finally:
-        _stop(burners)
+        stop(burners)
     values = pressure.run({}, ctx)["measurements"]
     direct_stall = (direct_after["some"] - direct_before["some"]) / 1e6
     assert 0 < values["cpu_some_stall"] <= direct_stall
@@ -299,68 +292,11 @@ def test_host_psi_agrees_with_a_direct_read_over_the_same_window():
     )
 
 
-@dataclass
-class RealCgroup:
-    """A cgroup made in every v1 hierarchy this machine mounts (and its v2 `unified` one)."""
-
-    name: str
-    dirs: list[Path] = field(default_factory=list)
-    children: list[subprocess.Popen] = field(default_factory=list)
-
-    def dir(self, controller: str) -> Path:
-        return CGROUP_ROOT / controller / self.name
-
-    def set(self, controller: str, file: str, value: str) -> None:
-        (self.dir(controller) / file).write_text(value)
-
-    def start(self, program: str) -> subprocess.Popen:
-        """A Python child that joins this cgroup first, then runs `program`; returned once it
-        printed "ready"."""
-        procs = [str(d / "cgroup.procs") for d in self.dirs]
-        code = (
-            "import os, sys\n"
-            f"for f in {procs!r}:\n"
-            "    open(f, 'w').write(str(os.getpid()))\n" + program
-        )
-        child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-        self.children.append(child)
-        assert child.stdout.readline().strip() == "ready"
-        return child
-
-    def remove(self) -> None:
-        _stop(self.children)
-        for directory in self.dirs:
-            wait_for(lambda d=directory: _rmdir(d), f"rmdir {directory}")
-
-
-def _rmdir(directory: Path) -> bool:
-    try:
-        directory.rmdir()
-    except FileNotFoundError:
-        return True
-    except OSError as exc:
-        if exc.errno == errno.EBUSY:
-            return False  # the killed child is still being torn down
-        raise
-    return True
-
-
-CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "blkio", "unified")
-
-
 @pytest.fixture
 def real_cgroup(request) -> Iterator[RealCgroup]:
-    made = RealCgroup(
-        f"checkrun-test-{os.getpid()}-{request.node.name[:20]}".replace("[", "-").replace("]", "")
-    )
-    try:
-        for controller in CONTROLLERS:
-            if (CGROUP_ROOT / controller).is_dir():
-                made.dir(controller).mkdir()
-                made.dirs.append(made.dir(controller))
+    name = f"checkrun-test-{os.getpid()}-{request.node.name[:20]}"
+    with made_cgroup(name.replace("[", "-").replace("]", "")) as made:
         yield made
-    finally:
-        made.remove()
 
 
 HOLD_AND_BURN = """
@@ -495,7 +431,7 @@ def test_a_pattern_matching_processes_in_two_cgroups_is_refused(real_cgroup):
         found = cgroup.sample({"pattern": re.escape(marker)}, context())["cgroup"]
         assert found.dirs == cgroups.of_pid(cgroups.layout(), "/proc", outside.pid).dirs
     finally:
-        _stop([outside])
+        stop([outside])
 
 
 def _cpu_seconds(pid: int) -> float:
