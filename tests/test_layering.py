@@ -102,7 +102,7 @@ def test_no_import_cycle_between_packages():
 LAYERS = [
     ["__main__"],
     ["cli"],
-    ["app", "history_command"],
+    ["app", "history_command", "actions_command"],
     ["serve"],
     ["playbook"],
     ["alerting", "runner", "report"],
