@@ -105,7 +105,7 @@ LAYERS = [
     ["app", "history_command", "actions_command"],
     ["serve"],
     ["playbook"],
-    ["alerting", "runner", "report"],
+    ["alerting", "runner", "report", "remediation"],
     ["state"],
     ["plan"],
     ["transport", "evaluate"],
