@@ -1,0 +1,183 @@
+"""Issue 14, acting and verifying: a real HTTP service on this machine under a supervisor
+script the test writes; the test kills the service, the check fails, the handler restarts it
+through the local transport, and the check run again sees it healthy. Webhook actions call a
+real HTTP server on loopback. Everything is audited.
+
+What is not wired yet (see REMEDIATE_STATUS.md): building `Notified` from the alerting
+outcome inside a run; here the failing checks of a real run stand for their firing alerts."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+from recorder import Recorder
+from sshd import free_port
+
+from checkrunner.app import RunCommand, load_plan
+from checkrunner.remediation.execute import Executor, service_script
+from checkrunner.remediation.guard import RUN, Notified, decide
+from checkrunner.results import Status
+from checkrunner.runner import RunOptions, run_plan
+from checkrunner.state.actions import REMEDIATED, REMEDIATION_FAILED, ActionLog
+from checkrunner.state.db import open_state
+
+# start/stop/restart a python3 http.server kept in DIR, its pid in DIR/pid; restart returns
+# once the port answers (as systemctl restart returns once the unit is started).
+SUPERVISOR = textwrap.dedent(
+    """\
+    #!/bin/sh
+    action=$1; dir=$2; port=$3
+    stop() { if [ -f "$dir/pid" ]; then kill "$(cat "$dir/pid")" 2>/dev/null; rm -f "$dir/pid"; fi; }
+    start() {
+        python3 -m http.server "$port" --bind 127.0.0.1 --directory "$dir/www" \\
+            >/dev/null 2>&1 </dev/null &
+        echo $! > "$dir/pid"
+        for _ in $(seq 1 200); do
+            python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 1)" \\
+                2>/dev/null && echo "started on $port" && return 0
+            sleep 0.1
+        done
+        echo "not listening on $port" >&2; return 1
+    }
+    case "$action" in
+        start) start ;;
+        stop) stop ;;
+        restart) stop; start ;;
+    esac
+    """
+)
+
+
+@pytest.fixture
+def service(tmp_path):
+    """The supervised service: (its folder, its port, the supervisor script)."""
+    folder = tmp_path / "svc"
+    (folder / "www").mkdir(parents=True)
+    (folder / "www" / "health").write_text("ok\n")
+    script = tmp_path / "supervisor.sh"
+    script.write_text(SUPERVISOR)
+    port = free_port()
+    subprocess.run(["sh", str(script), "start", str(folder), str(port)], check=True)
+    yield folder, port, script
+    pid_file = folder / "pid"
+    if pid_file.exists():
+        with contextlib.suppress(ProcessLookupError):  # killed by the test, and reaped
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+
+
+def kill_service(folder: Path) -> None:
+    pid = int((folder / "pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+
+
+def playbook(tmp_path: Path, port: int, handler: str) -> str:
+    path = tmp_path / "heal.yml"
+    path.write_text(
+        "- name: app\n  hosts: localhost\n  connection: local\n  handlers:\n"
+        + textwrap.indent(handler, "    ")
+        + "\n  checks:\n    - name: app health\n"
+        + f"      http: {{url: 'http://127.0.0.1:{port}/health', status: [200], body: ok, "
+        + "timeout: 2s}\n      notify: [restart app]\n"
+    )
+    return str(path)
+
+
+def failing_alerts(plan) -> list[Notified]:
+    run = run_plan(plan, RunOptions())
+    checks = [c for h in run.hosts for c in h.checks]
+    assert [c.status for c in checks] == [Status.CRITICAL], [c.message for c in checks]
+    return [Notified(c.host, c.play, c.name, ["restart app"]) for c in checks]
+
+
+def remediate(path: str, log: ActionLog):
+    plan = load_plan(RunCommand(playbook=path))
+    handlers = {"app": {h.name: h for h in _handlers(path)}}
+    (decision,) = decide(failing_alerts(plan), handlers, {"app": 1}, log, now=0.0)
+    assert decision.verdict == RUN
+    return Executor(plan, RunOptions(), None, log, sleep=lambda s: None).remediate(decision)
+
+
+def _handlers(path: str):
+    from checkrunner.playbook import load_playbook
+
+    return load_playbook(path).plays[0].handlers
+
+
+def test_the_handler_restarts_the_killed_service_and_verify_sees_it_healthy(tmp_path, service):
+    folder, port, script = service
+    path = playbook(
+        tmp_path,
+        port,
+        f"- name: restart app\n  command: [sh, {script}, restart, {folder}, '{port}']\n  settle: 0s",
+    )
+    kill_service(folder)
+    log = ActionLog(open_state(str(tmp_path / "state.db")))
+    done = remediate(path, log)
+    assert done.outcome.exit_status == 0 and f"started on {port}" in done.outcome.output
+    assert done.verify == REMEDIATED
+    (record,) = log.listing(0.0)
+    assert (record.state, record.exit_status, record.verify) == ("done", 0, REMEDIATED)
+    assert record.triggers == ["app health"] and "restart" in record.target
+
+
+def test_a_failing_handler_is_remediation_failed_and_verify_does_not_pass(tmp_path, service):
+    folder, port, _ = service
+    path = playbook(
+        tmp_path,
+        port,
+        "- name: restart app\n  command: {cmd: 'echo no such unit >&2; exit 4', shell: true}",
+    )
+    kill_service(folder)
+    log = ActionLog(open_state(str(tmp_path / "state.db")))
+    done = remediate(path, log)
+    assert done.outcome.exit_status == 4 and "no such unit" in done.outcome.output
+    assert done.verify == REMEDIATION_FAILED
+    assert [r.verify for r in log.listing(0.0)] == [REMEDIATION_FAILED]
+
+
+def test_a_webhook_handler_calls_the_url_with_its_method_headers_and_body(tmp_path, service):
+    folder, port, script = service
+    with Recorder() as hook:
+        hook.respond("/scale", status=202, body={"accepted": True})
+        path = playbook(
+            tmp_path,
+            port,
+            f"- name: restart app\n  settle: 0s\n  webhook: {{url: '{hook.url('/scale')}', "
+            "method: PUT, headers: {X-Runbook: restart}, body: {replicas: 3}}",
+        )
+        kill_service(folder)
+        log = ActionLog(open_state(str(tmp_path / "state.db")))
+        done = remediate(path, log)
+        (request,) = hook.requests("/scale")
+    assert request.method == "PUT" and request.json() == {"replicas": 3}
+    assert request.header("X-Runbook") == "restart"
+    assert done.outcome.exit_status == 202
+    assert done.verify == REMEDIATION_FAILED  # the webhook did not bring the service back
+    (record,) = log.listing(0.0)
+    assert record.target.startswith("PUT http://127.0.0.1:")
+
+
+def test_the_service_action_restarts_with_systemctl_else_service(tmp_path):
+    """The init system found on the target: systemctl when it is on PATH, else service."""
+    script = service_script("my app.service")
+    with_service, with_both = tmp_path / "sysv", tmp_path / "systemd"
+    for folder, tools in ((with_service, ["service"]), (with_both, ["service", "systemctl"])):
+        folder.mkdir()
+        for tool in tools:
+            (folder / tool).write_text(f'#!/bin/sh\necho "{tool} $*"\n')
+            (folder / tool).chmod(0o755)
+
+    def restart(path: Path) -> str:
+        done = subprocess.run(
+            ["/bin/sh", "-c", script], env={"PATH": str(path)}, capture_output=True, text=True
+        )
+        return done.stdout
+
+    assert restart(with_service) == "service my app.service restart\n"
+    assert restart(with_both) == "systemctl restart my app.service\n"
