@@ -64,6 +64,8 @@ class RunCommand:
     state: str | None = settings.STATE.default  # None: settings.state_path()
     no_state: bool = False
     no_notify: bool = False
+    remediate: str | None = None  # --remediate: "on" or "dry-run"; None: not given
+    no_remediate: bool = False
     push: str | None = None  # a Pushgateway URL
     push_job: str = settings.PUSH_JOB.default
 
@@ -222,9 +224,37 @@ def _run_masked(
     recorded = recorder.record(result)
     if recorded.outcome is not None:
         print_alerting(recorded, deliver=not cmd.no_notify)
+        _remediate(cmd, config, recorded, db, options)
     if cmd.push is not None and db is not None and not result.interrupted:
         _push(db, cmd, result, config.masker)
     return result.exit_code
+
+
+def remediation_mode(cmd: RunCommand):
+    """--no-remediate: off; --remediate=dry-run; --wait (deploy gating) remediates only when
+    --remediate is given; otherwise on."""
+    from checkrunner.remediation.guard import Mode
+
+    if cmd.no_remediate:
+        return Mode.OFF
+    if cmd.remediate == "dry-run":
+        return Mode.DRY_RUN
+    if cmd.wait > 0 and cmd.remediate is None:
+        return Mode.OFF
+    return Mode.ON
+
+
+def _remediate(cmd: RunCommand, config: LoadedConfig, recorded, db, options) -> None:
+    """The handlers the round's firing alerts notify, behind the guard rails; one line each."""
+    if not config.plan.handlers:
+        return
+    from checkrunner.remediation.rounds import describe, remediate_round
+
+    done = remediate_round(
+        config.plan, recorded.outcome, db, config.masker.text, options, remediation_mode(cmd)
+    )
+    for line in describe(done):
+        print(printable(config.masker.text(line), newlines=False), file=sys.stderr)
 
 
 def _hand_history(reporters: list, db) -> None:

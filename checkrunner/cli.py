@@ -223,6 +223,18 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         type=_duration(TIMEOUT_SPEC),
         metavar="DURATION",
     )
+    remediation = parser.add_mutually_exclusive_group()
+    remediation.add_argument(
+        "--remediate",
+        nargs="?",
+        const="on",
+        choices=("on", "dry-run"),
+        help="run the handlers that firing alerts notify (the default, except with --wait); "
+        "--remediate=dry-run prints what would run and runs nothing",
+    )
+    remediation.add_argument(
+        "--no-remediate", action="store_true", help="run no handler, whatever fires"
+    )
     parser.add_argument(
         "-r",
         "--report",
@@ -369,6 +381,8 @@ def _run_command(ns: argparse.Namespace) -> app.RunCommand:
         **_common_fields(ns),
         wait=ns.wait,
         wait_interval=ns.wait_interval,
+        remediate=ns.remediate,
+        no_remediate=ns.no_remediate,
         reports=ns.report,
         fail_on=ns.fail_on,
         list_hosts=ns.list_hosts,

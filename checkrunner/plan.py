@@ -25,6 +25,7 @@ from checkrunner.config import (
 from checkrunner.config.baselines import BaselineSpec, is_baseline, parse_baseline
 from checkrunner.config.coerce import is_templated, kind_of
 from checkrunner.config.keywords import SCORE_CHECK_NAME
+from checkrunner.config.model import HandlerSpec
 from checkrunner.errors import BaselineError, ConfigError, Location, quote
 from checkrunner.evaluate.evaluate import CheckIdentity, MetricThresholds
 from checkrunner.evaluate.score import SCORE_METRIC, ScorePlan
@@ -77,6 +78,9 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     secrets: set[str] = field(default_factory=set)  # environment values templates read
     alerting: Any = None  # the playbook's AlertingSpec, if it has receivers and a route
+    # play name (as alerts carry it) -> handler name -> HandlerSpec (the play's `handlers:`)
+    handlers: dict[str, dict[str, HandlerSpec]] = field(default_factory=dict)
+    play_hosts: dict[str, int] = field(default_factory=dict)  # play name -> hosts it runs on
 
     @property
     def total_checks(self) -> int:
@@ -95,6 +99,8 @@ def _build_plan(
     templater: Templater, playbook: Playbook, inventory: Inventory, options: PlanOptions
 ) -> Plan:
     host_plans: dict[str, HostPlan] = {}
+    handlers: dict[str, dict[str, HandlerSpec]] = {}
+    play_hosts: dict[str, int] = {}
     warnings: list[str] = [str(w) for w in inventory.warnings]
     if playbook.alerting is not None:
         warnings += playbook.alerting.warnings
@@ -130,6 +136,9 @@ def _build_plan(
                     "{{ env.NAME }} reads that variable instead; rename it"
                 )
             play_name = str(templater.render(play.name, variables, _play_name_location(play)))
+            if play.handlers:
+                handlers[play_name] = {handler.name: handler for handler in play.handlers}
+                play_hosts[play_name] = len(hosts)
             for check in checks:
                 planned = _plan_check(templater, host, play_name, check, variables)
                 planned.become = _check_become(check, host, options)
@@ -147,6 +156,8 @@ def _build_plan(
         warnings=warnings,
         secrets=templater.environment_values_used,
         alerting=playbook.alerting,
+        handlers=handlers,
+        play_hosts=play_hosts,
     )
 
 
@@ -233,6 +244,7 @@ def _plan_check(
         labels=_labels(templater, check, variables),
         for_runs=check.for_runs,
         depends_on=tuple(check.depends_on),
+        notify=tuple(check.notify),
     )
     when_at = at("when", check.location)
     if check.when is not None and not templater.evaluate_when(check.when, variables, when_at):

@@ -9,6 +9,7 @@ outcome inside a run; here the failing checks of a real run stand for their firi
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import run_checkrun
 from recorder import Recorder
 from sshd import free_port
 
@@ -181,3 +183,53 @@ def test_the_service_action_restarts_with_systemctl_else_service(tmp_path):
 
     assert restart(with_service) == "service my app.service restart\n"
     assert restart(with_both) == "systemctl restart my app.service\n"
+
+
+# -- one-shot runs: `checkrun PLAYBOOK` remediates from the recorded alert outcome ------------
+
+
+def alerting_playbook(tmp_path: Path, port: int, handler: str, hook_url: str) -> Path:
+    plays = Path(playbook(tmp_path, port, handler)).read_text()
+    path = tmp_path / "heal_alerting.yml"
+    path.write_text(
+        "receivers:\n  - name: ops\n    webhook_configs:\n"
+        f"      - url: '{hook_url}'\n"
+        "route: {receiver: ops}\nplays:\n" + textwrap.indent(plays, "  ")
+    )
+    return path
+
+
+def test_a_one_shot_run_restarts_the_service_its_firing_alert_notifies(tmp_path, service):
+    folder, port, script = service
+    restart = (
+        f"- name: restart app\n  command: [sh, {script}, restart, {folder}, '{port}']\n  settle: 0s"
+    )
+    state = tmp_path / "state.db"
+    with Recorder() as hook:
+        path = alerting_playbook(tmp_path, port, restart, hook.url("/alerts"))
+        healthy = run_checkrun(path, "--state", state)
+        assert healthy.returncode == 0 and "remediation:" not in healthy.stderr
+        kill_service(folder)
+        dry = run_checkrun(path, "--state", state, "--remediate=dry-run")
+        assert dry.returncode == 2
+        assert "restart app" in dry.stderr and "would run" in dry.stderr, dry.stderr
+        off = run_checkrun(path, "--state", state, "--no-remediate")
+        assert "suppressed by remediation is off" in off.stderr, off.stderr
+        gated = run_checkrun(path, "--state", state, "--wait", "1s", "--wait-interval", "500ms")
+        assert "suppressed by remediation is off" in gated.stderr, gated.stderr
+        listed = run_checkrun("actions", "--state", state, "--json")
+        assert json.loads(listed.stdout)["actions"] == []  # none of these ran anything
+        healed = run_checkrun(path, "--state", state)
+        assert healed.returncode == 2  # the run's own result; the handler fixed it after
+        assert "app health -> restart app" in healed.stderr
+        assert "exit 0, remediated" in healed.stderr, healed.stderr
+        assert run_checkrun(path, "--state", state).returncode == 0  # healthy again
+        kill_service(folder)
+        cooled = run_checkrun(path, "--state", state)
+        assert "suppressed by cooldown: ran" in cooled.stderr, cooled.stderr
+    (record,) = json.loads(run_checkrun("actions", "--state", state, "--json").stdout)["actions"]
+    assert (record["handler"], record["verify"], record["exit_status"]) == (
+        "restart app",
+        REMEDIATED,
+        0,
+    )
