@@ -233,3 +233,30 @@ def test_a_one_shot_run_restarts_the_service_its_firing_alert_notifies(tmp_path,
         REMEDIATED,
         0,
     )
+
+
+def test_a_run_killed_between_the_action_and_its_record_never_repeats_it_unrecorded(
+    tmp_path, service
+):
+    """CHECKRUN_FAILPOINT=after-action SIGKILLs the run after the handler ran and before its
+    completion was committed: the service was restarted once, the audit holds the intent,
+    and the next run does not run the handler again (the unfinished intent counts)."""
+    folder, port, script = service
+    log_file = tmp_path / "restarts.log"
+    restart = (
+        "- name: restart app\n  command: {cmd: 'echo restart >> "
+        f"{log_file}; sh {script} restart {folder} {port}', shell: true}}\n  settle: 0s"
+    )
+    state = tmp_path / "state.db"
+    with Recorder() as hook:
+        path = alerting_playbook(tmp_path, port, restart, hook.url("/alerts"))
+        kill_service(folder)
+        killed = run_checkrun(path, "--state", state, env={"CHECKRUN_FAILPOINT": "after-action"})
+        assert killed.returncode == -9, killed.stderr
+        assert log_file.read_text() == "restart\n"
+        kill_service(folder)
+        again = run_checkrun(path, "--state", state)
+        assert "suppressed by cooldown" in again.stderr, again.stderr
+    assert log_file.read_text() == "restart\n"
+    (record,) = json.loads(run_checkrun("actions", "--state", state, "--json").stdout)["actions"]
+    assert (record["state"], record["exit_status"], record["verify"]) == ("unfinished", None, None)
