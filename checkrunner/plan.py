@@ -61,6 +61,8 @@ class HostPlan:
     host: Host
     checks: list[PlannedCheck] = field(default_factory=list)
     scores: list[ScorePlan] = field(default_factory=list)  # its plays' `score:`, if any
+    # (play name, handler name) -> the handler with its templates rendered for this host
+    handlers: dict[tuple[str, str], HandlerSpec] = field(default_factory=dict)
 
     @property
     def runnable(self) -> list[PlannedCheck]:
@@ -139,6 +141,10 @@ def _build_plan(
             if play.handlers:
                 handlers[play_name] = {handler.name: handler for handler in play.handlers}
                 play_hosts[play_name] = len(hosts)
+                for handler in play.handlers:
+                    host_plan.handlers[(play_name, handler.name)] = _plan_handler(
+                        templater, handler, variables
+                    )
             for check in checks:
                 planned = _plan_check(templater, host, play_name, check, variables)
                 planned.become = _check_become(check, host, options)
@@ -224,6 +230,30 @@ def _labels(
             )
         labels[name] = str(value).lower() if isinstance(value, bool) else str(value)
     return tuple(sorted(labels.items()))
+
+
+def _plan_handler(
+    templater: Templater, handler: HandlerSpec, variables: dict[str, Any]
+) -> HandlerSpec:
+    """The handler's action with its templates rendered for the host (like a check's args)."""
+    at = handler.location
+    if handler.webhook is not None:
+        hook = handler.webhook
+        rendered = templater.render(
+            {"url": hook.url, "headers": dict(hook.headers), "body": hook.body}, variables, at
+        )
+        webhook = dataclasses.replace(
+            hook,
+            url=str(rendered["url"]),
+            headers={str(k): str(v) for k, v in rendered["headers"].items()},
+            body=rendered["body"],
+        )
+        return dataclasses.replace(handler, webhook=webhook)
+    if handler.service is not None:
+        return dataclasses.replace(
+            handler, service=str(templater.render(handler.service, variables, at))
+        )
+    return dataclasses.replace(handler, command=templater.render(handler.command, variables, at))
 
 
 def _plan_check(

@@ -260,3 +260,25 @@ def test_a_run_killed_between_the_action_and_its_record_never_repeats_it_unrecor
     assert log_file.read_text() == "restart\n"
     (record,) = json.loads(run_checkrun("actions", "--state", state, "--json").stdout)["actions"]
     assert (record["state"], record["exit_status"], record["verify"]) == ("unfinished", None, None)
+
+
+def test_handler_templates_are_rendered_per_host_and_secrets_masked(tmp_path, service):
+    folder, port, script = service
+    restart = (
+        "- name: restart app\n  command: [sh, "
+        f"{script}, restart, '{{{{ svc_dir }}}}', '{{{{ svc_port }}}}', '{{{{ env.SVC_TOKEN }}}}']"
+    )
+    token = "tok-1234567890"
+    with Recorder() as hook:
+        path = alerting_playbook(tmp_path, port, restart, hook.url("/alerts"))
+        kill_service(folder)
+        args = ("-e", f"svc_dir={folder}", "-e", f"svc_port={port}", "--state", tmp_path / "s.db")
+        dry = run_checkrun(path, *args, "--remediate=dry-run", env={"SVC_TOKEN": token})
+        assert f"restart {folder} {port} ***): would run" in dry.stderr, dry.stderr
+        assert token not in dry.stderr
+        healed = run_checkrun(path, *args, env={"SVC_TOKEN": token})
+        assert "exit 0, remediated" in healed.stderr, healed.stderr
+    (record,) = json.loads(run_checkrun("actions", "--state", tmp_path / "s.db", "--json").stdout)[
+        "actions"
+    ]
+    assert record["target"].endswith(f"restart {folder} {port} ***"), record["target"]

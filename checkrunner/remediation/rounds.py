@@ -87,6 +87,10 @@ def remediate_round(
     result.decisions = decide(
         notified_from(outcome, plan), plan.handlers, plan.play_hosts, log, clock(), mode
     )
+    for decision in result.decisions:  # what runs (and is shown) is the host's rendering
+        host_plan = next(hp for hp in plan.hosts if hp.host.name == decision.host)
+        key = (decision.play, decision.handler.name)
+        decision.handler = host_plan.handlers.get(key, decision.handler)
     if log is None:
         return result
     executor = Executor(plan, options, None, log, clock)
