@@ -211,6 +211,7 @@ def _run_masked(
     options = run_options(
         cmd, config, observe=recorder.log_state.observe, baselines=recorder.lookup_baseline
     )
+    recorder.remediate = _remediator(cmd, db, lambda cfg: options)
     try:
         with transports:  # every connection closed as soon as the run is over
             result = run_plan(plan, options, reporters, transports)
@@ -224,7 +225,8 @@ def _run_masked(
     recorded = recorder.record(result)
     if recorded.outcome is not None:
         print_alerting(recorded, deliver=not cmd.no_notify)
-        _remediate(cmd, config, recorded, db, options)
+    for line in recorded.remediation:
+        print(printable(line, newlines=False), file=sys.stderr)
     if cmd.push is not None and db is not None and not result.interrupted:
         _push(db, cmd, result, config.masker)
     return result.exit_code
@@ -244,17 +246,20 @@ def remediation_mode(cmd: RunCommand):
     return Mode.ON
 
 
-def _remediate(cmd: RunCommand, config: LoadedConfig, recorded, db, options) -> None:
-    """The handlers the round's firing alerts notify, behind the guard rails; one line each."""
-    if not config.plan.handlers:
-        return
-    from checkrunner.remediation.rounds import describe, remediate_round
+def _remediator(cmd: RunCommand, db, options: Callable[[LoadedConfig], RunOptions]):
+    """The RoundRecorder's remediate hook: the handlers a round's firing alerts notify,
+    behind the guard rails, run with `options(config)`; one masked line per decision."""
+    mode = remediation_mode(cmd)
 
-    done = remediate_round(
-        config.plan, recorded.outcome, db, config.masker.text, options, remediation_mode(cmd)
-    )
-    for line in describe(done):
-        print(printable(config.masker.text(line), newlines=False), file=sys.stderr)
+    def remediate(config: LoadedConfig, outcome) -> list[str]:
+        if not config.plan.handlers:
+            return []
+        from checkrunner.remediation.rounds import describe, remediate_round
+
+        done = remediate_round(config.plan, outcome, db, config.masker.text, options(config), mode)
+        return [config.masker.text(line) for line in describe(done)]
+
+    return remediate
 
 
 def _hand_history(reporters: list, db) -> None:
@@ -288,7 +293,13 @@ def watch(cmd: WatchCommand) -> int:
         server = StatusServer(cmd.listen, status, cmd.web_config, state=db)
         worker = _delivery_worker(cmd, db, config, events)
         recorder = RoundRecorder(
-            db, config, deliver=not cmd.no_notify, group_waits=True, status=status, worker=worker
+            db,
+            config,
+            deliver=not cmd.no_notify,
+            group_waits=True,
+            status=status,
+            worker=worker,
+            remediate=_remediator(cmd, db, lambda cfg: run_options(cmd, cfg)),
         )
         loop = Watch(
             config,

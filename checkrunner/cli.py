@@ -223,18 +223,6 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         type=_duration(TIMEOUT_SPEC),
         metavar="DURATION",
     )
-    remediation = parser.add_mutually_exclusive_group()
-    remediation.add_argument(
-        "--remediate",
-        nargs="?",
-        const="on",
-        choices=("on", "dry-run"),
-        help="run the handlers that firing alerts notify (the default, except with --wait); "
-        "--remediate=dry-run prints what would run and runs nothing",
-    )
-    remediation.add_argument(
-        "--no-remediate", action="store_true", help="run no handler, whatever fires"
-    )
     parser.add_argument(
         "-r",
         "--report",
@@ -272,6 +260,18 @@ def _add_state_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-state",
         action="store_true",
         help="keep nothing between runs: log checks start at `start`, cgroup checks have no earlier OOM-kill count",
+    )
+    remediation = parser.add_mutually_exclusive_group()
+    remediation.add_argument(
+        "--remediate",
+        nargs="?",
+        const="on",
+        choices=("on", "dry-run"),
+        help="run the handlers that firing alerts notify (the default, except with --wait); "
+        "--remediate=dry-run prints what would run and runs nothing",
+    )
+    remediation.add_argument(
+        "--no-remediate", action="store_true", help="run no handler, whatever fires"
     )
     parser.add_argument(
         "--no-notify",
@@ -371,6 +371,8 @@ def _common_fields(ns: argparse.Namespace) -> dict[str, Any]:
         state=ns.state,
         no_state=ns.no_state,
         no_notify=ns.no_notify,
+        remediate=ns.remediate,
+        no_remediate=ns.no_remediate,
     )
 
 
@@ -381,8 +383,6 @@ def _run_command(ns: argparse.Namespace) -> app.RunCommand:
         **_common_fields(ns),
         wait=ns.wait,
         wait_interval=ns.wait_interval,
-        remediate=ns.remediate,
-        no_remediate=ns.no_remediate,
         reports=ns.report,
         fail_on=ns.fail_on,
         list_hosts=ns.list_hosts,

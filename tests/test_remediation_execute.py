@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -282,3 +283,34 @@ def test_handler_templates_are_rendered_per_host_and_secrets_masked(tmp_path, se
         "actions"
     ]
     assert record["target"].endswith(f"restart {folder} {port} ***"), record["target"]
+
+
+def test_watch_mode_remediates_after_for_runs_and_says_so(tmp_path, service):
+    """`checkrun watch` with interval 1s and for: 2: the handler runs once the alert fires
+    (not on the first failing sample), verify sees the service healthy, an event says so."""
+    from watching import WatchProcess
+
+    folder, port, script = service
+    restart = (
+        f"- name: restart app\n  command: [sh, {script}, restart, {folder}, '{port}']\n  settle: 0s"
+    )
+    with Recorder() as hook:
+        path = alerting_playbook(tmp_path, port, restart, hook.url("/alerts"))
+        text = path.read_text().replace(
+            "        notify:", "        interval: 1s\n        for: 2\n        notify:"
+        )
+        path.write_text(text)
+        watch = WatchProcess(path, "--state", tmp_path / "state.db")
+        try:
+            watch.wait_event("listening")
+            killed_at = time.monotonic()
+            kill_service(folder)
+            event = watch.wait_event("remediation", timeout=60)
+            seconds = time.monotonic() - killed_at
+            assert "app health -> restart app" in event["message"]
+            assert "exit 0, remediated" in event["message"], event
+        finally:
+            assert watch.stop() == 0
+    print(f"watch mode, interval 1s, for: 2: failure to remediated in {seconds:.1f}s")
+    records = json.loads(run_checkrun("actions", "--state", tmp_path / "state.db", "--json").stdout)
+    assert [a["verify"] for a in records["actions"]] == [REMEDIATED]
