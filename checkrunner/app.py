@@ -211,7 +211,7 @@ def _run_masked(
     options = run_options(
         cmd, config, observe=recorder.log_state.observe, baselines=recorder.lookup_baseline
     )
-    recorder.remediate = _remediator(cmd, db, lambda cfg: options)
+    recorder.remediate = _remediator(cmd, db, lambda cfg: options, ssh_options)
     try:
         with transports:  # every connection closed as soon as the run is over
             result = run_plan(plan, options, reporters, transports)
@@ -246,17 +246,29 @@ def remediation_mode(cmd: RunCommand):
     return Mode.ON
 
 
-def _remediator(cmd: RunCommand, db, options: Callable[[LoadedConfig], RunOptions]):
+def _remediator(
+    cmd: RunCommand, db, options: Callable[[LoadedConfig], RunOptions], ssh_options: SSHOptions
+):
     """The RoundRecorder's remediate hook: the handlers a round's firing alerts notify,
-    behind the guard rails, run with `options(config)`; one masked line per decision."""
+    behind the guard rails, run with `options(config)` over connections made with the run's
+    SSH options; one masked line per decision."""
     mode = remediation_mode(cmd)
 
     def remediate(config: LoadedConfig, outcome) -> list[str]:
         if not config.plan.handlers:
             return []
         from checkrunner.remediation.rounds import describe, remediate_round
+        from checkrunner.transport import Transports
 
-        done = remediate_round(config.plan, outcome, db, config.masker.text, options(config), mode)
+        done = remediate_round(
+            config.plan,
+            outcome,
+            db,
+            config.masker.text,
+            options(config),
+            mode,
+            transports=lambda: Transports(ssh_options),
+        )
         return [config.masker.text(line) for line in describe(done)]
 
     return remediate
@@ -299,7 +311,7 @@ def watch(cmd: WatchCommand) -> int:
             group_waits=True,
             status=status,
             worker=worker,
-            remediate=_remediator(cmd, db, lambda cfg: run_options(cmd, cfg)),
+            remediate=_remediator(cmd, db, lambda cfg: run_options(cmd, cfg), ssh_options),
         )
         loop = Watch(
             config,

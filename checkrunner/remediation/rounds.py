@@ -8,6 +8,7 @@ alert state are never ahead of what was committed.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,8 +79,11 @@ def remediate_round(
     options: RunOptions,
     mode: Mode,
     clock: Callable[[], float] = time.time,
+    transports: Callable[[], Any] | None = None,
 ) -> RoundRemediation:
-    """Decide with the guard rails, then run and verify what they let through."""
+    """Decide with the guard rails, then run and verify what they let through. `transports`
+    makes the connections the actions and verify runs use (the run's SSH options: known
+    hosts, keys, ssh config); None: the runner's defaults."""
     result = RoundRemediation()
     if not plan.handlers:
         return result
@@ -93,8 +97,12 @@ def remediate_round(
         decision.handler = host_plan.handlers.get(key, decision.handler)
     if log is None:
         return result
-    executor = Executor(plan, options, None, log, clock)
-    for decision in result.decisions:
-        if decision.verdict == RUN:
+    chosen = [decision for decision in result.decisions if decision.verdict == RUN]
+    if not chosen:
+        return result
+    with contextlib.ExitStack() as stack:
+        connections = stack.enter_context(transports()) if transports is not None else None
+        executor = Executor(plan, options, connections, log, clock)
+        for decision in chosen:
             result.done.append(executor.remediate(decision))
     return result
