@@ -314,3 +314,19 @@ def test_watch_mode_remediates_after_for_runs_and_says_so(tmp_path, service):
     print(f"watch mode, interval 1s, for: 2: failure to remediated in {seconds:.1f}s")
     records = json.loads(run_checkrun("actions", "--state", tmp_path / "state.db", "--json").stdout)
     assert [a["verify"] for a in records["actions"]] == [REMEDIATED]
+
+
+def test_a_handler_rendered_into_a_bad_command_fails_without_stopping_the_run(tmp_path, service):
+    """A template that renders into no command for this host: the action is recorded as not
+    run (exit -1, the reason in its output) and the run ends normally."""
+    folder, port, _ = service
+    restart = "- name: restart app\n  command: '{{ fix_cmd }}'"
+    with Recorder() as hook:
+        path = alerting_playbook(tmp_path, port, restart, hook.url("/alerts"))
+        kill_service(folder)
+        state = tmp_path / "state.db"
+        done = run_checkrun(path, "-e", "fix_cmd=", "--state", state)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "exit -1, remediation failed" in done.stderr, done.stderr
+    (record,) = json.loads(run_checkrun("actions", "--state", state, "--json").stdout)["actions"]
+    assert record["exit_status"] == -1 and "expected a command" in record["output"]

@@ -24,6 +24,7 @@ from typing import Any
 from checkrunner import catalog
 from checkrunner.config.model import HandlerSpec
 from checkrunner.config.normalize import normalize_args
+from checkrunner.errors import ConfigError
 from checkrunner.evaluate.evaluate import CheckIdentity
 from checkrunner.plan import HostPlan, Plan, PlannedCheck
 from checkrunner.remediation.guard import Decision
@@ -78,7 +79,10 @@ def described(spec: HandlerSpec) -> str:
         return f"{spec.webhook.method} {spec.webhook.url}"
     if spec.service is not None:
         return f"restart {spec.service}"
-    args = command_args(spec)
+    try:
+        args = command_args(spec)
+    except ConfigError:  # shown as written; running it reports the problem (_act)
+        return str((spec.command or {}).get("cmd", ""))
     cmd = args["cmd"]
     return cmd if isinstance(cmd, str) else shlex.join(str(part) for part in cmd)
 
@@ -127,6 +131,10 @@ class Executor:
         if spec.webhook is not None:
             return _call_webhook(spec)
         host_plan = self.hosts[decision.host]
+        try:
+            args = command_args(spec)
+        except ConfigError as exc:  # a template rendered for this host into a bad command
+            return ActionOutcome(COULD_NOT_RUN, str(exc))
         identity = CheckIdentity(
             host=decision.host,
             play=decision.play,
@@ -142,7 +150,7 @@ class Executor:
             batch=BatchCheck(
                 id=identity.check_id,
                 module="command",
-                args=command_args(spec),
+                args=args,
                 timeout=spec.timeout,
             ),
             become=bool(spec.become),

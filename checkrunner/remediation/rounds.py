@@ -91,10 +91,10 @@ def remediate_round(
     result.decisions = decide(
         notified_from(outcome, plan), plan.handlers, plan.play_hosts, log, clock(), mode
     )
+    rendered = {hp.host.name: hp.handlers for hp in plan.hosts}
     for decision in result.decisions:  # what runs (and is shown) is the host's rendering
-        host_plan = next(hp for hp in plan.hosts if hp.host.name == decision.host)
         key = (decision.play, decision.handler.name)
-        decision.handler = host_plan.handlers.get(key, decision.handler)
+        decision.handler = rendered.get(decision.host, {}).get(key, decision.handler)
     if log is None:
         return result
     chosen = [decision for decision in result.decisions if decision.verdict == RUN]
