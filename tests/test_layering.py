@@ -102,10 +102,9 @@ def test_no_import_cycle_between_packages():
 LAYERS = [
     ["__main__"],
     ["cli"],
-    ["app", "history_command", "actions_command"],
+    ["app", "history_command"],
     ["serve"],
     ["playbook"],
-    ["remediation"],
     ["alerting", "runner", "report"],
     ["state"],
     ["plan"],
