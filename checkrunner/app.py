@@ -64,6 +64,8 @@ class RunCommand:
     state: str | None = settings.STATE.default  # None: settings.state_path()
     no_state: bool = False
     no_notify: bool = False
+    remediate: str | None = None  # --remediate: "on" or "dry-run"; None: not given
+    no_remediate: bool = False
     push: str | None = None  # a Pushgateway URL
     push_job: str = settings.PUSH_JOB.default
 
@@ -209,6 +211,7 @@ def _run_masked(
     options = run_options(
         cmd, config, observe=recorder.log_state.observe, baselines=recorder.lookup_baseline
     )
+    recorder.remediate = _remediator(cmd, db, lambda cfg: options, ssh_options)
     try:
         with transports:  # every connection closed as soon as the run is over
             result = run_plan(plan, options, reporters, transports)
@@ -222,9 +225,53 @@ def _run_masked(
     recorded = recorder.record(result)
     if recorded.outcome is not None:
         print_alerting(recorded, deliver=not cmd.no_notify)
+    for line in recorded.remediation:
+        print(printable(line, newlines=False), file=sys.stderr)
     if cmd.push is not None and db is not None and not result.interrupted:
         _push(db, cmd, result, config.masker)
     return result.exit_code
+
+
+def remediation_mode(cmd: RunCommand):
+    """--no-remediate: off; --remediate=dry-run; --wait (deploy gating) remediates only when
+    --remediate is given; otherwise on."""
+    from checkrunner.remediation.guard import Mode
+
+    if cmd.no_remediate:
+        return Mode.OFF
+    if cmd.remediate == "dry-run":
+        return Mode.DRY_RUN
+    if cmd.wait > 0 and cmd.remediate is None:
+        return Mode.OFF
+    return Mode.ON
+
+
+def _remediator(
+    cmd: RunCommand, db, options: Callable[[LoadedConfig], RunOptions], ssh_options: SSHOptions
+):
+    """The RoundRecorder's remediate hook: the handlers a round's firing alerts notify,
+    behind the guard rails, run with `options(config)` over connections made with the run's
+    SSH options; one masked line per decision."""
+    mode = remediation_mode(cmd)
+
+    def remediate(config: LoadedConfig, outcome) -> list[str]:
+        if not config.plan.handlers:
+            return []
+        from checkrunner.remediation.rounds import describe, remediate_round
+        from checkrunner.transport import Transports
+
+        done = remediate_round(
+            config.plan,
+            outcome,
+            db,
+            config.masker.text,
+            options(config),
+            mode,
+            transports=lambda: Transports(ssh_options),
+        )
+        return [config.masker.text(line) for line in describe(done)]
+
+    return remediate
 
 
 def _hand_history(reporters: list, db) -> None:
@@ -258,7 +305,13 @@ def watch(cmd: WatchCommand) -> int:
         server = StatusServer(cmd.listen, status, cmd.web_config, state=db)
         worker = _delivery_worker(cmd, db, config, events)
         recorder = RoundRecorder(
-            db, config, deliver=not cmd.no_notify, group_waits=True, status=status, worker=worker
+            db,
+            config,
+            deliver=not cmd.no_notify,
+            group_waits=True,
+            status=status,
+            worker=worker,
+            remediate=_remediator(cmd, db, lambda cfg: run_options(cmd, cfg), ssh_options),
         )
         loop = Watch(
             config,

@@ -23,9 +23,20 @@ from checkrunner.serve.events import LOG_FORMATS
 # that need it: `checkrun history` starts without them.
 if TYPE_CHECKING:
     from checkrunner import app
+    from checkrunner.actions_command import ActionsQuery
     from checkrunner.history_command import HistoryQuery
 
-SUBCOMMANDS = ("run", "validate", "schema", "doc", "notify", "alerts", "watch", "history")
+SUBCOMMANDS = (
+    "run",
+    "validate",
+    "schema",
+    "doc",
+    "notify",
+    "alerts",
+    "watch",
+    "history",
+    "actions",
+)
 
 EPILOG = """\
 commands:
@@ -37,6 +48,7 @@ commands:
   checkrun alerts                    list firing alerts, failing checks, undelivered messages
   checkrun watch PLAYBOOK [options]  run the checks as they fall due, until stopped (--help)
   checkrun history --host H --check C  a check's recorded values and statuses (--help)
+  checkrun actions [--host H]        what handlers ran, where, why, with what result (--help)
 
 exit codes: 0 ok, 1 warnings (--fail-on warning), 2 critical, 3 unknown, 4 unreachable,
             5 bad playbook/inventory/command line, 130 interrupted
@@ -249,6 +261,18 @@ def _add_state_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="keep nothing between runs: log checks start at `start`, cgroup checks have no earlier OOM-kill count",
     )
+    remediation = parser.add_mutually_exclusive_group()
+    remediation.add_argument(
+        "--remediate",
+        nargs="?",
+        const="on",
+        choices=("on", "dry-run"),
+        help="run the handlers that firing alerts notify (the default, except with --wait); "
+        "--remediate=dry-run prints what would run and runs nothing",
+    )
+    remediation.add_argument(
+        "--no-remediate", action="store_true", help="run no handler, whatever fires"
+    )
     parser.add_argument(
         "--no-notify",
         action="store_true",
@@ -347,6 +371,8 @@ def _common_fields(ns: argparse.Namespace) -> dict[str, Any]:
         state=ns.state,
         no_state=ns.no_state,
         no_notify=ns.no_notify,
+        remediate=ns.remediate,
+        no_remediate=ns.no_remediate,
     )
 
 
@@ -388,6 +414,10 @@ def _dispatch(argv: list[str]) -> int:
         from checkrunner.history_command import history
 
         return history(_history_query(_history_parser().parse_args(rest)))
+    if command == "actions":
+        from checkrunner.actions_command import actions
+
+        return actions(_actions_query(_actions_parser().parse_args(rest)))
     from checkrunner import app
 
     if command == "schema":
@@ -448,6 +478,31 @@ def _history_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="JSON instead of the table")
     parser.add_argument("--state", metavar="PATH", help="the state database")
     return parser
+
+
+def _actions_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="checkrun actions",
+        description="List the remediation audit: every handler action, its trigger, exit "
+        "status, output tail and verify result.",
+    )
+    parser.add_argument("--host", help="only this host's actions (inventory name)")
+    parser.add_argument(
+        "--since",
+        type=_duration({"type": "duration", "min": "1s"}),
+        default=7 * 86400.0,
+        metavar="DURATION",
+        help="how far back (default: 7d)",
+    )
+    parser.add_argument("--json", action="store_true", help="JSON instead of the table")
+    parser.add_argument("--state", metavar="PATH", help="the state database")
+    return parser
+
+
+def _actions_query(ns: argparse.Namespace) -> ActionsQuery:
+    from checkrunner.actions_command import ActionsQuery
+
+    return ActionsQuery(host=ns.host, since=ns.since, as_json=ns.json, state=ns.state)
 
 
 def _history_query(ns: argparse.Namespace) -> HistoryQuery:

@@ -25,6 +25,7 @@ from checkrunner.config import (
 from checkrunner.config.baselines import BaselineSpec, is_baseline, parse_baseline
 from checkrunner.config.coerce import is_templated, kind_of
 from checkrunner.config.keywords import SCORE_CHECK_NAME
+from checkrunner.config.model import HandlerSpec
 from checkrunner.errors import BaselineError, ConfigError, Location, quote
 from checkrunner.evaluate.evaluate import CheckIdentity, MetricThresholds
 from checkrunner.evaluate.score import SCORE_METRIC, ScorePlan
@@ -60,6 +61,8 @@ class HostPlan:
     host: Host
     checks: list[PlannedCheck] = field(default_factory=list)
     scores: list[ScorePlan] = field(default_factory=list)  # its plays' `score:`, if any
+    # (play name, handler name) -> the handler with its templates rendered for this host
+    handlers: dict[tuple[str, str], HandlerSpec] = field(default_factory=dict)
 
     @property
     def runnable(self) -> list[PlannedCheck]:
@@ -77,6 +80,9 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     secrets: set[str] = field(default_factory=set)  # environment values templates read
     alerting: Any = None  # the playbook's AlertingSpec, if it has receivers and a route
+    # play name (as alerts carry it) -> handler name -> HandlerSpec (the play's `handlers:`)
+    handlers: dict[str, dict[str, HandlerSpec]] = field(default_factory=dict)
+    play_hosts: dict[str, int] = field(default_factory=dict)  # play name -> hosts it runs on
 
     @property
     def total_checks(self) -> int:
@@ -95,6 +101,8 @@ def _build_plan(
     templater: Templater, playbook: Playbook, inventory: Inventory, options: PlanOptions
 ) -> Plan:
     host_plans: dict[str, HostPlan] = {}
+    handlers: dict[str, dict[str, HandlerSpec]] = {}
+    play_hosts: dict[str, int] = {}
     warnings: list[str] = [str(w) for w in inventory.warnings]
     if playbook.alerting is not None:
         warnings += playbook.alerting.warnings
@@ -130,6 +138,13 @@ def _build_plan(
                     "{{ env.NAME }} reads that variable instead; rename it"
                 )
             play_name = str(templater.render(play.name, variables, _play_name_location(play)))
+            if play.handlers:
+                handlers[play_name] = {handler.name: handler for handler in play.handlers}
+                play_hosts[play_name] = len(hosts)
+                for handler in play.handlers:
+                    host_plan.handlers[(play_name, handler.name)] = _plan_handler(
+                        templater, handler, variables
+                    )
             for check in checks:
                 planned = _plan_check(templater, host, play_name, check, variables)
                 planned.become = _check_become(check, host, options)
@@ -141,12 +156,20 @@ def _build_plan(
                 host_plan.scores.append(
                     _plan_score(templater, host, play, play_name, selected, variables)
                 )
+    if handlers and playbook.alerting is None:
+        warnings.append(
+            f"{playbook.plays[0].location.file}: handlers run when a check's alert fires, and "
+            "this playbook has no receivers and route: add them (or alerting: FILE) for "
+            "notify: to act"
+        )
     return Plan(
         playbook=playbook.path,
         hosts=list(host_plans.values()),
         warnings=warnings,
         secrets=templater.environment_values_used,
         alerting=playbook.alerting,
+        handlers=handlers,
+        play_hosts=play_hosts,
     )
 
 
@@ -215,6 +238,30 @@ def _labels(
     return tuple(sorted(labels.items()))
 
 
+def _plan_handler(
+    templater: Templater, handler: HandlerSpec, variables: dict[str, Any]
+) -> HandlerSpec:
+    """The handler's action with its templates rendered for the host (like a check's args)."""
+    at = handler.location
+    if handler.webhook is not None:
+        hook = handler.webhook
+        rendered = templater.render(
+            {"url": hook.url, "headers": dict(hook.headers), "body": hook.body}, variables, at
+        )
+        webhook = dataclasses.replace(
+            hook,
+            url=str(rendered["url"]),
+            headers={str(k): str(v) for k, v in rendered["headers"].items()},
+            body=rendered["body"],
+        )
+        return dataclasses.replace(handler, webhook=webhook)
+    if handler.service is not None:
+        return dataclasses.replace(
+            handler, service=str(templater.render(handler.service, variables, at))
+        )
+    return dataclasses.replace(handler, command=templater.render(handler.command, variables, at))
+
+
 def _plan_check(
     templater: Templater, host: Host, play_name: str, check: CheckSpec, variables: dict[str, Any]
 ) -> PlannedCheck:
@@ -233,6 +280,7 @@ def _plan_check(
         labels=_labels(templater, check, variables),
         for_runs=check.for_runs,
         depends_on=tuple(check.depends_on),
+        notify=tuple(check.notify),
     )
     when_at = at("when", check.location)
     if check.when is not None and not templater.evaluate_when(check.when, variables, when_at):

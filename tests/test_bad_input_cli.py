@@ -102,6 +102,44 @@ CASES = {
         "nope.yml",
     ),
     "empty_playbook": ("", "", "empty"),
+    "notify_names_no_handler": (
+        "- name: p\n  hosts: localhost\n  handlers:\n    - {name: restart app, service: app.service}\n"
+        "  checks:\n    - name: m\n      memory: {}\n      notify: [restat app]\n",
+        ":8:16",
+        "no handler named 'restat app' — did you mean 'restart app'?",
+    ),
+    "notify_without_handlers": (
+        "- name: p\n  hosts: localhost\n  checks:\n    - name: m\n      memory: {}\n"
+        "      notify: restart app\n",
+        ":6:15",
+        "add handlers:",
+    ),
+    "handler_without_action": (
+        "- name: p\n  hosts: localhost\n  handlers:\n    - name: restart app\n      become: true\n"
+        "  checks:\n    - {name: m, memory: {}}\n",
+        ":4:7",
+        "has no action: a handler needs one of command, service, webhook",
+    ),
+    "handler_with_two_actions": (
+        "- name: p\n  hosts: localhost\n  handlers:\n    - name: restart app\n"
+        "      service: app.service\n      command: [systemctl, restart, app]\n"
+        "  checks:\n    - {name: m, memory: {}}\n",
+        ":6:7",
+        "has service and command: a handler has exactly one action",
+    ),
+    "handler_bad_max_hosts": (
+        "- name: p\n  hosts: localhost\n  handlers:\n    - {name: r, service: app, max_hosts: 150%}\n"
+        "  checks:\n    - {name: m, memory: {}}\n",
+        ":4:42",
+        "max_hosts: 25%",
+    ),
+    "handler_webhook_bad_method": (
+        "- name: p\n  hosts: localhost\n  handlers:\n    - name: scale\n"
+        "      webhook: {url: 'http://127.0.0.1:1/', method: POTS}\n"
+        "  checks:\n    - {name: m, memory: {}}\n",
+        ":5:",
+        "did you mean 'POST'",
+    ),
 }
 
 

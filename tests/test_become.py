@@ -233,3 +233,41 @@ def test_kept_connections_become_through_sudo_with_and_without_a_password(tmp_pa
     assert (hosts["password"].reachable, hosts["password"].reason) == (False, "sudo")
     assert "rejected the become password" in hosts["password"].message
     assert hosts["withsudo"].status.value == "OK"  # the unread password line is skipped
+
+
+def test_a_handler_with_become_runs_through_sudo_over_ssh(tmp_path, server):
+    """Issue 14: a handler's `become: true` runs its command as root on the SSH target (as
+    checks do), and the notifying check run again after it sees the fix."""
+    from recorder import Recorder
+
+    shared = Path(tempfile.mkdtemp(prefix="checkrunner-heal-"))
+    shared.chmod(0o755)  # the login user checks it; only root (the handler) writes in it
+    healed = shared / "healed"
+    try:
+        with Recorder() as hook:
+            playbook = tmp_path / "heal.yml"
+            playbook.write_text(
+                f"""
+receivers: [{{name: ops, webhook_configs: [{{url: "{hook.url("/alerts")}"}}]}}]
+route: {{receiver: ops}}
+plays:
+  - name: heal
+    hosts: withsudo
+    handlers:
+      - name: fix as root
+        become: true
+        settle: 0s
+        command: {{cmd: "id -un > {healed}", shell: true}}
+    checks:
+      - name: healed marker
+        command: {{cmd: "test -f {healed}"}}
+        notify: [fix as root]
+"""
+            )
+            done = _run(tmp_path, server, playbook, "--state", tmp_path / "state.db")
+        assert "healed marker -> fix as root" in done.stderr, done.stderr
+        assert "exit 0, remediated" in done.stderr, done.stderr
+        assert healed.read_text() == "root\n"
+        assert healed.stat().st_uid == 0
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)

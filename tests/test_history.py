@@ -550,11 +550,14 @@ def _previous_schema_database(path: Path, raw: list[tuple], hourly: list[tuple])
     """A database as the checkrun before the rollup left it: raw samples inside the raw
     window and no hourly row for their hours; hourly rows (as its upkeep folded them) before."""
     from checkrunner.state.db import MIGRATIONS
+    from checkrunner.state.history import FOLD_RAW_INTO_HOURS_SQL
 
+    # The schema just before the rollup's migration (later migrations are appended after it).
+    rollup = next(n for n, m in enumerate(MIGRATIONS) if FOLD_RAW_INTO_HOURS_SQL in m)
     connection = sqlite3.connect(path)
-    for migration in MIGRATIONS[:-1]:
+    for migration in MIGRATIONS[:rollup]:
         connection.executescript(migration)
-    connection.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    connection.execute(f"PRAGMA user_version = {rollup}")
     connection.execute(
         "INSERT INTO series (id, host, play, check_name, metric, unit) "
         "VALUES (1, 'web', 'play', 'load', 'v', '%')"

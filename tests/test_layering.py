@@ -102,9 +102,10 @@ def test_no_import_cycle_between_packages():
 LAYERS = [
     ["__main__"],
     ["cli"],
-    ["app", "history_command"],
+    ["app", "history_command", "actions_command"],
     ["serve"],
     ["playbook"],
+    ["remediation"],
     ["alerting", "runner", "report"],
     ["state"],
     ["plan"],

@@ -43,6 +43,7 @@ class Outcome:
     pending: list[tuple[Alert, int, int]] = field(default_factory=list)  # alert, runs, needed
     resolved: list[Alert] = field(default_factory=list)
     inhibited: list[Alert] = field(default_factory=list)
+    muted: list[Alert] = field(default_factory=list)  # copies of inhibited saying why (muted_by)
     notifications: list[Notification] = field(default_factory=list)
     queued: int = 0  # outbox messages added
     unrenderable: list[str] = field(default_factory=list)  # "receiver (kind): reason"
@@ -87,7 +88,7 @@ class AlertEngine:
         )
         muters = stages.run_muters(observations, self.spec.inhibit_rules, state.firing)
         muted = stages.mute(state.firing, muters)
-        outcome.inhibited = muted.inhibited
+        outcome.inhibited, outcome.muted = muted.inhibited, muted.muted
         decided = {a.fingerprint for a in [*state.firing, *state.resolved]}
         self._notify_logged(
             store, [*muted.active, *state.resolved], decided, now, outcome, group_waits

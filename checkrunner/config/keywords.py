@@ -103,6 +103,12 @@ PLAY_KEYWORDS = {
         f"Default timeout of this play's checks (checks without their own); {DEFAULT_CHECK_TIMEOUT:g}s when unset.",
     ),
     "checks": Keyword("checks", "The checks to run on every host of the play."),
+    "handlers": Keyword(
+        "handlers",
+        "Actions a check's `notify:` runs on a host when its alert fires (Ansible's word): "
+        "[{name: restart app, service: app.service}], each with exactly one of command, "
+        "service and webhook, and guard rails (settle, max_runs, cooldown, max_hosts).",
+    ),
     "score": Keyword(
         "score",
         "A weighted 0-100 host score over checks of this play, reported as the check "
@@ -168,6 +174,12 @@ CHECK_KEYWORDS = {
         "Names of checks on the same host this one depends on: while one of them fails, "
         "this check's alert is suppressed (the root cause is what pages).",
     ),
+    "notify": Keyword(
+        "names",
+        "Names of the play's handlers to run on the host when this check's alert fires "
+        "(after `for:`); the check is run again after the handler's settle time and its "
+        "result says remediated or remediation failed.",
+    ),
 }
 
 DEFAULT_MIN_SAMPLES = 30  # history samples a baseline needs before it judges
@@ -229,4 +241,68 @@ ANSIBLE_HABITS = {
     "with_items": "loops are not supported: write one check per item",
     "ignore_errors": "use --fail-on to choose which statuses fail the run",
     "vars_prompt": "pass values with -e name=value instead",
+}
+
+# -- handlers (self-healing) --------------------------------------------------------------------
+HANDLER_ACTIONS = ("command", "service", "webhook")
+DEFAULT_SETTLE = 10.0  # seconds between a handler and the re-run of its notifying checks
+DEFAULT_MAX_RUNS = 3  # runs of one handler on one host per MAX_RUNS_WINDOW
+MAX_RUNS_WINDOW = 3600.0
+DEFAULT_COOLDOWN = 300.0  # seconds after a run before the handler may run on that host again
+DEFAULT_MAX_HOSTS = "10%"  # of the play's hosts acted on by one handler in one run
+DEFAULT_HANDLER_TIMEOUT = 60.0
+SETTLE_SPEC = {"type": "duration", "min": "0s", "max": "1h"}
+COOLDOWN_SPEC = {"type": "duration", "min": "0s", "max": "7d"}
+MAX_HANDLER_RUNS = 1000
+WEBHOOK_METHODS = ("POST", "PUT", "PATCH", "GET", "DELETE")
+
+HANDLER_KEYWORDS = {
+    "name": Keyword("text", "The handler's name, as checks' notify: lists it (unique in the play)."),
+    "command": Keyword(
+        "command",
+        "Run a command on the host, in the command module's form: a string split like a "
+        "shell would (no shell), a list of arguments, or {cmd: ..., shell: true}.",
+    ),
+    "service": Keyword(
+        "text",
+        "Restart this unit on the host with its init system: systemctl restart UNIT where "
+        "systemctl exists, else service UNIT restart.",
+    ),
+    "webhook": Keyword(
+        "webhook",
+        "Call a URL from the control node (an autoscaler, a runbook automation): "
+        "{url, method: POST, headers: {}, body: ..., timeout: 10s}; any 2xx is success.",
+    ),
+    "become": Keyword("bool", "Run the action through sudo (command and service); the play's else."),
+    "timeout": Keyword(
+        "duration", f"Time the action may take (default {DEFAULT_HANDLER_TIMEOUT:g}s)."
+    ),
+    "settle": Keyword(
+        "duration",
+        f"Wait after the action before the notifying checks run again (default {DEFAULT_SETTLE:g}s).",
+    ),
+    "max_runs": Keyword(
+        "count",
+        f"At most this many runs per host per hour (default {DEFAULT_MAX_RUNS}); past it the "
+        "alert carries remediation=suppressed.",
+    ),
+    "cooldown": Keyword(
+        "duration",
+        f"After a run on a host, wait this long before running again there (default "
+        f"{DEFAULT_COOLDOWN:g}s).",
+    ),
+    "max_hosts": Keyword(
+        "max_hosts",
+        f"At most this many of the play's hosts acted on in one run: a number or a "
+        f"percentage (default {DEFAULT_MAX_HOSTS}); a fleet-wide failure pages instead.",
+    ),
+}
+
+# Keys of a handler's `webhook:`.
+WEBHOOK_KEYWORDS = {
+    "url": Keyword("text", "The URL to call (http or https)."),
+    "method": Keyword("choice", f"HTTP method: {', '.join(WEBHOOK_METHODS)} (default POST)."),
+    "headers": Keyword("headers", "Request headers, e.g. {Authorization: 'Bearer {{ env.TOKEN }}'}."),
+    "body": Keyword("any", "The request body: text as is, or a mapping/list sent as JSON."),
+    "timeout": Keyword("duration", "Time the call may take (default 10s)."),
 }

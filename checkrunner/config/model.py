@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -77,6 +78,7 @@ class CheckSpec:
     for_runs: int = 1  # consecutive failing runs before the alert fires
     interval: Interval | None = None  # the check's own, else the play's; None: --interval
     depends_on: list[str] = field(default_factory=list)
+    notify: list[str] = field(default_factory=list)  # names of the play's handlers
     key_locations: dict[str, Location] = field(default_factory=dict)
     id: str = field(init=False)
 
@@ -105,6 +107,49 @@ class ScoreSpec:
     location: Location | None = None
 
 
+@dataclass(frozen=True)
+class WebhookAction:
+    """A handler's `webhook:`: called from the control node; any 2xx is success."""
+
+    url: str
+    method: str = "POST"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: Any = None
+    timeout: float = 10.0
+
+
+@dataclass
+class HandlerSpec:
+    """One handler of a play (`handlers:`): a name and exactly one action.
+
+    - `action`: "command", "service" or "webhook"; `command` holds the command module's
+      arguments as written ({cmd, shell, ...}), `service` the unit, `webhook` the call.
+    - `max_hosts`: a count, or a fraction of the play's hosts when `max_hosts_is_fraction`.
+    """
+
+    name: str
+    action: str
+    location: Location
+    play_index: int
+    index: int
+    command: Mapping[str, Any] | None = None
+    service: str | None = None
+    webhook: WebhookAction | None = None
+    become: bool | None = None
+    timeout: float = 60.0
+    settle: float = 10.0
+    max_runs: int = 3
+    cooldown: float = 300.0
+    max_hosts: float = 0.1
+    max_hosts_is_fraction: bool = True
+
+    def host_limit(self, play_hosts: int) -> int:
+        """How many of the play's `play_hosts` hosts this handler may act on in one run."""
+        if not self.max_hosts_is_fraction:
+            return int(self.max_hosts)
+        return max(1, math.floor(self.max_hosts * play_hosts + 1e-9))
+
+
 @dataclass
 class Play:
     """One play. `vars` holds the play's vars with its vars_files merged over them."""
@@ -125,6 +170,7 @@ class Play:
     labels: dict[str, str] = field(default_factory=dict)
     key_locations: dict[str, Location] = field(default_factory=dict)
     score: ScoreSpec | None = None
+    handlers: list[HandlerSpec] = field(default_factory=list)
 
 
 @dataclass

@@ -20,22 +20,42 @@ from checkrunner.config.keywords import (
     ANSIBLE_HABITS,
     CHECK_KEYWORDS,
     CONNECTIONS,
+    COOLDOWN_SPEC,
     DEFAULT_CHECK_TIMEOUT,
+    DEFAULT_COOLDOWN,
+    DEFAULT_HANDLER_TIMEOUT,
+    DEFAULT_MAX_HOSTS,
+    DEFAULT_MAX_RUNS,
     DEFAULT_RETRY_DELAY,
+    DEFAULT_SETTLE,
     DELAY_SPEC,
+    HANDLER_ACTIONS,
+    HANDLER_KEYWORDS,
     INTERVAL_KEYWORDS,
     INTERVAL_SPEC,
     LABEL_NAME_PATTERN,
     MAX_FOR_RUNS,
+    MAX_HANDLER_RUNS,
     MAX_RETRIES,
     PLAY_KEYWORDS,
     PLAYBOOK_KEYWORDS,
     SCORE_KEYWORDS,
+    SETTLE_SPEC,
     THRESHOLD_KEYWORDS,
     TIMEOUT_SPEC,
+    WEBHOOK_KEYWORDS,
+    WEBHOOK_METHODS,
     Keyword,
 )
-from checkrunner.config.model import CheckSpec, Interval, Play, ScoreSpec, ThresholdSpec
+from checkrunner.config.model import (
+    CheckSpec,
+    HandlerSpec,
+    Interval,
+    Play,
+    ScoreSpec,
+    ThresholdSpec,
+    WebhookAction,
+)
 from checkrunner.config.normalize import check_args, expand_args
 from checkrunner.config.ranges import SYNTAX_HINT as RANGE_HINT
 from checkrunner.config.ranges import Range, parse_range
@@ -236,6 +256,7 @@ class PlaybookParser:
             labels=labels,
             key_locations={str(k): value_location(node, k, where) for k in node},
         )
+        play.handlers = self._handlers(node, play, where)
         play.checks = self._checks(node, play, label, where)
         play.score = self._score(node, play.checks, where)
         return play
@@ -565,7 +586,249 @@ class PlaybookParser:
             "for_runs": self._runs(node, where) or play.for_runs or 1,
             "interval": self._interval(node, where) or play.interval,
             "depends_on": self._check_names(node, "depends_on", where),
+            "notify": self._notify(node, play, where),
         }
+
+    def _notify(self, node: Mapping[Any, Any], play: Play, where: Location) -> list[str]:
+        """`notify:` names, each a handler of the play (did-you-mean otherwise)."""
+        names = self._check_names(node, "notify", where, noun="handler names")
+        if not names:
+            return []
+        at = value_location(node, "notify", where)
+        known = [handler.name for handler in play.handlers]
+        value = node["notify"]
+        for position, name in enumerate(names):
+            if name in known:
+                continue
+            name_at = value_location(value, position, at) if isinstance(value, list) else at
+            message = f"notify: the play has no handler named '{name}'"
+            suggestion = did_you_mean(name, known)
+            self._add(
+                f"{message} — {suggestion}" if suggestion else message,
+                name_at,
+                f"handlers of this play: {', '.join(known)}"
+                if known
+                else f"add handlers: [{{name: {name}, service: app.service}}] to the play",
+            )
+        return [name for name in names if name in known]
+
+    # -- handlers ------------------------------------------------------------------------------
+
+    def _handlers(self, node: Mapping[Any, Any], play: Play, where: Location) -> list[HandlerSpec]:
+        value = node.get("handlers")
+        if value is None:
+            return []
+        at = value_location(node, "handlers", where)
+        if not isinstance(value, list):
+            self._add(
+                f"handlers: expected a list of handlers, not {kind_of(value)}",
+                at,
+                "write handlers: [{name: restart app, service: app.service}]",
+            )
+            return []
+        handlers: list[HandlerSpec] = []
+        for index in range(len(value)):
+            handler = self._handler(value, index, play, at)
+            if handler is None:
+                continue
+            if any(other.name == handler.name for other in handlers):
+                self._add(
+                    f"handlers: the name '{handler.name}' is used twice",
+                    handler.location,
+                    "give each handler its own name: checks' notify: lists them by name",
+                )
+                continue
+            handlers.append(handler)
+        return handlers
+
+    def _handler(
+        self, handlers: list[Any], index: int, play: Play, list_at: Location
+    ) -> HandlerSpec | None:
+        node = handlers[index]
+        where = value_location(handlers, index, list_at)
+        example = "write - {name: restart app, service: app.service}"
+        if not isinstance(node, Mapping):
+            self._add(
+                f"handler {index + 1} must be a mapping with a name and an action, not {kind_of(node)}",
+                where,
+                example,
+            )
+            return None
+        label = _label(node, "handler", index)
+        for key in node:
+            if key not in HANDLER_KEYWORDS:
+                self._unknown_key(node, key, HANDLER_KEYWORDS, label, where)
+        name = self._text(node, "name", where)
+        action = self._handler_action(node, label, where)
+        settings = self._handler_settings(node, play, where)
+        if not name:
+            self._add(f"{label} has no name", where, "add name: restart app (checks notify it by name)")
+        if not name or action is None or settings is None:
+            return None
+        # The action's value is read by its own reader and kept in the field of its name.
+        readers = {
+            "command": self._handler_command,
+            "service": self._handler_service,
+            "webhook": self._webhook,
+        }
+        value = readers[action](node[action], value_location(node, action, where))
+        if value is None:
+            return None
+        return HandlerSpec(
+            name=name,
+            action=action,
+            location=where,
+            play_index=play.index,
+            index=index,
+            **{action: value},
+            **settings,
+        )
+
+    def _handler_action(self, node: Mapping[Any, Any], label: str, where: Location) -> str | None:
+        present = [key for key in node if key in HANDLER_ACTIONS]
+        if len(present) == 1:
+            return present[0]
+        if present:
+            self._add(
+                f"{label} has {' and '.join(present)}: a handler has exactly one action",
+                key_location(node, present[1], where),
+                "split it into handlers of their own and notify each",
+            )
+        else:
+            self._add(
+                f"{label} has no action: a handler needs one of {', '.join(HANDLER_ACTIONS)}",
+                where,
+                "add e.g. service: app.service, command: [systemctl, restart, app], or "
+                "webhook: {url: https://...}",
+            )
+        return None
+
+    def _handler_settings(
+        self, node: Mapping[Any, Any], play: Play, where: Location
+    ) -> dict[str, Any] | None:
+        become = self._bool(node, "become", where)
+        timeout = self._duration(node, "timeout", where, TIMEOUT_SPEC)
+        settle = self._duration(node, "settle", where, SETTLE_SPEC)
+        cooldown = self._duration(node, "cooldown", where, COOLDOWN_SPEC)
+        max_runs = self._count(node, "max_runs", where, DEFAULT_MAX_RUNS)
+        limit = self._max_hosts(node, where)
+        if max_runs is None or limit is None:
+            return None
+        return {
+            "become": play.become if become is None else become,
+            "timeout": DEFAULT_HANDLER_TIMEOUT if timeout is None else timeout,
+            "settle": DEFAULT_SETTLE if settle is None else settle,
+            "cooldown": DEFAULT_COOLDOWN if cooldown is None else cooldown,
+            "max_runs": max_runs,
+            "max_hosts": limit[0],
+            "max_hosts_is_fraction": limit[1],
+        }
+
+    def _count(
+        self, node: Mapping[Any, Any], key: str, where: Location, default: int
+    ) -> int | None:
+        value = node.get(key)
+        if value is None:
+            return default
+        try:
+            count = coerce_value(value, {"type": "int"})
+        except OptionValueError:
+            count = 0
+        if not 1 <= count <= MAX_HANDLER_RUNS:
+            self._add(
+                f"{key}: expected a whole number from 1 to {MAX_HANDLER_RUNS}, not {kind_of(value)}",
+                value_location(node, key, where),
+                f"write {key}: {default}",
+            )
+            return None
+        return count
+
+    def _max_hosts(self, node: Mapping[Any, Any], where: Location) -> tuple[float, bool] | None:
+        """(a count, False) or (a fraction of the play's hosts, True)."""
+        value = node.get("max_hosts", DEFAULT_MAX_HOSTS)
+        text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+        match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*(%?)", text)
+        if match and match.group(2) and 0 < float(match.group(1)) <= 100:
+            return float(match.group(1)) / 100, True
+        if match and not match.group(2) and "." not in text and int(text) >= 1:
+            return float(int(text)), False
+        self._add(
+            f"max_hosts: expected a number of hosts (1 or more) or a percentage (1% to 100%), "
+            f"not {kind_of(value)}",
+            value_location(node, "max_hosts", where),
+            f"write max_hosts: 2 or max_hosts: 25% (default {DEFAULT_MAX_HOSTS})",
+        )
+        return None
+
+    def _handler_command(self, value: Any, where: Location) -> Mapping[str, Any] | None:
+        """The command module's arguments (so the action runs as that module on the host)."""
+        info = catalog.get("command")
+        try:
+            args = expand_args(info, value, where)
+        except ConfigError as exc:
+            self.problems.append(exc)
+            return None
+        _, problems = check_args(info, args, where, keep_templates=True)
+        self.problems.extend(problems)
+        self._check_template_syntax(args, where)
+        return None if problems else args
+
+    def _handler_service(self, value: Any, where: Location) -> str | None:
+        if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_.@:{}\- ]+", value) and value.strip():
+            self._check_template_syntax(value, where)
+            return value.strip()
+        self._add(
+            f"service: expected a unit name, not {kind_of(value)}",
+            where,
+            "write service: app.service (letters, digits and . _ - @ :)",
+        )
+        return None
+
+    def _webhook(self, value: Any, where: Location) -> WebhookAction | None:
+        example = "write webhook: {url: 'https://scaler.example/api/scale', method: POST}"
+        if not isinstance(value, Mapping):
+            self._add(f"webhook: expected a mapping with url:, not {kind_of(value)}", where, example)
+            return None
+        for key in value:
+            if key not in WEBHOOK_KEYWORDS:
+                self._unknown_key(value, key, WEBHOOK_KEYWORDS, "webhook", where)
+        url = value.get("url")
+        if not isinstance(url, str) or not (is_templated(url) or re.match(r"https?://", url)):
+            self._add(
+                f"webhook: url: expected an http(s) URL, not {kind_of(url)}",
+                value_location(value, "url", where),
+                example,
+            )
+            return None
+        method = str(value.get("method", "POST")).upper()
+        if method not in WEBHOOK_METHODS:
+            suggestion = did_you_mean(method, WEBHOOK_METHODS)
+            self._add(
+                f"webhook: method: {value.get('method')!r} is not one of {', '.join(WEBHOOK_METHODS)}"
+                + (f" — {suggestion}" if suggestion else ""),
+                value_location(value, "method", where),
+                "write method: POST",
+            )
+            return None
+        headers = value.get("headers") or {}
+        if not isinstance(headers, Mapping) or not all(
+            isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in headers.values()
+        ):
+            self._add(
+                f"webhook: headers: expected a mapping of name: text, not {kind_of(headers)}",
+                value_location(value, "headers", where),
+                "write headers: {Authorization: 'Bearer {{ env.TOKEN }}'}",
+            )
+            return None
+        timeout = self._duration(value, "timeout", where, TIMEOUT_SPEC)
+        self._check_template_syntax(value, where)
+        return WebhookAction(
+            url=url,
+            method=method,
+            headers={str(k): str(v) for k, v in headers.items()},
+            body=value.get("body"),
+            timeout=10.0 if timeout is None else timeout,
+        )
 
     # -- thresholds ----------------------------------------------------------------------------
 
@@ -941,16 +1204,23 @@ class PlaybookParser:
             return None
         return runs
 
-    def _check_names(self, node: Mapping[Any, Any], key: str, where: Location) -> list[str]:
+    def _check_names(
+        self, node: Mapping[Any, Any], key: str, where: Location, noun: str = "check names"
+    ) -> list[str]:
         value = node.get(key)
         if value is None:
             return []
         names = value if isinstance(value, list) else [value]
         if not all(isinstance(n, str) and n for n in names):
+            example = (
+                "[restart app] (names of the play's handlers)"
+                if noun == "handler names"
+                else "[database port] (names of checks on the same host)"
+            )
             self._add(
-                f"{key}: expected check names, not {kind_of(value)}",
+                f"{key}: expected {noun}, not {kind_of(value)}",
                 value_location(node, key, where),
-                f"write {key}: [database port] (names of checks on the same host)",
+                f"write {key}: {example}",
             )
             return []
         return list(names)

@@ -31,12 +31,17 @@ from checkrunner.config.keywords import (
     BASELINE_KEYWORDS,
     CHECK_KEYWORDS,
     CONNECTIONS,
+    HANDLER_ACTIONS,
+    HANDLER_KEYWORDS,
     INTERVAL_KEYWORDS,
     LABEL_NAME_PATTERN,
+    MAX_HANDLER_RUNS,
     PLAY_KEYWORDS,
     PLAYBOOK_KEYWORDS,
     SCORE_KEYWORDS,
     THRESHOLD_KEYWORDS,
+    WEBHOOK_KEYWORDS,
+    WEBHOOK_METHODS,
 )
 from checkrunner.config.ranges import RANGE_PATTERN
 from checkrunner.errors import ConfigError, Location
@@ -81,7 +86,12 @@ def _validator():
 @functools.lru_cache(maxsize=1)
 def _schema() -> dict[str, Any]:
     modules = catalog.all_modules()
-    defs: dict[str, Any] = {**_shared_defs(), "Play": _play(), "Check": _check(modules)}
+    defs: dict[str, Any] = {
+        **_shared_defs(),
+        "Play": _play(),
+        "Check": _check(modules),
+        "Handler": _handler(),
+    }
     defs.update({name: _module(info) for name, info in modules.items()})
     return {
         "$schema": DRAFT,
@@ -220,6 +230,7 @@ _KIND_SCHEMAS: dict[str, dict[str, Any]] = {
         ]
     },
     "checks": {"type": "array", "minItems": 1, "items": {"$ref": _REF + "Check"}},
+    "handlers": {"type": "array", "items": {"$ref": _REF + "Handler"}},
     "score": {
         "type": "object",
         "required": ["weights"],
@@ -301,6 +312,7 @@ _NULLABLE_KINDS = {
     "retries",
     "runs",
     "names",
+    "handlers",
     "when",
     "thresholds",
 }
@@ -322,6 +334,58 @@ def _play() -> dict[str, Any]:
         "title": "play",
         "properties": _keyword_properties(PLAY_KEYWORDS),
         "required": ["hosts", "checks"],
+        "additionalProperties": False,
+    }
+
+
+_HANDLER_KIND_SCHEMAS: dict[str, dict[str, Any]] = {
+    "command": {"$ref": _REF + "command"},
+    "webhook": {
+        "type": "object",
+        "required": ["url"],
+        "additionalProperties": False,
+    },
+    "count": {
+        "anyOf": [
+            {"type": "integer", "minimum": 1, "maximum": MAX_HANDLER_RUNS},
+            {"type": "string", "pattern": r"^\s*\+?[1-9][0-9]*\s*$"},
+        ]
+    },
+    "max_hosts": {
+        "anyOf": [
+            {"type": "integer", "minimum": 1},
+            {"type": "string", "pattern": r"^\s*[0-9]+(\.[0-9]+)?\s*%?\s*$"},
+        ]
+    },
+}
+_WEBHOOK_KIND_SCHEMAS: dict[str, dict[str, Any]] = {
+    "text": {"type": "string", "minLength": 1},
+    "choice": {"enum": [*WEBHOOK_METHODS, *(m.lower() for m in WEBHOOK_METHODS)]},
+    "headers": {"type": "object", "additionalProperties": {"type": ["string", "number"]}},
+    "any": {},
+    "duration": {"$ref": _REF + "Duration"},
+}
+
+
+def _handler() -> dict[str, Any]:
+    """A play's handler: a name and exactly one action (config/parse.py `_handler`)."""
+    properties = {}
+    for key, kw in HANDLER_KEYWORDS.items():
+        schema = _HANDLER_KIND_SCHEMAS.get(kw.kind) or _KIND_SCHEMAS[kw.kind]
+        properties[key] = {**copy.deepcopy(schema), "description": kw.description}
+    properties["webhook"]["properties"] = {
+        key: {**_WEBHOOK_KIND_SCHEMAS[kw.kind], "description": kw.description}
+        for key, kw in WEBHOOK_KEYWORDS.items()
+    }
+    return {
+        "type": "object",
+        "title": "handler",
+        "description": "An action checks notify: a name and exactly one of "
+        + ", ".join(HANDLER_ACTIONS)
+        + ".",
+        "properties": properties,
+        "required": ["name"],
+        "oneOf": [{"required": [action]} for action in HANDLER_ACTIONS],
         "additionalProperties": False,
     }
 

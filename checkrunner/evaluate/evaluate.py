@@ -68,6 +68,7 @@ class CheckIdentity:
     labels: tuple[tuple[str, str], ...] = ()
     for_runs: int = 1  # alerting: consecutive failing runs before the alert fires
     depends_on: tuple[str, ...] = ()
+    notify: tuple[str, ...] = ()  # the play's handlers its firing alert runs
 
     def base_result(self, status: Status, message: str) -> CheckResult:
         primary = next((t for t in self.thresholds if t.metric == self.metric), None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from checkrunner.plan import HostPlan, Plan
@@ -48,6 +48,7 @@ class Recorded:
     run: RunResult
     outcome: Outcome | None = None  # None: no alerting, or an interrupted run
     report: DeliveryReport | None = None  # None: no delivery (--no-notify)
+    remediation: list[str] = field(default_factory=list)  # what the handlers did, one line each
 
 
 class RoundRecorder:
@@ -55,7 +56,9 @@ class RoundRecorder:
     (watch mode's WatchStatus, None for a one-shot run). `group_waits`: route group_wait
     and group_interval apply (watch mode). `worker`: watch mode's DeliveryWorker; a round
     then commits its notifications to the outbox and wakes the worker instead of delivering
-    them itself, so that a receiver that is down never holds a round."""
+    them itself, so that a receiver that is down never holds a round. `remediate`: called
+    with the config and the round's alerting outcome once it is recorded; runs the handlers
+    its firing alerts notify and returns one line per decision (app.py builds it)."""
 
     def __init__(
         self,
@@ -66,6 +69,7 @@ class RoundRecorder:
         status: Any = None,
         clock: Callable[[], float] = time.time,
         worker: Any = None,
+        remediate: Callable[[LoadedConfig, Outcome], list[str]] | None = None,
     ):
         self.db = db
         self.config = config
@@ -76,6 +80,7 @@ class RoundRecorder:
         self.status = status
         self.clock = clock
         self.worker = worker
+        self.remediate = remediate
         self.retention = Retention.from_environment()
 
     def replace_config(self, config: LoadedConfig) -> None:
@@ -107,6 +112,8 @@ class RoundRecorder:
         config = self.config
         if config.receivers is not None and self.db is not None and not run.interrupted:
             recorded.outcome, recorded.report = self._alert(run)
+        if self.remediate is not None and recorded.outcome is not None:
+            recorded.remediation = self.remediate(config, recorded.outcome)
         if self.status is not None:
             for host in run.hosts:
                 self.status.record_host(host)

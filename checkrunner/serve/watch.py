@@ -302,6 +302,8 @@ class Watch:
         run.hosts = results
         recorded = self.recorder.record(run)
         self._first_rounds_done(results)
+        for line in recorded.remediation:
+            self.events.emit("remediation", line)
         outcome, report = recorded.outcome, recorded.report
         if outcome is not None and (outcome.queued or outcome.resolved):
             self.events.emit(

@@ -3,7 +3,7 @@
 It holds what must survive between runs: log offsets (logs.py), every measurement of every
 check, the log checks' counts among them (history.py),
 alert state, the notification log and the outbox (alerts.py), the Pushgateway pushes not
-yet delivered (pushes.py). Nothing is ever written on a
+yet delivered (pushes.py), the remediation audit (actions.py). Nothing is ever written on a
 target.
 
 Several checkrun processes may share one file (cron and a hand run overlapping): WAL mode
@@ -233,6 +233,27 @@ MIGRATIONS: tuple[str, ...] = (
             THEN COALESCE(sumsq, avg * avg * count) ELSE 0 END;
     """
     + FOLD_RAW_INTO_HOURS_SQL,
+    # The remediation audit (actions.py): every handler action, written as an intent before
+    # it runs and completed after, so a crash in between leaves the record of the first.
+    """
+    CREATE TABLE actions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        started_at REAL NOT NULL,
+        host TEXT NOT NULL,
+        play TEXT NOT NULL,
+        handler TEXT NOT NULL,
+        triggers TEXT NOT NULL,        -- JSON list: the checks whose alerts notified it
+        kind TEXT NOT NULL,            -- command, service or webhook
+        target TEXT NOT NULL,          -- the command line or METHOD URL, masked
+        state TEXT NOT NULL,           -- intent (running, or cut short by a crash) or done
+        finished_at REAL,
+        exit_status INTEGER,           -- the command's exit code, the HTTP status, or -1
+        output TEXT NOT NULL DEFAULT '', -- the tail of its output, masked
+        verify TEXT                    -- remediated, remediation failed, or NULL (not yet)
+    );
+    CREATE INDEX actions_by_handler ON actions (host, play, handler, started_at);
+    CREATE INDEX actions_by_time ON actions (started_at);
+    """,
 )
 
 

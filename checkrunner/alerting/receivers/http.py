@@ -141,10 +141,11 @@ def post(
     config: Mapping[str, Any] | None = None,
     content_type: str = JSON_TYPE,
     shown: str | None = None,
+    method: str = "POST",
 ) -> Response | Delivery:
-    """POST `body` to `url`: the Response, whatever its status, or a retryable Delivery when
-    no reply came (refused, timed out, reset, DNS, TLS). `user:password@` in the URL is
-    sent as basic auth. `config` gives tls_config and proxy_url; `shown` is how the URL
+    """POST (or `method`) `body` to `url`: the Response, whatever its status, or a retryable
+    Delivery when no reply came (refused, timed out, reset, DNS, TLS). `user:password@` in
+    the URL is sent as basic auth. `config` gives tls_config and proxy_url; `shown` is how the URL
     appears in details (redact_url(url) by default)."""
     import http.client  # here, not at the top: only sending needs them
     import socket
@@ -158,8 +159,8 @@ def post(
     try:
         authorization = http_authorization(http_config) or authorization
     except OSError as exc:
-        return Delivery.fail(f"POST {shown}: {exc}")
-    request = urllib.request.Request(url, data=body, method="POST")
+        return Delivery.fail(f"{method} {shown}: {exc}")
+    request = urllib.request.Request(url, data=body, method=method)
     if authorization:
         request.add_header("Authorization", authorization)
     request.add_header("Content-Type", content_type)
@@ -175,7 +176,7 @@ def post(
         try:
             context = ssl_context(http_config.get("tls_config") or config.get("tls_config"))
         except (OSError, ValueError) as exc:
-            return Delivery.fail(f"POST {shown}: bad tls_config ({describe_network_error(exc)})")
+            return Delivery.fail(f"{method} {shown}: bad tls_config ({describe_network_error(exc)})")
         handlers.append(urllib.request.HTTPSHandler(context=context))
     opener = urllib.request.build_opener(*handlers)
     try:
@@ -191,11 +192,11 @@ def post(
         return Response(exc.code, _headers(exc.headers), data)
     except urllib.error.URLError as exc:
         reason = exc.reason if isinstance(exc.reason, BaseException) else OSError(str(exc.reason))
-        return Delivery.retry(f"POST {shown}: {describe_network_error(reason)}")
+        return Delivery.retry(f"{method} {shown}: {describe_network_error(reason)}")
     except (OSError, http.client.HTTPException, socket.timeout) as exc:
-        return Delivery.retry(f"POST {shown}: {describe_network_error(exc)}")
+        return Delivery.retry(f"{method} {shown}: {describe_network_error(exc)}")
     except ValueError as exc:  # a malformed URL
-        return Delivery.fail(f"POST {shown}: invalid URL ({type(exc).__name__})")
+        return Delivery.fail(f"{method} {shown}: invalid URL ({type(exc).__name__})")
 
 
 def http_authorization(http_config: Mapping[str, Any]) -> str | None:
