@@ -3,8 +3,8 @@ script the test writes; the test kills the service, the check fails, the handler
 through the local transport, and the check run again sees it healthy. Webhook actions call a
 real HTTP server on loopback. Everything is audited.
 
-What is not wired yet (see REMEDIATE_STATUS.md): building `Notified` from the alerting
-outcome inside a run; here the failing checks of a real run stand for their firing alerts."""
+The tests of execute() alone let the failing checks of a real run stand for their firing
+alerts; those through `checkrun` and `checkrun watch` go through the alerting outcome."""
 
 from __future__ import annotations
 

@@ -257,7 +257,9 @@ MAX_HANDLER_RUNS = 1000
 WEBHOOK_METHODS = ("POST", "PUT", "PATCH", "GET", "DELETE")
 
 HANDLER_KEYWORDS = {
-    "name": Keyword("text", "The handler's name, as checks' notify: lists it (unique in the play)."),
+    "name": Keyword(
+        "text", "The handler's name, as checks' notify: lists it (unique in the play)."
+    ),
     "command": Keyword(
         "command",
         "Run a command on the host, in the command module's form: a string split like a "
@@ -273,7 +275,9 @@ HANDLER_KEYWORDS = {
         "Call a URL from the control node (an autoscaler, a runbook automation): "
         "{url, method: POST, headers: {}, body: ..., timeout: 10s}; any 2xx is success.",
     ),
-    "become": Keyword("bool", "Run the action through sudo (command and service); the play's else."),
+    "become": Keyword(
+        "bool", "Run the action through sudo (command and service); the play's else."
+    ),
     "timeout": Keyword(
         "duration", f"Time the action may take (default {DEFAULT_HANDLER_TIMEOUT:g}s)."
     ),
@@ -302,7 +306,9 @@ HANDLER_KEYWORDS = {
 WEBHOOK_KEYWORDS = {
     "url": Keyword("text", "The URL to call (http or https)."),
     "method": Keyword("choice", f"HTTP method: {', '.join(WEBHOOK_METHODS)} (default POST)."),
-    "headers": Keyword("headers", "Request headers, e.g. {Authorization: 'Bearer {{ env.TOKEN }}'}."),
+    "headers": Keyword(
+        "headers", "Request headers, e.g. {Authorization: 'Bearer {{ env.TOKEN }}'}."
+    ),
     "body": Keyword("any", "The request body: text as is, or a mapping/list sent as JSON."),
     "timeout": Keyword("duration", "Time the call may take (default 10s)."),
 }

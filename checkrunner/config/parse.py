@@ -662,7 +662,9 @@ class PlaybookParser:
         action = self._handler_action(node, label, where)
         settings = self._handler_settings(node, play, where)
         if not name:
-            self._add(f"{label} has no name", where, "add name: restart app (checks notify it by name)")
+            self._add(
+                f"{label} has no name", where, "add name: restart app (checks notify it by name)"
+            )
         if not name or action is None or settings is None:
             return None
         # The action's value is read by its own reader and kept in the field of its name.
@@ -746,7 +748,11 @@ class PlaybookParser:
     def _max_hosts(self, node: Mapping[Any, Any], where: Location) -> tuple[float, bool] | None:
         """(a count, False) or (a fraction of the play's hosts, True)."""
         value = node.get("max_hosts", DEFAULT_MAX_HOSTS)
-        text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+        text = (
+            str(value).strip()
+            if isinstance(value, (str, int)) and not isinstance(value, bool)
+            else ""
+        )
         match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*(%?)", text)
         if match and match.group(2) and 0 < float(match.group(1)) <= 100:
             return float(match.group(1)) / 100, True
@@ -774,7 +780,11 @@ class PlaybookParser:
         return None if problems else args
 
     def _handler_service(self, value: Any, where: Location) -> str | None:
-        if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_.@:{}\- ]+", value) and value.strip():
+        if (
+            isinstance(value, str)
+            and re.fullmatch(r"[A-Za-z0-9_.@:{}\- ]+", value)
+            and value.strip()
+        ):
             self._check_template_syntax(value, where)
             return value.strip()
         self._add(
@@ -787,7 +797,9 @@ class PlaybookParser:
     def _webhook(self, value: Any, where: Location) -> WebhookAction | None:
         example = "write webhook: {url: 'https://scaler.example/api/scale', method: POST}"
         if not isinstance(value, Mapping):
-            self._add(f"webhook: expected a mapping with url:, not {kind_of(value)}", where, example)
+            self._add(
+                f"webhook: expected a mapping with url:, not {kind_of(value)}", where, example
+            )
             return None
         for key in value:
             if key not in WEBHOOK_KEYWORDS:

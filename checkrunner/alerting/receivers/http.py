@@ -176,7 +176,9 @@ def post(
         try:
             context = ssl_context(http_config.get("tls_config") or config.get("tls_config"))
         except (OSError, ValueError) as exc:
-            return Delivery.fail(f"{method} {shown}: bad tls_config ({describe_network_error(exc)})")
+            return Delivery.fail(
+                f"{method} {shown}: bad tls_config ({describe_network_error(exc)})"
+            )
         handlers.append(urllib.request.HTTPSHandler(context=context))
     opener = urllib.request.build_opener(*handlers)
     try:
