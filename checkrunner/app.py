@@ -215,6 +215,10 @@ def _run_masked(
     try:
         with transports:  # every connection closed as soon as the run is over
             result = run_plan(plan, options, reporters, transports)
+            # Handlers run over the run's own connections, before the reports: they show
+            # what was done. A crash in between re-reads the logs; the audit (intent first)
+            # and the guard rails keep a handler from running twice.
+            healed = recorder.heal(result, transports)
         _hand_history(reporters, db)
         for reporter in reporters:
             reporter.finish(result)
@@ -222,8 +226,8 @@ def _run_masked(
         for reporter in reporters:
             reporter.close()
     # Only now, with the results reported: a crash before this re-reads, never skips.
-    recorded = recorder.record(result)
-    if recorded.outcome is not None:
+    recorded = recorder.record(result, healed)
+    if recorded.outcome is not None and config.receivers is not None:
         print_alerting(recorded, deliver=not cmd.no_notify)
     for line in recorded.remediation:
         print(printable(line, newlines=False), file=sys.stderr)
@@ -250,25 +254,31 @@ def _remediator(
     cmd: RunCommand, db, options: Callable[[LoadedConfig], RunOptions], ssh_options: SSHOptions
 ):
     """The RoundRecorder's remediate hook: the handlers a round's firing alerts notify,
-    behind the guard rails, run with `options(config)` over connections made with the run's
-    SSH options; one masked line per decision."""
+    behind the guard rails, run with `options(config)` over the round's open connections or
+    new ones made with the run's SSH options; what they did is attached to the round's
+    results; one masked line per decision."""
     mode = remediation_mode(cmd)
 
-    def remediate(config: LoadedConfig, outcome) -> list[str]:
-        if not config.plan.handlers:
-            return []
-        from checkrunner.remediation.rounds import describe, remediate_round
+    def remediate(config: LoadedConfig, preview, run, transports) -> list[str]:
+        import contextlib
+
+        from checkrunner.remediation.rounds import attach, describe, remediate_round
         from checkrunner.transport import Transports
 
         done = remediate_round(
             config.plan,
-            outcome,
+            preview,
             db,
             config.masker.text,
             options(config),
             mode,
-            transports=lambda: Transports(ssh_options),
+            transports=(
+                (lambda: contextlib.nullcontext(transports))
+                if transports is not None
+                else (lambda: Transports(ssh_options))
+            ),
         )
+        attach(run, done, config.masker.text)
         return [config.masker.text(line) for line in describe(done)]
 
     return remediate

@@ -19,12 +19,12 @@ from helpers import run_checkrun
 from checkrunner.masking import Masker
 from checkrunner.state.actions import (
     DONE,
-    REMEDIATED,
     UNFINISHED,
     ActionIntent,
     ActionLog,
     ActionOutcome,
 )
+from checkrunner.results import REMEDIATED
 from checkrunner.state.db import open_state
 
 TOKEN = "s3cr3t-token-value"

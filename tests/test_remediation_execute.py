@@ -27,7 +27,8 @@ from checkrunner.remediation.execute import Executor, service_script
 from checkrunner.remediation.guard import RUN, Notified, decide
 from checkrunner.results import Status
 from checkrunner.runner import RunOptions, run_plan
-from checkrunner.state.actions import REMEDIATED, REMEDIATION_FAILED, ActionLog
+from checkrunner.results import REMEDIATED, REMEDIATION_FAILED
+from checkrunner.state.actions import ActionLog
 from checkrunner.state.db import open_state
 
 # start/stop/restart a python3 http.server kept in DIR, its pid in DIR/pid; restart returns

@@ -28,11 +28,9 @@ from checkrunner.errors import ConfigError
 from checkrunner.evaluate.evaluate import CheckIdentity
 from checkrunner.plan import HostPlan, Plan, PlannedCheck
 from checkrunner.remediation.guard import Decision
-from checkrunner.results import Status
+from checkrunner.results import REMEDIATED, REMEDIATION_FAILED, Status
 from checkrunner.runner import RunOptions, run_plan
 from checkrunner.state.actions import (
-    REMEDIATED,
-    REMEDIATION_FAILED,
     ActionIntent,
     ActionLog,
     ActionOutcome,
@@ -52,6 +50,8 @@ class Remediation:
     outcome: ActionOutcome
     verify: str  # REMEDIATED or REMEDIATION_FAILED
     seconds: float  # from the action's start to the verify result
+    verify_status: str | None = None  # the worst status the checks had when run again
+    verify_message: str = ""  # that check's message (or why the host was not reached)
 
 
 def service_script(unit: str) -> str:
@@ -119,12 +119,15 @@ class Executor:
         )
         started = self.clock()
         action_id, outcome = self.log.run(intent, lambda: self._act(decision), started, self.clock)
-        verify = REMEDIATION_FAILED
+        verify, status, message = REMEDIATION_FAILED, None, ""
         if outcome.ok:
             self.sleep(spec.settle)
-            verify = REMEDIATED if self._verified(decision) else REMEDIATION_FAILED
+            status, message = self._verify(decision)
+            verify = REMEDIATED if status == Status.OK.value else REMEDIATION_FAILED
         self.log.verified(action_id, verify)
-        return Remediation(decision, action_id, outcome, verify, self.clock() - started)
+        return Remediation(
+            decision, action_id, outcome, verify, self.clock() - started, status, message
+        )
 
     def _act(self, decision: Decision) -> ActionOutcome:
         spec = decision.handler
@@ -166,19 +169,22 @@ class Executor:
             return ActionOutcome(COULD_NOT_RUN, check.message)
         return ActionOutcome(int(code), output[-OUTPUT_KEPT:])
 
-    def _verified(self, decision: Decision) -> bool:
-        """The notifying checks run again on the host: every one must pass."""
+    def _verify(self, decision: Decision) -> tuple[str, str]:
+        """The notifying checks run again on the host: their worst status and its message
+        (every one must be OK for the handler to have remediated)."""
         host_plan = self.hosts[decision.host]
         checks = [
             c
             for c in host_plan.runnable
             if c.identity.play == decision.play and c.identity.name in decision.triggers
         ]
-        if not checks:
-            return False
-        result = self._run(HostPlan(host=host_plan.host, checks=checks))
-        host = result.hosts[0]
-        return host.reachable and all(c.status == Status.OK for c in host.checks)
+        if not checks:  # a reload dropped them: nothing says the handler helped
+            return Status.UNKNOWN.value, "the notifying checks are no longer planned"
+        host = self._run(HostPlan(host=host_plan.host, checks=checks)).hosts[0]
+        if not host.reachable:
+            return Status.UNREACHABLE.value, f"{host.reason}: {host.message}"
+        worst = max(host.checks, key=lambda c: c.status.severity)
+        return worst.status.value, worst.message
 
     def _run(self, host_plan: HostPlan):
         plan = Plan(playbook=self.plan.playbook, hosts=[host_plan])

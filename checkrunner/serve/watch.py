@@ -300,7 +300,7 @@ class Watch:
         now = self.clock()
         run = RunResult(playbook=self.config.plan.playbook, started_at=now, finished_at=now)
         run.hosts = results
-        recorded = self.recorder.record(run)
+        recorded = self.recorder.record(run, self.recorder.heal(run))
         self._first_rounds_done(results)
         for line in recorded.remediation:
             self.events.emit("remediation", line)
