@@ -17,6 +17,7 @@ import pytest
 from helpers import run_checkrun
 
 from checkrunner.masking import Masker
+from checkrunner.results import REMEDIATED
 from checkrunner.state.actions import (
     DONE,
     UNFINISHED,
@@ -24,7 +25,6 @@ from checkrunner.state.actions import (
     ActionLog,
     ActionOutcome,
 )
-from checkrunner.results import REMEDIATED
 from checkrunner.state.db import open_state
 
 TOKEN = "s3cr3t-token-value"

@@ -8,76 +8,23 @@ alerts; those through `checkrun` and `checkrun watch` go through the alerting ou
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import subprocess
 import textwrap
 import time
 from pathlib import Path
 
-import pytest
 from helpers import run_checkrun
 from recorder import Recorder
-from sshd import free_port
+from supervised import kill_service
 
 from checkrunner.app import RunCommand, load_plan
 from checkrunner.remediation.execute import Executor, service_script
 from checkrunner.remediation.guard import RUN, Notified, decide
-from checkrunner.results import Status
+from checkrunner.results import REMEDIATED, REMEDIATION_FAILED, Status
 from checkrunner.runner import RunOptions, run_plan
-from checkrunner.results import REMEDIATED, REMEDIATION_FAILED
 from checkrunner.state.actions import ActionLog
 from checkrunner.state.db import open_state
-
-# start/stop/restart a python3 http.server kept in DIR, its pid in DIR/pid; restart returns
-# once the port answers (as systemctl restart returns once the unit is started).
-SUPERVISOR = textwrap.dedent(
-    """\
-    #!/bin/sh
-    action=$1; dir=$2; port=$3
-    stop() { if [ -f "$dir/pid" ]; then kill "$(cat "$dir/pid")" 2>/dev/null; rm -f "$dir/pid"; fi; }
-    start() {
-        python3 -m http.server "$port" --bind 127.0.0.1 --directory "$dir/www" \\
-            >/dev/null 2>&1 </dev/null &
-        echo $! > "$dir/pid"
-        for _ in $(seq 1 200); do
-            python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 1)" \\
-                2>/dev/null && echo "started on $port" && return 0
-            sleep 0.1
-        done
-        echo "not listening on $port" >&2; return 1
-    }
-    case "$action" in
-        start) start ;;
-        stop) stop ;;
-        restart) stop; start ;;
-    esac
-    """
-)
-
-
-@pytest.fixture
-def service(tmp_path):
-    """The supervised service: (its folder, its port, the supervisor script)."""
-    folder = tmp_path / "svc"
-    (folder / "www").mkdir(parents=True)
-    (folder / "www" / "health").write_text("ok\n")
-    script = tmp_path / "supervisor.sh"
-    script.write_text(SUPERVISOR)
-    port = free_port()
-    subprocess.run(["sh", str(script), "start", str(folder), str(port)], check=True)
-    yield folder, port, script
-    pid_file = folder / "pid"
-    if pid_file.exists():
-        with contextlib.suppress(ProcessLookupError):  # killed by the test, and reaped
-            os.kill(int(pid_file.read_text()), signal.SIGTERM)
-
-
-def kill_service(folder: Path) -> None:
-    pid = int((folder / "pid").read_text())
-    os.kill(pid, signal.SIGKILL)
 
 
 def playbook(tmp_path: Path, port: int, handler: str) -> str:
@@ -165,6 +112,32 @@ def test_a_webhook_handler_calls_the_url_with_its_method_headers_and_body(tmp_pa
     assert done.verify == REMEDIATION_FAILED  # the webhook did not bring the service back
     (record,) = log.listing(0.0)
     assert record.target.startswith("PUT http://127.0.0.1:")
+
+
+def test_a_handler_that_raises_is_its_own_failure_and_the_others_go_on(tmp_path, service):
+    """The audit's database goes away under a handler (closed here; a full disk or a lock
+    in real life): that handler's result is "remediation failed" with the error, and the
+    round's other decisions are still made (rounds._remediate)."""
+    from checkrunner.remediation.rounds import _remediate
+
+    folder, port, script = service
+    path = playbook(
+        tmp_path,
+        port,
+        f"- name: restart app\n  command: [sh, {script}, restart, {folder}, '{port}']",
+    )
+    kill_service(folder)
+    db = open_state(str(tmp_path / "state.db"))
+    log = ActionLog(db)
+    plan = load_plan(RunCommand(playbook=path))
+    handlers = {"app": {h.name: h for h in _handlers(path)}}
+    (decision,) = decide(failing_alerts(plan), handlers, {"app": 1}, log, now=0.0)
+    db.close()
+    executor = Executor(plan, RunOptions(), None, log, sleep=lambda s: None)
+    done = [_remediate(executor, d, time.time) for d in (decision, decision)]
+    assert [d.verify for d in done] == [REMEDIATION_FAILED, REMEDIATION_FAILED]
+    assert "closed database" in done[0].outcome.output, done[0].outcome
+    assert done[0].outcome.exit_status == -1
 
 
 def test_the_service_action_restarts_with_systemctl_else_service(tmp_path):

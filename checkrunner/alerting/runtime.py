@@ -186,6 +186,12 @@ def alert_listing(db: StateDB, clock: Callable[[], float] = time.time) -> list[s
             f"  {labels.get('alertname')} on {labels.get('host')} "
             f"[{labels.get('severity')}] since {since}: {alert.annotations.get('message', '')}"
         )
+        if "remediation" in alert.annotations:  # what its handler did (last), and if escalated
+            escalated = labels.get("remediation")
+            lines.append(
+                f"    remediation{f' {escalated}' if escalated else ''}: "
+                f"{alert.annotations['remediation']}"
+            )
     pending = store.failing_streaks()
     lines.append(f"failing checks ({len(pending)}):")
     for key, runs in pending:
