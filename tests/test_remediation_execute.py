@@ -117,9 +117,7 @@ def test_a_webhook_handler_calls_the_url_with_its_method_headers_and_body(tmp_pa
 def test_a_handler_that_raises_is_its_own_failure_and_the_others_go_on(tmp_path, service):
     """The audit's database goes away under a handler (closed here; a full disk or a lock
     in real life): that handler's result is "remediation failed" with the error, and the
-    round's other decisions are still made (rounds._remediate)."""
-    from checkrunner.remediation.rounds import _remediate
-
+    round's other decisions are still made."""
     folder, port, script = service
     path = playbook(
         tmp_path,
@@ -134,7 +132,7 @@ def test_a_handler_that_raises_is_its_own_failure_and_the_others_go_on(tmp_path,
     (decision,) = decide(failing_alerts(plan), handlers, {"app": 1}, log, now=0.0)
     db.close()
     executor = Executor(plan, RunOptions(), None, log, sleep=lambda s: None)
-    done = [_remediate(executor, d, time.time) for d in (decision, decision)]
+    done = executor.remediate_all([decision, decision])
     assert [d.verify for d in done] == [REMEDIATION_FAILED, REMEDIATION_FAILED]
     assert "closed database" in done[0].outcome.output, done[0].outcome
     assert done[0].outcome.exit_status == -1
@@ -304,3 +302,37 @@ def test_a_handler_rendered_into_a_bad_command_fails_without_stopping_the_run(tm
     assert "exit -1, remediation failed" in done.stderr, done.stderr
     (record,) = json.loads(run_checkrun("actions", "--state", state, "--json").stdout)["actions"]
     assert record["exit_status"] == -1 and "expected a command" in record["output"]
+
+
+def test_a_round_acts_on_every_handler_first_then_waits_one_settle_and_verifies(tmp_path):
+    """Two checks of a host notify two handlers, each with settle 2s: both act, then the
+    round waits once and verifies both (the order of what ran, from the events they log),
+    rather than act, settle, verify, act, settle, verify."""
+    events = tmp_path / "events"
+    checks, handlers = [], []
+    for name in ("a", "b"):
+        fixed = tmp_path / f"fixed-{name}"
+        checks.append(
+            f"    - name: check {name}\n"
+            f"      command: {{cmd: 'echo check-{name} >> {events}; test -f {fixed}', shell: true}}\n"
+            f"      notify: [fix {name}]\n"
+        )
+        handlers.append(
+            f"    - name: fix {name}\n"
+            f"      command: {{cmd: 'echo act-{name} >> {events}; touch {fixed}', shell: true}}\n"
+            "      settle: 2s\n"
+        )
+    path = tmp_path / "two.yml"
+    path.write_text(
+        "- name: app\n  hosts: localhost\n  connection: local\n  handlers:\n"
+        + "".join(handlers)
+        + "  checks:\n"
+        + "".join(checks)
+    )
+    done = run_checkrun(path, "--state", tmp_path / "state.db")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("exit 0, remediated") == 2, done.stderr
+    lines = events.read_text().split()
+    assert sorted(lines[:2]) == ["check-a", "check-b"]  # the run
+    assert lines[2:4] == ["act-a", "act-b"]  # both handlers act before any verify
+    assert sorted(lines[4:]) == ["check-a", "check-b"]  # then one verify of both

@@ -25,7 +25,6 @@ from checkrunner.remediation.guard import DRY_RUN, RUN, Decision, Mode, Notified
 from checkrunner.results import (
     REMEDIATED,
     REMEDIATION_DRY_RUN,
-    REMEDIATION_FAILED,
     REMEDIATION_SUPPRESSED,
     CheckResult,
     RemediationResult,
@@ -186,18 +185,5 @@ def remediate_round(
     with contextlib.ExitStack() as stack:
         connections = stack.enter_context(transports()) if transports is not None else None
         executor = Executor(plan, options, connections, log, clock)
-        for decision in chosen:
-            result.done.append(_remediate(executor, decision, clock))
+        result.done = executor.remediate_all(chosen)
     return result
-
-
-def _remediate(executor: Executor, decision: Decision, clock: Callable[[], float]) -> Remediation:
-    """One handler run; whatever goes wrong in it (the state database, a bug) is its own
-    failure, said in its result, and the other handlers go on. Its audit intent, when it
-    was committed, stays as recorded: the guard rails count it."""
-    started = clock()
-    try:
-        return executor.remediate(decision)
-    except Exception as exc:  # noqa: BLE001 - reported as this handler's failure
-        outcome = ActionOutcome(COULD_NOT_RUN, f"{type(exc).__name__}: {exc}")
-        return Remediation(decision, -1, outcome, REMEDIATION_FAILED, clock() - started)
