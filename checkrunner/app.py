@@ -259,7 +259,7 @@ def _remediator(
     results; one masked line per decision."""
     mode = remediation_mode(cmd)
 
-    def remediate(config: LoadedConfig, preview, run, transports) -> list[str]:
+    def remediate(config: LoadedConfig, preview, run, transports, verifier) -> list[str]:
         import contextlib
 
         from checkrunner.remediation.rounds import attach, describe, remediate_round
@@ -277,6 +277,7 @@ def _remediator(
                 if transports is not None
                 else (lambda: Transports(ssh_options))
             ),
+            verifier=verifier,
         )
         attach(run, done, config.masker.text)
         return [config.masker.text(line) for line in describe(done)]

@@ -336,3 +336,39 @@ def test_a_round_acts_on_every_handler_first_then_waits_one_settle_and_verifies(
     assert sorted(lines[:2]) == ["check-a", "check-b"]  # the run
     assert lines[2:4] == ["act-a", "act-b"]  # both handlers act before any verify
     assert sorted(lines[4:]) == ["check-a", "check-b"]  # then one verify of both
+
+
+def test_a_log_check_verifies_on_the_lines_after_the_round_and_counts_each_once(tmp_path):
+    """A log pattern notifies a handler: verify reads on from where the round's read ended
+    (not the round's own lines again, which would never show a fix); it keeps nothing, so
+    the next run counts the lines after the round exactly once."""
+    log = tmp_path / "app.log"
+    log.write_text("start\n")
+    marker = tmp_path / "noisy"
+    path = tmp_path / "log.yml"
+    path.write_text(
+        "- name: app\n  hosts: localhost\n  connection: local\n  handlers:\n"
+        "    - name: restart app\n"
+        f"      command: {{cmd: 'test ! -f {marker} || echo \" ERROR again\" >> {log}', "
+        "shell: true}\n      settle: 0s\n      cooldown: 0s\n"
+        "  checks:\n    - name: app errors\n"
+        f"      log: {{path: {log}, patterns: [{{name: errors, regex: ' ERROR ', crit: 0}}]}}\n"
+        "      notify: [restart app]\n"
+    )
+    state = ("--state", tmp_path / "state.db")
+    assert run_checkrun(path, *state).returncode == 0  # the first run reads from the end
+    with log.open("a") as out:
+        out.write(" ERROR boom\n")
+    healed = run_checkrun(path, *state)
+    assert "exit 0, remediated" in healed.stderr, healed.stderr  # no new ERROR after it
+    marker.touch()  # now the handler itself logs an ERROR: verify sees it
+    with log.open("a") as out:
+        out.write(" ERROR boom\n")
+    failed = run_checkrun(path, *state, "-r", "json")
+    assert "exit 0, remediation failed" in failed.stderr, failed.stderr
+    (check,) = json.loads(failed.stdout)["hosts"][0]["checks"]
+    assert check["measurements"]["errors"] == 1  # the round's own line, once
+    assert check["remediation"]["verify_status"] == "CRITICAL"
+    again = run_checkrun(path, *state, "-r", "json", "--no-remediate")
+    (check,) = json.loads(again.stdout)["hosts"][0]["checks"]
+    assert check["measurements"]["errors"] == 1  # the handler's line: read by verify, counted now

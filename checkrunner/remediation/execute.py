@@ -16,6 +16,7 @@ anything else REMEDIATION_FAILED.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import shlex
 import time
@@ -37,6 +38,7 @@ from checkrunner.state.actions import (
     ActionLog,
     ActionOutcome,
 )
+from checkrunner.state.logs import LogVerifier
 from checkrunner.transport.payload import BatchCheck
 
 COULD_NOT_RUN = -1  # the exit status recorded when the action never ran (unreachable, refused)
@@ -100,7 +102,11 @@ class Executor:
         log: ActionLog,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        verifier: LogVerifier | None = None,
     ):
+        """`verifier`: the round's log state for verify runs (state/logs.py LogVerifier):
+        log checks read on from the round's read; None: as planned."""
+        self.verifier = verifier
         self.plan = plan
         self.options = options
         self.transports = transports
@@ -206,25 +212,29 @@ class Executor:
             for host, checks in wanted.items()
             if checks
         ]
+        options = self.options
+        if self.verifier is not None:
+            options = dataclasses.replace(options, observe=self.verifier.observe)
         try:
-            hosts = {h.host: h for h in self._run_hosts(plans).hosts} if plans else {}
+            hosts = {h.host: h for h in self._run_hosts(plans, options).hosts} if plans else {}
         except Exception as exc:  # noqa: BLE001 - no verify, so no remediated
             return {id(d): (Status.UNKNOWN.value, f"not verified: {exc!r}") for d in decisions}
         return {id(d): _verify_result(d, hosts.get(d.host)) for d in decisions}
 
     def _triggers(self, decision: Decision) -> list[PlannedCheck]:
-        return [
+        checks = [
             c
             for c in self.hosts[decision.host].runnable
             if c.identity.play == decision.play and c.identity.name in decision.triggers
         ]
+        return [self.verifier.check(c) for c in checks] if self.verifier else checks
 
     def _run(self, host_plan: HostPlan):
         return self._run_hosts([host_plan])
 
-    def _run_hosts(self, host_plans: list[HostPlan]):
+    def _run_hosts(self, host_plans: list[HostPlan], options: RunOptions | None = None):
         plan = Plan(playbook=self.plan.playbook, hosts=host_plans)
-        return run_plan(plan, self.options, (), self.transports)
+        return run_plan(plan, options or self.options, (), self.transports)
 
 
 @dataclass

@@ -32,6 +32,7 @@ from checkrunner.results import (
 )
 from checkrunner.runner import RunOptions
 from checkrunner.state.actions import ActionLog, ActionOutcome
+from checkrunner.state.logs import LogVerifier
 
 
 @dataclass
@@ -162,6 +163,7 @@ def remediate_round(
     mode: Mode,
     clock: Callable[[], float] = time.time,
     transports: Callable[[], Any] | None = None,
+    verifier: LogVerifier | None = None,
 ) -> RoundRemediation:
     """Decide with the guard rails, then run and verify what they let through. `transports`
     makes the connections the actions and verify runs use (the run's SSH options: known
@@ -184,6 +186,6 @@ def remediate_round(
         return result
     with contextlib.ExitStack() as stack:
         connections = stack.enter_context(transports()) if transports is not None else None
-        executor = Executor(plan, options, connections, log, clock)
+        executor = Executor(plan, options, connections, log, clock, verifier=verifier)
         result.done = executor.remediate_all(chosen)
     return result

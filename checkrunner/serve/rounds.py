@@ -58,8 +58,8 @@ class RoundRecorder:
     and group_interval apply (watch mode). `worker`: watch mode's DeliveryWorker; a round
     then commits its notifications to the outbox and wakes the worker instead of delivering
     them itself, so that a receiver that is down never holds a round. `remediate`: called
-    by `heal` with the config, alerting's preview of the round, the round's results and open
-    transports (or None); runs the handlers the firing alerts notify, attaches what they did
+    by `heal` with the config, alerting's preview of the round, the round's results, open
+    transports (or None) and the round's log state for verify runs; runs the handlers the firing alerts notify, attaches what they did
     to the results and returns one line per decision (app.py builds it)."""
 
     def __init__(
@@ -71,7 +71,7 @@ class RoundRecorder:
         status: Any = None,
         clock: Callable[[], float] = time.time,
         worker: Any = None,
-        remediate: Callable[[LoadedConfig, Outcome, RunResult, Any], list[str]] | None = None,
+        remediate: Callable[..., list[str]] | None = None,
     ):
         self.db = db
         self.config = config
@@ -118,7 +118,7 @@ class RoundRecorder:
 
         try:
             preview = preview_run(self.db, config.plan.alerting, config.plan, run, self.clock())
-            return self.remediate(config, preview, run, transports)
+            return self.remediate(config, preview, run, transports, self.log_state.verifier())
         except Exception as exc:  # noqa: BLE001 - the round is still reported and alerted
             return [config.masker.text(f"remediation: not attempted this round: {exc!r}")]
 
