@@ -109,7 +109,7 @@ def watch(args, folder: Path, service: Supervised, env: dict[str, str]) -> None:
             time.sleep(interval + random.uniform(0, interval))  # healthy rounds, random phase
             killed = time.monotonic()
             service.kill()
-            wait_for(lambda: len(process.of("remediation")) > repeat, "remediated", 600)
+            wait_for(lambda seen=repeat: len(process.of("remediation")) > seen, "remediated", 600)
             totals.append(time.monotonic() - killed)
             found = REMEDIATED.search(process.of("remediation")[repeat]["message"])
             assert found, process.of("remediation")
