@@ -112,7 +112,7 @@ class RoundRecorder:
         `transports`: connections already open to the hosts (a one-shot run's), or None to
         open them. One line per decision."""
         config = self.config
-        if self.remediate is None or run.interrupted or not config.plan.handlers:
+        if self.remediate is None or run.interrupted or not config.plan.handlers or not run.hosts:
             return []
         from checkrunner.alerting.runtime import preview_run
 
