@@ -312,9 +312,10 @@ def watch(cmd: WatchCommand) -> int:
     with errors_masked(lambda: config.masker.secrets):
         transports = _kept_transports(ssh_options, status, events)
         transports.prepare(hp.host for hp in config.plan.hosts)
-        db = _state_db(cmd, config.plan)  # --no-state with alerting: exit 5
+        db = _state_db(cmd, config.plan)  # --no-state with alerting or --push: exit 5
         server = StatusServer(cmd.listen, status, cmd.web_config, state=db)
         worker = _delivery_worker(cmd, db, config, events)
+        pusher = _push_worker(cmd, db, config, status, events)
         recorder = RoundRecorder(
             db,
             config,
@@ -335,6 +336,7 @@ def watch(cmd: WatchCommand) -> int:
             status=status,
             events=events,
             settings=WatchSettings(backoff_max=cmd.backoff_max, stop_grace=cmd.stop_grace),
+            pusher=pusher,
         )
         server.start()
         address = cmd.listen.rpartition(":")[0]
@@ -345,6 +347,7 @@ def watch(cmd: WatchCommand) -> int:
             server.close()
             if db is not None:
                 db.close()
+            events.close()
     return code
 
 
@@ -364,6 +367,31 @@ def _delivery_worker(cmd: WatchCommand, db, config: LoadedConfig, events):
     )
     worker.start()
     return worker
+
+
+def _push_worker(cmd: WatchCommand, db, config: LoadedConfig, status, events):
+    """Watch mode's --push: every host's latest results to the Pushgateway after each round
+    (serve/pusher.py), started; None without --push."""
+    if cmd.push is None:
+        return None
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from checkrunner.report.push import grouping_key
+    from checkrunner.serve.pusher import PushWorker
+    from checkrunner.serve.status import StatusCollector
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StatusCollector(status))
+    pusher = PushWorker(
+        db,
+        _push_gateway(cmd),
+        grouping_key(cmd.playbook, cmd.push_job),
+        lambda: generate_latest(registry),
+        config.masker.text,
+        on_event=events.emit,
+    )
+    pusher.start()
+    return pusher
 
 
 def _reload_config(cmd: WatchCommand, events) -> LoadedConfig:
