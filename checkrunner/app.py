@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from checkrunner import catalog, settings
@@ -80,6 +81,8 @@ class WatchCommand(RunCommand):
     log_format: str = settings.LOG_FORMAT.default
     backoff_max: float = settings.BACKOFF_MAX.default
     stop_grace: float = settings.STOP_GRACE.default
+    ha: bool = False
+    ha_ttl: float = settings.HA_TTL.default
 
 
 def _warn(message: str) -> None:
@@ -316,6 +319,7 @@ def watch(cmd: WatchCommand) -> int:
         server = StatusServer(cmd.listen, status, cmd.web_config, state=db)
         worker = _delivery_worker(cmd, db, config, events)
         pusher = _push_worker(cmd, db, config, status, events)
+        leadership = _leadership(cmd, db, events)
         recorder = RoundRecorder(
             db,
             config,
@@ -324,6 +328,7 @@ def watch(cmd: WatchCommand) -> int:
             status=status,
             worker=worker,
             remediate=_remediator(cmd, db, lambda cfg: run_options(cmd, cfg), ssh_options),
+            fence=leadership.fence if leadership is not None else None,
         )
         loop = Watch(
             config,
@@ -337,6 +342,7 @@ def watch(cmd: WatchCommand) -> int:
             events=events,
             settings=WatchSettings(backoff_max=cmd.backoff_max, stop_grace=cmd.stop_grace),
             pusher=pusher,
+            leadership=leadership,
         )
         server.start()
         address = cmd.listen.rpartition(":")[0]
@@ -367,6 +373,23 @@ def _delivery_worker(cmd: WatchCommand, db, config: LoadedConfig, events):
     )
     worker.start()
     return worker
+
+
+def _leadership(cmd: WatchCommand, db, events):
+    """--ha's Leadership (serve/ha.py), named after the playbook; None without --ha."""
+    if not cmd.ha:
+        return None
+    if db is None:
+        raise ConfigError(
+            "--ha: the replicas agree on who leads through the state database",
+            hint="drop --no-state; give every replica the same --state (postgresql://...)",
+        )
+    from checkrunner.serve.ha import Leadership
+
+    def changed(leading: bool, detail: str) -> None:
+        events.emit("leading" if leading else "standby", detail)
+
+    return Leadership(db, f"watch {Path(cmd.playbook).name}", cmd.ha_ttl, on_change=changed)
 
 
 def _push_worker(cmd: WatchCommand, db, config: LoadedConfig, status, events):

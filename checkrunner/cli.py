@@ -147,6 +147,20 @@ def _watch_parser(prog: str) -> argparse.ArgumentParser:
         type=_duration(DELAY_SPEC),
         metavar="DURATION",
     )
+    parser.add_argument(
+        "--ha",
+        action="store_true",
+        help="one of several replicas of this playbook sharing --state: it works while it "
+        "holds the lease in the state database, else stands by and takes over when the "
+        "leader dies (/-/ready tells which leads)",
+    )
+    _add_setting(
+        parser,
+        "--ha-ttl",
+        setting=settings.HA_TTL,
+        type=_duration(INTERVAL_SPEC),
+        metavar="DURATION",
+    )
     _add_state_arguments(parser)
     return parser
 
@@ -403,6 +417,8 @@ def _watch_command(ns: argparse.Namespace) -> app.WatchCommand:
         log_format=ns.log_format,
         backoff_max=ns.backoff_max,
         stop_grace=ns.stop_grace,
+        ha=ns.ha,
+        ha_ttl=ns.ha_ttl,
     )
 
 

@@ -62,6 +62,12 @@ STOP_GRACE = Setting(
     "abandoned (their results are then not recorded, their log lines read again next time)",
     shown="10s",
 )
+HA_TTL = Setting(
+    5.0,
+    "watch --ha: how long the lease lasts without renewal (renewed every third of it): a "
+    "standby takes over at most this plus a third of it after the leader dies",
+    shown="5s",
+)
 LISTEN = Setting(
     "127.0.0.1:9650", "watch: address and port of /metrics, /healthz and /api/v1/results"
 )

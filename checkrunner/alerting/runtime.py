@@ -6,6 +6,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from checkrunner.alerting.config import AlertingSpec, ReceiverConfig, receiver_option_set
 from checkrunner.alerting.delivery import DeliveryReport, Dispatcher
@@ -78,13 +79,16 @@ def process_run(
     deliver: bool = True,
     clock: Callable[[], float] = time.time,
     group_waits: bool = False,
+    fence: Callable[[Any], None] | None = None,
 ) -> tuple[Outcome, DeliveryReport | None]:
     """Alert state and notifications for one run (enqueue_run), then delivery of the outbox
     within the run's budget. With `deliver` False (--no-notify) everything is decided and
     nothing kept or sent. Watch mode calls enqueue_run and wakes its DeliveryWorker instead
     (worker.py): a receiver that is down must not hold a round.
     """
-    outcome = enqueue_run(db, spec, receivers, plan, run, mask, clock, group_waits, keep=deliver)
+    outcome = enqueue_run(
+        db, spec, receivers, plan, run, mask, clock, group_waits, keep=deliver, fence=fence
+    )
     if not deliver:
         return outcome, None
     report = Dispatcher(db, receivers.receivers, mask).deliver()
@@ -102,6 +106,7 @@ def enqueue_run(
     clock: Callable[[], float] = time.time,
     group_waits: bool = False,
     keep: bool = True,
+    fence: Callable[[Any], None] | None = None,
 ) -> Outcome:
     """Alert state and notifications for one run, committed with the messages they put in
     the outbox (in one transaction); nothing is sent. `outcome.unrenderable` (masked) are
@@ -115,12 +120,15 @@ def enqueue_run(
     nothing runs after a one-shot run to send what would wait, and a cron job's next run
     is a minute or an hour away, not group_wait. `keep` False: decided, then rolled back
     (--no-notify: later runs are unaffected). `spec` None (a playbook with handlers and no
-    receivers): the alert state only, for the handlers; nothing is queued.
+    receivers): the alert state only, for the handlers; nothing is queued. `fence`: called
+    first inside the transaction (watch --ha: LeaseLost unless this replica still leads).
     """
     now = clock()
     observations = observe_run(run, check_settings(plan), now)
     engine = AlertEngine(spec, receivers.receivers if receivers is not None else {})
     with db.transaction(dry_run=not keep) as connection:
+        if fence is not None:
+            fence(connection)
         outcome = engine.process(AlertStore(connection), observations, now, group_waits)
     outcome.unrenderable = [mask(failure) for failure in outcome.unrenderable]
     return outcome

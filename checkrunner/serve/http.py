@@ -6,7 +6,8 @@
     /metrics          prometheus_client's exposition (text or OpenMetrics, as the scraper
                       asks) of the StatusCollector: only the hosts and checks of the config
     /healthz          200 while the process serves
-    /-/ready          503 until the watch loop says it is ready (every host's first round done), then 200
+    /-/ready          503 until the watch loop says it is ready (every host's first round done), then 200;
+                      with --ha, 503 "standby: REPLICA leads" on a replica that does not lead
     /api/v1/results   the latest result of every host, in the JSON report's schema
 
 Listens on 127.0.0.1 unless told otherwise (`--listen ADDR:PORT`; 0.0.0.0 only when asked).
@@ -238,8 +239,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         elif path == "/healthz":
             self._send(200, b"ok\n")
         elif path == "/-/ready":
-            ready = self.server.status.ready
-            self._send(200 if ready else 503, b"ready\n" if ready else b"not ready\n")
+            ready, leader = self.server.status.ready, self.server.status.leader
+            if leader is not None and not leader[0]:
+                self._send(503, f"standby: {leader[1] or 'no replica'} leads\n".encode())
+            elif leader is not None:
+                self._send(200 if ready else 503, b"ready (leader)\n" if ready else b"not ready\n")
+            else:
+                self._send(200 if ready else 503, b"ready\n" if ready else b"not ready\n")
         elif path == "/api/v1/results":
             text = JsonReporter(None).render(self.server.status.results())
             self._send(200, text.encode("utf-8", "backslashreplace"), "application/json")

@@ -60,7 +60,9 @@ class RoundRecorder:
     them itself, so that a receiver that is down never holds a round. `remediate`: called
     by `heal` with the config, alerting's preview of the round, the round's results, open
     transports (or None) and the round's log state for verify runs; runs the handlers the firing alerts notify, attaches what they did
-    to the results and returns one line per decision (app.py builds it)."""
+    to the results and returns one line per decision (app.py builds it). `fence`: called
+    first in each transaction that records (watch --ha: LeaseLost unless this replica
+    leads)."""
 
     def __init__(
         self,
@@ -72,6 +74,7 @@ class RoundRecorder:
         clock: Callable[[], float] = time.time,
         worker: Any = None,
         remediate: Callable[..., list[str]] | None = None,
+        fence: Callable[[Any], None] | None = None,
     ):
         self.db = db
         self.config = config
@@ -83,6 +86,7 @@ class RoundRecorder:
         self.clock = clock
         self.worker = worker
         self.remediate = remediate
+        self.fence = fence
         self.retention = Retention.from_environment()
 
     def replace_config(self, config: LoadedConfig) -> None:
@@ -144,6 +148,8 @@ class RoundRecorder:
             self.log_state.commit(hosts)  # remembered in memory for the next round
             return
         with self.db.transaction() as connection:
+            if self.fence is not None:
+                self.fence(connection)
             self.log_state.commit(hosts, connection)
             if run.all_checks():
                 HistoryStore(connection, self.retention).record(run, self.clock())
@@ -153,8 +159,12 @@ class RoundRecorder:
 
         config = self.config
         arguments = (config.plan.alerting, config.receivers, config.plan, run, config.masker.text)
+        fence = self.fence
         if config.receivers is None:  # handlers without receivers: the alert state only
-            return enqueue_run(self.db, *arguments, clock=self.clock, keep=self.deliver), None
+            outcome = enqueue_run(
+                self.db, *arguments, clock=self.clock, keep=self.deliver, fence=fence
+            )
+            return outcome, None
         if self.worker is None or not self.deliver:
             return process_run(
                 self.db,
@@ -162,7 +172,10 @@ class RoundRecorder:
                 deliver=self.deliver,
                 clock=self.clock,
                 group_waits=self.group_waits,
+                fence=fence,
             )
-        outcome = enqueue_run(self.db, *arguments, clock=self.clock, group_waits=self.group_waits)
+        outcome = enqueue_run(
+            self.db, *arguments, clock=self.clock, group_waits=self.group_waits, fence=fence
+        )
         self.worker.wake()
         return outcome, None

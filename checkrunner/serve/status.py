@@ -90,6 +90,7 @@ class WatchStatus:
         self._reload_success_at = self._started_at
         self._configured_hosts: set[str] = set()  # keep_only's: their counters start at 0
         self._ready = False
+        self._leader: tuple[bool, str] | None = None  # --ha: (this replica leads, who leads)
         self._version = 0  # +1 whenever the results change: what / caches its page by
 
     # -- what the watch loop reports ----------------------------------------------------
@@ -141,6 +142,11 @@ class WatchStatus:
         with self._lock:
             self._ready = ready
 
+    def set_leader(self, leading: bool, leader: str) -> None:
+        """--ha: whether this replica leads, and which replica does (/-/ready says so)."""
+        with self._lock:
+            self._leader = (leading, leader)
+
     def keep_only(self, hosts: set[str], checks: set[tuple[str, str, str]]) -> None:
         """The configuration's hosts and checks (at start and after a reload): forget the
         hosts and the (host, play, check)s it no longer has, so that their series vanish
@@ -169,6 +175,12 @@ class WatchStatus:
     def ready(self) -> bool:
         with self._lock:
             return self._ready
+
+    @property
+    def leader(self) -> tuple[bool, str] | None:
+        """--ha: (this replica leads, who leads); None without --ha."""
+        with self._lock:
+            return self._leader
 
     @property
     def version(self) -> int:

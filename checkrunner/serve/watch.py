@@ -31,9 +31,11 @@ from checkrunner.runner import HostPool, RunOptions, raise_open_files_limit
 from checkrunner.serve.adaptive import is_urgent, next_interval
 from checkrunner.serve.breaker import CLOSED, HALF_OPEN, OPEN, Breaker
 from checkrunner.serve.events import EventLog
+from checkrunner.serve.ha import Leadership
 from checkrunner.serve.rounds import LoadedConfig, RoundRecorder
 from checkrunner.serve.schedule import Schedule, schedule_key
 from checkrunner.state.breakers import BackoffStore, StoredBackoff
+from checkrunner.state.lease import LeaseLost
 
 TICK = 0.5  # seconds: the longest the loop sleeps (signals, alert group waits, due checks)
 MIN_WAIT = 0.01  # seconds: the shortest, so that the loop never spins
@@ -71,10 +73,14 @@ class Watch:
         settings: WatchSettings,
         clock: Callable[[], float] = time.time,
         pusher: Any = None,
+        leadership: Leadership | None = None,
     ):
         """`pusher`: --push's PushWorker (serve/pusher.py), told after each round that
-        recorded results; None without --push."""
+        recorded results; None without --push. `leadership`: --ha's (serve/ha.py): the loop
+        works only while this replica leads; None: always."""
         self.pusher = pusher
+        self.leadership = leadership
+        self._leading = leadership is None
         self.config = config
         self._load = load
         self._options = options
@@ -112,10 +118,32 @@ class Watch:
         self.status.set_reload(True, self.clock())
         self._awaiting_first_round = self._export_config()
         self._first_rounds_done([])
+        if self.leadership is not None:
+            self.leadership.start()
         while not self._stopping:
-            self.tick()
+            if self._follows_leadership():
+                self.tick()
             self._wait_for_work()
         return self._shut_down()
+
+    def _follows_leadership(self) -> bool:
+        """With --ha: whether this replica leads now. A replica that starts leading checks
+        every host at once (from the state the last leader recorded); one that stops leading
+        drops the hosts in flight unrecorded (the leader now checks them)."""
+        if self.leadership is None:
+            return True
+        leading = self.leadership.leading
+        if leading and not self._leading:
+            now = self.clock()
+            self.schedule = Schedule()
+            self.schedule.sync(self.config.plan.hosts, now)
+            self._awaiting_first_round = self._export_config()
+        elif self._leading and not leading:
+            self._in_flight.clear()
+            self.status.set_ready(False)
+        self._leading = leading
+        self.status.set_leader(leading, self.leadership.leader)
+        return leading
 
     def stop(self) -> None:
         """Stop after the current tick (safe from a signal handler and from other threads)."""
@@ -304,7 +332,13 @@ class Watch:
         now = self.clock()
         run = RunResult(playbook=self.config.plan.playbook, started_at=now, finished_at=now)
         run.hosts = results
-        recorded = self.recorder.record(run, self.recorder.heal(run))
+        try:
+            recorded = self.recorder.record(run, self.recorder.heal(run))
+        except LeaseLost as exc:  # another replica leads now: this round is not ours
+            self.events.emit("lease-lost", f"round not recorded: {exc}")
+            if self.leadership is not None:
+                self.leadership.lost()
+            return
         self._first_rounds_done(results)
         if self.pusher is not None and results:
             self.pusher.queued(now)
@@ -448,6 +482,8 @@ class Watch:
             self.events.emit("delivery-deferred", "a send still in flight was left at the grace")
         if self.pusher is not None and not self.pusher.stop(self.settings.stop_grace):
             self.events.emit("push-deferred", "a push still in flight was left at the grace")
+        if self.leadership is not None:
+            self.leadership.stop()  # a leader releases the lease: a standby takes over now
         self.status.set_ready(False)
         self.events.emit("stop", "stopped", abandoned=abandoned)
         return 0

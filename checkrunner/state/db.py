@@ -254,6 +254,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX actions_by_handler ON actions (host, play, handler, started_at);
     CREATE INDEX actions_by_time ON actions (started_at);
     """,
+    """
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,         -- what is led: "watch PLAYBOOK" (and its shard)
+        holder TEXT NOT NULL,          -- the replica: host:pid
+        epoch INTEGER NOT NULL,        -- +1 each time it changes hands (the fencing token)
+        expires_at REAL NOT NULL
+    );
+    """,
 )
 
 
