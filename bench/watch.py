@@ -97,6 +97,9 @@ GOAL_RSS_GROWTH = 0.10  # control-node RSS after 300 rounds against after 10
 GOAL_RSS_MIB = 150  # MB
 WATCH_START_TIMEOUT = 60.0
 WATCH_STOP_TIMEOUT = 60.0
+# The bench's own patience with /metrics: generous, so that a slow answer is measured (the
+# slowest is printed) rather than ending the bench; Prometheus' default scrape timeout is 10 s.
+HTTP_TIMEOUT = 300.0
 
 
 @dataclass
@@ -311,9 +314,13 @@ class WatchProcess:
         raise SystemExit(f"checkrun watch: {why}\n{tail}")
 
     def get(self, path: str) -> str:
+        """`path` of the watch's HTTP face; how long the slowest answer took is kept."""
         base = self.url.rsplit("/metrics", 1)[0]
-        with urllib.request.urlopen(base + path, timeout=30) as answer:
-            return answer.read().decode()
+        started = time.monotonic()
+        with urllib.request.urlopen(base + path, timeout=HTTP_TIMEOUT) as answer:
+            text = answer.read().decode()
+        self.slowest_answer = max(getattr(self, "slowest_answer", 0.0), time.monotonic() - started)
+        return text
 
     def rounds(self) -> tuple[float, float]:
         """(count, sum) of checkrun_round_duration_seconds: one per host round."""
@@ -417,6 +424,9 @@ class WatchFigures:
     all_rounds: int  # fleet rounds at the last RSS reading, the first included
     skipped: float
     reconnects: int
+    fds: int = 0  # open file descriptors of the watch process at the last round
+    threads: int = 0
+    slowest_answer: float = 0.0  # seconds: the slowest /metrics or /api answer seen
 
     @property
     def cpu_per_host(self) -> float:
@@ -457,6 +467,7 @@ def watch_costs(
         control = watch.cpu() - control_before
         target = fleet_cpu(fleet) - target_before
         rss_after_all = watch.rss_mib()
+        fds, threads = watch.ps.num_fds(), watch.ps.num_threads()
         results_ok(watch, hosts)
         skipped = watch.metric_total("checkrun_skipped_rounds_total")
         reconnects = watch.count("reconnected") + watch.count("lost")
@@ -474,6 +485,9 @@ def watch_costs(
         rounds + 1,
         skipped,
         reconnects,
+        fds,
+        threads,
+        getattr(watch, "slowest_answer", 0.0),
     )
 
 
@@ -658,6 +672,12 @@ def print_summary(
             f"{verdict(wall_ratio <= GOAL_WALL)}"
         )
     for figures in (cost, rss):
+        if figures is not None:
+            print(
+                f"watch process at interval {figures.interval:g}s, last round: RSS "
+                f"{figures.rss_after_all:.1f} MiB, {figures.fds} open fds, {figures.threads} "
+                f"threads; slowest HTTP answer {figures.slowest_answer:.2f} s"
+            )
         if figures is None or not figures.rss_after_10:
             continue
         growth = figures.rss_after_all / figures.rss_after_10
