@@ -125,9 +125,13 @@ class RoundRecorder:
             self.log_state.commit(hosts)  # remembered in memory for the next round
             return
         with self.db.transaction() as connection:
-            self.log_state.commit(hosts, connection)
+            # A check whose lines another run counted meanwhile (sharing the database)
+            # keeps neither its offsets nor its counts (LogState.commit).
+            counted_elsewhere = self.log_state.commit(hosts, connection)
             if run.all_checks():
-                HistoryStore(connection, self.retention).record(run, self.clock())
+                HistoryStore(connection, self.retention).record(
+                    run, self.clock(), skip=counted_elsewhere
+                )
 
     def _alert(self, run: RunResult):
         from checkrunner.alerting.runtime import enqueue_run, process_run

@@ -46,12 +46,13 @@ class PushOutbox:
                 "DELETE FROM push_outbox WHERE state != ? AND done_at < ?",
                 (PENDING, now - KEPT_SECONDS),
             )
-            cursor = connection.execute(
+            row = connection.execute(
                 "INSERT INTO push_outbox (destination, grouping, payload, created_at) "
-                "VALUES (?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?) RETURNING id",
                 (destination, json.dumps(grouping, sort_keys=True), payload, now),
             )
-        return int(cursor.lastrowid)
+            push_id = int(row.fetchone()[0])
+        return push_id
 
     def pending(self, destination: str) -> list[PendingPush]:
         """The pushes still to deliver to `destination`, oldest first."""
