@@ -43,7 +43,14 @@ HOUR = 3600.0
 DAY = 86400.0
 
 
-def _rows(state: Path, sql: str, *args) -> list[tuple]:
+def _rows(state: Path | str, sql: str, *args) -> list[tuple]:
+    """The rows of a query on a state database, a file (read as it is) or a URL."""
+    if isinstance(state, str) and state.startswith("postgresql://"):
+        db = open_state(state)
+        try:
+            return [tuple(row) for row in db.connection.execute(sql, args).fetchall()]
+        finally:
+            db.close()
     connection = sqlite3.connect(state)
     try:
         return connection.execute(sql, args).fetchall()
@@ -51,11 +58,11 @@ def _rows(state: Path, sql: str, *args) -> list[tuple]:
         connection.close()
 
 
-def _run(tmp_path: Path, value: str, *extra: str):
+def _run(tmp_path: Path, value: str, *extra: str, state: Path | str | None = None):
     playbook = tmp_path / "p.yml"
     playbook.write_text(PLAYBOOK)
     env = {"CHECKRUN_TEST_V": value}
-    return run_checkrun(playbook, "--state", tmp_path / "s.db", *extra, env=env)
+    return run_checkrun(playbook, "--state", state or tmp_path / "s.db", *extra, env=env)
 
 
 def _rounds(state: Path) -> int:
@@ -68,10 +75,10 @@ def _rounds(state: Path) -> int:
         return 0
 
 
-def test_each_run_records_every_measurement_with_its_status_at_one_time(tmp_path):
-    assert _run(tmp_path, "42").returncode == 0  # WARNING, fail-on critical
-    assert _run(tmp_path, "55").returncode == 2
-    state = tmp_path / "s.db"
+def test_each_run_records_every_measurement_with_its_status_at_one_time(tmp_path, state_target):
+    state = state_target
+    assert _run(tmp_path, "42", state=state).returncode == 0  # WARNING, fail-on critical
+    assert _run(tmp_path, "55", state=state).returncode == 2
     rows = _rows(
         state,
         "SELECT s.metric, x.at, x.value, x.status FROM samples x JOIN series s ON s.id = x.series "
@@ -167,10 +174,10 @@ def test_a_series_unit_follows_the_newest_run(tmp_path):
     assert _rows(tmp_path / "s.db", "SELECT unit FROM series WHERE metric = 'used'") == [("%",)]
 
 
-def test_hourly_rows_show_min_avg_max_in_the_unit(tmp_path):
+def test_hourly_rows_show_min_avg_max_in_the_unit(state_target):
     start = 1_800_000_000.0 // HOUR * HOUR
     clock = Clock(start)
-    db = open_state(str(tmp_path / "s.db"))
+    db = open_state(state_target)
     recorder = RoundRecorder(db, _config(), clock=clock)
     for offset, value in ((0, 0.25), (600, 1.5)):
         clock.now = start + offset
@@ -185,14 +192,14 @@ def test_hourly_rows_show_min_avg_max_in_the_unit(tmp_path):
     assert lines[4].split()[2] == "2s"
 
 
-def test_a_long_window_is_shown_one_row_per_hour_and_json_keeps_every_sample(tmp_path):
+def test_a_long_window_is_shown_one_row_per_hour_and_json_keeps_every_sample(state_target):
     """More samples than TABLE_SAMPLES: the table has a row per hour (as the upkeep folds
     them), the sparkline a character per row; --json still gives each sample."""
     rounds = TABLE_SAMPLES + 60
     step = 15  # 300 samples over more than an hour: two or three hours, whatever the time
     start = time.time() - rounds * step  # the newest sample is now
     clock = Clock(start)
-    db = open_state(str(tmp_path / "s.db"))
+    db = open_state(state_target)
     recorder = RoundRecorder(db, _config(), clock=clock)
     by_hour: dict[float, list[int]] = {}
     for number in range(rounds):
@@ -201,7 +208,7 @@ def test_a_long_window_is_shown_one_row_per_hour_and_json_keeps_every_sample(tmp
         status = Status.WARNING if number == rounds - 1 else Status.OK
         recorder.record(_round(("web", "load", float(number), status), unit="%"))
     db.close()
-    args = ("history", "--host", "web", "--check", "load", "--state", tmp_path / "s.db")
+    args = ("history", "--host", "web", "--check", "load", "--state", state_target)
     shown = run_checkrun(*args, "--since", "3h")
     assert len(by_hour) >= 2
     assert shown.returncode == 0, shown.stderr
@@ -360,10 +367,10 @@ class Clock:
         return self.now
 
 
-def test_raw_samples_fold_into_hourly_min_avg_max_count_and_are_pruned(tmp_path):
+def test_raw_samples_fold_into_hourly_min_avg_max_count_and_are_pruned(state_target):
     start = 1_800_000_000.0 // HOUR * HOUR  # the start of an hour
     clock = Clock(start)
-    db = open_state(str(tmp_path / "s.db"))
+    db = open_state(state_target)
     recorder = RoundRecorder(db, _config(), clock=clock)
     hour_one = [(0, 1.0, Status.OK), (600, 2.0, Status.OK), (1200, 3.0, Status.WARNING)]
     for offset, value, status in [*hour_one, (3000, 6.0, Status.OK), (HOUR + 60, 10.0, Status.OK)]:
@@ -394,13 +401,13 @@ def test_raw_samples_fold_into_hourly_min_avg_max_count_and_are_pruned(tmp_path)
         1,
     )
     assert (raw.value, raw.count) == (4.0, 0)
-    assert len(_rows(tmp_path / "s.db", "SELECT * FROM samples")) == 1
+    assert len(_rows(state_target, "SELECT * FROM samples")) == 1
 
     # At most once an hour: a sample that falls out of the raw window meanwhile waits.
-    upkeep_at = _rows(tmp_path / "s.db", "SELECT ran_at FROM history_upkeep")
+    upkeep_at = _rows(state_target, "SELECT ran_at FROM history_upkeep")
     clock.now += 30 * 60
     recorder.record(_round(("web", "load", 5.0, Status.OK)))
-    assert _rows(tmp_path / "s.db", "SELECT ran_at FROM history_upkeep") == upkeep_at
+    assert _rows(state_target, "SELECT ran_at FROM history_upkeep") == upkeep_at
 
     # Past the hourly window, the hourly rows go; a series with nothing left goes too.
     clock.now = start + 100 * DAY
@@ -523,13 +530,13 @@ def _assert_same_rows(found: dict, expected: dict) -> None:
             assert got == (pytest.approx(want, rel=1e-12) if isinstance(want, float) else want)
 
 
-def test_every_hour_including_the_current_one_is_a_fold_of_its_raw_samples(tmp_path):
+def test_every_hour_including_the_current_one_is_a_fold_of_its_raw_samples(state_target):
     """record keeps each hour's row up to date: min/avg/max/count/worst/Σv² and the OK-only
     sums equal a fold of the raw samples, the current (partial) hour included; a second
     sample of a series at the same instant is ignored in both tables."""
     start = 1_800_000_000.0 // HOUR * HOUR
     clock = Clock(start)
-    db = open_state(str(tmp_path / "s.db"))
+    db = open_state(state_target)
     recorder = RoundRecorder(db, _config(), clock=clock)
     statuses = [Status.OK, Status.OK, Status.WARNING, Status.OK, Status.CRITICAL, Status.OK]
     for number in range(3 * 60 + 25):  # every minute: three hours and a current partial one
@@ -638,7 +645,7 @@ def _sample_fold(raw: list[tuple], since: float) -> tuple:
     return avg, worst, low, high, count
 
 
-def test_whole_hours_are_read_from_the_hourly_rows_and_only_the_edges_from_raw(tmp_path):
+def test_whole_hours_are_read_from_the_hourly_rows_and_only_the_edges_from_raw(state_target):
     """The readers take whole hours from samples_hourly: raw samples changed behind the
     rollup's back inside whole hours change no answer; changed in a cut first hour or in
     the current hour, they do (those edges are read from the raw samples)."""
@@ -646,7 +653,7 @@ def test_whole_hours_are_read_from_the_hourly_rows_and_only_the_edges_from_raw(t
 
     start = 1_800_000_000.0 // HOUR * HOUR
     clock = Clock(start)
-    db = open_state(str(tmp_path / "s.db"))
+    db = open_state(state_target)
     recorder = RoundRecorder(db, _config(), clock=clock)
     for number in range(5 * 360 + 100):  # every 10 s: five hours and a current partial one
         clock.now = start + number * 10

@@ -679,8 +679,8 @@ def _rollup_sql(dialect: Dialect) -> str:
     return (
         f"INSERT INTO samples_hourly ({_HOURLY_COLUMNS}) "
         f"SELECT CAST(?1 AS BIGINT), CAST(?2 AS DOUBLE PRECISION), {value}, {value}, {value}, "
-        f"1, CAST(?4 AS TEXT), {value} * {value}, CASE WHEN ?3 IS NULL THEN 0 ELSE 1 END, "
-        f"{value}, CASE WHEN ?5 IS NULL THEN 0 ELSE 1 END, COALESCE({ok}, 0), "
+        f"1, CAST(?4 AS TEXT), {value} * {value}, CASE WHEN {value} IS NULL THEN 0 ELSE 1 END, "
+        f"{value}, CASE WHEN {ok} IS NULL THEN 0 ELSE 1 END, COALESCE({ok}, 0), "
         f"COALESCE({ok} * {ok}, 0) "
         "WHERE NOT EXISTS (SELECT 1 FROM samples WHERE series = ?1 AND at = ?6) "
         "ON CONFLICT (series, hour) DO UPDATE SET "

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
+from psycopg.types.numeric import FloatLoader
 
 from checkrunner.errors import ConfigError
 from checkrunner.state.db import MIGRATIONS, BackendError, StateDB
@@ -206,7 +207,11 @@ def open_postgres(url: str, upto: int | None = None) -> PostgresStateDB:
 
 
 def _connect(url: str) -> psycopg.Connection:
-    return psycopg.connect(url, autocommit=True, fallback_application_name="checkrun")
+    raw = psycopg.connect(url, autocommit=True, fallback_application_name="checkrun")
+    # numeric is what SUM of integers gives: a float, as SQLite's arithmetic gives (the
+    # stores divide it by floats); the schema stores no numeric column.
+    raw.adapters.register_loader("numeric", FloatLoader)
+    return raw
 
 
 def _migrate(raw: psycopg.Connection, upto: int) -> None:
