@@ -123,14 +123,16 @@ class LogState:
         )
         joined = "JOIN wanted USING (host, play, check_name)"
         ordered_join = dialect_of(connection).ordered_join
-        for host, play, name, path, cursor in connection.execute(
-            f"SELECT host, play, check_name, path, cursor FROM log_cursors {joined}"
+        # Scan time and cursors in one statement, so from one snapshot: they are the
+        # compare-and-set's pair (commit), whatever another run commits meanwhile.
+        for host, play, name, scanned_at, path, cursor in connection.execute(
+            f"SELECT host, play, check_name, scanned_at, path, cursor FROM log_scans {joined} "
+            "LEFT JOIN log_cursors USING (host, play, check_name)"
         ):
-            self._entry(host, play, name).cursors[path] = json.loads(cursor)
-        for host, play, name, scanned_at in connection.execute(
-            f"SELECT host, play, check_name, scanned_at FROM log_scans {joined}"
-        ):
-            self._entry(host, play, name).scanned_at = scanned_at
+            saved = self._entry(host, play, name)
+            saved.scanned_at = scanned_at
+            if path is not None:
+                saved.cursors[path] = json.loads(cursor)
         if window <= 0:
             return
         # The measurement history every round keeps (history.py): the newest `window`
