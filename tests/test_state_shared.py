@@ -268,3 +268,65 @@ def test_two_runners_sharing_postgresql_count_each_line_once_and_notify_once(
         assert len(notified) == 1, notified
         assert outbox_states(db) == ["delivered"]
         db.close()
+
+
+def _runner(tmp_path: Path, state: str, log: Path):
+    """One runner: its own connection and RoundRecorder over a plan with one log check on
+    the local host (as `checkrun` builds it)."""
+    from helpers import plan_from_text
+
+    from checkrunner.masking import Masker
+    from checkrunner.serve.rounds import LoadedConfig, RoundRecorder
+
+    playbook = (
+        "- name: logs\n  hosts: all\n  checks:\n    - name: app log\n      log:\n"
+        f"        path: {log}\n        start: beginning\n"
+        "        patterns:\n          - {name: errors, regex: ' ERROR '}\n"
+    )
+    inventory = "all:\n  hosts:\n    web1: {ansible_connection: local}\n"
+    tmp_path.mkdir()
+    plan = plan_from_text(tmp_path, playbook, inventory)
+    config = LoadedConfig(plan=plan, receivers=None, masker=Masker([]))
+    return RoundRecorder(open_state(state), config)
+
+
+def _round_of(recorder):
+    from checkrunner.runner import RunOptions, run_plan
+
+    plan = recorder.config.plan
+    return run_plan(plan, RunOptions(observe=recorder.log_state.observe))
+
+
+def _errors(run) -> float:
+    (check,) = run.hosts[0].checks
+    return check.measurements["errors"]
+
+
+def test_of_two_runs_that_read_the_same_lines_one_records_them(tmp_path, state_target):
+    """Two runners' rounds overlap on a host: both read the log from the same offset. The
+    first to commit records the count and moves the offset; the other's commit finds the
+    offset moved (compare-and-set) and records neither, and its next round reads on from
+    where the first left: each line counted once in the state, none skipped."""
+    log = tmp_path / "app.log"
+    log.write_text("12:00 ERROR a\n12:00 ERROR b\n")
+    first = _runner(tmp_path / "a", state_target, log)
+    second = _runner(tmp_path / "b", state_target, log)
+    for recorder in (first, second):
+        recorder.prepare(recorder.config.plan.hosts)
+    first_run, second_run = _round_of(first), _round_of(second)
+    assert _errors(first_run) == _errors(second_run) == 2  # both read the same two lines
+    first.record(first_run)
+    second.record(second_run)
+    with log.open("a") as handle:
+        handle.write("12:01 ERROR c\n")
+    second.prepare(second.config.plan.hosts)
+    third = _round_of(second)
+    assert _errors(third) == 1  # on from the first runner's offset
+    second.record(third)
+    counted = first.db.connection.execute(
+        "SELECT x.value FROM samples AS x JOIN series AS s ON s.id = x.series "
+        "WHERE s.metric = 'errors' ORDER BY x.at"
+    ).fetchall()
+    assert [row[0] for row in counted] == [2.0, 1.0]
+    first.db.close()
+    second.db.close()
