@@ -330,3 +330,34 @@ def test_of_two_runs_that_read_the_same_lines_one_records_them(tmp_path, state_t
     assert [row[0] for row in counted] == [2.0, 1.0]
     first.db.close()
     second.db.close()
+
+
+def test_pushes_and_backoffs_round_trip_on_both_backends(state_target):
+    """The Pushgateway outbox (bytes payloads, ids in queue order) and the circuit breakers'
+    rows, as `--push` and watch mode keep them."""
+    from checkrunner.state.breakers import BackoffStore, StoredBackoff
+    from checkrunner.state.pushes import DELIVERED, PushOutbox
+
+    db = open_state(state_target)
+    pushes = PushOutbox(db)
+    payload = b"up 1\nchecks_total 2\n\x00binary-safe\n"
+    first = pushes.queue("d1", {"job": "checkrun"}, payload, now=10.0)
+    second = pushes.queue("d1", {"job": "checkrun", "instance": "r2"}, b"up 0\n", now=11.0)
+    assert second > first
+    pending = pushes.pending("d1")
+    assert [(p.id, p.payload, p.grouping["job"]) for p in pending] == [
+        (first, payload, "checkrun"),
+        (second, b"up 0\n", "checkrun"),
+    ]
+    pushes.record_failure(first, "503")
+    pushes.finish(first, DELIVERED, None, now=12.0)
+    assert [p.id for p in pushes.pending("d1")] == [second]
+    assert pushes.pending_elsewhere("d2") == 1
+    backoffs = BackoffStore(db)
+    backoff = StoredBackoff("web1", 3, 100.0, "unreachable", "timed out", 90.0)
+    backoffs.save(backoff)
+    backoffs.save(StoredBackoff("web1", 4, 200.0, "unreachable", "refused", 95.0))
+    assert [b.failures for b in backoffs.all()] == [4]
+    backoffs.clear("web1")
+    assert backoffs.all() == []
+    db.close()
