@@ -16,7 +16,7 @@ from recorder import Recorder
 
 from checkrunner.alerting.delivery import Dispatcher
 from checkrunner.errors import ConfigError
-from checkrunner.state.db import MIGRATIONS, open_state
+from checkrunner.state.db import MIGRATIONS, BackendError, open_state
 
 RUNS_EACH = 6  # one-shot runs per runner while the log grows
 
@@ -360,4 +360,20 @@ def test_pushes_and_backoffs_round_trip_on_both_backends(state_target):
     assert [b.failures for b in backoffs.all()] == [4]
     backoffs.clear("web1")
     assert backoffs.all() == []
+    db.close()
+
+
+def test_a_connection_the_server_dropped_is_made_again_for_the_next_statement(postgres_server):
+    """A PostgreSQL restart or failover under a watch process: the statement that finds
+    its connection gone fails, the next transaction runs on a new connection."""
+    url = postgres_server.new_database()
+    db = open_state(url)
+    (pid,) = db.connection.execute("SELECT pg_backend_pid()").fetchone()
+    postgres_server.psql(f"SELECT pg_terminate_backend({pid})")
+    with pytest.raises(BackendError):
+        db.connection.execute("SELECT 1")
+    with db.transaction() as connection:
+        connection.execute("INSERT INTO log_scans VALUES ('web1', 'app', 'log', 1.0)")
+    assert db.connection.execute("SELECT COUNT(*) FROM log_scans").fetchone()[0] == 1
+    assert db.connection.execute("SELECT pg_backend_pid()").fetchone()[0] != pid
     db.close()

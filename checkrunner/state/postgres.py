@@ -96,12 +96,14 @@ class PostgresConnection:
 
     dialect = POSTGRESQL
 
-    def __init__(self, raw: psycopg.Connection):
+    def __init__(self, raw: psycopg.Connection, url: str):
         self.raw = raw
+        self._url = url
 
     def execute(self, query: str, parameters: Sequence[Any] = ()) -> psycopg.Cursor:
         text, order = _translated(query)
         try:
+            self._reconnect_if_lost()
             if order is None:
                 return self.raw.execute(text)
             return self.raw.execute(text, _arranged(parameters, order))
@@ -111,13 +113,21 @@ class PostgresConnection:
     def executemany(self, query: str, rows: Iterable[Sequence[Any]]) -> psycopg.Cursor:
         text, order = _translated(query)
         arranged = [_arranged(row, order or []) for row in rows]
-        cursor = self.raw.cursor()
         try:
+            self._reconnect_if_lost()
+            cursor = self.raw.cursor()
             if arranged:
                 cursor.executemany(text, arranged)
         except psycopg.Error as exc:
             raise BackendError(_message(exc)) from exc
         return cursor
+
+    def _reconnect_if_lost(self) -> None:
+        """A connection the server dropped (a restart, a failover) is made again before
+        the next statement outside a transaction: the statement that found it lost failed
+        (with its transaction, rolled back by the server), the next ones need not."""
+        if self.raw.closed:
+            self.raw = _connect(self._url)
 
     def close(self) -> None:
         self.raw.close()
@@ -159,7 +169,7 @@ class PostgresStateDB(StateDB):
     def reopen(self) -> PostgresStateDB:
         """Another connection to the same database, for the calling thread."""
         try:
-            return PostgresStateDB(self._url, PostgresConnection(_connect(self._url)))
+            return PostgresStateDB(self._url, PostgresConnection(_connect(self._url), self._url))
         except psycopg.Error as exc:
             raise BackendError(_message(exc)) from exc
 
@@ -203,7 +213,7 @@ def open_postgres(url: str, upto: int | None = None) -> PostgresStateDB:
             hint="check the URL and the PG* environment variables (PGPASSWORD, PGSSLMODE ...), "
             "or run without state: --no-state",
         ) from None
-    return PostgresStateDB(url, PostgresConnection(raw))
+    return PostgresStateDB(url, PostgresConnection(raw, url))
 
 
 def _connect(url: str) -> psycopg.Connection:
