@@ -25,7 +25,7 @@ from checkrunner.report.history import (
 )
 from checkrunner.results import CheckResult, HostResult, RunResult, Status
 from checkrunner.serve.rounds import LoadedConfig, RoundRecorder
-from checkrunner.state.db import open_state
+from checkrunner.state.db import STATE_ERRORS, open_state
 from checkrunner.state.history import HistoryStore, Retention, Sample, SeriesKey
 from checkrunner.state.keys import CheckKey
 
@@ -459,27 +459,34 @@ def test_history_reads_and_upkeep_use_primary_key_ranges(tmp_path):
     db.close()
 
 
-def test_the_log_checks_former_history_table_moves_into_the_samples(tmp_path):
+def test_the_log_checks_former_history_table_moves_into_the_samples(state_target):
     """A database from before: its log counts become samples (status '' : not recorded)."""
     from checkrunner.state.db import MIGRATIONS
 
-    path = tmp_path / "old.db"
-    connection = sqlite3.connect(path)
-    for migration in MIGRATIONS[:7]:
-        connection.executescript(migration)
-    connection.execute("PRAGMA user_version = 7")
-    connection.executemany(
-        "INSERT INTO history (host, play, check_name, metric, at, value) VALUES (?, ?, ?, ?, ?, ?)",
-        [("web", "logs", "errors", "errors", at, at * 2) for at in (1.0, 2.0)],
+    rows = [("web", "logs", "errors", "errors", at, at * 2) for at in (1.0, 2.0)]
+    insert = (
+        "INSERT INTO history (host, play, check_name, metric, at, value) VALUES (?, ?, ?, ?, ?, ?)"
     )
-    connection.commit()
-    connection.close()
-    db = open_state(str(path))
+    if state_target.startswith("postgresql://"):
+        from checkrunner.state.postgres import open_postgres
+
+        old = open_postgres(state_target, upto=7)
+        old.connection.executemany(insert, rows)
+        old.close()
+    else:
+        connection = sqlite3.connect(state_target)
+        for migration in MIGRATIONS[:7]:
+            connection.executescript(migration)
+        connection.execute("PRAGMA user_version = 7")
+        connection.executemany(insert, rows)
+        connection.commit()
+        connection.close()
+    db = open_state(state_target)
     key = SeriesKey(CheckKey("web", "logs", "errors"), "errors")
     samples = HistoryStore(db.connection).samples(key, 0.0)
     assert [(s.at, s.value, s.status) for s in samples] == [(1.0, 2.0, ""), (2.0, 4.0, "")]
-    tables = {name for (name,) in db.connection.execute("SELECT name FROM sqlite_master")}
-    assert "history" not in tables
+    with pytest.raises(STATE_ERRORS):  # the table is gone
+        db.connection.execute("SELECT COUNT(*) FROM history").fetchone()
     db.close()
 
 
@@ -554,7 +561,7 @@ def test_every_hour_including_the_current_one_is_a_fold_of_its_raw_samples(state
     db.close()
 
 
-def _previous_schema_database(path: Path, raw: list[tuple], hourly: list[tuple]) -> None:
+def _previous_schema_database(target: str, raw: list[tuple], hourly: list[tuple]) -> None:
     """A database as the checkrun before the rollup left it: raw samples inside the raw
     window and no hourly row for their hours; hourly rows (as its upkeep folded them) before."""
     from checkrunner.state.db import MIGRATIONS
@@ -562,10 +569,17 @@ def _previous_schema_database(path: Path, raw: list[tuple], hourly: list[tuple])
 
     # The schema just before the rollup's migration (later migrations are appended after it).
     rollup = next(n for n, m in enumerate(MIGRATIONS) if FOLD_RAW_INTO_HOURS_SQL in m)
-    connection = sqlite3.connect(path)
-    for migration in MIGRATIONS[:rollup]:
-        connection.executescript(migration)
-    connection.execute(f"PRAGMA user_version = {rollup}")
+    if target.startswith("postgresql://"):
+        from checkrunner.state.postgres import open_postgres
+
+        db = open_postgres(target, upto=rollup)
+        connection = db.connection
+    else:
+        db = None
+        connection = sqlite3.connect(target)
+        for migration in MIGRATIONS[:rollup]:
+            connection.executescript(migration)
+        connection.execute(f"PRAGMA user_version = {rollup}")
     connection.execute(
         "INSERT INTO series (id, host, play, check_name, metric, unit) "
         "VALUES (1, 'web', 'play', 'load', 'v', '%')"
@@ -576,11 +590,14 @@ def _previous_schema_database(path: Path, raw: list[tuple], hourly: list[tuple])
         "VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
         hourly,
     )
+    if db is not None:  # PostgreSQL: each statement committed on its own
+        db.close()
+        return
     connection.commit()
     connection.close()
 
 
-def test_a_database_from_before_the_rollup_answers_history_and_baselines_the_same(tmp_path):
+def test_a_database_from_before_the_rollup_answers_history_and_baselines_the_same(state_target):
     """The migration folds the kept raw samples into hourly rows: `checkrun history` (as
     hours and as every sample) and the baselines answer as the checkrun before did (the
     hours folded then: left out of a baseline whole if any of their samples failed)."""
@@ -595,9 +612,9 @@ def test_a_database_from_before_the_rollup_answers_history_and_baselines_the_sam
     raw = [  # three hours of raw samples every 30 s, some failing
         (start + 2 * HOUR + n * 30.0, float(n % 13), statuses[n % 7]) for n in range(360)
     ]
-    path = tmp_path / "s.db"
+    path = state_target
     _previous_schema_database(path, raw, old_hours)
-    db = open_state(str(path))
+    db = open_state(path)
     store = HistoryStore(db.connection)
     [key] = store.series()
     since = start + 30 * 60  # cuts the first old hour (shown whole, as before) ...
