@@ -144,7 +144,7 @@ class HistoryStore:
         caller's transaction); then the upkeep if it is due. Returns the samples written.
         `skip`: checks whose measurements are not recorded (counts another run recorded)."""
         skipped = set(skip)
-        rows: dict[int, tuple] = {}  # by series: a series is written once per instant
+        measurements = []  # (series' name, its unit, value, status)
         for check in run.all_checks():
             if check.status is Status.SKIPPED:
                 continue
@@ -155,8 +155,13 @@ class HistoryStore:
             if not measured:
                 measured = {check.metric or NO_METRIC: check.value}
             for metric, value in measured.items():
-                series = self._series_id(key, metric, _unit_of(check, metric))
-                rows[series] = (series, now, value, check.status.value)
+                ident = (key.host, key.play, key.check, metric)
+                measurements.append((ident, _unit_of(check, metric), value, check.status.value))
+        known = self._known_series([ident for ident, *_ in measurements])
+        rows: dict[int, tuple] = {}  # by series: a series is written once per instant
+        for ident, unit, value, status in measurements:
+            series = self._series_id(ident, unit, known)
+            rows[series] = (series, now, value, status)
         hour = now // HOUR * HOUR
         ordered = [rows[series] for series in sorted(rows)]  # one lock order for every run
         # The hours first: their upsert skips a sample whose instant the series has already.
@@ -175,24 +180,54 @@ class HistoryStore:
         self.upkeep_if_due(now)
         return len(rows)
 
-    def _series_id(self, key: CheckKey, metric: str, unit: str) -> int:
-        """The series' id, made if new; its unit updated only when it changed (a module
-        upgrade), so a round costs one read per series, as before units were kept."""
-        ident = (key.host, key.play, key.check, metric)
-        row = self.connection.execute(
-            "SELECT id, unit FROM series "
-            "WHERE host = ? AND play = ? AND check_name = ? AND metric = ?",
-            ident,
-        ).fetchone()
+    def _known_series(self, idents: list[tuple]) -> dict[tuple, tuple[int, str]] | None:
+        """(id, unit) of these series, read in a few statements, on PostgreSQL: a statement
+        per series is a round trip to the server each (SQLite, in process, reads them one
+        by one, faster than a join: None)."""
+        if self._sql is _STATEMENTS[SQLITE.name]:
+            return None
+        found: dict[tuple, tuple[int, str]] = {}
+        unique = list(dict.fromkeys(idents))
+        for start in range(0, len(unique), _SERIES_PER_READ):
+            chunk = unique[start : start + _SERIES_PER_READ]
+            values = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+            rows = self.connection.execute(
+                "SELECT s.host, s.play, s.check_name, s.metric, s.id, s.unit FROM series AS s "
+                f"JOIN (VALUES {values}) AS wanted (host, play, check_name, metric) "
+                "ON s.host = wanted.host AND s.play = wanted.play "
+                "AND s.check_name = wanted.check_name AND s.metric = wanted.metric",
+                [part for ident in chunk for part in ident],
+            )
+            for host, play, name, metric, series, unit in rows:
+                found[host, play, name, metric] = (series, unit)
+        return found
+
+    def _series_id(
+        self, ident: tuple, unit: str, known: dict[tuple, tuple[int, str]] | None = None
+    ) -> int:
+        """The series' id (host, play, check, metric), made if new; its unit updated only
+        when it changed (a module upgrade), so a round costs one read per series, as before
+        units were kept (or none: `known`, what `_known_series` read)."""
+        if known is not None:
+            row = known.get(ident)
+        else:
+            row = self.connection.execute(
+                "SELECT id, unit FROM series "
+                "WHERE host = ? AND play = ? AND check_name = ? AND metric = ?",
+                ident,
+            ).fetchone()
         if row is None:
-            return self.connection.execute(
+            series = self.connection.execute(
                 "INSERT INTO series (host, play, check_name, metric, unit) VALUES (?, ?, ?, ?, ?) "
                 "RETURNING id",
                 (*ident, unit),
             ).fetchone()[0]
-        series, stored = row
-        if stored != unit:
-            self.connection.execute("UPDATE series SET unit = ? WHERE id = ?", (unit, series))
+        else:
+            series, stored = row
+            if stored != unit:
+                self.connection.execute("UPDATE series SET unit = ? WHERE id = ?", (unit, series))
+        if known is not None:
+            known[ident] = (series, unit)  # a second measurement of it in the round
         return series
 
     # -- retention ----------------------------------------------------------------------------
@@ -728,6 +763,7 @@ class _Statements:
     raw_slots: str
 
 
+_SERIES_PER_READ = 1000  # series per statement (4 parameters each: PostgreSQL takes 65,535)
 _STATEMENTS = {
     dialect.name: _Statements(_rollup_sql(dialect), _raw_slots_sql(dialect))
     for dialect in (SQLITE, POSTGRESQL)
