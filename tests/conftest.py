@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 from helpers import run_checkrun
+from supervised import Supervised, supervised_service
 
 
 @pytest.fixture(autouse=True)
@@ -127,3 +128,9 @@ def state_target(request, tmp_path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "state.db")
     return request.getfixturevalue("postgres_server").new_database()
+
+
+@pytest.fixture
+def service(tmp_path) -> Iterator[Supervised]:
+    """A real HTTP service under a supervisor script (supervised.py), for self-healing tests."""
+    yield from supervised_service(tmp_path)

@@ -809,3 +809,41 @@ def test_no_progress_when_stderr_is_not_a_terminal(plain_env):
         reporter.on_host_done(host)
     reporter.finish(run)
     assert progress.getvalue() == ""
+
+
+# --- remediation (issue 14) ------------------------------------------------------------
+
+
+def test_every_report_says_what_the_handler_did():
+    """A check whose firing alert notified a handler: every format shows the result next
+    to the check, whose own status stays as measured (and so does the exit code)."""
+    from checkrunner.report import REPORTERS
+    from checkrunner.results import REMEDIATED, RemediationResult
+
+    remediation = RemediationResult(
+        handler="restart app",
+        action="restart app.service",
+        result=REMEDIATED,
+        text="app health CRITICAL → restarted app.service → OK after 4.2 s",
+        exit_status=0,
+        seconds=4.2,
+        verify_status="OK",
+        verify_message="HTTP 200",
+    )
+    failing = check("web1", "app health", Status.CRITICAL, message="connection refused")
+    failing.remediation = remediation
+    run = RunResult(playbook="p.yml", started_at=1.0, finished_at=2.0)
+    run.hosts = [HostResult(host="web1", checks=[failing])]
+    assert run.exit_code == 2
+    shown = "restarted app.service → OK after 4.2 s"
+    rendered = {name: render(REPORTERS[name], run) for name in REPORTERS}
+    for name in ("terminal", "markdown", "junit", "nagios", "html"):
+        assert f"remediation: {shown}" in rendered[name].replace("\\u2192", "→"), name
+    assert (
+        'checkrun_check_remediation{check="app health",handler="restart app",'
+        in rendered["prometheus"]
+    )
+    assert 'result="remediated"} 1.0' in rendered["prometheus"]
+    document = json.loads(rendered["json"])
+    jsonschema.validate(document, SCHEMA)
+    assert document["hosts"][0]["checks"][0]["remediation"]["text"] == remediation.text
