@@ -253,8 +253,13 @@ def test_two_runners_sharing_postgresql_count_each_line_once_and_notify_once(
             thread.join()
         writing.clear()
         writer.join()
-        for _ in range(2):  # the lines written last, and any a losing run left unrecorded
-            assert run_checkrun(playbook, "--state", url).returncode == 2
+        # The lines written last, and any a losing run left unrecorded; then three more,
+        # recorded by a run that finds the database through $CHECKRUN_STATE.
+        assert run_checkrun(playbook, "--state", url).returncode == 2
+        with log.open("a") as handle:
+            handle.writelines(f"2026-12-05 06:01:00 ERROR late {n}\n" for n in range(3))
+        written += 3
+        assert run_checkrun(playbook, env={"CHECKRUN_STATE": url}).returncode == 2
         assert failures == []
         assert written > 0
 
