@@ -16,7 +16,7 @@ from checkrunner.errors import ConfigError, did_you_mean
 from checkrunner.report.actions import as_json, table
 from checkrunner.results import EXIT_OK
 from checkrunner.state.actions import ActionLog
-from checkrunner.state.db import default_state_path, open_state
+from checkrunner.state.db import default_state_path, is_database_url, open_state
 
 
 @dataclass
@@ -29,7 +29,7 @@ class ActionsQuery:
 
 def actions(query: ActionsQuery, clock: Callable[[], float] | None = None) -> int:
     path = query.state or default_state_path()
-    if not os.path.exists(path):  # a read never creates a database
+    if not is_database_url(path) and not os.path.exists(path):  # a read creates no file
         raise ConfigError(
             f"no state database at {path}",
             hint="give the one the runs write with --state PATH (or $CHECKRUN_STATE)",

@@ -257,6 +257,9 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+_STATE_HELP = "the state database (a file, or a postgresql:// URL)"
+
+
 def _add_state_arguments(parser: argparse.ArgumentParser) -> None:
     """State, alerting, the targets' limits, verbosity: the same for a run and for watch."""
     parser.add_argument(
@@ -268,7 +271,7 @@ def _add_state_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _add_setting(parser, "--push-job", setting=settings.PUSH_JOB, metavar="NAME")
     state = parser.add_mutually_exclusive_group()
-    _add_setting(state, "--state", setting=settings.STATE, metavar="PATH")
+    _add_setting(state, "--state", setting=settings.STATE, metavar="PATH|URL")
     state.add_argument(
         "--no-state",
         action="store_true",
@@ -455,7 +458,7 @@ def _dispatch(argv: list[str]) -> int:
         action = parser.add_mutually_exclusive_group(required=True)
         action.add_argument("--flush", action="store_true", help="deliver the outbox now")
         action.add_argument("--test", metavar="RECEIVER", help="send a test message")
-        parser.add_argument("--state", metavar="PATH", help="the state database")
+        parser.add_argument("--state", metavar="PATH|URL", help=_STATE_HELP)
         ns = parser.parse_args(rest)
         cmd = app.RunCommand(playbook=ns.playbook, state=ns.state)
         return app.notify(cmd, flush=ns.flush, test_receiver=ns.test)
@@ -464,7 +467,7 @@ def _dispatch(argv: list[str]) -> int:
             prog="checkrun alerts",
             description="List firing alerts, failing checks and undelivered notifications.",
         )
-        parser.add_argument("--state", metavar="PATH", help="the state database")
+        parser.add_argument("--state", metavar="PATH|URL", help=_STATE_HELP)
         ns = parser.parse_args(rest)
         return app.alerts(app.RunCommand(playbook="", state=ns.state))
     if command == "watch":
@@ -491,7 +494,7 @@ def _history_parser() -> argparse.ArgumentParser:
         help="how far back (default: 24h)",
     )
     parser.add_argument("--json", action="store_true", help="JSON instead of the table")
-    parser.add_argument("--state", metavar="PATH", help="the state database")
+    parser.add_argument("--state", metavar="PATH|URL", help=_STATE_HELP)
     return parser
 
 
@@ -510,7 +513,7 @@ def _actions_parser() -> argparse.ArgumentParser:
         help="how far back (default: 7d)",
     )
     parser.add_argument("--json", action="store_true", help="JSON instead of the table")
-    parser.add_argument("--state", metavar="PATH", help="the state database")
+    parser.add_argument("--state", metavar="PATH|URL", help=_STATE_HELP)
     return parser
 
 

@@ -83,7 +83,7 @@ TARGET_MEMORY_LIMIT = Setting(
 PUSH_JOB = Setting("checkrun", "the job label of --push")
 STATE = Setting(
     None,
-    "state database: log offsets and history",
+    "state database: log offsets and history (a file, or a postgresql:// URL shared by runners)",
     shown="$CHECKRUN_STATE, else ~/.local/state/checkrunner/state.db",
     env="CHECKRUN_STATE",
 )

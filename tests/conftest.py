@@ -108,6 +108,28 @@ def python_exe() -> str:
     return sys.executable
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server (tests/postgres.py) for the whole session."""
+    from postgres import PostgresServer
+
+    server = PostgresServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_target(request, tmp_path) -> str:
+    """What --state names, once per backend: a SQLite file of the test's own, or an empty
+    PostgreSQL database of its own on the session's server. The state tests that take it
+    run against both, so that the two backends cannot drift apart."""
+    if request.param == "sqlite":
+        return str(tmp_path / "state.db")
+    return request.getfixturevalue("postgres_server").new_database()
+
+
 @pytest.fixture
 def service(tmp_path) -> Iterator[Supervised]:
     """A real HTTP service under a supervisor script (supervised.py), for self-healing tests."""

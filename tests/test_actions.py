@@ -34,8 +34,8 @@ def intent(host: str = "web1", handler: str = "restart app", target: str = "syst
     return ActionIntent(host, "web", handler, ["app health"], "command", target)
 
 
-def test_an_action_is_recorded_before_it_runs_and_completed_after(tmp_path):
-    log = ActionLog(open_state(str(tmp_path / "state.db")))
+def test_an_action_is_recorded_before_it_runs_and_completed_after(state_target):
+    log = ActionLog(open_state(state_target))
     seen_during_action: list[str] = []
 
     def act() -> ActionOutcome:
@@ -76,8 +76,8 @@ def test_secrets_are_masked_before_they_reach_the_database(tmp_path):
     assert os.stat(path).st_mode & 0o777 == 0o600
 
 
-def test_runs_and_the_last_start_count_per_host_and_handler(tmp_path):
-    log = ActionLog(open_state(str(tmp_path / "state.db")))
+def test_runs_and_the_last_start_count_per_host_and_handler(state_target):
+    log = ActionLog(open_state(state_target))
     for at in (100.0, 200.0, 300.0):
         log.run(intent(), lambda: ActionOutcome(1, "failed"), now=at, clock=lambda at=at: at + 1)
     log.begin(intent(handler="scale out"), 400.0)  # an intent nobody finished still counts
@@ -109,8 +109,10 @@ CRASHING_ACTION = textwrap.dedent(
 )
 
 
-def test_a_crash_between_the_action_and_its_record_never_runs_it_twice_unrecorded(tmp_path):
-    state, marker = tmp_path / "state.db", tmp_path / "ran.txt"
+def test_a_crash_between_the_action_and_its_record_never_runs_it_twice_unrecorded(
+    tmp_path, state_target
+):
+    state, marker = state_target, tmp_path / "ran.txt"
     script = tmp_path / "act.py"
     script.write_text(CRASHING_ACTION)
     env = {**os.environ, "CHECKRUN_FAILPOINT": "after-action"}
@@ -130,9 +132,9 @@ def test_a_crash_between_the_action_and_its_record_never_runs_it_twice_unrecorde
     assert marker.read_text() == "ran\n"
 
 
-def test_checkrun_actions_lists_filters_and_reports_bad_input(tmp_path):
-    state = tmp_path / "state.db"
-    log = ActionLog(open_state(str(state)))
+def test_checkrun_actions_lists_filters_and_reports_bad_input(tmp_path, state_target):
+    state = state_target
+    log = ActionLog(open_state(state))
     now = time.time()
     first, _ = log.run(
         intent(), lambda: ActionOutcome(0, "ok\nrestarted app"), now - 7200, time.time
@@ -159,7 +161,7 @@ def test_checkrun_actions_lists_filters_and_reports_bad_input(tmp_path):
     assert not (tmp_path / "none.db").exists()
 
 
-@pytest.mark.parametrize("heavy", ["checkrunner.app", "jinja2", "yaml", "paramiko"])
+@pytest.mark.parametrize("heavy", ["checkrunner.app", "jinja2", "yaml", "paramiko", "psycopg"])
 def test_checkrun_actions_starts_without_the_run_layers(tmp_path, heavy):
     state = tmp_path / "state.db"
     ActionLog(open_state(str(state)))

@@ -9,8 +9,8 @@ from checkrunner.alerting.delivery import Dispatcher
 from checkrunner.state.db import open_state
 
 
-def test_retry_after_is_honoured_and_order_kept(tmp_path):
-    db = open_state(str(tmp_path / "state.db"))
+def test_retry_after_is_honoured_and_order_kept(state_target):
+    db = open_state(state_target)
     with Recorder() as rec:
         config = receiver_config("webhook", url=rec.url("/hook"))
         queue_notifications(db, config, names(3))
@@ -29,8 +29,8 @@ def test_retry_after_is_honoured_and_order_kept(tmp_path):
     assert outbox_states(db) == ["delivered"] * 3
 
 
-def test_a_4xx_is_not_retried_and_a_5xx_holds_back_the_rest(tmp_path):
-    db = open_state(str(tmp_path / "state.db"))
+def test_a_4xx_is_not_retried_and_a_5xx_holds_back_the_rest(state_target):
+    db = open_state(state_target)
     with Recorder() as rec:
         config = receiver_config("webhook", url=rec.url("/hook"))
         queue_notifications(db, config, names(3))
@@ -62,8 +62,8 @@ def test_a_receiver_that_stays_down_gets_five_attempts_and_four_pauses(tmp_path)
         assert pauses == [0.5, 1.0, 2.0, 4.0]
 
 
-def test_rate_limit_defers_past_the_budget(tmp_path):
-    db = open_state(str(tmp_path / "state.db"))
+def test_rate_limit_defers_past_the_budget(state_target):
+    db = open_state(state_target)
     with Recorder() as rec:
         rec.respond("/robot", status=200, body={"errcode": 0, "errmsg": "ok"})
         config = receiver_config("wecom", url=rec.url("/robot?key=k"))

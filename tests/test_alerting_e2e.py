@@ -23,11 +23,17 @@ def receiver():
 
 class Setup:
     def __init__(
-        self, tmp_path: Path, recorder: Recorder, checks: str, alerting: str, hosts="localhost"
+        self,
+        tmp_path: Path,
+        recorder: Recorder,
+        checks: str,
+        alerting: str,
+        hosts="localhost",
+        state: str | None = None,
     ):
         self.tmp = tmp_path
         self.recorder = recorder
-        self.state = tmp_path / "state.db"
+        self.state = state or tmp_path / "state.db"
         self.playbook = tmp_path / "alerts.yml"
         self.playbook.write_text(
             f"plays:\n  - name: app\n    hosts: {hosts}\n    checks:\n{checks}{alerting}"
@@ -59,11 +65,10 @@ def _flag_check(flag: Path, extra: str = "", name: str = "flag present") -> str:
     return f"      - name: {name}\n        file: {{path: {flag}}}\n{extra}"
 
 
-def test_for_3_fires_on_the_third_failing_run_then_resolves_once(tmp_path, receiver):
+def test_for_3_fires_on_the_third_failing_run_then_resolves_once(tmp_path, receiver, state_target):
     flag = tmp_path / "flag"
-    setup = Setup(
-        tmp_path, receiver, _flag_check(flag, "        for: 3\n"), _webhook(receiver.url("/hook"))
-    )
+    check, hook = _flag_check(flag, "        for: 3\n"), _webhook(receiver.url("/hook"))
+    setup = Setup(tmp_path, receiver, check, hook, state=state_target)
     for run in range(1, 4):
         done = setup.run()
         assert done.returncode == 2, done.stderr
@@ -141,9 +146,10 @@ def test_a_receiver_down_for_two_runs_gets_everything_once_in_order(tmp_path, re
     assert elapsed < 10
 
 
-def test_a_crash_after_sending_resends_but_never_renotifies(tmp_path, receiver):
+def test_a_crash_after_sending_resends_but_never_renotifies(tmp_path, receiver, state_target):
     flag = tmp_path / "flag"
-    setup = Setup(tmp_path, receiver, _flag_check(flag), _webhook(receiver.url("/hook")))
+    hook = _webhook(receiver.url("/hook"))
+    setup = Setup(tmp_path, receiver, _flag_check(flag), hook, state=state_target)
     crashed = setup.run(env={"CHECKRUN_FAILPOINT": "after-send"})
     assert crashed.returncode == -9
     assert len(setup.messages()) == 1  # accepted, but the outbox never heard

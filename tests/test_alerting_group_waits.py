@@ -136,10 +136,10 @@ class Rounds:
     """The engine run by hand: each round says which checks failed (True), passed (False);
     a check not named did not run. Notifications are kept as (status, [(host, status)])."""
 
-    def __init__(self, tmp_path, route=None, group_waits=True):
+    def __init__(self, tmp_path, route=None, group_waits=True, state: str | None = None):
         spec = AlertingSpec(receivers={"ops": [_webhook()]}, route=route or _route())
         self.engine = AlertEngine(spec, spec.receivers)
-        self.db = open_state(str(tmp_path / "state.db"))
+        self.db = open_state(state or str(tmp_path / "state.db"))
         self.group_waits = group_waits
         self.told: list[tuple[float, str, list[tuple[str, str]]]] = []
 
@@ -165,8 +165,9 @@ class Rounds:
 
 
 @pytest.fixture
-def rounds(tmp_path):
-    made = Rounds(tmp_path)
+def rounds(tmp_path, state_target):
+    """Rounds on each backend: groups, their timers and the notification log."""
+    made = Rounds(tmp_path, state=state_target)
     yield made
     made.db.close()
 

@@ -371,13 +371,13 @@ def test_every_receiver_declares_whether_it_keeps_alerts():
 # -- the engine over a real store, the time passed in --------------------------------------
 
 
-def test_engine_runs_the_stages_over_the_store_it_is_given(tmp_path):
+def test_engine_runs_the_stages_over_the_store_it_is_given(state_target):
     route = build_route("ops", (), ("alertname",), 3600.0, False, [], None)
     hook = receiver_config("webhook", url="http://127.0.0.1:1/hook")
     keeper = receiver_config("alertmanager", urls=["http://127.0.0.1:1"])
     spec = AlertingSpec(receivers={"ops": [hook, keeper]}, route=route)
     engine = AlertEngine(spec, spec.receivers)
-    db = open_state(str(tmp_path / "state.db"))
+    db = open_state(state_target)
 
     def run(now: float, failing: bool):
         with db.transaction() as connection:
@@ -410,8 +410,8 @@ def test_engine_runs_the_stages_over_the_store_it_is_given(tmp_path):
     db.close()
 
 
-def test_stored_alert_round_trip(tmp_path):
-    db = open_state(str(tmp_path / "state.db"))
+def test_stored_alert_round_trip(state_target):
+    db = open_state(state_target)
     alert = StoredAlert("f1", {"alertname": "disk"}, {"message": "full"}, 3.0)
     with db.transaction() as connection:
         AlertStore(connection).save_firing([alert], now=4.0)

@@ -25,7 +25,7 @@ from checkrunner.report.history import (
 )
 from checkrunner.results import CheckResult, HostResult, RunResult, Status
 from checkrunner.serve.rounds import LoadedConfig, RoundRecorder
-from checkrunner.state.db import open_state
+from checkrunner.state.db import STATE_ERRORS, open_state
 from checkrunner.state.history import HistoryStore, Retention, Sample, SeriesKey
 from checkrunner.state.keys import CheckKey
 
@@ -43,7 +43,14 @@ HOUR = 3600.0
 DAY = 86400.0
 
 
-def _rows(state: Path, sql: str, *args) -> list[tuple]:
+def _rows(state: Path | str, sql: str, *args) -> list[tuple]:
+    """The rows of a query on a state database, a file (read as it is) or a URL."""
+    if isinstance(state, str) and state.startswith("postgresql://"):
+        db = open_state(state)
+        try:
+            return [tuple(row) for row in db.connection.execute(sql, args).fetchall()]
+        finally:
+            db.close()
     connection = sqlite3.connect(state)
     try:
         return connection.execute(sql, args).fetchall()
@@ -51,11 +58,11 @@ def _rows(state: Path, sql: str, *args) -> list[tuple]:
         connection.close()
 
 
-def _run(tmp_path: Path, value: str, *extra: str):
+def _run(tmp_path: Path, value: str, *extra: str, state: Path | str | None = None):
     playbook = tmp_path / "p.yml"
     playbook.write_text(PLAYBOOK)
     env = {"CHECKRUN_TEST_V": value}
-    return run_checkrun(playbook, "--state", tmp_path / "s.db", *extra, env=env)
+    return run_checkrun(playbook, "--state", state or tmp_path / "s.db", *extra, env=env)
 
 
 def _rounds(state: Path) -> int:
@@ -68,10 +75,10 @@ def _rounds(state: Path) -> int:
         return 0
 
 
-def test_each_run_records_every_measurement_with_its_status_at_one_time(tmp_path):
-    assert _run(tmp_path, "42").returncode == 0  # WARNING, fail-on critical
-    assert _run(tmp_path, "55").returncode == 2
-    state = tmp_path / "s.db"
+def test_each_run_records_every_measurement_with_its_status_at_one_time(tmp_path, state_target):
+    state = state_target
+    assert _run(tmp_path, "42", state=state).returncode == 0  # WARNING, fail-on critical
+    assert _run(tmp_path, "55", state=state).returncode == 2
     rows = _rows(
         state,
         "SELECT s.metric, x.at, x.value, x.status FROM samples x JOIN series s ON s.id = x.series "
@@ -167,10 +174,10 @@ def test_a_series_unit_follows_the_newest_run(tmp_path):
     assert _rows(tmp_path / "s.db", "SELECT unit FROM series WHERE metric = 'used'") == [("%",)]
 
 
-def test_hourly_rows_show_min_avg_max_in_the_unit(tmp_path):
+def test_hourly_rows_show_min_avg_max_in_the_unit(state_target):
     start = 1_800_000_000.0 // HOUR * HOUR
     clock = Clock(start)
-    db = open_state(str(tmp_path / "s.db"))
+    db = open_state(state_target)
     recorder = RoundRecorder(db, _config(), clock=clock)
     for offset, value in ((0, 0.25), (600, 1.5)):
         clock.now = start + offset
@@ -185,14 +192,14 @@ def test_hourly_rows_show_min_avg_max_in_the_unit(tmp_path):
     assert lines[4].split()[2] == "2s"
 
 
-def test_a_long_window_is_shown_one_row_per_hour_and_json_keeps_every_sample(tmp_path):
+def test_a_long_window_is_shown_one_row_per_hour_and_json_keeps_every_sample(state_target):
     """More samples than TABLE_SAMPLES: the table has a row per hour (as the upkeep folds
     them), the sparkline a character per row; --json still gives each sample."""
     rounds = TABLE_SAMPLES + 60
     step = 15  # 300 samples over more than an hour: two or three hours, whatever the time
     start = time.time() - rounds * step  # the newest sample is now
     clock = Clock(start)
-    db = open_state(str(tmp_path / "s.db"))
+    db = open_state(state_target)
     recorder = RoundRecorder(db, _config(), clock=clock)
     by_hour: dict[float, list[int]] = {}
     for number in range(rounds):
@@ -201,7 +208,7 @@ def test_a_long_window_is_shown_one_row_per_hour_and_json_keeps_every_sample(tmp
         status = Status.WARNING if number == rounds - 1 else Status.OK
         recorder.record(_round(("web", "load", float(number), status), unit="%"))
     db.close()
-    args = ("history", "--host", "web", "--check", "load", "--state", tmp_path / "s.db")
+    args = ("history", "--host", "web", "--check", "load", "--state", state_target)
     shown = run_checkrun(*args, "--since", "3h")
     assert len(by_hour) >= 2
     assert shown.returncode == 0, shown.stderr
@@ -360,10 +367,10 @@ class Clock:
         return self.now
 
 
-def test_raw_samples_fold_into_hourly_min_avg_max_count_and_are_pruned(tmp_path):
+def test_raw_samples_fold_into_hourly_min_avg_max_count_and_are_pruned(state_target):
     start = 1_800_000_000.0 // HOUR * HOUR  # the start of an hour
     clock = Clock(start)
-    db = open_state(str(tmp_path / "s.db"))
+    db = open_state(state_target)
     recorder = RoundRecorder(db, _config(), clock=clock)
     hour_one = [(0, 1.0, Status.OK), (600, 2.0, Status.OK), (1200, 3.0, Status.WARNING)]
     for offset, value, status in [*hour_one, (3000, 6.0, Status.OK), (HOUR + 60, 10.0, Status.OK)]:
@@ -394,13 +401,13 @@ def test_raw_samples_fold_into_hourly_min_avg_max_count_and_are_pruned(tmp_path)
         1,
     )
     assert (raw.value, raw.count) == (4.0, 0)
-    assert len(_rows(tmp_path / "s.db", "SELECT * FROM samples")) == 1
+    assert len(_rows(state_target, "SELECT * FROM samples")) == 1
 
     # At most once an hour: a sample that falls out of the raw window meanwhile waits.
-    upkeep_at = _rows(tmp_path / "s.db", "SELECT ran_at FROM history_upkeep")
+    upkeep_at = _rows(state_target, "SELECT ran_at FROM history_upkeep")
     clock.now += 30 * 60
     recorder.record(_round(("web", "load", 5.0, Status.OK)))
-    assert _rows(tmp_path / "s.db", "SELECT ran_at FROM history_upkeep") == upkeep_at
+    assert _rows(state_target, "SELECT ran_at FROM history_upkeep") == upkeep_at
 
     # Past the hourly window, the hourly rows go; a series with nothing left goes too.
     clock.now = start + 100 * DAY
@@ -446,32 +453,40 @@ def test_history_reads_and_upkeep_use_primary_key_ranges(tmp_path):
         plan = db.connection.execute(f"EXPLAIN QUERY PLAN {statement}").fetchall()
         scans = [row[3] for row in plan if row[3].startswith("SCAN") and "series" not in row[3]]
         scans = [s for s in scans if s not in ("SCAN s", "SCAN CONSTANT ROW", "SCAN slots")]
-        scans = [s for s in scans if not s.startswith("SCAN (subquery")]
+        # a subquery's own rows (named as PostgreSQL needs them named: AS kept)
+        scans = [s for s in scans if not s.startswith(("SCAN (subquery", "SCAN kept"))]
         assert not scans, (statement, plan)
     db.close()
 
 
-def test_the_log_checks_former_history_table_moves_into_the_samples(tmp_path):
+def test_the_log_checks_former_history_table_moves_into_the_samples(state_target):
     """A database from before: its log counts become samples (status '' : not recorded)."""
     from checkrunner.state.db import MIGRATIONS
 
-    path = tmp_path / "old.db"
-    connection = sqlite3.connect(path)
-    for migration in MIGRATIONS[:7]:
-        connection.executescript(migration)
-    connection.execute("PRAGMA user_version = 7")
-    connection.executemany(
-        "INSERT INTO history (host, play, check_name, metric, at, value) VALUES (?, ?, ?, ?, ?, ?)",
-        [("web", "logs", "errors", "errors", at, at * 2) for at in (1.0, 2.0)],
+    rows = [("web", "logs", "errors", "errors", at, at * 2) for at in (1.0, 2.0)]
+    insert = (
+        "INSERT INTO history (host, play, check_name, metric, at, value) VALUES (?, ?, ?, ?, ?, ?)"
     )
-    connection.commit()
-    connection.close()
-    db = open_state(str(path))
+    if state_target.startswith("postgresql://"):
+        from checkrunner.state.postgres import open_postgres
+
+        old = open_postgres(state_target, upto=7)
+        old.connection.executemany(insert, rows)
+        old.close()
+    else:
+        connection = sqlite3.connect(state_target)
+        for migration in MIGRATIONS[:7]:
+            connection.executescript(migration)
+        connection.execute("PRAGMA user_version = 7")
+        connection.executemany(insert, rows)
+        connection.commit()
+        connection.close()
+    db = open_state(state_target)
     key = SeriesKey(CheckKey("web", "logs", "errors"), "errors")
     samples = HistoryStore(db.connection).samples(key, 0.0)
     assert [(s.at, s.value, s.status) for s in samples] == [(1.0, 2.0, ""), (2.0, 4.0, "")]
-    tables = {name for (name,) in db.connection.execute("SELECT name FROM sqlite_master")}
-    assert "history" not in tables
+    with pytest.raises(STATE_ERRORS):  # the table is gone
+        db.connection.execute("SELECT COUNT(*) FROM history").fetchone()
     db.close()
 
 
@@ -522,13 +537,13 @@ def _assert_same_rows(found: dict, expected: dict) -> None:
             assert got == (pytest.approx(want, rel=1e-12) if isinstance(want, float) else want)
 
 
-def test_every_hour_including_the_current_one_is_a_fold_of_its_raw_samples(tmp_path):
+def test_every_hour_including_the_current_one_is_a_fold_of_its_raw_samples(state_target):
     """record keeps each hour's row up to date: min/avg/max/count/worst/Σv² and the OK-only
     sums equal a fold of the raw samples, the current (partial) hour included; a second
     sample of a series at the same instant is ignored in both tables."""
     start = 1_800_000_000.0 // HOUR * HOUR
     clock = Clock(start)
-    db = open_state(str(tmp_path / "s.db"))
+    db = open_state(state_target)
     recorder = RoundRecorder(db, _config(), clock=clock)
     statuses = [Status.OK, Status.OK, Status.WARNING, Status.OK, Status.CRITICAL, Status.OK]
     for number in range(3 * 60 + 25):  # every minute: three hours and a current partial one
@@ -546,7 +561,7 @@ def test_every_hour_including_the_current_one_is_a_fold_of_its_raw_samples(tmp_p
     db.close()
 
 
-def _previous_schema_database(path: Path, raw: list[tuple], hourly: list[tuple]) -> None:
+def _previous_schema_database(target: str, raw: list[tuple], hourly: list[tuple]) -> None:
     """A database as the checkrun before the rollup left it: raw samples inside the raw
     window and no hourly row for their hours; hourly rows (as its upkeep folded them) before."""
     from checkrunner.state.db import MIGRATIONS
@@ -554,10 +569,17 @@ def _previous_schema_database(path: Path, raw: list[tuple], hourly: list[tuple])
 
     # The schema just before the rollup's migration (later migrations are appended after it).
     rollup = next(n for n, m in enumerate(MIGRATIONS) if FOLD_RAW_INTO_HOURS_SQL in m)
-    connection = sqlite3.connect(path)
-    for migration in MIGRATIONS[:rollup]:
-        connection.executescript(migration)
-    connection.execute(f"PRAGMA user_version = {rollup}")
+    if target.startswith("postgresql://"):
+        from checkrunner.state.postgres import open_postgres
+
+        db = open_postgres(target, upto=rollup)
+        connection = db.connection
+    else:
+        db = None
+        connection = sqlite3.connect(target)
+        for migration in MIGRATIONS[:rollup]:
+            connection.executescript(migration)
+        connection.execute(f"PRAGMA user_version = {rollup}")
     connection.execute(
         "INSERT INTO series (id, host, play, check_name, metric, unit) "
         "VALUES (1, 'web', 'play', 'load', 'v', '%')"
@@ -568,11 +590,14 @@ def _previous_schema_database(path: Path, raw: list[tuple], hourly: list[tuple])
         "VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
         hourly,
     )
+    if db is not None:  # PostgreSQL: each statement committed on its own
+        db.close()
+        return
     connection.commit()
     connection.close()
 
 
-def test_a_database_from_before_the_rollup_answers_history_and_baselines_the_same(tmp_path):
+def test_a_database_from_before_the_rollup_answers_history_and_baselines_the_same(state_target):
     """The migration folds the kept raw samples into hourly rows: `checkrun history` (as
     hours and as every sample) and the baselines answer as the checkrun before did (the
     hours folded then: left out of a baseline whole if any of their samples failed)."""
@@ -587,9 +612,9 @@ def test_a_database_from_before_the_rollup_answers_history_and_baselines_the_sam
     raw = [  # three hours of raw samples every 30 s, some failing
         (start + 2 * HOUR + n * 30.0, float(n % 13), statuses[n % 7]) for n in range(360)
     ]
-    path = tmp_path / "s.db"
+    path = state_target
     _previous_schema_database(path, raw, old_hours)
-    db = open_state(str(path))
+    db = open_state(path)
     store = HistoryStore(db.connection)
     [key] = store.series()
     since = start + 30 * 60  # cuts the first old hour (shown whole, as before) ...
@@ -637,7 +662,7 @@ def _sample_fold(raw: list[tuple], since: float) -> tuple:
     return avg, worst, low, high, count
 
 
-def test_whole_hours_are_read_from_the_hourly_rows_and_only_the_edges_from_raw(tmp_path):
+def test_whole_hours_are_read_from_the_hourly_rows_and_only_the_edges_from_raw(state_target):
     """The readers take whole hours from samples_hourly: raw samples changed behind the
     rollup's back inside whole hours change no answer; changed in a cut first hour or in
     the current hour, they do (those edges are read from the raw samples)."""
@@ -645,7 +670,7 @@ def test_whole_hours_are_read_from_the_hourly_rows_and_only_the_edges_from_raw(t
 
     start = 1_800_000_000.0 // HOUR * HOUR
     clock = Clock(start)
-    db = open_state(str(tmp_path / "s.db"))
+    db = open_state(state_target)
     recorder = RoundRecorder(db, _config(), clock=clock)
     for number in range(5 * 360 + 100):  # every 10 s: five hours and a current partial one
         clock.now = start + number * 10

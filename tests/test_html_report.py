@@ -40,7 +40,7 @@ from checkrunner.state.db import open_state
 from checkrunner.state.history import (
     _FIRST_RAW,
     _HOURLY_IN_WINDOW,
-    _RAW_SLOTS,
+    _STATEMENTS,
     HistoryStore,
     Retention,
     SeriesKey,
@@ -476,7 +476,7 @@ def test_history_is_read_in_bounded_buckets(tmp_path):
     for sql, params in (
         (_HOURLY_IN_WINDOW, (1, now - 86400, now)),
         (_FIRST_RAW, (1, now - 86400, now)),
-        (_RAW_SLOTS, (1, now - 86400, 1800.0, 48, now)),
+        (_STATEMENTS["sqlite"].raw_slots, (1, now - 86400, 1800.0, 48, now)),
     ):
         plan = " ".join(
             row[-1] for row in db.connection.execute(f"EXPLAIN QUERY PLAN {sql}", params)

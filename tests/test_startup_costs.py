@@ -250,3 +250,29 @@ def test_checkrun_history_starts_without_the_layers_of_a_run(tmp_path):
         """
     )
     assert out == "0 True []"
+
+
+# --- psycopg only for a PostgreSQL state --------------------------------------------------
+
+
+def test_psycopg_is_imported_only_for_a_postgresql_state(tmp_path):
+    """A run and `checkrun history` on a SQLite state never import the PostgreSQL driver;
+    a postgresql:// state does (even when it cannot connect: bad input, exit 5)."""
+    playbook, inventory = write_playbook(tmp_path, "http://127.0.0.1:1/health")
+    state = tmp_path / "state.db"
+    out = run_python(
+        f"""
+        import contextlib, io, sys
+        from checkrunner.cli import main
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            main([{str(playbook)!r}, "-i", {str(inventory)!r}, "--state", {str(state)!r}])
+            main(["history", "--state", {str(state)!r}, "--host", "a", "--check", "load"])
+        print("psycopg" in sys.modules)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            code = main(["history", "--state", "postgresql://nobody@127.0.0.1:1/none",
+                         "--host", "a", "--check", "load"])
+        print(code, "psycopg" in sys.modules)
+        """,
+        cwd=tmp_path,
+    )
+    assert out.split() == ["False", "5", "True"]

@@ -90,16 +90,16 @@ def test_default_path_follows_the_environment(monkeypatch, tmp_path):
     assert default_state_path() == str(tmp_path / "xdg" / "checkrunner" / "state.db")
 
 
-def test_a_failed_transaction_writes_nothing(tmp_path):
-    db = open_state(str(tmp_path / "state.db"))
+def test_a_failed_transaction_writes_nothing(state_target):
+    db = open_state(state_target)
     with pytest.raises(RuntimeError), db.transaction() as connection:
         connection.execute("INSERT INTO log_scans VALUES ('h', 'p', 'c', 1.0)")
         raise RuntimeError("crash between two writes")
     assert db.connection.execute("SELECT COUNT(*) FROM log_scans").fetchone()[0] == 0
 
 
-def test_two_processes_worth_of_writers_wait_for_each_other(tmp_path):
-    path = str(tmp_path / "state.db")
+def test_two_processes_worth_of_writers_wait_for_each_other(state_target):
+    path = state_target
     open_state(path).close()
     errors = []
 
@@ -109,7 +109,9 @@ def test_two_processes_worth_of_writers_wait_for_each_other(tmp_path):
             for i in range(50):
                 with db.transaction() as connection:
                     connection.execute(
-                        "INSERT OR REPLACE INTO log_scans VALUES (?, 'p', 'c', ?)", (f"h{n}", i)
+                        "INSERT INTO log_scans VALUES (?, 'p', 'c', ?) ON CONFLICT "
+                        "(host, play, check_name) DO UPDATE SET scanned_at = excluded.scanned_at",
+                        (f"h{n}", i),
                     )
         except Exception as exc:  # pragma: no cover - the assertion below shows it
             errors.append(exc)
@@ -124,7 +126,7 @@ def test_two_processes_worth_of_writers_wait_for_each_other(tmp_path):
     assert errors == []
     db = open_state(path)
     rows = db.connection.execute("SELECT host, scanned_at FROM log_scans ORDER BY host").fetchall()
-    assert rows == [(f"h{n}", 49.0) for n in range(4)]
+    assert [tuple(row) for row in rows] == [(f"h{n}", 49.0) for n in range(4)]
 
 
 def test_rate_per_interval():

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 
 from checkrunner.alerting.config import ReceiverConfig
 from checkrunner.state.alerts import Outbox, PendingMessage
-from checkrunner.state.claim import DeliveryClaim
 from checkrunner.state.db import StateDB
 from checkrunner.state.failpoints import failpoint
 
@@ -38,6 +37,9 @@ MAX_ATTEMPTS_PER_RUN = 5
 DELIVERED = "delivered"
 FAILED = "delivery failed"  # refused for good: left the outbox as failed
 DEFERRED = "delivery deferred"  # to be tried again: still pending
+# Not this process's to send now: another runner sharing the state (PostgreSQL) holds it or
+# an earlier message to its destination, or it left the outbox since it was read.
+TAKEN = "claimed elsewhere"
 
 
 @dataclass
@@ -99,6 +101,12 @@ class Sender:
     def attempt(self, message: PendingMessage, time_left: float | None = None) -> Attempt:
         """Send `message` once; `time_left`: the caller's budget, which shortens the
         receiver's timeout (never under a second)."""
+        with self.outbox.claim(message.id) as claimed:
+            if claimed is None:
+                return Attempt(TAKEN, f"{message.receiver} ({message.kind}): not ours to send")
+            return self._attempt(claimed, time_left)
+
+    def _attempt(self, message: PendingMessage, time_left: float | None) -> Attempt:
         from checkrunner.alerting import receivers as registry
 
         config = self._config(message)
@@ -166,7 +174,7 @@ class Dispatcher:
     def deliver(self) -> DeliveryReport:
         """Everything queued, unless a watch process's worker delivers this outbox: then
         that worker sends it (at its next look), and it is reported left in the outbox."""
-        claim = DeliveryClaim(self.db.path)
+        claim = self.db.delivery_claim()
         try:
             if claim.share():
                 return self._deliver_all()
@@ -207,6 +215,8 @@ class Dispatcher:
             if attempt.result == FAILED:
                 report.failed.append(attempt.summary)
                 return True
+            if attempt.result == TAKEN:  # another runner delivers it (or did)
+                return False
             report.errors.append(attempt.summary)
             pause = backoff.pause(attempt.retry_after)
             if attempt_number == MAX_ATTEMPTS_PER_RUN or time.monotonic() + pause > deadline:

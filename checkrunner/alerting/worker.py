@@ -45,7 +45,6 @@ acceptance and that commit sends it again next time: delivery is at least once.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -57,13 +56,14 @@ from checkrunner.alerting.delivery import (
     FAILED,
     FIRST_BACKOFF,
     MAX_BACKOFF,
+    TAKEN,
     Backoff,
     Sender,
 )
 from checkrunner.errors import ConfigError
 from checkrunner.state.alerts import Outbox
 from checkrunner.state.claim import DeliveryClaim
-from checkrunner.state.db import StateDB
+from checkrunner.state.db import STATE_ERRORS, StateDB
 
 __all__ = ["DELIVERED", "DEFERRED", "FAILED", "DeliveryWorker"]
 
@@ -151,9 +151,9 @@ class DeliveryWorker:
         """The worker's thread: holds the claim, and starts a lane for every destination
         with messages queued when a round wakes it (and every `rescan` seconds)."""
         try:
-            claim = DeliveryClaim(self._db.path)
+            claim = self._db.delivery_claim()
             db = self._db.reopen()
-        except (sqlite3.Error, OSError) as exc:
+        except (*STATE_ERRORS, OSError) as exc:
             problems.append(exc)
             ready.set()
             return
@@ -189,7 +189,7 @@ class DeliveryWorker:
                 return
             try:
                 self._start_lanes(outbox.pending_destinations())
-            except sqlite3.Error as exc:
+            except STATE_ERRORS as exc:
                 self._event(DEFERRED, f"cannot read the outbox: {exc}")
 
     def _start_lanes(self, destinations: list[str]) -> None:
@@ -212,7 +212,7 @@ class DeliveryWorker:
                 self._deliver_destination(Outbox(db), db, destination)
             finally:
                 db.close()
-        except sqlite3.Error as exc:  # the next wake (or rescan) starts the lane again
+        except STATE_ERRORS as exc:  # the next wake (or rescan) starts the lane again
             self._event(DEFERRED, f"cannot update the outbox: {exc}")
         finally:
             with self._lock:
@@ -235,6 +235,9 @@ class DeliveryWorker:
                 self._stopping.wait(wait)
                 continue
             attempt = sender.attempt(message)
+            if attempt.result == TAKEN:  # another runner sends it: look again shortly
+                self._stopping.wait(_CLAIM_POLL)
+                continue
             if attempt.result != DEFERRED:
                 backoff.reset()
                 self._event(attempt.result, attempt.summary)

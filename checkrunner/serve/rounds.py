@@ -150,9 +150,13 @@ class RoundRecorder:
         with self.db.transaction() as connection:
             if self.fence is not None:
                 self.fence(connection)
-            self.log_state.commit(hosts, connection)
+            # A check whose lines another run counted meanwhile (sharing the database)
+            # keeps neither its offsets nor its counts (LogState.commit).
+            counted_elsewhere = self.log_state.commit(hosts, connection)
             if run.all_checks():
-                HistoryStore(connection, self.retention).record(run, self.clock())
+                HistoryStore(connection, self.retention).record(
+                    run, self.clock(), skip=counted_elsewhere
+                )
 
     def _alert(self, run: RunResult):
         from checkrunner.alerting.runtime import enqueue_run, process_run

@@ -112,9 +112,9 @@ class ActionLog:
     def begin(self, intent: ActionIntent, now: float) -> int:
         with self.db.transaction() as connection:
             connection.execute("DELETE FROM actions WHERE started_at < ?", (now - KEPT_SECONDS,))
-            cursor = connection.execute(
+            row = connection.execute(
                 "INSERT INTO actions (started_at, host, play, handler, triggers, kind, target, "
-                "state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "state) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     now,
                     intent.host,
@@ -126,7 +126,8 @@ class ActionLog:
                     INTENT,
                 ),
             )
-        return int(cursor.lastrowid)
+            action_id = int(row.fetchone()[0])
+        return action_id
 
     def finish(self, action_id: int, outcome: ActionOutcome, now: float) -> None:
         with self.db.transaction() as connection:

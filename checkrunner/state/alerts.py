@@ -10,12 +10,13 @@ them into alerts. The state layer knows nothing of alerting's classes.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from checkrunner.state.dialect import dialect_of, upsert_sql
 from checkrunner.state.keys import CheckKey
 
 if TYPE_CHECKING:
@@ -102,11 +103,28 @@ class Undelivered:
     created_at: float
 
 
+_CHECK = ("host", "play", "check_name")
+_UPSERT_ALERT = upsert_sql(
+    "alerts",
+    ("fingerprint",),
+    ("labels", "annotations", "state", "starts_at", "ends_at", "updated_at"),
+)
+_UPSERT_STREAK = upsert_sql("check_streaks", _CHECK, ("failing_runs", "updated_at"))
+_UPSERT_RUN_TIMES = upsert_sql("check_runs", _CHECK, ("ran_at", "gaps"))
+_UPSERT_LOG_ENTRY = upsert_sql("nflog", ("receiver", "group_key"), ("firing", "sent_at"))
+_UPSERT_GROUP = upsert_sql(
+    "alert_groups",
+    ("receiver", "group_key"),
+    ("alerts", "created_at", "flushed_at", "next_flush_at"),
+)
+
+
 class AlertStore:
     """Alert state, failure streaks, run times, the notification log and outbox rows, read and
     written on `connection` inside the caller's transaction."""
 
-    def __init__(self, connection: sqlite3.Connection):
+    def __init__(self, connection):
+        """`connection`: a sqlite3.Connection or the PostgreSQL backend's (db.py)."""
         self.connection = connection
 
     # -- alerts ------------------------------------------------------------------------------
@@ -126,14 +144,14 @@ class AlertStore:
     def save_firing(self, alerts: Iterable[StoredAlert], now: float) -> None:
         for alert in alerts:
             self.connection.execute(
-                "INSERT OR REPLACE INTO alerts (fingerprint, labels, annotations, state, "
-                "starts_at, ends_at, updated_at) VALUES (?, ?, ?, ?, ?, NULL, ?)",
+                _UPSERT_ALERT,
                 (
                     alert.fingerprint,
                     json.dumps(alert.labels),
                     json.dumps(alert.annotations),
                     FIRING,
                     alert.starts_at,
+                    None,
                     now,
                 ),
             )
@@ -189,8 +207,7 @@ class AlertStore:
 
     def save_streaks(self, streaks: dict[CheckKey, int], now: float) -> None:
         self.connection.executemany(
-            "INSERT OR REPLACE INTO check_streaks (host, play, check_name, failing_runs, "
-            "updated_at) VALUES (?, ?, ?, ?, ?)",
+            _UPSERT_STREAK,
             [(key.host, key.play, key.check, runs, now) for key, runs in streaks.items()],
         )
 
@@ -207,8 +224,7 @@ class AlertStore:
 
     def save_run_times(self, times: dict[CheckKey, RunTimes]) -> None:
         self.connection.executemany(
-            "INSERT OR REPLACE INTO check_runs (host, play, check_name, ran_at, gaps) "
-            "VALUES (?, ?, ?, ?, ?)",
+            _UPSERT_RUN_TIMES,
             [
                 (key.host, key.play, key.check, run.ran_at, json.dumps(list(run.gaps)))
                 for key, run in times.items()
@@ -229,8 +245,7 @@ class AlertStore:
     ) -> None:
         """`firing`: sorted, as it is stored."""
         self.connection.execute(
-            "INSERT OR REPLACE INTO nflog (receiver, group_key, firing, sent_at) "
-            "VALUES (?, ?, ?, ?)",
+            _UPSERT_LOG_ENTRY,
             (receiver, group_key, json.dumps(firing), sent_at),
         )
 
@@ -248,8 +263,7 @@ class AlertStore:
 
     def save_group(self, group: StoredGroup) -> None:
         self.connection.execute(
-            "INSERT OR REPLACE INTO alert_groups (receiver, group_key, alerts, created_at, "
-            "flushed_at, next_flush_at) VALUES (?, ?, ?, ?, ?, ?)",
+            _UPSERT_GROUP,
             (
                 group.receiver,
                 group.group_key,
@@ -316,34 +330,76 @@ class AlertStore:
 
 
 class Outbox:
-    """The outbox as delivery uses it: each change committed at once."""
+    """The outbox as delivery uses it: each change committed at once.
+
+    Who may send a message: on SQLite, the process holding the delivery claim (claim.py:
+    its writers take the whole file in turn, so a claim spans processes through a flock
+    beside it). On PostgreSQL, runners on several machines share the outbox: `claim` locks
+    the message's row (SELECT ... FOR UPDATE SKIP LOCKED) in a transaction that stays open
+    through the send and commits its outcome, so two runners never send one message; if
+    the process dies mid-send the database drops the lock and the message stays pending
+    (delivered at least once, as on SQLite)."""
 
     def __init__(self, db: StateDB):
         self.db = db
+        self._claimed = None  # the claiming transaction's connection (PostgreSQL), if any
 
     def pending(self) -> list[PendingMessage]:
         rows = self.db.connection.execute(
-            "SELECT id, receiver, kind, config_index, destination, payload, attempts "
-            "FROM outbox WHERE state = 'pending' ORDER BY id"
+            f"SELECT {_MESSAGE_COLUMNS} FROM outbox WHERE state = 'pending' ORDER BY id"
         ).fetchall()
-        return [
-            PendingMessage(id_, receiver, kind, index, destination, json.loads(payload), attempts)
-            for id_, receiver, kind, index, destination, payload, attempts in rows
-        ]
+        return [_pending(row) for row in rows]
 
     def next_pending(self, destination: str) -> PendingMessage | None:
         """The oldest message still to deliver to `destination` (its order is theirs)."""
         row = self.db.connection.execute(
-            "SELECT id, receiver, kind, config_index, destination, payload, attempts "
+            f"SELECT {_MESSAGE_COLUMNS} "
             "FROM outbox WHERE state = 'pending' AND destination = ? ORDER BY id LIMIT 1",
             (destination,),
         ).fetchone()
+        return None if row is None else _pending(row)
+
+    @contextlib.contextmanager
+    def claim(self, message_id: int) -> Iterator[PendingMessage | None]:
+        """The message for one attempt, as it is now; None when it left the outbox, another
+        runner is sending it, or an earlier message to its destination is still pending
+        (the destination's order). On PostgreSQL the attempt's `record_attempt` and
+        `finish` commit with the claim when the block ends."""
+        if not dialect_of(self.db.connection).claim_rows:
+            yield self._claimable(self.db.connection, message_id)
+            return
+        with self.db.transaction(exclusive=False) as connection:
+            message = self._claimable(connection, message_id)
+            self._claimed = connection if message is not None else None
+            try:
+                yield message
+            finally:
+                self._claimed = None
+
+    def _claimable(self, connection, message_id: int) -> PendingMessage | None:
+        claim_rows = dialect_of(connection).claim_rows
+        row = connection.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM outbox WHERE id = ? AND state = 'pending'"
+            + claim_rows,
+            (message_id,),
+        ).fetchone()
         if row is None:
             return None
-        id_, receiver, kind, index, destination, payload, attempts = row
-        return PendingMessage(
-            id_, receiver, kind, index, destination, json.loads(payload), attempts
-        )
+        message = _pending(row)
+        earlier = connection.execute(
+            "SELECT 1 FROM outbox WHERE state = 'pending' AND destination = ? AND id < ? LIMIT 1",
+            (message.destination, message.id),
+        ).fetchone()
+        return None if earlier else message
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator:
+        """The claiming transaction when there is one, else a transaction of its own."""
+        if self._claimed is not None:
+            yield self._claimed
+            return
+        with self.db.transaction() as connection:
+            yield connection
 
     def pending_destinations(self) -> list[str]:
         """Every destination with a message still to deliver, the longest waiting first."""
@@ -366,7 +422,7 @@ class Outbox:
         ]
 
     def record_attempt(self, message_id: int, destination: str, error: str | None, now: float):
-        with self.db.transaction() as connection:
+        with self._writing() as connection:
             connection.execute(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
                 (error, message_id),
@@ -380,9 +436,17 @@ class Outbox:
             )
 
     def finish(self, message_id: int, state: str, error: str | None, now: float) -> None:
-        with self.db.transaction() as connection:
+        with self._writing() as connection:
             connection.execute(
                 "UPDATE outbox SET state = ?, done_at = ?, last_error = COALESCE(?, last_error) "
                 "WHERE id = ?",
                 (state, now, error, message_id),
             )
+
+
+_MESSAGE_COLUMNS = "id, receiver, kind, config_index, destination, payload, attempts"
+
+
+def _pending(row: tuple) -> PendingMessage:
+    id_, receiver, kind, index, destination, payload, attempts = row
+    return PendingMessage(id_, receiver, kind, index, destination, json.loads(payload), attempts)

@@ -27,12 +27,11 @@ from checkrunner.config.baselines import BaselineSpec
 from checkrunner.evaluate.evaluate import CheckIdentity
 from checkrunner.evaluate.history import SeriesStats
 from checkrunner.plan import HostPlan
+from checkrunner.state.dialect import upsert_sql
 from checkrunner.state.history import HistoryStore, SeriesKey, Window, season_of, season_ranges
 from checkrunner.state.keys import CheckKey
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from checkrunner.state.db import StateDB
 
 NO_STATE = SeriesStats(note="no history: --no-state")
@@ -110,8 +109,7 @@ class BaselineState:
         stats = SeriesStats(samples, center, spread)
         self.computed += 1
         store.connection.execute(
-            "INSERT OR REPLACE INTO baseline_cache (series, lookback, robust, seasonal, season, "
-            "computed_at, samples, center, spread) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _UPSERT_CACHED,
             (series, need.window, int(need.robust), need.seasonal or "", season, now)
             + (samples, center, spread),
         )
@@ -125,8 +123,15 @@ def _reuse_for(series: int, window: float) -> float:
     return min(CACHE_FOR, window / 100) * (1 - (series % 16) / 32)
 
 
+_UPSERT_CACHED = upsert_sql(
+    "baseline_cache",
+    ("series", "lookback", "robust", "seasonal"),
+    ("season", "computed_at", "samples", "center", "spread"),
+)
+
+
 def _cached(
-    connection: sqlite3.Connection, series: int, need: _Need
+    connection, series: int, need: _Need
 ) -> tuple[float, int, SeriesStats] | None:
     row = connection.execute(
         "SELECT computed_at, season, samples, center, spread FROM baseline_cache "

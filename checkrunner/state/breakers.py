@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from checkrunner.state.dialect import upsert_sql
+
 if TYPE_CHECKING:
     from checkrunner.state.db import StateDB
 
@@ -33,9 +35,11 @@ class BackoffStore:
     def save(self, backoff: StoredBackoff) -> None:
         with self.db.transaction() as connection:
             connection.execute(
-                "INSERT OR REPLACE INTO host_backoff "
-                "(host, failures, next_attempt_at, reason, message, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                upsert_sql(
+                    "host_backoff",
+                    ("host",),
+                    ("failures", "next_attempt_at", "reason", "message", "updated_at"),
+                ),
                 (
                     backoff.host,
                     backoff.failures,

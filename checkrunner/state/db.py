@@ -11,6 +11,12 @@ lets readers go on during a write, and writers wait up to BUSY_TIMEOUT for each 
 Threads are treated the same way: a connection belongs to the thread that opened it
 (sqlite3 refuses it anywhere else), so a thread that needs the database (watch mode's
 delivery worker) opens its own with `StateDB.reopen()` in that thread.
+
+`--state postgresql://...` (or postgres://) opens a PostgreSQL database instead, shared by
+runners on several machines (postgres.py, imported only then): the same schema and
+migrations, the same stores and SQL (dialect.py names the few fragments that differ),
+the same `StateDB` interface. Its errors are `BackendError`; `STATE_ERRORS` catches either
+backend's.
 """
 
 from __future__ import annotations
@@ -24,10 +30,21 @@ from pathlib import Path
 
 from checkrunner import settings
 from checkrunner.errors import ConfigError
+from checkrunner.state.claim import DeliveryClaim
+from checkrunner.state.dialect import SQLITE
 from checkrunner.state.history import FOLD_RAW_INTO_HOURS_SQL
 
 STATE_ENV = settings.STATE.env
 BUSY_TIMEOUT_MS = 30_000
+DATABASE_URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+class BackendError(Exception):
+    """An error of the PostgreSQL backend (its driver's, re-raised as this: catching it
+    needs no driver imported)."""
+
+
+STATE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, BackendError)
 
 # Each entry moves the schema from version N to N+1; never edit one that has shipped.
 MIGRATIONS: tuple[str, ...] = (
@@ -270,8 +287,20 @@ def default_state_path() -> str:
     return settings.state_path()
 
 
+def is_database_url(target: str) -> bool:
+    """Whether --state names a PostgreSQL database rather than a file."""
+    return target.startswith(DATABASE_URL_SCHEMES)
+
+
 class StateDB:
-    """An open state database; `transaction()` groups writes so they land all or nothing."""
+    """An open state database; `transaction()` groups writes so they land all or nothing.
+
+    The interface both backends offer (postgres.py's PostgresStateDB is the other):
+    `connection` runs statements outside a transaction (reads), `transaction()` writes,
+    `reopen()` gives a thread its own connection, `delivery_claim()` says who delivers the
+    outbox. `path` names the database in messages (a URL without its password)."""
+
+    dialect = SQLITE
 
     def __init__(self, path: str, connection: sqlite3.Connection | None = None):
         self.path = path
@@ -282,8 +311,12 @@ class StateDB:
         return self._connection
 
     @contextlib.contextmanager
-    def transaction(self, dry_run: bool = False) -> Iterator[sqlite3.Connection]:
-        """All or nothing; with dry_run, nothing even when it succeeds (--no-notify)."""
+    def transaction(
+        self, dry_run: bool = False, exclusive: bool = True
+    ) -> Iterator[sqlite3.Connection]:
+        """All or nothing; with dry_run, nothing even when it succeeds (--no-notify).
+        SQLite's writers take the database in turn whatever `exclusive` says (PostgreSQL's
+        take a lock for it, postgres.py)."""
         self._connection.execute("BEGIN IMMEDIATE")
         try:
             yield self._connection
@@ -299,12 +332,26 @@ class StateDB:
         process-wide (the umask) changes under the other threads."""
         return StateDB(self.path, _open(self.path, existing=True))
 
+    def delivery_claim(self) -> DeliveryClaim:
+        """Which process delivers this file's outbox (claim.py)."""
+        return DeliveryClaim(self.path)
+
     def close(self) -> None:
         self._connection.close()
 
 
 def open_state(path: str) -> StateDB:
-    """Open (creating it 0600, and its folder 0700, if needed) and migrate the database."""
+    """Open (creating it 0600, and its folder 0700, if needed) and migrate the database;
+    a postgresql:// URL opens (and migrates) that database instead."""
+    if is_database_url(path):
+        try:
+            from checkrunner.state.postgres import open_postgres
+        except ImportError as exc:
+            raise ConfigError(
+                f"--state {path.partition(':')[0]}://...: {exc}",
+                hint="install the PostgreSQL driver: pip install 'psycopg[binary]'",
+            ) from None
+        return open_postgres(path)
     try:
         return StateDB(path)
     except (sqlite3.Error, OSError) as exc:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-import sqlite3
 import statistics
 import sys
 import time
@@ -42,6 +41,7 @@ from dataclasses import dataclass, field
 from checkrunner import settings
 from checkrunner.errors import ConfigError
 from checkrunner.results import CheckResult, RunResult, Status
+from checkrunner.state.dialect import POSTGRESQL, SQLITE, Dialect, dialect_of, upsert_sql
 from checkrunner.state.keys import CheckKey
 from checkrunner.units import parse_duration
 
@@ -130,60 +130,104 @@ class Bucket:
 class HistoryStore:
     """History read and written on `connection`; writes inside the caller's transaction."""
 
-    def __init__(self, connection: sqlite3.Connection, retention: Retention | None = None):
+    def __init__(self, connection, retention: Retention | None = None):
+        """`connection`: a sqlite3.Connection or the PostgreSQL backend's (db.py)."""
         self.connection = connection
         self.retention = retention or Retention()
+        self._sql = _STATEMENTS[dialect_of(connection).name]
 
     # -- writing ------------------------------------------------------------------------------
 
-    def record(self, run: RunResult, now: float) -> int:
+    def record(self, run: RunResult, now: float, skip: Iterable[CheckKey] = ()) -> int:
         """Every measurement of every check of `run` at `now` (the run's results are masked
         already), each also upserted into its hour's row (the rollup: two executemany in the
-        caller's transaction); then the upkeep if it is due. Returns the samples written."""
-        rows: dict[int, tuple] = {}  # by series: a series is written once per instant
+        caller's transaction); then the upkeep if it is due. Returns the samples written.
+        `skip`: checks whose measurements are not recorded (counts another run recorded)."""
+        skipped = set(skip)
+        measurements = []  # (series' name, its unit, value, status)
         for check in run.all_checks():
             if check.status is Status.SKIPPED:
                 continue
             key = CheckKey(check.host, check.play, check.name)
+            if key in skipped:
+                continue
             measured = {name: float(value) for name, value in check.measurements.items()}
             if not measured:
                 measured = {check.metric or NO_METRIC: check.value}
             for metric, value in measured.items():
-                series = self._series_id(key, metric, _unit_of(check, metric))
-                rows[series] = (series, now, value, check.status.value)
+                ident = (key.host, key.play, key.check, metric)
+                measurements.append((ident, _unit_of(check, metric), value, check.status.value))
+        known = self._known_series([ident for ident, *_ in measurements])
+        rows: dict[int, tuple] = {}  # by series: a series is written once per instant
+        for ident, unit, value, status in measurements:
+            series = self._series_id(ident, unit, known)
+            rows[series] = (series, now, value, status)
         hour = now // HOUR * HOUR
+        ordered = [rows[series] for series in sorted(rows)]  # one lock order for every run
         # The hours first: their upsert skips a sample whose instant the series has already.
         self.connection.executemany(
-            _ROLLUP_SQL,
+            self._sql.rollup,
             [
                 (series, hour, value, status, value if status in _LEARNED else None, at)
-                for series, at, value, status in rows.values()
+                for series, at, value, status in ordered
             ],
         )
         self.connection.executemany(
-            "INSERT OR IGNORE INTO samples (series, at, value, status) VALUES (?, ?, ?, ?)",
-            rows.values(),
+            "INSERT INTO samples (series, at, value, status) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            ordered,
         )
         self.upkeep_if_due(now)
         return len(rows)
 
-    def _series_id(self, key: CheckKey, metric: str, unit: str) -> int:
-        """The series' id, made if new; its unit updated only when it changed (a module
-        upgrade), so a round costs one read per series, as before units were kept."""
-        ident = (key.host, key.play, key.check, metric)
-        row = self.connection.execute(
-            "SELECT id, unit FROM series "
-            "WHERE host = ? AND play = ? AND check_name = ? AND metric = ?",
-            ident,
-        ).fetchone()
+    def _known_series(self, idents: list[tuple]) -> dict[tuple, tuple[int, str]] | None:
+        """(id, unit) of these series, read in a few statements, on PostgreSQL: a statement
+        per series is a round trip to the server each (SQLite, in process, reads them one
+        by one, faster than a join: None)."""
+        if self._sql is _STATEMENTS[SQLITE.name]:
+            return None
+        found: dict[tuple, tuple[int, str]] = {}
+        unique = list(dict.fromkeys(idents))
+        for start in range(0, len(unique), _SERIES_PER_READ):
+            chunk = unique[start : start + _SERIES_PER_READ]
+            values = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+            rows = self.connection.execute(
+                "SELECT s.host, s.play, s.check_name, s.metric, s.id, s.unit FROM series AS s "
+                f"JOIN (VALUES {values}) AS wanted (host, play, check_name, metric) "
+                "ON s.host = wanted.host AND s.play = wanted.play "
+                "AND s.check_name = wanted.check_name AND s.metric = wanted.metric",
+                [part for ident in chunk for part in ident],
+            )
+            for host, play, name, metric, series, unit in rows:
+                found[host, play, name, metric] = (series, unit)
+        return found
+
+    def _series_id(
+        self, ident: tuple, unit: str, known: dict[tuple, tuple[int, str]] | None = None
+    ) -> int:
+        """The series' id (host, play, check, metric), made if new; its unit updated only
+        when it changed (a module upgrade), so a round costs one read per series, as before
+        units were kept (or none: `known`, what `_known_series` read)."""
+        if known is not None:
+            row = known.get(ident)
+        else:
+            row = self.connection.execute(
+                "SELECT id, unit FROM series "
+                "WHERE host = ? AND play = ? AND check_name = ? AND metric = ?",
+                ident,
+            ).fetchone()
         if row is None:
-            return self.connection.execute(
-                "INSERT INTO series (host, play, check_name, metric, unit) VALUES (?, ?, ?, ?, ?)",
+            series = self.connection.execute(
+                "INSERT INTO series (host, play, check_name, metric, unit) VALUES (?, ?, ?, ?, ?) "
+                "RETURNING id",
                 (*ident, unit),
-            ).lastrowid
-        series, stored = row
-        if stored != unit:
-            self.connection.execute("UPDATE series SET unit = ? WHERE id = ?", (unit, series))
+            ).fetchone()[0]
+        else:
+            series, stored = row
+            if stored != unit:
+                self.connection.execute("UPDATE series SET unit = ? WHERE id = ?", (unit, series))
+        if known is not None:
+            known[ident] = (series, unit)  # a second measurement of it in the round
         return series
 
     # -- retention ----------------------------------------------------------------------------
@@ -214,11 +258,10 @@ class HistoryStore:
             "AND NOT EXISTS (SELECT 1 FROM samples_hourly WHERE series = id)"
         )
         self.connection.execute(
-            "DELETE FROM baseline_cache WHERE NOT EXISTS (SELECT 1 FROM series WHERE id = series)"
+            "DELETE FROM baseline_cache WHERE NOT EXISTS "
+            "(SELECT 1 FROM series WHERE series.id = baseline_cache.series)"
         )
-        self.connection.execute(
-            "INSERT OR REPLACE INTO history_upkeep (id, ran_at) VALUES (1, ?)", (now,)
-        )
+        self.connection.execute(upsert_sql("history_upkeep", ("id",), ("ran_at",)), (1, now))
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -274,7 +317,8 @@ class HistoryStore:
         limit + 1 of them)."""
         return (
             self.connection.execute(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM samples WHERE series = ? AND at >= ? LIMIT ?)",
+                "SELECT COUNT(*) FROM "
+                "(SELECT 1 FROM samples WHERE series = ? AND at >= ? LIMIT ?) AS kept",
                 (series, since, limit + 1),
             ).fetchone()[0]
             > limit
@@ -405,7 +449,7 @@ class HistoryStore:
         self, series: int, start: float, width: float, count: int, until: float
     ) -> Iterable[tuple[int, Bucket]]:
         for slot, summary in self.connection.execute(
-            _RAW_SLOTS, (series, start, width, count, until)
+            self._sql.raw_slots, (series, start, width, count, until)
         ):
             total, valued, minimum, average, maximum, worst = summary.split("|", 5)
             if total == "0":
@@ -550,7 +594,7 @@ def _sums_sql(series: int, window: Window, raw_from: float) -> tuple[str, tuple]
         "WHERE series = ? AND hour >= ? AND hour < ?"
     )
     raw = (
-        "SELECT COUNT(value), TOTAL(value), TOTAL(value * value) FROM samples "
+        "SELECT COUNT(value), SUM(value), SUM(value * value) FROM samples "
         f"WHERE series = ? AND at >= ? AND at < ? AND status IN {_LEARNED_SQL}"
     )
     parts, parameters = [], []
@@ -585,7 +629,7 @@ def _values_sql(series: int, window: Window, raw_from: float) -> tuple[str, tupl
 
 def _union(parts: list[str], parameters: list[tuple]) -> tuple[str, tuple]:
     if not parts:  # an empty window
-        return "SELECT 0, 0, 0 WHERE 0", ()
+        return "SELECT 0, 0, 0 WHERE 1 = 0", ()
     return " UNION ALL ".join(parts), tuple(x for triple in parameters for x in triple)
 
 
@@ -637,7 +681,8 @@ _HOURLY_COLUMNS = (
     "series, hour, min, avg, max, count, worst, sumsq, valued, total, ok_count, ok_sum, ok_sumsq"
 )
 # Raw samples folded into their hours' rows, as `record` keeps them (the migration that
-# brought the rollup runs it on the raw samples kept then).
+# brought the rollup runs it on the raw samples kept then). SQLite's text is a shipped
+# migration's, never edited; PostgreSQL's says the same in its own words.
 FOLD_RAW_INTO_HOURS_SQL = (
     f"INSERT OR REPLACE INTO samples_hourly ({_HOURLY_COLUMNS}) "
     f"SELECT series, hour, {_SUMMARY_SQL}, SUM(value * value), COUNT(value), SUM(value), "
@@ -647,43 +692,82 @@ FOLD_RAW_INTO_HOURS_SQL = (
     f"FROM (SELECT series, CAST(at / {HOUR} AS INTEGER) * {HOUR} AS hour, value, status "
     "FROM samples) GROUP BY series, hour"
 )
-# One sample (?1 series, ?2 hour, ?3 value, ?4 status, ?5 the value if OK, ?6 at) upserted
-# into its hour's row; skipped if the series has a sample at that instant already.
-_ROLLUP_SQL = (
+FOLD_RAW_INTO_HOURS_POSTGRESQL = (
     f"INSERT INTO samples_hourly ({_HOURLY_COLUMNS}) "
-    "SELECT ?1, ?2, ?3, ?3, ?3, 1, ?4, ?3 * ?3, ?3 IS NOT NULL, ?3, "
-    "?5 IS NOT NULL, COALESCE(?5, 0), COALESCE(?5 * ?5, 0) "
-    "WHERE NOT EXISTS (SELECT 1 FROM samples WHERE series = ?1 AND at = ?6) "
+    f"SELECT series, hour, {_SUMMARY_SQL}, SUM(value * value), COUNT(value), SUM(value), "
+    f"COUNT(CASE WHEN status IN {_LEARNED_SQL} THEN value END), "
+    f"COALESCE(SUM(CASE WHEN status IN {_LEARNED_SQL} THEN value END), 0), "
+    f"COALESCE(SUM(CASE WHEN status IN {_LEARNED_SQL} THEN value * value END), 0) "
+    f"FROM (SELECT series, FLOOR(at / {HOUR}) * {HOUR} AS hour, value, status "
+    "FROM samples) AS timed GROUP BY series, hour "
     "ON CONFLICT (series, hour) DO UPDATE SET "
-    "min = COALESCE(MIN(min, excluded.min), min, excluded.min), "
-    "max = COALESCE(MAX(max, excluded.max), max, excluded.max), "
-    "total = COALESCE(total + excluded.total, total, excluded.total), "
-    "valued = valued + excluded.valued, "
-    "avg = COALESCE(total + excluded.total, total, excluded.total) "
-    "/ NULLIF(valued + excluded.valued, 0), "
-    "count = count + 1, "
-    f"worst = CASE WHEN {_severity_sql('excluded.worst')} > {_severity_sql('worst')} "
-    "THEN excluded.worst ELSE worst END, "
-    "sumsq = COALESCE(sumsq + excluded.sumsq, sumsq, excluded.sumsq), "
-    "ok_count = ok_count + excluded.ok_count, "
-    "ok_sum = ok_sum + excluded.ok_sum, "
-    "ok_sumsq = ok_sumsq + excluded.ok_sumsq"
+    + ", ".join(f"{c} = excluded.{c}" for c in _HOURLY_COLUMNS.split(", ")[2:])
 )
+
+
+def _rollup_sql(dialect: Dialect) -> str:
+    """One sample (?1 series, ?2 hour, ?3 value, ?4 status, ?5 the value if OK, ?6 at)
+    upserted into its hour's row; skipped if the series has a sample at that instant
+    already. The parameters are cast: PostgreSQL cannot tell a NULL's type otherwise."""
+    value, ok = "CAST(?3 AS DOUBLE PRECISION)", "CAST(?5 AS DOUBLE PRECISION)"
+    smaller, larger, old = dialect.smaller, dialect.larger, "samples_hourly"
+    return (
+        f"INSERT INTO samples_hourly ({_HOURLY_COLUMNS}) "
+        f"SELECT CAST(?1 AS BIGINT), CAST(?2 AS DOUBLE PRECISION), {value}, {value}, {value}, "
+        f"1, CAST(?4 AS TEXT), {value} * {value}, CASE WHEN {value} IS NULL THEN 0 ELSE 1 END, "
+        f"{value}, CASE WHEN {ok} IS NULL THEN 0 ELSE 1 END, COALESCE({ok}, 0), "
+        f"COALESCE({ok} * {ok}, 0) "
+        "WHERE NOT EXISTS (SELECT 1 FROM samples WHERE series = ?1 AND at = ?6) "
+        "ON CONFLICT (series, hour) DO UPDATE SET "
+        f"min = COALESCE({smaller}({old}.min, excluded.min), {old}.min, excluded.min), "
+        f"max = COALESCE({larger}({old}.max, excluded.max), {old}.max, excluded.max), "
+        f"total = COALESCE({old}.total + excluded.total, {old}.total, excluded.total), "
+        f"valued = {old}.valued + excluded.valued, "
+        f"avg = COALESCE({old}.total + excluded.total, {old}.total, excluded.total) "
+        f"/ NULLIF({old}.valued + excluded.valued, 0), "
+        f"count = {old}.count + 1, "
+        f"worst = CASE WHEN {_severity_sql('excluded.worst')} > {_severity_sql(f'{old}.worst')} "
+        f"THEN excluded.worst ELSE {old}.worst END, "
+        f"sumsq = COALESCE({old}.sumsq + excluded.sumsq, {old}.sumsq, excluded.sumsq), "
+        f"ok_count = {old}.ok_count + excluded.ok_count, "
+        f"ok_sum = {old}.ok_sum + excluded.ok_sum, "
+        f"ok_sumsq = {old}.ok_sumsq + excluded.ok_sumsq"
+    )
+
+
 _HOURLY_IN_WINDOW = (
     "SELECT hour, min, avg, max, count, worst FROM samples_hourly "
     "WHERE series = ? AND hour >= ? AND hour < ? ORDER BY hour"
 )
 _FIRST_RAW = "SELECT MIN(at) FROM samples WHERE series = ? AND at >= ? AND at < ?"
-# Each slot's samples aggregated over their own primary-key range (a scalar subquery per
-# slot: no sort, unlike a GROUP BY on the slot, which costs twice as much on dense series),
-# as one text per slot; the last slot ends at `until` exactly.
-_RAW_SLOTS = (
-    "WITH RECURSIVE slots(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM slots WHERE i + 1 < ?4) "
-    "SELECT i, (SELECT printf('%d|%d|%.17g|%.17g|%.17g|%s', COUNT(*), COUNT(value), "
-    f"MIN(value), AVG(value), MAX(value), {_WORST_SQL}) FROM samples WHERE series = ?1 "
-    "AND at >= ?2 + i * ?3 AND at < CASE WHEN i + 1 = ?4 THEN ?5 ELSE ?2 + (i + 1) * ?3 END) "
-    "FROM slots"
-)
+
+
+def _raw_slots_sql(dialect: Dialect) -> str:
+    """Each slot's samples aggregated over their own primary-key range (a scalar subquery
+    per slot: no sort, unlike a GROUP BY on the slot, which costs twice as much on dense
+    series), as one text per slot; the last slot ends at `until` exactly."""
+    return (
+        "WITH RECURSIVE slots(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM slots WHERE i + 1 < ?4) "
+        f"SELECT i, (SELECT {dialect.bucket_text}, COUNT(*), COUNT(value), "
+        f"MIN(value), AVG(value), MAX(value), {_WORST_SQL}) FROM samples WHERE series = ?1 "
+        "AND at >= ?2 + i * ?3 AND at < CASE WHEN i + 1 = ?4 THEN ?5 ELSE ?2 + (i + 1) * ?3 END) "
+        "FROM slots"
+    )
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """The statements of history that differ between the backends (dialect.py)."""
+
+    rollup: str
+    raw_slots: str
+
+
+_SERIES_PER_READ = 1000  # series per statement (4 parameters each: PostgreSQL takes 65,535)
+_STATEMENTS = {
+    dialect.name: _Statements(_rollup_sql(dialect), _raw_slots_sql(dialect))
+    for dialect in (SQLITE, POSTGRESQL)
+}
 
 
 def median_and_mad(pairs: list[tuple[float, float]], total: float) -> tuple[float, float]:

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from checkrunner.plan import PlannedCheck
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class CheckKey:
     """A check on a host, as the state database keys it (log offsets, failure streaks)."""
 

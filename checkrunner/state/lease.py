@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from checkrunner.state.dialect import dialect_of
+
 if TYPE_CHECKING:
     from checkrunner.state.db import StateDB
 
@@ -77,8 +79,7 @@ class Lease:
         """Inside a transaction that records: LeaseLost unless we still hold the lease with
         the epoch we took it at (an expiry we did not renew in time counts as held until a
         standby took it: nobody else has written)."""
-        postgresql = getattr(getattr(connection, "dialect", None), "name", "") == "postgresql"
-        lock = " FOR SHARE" if postgresql else ""
+        lock = " FOR SHARE" if dialect_of(connection).name == "postgresql" else ""
         row = connection.execute(
             f"SELECT holder, epoch FROM leases WHERE name = ?{lock}", (self.name,)
         ).fetchone()

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from checkrunner import catalog
 from checkrunner.evaluate.history import AnomalySettings, detect_anomaly, rate, rate_unit
 from checkrunner.plan import Plan, PlannedCheck
+from checkrunner.state.dialect import dialect_of
 from checkrunner.state.failpoints import failpoint
 from checkrunner.state.keys import CheckKey
 
@@ -54,6 +54,9 @@ class _Update:
     cursors: dict[str, Any]
     scanned_at: float
     values: dict[str, float]
+    # The scan time the cursors were read at (None: none saved): the commit writes them
+    # only if the database still holds it (compare-and-set), see `commit`.
+    read_at: float | None = None
 
 
 def keeps_state(check: PlannedCheck) -> bool:
@@ -119,14 +122,17 @@ class LogState:
             "INSERT INTO wanted VALUES (?, ?, ?)", [(k.host, k.play, k.check) for k in keys]
         )
         joined = "JOIN wanted USING (host, play, check_name)"
-        for host, play, name, path, cursor in connection.execute(
-            f"SELECT host, play, check_name, path, cursor FROM log_cursors {joined}"
+        ordered_join = dialect_of(connection).ordered_join
+        # Scan time and cursors in one statement, so from one snapshot: they are the
+        # compare-and-set's pair (commit), whatever another run commits meanwhile.
+        for host, play, name, scanned_at, path, cursor in connection.execute(
+            f"SELECT host, play, check_name, scanned_at, path, cursor FROM log_scans {joined} "
+            "LEFT JOIN log_cursors USING (host, play, check_name)"
         ):
-            self._entry(host, play, name).cursors[path] = json.loads(cursor)
-        for host, play, name, scanned_at in connection.execute(
-            f"SELECT host, play, check_name, scanned_at FROM log_scans {joined}"
-        ):
-            self._entry(host, play, name).scanned_at = scanned_at
+            saved = self._entry(host, play, name)
+            saved.scanned_at = scanned_at
+            if path is not None:
+                saved.cursors[path] = json.loads(cursor)
         if window <= 0:
             return
         # The measurement history every round keeps (history.py): the newest `window`
@@ -135,9 +141,9 @@ class LogState:
             "SELECT host, play, check_name, metric, value FROM ("
             "  SELECT s.host, s.play, s.check_name, s.metric, x.at, x.value, ROW_NUMBER() OVER ("
             "    PARTITION BY x.series ORDER BY x.at DESC) AS recent"
-            f"  FROM series AS s {joined} CROSS JOIN samples AS x ON x.series = s.id"
+            f"  FROM series AS s {joined} {ordered_join} samples AS x ON x.series = s.id"
             "  WHERE x.value IS NOT NULL"
-            ") WHERE recent <= ? ORDER BY at",
+            ") AS ranked WHERE recent <= ? ORDER BY at",
             (window,),
         )
         for host, play, name, metric, value in rows:
@@ -169,7 +175,7 @@ class LogState:
         self._apply_anomalies(body, args, saved, values)
         if keep and isinstance(state.get("cursors"), dict):
             with self._lock:
-                self._updates[key] = _Update(state["cursors"], now, values)
+                self._updates[key] = _Update(state["cursors"], now, values, saved.scanned_at)
         return {**raw, "result": body}
 
     def verifier(self) -> LogVerifier:
@@ -219,16 +225,22 @@ class LogState:
 
     # -- after the results are recorded ---------------------------------------------------------
 
-    def commit(
-        self, hosts: set[str] | None = None, connection: sqlite3.Connection | None = None
-    ) -> int:
-        """Write the new cursors and scan times in one transaction; how many checks.
+    def commit(self, hosts: set[str] | None = None, connection=None) -> set[CheckKey]:
+        """Write the new cursors and scan times in one transaction; returns the checks whose
+        lines another run counted meanwhile (their counts must not be recorded again).
 
         `hosts`: only the checks of these hosts (watch mode commits the hosts whose results
         were recorded; a host still in flight, or abandoned at exit, keeps its lines unread).
         `connection`: inside the caller's transaction (RoundRecorder's, which writes the
         round's measurements, the counts among them, with the offsets: a count is in the
         history exactly when its lines are behind the saved offset).
+
+        Two runs sharing the database may read the same lines (overlapping on a host: cron
+        and a hand run, a reshard, an HA pair): each check's cursors are written only if its
+        scan time in the database is still the one they were read at, a compare-and-set in
+        one statement (the upsert's WHERE) that the backend applies under the row's lock.
+        The run that loses keeps its report, but neither its offsets nor its counts: every
+        line is counted once in the state, and read again by the next run if it was new.
         """
         with self._lock:
             updates = {
@@ -240,16 +252,19 @@ class LogState:
                 del self._updates[key]
         self._remember(updates)
         if self.db is None or not updates:
-            return 0
+            return set()
         failpoint("before-state-commit")
         if connection is not None:
-            for key, update in updates.items():
-                self._write(connection, key, update)
-            return len(updates)
+            return self._write_all(connection, updates)
         with self.db.transaction() as own:
-            for key, update in updates.items():
-                self._write(own, key, update)
-        return len(updates)
+            return self._write_all(own, updates)
+
+    def _write_all(self, connection, updates: dict[CheckKey, _Update]) -> set[CheckKey]:
+        # In key order: two runs committing the same checks lock their rows in one order.
+        lost = {key for key in sorted(updates) if not self._write(connection, key, updates[key])}
+        for key in lost:
+            self._saved.pop(key, None)  # what the database holds is read afresh next time
+        return lost
 
     def _remember(self, updates: dict[CheckKey, _Update]) -> None:
         """What is committed is also what the next prepare() hands out without a database
@@ -263,8 +278,13 @@ class LogState:
                 series.append(value)
                 del series[:-HISTORY_KEEP]
 
-    def _write(self, connection, key: CheckKey, update: _Update) -> None:
+    def _write(self, connection, key: CheckKey, update: _Update) -> bool:
+        """The check's scan time and cursors; False (nothing written) when another run
+        committed this check since its cursors were read."""
         ident = (key.host, key.play, key.check)
+        taken = connection.execute(_SCAN_COMPARE_AND_SET, (*ident, update.scanned_at, update.read_at))
+        if taken.rowcount == 0:
+            return False
         connection.execute(
             "DELETE FROM log_cursors WHERE host = ? AND play = ? AND check_name = ?", ident
         )
@@ -281,11 +301,17 @@ class LogState:
                 for path, cursor in update.cursors.items()
             ],
         )
-        connection.execute(
-            "INSERT OR REPLACE INTO log_scans (host, play, check_name, scanned_at) "
-            "VALUES (?, ?, ?, ?)",
-            (*ident, update.scanned_at),
-        )
+        return True
+
+
+# The new scan time of a check, written only where the stored one is the scan its cursors
+# were read at (a first scan: no row yet; `= NULL` never holds, so a row another run wrote
+# meanwhile is kept). Both backends lock the row for the upsert: one statement, one winner.
+_SCAN_COMPARE_AND_SET = (
+    "INSERT INTO log_scans (host, play, check_name, scanned_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (host, play, check_name) DO UPDATE SET scanned_at = excluded.scanned_at "
+    "WHERE log_scans.scanned_at = ?"
+)
 
 
 def _window(check: PlannedCheck) -> int:

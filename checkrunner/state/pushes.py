@@ -63,12 +63,13 @@ class PushOutbox:
                     "WHERE state = ? AND destination = ? AND grouping = ?",
                     (SUPERSEDED, now, PENDING, destination, json.dumps(grouping, sort_keys=True)),
                 )
-            cursor = connection.execute(
+            row = connection.execute(
                 "INSERT INTO push_outbox (destination, grouping, payload, created_at) "
-                "VALUES (?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?) RETURNING id",
                 (destination, json.dumps(grouping, sort_keys=True), payload, now),
             )
-        return int(cursor.lastrowid)
+            push_id = int(row.fetchone()[0])
+        return push_id
 
     def pending(self, destination: str) -> list[PendingPush]:
         """The pushes still to deliver to `destination`, oldest first."""
