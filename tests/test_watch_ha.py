@@ -1,5 +1,5 @@
 """Issue 15, high availability: two real `checkrun watch --ha` replicas of one playbook on one
-shared state database, a shared log file and one real receiver. One leads and works, the
+shared state database (SQLite, and a real PostgreSQL), a shared log file and one real receiver. One leads and works, the
 other stands by (/-/ready says which leads); the leader is SIGKILLed in the middle of a round
 and the standby takes over within the lease's time, with every log line counted once and
 the alert notified once across the failover."""
@@ -45,7 +45,7 @@ def ready(watch: WatchProcess) -> tuple[int, str]:
         return refused.code, refused.read().decode()
 
 
-def counted_errors(state: Path) -> float:
+def counted_errors(state: str) -> float:
     done = run_checkrun(
         "history", "--state", state, "--host", "localhost", "--check", "errors", "--json"
     )
@@ -63,10 +63,13 @@ def firing_notifications(hook: Recorder) -> list[str]:
     ]
 
 
-def test_the_standby_takes_over_a_killed_leader_and_nothing_is_counted_or_sent_twice(tmp_path):
+def test_the_standby_takes_over_a_killed_leader_and_nothing_is_counted_or_sent_twice(
+    tmp_path, state_target
+):
+    """On one SQLite file (replicas on one machine) and on PostgreSQL (across machines)."""
     log = tmp_path / "app.log"
     log.write_text("")
-    state = tmp_path / "state.db"
+    state = state_target
     with Recorder() as hook:
         path = ha_playbook(tmp_path, log, hook.url("/hook"))
         args = (path, "--state", state, "--ha", "--ha-ttl", f"{TTL:g}s")
