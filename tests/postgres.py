@@ -70,9 +70,10 @@ class PostgresServer:
     _names: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     @classmethod
-    def start(cls) -> PostgresServer:
+    def start(cls, durable: bool = False) -> PostgresServer:
         """A new cluster in a directory of its own under /tmp (pytest's are private to
-        root: nobody could not reach them)."""
+        root: nobody could not reach them). `durable`: fsync and synchronous commits as in
+        production (benchmarks against SQLite's synchronous=FULL); tests go without."""
         directory = Path(tempfile.mkdtemp(prefix="checkrun-pg-"))
         if os.geteuid() == 0:
             nobody = pwd.getpwnam("nobody")
@@ -97,9 +98,10 @@ class PostgresServer:
         )  # fmt: skip
         options = (
             f"-c listen_addresses={LOOPBACK} -p {port} -c unix_socket_directories={directory} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
             "-c max_connections=200"
         )
+        if not durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         subprocess.run(
             _as_owner(
                 [
