@@ -6,6 +6,8 @@ import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from checkrunner.shards import MergeInfo, ShardInfo
+
 
 class Status(str, enum.Enum):
     """Outcome of one check. UNREACHABLE is a host outcome, never a check's."""
@@ -151,6 +153,8 @@ class RunResult:
     hosts: list[HostResult] = field(default_factory=list)
     interrupted: bool = False
     fail_on: str = "critical"
+    shard: ShardInfo | None = None  # a `--shard K/N` run's
+    merge: MergeInfo | None = None  # `checkrun merge`: the shards it joined, and those it lacks
 
     @property
     def duration(self) -> float:
@@ -173,7 +177,7 @@ class RunResult:
     def to_dict(self) -> dict[str, Any]:
         from checkrunner import __version__
 
-        return {
+        document = {
             "schema_version": 1,
             "checkrunner_version": __version__,
             "playbook": self.playbook,
@@ -186,6 +190,17 @@ class RunResult:
             "summary": self.counts(),
             "hosts": [h.to_dict() for h in self.hosts],
         }
+        document.update(self.extra_fields())
+        return document
+
+    def extra_fields(self) -> dict[str, Any]:
+        """The top-level fields only some runs have: `shard`, `merge`."""
+        extra: dict[str, Any] = {}
+        if self.shard is not None:
+            extra["shard"] = self.shard.to_dict()
+        if self.merge is not None:
+            extra["merge"] = self.merge.to_dict()
+        return extra
 
 
 # Exit codes (README "Exit codes"); never overloaded.

@@ -353,3 +353,26 @@ def test_thresholds_and_receiver_options_from_the_environment_are_masked(tmp_pat
     done = run_checkrun(playbook, "--state", tmp_path / "state.db", env=env)
     assert done.returncode == 5 and "timeout" in done.stderr, done.stderr
     assert _leaked(done.stderr, [SECRET]) == [], done.stderr
+
+
+# ------------------------------------------------------------------ --shard and checkrun merge
+
+
+@pytest.mark.parametrize(
+    ("shard", "phrase"),
+    [
+        ("4/3", "shard 4 of 3 does not exist: K counts from 1 to N"),
+        ("0/2", "K counts from 1 to N"),
+        ("3", "not K/N"),
+        ("1/0", "the number of shards must be 1 to 10000"),
+    ],
+)
+@pytest.mark.parametrize("command", [(), ("watch",)])
+def test_a_bad_shard_is_exit_5_with_the_fix(tmp_path, shard, phrase, command):
+    playbook = tmp_path / "p.yml"
+    playbook.write_text("- name: p\n  hosts: all\n  checks: [{name: m, memory: {}}]\n")
+    done = run_checkrun(*command, playbook, "-i", "web1,web2", "--shard", shard, timeout=60)
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert f"argument --shard: '{shard}': " in done.stderr and phrase in done.stderr
+    assert "e.g. --shard 1/" in done.stderr or "must be 1 to" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""

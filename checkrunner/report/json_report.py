@@ -6,9 +6,19 @@ import json
 import math
 from typing import Any
 
+from checkrunner.errors import ConfigError, Location
 from checkrunner.report.base import Reporter
-from checkrunner.results import RunResult
+from checkrunner.results import (
+    FAIL_ON_LEVELS,
+    BaselineBound,
+    CheckResult,
+    HostResult,
+    RunResult,
+    Status,
+    Thresholds,
+)
 from checkrunner.safe_text import escape_unprintable_json
+from checkrunner.shards import ShardInfo
 
 
 class JsonReporter(Reporter):
@@ -33,3 +43,194 @@ def finite_numbers(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [finite_numbers(item) for item in value]
     return value
+
+
+# ------------------------------------------------------------------ reading a report back
+
+_NUMBER = (int, float)
+
+
+class _Fields:
+    """The fields of one JSON object of a report, each read with the type the schema
+    (docs/json-report.schema.json) gives it; anything else is a ConfigError naming the
+    file and the field's path (`hosts[3].checks[0].status`)."""
+
+    def __init__(self, value: Any, path: str, file: str) -> None:
+        self.path, self.file = path, file
+        if not isinstance(value, dict):
+            raise self.error(path, f"must be an object, not {_json_kind(value)}")
+        self.value = value
+
+    def error(self, path: str, problem: str) -> ConfigError:
+        return ConfigError(
+            f"{path or 'the document'} {problem}: this is not a checkrun JSON report",
+            Location(self.file),
+            "give the reports that `checkrun --report json:PATH` wrote (docs/json-report.md)",
+        )
+
+    def get(self, key: str, kinds: tuple[type, ...], *, optional: bool = False) -> Any:
+        where = f"{self.path}.{key}" if self.path else key
+        if key not in self.value:
+            if optional:
+                return None
+            raise self.error(where, "is missing")
+        found = self.value[key]
+        if found is None and type(None) in kinds:
+            return None
+        if isinstance(found, bool) and bool not in kinds:
+            raise self.error(where, f"must be {_kinds_text(kinds)}, not a boolean")
+        if not isinstance(found, kinds):
+            raise self.error(where, f"must be {_kinds_text(kinds)}, not {_json_kind(found)}")
+        return found
+
+    def status(self, key: str, allowed: frozenset[str]) -> Status:
+        text = self.get(key, (str,))
+        if text not in allowed:
+            raise self.error(
+                f"{self.path}.{key}", f"is {text!r}, not one of {', '.join(sorted(allowed))}"
+            )
+        return Status(text)
+
+    def items(self, key: str) -> list[tuple[str, Any]]:
+        return [
+            (f"{self.path}.{key}[{index}]" if self.path else f"{key}[{index}]", item)
+            for index, item in enumerate(self.get(key, (list,)))
+        ]
+
+    def mapping(self, key: str, kinds: tuple[type, ...]) -> dict[str, Any]:
+        found = self.get(key, (dict,))
+        for name, item in found.items():
+            if not isinstance(item, kinds) or isinstance(item, bool) and bool not in kinds:
+                raise self.error(f"{self.path}.{key}.{name}", f"must be {_kinds_text(kinds)}")
+        return found
+
+
+_CHECK_STATUSES = frozenset(s.value for s in Status if s is not Status.UNREACHABLE)
+
+
+def read_run(document: Any, file: str) -> RunResult:
+    """The RunResult a JSON report holds (the inverse of JsonReporter's document);
+    ConfigError naming `file` and the field for anything the schema does not allow."""
+    top = _Fields(document, "", file)
+    if top.get("schema_version", (int,)) != 1:
+        raise top.error("schema_version", "is not 1 (this checkrun reads version 1)")
+    run = RunResult(
+        playbook=top.get("playbook", (str,)),
+        started_at=float(top.get("started_at", _NUMBER)),
+        finished_at=float(top.get("finished_at", _NUMBER)),
+        interrupted=top.get("interrupted", (bool,)),
+        fail_on=top.get("fail_on", (str,)),
+    )
+    if run.fail_on not in FAIL_ON_LEVELS:
+        raise top.error("fail_on", f"is {run.fail_on!r}, not one of {', '.join(FAIL_ON_LEVELS)}")
+    run.hosts = [_read_host(_Fields(item, path, file)) for path, item in top.items("hosts")]
+    shard = top.get("shard", (dict,), optional=True)
+    if shard is not None:
+        run.shard = _read_shard(_Fields(shard, "shard", file))
+    return run
+
+
+def _read_host(fields: _Fields) -> HostResult:
+    return HostResult(
+        host=fields.get("host", (str,)),
+        address=fields.get("address", (str,)),
+        connection=fields.get("connection", (str,)),
+        reachable=fields.get("reachable", (bool,)),
+        reason=fields.get("reason", (str, type(None))),
+        message=fields.get("message", (str,)),
+        duration=float(fields.get("duration", _NUMBER)),
+        started_at=float(fields.get("started_at", _NUMBER)),
+        checks=[
+            _read_check(_Fields(item, path, fields.file)) for path, item in fields.items("checks")
+        ],
+    )
+
+
+def _read_check(fields: _Fields) -> CheckResult:
+    thresholds = _Fields(
+        fields.get("thresholds", (dict,)), f"{fields.path}.thresholds", fields.file
+    )
+    limit = (str, int, float, type(None))
+    value = fields.get("value", (*_NUMBER, type(None)))
+    return CheckResult(
+        host=fields.get("host", (str,)),
+        play=fields.get("play", (str,)),
+        name=fields.get("name", (str,)),
+        module=fields.get("module", (str,)),
+        status=fields.status("status", _CHECK_STATUSES),
+        message=fields.get("message", (str,)),
+        metric=fields.get("metric", (str, type(None))),
+        value=None if value is None else float(value),
+        unit=fields.get("unit", (str,)),
+        measurements=fields.mapping("measurements", (*_NUMBER, type(None))),
+        units=fields.mapping("units", (str,)),
+        facts=fields.get("facts", (dict,)),
+        thresholds=Thresholds(thresholds.get("warn", limit), thresholds.get("crit", limit)),
+        duration=float(fields.get("duration", _NUMBER)),
+        attempts=fields.get("attempts", (int,)),
+        tags=[_text(fields, path, item) for path, item in fields.items("tags")],
+        labels=fields.mapping("labels", (str,)),
+        check_id=fields.get("check_id", (str,)),
+        baselines=[
+            _read_baseline(_Fields(item, path, fields.file))
+            for path, item in fields.items("baselines")
+        ],
+    )
+
+
+def _read_baseline(fields: _Fields) -> BaselineBound:
+    number = (*_NUMBER, type(None))
+    return BaselineBound(
+        metric=fields.get("metric", (str,)),
+        level=fields.get("level", (str,)),
+        method=fields.get("method", (str,)),
+        window=float(fields.get("window", _NUMBER)),
+        seasonal=fields.get("seasonal", (str, type(None))),
+        direction=fields.get("direction", (str,)),
+        samples=fields.get("samples", (int,)),
+        center=fields.get("center", number),
+        spread=fields.get("spread", number),
+        lower=fields.get("lower", number),
+        upper=fields.get("upper", number),
+        warming_up=fields.get("warming_up", (bool,)),
+        text=fields.get("text", (str,)),
+    )
+
+
+def _read_shard(fields: _Fields) -> ShardInfo:
+    index, count = fields.get("index", (int,)), fields.get("count", (int,))
+    if not 1 <= index <= count:
+        raise fields.error("shard", f"is {index}/{count}: K must be 1 to N")
+    planned = [_text(fields, path, item) for path, item in fields.items("planned")]
+    return ShardInfo(index, count, planned)
+
+
+def _text(fields: _Fields, path: str, item: Any) -> str:
+    if not isinstance(item, str):
+        raise fields.error(path, f"must be a string, not {_json_kind(item)}")
+    return item
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def _kinds_text(kinds: tuple[type, ...]) -> str:
+    names = {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "an object",
+        type(None): "null",
+    }
+    return " or ".join(dict.fromkeys(names[kind] for kind in kinds))
