@@ -174,7 +174,9 @@ class RunResult:
     def exit_code(self) -> int:
         return exit_code_for(self)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, with_hosts: bool = True) -> dict[str, Any]:
+        """The JSON report's document; `with_hosts=False`: `hosts` empty (the JSON report
+        streams them one by one)."""
         from checkrunner import __version__
 
         document = {
@@ -188,7 +190,7 @@ class RunResult:
             "fail_on": self.fail_on,
             "exit_code": self.exit_code,
             "summary": self.counts(),
-            "hosts": [h.to_dict() for h in self.hosts],
+            "hosts": [h.to_dict() for h in self.hosts] if with_hosts else [],
         }
         document.update(self.extra_fields())
         return document

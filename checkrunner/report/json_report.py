@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from checkrunner.errors import ConfigError, Location
@@ -25,12 +26,36 @@ class JsonReporter(Reporter):
     name = "json"
 
     def render(self, run: RunResult) -> str:
-        document = finite_numbers(run.to_dict())
-        # default=str: a fact a module returned that JSON cannot hold must not cost the report.
-        text = json.dumps(document, indent=2, ensure_ascii=False, default=str)
-        # json.dumps escapes C0 controls only: a C1 or bidi control from a target would
-        # still act on a terminal that shows the report.
-        return escape_unprintable_json(text) + "\n"
+        return "".join(json_chunks(run))
+
+    def finish(self, run: RunResult) -> None:
+        """Written host by host: at thousands of hosts the document is never whole in
+        memory, neither as dicts nor as text."""
+        self.close()
+        self.write(json_chunks(run))
+
+
+_HOSTS_MARK = '\n  "hosts": []'  # top level; inside strings a newline is always escaped
+
+
+def json_chunks(run: RunResult) -> Iterator[str]:
+    """The report's text in pieces (the run's fields, then one host at a time), the same
+    text as json.dumps(run.to_dict(), indent=2) with its escapes."""
+    header = _dumps(run.to_dict(with_hosts=False))
+    before, _, after = header.partition(_HOSTS_MARK)
+    yield before + '\n  "hosts": ['
+    for index, host in enumerate(run.hosts):
+        text = _dumps(host.to_dict()).replace("\n", "\n    ")
+        yield ("," if index else "") + "\n    " + text
+    yield ("\n  ]" if run.hosts else "]") + after + "\n"
+
+
+def _dumps(document: Any) -> str:
+    # default=str: a fact a module returned that JSON cannot hold must not cost the report.
+    text = json.dumps(finite_numbers(document), indent=2, ensure_ascii=False, default=str)
+    # json.dumps escapes C0 controls only: a C1 or bidi control from a target would
+    # still act on a terminal that shows the report.
+    return escape_unprintable_json(text)
 
 
 def finite_numbers(value: Any) -> Any:
