@@ -774,14 +774,6 @@ def test_a_missing_inventory_names_the_path_and_the_fix(tmp_path):
     assert "did you mean 'prod.yml'?" in error and "comma" in error
 
 
-def test_an_executable_inventory_script_is_refused_with_the_fix(tmp_path):
-    script = tmp_path / "ec2.py"
-    script.write_text("#!/usr/bin/env python3\nprint('{}')\n")
-    script.chmod(0o755)
-    with pytest.raises(ConfigError, match="--list > inventory.json"):
-        load_inventories([str(script)])
-
-
 def test_a_vars_file_for_a_misspelt_group_is_a_warning(tmp_path):
     (tmp_path / "group_vars").mkdir()
     (tmp_path / "group_vars" / "webservers.yml").write_text("x: 1\n")
