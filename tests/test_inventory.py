@@ -840,3 +840,28 @@ def test_ten_thousand_hosts_load_fast(tmp_path):
         }
         assert len(inventory.select("rack0*:&~node0[0-4]:!rack01")) == 4_500
         assert elapsed < 4 * reference
+
+
+def test_ten_thousand_hosts_of_ansible_inventory_json_load_without_a_second_walk(
+    tmp_path, monkeypatch
+):
+    """The JSON `ansible-inventory --list` prints (and inventory scripts) at 10,000 hosts:
+    without an alias (no `*` in the text) the guard walks each mapping and list once for
+    its depth; the full alias walk (sizes and heights of every node, twice each) was half
+    the load time, 4x a bare parse."""
+    from checkrunner.yamlio import marked
+
+    inventory_yaml, _ = _write_big_inventory(tmp_path, 10_000)
+    listing_path = tmp_path / "listing.json"
+    listing_path.write_text(json.dumps(load_inventories([str(inventory_yaml)]).to_dict(), indent=4))
+    visits = []
+    children = marked._children
+    monkeypatch.setattr(marked, "_children", lambda node: visits.append(node) or children(node))
+    started = time.perf_counter()
+    inventory = load_inventories([str(listing_path)])
+    print(f"\nlisting.json: 10000 hosts in {time.perf_counter() - started:.3f}s")
+    assert len(inventory.hosts) == 10_000
+    assert inventory.get_host("node09999.example.com").vars["slot"] == 499
+    collections = 1 + 20 + 10_000 + 20 + 10_000  # the root, groups, hostvars, hosts lists...
+    assert len(visits) < collections + 100, len(visits)
+    assert len({id(node) for node in visits}) == len(visits)  # none twice
