@@ -176,3 +176,23 @@ def test_a_shard_with_no_host_still_writes_its_report(tmp_path):
     report = json.loads(done.stdout)
     assert report["hosts"] == [] and report["shard"]["hosts"] == 0
     assert len(report["shard"]["planned"]) == 5
+
+
+def test_watch_with_a_shard_checks_only_its_hosts(tmp_path):
+    from helpers import wait_for
+    from watching import WatchProcess
+
+    playbook, inventory = _fleet_files(tmp_path, 8)
+    planned = [f"web{i:02d}" for i in range(1, 9)] + [f"db{i}" for i in range(1, 5)]
+    mine = [host for host in planned if shard_of(host, 2) == 2]
+    others = [host for host in planned if host not in mine]
+    shard = ("--shard", "2/2", "--interval", "1s", "--no-state")
+    with WatchProcess(playbook, "-i", inventory, *shard) as watch:
+        for host in mine:
+            wait_for(
+                lambda host=host: watch.metric("checkrun_check_status", host=host) is not None,
+                f"a round on {host}",
+                timeout=60,
+            )
+        assert all(watch.metric("checkrun_check_status", host=host) is None for host in others)
+        assert watch.stop() == 0
