@@ -25,7 +25,7 @@ from checkrunner.report import create_reporters
 from checkrunner.report.json_report import read_run
 from checkrunner.results import CheckResult, HostResult, RunResult, Status
 from checkrunner.safe_text import printable
-from checkrunner.shards import MergeInfo, ShardInfo, ShardReport, shard_of
+from checkrunner.shards import MergeInfo, ShardInfo, ShardReport
 
 MERGE_PLAY = "checkrun merge"  # the play of the `shard report` check of a missing shard
 MISSING_CHECK = "shard report"
@@ -167,28 +167,30 @@ def _check_same_run(reference: ShardRun, shard: ShardRun) -> None:
             MERGE_HINT,
         )
     if shard.shard.planned != reference.shard.planned:
-        ours, theirs = set(shard.shard.planned), set(reference.shard.planned)
+        ours = {host for host, _ in shard.shard.planned}
+        theirs = {host for host, _ in reference.shard.planned}
         extra = sorted(ours - theirs)[:3] or sorted(theirs - ours)[:3]
         raise ConfigError(
             f"not a shard of the same run as {reference.file}: it planned other hosts "
-            f"({len(ours)} against {len(theirs)}; e.g. {', '.join(extra) or 'another order'})",
+            f"({len(ours)} against {len(theirs)}; e.g. "
+            f"{', '.join(extra) or 'in another order or on other shards'})",
             Location(shard.file),
             MERGE_HINT,
         )
 
 
 def _check_hosts_belong(shard: ShardRun) -> None:
-    """Each host of a shard's report is one the shard owns (else the shards were cut by
-    another checkrun's hash, and hosts could be counted twice or not at all)."""
+    """Each host of a shard's report is one its plan gave it (else a host could be
+    counted twice or not at all)."""
     assert shard.run is not None
     info = shard.shard
-    planned = set(info.planned)
+    owned = set(info.hosts_of(info.index))
     for host in shard.run.hosts:
-        if host.host not in planned or shard_of(host.host, info.count) != info.index:
+        if host.host not in owned:
             raise ConfigError(
                 f"host {host.host!r} is not one shard {info.index}/{info.count} runs",
                 Location(shard.file),
-                "merge reports written by the same checkrun version, for one run",
+                "merge the reports checkrun wrote, unedited",
             )
 
 
@@ -205,7 +207,7 @@ def _hosts_in_plan_order(
     for index in missing:
         for name in info.hosts_of(index):
             found[name] = _missing_host(name, index, info.count, why)
-    return [found[name] for name in info.planned if name in found]
+    return [found[name] for name, _ in info.planned if name in found]
 
 
 def _missing_host(name: str, index: int, count: int, why: str) -> HostResult:

@@ -73,28 +73,30 @@ def parse_shard(text: str) -> ShardSpec:
 @dataclass
 class ShardInfo:
     """What a shard's report says about it, for `checkrun merge`: which shard it is and
-    every host planned over all the shards (after --limit), in plan order, so that the
-    merge can order the hosts as one run would, check that the shards planned the same
-    hosts, and name the hosts of a shard whose report is missing."""
+    every host planned over all the shards (after --limit), in plan order, with the shard
+    that runs it, so that the merge can order the hosts as one run would, check that the
+    shards planned the same hosts, and name the hosts of a shard whose report is missing.
+    The shard of each host is recorded when the plan is made: a name masked in the report
+    (it held a secret) keeps its shard."""
 
     index: int
     count: int
-    planned: list[str] = field(default_factory=list)
+    planned: list[tuple[str, int]] = field(default_factory=list)  # (host, its shard)
 
-    @property
-    def spec(self) -> ShardSpec:
-        return ShardSpec(self.index, self.count)
+    @classmethod
+    def of(cls, spec: ShardSpec, hosts: list[str]) -> ShardInfo:
+        return cls(spec.index, spec.count, [(host, shard_of(host, spec.count)) for host in hosts])
 
     def hosts_of(self, index: int) -> list[str]:
         """The planned hosts shard `index` runs, in plan order."""
-        return [host for host in self.planned if shard_of(host, self.count) == index]
+        return [host for host, shard in self.planned if shard == index]
 
     def to_dict(self) -> dict:
         return {
             "index": self.index,
             "count": self.count,
             "hosts": len(self.hosts_of(self.index)),
-            "planned": list(self.planned),
+            "planned": [{"host": host, "shard": shard} for host, shard in self.planned],
         }
 
 

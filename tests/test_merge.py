@@ -90,7 +90,8 @@ def merge(directory: Path, *inputs: str, prefix: str = "merged"):
     )
 
 
-TIMES = re.compile(r"\d+(?:\.\d+)?(?:ms|s)\b")
+# humanize_seconds' forms: 500ms, 5s, 1m05s, 1h01m, 1d1h; and a file's age: "modified 8h ago"
+TIMES = re.compile(r"\b\d+(?:\.\d+)?(?:ms|s|m|h|d)(?:\d+(?:ms|s|m|h))?\b")
 
 
 def comparable(name: str, text: str) -> object:
@@ -274,3 +275,27 @@ def test_an_interrupted_shard_makes_the_merge_interrupted(tmp_path):
     assert merged["merge"]["reports"][0]["interrupted"] is True
     assert "shard 1/3 was interrupted" in done.stderr
     assert slow not in [host["host"] for host in merged["hosts"]]
+
+
+def test_a_host_name_holding_a_secret_is_masked_alike_in_every_shard(tmp_path):
+    """Each shard masks the inventory passwords of every planned host, not only its own:
+    the host lists of the shards agree, and no shard's report shows the secret."""
+    secret = "Zq8Xw2kT7mR5vN3pL0"
+    hosts = ["a1", "a2", "a3", "a4", f"host-{secret}"]
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text(
+        "all:\n  vars: {ansible_connection: local}\n  hosts:\n"
+        + "".join(f"    {host}: {{}}\n" for host in hosts[:-1])
+        + f"    {hosts[-1]}: {{ansible_password: {secret}}}\n"
+    )
+    playbook = tmp_path / "p.yml"
+    playbook.write_text("- name: p\n  hosts: all\n  checks: [{name: m, memory: {}}]\n")
+    assert len({shard_of(host, 2) for host in hosts}) == 2  # both shards have hosts
+    for k in (1, 2):
+        done = run_fleet(playbook, inventory, "--shard", f"{k}/2", "-r", f"json:shard-{k}.json")
+        assert done.returncode == 0, done.stderr
+        assert secret not in (tmp_path / f"shard-{k}.json").read_text()
+    done = merge(tmp_path, "shard-1.json", "shard-2.json")
+    assert done.returncode == 0, done.stderr
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    assert [host["host"] for host in merged["hosts"]] == [*hosts[:-1], "host-***"]

@@ -394,7 +394,7 @@ def test_the_streamed_json_report_is_the_whole_document_s_text(tmp_path: Path, h
     if run.hosts:
         run.hosts[0].checks[0].value = float("nan")
         run.hosts[0].checks[0].message = "bidi \u202e and C1 \x85 and a newline\n"
-    run.shard = ShardInfo(2, 3, ["web1", "web2", "db1"])
+    run.shard = ShardInfo(2, 3, [("web1", 1), ("web2", 2), ("db1", 3)])
     path = tmp_path / "run.json"
     JsonReporter(str(path)).finish(run)
     assert path.read_text(encoding="utf-8") == _whole_document_text(run)

@@ -12,7 +12,7 @@ import zlib
 import pytest
 from helpers import run_checkrun
 
-from checkrunner.shards import ShardInfo, jump_hash, parse_shard, shard_of
+from checkrunner.shards import ShardInfo, ShardSpec, jump_hash, parse_shard, shard_of
 
 FLEET = [f"web-{index:04d}.dc{index % 3}.example.com" for index in range(3000)]
 
@@ -88,7 +88,7 @@ def test_a_bad_shard_is_a_value_error_with_the_fix(text, phrase):
 
 
 def test_a_shard_info_names_the_hosts_of_any_shard():
-    info = ShardInfo(2, 3, FLEET[:30])
+    info = ShardInfo.of(ShardSpec(2, 3), FLEET[:30])
     union = [host for index in (1, 2, 3) for host in info.hosts_of(index)]
     assert sorted(union) == sorted(FLEET[:30])
     assert info.to_dict()["hosts"] == len(info.hosts_of(2))
@@ -158,7 +158,12 @@ def test_a_shard_report_says_which_shard_and_every_planned_host(tmp_path):
     report = json.loads(done.stdout)
     planned = [f"web{i:02d}" for i in range(1, 7)] + [f"db{i}" for i in range(1, 5)]
     mine = [host for host in planned if shard_of(host, 3) == 2]
-    assert report["shard"] == {"index": 2, "count": 3, "hosts": len(mine), "planned": planned}
+    assert report["shard"] == {
+        "index": 2,
+        "count": 3,
+        "hosts": len(mine),
+        "planned": [{"host": host, "shard": shard_of(host, 3)} for host in planned],
+    }
     assert [host["host"] for host in report["hosts"]] == mine
 
 

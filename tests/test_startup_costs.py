@@ -264,7 +264,7 @@ def test_checkrun_merge_starts_without_the_layers_of_a_run(tmp_path):
 
     check = CheckResult("web", "p", "load", "load", Status.OK, metric="load1", value=0.5)
     run = RunResult("p.yml", 1.0, 2.0, hosts=[HostResult("web", checks=[check])])
-    run.shard = ShardInfo(1, 1, ["web"])
+    run.shard = ShardInfo(1, 1, [("web", 1)])
     shard = tmp_path / "shard.json"
     shard.write_text(JsonReporter(None).render(run))
     out = run_python(

@@ -226,7 +226,13 @@ def _read_shard(fields: _Fields) -> ShardInfo:
     index, count = fields.get("index", (int,)), fields.get("count", (int,))
     if not 1 <= index <= count:
         raise fields.error("shard", f"is {index}/{count}: K must be 1 to N")
-    planned = [_text(fields, path, item) for path, item in fields.items("planned")]
+    planned = []
+    for path, item in fields.items("planned"):
+        host = _Fields(item, path, fields.file)
+        name, shard = host.get("host", (str,)), host.get("shard", (int,))
+        if not 1 <= shard <= count:
+            raise fields.error(f"{path}.shard", f"is {shard}: not 1 to {count}")
+        planned.append((name, shard))
     return ShardInfo(index, count, planned)
 
 
