@@ -439,6 +439,7 @@ class Scenario:
     tcp_port: int
     log: Path
     log_errors: int
+    forks: int = FORKS
     known_hosts: Path = field(init=False)
     inventory: Path = field(init=False)
 
@@ -557,6 +558,33 @@ class Sample:
     wall: float
     cpu: float  # control node
     target_cpu: float = 0.0  # all sshd sessions together
+    peak_rss_mb: float = 0.0  # the tool's process (checkrun leg): VmHWM
+    peak_fds: int = 0  # its open file descriptors at most (sampled every 20 ms)
+
+
+class ProcessPeaks:
+    """Samples a running process's peak RSS (VmHWM) and open file descriptors from /proc."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.rss_kb = 0
+        self.fds = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            with suppress(OSError, ValueError):
+                self.fds = max(self.fds, len(os.listdir(f"/proc/{self.pid}/fd")))
+                for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.rss_kb = max(self.rss_kb, int(line.split()[1]))
+            self._stop.wait(0.02)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def cpu_seconds(who: int) -> float:
@@ -565,14 +593,29 @@ def cpu_seconds(who: int) -> float:
 
 
 def run_bounded(
-    argv: list[str], env: dict[str, str], timeout: float
+    argv: list[str], env: dict[str, str], timeout: float, peaks: list[ProcessPeaks] | None = None
 ) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(
-            argv, capture_output=True, text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise LegFailed(f"{argv[0]} did not finish within {timeout:g}s") from exc
+    """`peaks`: gets the process's ProcessPeaks, sampled until it exits."""
+    with subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    ) as proc:
+        sampler = ProcessPeaks(proc.pid) if peaks is not None else None
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            proc.kill()
+            proc.communicate()
+            raise LegFailed(f"{argv[0]} did not finish within {timeout:g}s") from exc
+        finally:
+            if sampler is not None:
+                sampler.stop()
+                peaks.append(sampler)
+    return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
 
 
 def tail(text: str, lines: int = 25) -> str:
@@ -629,7 +672,7 @@ def checkrun_argv(
         "-i",
         str(s.inventory),
         "-f",
-        str(FORKS),
+        str(s.forks),
         "--host-key-checking",
         "strict",
         "--known-hosts",
@@ -647,7 +690,8 @@ def run_checkrun(argv: list[str], report: Path, s: Scenario) -> Sample:
     env = dict(os.environ)
     before = cpu_seconds(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    proc = run_bounded(argv, env, RUN_TIMEOUT)
+    peaks: list[ProcessPeaks] = []
+    proc = run_bounded(argv, env, RUN_TIMEOUT, peaks)
     wall = time.perf_counter() - started
     cpu = cpu_seconds(resource.RUSAGE_CHILDREN) - before
     output = tail(proc.stdout + "\n" + proc.stderr)
@@ -678,7 +722,7 @@ def run_checkrun(argv: list[str], report: Path, s: Scenario) -> Sample:
     if problems or proc.returncode != 0:
         shown = "\n".join(problems[:15]) or output
         raise LegFailed(f"checkrun exit {proc.returncode}, {len(problems)} problems:\n{shown}")
-    return Sample(wall, cpu)
+    return Sample(wall, cpu, peak_rss_mb=peaks[0].rss_kb / 1024, peak_fds=peaks[0].fds)
 
 
 def run_checkrun_startup(argv: list[str]) -> Sample:
@@ -719,7 +763,7 @@ def ansible_config(s: Scenario, control_dir: Path) -> Path:
     # host keys in ~/.ssh/known_hosts.
     config.write_text(f"""\
 [defaults]
-forks = {FORKS}
+forks = {s.forks}
 host_key_checking = False
 gathering = explicit
 retry_files_enabled = False
@@ -793,7 +837,7 @@ def run_ansible(ansible: Path, s: Scenario, control_dir: Path, config: Path) -> 
         "ANSIBLE_HOST_KEY_CHECKING": "False",
         "ANSIBLE_NOCOLOR": "1",
     }
-    argv = [str(ansible), "-i", str(s.inventory), "-f", str(FORKS), str(playbook)]
+    argv = [str(ansible), "-i", str(s.inventory), "-f", str(s.forks), str(playbook)]
     before = cpu_seconds(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     try:
@@ -825,7 +869,7 @@ def run_ansible(ansible: Path, s: Scenario, control_dir: Path, config: Path) -> 
 def run_floor(
     s: Scenario, batches: dict[tuple[str, int], tuple[str, bytes]] | None = None
 ) -> Sample:
-    """paramiko connect + authenticate + one exec per host, with a pool of FORKS threads.
+    """paramiko connect + authenticate + one exec per host, with a pool of `forks` threads.
 
     Without `batches` the exec is `true` (the bare floor). With them it is the very command
     and stdin checkrun sends that host (its batch program), read to the end: the floor plus
@@ -882,7 +926,7 @@ def run_floor(
     before = cpu_seconds(resource.RUSAGE_SELF)
     started = time.perf_counter()
     key = paramiko.Ed25519Key.from_private_key_file(str(s.client_key))
-    with ThreadPoolExecutor(max_workers=FORKS) as pool:
+    with ThreadPoolExecutor(max_workers=s.forks) as pool:
         statuses = list(pool.map(lambda t: one(t, key), s.targets))
     wall = time.perf_counter() - started
     cpu = cpu_seconds(resource.RUSAGE_SELF) - before
@@ -989,7 +1033,9 @@ def bench_hosts(
         home.mkdir()
     with running_targets(directory, count, client_key, home) as fleet:
         targets = fleet.targets
-        s = Scenario(directory, targets, client_key, *env.services, env.log, env.log_errors)
+        s = Scenario(
+            directory, targets, client_key, *env.services, env.log, env.log_errors, args.forks
+        )
         legs = {name: Leg(name, fleet) for name in LEGS if name in args.legs}
         if "checkrun" in legs:
             report = directory / "checkrun-report.json"
@@ -1039,7 +1085,12 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 
 def print_table(
-    results: dict[int, dict[str, Leg]], work: float, grep: float, runs: int, loads: list[str]
+    results: dict[int, dict[str, Leg]],
+    work: float,
+    grep: float,
+    runs: int,
+    loads: list[str],
+    forks: int = FORKS,
 ) -> None:
     def median(count: int, name: str, what: str) -> float | None:
         leg = results[count].get(name)
@@ -1047,7 +1098,7 @@ def print_table(
 
     print()
     print(
-        f"SSH fan-out: {CHECKS} checks per host, forks {FORKS}, median of {runs} run(s), "
+        f"SSH fan-out: {CHECKS} checks per host, forks {forks}, median of {runs} run(s), "
         f"{os.cpu_count()} CPUs, load average before/after: {loads[0]} / {loads[1]}"
     )
     print(
@@ -1059,13 +1110,18 @@ def print_table(
         f"{LOG_BYTES // (1024 * 1024)} MB log = {work:.3f} s"
     )
     print()
-    print(f"{'hosts':>5}  {'':<17} {'wall s':>8} {'cpu s':>8} {'target cpu s':>13}")
+    print(
+        f"{'hosts':>5}  {'':<17} {'wall s':>8} {'cpu s':>8} {'target cpu s':>13}"
+        f" {'peak RSS MB':>12} {'peak fds':>9}"
+    )
     for count, legs in results.items():
         for leg in legs.values():
             note = "  FAILED: " + leg.failure.splitlines()[0] if leg.failure else ""
+            rss, fds = leg.median("peak_rss_mb"), leg.median("peak_fds")
             print(
                 f"{count:>5}  {leg.name:<17} {fmt(leg.wall(), '8.2f')} {fmt(leg.cpu(), '8.2f')}"
-                f" {fmt(leg.median('target_cpu'), '13.2f')}{note}"
+                f" {fmt(leg.median('target_cpu'), '13.2f')}"
+                f" {fmt(rss or None, '12.1f')} {fmt(fds or None, '9.0f')}{note}"
             )
         floor = median(count, "floor", "wall")
         if floor is not None:
@@ -1114,6 +1170,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", default="16,64", help="host counts, comma-separated (16,64)")
     parser.add_argument("--runs", type=int, default=3, help="measured runs per leg (median)")
+    parser.add_argument("--forks", type=int, default=FORKS, help=f"every tool's forks ({FORKS})")
     parser.add_argument(
         "--warmup", type=int, default=1, help="unmeasured runs per leg before the first count"
     )
@@ -1172,7 +1229,7 @@ def main() -> None:
             # page cache and bytecode caches are warm after the first count's warm-up
             results[count] = bench_hosts(count, args, env, args.warmup if n == 0 else 0)
     loads.append(load_text())
-    print_table(results, CPU_SAMPLE + grep, grep, args.runs, loads)
+    print_table(results, CPU_SAMPLE + grep, grep, args.runs, loads, args.forks)
     failures = [
         (count, leg) for count, legs in results.items() for leg in legs.values() if leg.failure
     ]

@@ -218,6 +218,10 @@ def _run_masked(
     try:
         with transports:  # every connection closed as soon as the run is over
             result = run_plan(plan, options, reporters, transports)
+            # Handlers run over the run's own connections, before the reports: they show
+            # what was done. A crash in between re-reads the logs; the audit (intent first)
+            # and the guard rails keep a handler from running twice.
+            healed = recorder.heal(result, transports)
         _hand_history(reporters, db)
         for reporter in reporters:
             reporter.finish(result)
@@ -225,8 +229,8 @@ def _run_masked(
         for reporter in reporters:
             reporter.close()
     # Only now, with the results reported: a crash before this re-reads, never skips.
-    recorded = recorder.record(result)
-    if recorded.outcome is not None:
+    recorded = recorder.record(result, healed)
+    if recorded.outcome is not None and config.receivers is not None:
         print_alerting(recorded, deliver=not cmd.no_notify)
     for line in recorded.remediation:
         print(printable(line, newlines=False), file=sys.stderr)
@@ -253,25 +257,32 @@ def _remediator(
     cmd: RunCommand, db, options: Callable[[LoadedConfig], RunOptions], ssh_options: SSHOptions
 ):
     """The RoundRecorder's remediate hook: the handlers a round's firing alerts notify,
-    behind the guard rails, run with `options(config)` over connections made with the run's
-    SSH options; one masked line per decision."""
+    behind the guard rails, run with `options(config)` over the round's open connections or
+    new ones made with the run's SSH options; what they did is attached to the round's
+    results; one masked line per decision."""
     mode = remediation_mode(cmd)
 
-    def remediate(config: LoadedConfig, outcome) -> list[str]:
-        if not config.plan.handlers:
-            return []
-        from checkrunner.remediation.rounds import describe, remediate_round
+    def remediate(config: LoadedConfig, preview, run, transports, verifier) -> list[str]:
+        import contextlib
+
+        from checkrunner.remediation.rounds import attach, describe, remediate_round
         from checkrunner.transport import Transports
 
         done = remediate_round(
             config.plan,
-            outcome,
+            preview,
             db,
             config.masker.text,
             options(config),
             mode,
-            transports=lambda: Transports(ssh_options),
+            transports=(
+                (lambda: contextlib.nullcontext(transports))
+                if transports is not None
+                else (lambda: Transports(ssh_options))
+            ),
+            verifier=verifier,
         )
+        attach(run, done, config.masker.text)
         return [config.masker.text(line) for line in describe(done)]
 
     return remediate
@@ -304,9 +315,10 @@ def watch(cmd: WatchCommand) -> int:
     with errors_masked(lambda: config.masker.secrets):
         transports = _kept_transports(ssh_options, status, events)
         transports.prepare(hp.host for hp in config.plan.hosts)
-        db = _state_db(cmd, config.plan)  # --no-state with alerting: exit 5
+        db = _state_db(cmd, config.plan)  # --no-state with alerting or --push: exit 5
         server = StatusServer(cmd.listen, status, cmd.web_config, state=db)
         worker = _delivery_worker(cmd, db, config, events)
+        pusher = _push_worker(cmd, db, config, status, events)
         recorder = RoundRecorder(
             db,
             config,
@@ -327,6 +339,7 @@ def watch(cmd: WatchCommand) -> int:
             status=status,
             events=events,
             settings=WatchSettings(backoff_max=cmd.backoff_max, stop_grace=cmd.stop_grace),
+            pusher=pusher,
         )
         server.start()
         address = cmd.listen.rpartition(":")[0]
@@ -337,6 +350,7 @@ def watch(cmd: WatchCommand) -> int:
             server.close()
             if db is not None:
                 db.close()
+            events.close()
     return code
 
 
@@ -356,6 +370,31 @@ def _delivery_worker(cmd: WatchCommand, db, config: LoadedConfig, events):
     )
     worker.start()
     return worker
+
+
+def _push_worker(cmd: WatchCommand, db, config: LoadedConfig, status, events):
+    """Watch mode's --push: every host's latest results to the Pushgateway after each round
+    (serve/pusher.py), started; None without --push."""
+    if cmd.push is None:
+        return None
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from checkrunner.report.push import grouping_key
+    from checkrunner.serve.pusher import PushWorker
+    from checkrunner.serve.status import StatusCollector
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StatusCollector(status))
+    pusher = PushWorker(
+        db,
+        _push_gateway(cmd),
+        grouping_key(cmd.playbook, cmd.push_job),
+        lambda: generate_latest(registry),
+        config.masker.text,
+        on_event=events.emit,
+    )
+    pusher.start()
+    return pusher
 
 
 def _reload_config(cmd: WatchCommand, events) -> LoadedConfig:

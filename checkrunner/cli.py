@@ -259,19 +259,18 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="validate the playbook and exit (same as `checkrun validate`)",
     )
-    # watch mode exports /metrics instead
-    parser.add_argument(
-        "--push",
-        metavar="URL",
-        help="push the run's metrics to this Prometheus Pushgateway (grouping key job, "
-        "instance: this runner's host name, playbook); a failed push waits in the state "
-        "database for the next run",
-    )
-    _add_setting(parser, "--push-job", setting=settings.PUSH_JOB, metavar="NAME")
 
 
 def _add_state_arguments(parser: argparse.ArgumentParser) -> None:
     """State, alerting, the targets' limits, verbosity: the same for a run and for watch."""
+    parser.add_argument(
+        "--push",
+        metavar="URL",
+        help="push the metrics to this Prometheus Pushgateway (grouping key job, instance: "
+        "this runner's host name, playbook): a run's, or in watch mode every host's latest "
+        "after each round; a push the gateway did not take waits in the state database",
+    )
+    _add_setting(parser, "--push-job", setting=settings.PUSH_JOB, metavar="NAME")
     state = parser.add_mutually_exclusive_group()
     _add_setting(state, "--state", setting=settings.STATE, metavar="PATH")
     state.add_argument(
@@ -390,6 +389,8 @@ def _common_fields(ns: argparse.Namespace) -> dict[str, Any]:
         state=ns.state,
         no_state=ns.no_state,
         no_notify=ns.no_notify,
+        push=ns.push,
+        push_job=ns.push_job,
         remediate=ns.remediate,
         no_remediate=ns.no_remediate,
     )
@@ -407,8 +408,6 @@ def _run_command(ns: argparse.Namespace) -> app.RunCommand:
         list_hosts=ns.list_hosts,
         list_checks=ns.list_checks,
         syntax_check=ns.syntax_check,
-        push=ns.push,
-        push_job=ns.push_job,
     )
 
 

@@ -169,12 +169,6 @@ def _build_plan(
                 host_plan.scores.append(
                     _plan_score(templater, host, play, play_name, selected, variables)
                 )
-    if handlers and playbook.alerting is None:
-        warnings.append(
-            f"{playbook.plays[0].location.file}: handlers run when a check's alert fires, and "
-            "this playbook has no receivers and route: add them (or alerting: FILE) for "
-            "notify: to act"
-        )
     return Plan(
         playbook=playbook.path,
         hosts=list(host_plans.values()),

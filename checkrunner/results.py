@@ -84,6 +84,40 @@ class BaselineBound:
     text: str  # how the bound was made, for people: "1.8 × 7-day mean 6.2%"
 
 
+# What a handler did for a failing check (self-healing), as reports and alerts show it.
+REMEDIATED = "remediated"  # the handler ran and the check passed when run again
+REMEDIATION_FAILED = "remediation failed"  # the handler failed, or the check still failed after it
+REMEDIATION_SUPPRESSED = "suppressed"  # a guard rail (or --no-remediate) held it back
+REMEDIATION_DRY_RUN = "dry-run"  # --remediate=dry-run: shown, not run
+# The results that leave a failure to a human: the alert carries them as its `remediation`
+# label, so that a route can page for those only.
+ESCALATED = {
+    REMEDIATION_FAILED: "failed",
+    REMEDIATION_SUPPRESSED: REMEDIATION_SUPPRESSED,
+    REMEDIATION_DRY_RUN: REMEDIATION_SUPPRESSED,
+}
+
+
+@dataclass
+class RemediationResult:
+    """The handler a check's firing alert notified in this run, and what came of it."""
+
+    handler: str
+    action: str  # what it does, as shown: "restart app.service", "POST https://...", argv
+    result: str  # REMEDIATED, REMEDIATION_FAILED, REMEDIATION_SUPPRESSED or _DRY_RUN
+    text: str  # one line: "app health CRITICAL → restarted app.service → OK after 4.2 s"
+    reason: str | None = None  # the guard that held it back, or why it failed
+    exit_status: int | None = None  # the action's (HTTP status for a webhook); None: not run
+    seconds: float | None = None  # from the action's start to the verify result
+    verify_status: str | None = None  # the worst status of the notifying checks run again
+    verify_message: str = ""
+
+    @property
+    def escalation(self) -> str | None:
+        """The alert's `remediation` label: "failed" or "suppressed"; None when healed."""
+        return ESCALATED.get(self.result)
+
+
 @dataclass
 class CheckResult:
     host: str
@@ -105,6 +139,7 @@ class CheckResult:
     labels: dict[str, str] = field(default_factory=dict)
     check_id: str = ""  # "<play index>.<check index>", stable within a playbook
     baselines: list[BaselineBound] = field(default_factory=list)  # its dynamic thresholds
+    remediation: RemediationResult | None = None  # its handler's, when its alert fired
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 from helpers import run_checkrun
+from supervised import Supervised, supervised_service
 
 
 @pytest.fixture(autouse=True)
@@ -105,3 +106,9 @@ def closed_port() -> int:
 @pytest.fixture
 def python_exe() -> str:
     return sys.executable
+
+
+@pytest.fixture
+def service(tmp_path) -> Iterator[Supervised]:
+    """A real HTTP service under a supervisor script (supervised.py), for self-healing tests."""
+    yield from supervised_service(tmp_path)

@@ -17,9 +17,9 @@ import pytest
 from helpers import run_checkrun
 
 from checkrunner.masking import Masker
+from checkrunner.results import REMEDIATED
 from checkrunner.state.actions import (
     DONE,
-    REMEDIATED,
     UNFINISHED,
     ActionIntent,
     ActionLog,

@@ -157,6 +157,38 @@ def test_update_alerts_keeps_the_start_of_an_incident_and_resolves_answered_chec
     assert obs.checks[0].alert.starts_at == 0.0
 
 
+def _remediated(key: CheckKey, escalation: str | None, at: float = 0.0) -> stages.Observation:
+    observation = _observation(key, True, at=at)
+    if escalation is not None:
+        observation.alert.labels[stages.REMEDIATION_LABEL] = escalation
+    return observation
+
+
+def test_an_escalated_alert_keeps_its_first_label_until_its_check_passes():
+    """failed -> suppressed (the next run's handler held by its cooldown) and failed -> no
+    label (a handler that verified while the check still fails) are the same incident; no
+    label -> failed (healed before, now a human is needed) is a new one."""
+    failed = stages.to_stored(_remediated(DISK, "failed", at=1.0).alert)
+    for later in ("suppressed", None):
+        state = stages.update_alerts(
+            [failed], _observations(_remediated(DISK, later)), {DISK: 2}, 5.0
+        )
+        assert [(a.labels.get("remediation"), a.starts_at) for a in state.raised] == [
+            ("failed", 1.0)
+        ]
+        assert [a.fingerprint for a in state.raised] == [failed.fingerprint]
+        assert state.resolved == []
+    healed = stages.to_stored(_remediated(DISK, None, at=1.0).alert)
+    state = stages.update_alerts(
+        [healed], _observations(_remediated(DISK, "failed")), {DISK: 2}, 5.0
+    )
+    assert [a.labels.get("remediation") for a in state.raised] == ["failed"]
+    assert [a.fingerprint for a in state.resolved] == [healed.fingerprint]
+    # Once the check passes, the escalated alert resolves as any other.
+    state = stages.update_alerts([failed], _observations(_observation(DISK, False)), {DISK: 0}, 9.0)
+    assert [a.fingerprint for a in state.resolved] == [failed.fingerprint]
+
+
 def test_update_alerts_no_result_from_an_unreachable_host_is_not_a_recovery():
     old_disk = stages.to_stored(_alert("disk", starts_at=1.0))
     state = stages.update_alerts([old_disk], _observations(unreachable=["web1"]), {}, now=30.0)

@@ -190,3 +190,45 @@ def _outbox(tmp_path: Path) -> list[tuple[int, str, int]]:
 def _done_at(tmp_path: Path) -> list[float]:
     with sqlite3.connect(tmp_path / "state.db") as connection:
         return [row[0] for row in connection.execute("SELECT done_at FROM push_outbox ORDER BY id")]
+
+
+def test_an_edge_watch_keeps_one_push_while_the_gateway_is_away_and_delivers_it_after(
+    tmp_path, http_server
+):
+    """`checkrun watch --push`: an edge runner whose link to the central Pushgateway is
+    down keeps pushing nothing but the newest results (older pending ones superseded), never
+    waits for the link, and delivers once the gateway is back."""
+    from helpers import wait_for
+    from watching import WatchProcess
+
+    playbook = tmp_path / "edge.yml"
+    playbook.write_text(
+        "- name: edge\n  hosts: localhost\n  checks:\n"
+        f"    - {{name: health, interval: 1s, http: {{url: 'http://127.0.0.1:{http_server.port}/health'}}}}\n"
+        f"    - {{name: broken, interval: 1s, http: {{url: 'http://127.0.0.1:{http_server.port}/broken'}}}}\n"
+    )
+    port = free_port()
+    watch = WatchProcess(
+        playbook, "--push", f"http://127.0.0.1:{port}", "--state", tmp_path / "state.db"
+    )
+    try:
+        watch.wait_event("push-deferred", timeout=60)
+        wait_for(lambda: _outbox_states(tmp_path).count("superseded") >= 2, "superseded", 60)
+        assert _outbox_states(tmp_path).count("pending") == 1  # the newest only
+        queued_before = len(_outbox(tmp_path))
+        with running_pushgateway(tmp_path / "gw", port=port) as url:
+            watch.wait_event("push-delivered", timeout=120)
+            (group,) = _group_metrics(url)
+            assert group["labels"]["job"] == "checkrun"
+            assert group["labels"]["playbook"] == "edge.yml"
+            status = scrape(f"{url}/metrics")["checkrun_check_status"].samples
+            assert {s.labels["check"]: s.value for s in status} == {"health": 0.0, "broken": 2.0}
+            pushed = _pushes(url)
+            queued_since = len(_outbox(tmp_path)) - queued_before
+            assert pushed <= queued_since + 1  # the newest pending, then the rounds' since
+    finally:
+        assert watch.stop() == 0, watch.other
+
+
+def _outbox_states(tmp_path: Path) -> list[str]:
+    return [state for _, state, _ in _outbox(tmp_path)]

@@ -109,25 +109,3 @@ def test_a_handler_name_used_twice_is_reported_at_the_second(tmp_path):
     with pytest.raises(ConfigError) as raised:
         load_playbook(str(path))
     assert "twice.yml:4:7" in str(raised.value) and "used twice" in str(raised.value)
-
-
-def test_handlers_without_alerting_are_warned_about(tmp_path):
-    """Handlers act on firing alerts, which need receivers and a route: say so, not nothing."""
-    from helpers import run_checkrun
-
-    path = tmp_path / "no_alerting.yml"
-    path.write_text(
-        "- hosts: localhost\n  handlers: [{name: r, service: app}]\n"
-        "  checks:\n    - {name: m, memory: {}, notify: r}\n"
-    )
-    done = run_checkrun("validate", path)
-    assert done.returncode == 0
-    assert "no receivers and route" in done.stderr and "notify: to act" in done.stderr
-    with_alerting = tmp_path / "with_alerting.yml"
-    with_alerting.write_text(
-        "receivers: [{name: ops, webhook_configs: [{url: 'http://127.0.0.1:9/'}]}]\n"
-        "route: {receiver: ops}\nplays:\n"
-        "  - hosts: localhost\n    handlers: [{name: r, service: app}]\n"
-        "    checks:\n      - {name: m, memory: {}, notify: r}\n"
-    )
-    assert "notify: to act" not in run_checkrun("validate", with_alerting).stderr

@@ -8,75 +8,23 @@ alerts; those through `checkrun` and `checkrun watch` go through the alerting ou
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import subprocess
 import textwrap
 import time
 from pathlib import Path
 
-import pytest
 from helpers import run_checkrun
 from recorder import Recorder
-from sshd import free_port
+from supervised import kill_service
 
 from checkrunner.app import RunCommand, load_plan
 from checkrunner.remediation.execute import Executor, service_script
 from checkrunner.remediation.guard import RUN, Notified, decide
-from checkrunner.results import Status
+from checkrunner.results import REMEDIATED, REMEDIATION_FAILED, Status
 from checkrunner.runner import RunOptions, run_plan
-from checkrunner.state.actions import REMEDIATED, REMEDIATION_FAILED, ActionLog
+from checkrunner.state.actions import ActionLog
 from checkrunner.state.db import open_state
-
-# start/stop/restart a python3 http.server kept in DIR, its pid in DIR/pid; restart returns
-# once the port answers (as systemctl restart returns once the unit is started).
-SUPERVISOR = textwrap.dedent(
-    """\
-    #!/bin/sh
-    action=$1; dir=$2; port=$3
-    stop() { if [ -f "$dir/pid" ]; then kill "$(cat "$dir/pid")" 2>/dev/null; rm -f "$dir/pid"; fi; }
-    start() {
-        python3 -m http.server "$port" --bind 127.0.0.1 --directory "$dir/www" \\
-            >/dev/null 2>&1 </dev/null &
-        echo $! > "$dir/pid"
-        for _ in $(seq 1 200); do
-            python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 1)" \\
-                2>/dev/null && echo "started on $port" && return 0
-            sleep 0.1
-        done
-        echo "not listening on $port" >&2; return 1
-    }
-    case "$action" in
-        start) start ;;
-        stop) stop ;;
-        restart) stop; start ;;
-    esac
-    """
-)
-
-
-@pytest.fixture
-def service(tmp_path):
-    """The supervised service: (its folder, its port, the supervisor script)."""
-    folder = tmp_path / "svc"
-    (folder / "www").mkdir(parents=True)
-    (folder / "www" / "health").write_text("ok\n")
-    script = tmp_path / "supervisor.sh"
-    script.write_text(SUPERVISOR)
-    port = free_port()
-    subprocess.run(["sh", str(script), "start", str(folder), str(port)], check=True)
-    yield folder, port, script
-    pid_file = folder / "pid"
-    if pid_file.exists():
-        with contextlib.suppress(ProcessLookupError):  # killed by the test, and reaped
-            os.kill(int(pid_file.read_text()), signal.SIGTERM)
-
-
-def kill_service(folder: Path) -> None:
-    pid = int((folder / "pid").read_text())
-    os.kill(pid, signal.SIGKILL)
 
 
 def playbook(tmp_path: Path, port: int, handler: str) -> str:
@@ -164,6 +112,30 @@ def test_a_webhook_handler_calls_the_url_with_its_method_headers_and_body(tmp_pa
     assert done.verify == REMEDIATION_FAILED  # the webhook did not bring the service back
     (record,) = log.listing(0.0)
     assert record.target.startswith("PUT http://127.0.0.1:")
+
+
+def test_a_handler_that_raises_is_its_own_failure_and_the_others_go_on(tmp_path, service):
+    """The audit's database goes away under a handler (closed here; a full disk or a lock
+    in real life): that handler's result is "remediation failed" with the error, and the
+    round's other decisions are still made."""
+    folder, port, script = service
+    path = playbook(
+        tmp_path,
+        port,
+        f"- name: restart app\n  command: [sh, {script}, restart, {folder}, '{port}']",
+    )
+    kill_service(folder)
+    db = open_state(str(tmp_path / "state.db"))
+    log = ActionLog(db)
+    plan = load_plan(RunCommand(playbook=path))
+    handlers = {"app": {h.name: h for h in _handlers(path)}}
+    (decision,) = decide(failing_alerts(plan), handlers, {"app": 1}, log, now=0.0)
+    db.close()
+    executor = Executor(plan, RunOptions(), None, log, sleep=lambda s: None)
+    done = executor.remediate_all([decision, decision])
+    assert [d.verify for d in done] == [REMEDIATION_FAILED, REMEDIATION_FAILED]
+    assert "closed database" in done[0].outcome.output, done[0].outcome
+    assert done[0].outcome.exit_status == -1
 
 
 def test_the_service_action_restarts_with_systemctl_else_service(tmp_path):
@@ -330,3 +302,73 @@ def test_a_handler_rendered_into_a_bad_command_fails_without_stopping_the_run(tm
     assert "exit -1, remediation failed" in done.stderr, done.stderr
     (record,) = json.loads(run_checkrun("actions", "--state", state, "--json").stdout)["actions"]
     assert record["exit_status"] == -1 and "expected a command" in record["output"]
+
+
+def test_a_round_acts_on_every_handler_first_then_waits_one_settle_and_verifies(tmp_path):
+    """Two checks of a host notify two handlers, each with settle 2s: both act, then the
+    round waits once and verifies both (the order of what ran, from the events they log),
+    rather than act, settle, verify, act, settle, verify."""
+    events = tmp_path / "events"
+    checks, handlers = [], []
+    for name in ("a", "b"):
+        fixed = tmp_path / f"fixed-{name}"
+        checks.append(
+            f"    - name: check {name}\n"
+            f"      command: {{cmd: 'echo check-{name} >> {events}; test -f {fixed}', shell: true}}\n"
+            f"      notify: [fix {name}]\n"
+        )
+        handlers.append(
+            f"    - name: fix {name}\n"
+            f"      command: {{cmd: 'echo act-{name} >> {events}; touch {fixed}', shell: true}}\n"
+            "      settle: 2s\n"
+        )
+    path = tmp_path / "two.yml"
+    path.write_text(
+        "- name: app\n  hosts: localhost\n  connection: local\n  handlers:\n"
+        + "".join(handlers)
+        + "  checks:\n"
+        + "".join(checks)
+    )
+    done = run_checkrun(path, "--state", tmp_path / "state.db")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("exit 0, remediated") == 2, done.stderr
+    lines = events.read_text().split()
+    assert sorted(lines[:2]) == ["check-a", "check-b"]  # the run
+    assert lines[2:4] == ["act-a", "act-b"]  # both handlers act before any verify
+    assert sorted(lines[4:]) == ["check-a", "check-b"]  # then one verify of both
+
+
+def test_a_log_check_verifies_on_the_lines_after_the_round_and_counts_each_once(tmp_path):
+    """A log pattern notifies a handler: verify reads on from where the round's read ended
+    (not the round's own lines again, which would never show a fix); it keeps nothing, so
+    the next run counts the lines after the round exactly once."""
+    log = tmp_path / "app.log"
+    log.write_text("start\n")
+    marker = tmp_path / "noisy"
+    path = tmp_path / "log.yml"
+    path.write_text(
+        "- name: app\n  hosts: localhost\n  connection: local\n  handlers:\n"
+        "    - name: restart app\n"
+        f"      command: {{cmd: 'test ! -f {marker} || echo \" ERROR again\" >> {log}', "
+        "shell: true}\n      settle: 0s\n      cooldown: 0s\n"
+        "  checks:\n    - name: app errors\n"
+        f"      log: {{path: {log}, patterns: [{{name: errors, regex: ' ERROR ', crit: 0}}]}}\n"
+        "      notify: [restart app]\n"
+    )
+    state = ("--state", tmp_path / "state.db")
+    assert run_checkrun(path, *state).returncode == 0  # the first run reads from the end
+    with log.open("a") as out:
+        out.write(" ERROR boom\n")
+    healed = run_checkrun(path, *state)
+    assert "exit 0, remediated" in healed.stderr, healed.stderr  # no new ERROR after it
+    marker.touch()  # now the handler itself logs an ERROR: verify sees it
+    with log.open("a") as out:
+        out.write(" ERROR boom\n")
+    failed = run_checkrun(path, *state, "-r", "json")
+    assert "exit 0, remediation failed" in failed.stderr, failed.stderr
+    (check,) = json.loads(failed.stdout)["hosts"][0]["checks"]
+    assert check["measurements"]["errors"] == 1  # the round's own line, once
+    assert check["remediation"]["verify_status"] == "CRITICAL"
+    again = run_checkrun(path, *state, "-r", "json", "--no-remediate")
+    (check,) = json.loads(again.stdout)["hosts"][0]["checks"]
+    assert check["measurements"]["errors"] == 1  # the handler's line: read by verify, counted now

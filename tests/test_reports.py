@@ -32,11 +32,19 @@ from checkrunner.report import (
 )
 from checkrunner.report.base import write_to_stream
 from checkrunner.report.formatting import format_value
-from checkrunner.report.json_report import finite_numbers, json_chunks
+from checkrunner.report.json_report import finite_numbers, json_chunks, read_run
 from checkrunner.report.markdown import MAX_TABLE_ROWS
 from checkrunner.report.nagios import perfdata_item, quote_label
 from checkrunner.report.terminal import FULL_TABLE_MAX_ROWS
-from checkrunner.results import CheckResult, HostResult, RunResult, Status, Thresholds
+from checkrunner.results import (
+    BaselineBound,
+    CheckResult,
+    HostResult,
+    RemediationResult,
+    RunResult,
+    Status,
+    Thresholds,
+)
 from checkrunner.safe_text import escape_unprintable_json, one_line, printable
 from checkrunner.shards import ShardInfo
 
@@ -400,6 +408,26 @@ def test_the_streamed_json_report_is_the_whole_document_s_text(tmp_path: Path, h
     assert path.read_text(encoding="utf-8") == _whole_document_text(run)
     jsonschema.Draft202012Validator(SCHEMA).validate(json.loads(path.read_text()))
     assert render(JsonReporter, run) == _whole_document_text(run)
+
+
+def test_a_json_report_read_back_is_the_same_run():
+    """`checkrun merge` reads shards' reports with read_run: every field the report holds
+    comes back (a field added to the report and not to the reader fails here)."""
+    run = mixed_run()
+    check = run.hosts[0].checks[0]
+    check.baselines = [
+        BaselineBound("busy", "warn", "sigma", 604800.0, "hour_of_day", "above", 40, 12.5,
+                      2.0, None, 18.5, False, "mean + 3σ")
+    ]  # fmt: skip
+    check.facts = {"source": "procfs", "nested": {"list": [1, "two", None]}}
+    check.remediation = RemediationResult(
+        "restart app", "restart app.service", "remediated", "app CRITICAL → OK", None, 0, 4.2,
+        "OK", "fine",
+    )  # fmt: skip
+    run.shard = ShardInfo(2, 3, [("web1", 2), ("web2", 1), ("db1", 3)])
+    text = render(JsonReporter, run)
+    again = read_run(json.loads(text), "run.json")
+    assert render(JsonReporter, again) == text
 
 
 def test_the_json_report_is_written_host_by_host():
@@ -840,3 +868,41 @@ def test_no_progress_when_stderr_is_not_a_terminal(plain_env):
         reporter.on_host_done(host)
     reporter.finish(run)
     assert progress.getvalue() == ""
+
+
+# --- remediation (issue 14) ------------------------------------------------------------
+
+
+def test_every_report_says_what_the_handler_did():
+    """A check whose firing alert notified a handler: every format shows the result next
+    to the check, whose own status stays as measured (and so does the exit code)."""
+    from checkrunner.report import REPORTERS
+    from checkrunner.results import REMEDIATED, RemediationResult
+
+    remediation = RemediationResult(
+        handler="restart app",
+        action="restart app.service",
+        result=REMEDIATED,
+        text="app health CRITICAL → restarted app.service → OK after 4.2 s",
+        exit_status=0,
+        seconds=4.2,
+        verify_status="OK",
+        verify_message="HTTP 200",
+    )
+    failing = check("web1", "app health", Status.CRITICAL, message="connection refused")
+    failing.remediation = remediation
+    run = RunResult(playbook="p.yml", started_at=1.0, finished_at=2.0)
+    run.hosts = [HostResult(host="web1", checks=[failing])]
+    assert run.exit_code == 2
+    shown = "restarted app.service → OK after 4.2 s"
+    rendered = {name: render(REPORTERS[name], run) for name in REPORTERS}
+    for name in ("terminal", "markdown", "junit", "nagios", "html"):
+        assert f"remediation: {shown}" in rendered[name].replace("\\u2192", "→"), name
+    assert (
+        'checkrun_check_remediation{check="app health",handler="restart app",'
+        in rendered["prometheus"]
+    )
+    assert 'result="remediated"} 1.0' in rendered["prometheus"]
+    document = json.loads(rendered["json"])
+    jsonschema.validate(document, SCHEMA)
+    assert document["hosts"][0]["checks"][0]["remediation"]["text"] == remediation.text

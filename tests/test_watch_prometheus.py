@@ -104,7 +104,8 @@ def _started(stack: ExitStack, *args, listen: str) -> WatchProcess:
 def _stop(watch: WatchProcess) -> None:
     """SIGTERM; a watch that does not stop is killed on leaving its context."""
     if watch.process.poll() is None:
-        assert watch.stop() == 0
+        code = watch.stop()
+        assert code == 0, (code, watch.other[-20:])
 
 
 @pytest.fixture(scope="module")

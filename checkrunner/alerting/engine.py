@@ -32,7 +32,7 @@ from checkrunner.alerting import stages
 from checkrunner.alerting.config import AlertingSpec, ReceiverConfig
 from checkrunner.alerting.model import FIRING, Alert, Notification
 from checkrunner.errors import RenderError
-from checkrunner.state.alerts import AlertStore, StoredGroup
+from checkrunner.state.alerts import AlertStore, StoredAlert, StoredGroup
 
 
 @dataclass
@@ -57,8 +57,10 @@ def keeps_alerts(config: ReceiverConfig) -> bool:
 
 
 class AlertEngine:
-    def __init__(self, spec: AlertingSpec, receivers: dict[str, list[ReceiverConfig]]):
-        """`receivers`: the spec's receiver configs with their templates rendered."""
+    def __init__(self, spec: AlertingSpec | None, receivers: dict[str, list[ReceiverConfig]]):
+        """`receivers`: the spec's receiver configs with their templates rendered. `spec`
+        None: a playbook with handlers and no alerting keeps its alert state (streaks,
+        `for:`, what fires, for the handlers) and notifies no one."""
         self.spec = spec
         self.receivers = receivers
 
@@ -78,17 +80,11 @@ class AlertEngine:
         store.save_run_times(run_times)
         streaks = stages.next_streaks(store.streaks(), observations.checks)
         store.save_streaks(streaks, now)
-        state = stages.update_alerts(store.firing(), observations, streaks, now)
+        state, muted = self._decide(store.firing(), streaks, observations, now, outcome)
         store.save_firing((stages.to_stored(a) for a in state.raised), now)
         store.save_resolved((a.fingerprint for a in state.resolved), now)
-        outcome.firing, outcome.pending, outcome.resolved = (
-            state.firing,
-            state.pending,
-            state.resolved,
-        )
-        muters = stages.run_muters(observations, self.spec.inhibit_rules, state.firing)
-        muted = stages.mute(state.firing, muters)
-        outcome.inhibited, outcome.muted = muted.inhibited, muted.muted
+        if self.spec is None:
+            return outcome
         decided = {a.fingerprint for a in [*state.firing, *state.resolved]}
         self._notify_logged(
             store, [*muted.active, *state.resolved], decided, now, outcome, group_waits
@@ -97,6 +93,39 @@ class AlertEngine:
             store, [*muted.active, *muted.muted, *state.resolved], now, run_interval, outcome
         )
         return outcome
+
+    def preview(
+        self, store: AlertStore | None, observations: stages.RunObservations, now: float
+    ) -> Outcome:
+        """What `process` would decide (firing, pending, muted), read from `store` and
+        written nowhere: handlers run on this, before the round is recorded, so that the
+        alert and the reports say what they did. `store` None: no state, every streak
+        starts with this run."""
+        before = store.streaks() if store is not None else {}
+        streaks = stages.next_streaks(before, observations.checks)
+        outcome = Outcome()
+        self._decide(store.firing() if store else [], streaks, observations, now, outcome)
+        return outcome
+
+    def _decide(
+        self,
+        stored: list[StoredAlert],
+        streaks: dict,
+        observations: stages.RunObservations,
+        now: float,
+        outcome: Outcome,
+    ) -> tuple[stages.AlertState, stages.Muted]:
+        state = stages.update_alerts(stored, observations, streaks, now)
+        outcome.firing, outcome.pending, outcome.resolved = (
+            state.firing,
+            state.pending,
+            state.resolved,
+        )
+        rules = self.spec.inhibit_rules if self.spec is not None else []
+        muters = stages.run_muters(observations, rules, state.firing)
+        muted = stages.mute(state.firing, muters)
+        outcome.inhibited, outcome.muted = muted.inhibited, muted.muted
+        return state, muted
 
     def _configs(self, receiver: str, keeping: bool) -> list[ReceiverConfig]:
         return [c for c in self.receivers.get(receiver, []) if keeps_alerts(c) == keeping]

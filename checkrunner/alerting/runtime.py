@@ -94,8 +94,8 @@ def process_run(
 
 def enqueue_run(
     db: StateDB,
-    spec: AlertingSpec,
-    receivers: RenderedReceivers,
+    spec: AlertingSpec | None,
+    receivers: RenderedReceivers | None,
     plan,
     run: RunResult,
     mask: Callable[[str], str],
@@ -114,15 +114,30 @@ def enqueue_run(
     Without it (one-shot runs, cron, CI) nothing waits and every group is looked at now:
     nothing runs after a one-shot run to send what would wait, and a cron job's next run
     is a minute or an hour away, not group_wait. `keep` False: decided, then rolled back
-    (--no-notify: later runs are unaffected).
+    (--no-notify: later runs are unaffected). `spec` None (a playbook with handlers and no
+    receivers): the alert state only, for the handlers; nothing is queued.
     """
     now = clock()
     observations = observe_run(run, check_settings(plan), now)
-    engine = AlertEngine(spec, receivers.receivers)
+    engine = AlertEngine(spec, receivers.receivers if receivers is not None else {})
     with db.transaction(dry_run=not keep) as connection:
         outcome = engine.process(AlertStore(connection), observations, now, group_waits)
     outcome.unrenderable = [mask(failure) for failure in outcome.unrenderable]
     return outcome
+
+
+def preview_run(
+    db: StateDB | None, spec: AlertingSpec | None, plan, run: RunResult, now: float
+) -> Outcome:
+    """What recording `run` at `now` will make of its alerts (what fires after `for:`, what
+    is muted and why), decided now and kept nowhere. `db` None: no state, so no streak
+    from earlier runs."""
+    observations = observe_run(run, check_settings(plan), now)
+    engine = AlertEngine(spec, {})
+    if db is None:
+        return engine.preview(None, observations, now)
+    with db.transaction(dry_run=True) as connection:
+        return engine.preview(AlertStore(connection), observations, now)
 
 
 def flush(db: StateDB, receivers: RenderedReceivers, mask: Callable[[str], str]) -> DeliveryReport:
@@ -171,6 +186,12 @@ def alert_listing(db: StateDB, clock: Callable[[], float] = time.time) -> list[s
             f"  {labels.get('alertname')} on {labels.get('host')} "
             f"[{labels.get('severity')}] since {since}: {alert.annotations.get('message', '')}"
         )
+        if "remediation" in alert.annotations:  # what its handler did (last), and if escalated
+            escalated = labels.get("remediation")
+            lines.append(
+                f"    remediation{f' {escalated}' if escalated else ''}: "
+                f"{alert.annotations['remediation']}"
+            )
     pending = store.failing_streaks()
     lines.append(f"failing checks ({len(pending)}):")
     for key, runs in pending:

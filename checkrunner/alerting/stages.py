@@ -44,6 +44,7 @@ SEVERITY = {
     Status.UNKNOWN: "unknown",
 }
 UNREACHABLE_ALERT = "host unreachable"
+REMEDIATION_LABEL = "remediation"  # "failed" or "suppressed": a human is needed (escalation)
 MUTED_ANNOTATION = "muted_by"  # why checkrun mutes an alert it still posts to Alertmanager
 GAPS_KEPT = 5  # intervals between a check's runs remembered (their largest one counts)
 MAX_OBSERVED_INTERVAL = 86400.0  # a check idle longer than a day does not stretch endsAt more
@@ -133,6 +134,9 @@ def _check_alert(check, now: float) -> Alert:
         "module": check.module,
     }
     annotations = {"message": check.message}
+    if check.remediation is not None:
+        labels[REMEDIATION_LABEL] = check.remediation.escalation or ""
+        annotations[REMEDIATION_LABEL] = check.remediation.text
     if check.value is not None:
         annotations["value"] = f"{check.value:g}{check.unit}"
     if check.thresholds.warn is not None:
@@ -198,6 +202,7 @@ def update_alerts(
     unreachable alert) answered this run without raising it."""
     state = AlertState()
     raised: dict[str, Alert] = {}
+    escalated = _escalations(stored)
     for obs in observations.checks:
         if obs.alert is None:
             continue
@@ -205,7 +210,10 @@ def update_alerts(
         if runs < obs.for_runs:
             state.pending.append((obs.alert, runs, obs.for_runs))
             continue
-        raised[obs.alert.fingerprint] = obs.alert
+        alert = _kept_escalation(
+            obs.alert, escalated.get((obs.ref.host, obs.ref.play, obs.ref.check))
+        )
+        raised[alert.fingerprint] = alert
     for alert in observations.unreachable.values():
         raised[alert.fingerprint] = alert
     known = {alert.fingerprint: alert for alert in stored}
@@ -231,6 +239,33 @@ def update_alerts(
             state.resolved.append(Alert(labels, alert.annotations, alert.starts_at, ends_at=now))
         # Not answered: not part of this run (another playbook, --tags, --limit), left as is.
     return state
+
+
+def _escalations(stored: list[StoredAlert]) -> dict[tuple[str, str, str], str]:
+    """The `remediation` label of each firing check alert that carries one."""
+    return {
+        (
+            a.labels.get("host", ""),
+            a.labels.get("play", ""),
+            a.labels.get("alertname", ""),
+        ): a.labels[REMEDIATION_LABEL]
+        for a in stored
+        if a.labels.get(REMEDIATION_LABEL)
+    }
+
+
+def _kept_escalation(alert: Alert, escalation: str | None) -> Alert:
+    """An escalated alert stays escalated, with its first label, until its check passes.
+
+    The label is part of the alert's identity: an alert that went from no label to
+    "failed" is a new incident for a human (the one handled automatically resolves), but
+    one that goes from "failed" to "suppressed" (the next run's handler held by its
+    cooldown), or back to no label (a later handler run that verified) while its check
+    still fails, is the same incident: changing the label would resolve it and fire a twin.
+    """
+    if escalation is None or alert.labels.get(REMEDIATION_LABEL) == escalation:
+        return alert
+    return dataclasses.replace(alert, labels={**alert.labels, REMEDIATION_LABEL: escalation})
 
 
 def to_stored(alert: Alert) -> StoredAlert:

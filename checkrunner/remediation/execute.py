@@ -8,16 +8,19 @@ a fixed script with the unit quoted: `systemctl restart UNIT` where systemctl ex
 alerting's HTTP client (2xx is success, as for the webhook receiver).
 
 Each action is audited through `ActionLog.run`: the intent is committed before it runs. After
-it, and `settle` seconds later, the checks that notified it run again on the host: all of them
-passing is REMEDIATED, anything else REMEDIATION_FAILED.
+the round's actions, and the longest of their `settle` times later, the checks that notified
+them run again on their hosts (all hosts at once): all of a handler's passing is REMEDIATED,
+anything else REMEDIATION_FAILED.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import shlex
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,15 +31,14 @@ from checkrunner.errors import ConfigError
 from checkrunner.evaluate.evaluate import CheckIdentity
 from checkrunner.plan import HostPlan, Plan, PlannedCheck
 from checkrunner.remediation.guard import Decision
-from checkrunner.results import Status
+from checkrunner.results import REMEDIATED, REMEDIATION_FAILED, HostResult, Status
 from checkrunner.runner import RunOptions, run_plan
 from checkrunner.state.actions import (
-    REMEDIATED,
-    REMEDIATION_FAILED,
     ActionIntent,
     ActionLog,
     ActionOutcome,
 )
+from checkrunner.state.logs import LogVerifier
 from checkrunner.transport.payload import BatchCheck
 
 COULD_NOT_RUN = -1  # the exit status recorded when the action never ran (unreachable, refused)
@@ -52,6 +54,8 @@ class Remediation:
     outcome: ActionOutcome
     verify: str  # REMEDIATED or REMEDIATION_FAILED
     seconds: float  # from the action's start to the verify result
+    verify_status: str | None = None  # the worst status the checks had when run again
+    verify_message: str = ""  # that check's message (or why the host was not reached)
 
 
 def service_script(unit: str) -> str:
@@ -98,7 +102,11 @@ class Executor:
         log: ActionLog,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        verifier: LogVerifier | None = None,
     ):
+        """`verifier`: the round's log state for verify runs (state/logs.py LogVerifier):
+        log checks read on from the round's read; None: as planned."""
+        self.verifier = verifier
         self.plan = plan
         self.options = options
         self.transports = transports
@@ -108,23 +116,49 @@ class Executor:
         self.hosts = {hp.host.name: hp for hp in plan.hosts}
 
     def remediate(self, decision: Decision) -> Remediation:
+        (done,) = self.remediate_all([decision])
+        return done
+
+    def remediate_all(self, decisions: Sequence[Decision]) -> list[Remediation]:
+        """Each action in turn (audited, its intent committed first), then one wait for the
+        longest `settle` of those that succeeded, then the notifying checks of every host
+        run again at once (hosts in parallel, as a run): a round with many remediations
+        takes one settle, not one each. Whatever goes wrong in one (the state database, a
+        bug) is that one's failure, said in its result; the others go on."""
+        acted = [self._audited_act(decision) for decision in decisions]
+        succeeded = [a.decision for a in acted if a.outcome.ok]
+        verified: dict[int, tuple[str, str]] = {}
+        if succeeded:
+            self.sleep(max(decision.handler.settle for decision in succeeded))
+            verified = self._verify_all(succeeded)
+        return [self._verified(a, *verified.get(id(a.decision), (None, ""))) for a in acted]
+
+    def _audited_act(self, decision: Decision) -> _Acted:
         spec = decision.handler
         intent = ActionIntent(
-            decision.host,
-            decision.play,
-            spec.name,
-            decision.triggers,
-            spec.action,
-            described(spec),
+            decision.host, decision.play, spec.name, decision.triggers, spec.action, described(spec)
         )
         started = self.clock()
-        action_id, outcome = self.log.run(intent, lambda: self._act(decision), started, self.clock)
-        verify = REMEDIATION_FAILED
-        if outcome.ok:
-            self.sleep(spec.settle)
-            verify = REMEDIATED if self._verified(decision) else REMEDIATION_FAILED
-        self.log.verified(action_id, verify)
-        return Remediation(decision, action_id, outcome, verify, self.clock() - started)
+        try:
+            action_id, outcome = self.log.run(
+                intent, lambda: self._act(decision), started, self.clock
+            )
+        except Exception as exc:  # noqa: BLE001 - this handler's failure; its intent, when
+            # committed, stays in the audit as unfinished, which the guard rails count
+            outcome = ActionOutcome(COULD_NOT_RUN, f"{type(exc).__name__}: {exc}")
+            return _Acted(decision, None, outcome, started)
+        return _Acted(decision, action_id, outcome, started)
+
+    def _verified(self, acted: _Acted, status: str | None, message: str) -> Remediation:
+        verify = REMEDIATED if status == Status.OK.value else REMEDIATION_FAILED
+        if acted.action_id is not None:
+            with contextlib.suppress(Exception):  # the result stands; the audit lacks it
+                self.log.verified(acted.action_id, verify)
+        seconds = self.clock() - acted.started
+        action_id = acted.action_id if acted.action_id is not None else -1
+        return Remediation(
+            acted.decision, action_id, acted.outcome, verify, seconds, status, message
+        )
 
     def _act(self, decision: Decision) -> ActionOutcome:
         spec = decision.handler
@@ -166,23 +200,61 @@ class Executor:
             return ActionOutcome(COULD_NOT_RUN, check.message)
         return ActionOutcome(int(code), output[-OUTPUT_KEPT:])
 
-    def _verified(self, decision: Decision) -> bool:
-        """The notifying checks run again on the host: every one must pass."""
-        host_plan = self.hosts[decision.host]
+    def _verify_all(self, decisions: Sequence[Decision]) -> dict[int, tuple[str, str]]:
+        """The notifying checks of each decision run again, every host at once: by id of
+        its decision, the worst status they had and its message (OK: remediated)."""
+        wanted: dict[str, list[PlannedCheck]] = {}
+        for decision in decisions:
+            checks = wanted.setdefault(decision.host, [])
+            checks += [c for c in self._triggers(decision) if c not in checks]
+        plans = [
+            HostPlan(host=self.hosts[host].host, checks=checks)
+            for host, checks in wanted.items()
+            if checks
+        ]
+        options = self.options
+        if self.verifier is not None:
+            options = dataclasses.replace(options, observe=self.verifier.observe)
+        try:
+            hosts = {h.host: h for h in self._run_hosts(plans, options).hosts} if plans else {}
+        except Exception as exc:  # noqa: BLE001 - no verify, so no remediated
+            return {id(d): (Status.UNKNOWN.value, f"not verified: {exc!r}") for d in decisions}
+        return {id(d): _verify_result(d, hosts.get(d.host)) for d in decisions}
+
+    def _triggers(self, decision: Decision) -> list[PlannedCheck]:
         checks = [
             c
-            for c in host_plan.runnable
+            for c in self.hosts[decision.host].runnable
             if c.identity.play == decision.play and c.identity.name in decision.triggers
         ]
-        if not checks:
-            return False
-        result = self._run(HostPlan(host=host_plan.host, checks=checks))
-        host = result.hosts[0]
-        return host.reachable and all(c.status == Status.OK for c in host.checks)
+        return [self.verifier.check(c) for c in checks] if self.verifier else checks
 
     def _run(self, host_plan: HostPlan):
-        plan = Plan(playbook=self.plan.playbook, hosts=[host_plan])
-        return run_plan(plan, self.options, (), self.transports)
+        return self._run_hosts([host_plan])
+
+    def _run_hosts(self, host_plans: list[HostPlan], options: RunOptions | None = None):
+        plan = Plan(playbook=self.plan.playbook, hosts=host_plans)
+        return run_plan(plan, options or self.options, (), self.transports)
+
+
+@dataclass
+class _Acted:
+    decision: Decision
+    action_id: int | None  # None: not even its intent could be recorded
+    outcome: ActionOutcome
+    started: float
+
+
+def _verify_result(decision: Decision, host: HostResult | None) -> tuple[str, str]:
+    if host is None:  # a reload dropped the checks: nothing says the handler helped
+        return Status.UNKNOWN.value, "the notifying checks are no longer planned"
+    if not host.reachable:
+        return Status.UNREACHABLE.value, f"{host.reason}: {host.message}"
+    checks = [c for c in host.checks if c.play == decision.play and c.name in decision.triggers]
+    if not checks:
+        return Status.UNKNOWN.value, "the notifying checks are no longer planned"
+    worst = max(checks, key=lambda c: c.status.severity)
+    return worst.status.value, worst.message
 
 
 def _call_webhook(spec: HandlerSpec) -> ActionOutcome:

@@ -25,6 +25,22 @@ SUMMARY_ORDER = (
 SCORE_MODULE = "score"  # the synthetic check of a play's `score:` (evaluate/score.py)
 
 
+def remediation_note(check: CheckResult) -> str:
+    """What the check's handler did, after the check's own name and status (which every
+    report shows beside it): "remediation: restarted app.service → OK after 4.2 s"."""
+    remediation = check.remediation
+    if remediation is None:
+        return ""
+    head = f"{check.name} {check.status.value} → "
+    return f"remediation: {remediation.text.removeprefix(head)}"
+
+
+def check_message(check: CheckResult) -> str:
+    """The check's message, followed by what its handler did, if one was notified."""
+    note = remediation_note(check)
+    return f"{check.message}; {note}" if note and check.message else check.message or note
+
+
 def overall_status(run: RunResult) -> Status:
     """The worst outcome of the run: every check's status and UNREACHABLE for each lost host."""
     statuses = [check.status for check in run.all_checks()]

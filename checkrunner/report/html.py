@@ -47,6 +47,7 @@ from typing import Any, ClassVar
 from checkrunner.config.ranges import parse_range
 from checkrunner.report.base import Reporter
 from checkrunner.report.formatting import (
+    check_message,
     format_value,
     hosts_by_score,
     humanize_seconds,
@@ -198,7 +199,7 @@ def cell_document(check: CheckResult, kinds: Kinds) -> dict[str, Any]:
     document: dict[str, Any] = {
         "status": check.status.value,
         "value": format_value(check.value, check.unit),
-        "message": check.message,
+        "message": check_message(check),
         "kind": kinds.of(check),
     }
     bands = [band_document(b) for b in check.baselines]

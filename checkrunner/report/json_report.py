@@ -14,6 +14,7 @@ from checkrunner.results import (
     BaselineBound,
     CheckResult,
     HostResult,
+    RemediationResult,
     RunResult,
     Status,
     Thresholds,
@@ -200,6 +201,26 @@ def _read_check(fields: _Fields) -> CheckResult:
             _read_baseline(_Fields(item, path, fields.file))
             for path, item in fields.items("baselines")
         ],
+        remediation=_read_remediation(fields),
+    )
+
+
+def _read_remediation(check: _Fields) -> RemediationResult | None:
+    found = check.get("remediation", (dict, type(None)))
+    if found is None:
+        return None
+    fields = _Fields(found, f"{check.path}.remediation", check.file)
+    seconds = fields.get("seconds", (*_NUMBER, type(None)))
+    return RemediationResult(
+        handler=fields.get("handler", (str,)),
+        action=fields.get("action", (str,)),
+        result=fields.get("result", (str,)),
+        text=fields.get("text", (str,)),
+        reason=fields.get("reason", (str, type(None))),
+        exit_status=fields.get("exit_status", (int, type(None))),
+        seconds=None if seconds is None else float(seconds),
+        verify_status=fields.get("verify_status", (str, type(None))),
+        verify_message=fields.get("verify_message", (str,)),
     )
 
 

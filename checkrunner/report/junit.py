@@ -29,7 +29,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from checkrunner.report.base import Reporter
-from checkrunner.report.formatting import format_value, unreachable_reason
+from checkrunner.report.formatting import (
+    check_message,
+    format_value,
+    remediation_note,
+    unreachable_reason,
+)
 from checkrunner.results import CheckResult, HostResult, RunResult, Status
 from checkrunner.safe_text import one_line, printable
 
@@ -132,7 +137,7 @@ def reachability_testcase(host: HostResult) -> ET.Element:
 def check_testcase(check: CheckResult, test_name: str, fail_on_warning: bool) -> ET.Element:
     case = testcase(check.host, test_name, check.duration)
     details = check_details(check)
-    summary = one_line(check.message) or check.status.value
+    summary = one_line(check_message(check)) or check.status.value
     outcome = outcome_element(check.status, fail_on_warning)
     if outcome is not None:
         element = ET.SubElement(case, outcome, message=summary)
@@ -180,6 +185,8 @@ def check_details(check: CheckResult) -> str:
         lines.append(f"attempts: {check.attempts}")
     if check.message:
         lines.append(f"message: {check.message}")
+    if check.remediation is not None:
+        lines.append(remediation_note(check))
     return printable("\n".join(lines))
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 
 from checkrunner.report.base import Reporter
 from checkrunner.report.formatting import (
+    check_message,
     format_value,
     hosts_by_score,
     humanize_seconds,
@@ -130,7 +131,7 @@ def check_row(check: CheckResult) -> list[str]:
         check.name,
         f"{STATUS_EMOJI[check.status]} {check.status.value}",
         format_value(check.value, check.unit),
-        check.message,
+        check_message(check),
     ]
 
 

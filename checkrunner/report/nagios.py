@@ -24,6 +24,7 @@ import re
 
 from checkrunner.report.base import Reporter
 from checkrunner.report.formatting import (
+    check_message,
     format_value,
     plural,
     problem_checks,
@@ -134,8 +135,9 @@ def problem_line(check: CheckResult) -> str:
     text = f"{check.status.value} - {check.host}: {check.name}"
     if check.value is not None:
         text += f" = {format_value(check.value, check.unit)}"
-    if check.message:
-        text += f": {check.message}"
+    message = check_message(check)
+    if message:
+        text += f": {message}"
     return plugin_text(text)
 
 

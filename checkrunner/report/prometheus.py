@@ -16,6 +16,9 @@ Series and labels (README "Prometheus metrics"):
   know (a Nagios plugin's `c`) is kept as the plugin wrote it, the value unchanged.
 - `checkrun_check_duration_seconds{host,play,check}`: time the check took on the target.
 - `checkrun_host_up{host}`: 1 reached, 0 UNREACHABLE (its checks then have no series).
+- `checkrun_check_remediation{host,play,check,handler,result}`: 1 when the check's firing
+  alert notified a handler in its last run; `result` is remediated, remediation failed,
+  suppressed or dry-run.
 - For the modules that declare MODULE["probe"] (`http`, `tcp`), blackbox_exporter's names: `probe_success`,
   `probe_duration_seconds`, `probe_http_status_code` (http), `probe_ssl_earliest_cert_expiry`
   (a Unix time; https and `tls: true` only), labelled `host, play, check` plus `instance`,
@@ -100,6 +103,7 @@ class _Families:
     probe_duration: GaugeMetricFamily
     probe_status_code: GaugeMetricFamily
     probe_cert_expiry: GaugeMetricFamily
+    remediation: GaugeMetricFamily
 
     @classmethod
     def empty(cls) -> _Families:
@@ -140,6 +144,12 @@ class _Families:
                 "Returns last SSL chain expiry in unixtime",
                 labels=PROBE_LABELS,
             ),
+            remediation=GaugeMetricFamily(
+                "checkrun_check_remediation",
+                "1 for what the handler a check's firing alert notified did in its last run: "
+                "result remediated, remediation failed, suppressed or dry-run",
+                labels=(*CHECK_LABELS, "handler", "result"),
+            ),
         )
 
     def all(self) -> list[Metric]:
@@ -152,6 +162,7 @@ class _Families:
             self.probe_duration,
             self.probe_status_code,
             self.probe_cert_expiry,
+            self.remediation,
         ]
 
 
@@ -193,6 +204,9 @@ def _add_check(families: _Families, labels: list[str], check: CheckResult, at: f
     for name, value in check.measurements.items():
         factor, unit = base_unit(check.units.get(name, ""))
         families.value.add_metric([*labels, label_value(name), label_value(unit)], value * factor)
+    if check.remediation is not None:
+        handler = label_value(check.remediation.handler)
+        families.remediation.add_metric([*labels, handler, check.remediation.result], 1.0)
     probe = _probe_spec(check.module)
     if probe:
         _add_probe(families, labels, check, probe, at)

@@ -99,8 +99,8 @@ def parse_gateway(text: str) -> Gateway:
     return Gateway(url, urllib.parse.unquote(parsed.username), password)
 
 
-def grouping_key(run: RunResult, job: str) -> dict[str, str]:
-    return {"job": job, "instance": socket.gethostname(), "playbook": Path(run.playbook).name}
+def grouping_key(playbook: str, job: str) -> dict[str, str]:
+    return {"job": job, "instance": socket.gethostname(), "playbook": Path(playbook).name}
 
 
 def push_run(
@@ -112,7 +112,7 @@ def push_run(
 ) -> PushReport:
     """Queue the (masked) run's metrics and deliver every pending push to `gateway`."""
     outbox = PushOutbox(db)
-    outbox.queue(gateway.destination, grouping_key(run, job), exposition(run), clock())
+    outbox.queue(gateway.destination, grouping_key(run.playbook, job), exposition(run), clock())
     return deliver(outbox, gateway, clock)
 
 

@@ -37,6 +37,7 @@ from rich.text import Text
 from checkrunner.report.base import Reporter, color_wanted, is_tty
 from checkrunner.report.formatting import (
     PROBLEM_STATUSES,
+    check_message,
     format_value,
     hosts_by_score,
     humanize_seconds,
@@ -238,7 +239,7 @@ def host_rows(host: HostResult, *, collapse: bool, color: bool) -> list[Row]:
 
 
 def check_row(check: CheckResult) -> Row:
-    message = check.message
+    message = check_message(check)
     if check.attempts > 1:
         message = f"{message} (after {check.attempts} attempts)".strip()
     return row(

@@ -41,6 +41,14 @@ class EventLog:
         self._stream = stream
         self._clock = clock
         self._lock = threading.Lock()
+        self._closed = False
+
+    def close(self) -> None:
+        """No event is written after this returns: a daemon thread (a transport's, a worker's)
+        still writing to stderr while the interpreter shuts down aborts the process (Python's
+        "could not acquire lock for <stderr> at interpreter shutdown")."""
+        with self._lock:
+            self._closed = True
 
     def emit(self, event: str, message: str = "", **fields: Any) -> None:
         cleaned = {key: self._clean(value) for key, value in fields.items() if value is not None}
@@ -55,6 +63,8 @@ class EventLog:
             pairs = " ".join(f"{key}={_quoted(value)}" for key, value in cleaned.items())
             line = " ".join(part for part in (stamp, event, pairs, text) if part)
         with self._lock:
+            if self._closed:
+                return
             stream = self._stream or sys.stderr
             stream.write(line + "\n")
             stream.flush()

@@ -2,7 +2,8 @@
 
 A one-shot run is one round with every check due; watch mode records a round whenever
 hosts finish (and on every tick, also when none did, so that alert groups whose wait is
-over are flushed). Recording a round, in this order: the log checks' new offsets of the
+over are flushed). Before a round is reported and recorded, `heal` runs the handlers its
+firing alerts notify (self-healing). Recording a round, in this order: the log checks' new offsets of the
 hosts whose results are in (never of a host still in flight) with every measurement of
 those hosts into the history (one transaction), alert state, notifications and the outbox
 (one transaction, then delivery), and the status export.
@@ -57,8 +58,9 @@ class RoundRecorder:
     and group_interval apply (watch mode). `worker`: watch mode's DeliveryWorker; a round
     then commits its notifications to the outbox and wakes the worker instead of delivering
     them itself, so that a receiver that is down never holds a round. `remediate`: called
-    with the config and the round's alerting outcome once it is recorded; runs the handlers
-    its firing alerts notify and returns one line per decision (app.py builds it)."""
+    by `heal` with the config, alerting's preview of the round, the round's results, open
+    transports (or None) and the round's log state for verify runs; runs the handlers the firing alerts notify, attaches what they did
+    to the results and returns one line per decision (app.py builds it)."""
 
     def __init__(
         self,
@@ -69,7 +71,7 @@ class RoundRecorder:
         status: Any = None,
         clock: Callable[[], float] = time.time,
         worker: Any = None,
-        remediate: Callable[[LoadedConfig, Outcome], list[str]] | None = None,
+        remediate: Callable[..., list[str]] | None = None,
     ):
         self.db = db
         self.config = config
@@ -103,17 +105,34 @@ class RoundRecorder:
         (replaced on reload)."""
         return self.baselines.lookup(identity, metric, spec)
 
-    def record(self, run: RunResult) -> Recorded:
+    def heal(self, run: RunResult, transports: Any = None) -> list[str]:
+        """Before the round is reported and recorded: the handlers that the alerts it will
+        fire notify, behind the guard rails (the `remediate` hook), decided on alerting's
+        preview of the round; what they did is attached to the notifying checks' results.
+        `transports`: connections already open to the hosts (a one-shot run's), or None to
+        open them. One line per decision."""
+        config = self.config
+        if self.remediate is None or run.interrupted or not config.plan.handlers or not run.hosts:
+            return []
+        from checkrunner.alerting.runtime import preview_run
+
+        try:
+            preview = preview_run(self.db, config.plan.alerting, config.plan, run, self.clock())
+            return self.remediate(config, preview, run, transports, self.log_state.verifier())
+        except Exception as exc:  # noqa: BLE001 - the round is still reported and alerted
+            return [config.masker.text(f"remediation: not attempted this round: {exc!r}")]
+
+    def record(self, run: RunResult, remediation: list[str] | None = None) -> Recorded:
+        """`remediation`: what `heal` said of this round."""
         # Offsets only for the hosts whose results are recorded here, in one transaction
         # with the round's measurements: a crash before it re-reads their lines, never
         # skips them, and their counts land in the history exactly once.
         self._commit_round(run, {host.host for host in run.hosts})
-        recorded = Recorded(run)
+        recorded = Recorded(run, remediation=remediation or [])
         config = self.config
-        if config.receivers is not None and self.db is not None and not run.interrupted:
+        keeps_alerts = config.receivers is not None or bool(config.plan.handlers)
+        if keeps_alerts and self.db is not None and not run.interrupted:
             recorded.outcome, recorded.report = self._alert(run)
-        if self.remediate is not None and recorded.outcome is not None:
-            recorded.remediation = self.remediate(config, recorded.outcome)
         if self.status is not None:
             for host in run.hosts:
                 self.status.record_host(host)
@@ -134,6 +153,8 @@ class RoundRecorder:
 
         config = self.config
         arguments = (config.plan.alerting, config.receivers, config.plan, run, config.masker.text)
+        if config.receivers is None:  # handlers without receivers: the alert state only
+            return enqueue_run(self.db, *arguments, clock=self.clock, keep=self.deliver), None
         if self.worker is None or not self.deliver:
             return process_run(
                 self.db,

@@ -70,7 +70,11 @@ class Watch:
         events: EventLog,
         settings: WatchSettings,
         clock: Callable[[], float] = time.time,
+        pusher: Any = None,
     ):
+        """`pusher`: --push's PushWorker (serve/pusher.py), told after each round that
+        recorded results; None without --push."""
+        self.pusher = pusher
         self.config = config
         self._load = load
         self._options = options
@@ -300,8 +304,10 @@ class Watch:
         now = self.clock()
         run = RunResult(playbook=self.config.plan.playbook, started_at=now, finished_at=now)
         run.hosts = results
-        recorded = self.recorder.record(run)
+        recorded = self.recorder.record(run, self.recorder.heal(run))
         self._first_rounds_done(results)
+        if self.pusher is not None and results:
+            self.pusher.queued(now)
         for line in recorded.remediation:
             self.events.emit("remediation", line)
         outcome, report = recorded.outcome, recorded.report
@@ -411,6 +417,8 @@ class Watch:
         if self.recorder.worker is not None:
             receivers = config.receivers.receivers if config.receivers is not None else {}
             self.recorder.worker.update(receivers, config.masker.text)
+        if self.pusher is not None:
+            self.pusher.mask = config.masker.text
         self.status.set_reload(True, now)
         self.events.emit(
             "reload",
@@ -438,6 +446,8 @@ class Watch:
             self.settings.stop_grace
         ):
             self.events.emit("delivery-deferred", "a send still in flight was left at the grace")
+        if self.pusher is not None and not self.pusher.stop(self.settings.stop_grace):
+            self.events.emit("push-deferred", "a push still in flight was left at the grace")
         self.status.set_ready(False)
         self.events.emit("stop", "stopped", abandoned=abandoned)
         return 0

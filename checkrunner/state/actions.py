@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 INTENT = "intent"
 DONE = "done"
 UNFINISHED = "unfinished"  # an intent not finished: running, or its process died
-REMEDIATED = "remediated"
-REMEDIATION_FAILED = "remediation failed"
 OUTPUT_TAIL = 2000  # characters of an action's output kept
 KEPT_SECONDS = 90 * 86400.0  # the audit is kept this long
 
@@ -145,7 +143,8 @@ class ActionLog:
             )
 
     def verified(self, action_id: int, verdict: str) -> None:
-        """The result of re-running the notifying checks: REMEDIATED or REMEDIATION_FAILED."""
+        """The result of re-running the notifying checks: results.REMEDIATED or
+        REMEDIATION_FAILED."""
         with self.db.transaction() as connection:
             connection.execute("UPDATE actions SET verify = ? WHERE id = ?", (verdict, action_id))
 

@@ -150,20 +150,31 @@ class LogState:
 
     def observe(self, planned: PlannedCheck, raw: dict[str, Any]) -> dict[str, Any]:
         """The raw result with rates and anomalies applied; its new cursors kept for commit."""
+        return self._observed(planned, raw, keep=True)
+
+    def _observed(self, planned: PlannedCheck, raw: dict[str, Any], keep: bool) -> dict[str, Any]:
         if not keeps_state(planned) or "error" in raw:
             return raw
         body = dict(raw.get("result") or {})
         state = body.pop("state", None) or {}
         key = CheckKey.of(planned)
         saved = self._saved.get(key, _Saved())
+        if not keep:  # read on from this round's read: rates over the time since
+            update = self._updates.get(key)
+            if update is not None:
+                saved = _Saved(update.cursors, update.scanned_at, saved.history)
         now = time.time()
         args = planned.batch.args if planned.batch else {}
         values = self._apply_rates(body, args, saved, now)
         self._apply_anomalies(body, args, saved, values)
-        if isinstance(state.get("cursors"), dict):
+        if keep and isinstance(state.get("cursors"), dict):
             with self._lock:
                 self._updates[key] = _Update(state["cursors"], now, values)
         return {**raw, "result": body}
+
+    def verifier(self) -> LogVerifier:
+        """For checks run again right after this round (a handler's verify)."""
+        return LogVerifier(self)
 
     def _apply_rates(
         self, body: dict[str, Any], args: dict[str, Any], saved: _Saved, now: float
@@ -296,3 +307,24 @@ def anomaly_settings(spec: dict[str, Any]) -> AnomalySettings:
         ),
         status=str(spec.get("status") or defaults.status).upper(),
     )
+
+
+class LogVerifier:
+    """Log checks run again right after a round (a handler's verify) read on from where the
+    round's read ended, with rates over the time since, and keep nothing: the next round
+    reads those lines again and counts them once. Without this they would re-read the
+    round's own lines and never see a fix."""
+
+    def __init__(self, state: LogState):
+        self.state = state
+
+    def check(self, planned: PlannedCheck) -> PlannedCheck:
+        """`planned`, reading on from the round's new cursors when it has them."""
+        update = self.state._updates.get(CheckKey.of(planned))
+        if planned.batch is None or update is None or not keeps_state(planned):
+            return planned
+        args = {**planned.batch.args, CURSORS_ARG: update.cursors}
+        return dataclasses.replace(planned, batch=dataclasses.replace(planned.batch, args=args))
+
+    def observe(self, planned: PlannedCheck, raw: dict[str, Any]) -> dict[str, Any]:
+        return self.state._observed(planned, raw, keep=False)

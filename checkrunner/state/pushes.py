@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 PENDING = "pending"
 DELIVERED = "delivered"
 FAILED = "failed"
+SUPERSEDED = "superseded"  # a newer push of its group was queued before it went out
 KEPT_SECONDS = 7 * 86400.0  # delivered and failed rows are kept this long, to be looked at
 
 
@@ -40,12 +41,28 @@ class PushOutbox:
     def __init__(self, db: StateDB):
         self.db = db
 
-    def queue(self, destination: str, grouping: dict[str, str], payload: bytes, now: float) -> int:
+    def queue(
+        self,
+        destination: str,
+        grouping: dict[str, str],
+        payload: bytes,
+        now: float,
+        latest_only: bool = False,
+    ) -> int:
+        """`latest_only`: the pending pushes of the same group are superseded by this one
+        (watch mode: a gateway keeps only a group's newest push, so a runner cut off for a
+        day delivers one push when its link returns, not thousands)."""
         with self.db.transaction() as connection:
             connection.execute(
                 "DELETE FROM push_outbox WHERE state != ? AND done_at < ?",
                 (PENDING, now - KEPT_SECONDS),
             )
+            if latest_only:
+                connection.execute(
+                    "UPDATE push_outbox SET state = ?, done_at = ? "
+                    "WHERE state = ? AND destination = ? AND grouping = ?",
+                    (SUPERSEDED, now, PENDING, destination, json.dumps(grouping, sort_keys=True)),
+                )
             cursor = connection.execute(
                 "INSERT INTO push_outbox (destination, grouping, payload, created_at) "
                 "VALUES (?, ?, ?, ?)",

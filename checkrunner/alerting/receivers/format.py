@@ -2,7 +2,8 @@
 
 The title follows Alertmanager's default: "[FIRING:3] disk full (web)" names the status,
 how many alerts fire, the group's label values and, in parentheses, the host they share.
-Then one line per alert: host, severity, message, value; resolved alerts listed after.
+Then one line per alert: host, severity, message, value and what the check's handler did
+("app health CRITICAL → restarted app.service → OK after 4.2 s"); resolved alerts after.
 
 User templates (`title`, `message`, a webhook's `payload`, ...) are Jinja2, rendered in an
 immutable sandbox with StrictUndefined. Their variables are the fields of Alertmanager's
@@ -62,6 +63,9 @@ def _alert_parts(alert: Alert, notification: Notification) -> tuple[str, str, st
     value = alert.annotations.get("value", "")
     if value and value not in what:
         what = f"{what} (value {value})" if what else f"value {value}"
+    remediation = alert.annotations.get("remediation", "")
+    if remediation:  # what the check's handler did: "app health CRITICAL → restarted ..."
+        what = f"{what}; {remediation}" if what else remediation
     if alert.status == "resolved" and alert.ends_at is not None and alert.starts_at:
         what = f"{what} — resolved after {_duration(alert.ends_at - alert.starts_at)}".lstrip(" —")
     return who, severity, what
