@@ -84,12 +84,13 @@ def read_shard(path: str) -> ShardRun:
     if not data.strip():
         return ShardRun(path, error=f"{path}: empty: the shard wrote no report")
     try:
-        document = json.loads(data.decode("utf-8"))
+        text = data.decode("utf-8")
+        document = json.loads(text)
     except UnicodeDecodeError as exc:
         return ShardRun(path, error=f"{path}: not UTF-8 (byte {exc.start}): not a JSON report")
     except json.JSONDecodeError as exc:
         return ShardRun(path, error=f"{path}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}")
-    run = read_run(document, path)
+    run = read_run(document, path, text)
     if run.shard is None:
         raise ConfigError(
             "this report is not a shard's: its run had no --shard K/N",

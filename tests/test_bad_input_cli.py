@@ -438,15 +438,16 @@ def test_merge_refuses_what_is_not_one_run_s_shards(tmp_path):
 @pytest.mark.parametrize(
     ("content", "phrase"),
     [
-        ('{"a": 1}', "schema_version is missing: this is not a checkrun JSON report"),
-        ("[1, 2]", "the document must be an object, not an array"),
+        ('{"a": 1}', ": schema_version is missing: this is not a checkrun JSON report"),
+        ("[1, 2]", ": the document must be an object, not an array"),
+        ('{"schema_version": 1, "playbook": 7}', ":1:35: playbook must be a string, not a number"),
     ],
 )
 def test_merge_refuses_json_that_is_no_report(tmp_path, content, phrase):
     one, two = _shard_reports(tmp_path, 2)
     wrong = tmp_path / "wrong.json"
     wrong.write_text(content)
-    _merge_refused(one, wrong, phrase=f"{wrong}: {phrase}")
+    _merge_refused(one, wrong, phrase=f"{wrong}{phrase}")
 
 
 def test_merge_names_the_field_of_a_report_that_does_not_fit_its_schema(tmp_path):
@@ -454,8 +455,20 @@ def test_merge_names_the_field_of_a_report_that_does_not_fit_its_schema(tmp_path
     one = next(report for report in reports if json.loads(report.read_text())["hosts"])
     document = json.loads(one.read_text())
     document["hosts"][0]["checks"][0]["status"] = "FINE"
-    one.write_text(json.dumps(document))
-    _merge_refused(*reports, phrase=f"{one}: hosts[0].checks[0].status is 'FINE', not one of")
+    text = json.dumps(document, indent=2)
+    one.write_text(text)
+    (line,) = [n for n, content in enumerate(text.splitlines(), 1) if '"FINE"' in content]
+    column = text.splitlines()[line - 1].index('"FINE"') + 1
+    _merge_refused(
+        *reports,
+        phrase=f"{one}:{line}:{column}: hosts[0].checks[0].status is 'FINE', not one of",
+    )
+    document["hosts"][0]["checks"][0]["status"] = "OK"
+    del document["hosts"][0]["checks"][0]["unit"]  # a missing field: its object's line
+    text = json.dumps(document, indent=2)
+    one.write_text(text)
+    line = text.splitlines().index("        {") + 1  # the first check's opening brace
+    _merge_refused(*reports, phrase=f"{one}:{line}:9: hosts[0].checks[0].unit is missing")
 
 
 def test_merge_without_a_readable_report_is_exit_5(tmp_path):

@@ -4,7 +4,10 @@ broken or interrupted shard is shown as such, never dropped."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import random
 import re
 import signal
 import socket
@@ -214,14 +217,24 @@ def test_a_failed_shard_is_reported_with_its_file(fleet, content, error):
             assert error in host["checks"][0]["message"]
 
 
+def _kill_naps(nap: str) -> None:
+    """The `sleep` this test's check started: an interrupted local run leaves a command
+    check's children to finish on their own (they run in a session of their own)."""
+    found = subprocess.run(["pgrep", "-f", f"sleep {nap}"], capture_output=True, text=True)
+    for pid in found.stdout.split():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
+
+
 def test_an_interrupted_shard_makes_the_merge_interrupted(tmp_path):
     """A real shard stopped by SIGINT while one of its hosts still runs a check: its report
     is partial, and so is the merge (130), as the single run's would be."""
     playbook, inventory = write_fleet(tmp_path)
+    nap = f"87.{random.randrange(10**6):06d}"  # this run's own: no other sleep matches
     slow = next(host for host in LOCAL_HOSTS if shard_of(host, 3) == 1)
     inventory.write_text(
         inventory.read_text().replace(
-            "hosts:\n", f"hosts:\n    {slow}: {{level: 1, nap: 87.25}}\n", 1
+            "hosts:\n", f"hosts:\n    {slow}: {{level: 1, nap: '{nap}'}}\n", 1
         )
     )
     playbook.write_text(
@@ -256,7 +269,7 @@ def test_an_interrupted_shard_makes_the_merge_interrupted(tmp_path):
     )
     try:
         deadline = time.monotonic() + 60
-        while subprocess.run(["pgrep", "-f", "sleep 87.25"], capture_output=True).returncode != 0:
+        while subprocess.run(["pgrep", "-f", f"sleep {nap}"], capture_output=True).returncode != 0:
             assert time.monotonic() < deadline and shard.poll() is None, (
                 "the slow check never started"
             )
@@ -267,6 +280,7 @@ def test_an_interrupted_shard_makes_the_merge_interrupted(tmp_path):
         if shard.poll() is None:
             shard.kill()
             shard.wait()
+        _kill_naps(nap)
     done = merge(tmp_path, "shard-1.json", "shard-2.json", "shard-3.json")
     merged = json.loads((tmp_path / "merged.json").read_text())
     jsonschema.validate(merged, SCHEMA)

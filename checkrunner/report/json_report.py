@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -74,6 +75,75 @@ def finite_numbers(value: Any) -> Any:
 # ------------------------------------------------------------------ reading a report back
 
 _NUMBER = (int, float)
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+_DECODER = json.JSONDecoder()
+
+
+class _Source:
+    """A report file: its name and, when known, its text, to find a field's line in."""
+
+    def __init__(self, name: str, text: str | None) -> None:
+        self.name, self.text = name, text
+
+    def location(self, path: str) -> Location:
+        """Where the value at `path` (`hosts[3].checks[0].status`) starts; the file alone
+        when the text is unknown or not even the path's first part can be followed."""
+        parts = _PATH_PART.findall(path)
+        while self.text is not None and parts:  # a missing field: where its object starts
+            try:
+                index = _value_index(self.text, parts)
+            except (ValueError, IndexError, KeyError):
+                parts.pop()
+                continue
+            line = self.text.count("\n", 0, index) + 1
+            return Location(self.name, line, index - self.text.rfind("\n", 0, index))
+        return Location(self.name)
+
+
+def _value_index(text: str, parts: list[tuple[str, str]]) -> int:
+    """The index in `text` (a JSON document) where the value at `parts` starts; the values
+    passed on the way are skipped by the decoder, not built into a tree of positions."""
+    index = _skip_space(text, 0)
+    for key, item in parts:
+        if key and text[index] == "{":
+            index = _member_index(text, index, key)
+        elif item and text[index] == "[":
+            index = _element_index(text, index, int(item))
+        else:
+            raise KeyError(key or item)
+    return index
+
+
+def _member_index(text: str, index: int, wanted: str) -> int:
+    index = _skip_space(text, index + 1)
+    while text[index] == '"':
+        name, index = _DECODER.raw_decode(text, index)
+        index = _skip_space(text, _skip_space(text, index) + 1)  # past the ':'
+        if name == wanted:
+            return index
+        index = _after_value(text, index)
+    raise KeyError(wanted)
+
+
+def _element_index(text: str, index: int, wanted: int) -> int:
+    index = _skip_space(text, index + 1)
+    for _ in range(wanted):
+        index = _after_value(text, index)
+    if text[index] == "]":
+        raise IndexError(wanted)
+    return index
+
+
+def _after_value(text: str, index: int) -> int:
+    """The index after the value at `index` and the comma that follows it, if any."""
+    index = _skip_space(text, _DECODER.raw_decode(text, index)[1])
+    return _skip_space(text, index + 1) if text[index] == "," else index
+
+
+def _skip_space(text: str, index: int) -> int:
+    while text[index] in " \t\r\n":
+        index += 1
+    return index
 
 
 class _Fields:
@@ -81,7 +151,7 @@ class _Fields:
     (docs/json-report.schema.json) gives it; anything else is a ConfigError naming the
     file and the field's path (`hosts[3].checks[0].status`)."""
 
-    def __init__(self, value: Any, path: str, file: str) -> None:
+    def __init__(self, value: Any, path: str, file: _Source) -> None:
         self.path, self.file = path, file
         if not isinstance(value, dict):
             raise self.error(path, f"must be an object, not {_json_kind(value)}")
@@ -90,7 +160,7 @@ class _Fields:
     def error(self, path: str, problem: str) -> ConfigError:
         return ConfigError(
             f"{path or 'the document'} {problem}: this is not a checkrun JSON report",
-            Location(self.file),
+            self.file.location(path),
             "give the reports that `checkrun --report json:PATH` wrote (docs/json-report.md)",
         )
 
@@ -134,9 +204,11 @@ class _Fields:
 _CHECK_STATUSES = frozenset(s.value for s in Status if s is not Status.UNREACHABLE)
 
 
-def read_run(document: Any, file: str) -> RunResult:
+def read_run(document: Any, file: str, text: str | None = None) -> RunResult:
     """The RunResult a JSON report holds (the inverse of JsonReporter's document);
-    ConfigError naming `file` and the field for anything the schema does not allow."""
+    ConfigError naming `file` (at the field's line:column when the document's `text` is
+    given) and the field for anything the schema does not allow."""
+    file = _Source(file, text)
     top = _Fields(document, "", file)
     if top.get("schema_version", (int,)) != 1:
         raise top.error("schema_version", "is not 1 (this checkrun reads version 1)")
@@ -206,7 +278,7 @@ def _read_check(fields: _Fields) -> CheckResult:
 
 
 def _read_remediation(check: _Fields) -> RemediationResult | None:
-    found = check.get("remediation", (dict, type(None)))
+    found = check.get("remediation", (dict, type(None)), optional=True)  # older reports
     if found is None:
         return None
     fields = _Fields(found, f"{check.path}.remediation", check.file)
