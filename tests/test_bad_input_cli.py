@@ -433,6 +433,18 @@ def test_merge_refuses_what_is_not_one_run_s_shards(tmp_path):
         unsharded, phrase=f"{unsharded}: this report is not a shard's: its run had no --shard K/N"
     )
     _merge_refused(one, two, "-r", "jsn", phrase="unknown report format 'jsn'")
+    limited = tmp_path / "limited-2of2.json"  # shard 2 of a run over fewer hosts
+    done = run_checkrun(
+        tmp_path / "p.yml", "-i", tmp_path / "inv.yml", "-l", "n1,n2,n3", "--no-state",
+        "--shard", "2/2", "-r", f"json:{limited}",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    _merge_refused(
+        one,
+        limited,
+        phrase=f"{limited}: not a shard of the same run as {one}: it planned other hosts "
+        "(3 against 4; e.g. n4)",
+    )
 
 
 @pytest.mark.parametrize(
