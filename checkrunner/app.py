@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from checkrunner.masking import Masker
     from checkrunner.runner import RunOptions
     from checkrunner.serve.rounds import LoadedConfig, Recorded
+    from checkrunner.shards import ShardSpec
     from checkrunner.transport.ssh_config import SSHOptions
 
 
@@ -39,6 +40,7 @@ class RunCommand:
     inventories: list[str] = field(default_factory=list)
     extra_vars: list[str] = field(default_factory=list)
     limit: str | None = None
+    shard: ShardSpec | None = None  # --shard K/N
     tags: list[str] = field(default_factory=list)
     skip_tags: list[str] = field(default_factory=list)
     become: bool = False
@@ -115,6 +117,7 @@ def load_plan(
     options = PlanOptions(
         extra_vars=extra,
         limit=cmd.limit,
+        shard=cmd.shard,
         tags=cmd.tags,
         skip_tags=cmd.skip_tags,
         become=cmd.become,

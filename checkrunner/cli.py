@@ -36,6 +36,7 @@ SUBCOMMANDS = (
     "watch",
     "history",
     "actions",
+    "merge",
 )
 
 EPILOG = """\
@@ -49,6 +50,7 @@ commands:
   checkrun watch PLAYBOOK [options]  run the checks as they fall due, until stopped (--help)
   checkrun history --host H --check C  a check's recorded values and statuses (--help)
   checkrun actions [--host H]        what handlers ran, where, why, with what result (--help)
+  checkrun merge RUN.json ... [-r ..] join the JSON reports of --shard K/N runs into one report
 
 exit codes: 0 ok, 1 warnings (--fail-on warning), 2 critical, 3 unknown, 4 unreachable,
             5 bad playbook/inventory/command line, 130 interrupted
@@ -95,6 +97,15 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def _shard(text: str):
+    from checkrunner.shards import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _run_parser(prog: str) -> argparse.ArgumentParser:
@@ -177,6 +188,13 @@ def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
         help="inventory file, directory or 'h1,h2,' list; repeatable (default: implicit localhost)",
     )
     parser.add_argument("-l", "--limit", metavar="PATTERN", help="further limit hosts by pattern")
+    parser.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="K/N",
+        help="run shard K of N: a stable share of the hosts (after --limit), chosen by a hash "
+        "of the host name; join the shards' JSON reports with `checkrun merge`",
+    )
     parser.add_argument(
         "-t",
         "--tags",
@@ -368,6 +386,7 @@ def _common_fields(ns: argparse.Namespace) -> dict[str, Any]:
         inventories=ns.inventory,
         extra_vars=ns.extra_vars,
         limit=ns.limit,
+        shard=ns.shard,
         tags=_split_tags(ns.tags),
         skip_tags=_split_tags(ns.skip_tags),
         become=ns.become,
@@ -436,6 +455,11 @@ def _dispatch(argv: list[str]) -> int:
         from checkrunner.actions_command import actions
 
         return actions(_actions_query(_actions_parser().parse_args(rest)))
+    if command == "merge":
+        from checkrunner.merge_command import MergeCommand, merge
+
+        ns = _merge_parser().parse_args(rest)
+        return merge(MergeCommand(inputs=ns.inputs, reports=ns.report, verbose=ns.verbose))
     from checkrunner import app
 
     if command == "schema":
@@ -495,6 +519,26 @@ def _history_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="JSON instead of the table")
     parser.add_argument("--state", metavar="PATH|URL", help=_STATE_HELP)
+    return parser
+
+
+def _merge_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="checkrun merge",
+        description="Join the JSON reports of the shards of one run (--shard K/N) into the "
+        "report the unsharded run would have written, with its exit code. A shard whose "
+        "report is missing or unreadable makes its hosts UNKNOWN.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="RUN.json", help="each shard's JSON report")
+    parser.add_argument(
+        "-r",
+        "--report",
+        action="append",
+        default=[],
+        metavar="FORMAT[:PATH]",
+        help=format_help(),
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more detail")
     return parser
 
 

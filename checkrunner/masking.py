@@ -146,6 +146,9 @@ class Masker:
         Returns a warning for each masked name that several checks of a play now share."""
         if not self.secrets:
             return []
+        shard = getattr(plan, "shard", None)
+        if shard is not None:  # the host names a shard's report lists
+            shard.planned = [(self.text(host), index) for host, index in shard.planned]
         names: dict[tuple[str, str, str], set[str]] = {}
         for host_plan in plan.hosts:
             for planned in host_plan.checks:

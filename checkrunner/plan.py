@@ -31,6 +31,7 @@ from checkrunner.evaluate.evaluate import CheckIdentity, MetricThresholds
 from checkrunner.evaluate.score import SCORE_METRIC, ScorePlan
 from checkrunner.inventory import Host, Inventory
 from checkrunner.masking import errors_masked
+from checkrunner.shards import ShardInfo, ShardSpec
 from checkrunner.transport import BatchCheck, check_connection, unsupported_connection
 
 
@@ -42,6 +43,7 @@ class PlanOptions:
     skip_tags: list[str] = field(default_factory=list)
     become: bool = False
     interval: float = settings.INTERVAL.default  # watch: checks and plays without interval:
+    shard: ShardSpec | None = None  # --shard K/N: only the hosts this shard owns
 
 
 @dataclass
@@ -78,11 +80,13 @@ class Plan:
     playbook: str
     hosts: list[HostPlan]
     warnings: list[str] = field(default_factory=list)
-    secrets: set[str] = field(default_factory=set)  # environment values templates read
+    # environment values templates read; in a shard, the other shards' inventory passwords too
+    secrets: set[str] = field(default_factory=set)
     alerting: Any = None  # the playbook's AlertingSpec, if it has receivers and a route
     # play name (as alerts carry it) -> handler name -> HandlerSpec (the play's `handlers:`)
     handlers: dict[str, dict[str, HandlerSpec]] = field(default_factory=dict)
     play_hosts: dict[str, int] = field(default_factory=dict)  # play name -> hosts it runs on
+    shard: ShardInfo | None = None  # --shard: which shard, and every host of all shards
 
     @property
     def total_checks(self) -> int:
@@ -104,6 +108,10 @@ def _build_plan(
     handlers: dict[str, dict[str, HandlerSpec]] = {}
     play_hosts: dict[str, int] = {}
     warnings: list[str] = [str(w) for w in inventory.warnings]
+    planned_hosts: dict[str, None] = {}  # every host of every shard, in plan order
+    # Masked in this shard's report too (the hosts every shard lists), so that all the
+    # shards mask the same names.
+    other_shards_secrets: set[str] = set()
     if playbook.alerting is not None:
         warnings += playbook.alerting.warnings
     for play in playbook.plays:
@@ -117,6 +125,11 @@ def _build_plan(
                 f"{play.location}: play '{play.name}': host pattern '{play.hosts}' matched no hosts"
             )
             continue
+        planned_hosts.update(dict.fromkeys(host.name for host in hosts))
+        if options.shard is not None:  # after --limit: a share of what the run would plan
+            others = [host for host in hosts if not options.shard.owns(host.name)]
+            other_shards_secrets.update(_literal_passwords(others))
+            hosts = [host for host in hosts if options.shard.owns(host.name)]
         checks = [c for c in play.checks if _selected_by_tags(play, c, options)]
         for inventory_host in hosts:
             host_plan = host_plans.get(inventory_host.name)
@@ -160,11 +173,25 @@ def _build_plan(
         playbook=playbook.path,
         hosts=list(host_plans.values()),
         warnings=warnings,
-        secrets=templater.environment_values_used,
+        secrets=templater.environment_values_used | other_shards_secrets,
         alerting=playbook.alerting,
         handlers=handlers,
         play_hosts=play_hosts,
+        shard=_shard_info(options.shard, planned_hosts),
     )
+
+
+def _literal_passwords(hosts: list[Host]) -> set[str]:
+    """The inventory passwords of hosts another shard runs (those not templated: this
+    shard renders none of their variables)."""
+    found = (secret for host in hosts for secret in (host.password, host.become_password))
+    return {secret for secret in found if secret and not is_templated(secret)}
+
+
+def _shard_info(shard: ShardSpec | None, planned: dict[str, None]) -> ShardInfo | None:
+    if shard is None:
+        return None
+    return ShardInfo.of(shard, list(planned))
 
 
 def _render_connection_vars(

@@ -6,6 +6,8 @@ import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from checkrunner.shards import MergeInfo, ShardInfo
+
 
 class Status(str, enum.Enum):
     """Outcome of one check. UNREACHABLE is a host outcome, never a check's."""
@@ -186,6 +188,8 @@ class RunResult:
     hosts: list[HostResult] = field(default_factory=list)
     interrupted: bool = False
     fail_on: str = "critical"
+    shard: ShardInfo | None = None  # a `--shard K/N` run's
+    merge: MergeInfo | None = None  # `checkrun merge`: the shards it joined, and those it lacks
 
     @property
     def duration(self) -> float:
@@ -205,10 +209,12 @@ class RunResult:
     def exit_code(self) -> int:
         return exit_code_for(self)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, with_hosts: bool = True) -> dict[str, Any]:
+        """The JSON report's document; `with_hosts=False`: `hosts` empty (the JSON report
+        streams them one by one)."""
         from checkrunner import __version__
 
-        return {
+        document = {
             "schema_version": 1,
             "checkrunner_version": __version__,
             "playbook": self.playbook,
@@ -219,8 +225,19 @@ class RunResult:
             "fail_on": self.fail_on,
             "exit_code": self.exit_code,
             "summary": self.counts(),
-            "hosts": [h.to_dict() for h in self.hosts],
+            "hosts": [h.to_dict() for h in self.hosts] if with_hosts else [],
         }
+        document.update(self.extra_fields())
+        return document
+
+    def extra_fields(self) -> dict[str, Any]:
+        """The top-level fields only some runs have: `shard`, `merge`."""
+        extra: dict[str, Any] = {}
+        if self.shard is not None:
+            extra["shard"] = self.shard.to_dict()
+        if self.merge is not None:
+            extra["merge"] = self.merge.to_dict()
+        return extra
 
 
 # Exit codes (README "Exit codes"); never overloaded.

@@ -109,7 +109,9 @@ def run_plan(
             return run_plan(plan, options, listeners, own)
     listeners = list(listeners)
     raise_open_files_limit()
-    run = RunResult(playbook=plan.playbook, started_at=time.time(), fail_on=options.fail_on)
+    run = RunResult(
+        playbook=plan.playbook, started_at=time.time(), fail_on=options.fail_on, shard=plan.shard
+    )
     for listener in listeners:
         listener.on_start(len(plan.hosts), plan.total_checks)
     done: dict[str, HostResult] = {}

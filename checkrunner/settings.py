@@ -81,6 +81,12 @@ TARGET_MEMORY_LIMIT = Setting(
     shown="512MiB; 0 for none",
 )
 PUSH_JOB = Setting("checkrun", "the job label of --push")
+INVENTORY_SCRIPT_TIMEOUT = Setting(
+    60.0,
+    "seconds an executable inventory script may take to answer `--list` (and each `--host`)",
+    shown="60",
+    env="CHECKRUN_INVENTORY_SCRIPT_TIMEOUT",
+)
 STATE = Setting(
     None,
     "state database: log offsets and history (a file, or a postgresql:// URL shared by runners)",

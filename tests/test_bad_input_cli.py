@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from helpers import run_checkrun, validate_text
 
@@ -353,3 +355,135 @@ def test_thresholds_and_receiver_options_from_the_environment_are_masked(tmp_pat
     done = run_checkrun(playbook, "--state", tmp_path / "state.db", env=env)
     assert done.returncode == 5 and "timeout" in done.stderr, done.stderr
     assert _leaked(done.stderr, [SECRET]) == [], done.stderr
+
+
+# ------------------------------------------------------------------ --shard and checkrun merge
+
+
+@pytest.mark.parametrize(
+    ("shard", "phrase"),
+    [
+        ("4/3", "shard 4 of 3 does not exist: K counts from 1 to N"),
+        ("0/2", "K counts from 1 to N"),
+        ("3", "not K/N"),
+        ("1/0", "the number of shards must be 1 to 10000"),
+    ],
+)
+@pytest.mark.parametrize("command", [(), ("watch",)])
+def test_a_bad_shard_is_exit_5_with_the_fix(tmp_path, shard, phrase, command):
+    playbook = tmp_path / "p.yml"
+    playbook.write_text("- name: p\n  hosts: all\n  checks: [{name: m, memory: {}}]\n")
+    done = run_checkrun(*command, playbook, "-i", "web1,web2", "--shard", shard, timeout=60)
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert f"argument --shard: '{shard}': " in done.stderr and phrase in done.stderr
+    assert "e.g. --shard 1/" in done.stderr or "must be 1 to" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def _shard_reports(tmp_path, count: int, playbook_name: str = "p.yml") -> list:
+    """Real reports of the `count` shards of a run over four local hosts."""
+    playbook = tmp_path / playbook_name
+    playbook.write_text("- name: p\n  hosts: all\n  checks: [{name: m, memory: {}}]\n")
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text("all:\n  vars: {ansible_connection: local}\n  hosts:\n    n[1:4]: {}\n")
+    reports = []
+    for k in range(1, count + 1):
+        report = tmp_path / f"{playbook.stem}-{k}of{count}.json"
+        done = run_checkrun(
+            playbook,
+            "-i",
+            inventory,
+            "--no-state",
+            "--shard",
+            f"{k}/{count}",
+            "-r",
+            f"json:{report}",
+        )
+        assert done.returncode == 0, done.stderr
+        reports.append(report)
+    return reports
+
+
+def _merge_refused(*args, phrase: str) -> None:
+    done = run_checkrun("merge", *args, "-r", "json:-", timeout=60)
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert phrase in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_merge_refuses_what_is_not_one_run_s_shards(tmp_path):
+    one, two = _shard_reports(tmp_path, 2)
+    (three_1, *_) = _shard_reports(tmp_path, 3)
+    other_1, other_2 = _shard_reports(tmp_path, 2, "other.yml")
+    _merge_refused(one, one, phrase=f"shard 1/2 is given twice: {one} and {one}")
+    _merge_refused(
+        one,
+        three_1,
+        phrase=f"{three_1}: not a shard of the same run as {one}: its number of shards is 3, not 2",
+    )
+    _merge_refused(
+        one, other_2, phrase=f"{other_2}: not a shard of the same run as {one}: its playbook is"
+    )
+    unsharded = tmp_path / "whole.json"
+    done = run_checkrun(
+        tmp_path / "p.yml", "-i", tmp_path / "inv.yml", "--no-state", "-r", f"json:{unsharded}"
+    )
+    assert done.returncode == 0, done.stderr
+    _merge_refused(
+        unsharded, phrase=f"{unsharded}: this report is not a shard's: its run had no --shard K/N"
+    )
+    _merge_refused(one, two, "-r", "jsn", phrase="unknown report format 'jsn'")
+    limited = tmp_path / "limited-2of2.json"  # shard 2 of a run over fewer hosts
+    done = run_checkrun(
+        tmp_path / "p.yml", "-i", tmp_path / "inv.yml", "-l", "n1,n2,n3", "--no-state",
+        "--shard", "2/2", "-r", f"json:{limited}",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    _merge_refused(
+        one,
+        limited,
+        phrase=f"{limited}: not a shard of the same run as {one}: it planned other hosts "
+        "(3 against 4; e.g. n4)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "phrase"),
+    [
+        ('{"a": 1}', ": schema_version is missing: this is not a checkrun JSON report"),
+        ("[1, 2]", ": the document must be an object, not an array"),
+        ('{"schema_version": 1, "playbook": 7}', ":1:35: playbook must be a string, not a number"),
+    ],
+)
+def test_merge_refuses_json_that_is_no_report(tmp_path, content, phrase):
+    one, two = _shard_reports(tmp_path, 2)
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(content)
+    _merge_refused(one, wrong, phrase=f"{wrong}{phrase}")
+
+
+def test_merge_names_the_field_of_a_report_that_does_not_fit_its_schema(tmp_path):
+    reports = _shard_reports(tmp_path, 2)
+    one = next(report for report in reports if json.loads(report.read_text())["hosts"])
+    document = json.loads(one.read_text())
+    document["hosts"][0]["checks"][0]["status"] = "FINE"
+    text = json.dumps(document, indent=2)
+    one.write_text(text)
+    (line,) = [n for n, content in enumerate(text.splitlines(), 1) if '"FINE"' in content]
+    column = text.splitlines()[line - 1].index('"FINE"') + 1
+    _merge_refused(
+        *reports,
+        phrase=f"{one}:{line}:{column}: hosts[0].checks[0].status is 'FINE', not one of",
+    )
+    document["hosts"][0]["checks"][0]["status"] = "OK"
+    del document["hosts"][0]["checks"][0]["unit"]  # a missing field: its object's line
+    text = json.dumps(document, indent=2)
+    one.write_text(text)
+    line = text.splitlines().index("        {") + 1  # the first check's opening brace
+    _merge_refused(*reports, phrase=f"{one}:{line}:9: hosts[0].checks[0].unit is missing")
+
+
+def test_merge_without_a_readable_report_is_exit_5(tmp_path):
+    empty = tmp_path / "empty.json"
+    empty.write_text("")
+    _merge_refused(empty, tmp_path / "missing.json", phrase="no shard report could be read: ")

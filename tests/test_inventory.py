@@ -774,14 +774,6 @@ def test_a_missing_inventory_names_the_path_and_the_fix(tmp_path):
     assert "did you mean 'prod.yml'?" in error and "comma" in error
 
 
-def test_an_executable_inventory_script_is_refused_with_the_fix(tmp_path):
-    script = tmp_path / "ec2.py"
-    script.write_text("#!/usr/bin/env python3\nprint('{}')\n")
-    script.chmod(0o755)
-    with pytest.raises(ConfigError, match="--list > inventory.json"):
-        load_inventories([str(script)])
-
-
 def test_a_vars_file_for_a_misspelt_group_is_a_warning(tmp_path):
     (tmp_path / "group_vars").mkdir()
     (tmp_path / "group_vars" / "webservers.yml").write_text("x: 1\n")
@@ -848,3 +840,28 @@ def test_ten_thousand_hosts_load_fast(tmp_path):
         }
         assert len(inventory.select("rack0*:&~node0[0-4]:!rack01")) == 4_500
         assert elapsed < 4 * reference
+
+
+def test_ten_thousand_hosts_of_ansible_inventory_json_load_without_a_second_walk(
+    tmp_path, monkeypatch
+):
+    """The JSON `ansible-inventory --list` prints (and inventory scripts) at 10,000 hosts:
+    without an alias (no `*` in the text) the guard walks each mapping and list once for
+    its depth; the full alias walk (sizes and heights of every node, twice each) was half
+    the load time, 4x a bare parse."""
+    from checkrunner.yamlio import marked
+
+    inventory_yaml, _ = _write_big_inventory(tmp_path, 10_000)
+    listing_path = tmp_path / "listing.json"
+    listing_path.write_text(json.dumps(load_inventories([str(inventory_yaml)]).to_dict(), indent=4))
+    visits = []
+    children = marked._children
+    monkeypatch.setattr(marked, "_children", lambda node: visits.append(node) or children(node))
+    started = time.perf_counter()
+    inventory = load_inventories([str(listing_path)])
+    print(f"\nlisting.json: 10000 hosts in {time.perf_counter() - started:.3f}s")
+    assert len(inventory.hosts) == 10_000
+    assert inventory.get_host("node09999.example.com").vars["slot"] == 499
+    collections = 1 + 20 + 10_000 + 20 + 10_000  # the root, groups, hostvars, hosts lists...
+    assert len(visits) < collections + 100, len(visits)
+    assert len({id(node) for node in visits}) == len(visits)  # none twice

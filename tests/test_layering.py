@@ -102,7 +102,7 @@ def test_no_import_cycle_between_packages():
 LAYERS = [
     ["__main__"],
     ["cli"],
-    ["app", "history_command", "actions_command"],
+    ["app", "history_command", "actions_command", "merge_command"],
     ["serve"],
     ["playbook"],
     ["remediation"],
@@ -116,6 +116,7 @@ LAYERS = [
     ["catalog", "masking", "settings", "unsafe", "units", "safe_text"],
     ["errors", "modules"],
     ["results"],
+    ["shards"],
     [ROOT],
 ]
 

@@ -32,11 +32,21 @@ from checkrunner.report import (
 )
 from checkrunner.report.base import write_to_stream
 from checkrunner.report.formatting import format_value
+from checkrunner.report.json_report import finite_numbers, json_chunks, read_run
 from checkrunner.report.markdown import MAX_TABLE_ROWS
 from checkrunner.report.nagios import perfdata_item, quote_label
 from checkrunner.report.terminal import FULL_TABLE_MAX_ROWS
-from checkrunner.results import CheckResult, HostResult, RunResult, Status, Thresholds
-from checkrunner.safe_text import one_line, printable
+from checkrunner.results import (
+    BaselineBound,
+    CheckResult,
+    HostResult,
+    RemediationResult,
+    RunResult,
+    Status,
+    Thresholds,
+)
+from checkrunner.safe_text import escape_unprintable_json, one_line, printable
+from checkrunner.shards import ShardInfo
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 SCHEMA = json.loads((DOCS / "json-report.schema.json").read_text())
@@ -377,6 +387,55 @@ def test_json_report_writes_non_finite_numbers_as_null():
     jsonschema.Draft202012Validator(SCHEMA).validate(document)
     assert document["hosts"][0]["checks"][0]["value"] is None
     assert document["hosts"][0]["checks"][0]["measurements"] == {"used": None}
+
+
+def _whole_document_text(run: RunResult) -> str:
+    """What the JSON report was before it was streamed: the document built whole."""
+    text = json.dumps(finite_numbers(run.to_dict()), indent=2, ensure_ascii=False, default=str)
+    return escape_unprintable_json(text) + "\n"
+
+
+@pytest.mark.parametrize("hosts", [0, 1, 3])
+def test_the_streamed_json_report_is_the_whole_document_s_text(tmp_path: Path, hosts: int):
+    run = mixed_run()
+    run.hosts = run.hosts[:hosts]
+    if run.hosts:
+        run.hosts[0].checks[0].value = float("nan")
+        run.hosts[0].checks[0].message = "bidi \u202e and C1 \x85 and a newline\n"
+    run.shard = ShardInfo(2, 3, [("web1", 1), ("web2", 2), ("db1", 3)])
+    path = tmp_path / "run.json"
+    JsonReporter(str(path)).finish(run)
+    assert path.read_text(encoding="utf-8") == _whole_document_text(run)
+    jsonschema.Draft202012Validator(SCHEMA).validate(json.loads(path.read_text()))
+    assert render(JsonReporter, run) == _whole_document_text(run)
+
+
+def test_a_json_report_read_back_is_the_same_run():
+    """`checkrun merge` reads shards' reports with read_run: every field the report holds
+    comes back (a field added to the report and not to the reader fails here)."""
+    run = mixed_run()
+    check = run.hosts[0].checks[0]
+    check.baselines = [
+        BaselineBound("busy", "warn", "sigma", 604800.0, "hour_of_day", "above", 40, 12.5,
+                      2.0, None, 18.5, False, "mean + 3σ")
+    ]  # fmt: skip
+    check.facts = {"source": "procfs", "nested": {"list": [1, "two", None]}}
+    check.remediation = RemediationResult(
+        "restart app", "restart app.service", "remediated", "app CRITICAL → OK", None, 0, 4.2,
+        "OK", "fine",
+    )  # fmt: skip
+    run.shard = ShardInfo(2, 3, [("web1", 2), ("web2", 1), ("db1", 3)])
+    text = render(JsonReporter, run)
+    again = read_run(json.loads(text), "run.json")
+    assert render(JsonReporter, again) == text
+
+
+def test_the_json_report_is_written_host_by_host():
+    """finish() hands the file its text in pieces, never the whole document at once."""
+    run = ok_run(hosts=50)
+    pieces = list(json_chunks(run))
+    assert len(pieces) == 52
+    assert max(len(piece) for piece in pieces) < len("".join(pieces)) / 20
 
 
 def test_schema_rejects_a_field_the_documentation_does_not_know():

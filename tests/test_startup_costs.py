@@ -276,3 +276,34 @@ def test_psycopg_is_imported_only_for_a_postgresql_state(tmp_path):
         cwd=tmp_path,
     )
     assert out.split() == ["False", "5", "True"]
+
+
+# --- `checkrun merge` without the layers of a run ------------------------------------------
+
+
+def test_checkrun_merge_starts_without_the_layers_of_a_run(tmp_path):
+    """It reads JSON reports and writes reports: no app, playbook, inventory, transport,
+    state, YAML or Jinja2; and no rich for a report that is not the terminal's."""
+    from checkrunner.report.json_report import JsonReporter
+    from checkrunner.results import CheckResult, HostResult, RunResult, Status
+    from checkrunner.shards import ShardInfo
+
+    check = CheckResult("web", "p", "load", "load", Status.OK, metric="load1", value=0.5)
+    run = RunResult("p.yml", 1.0, 2.0, hosts=[HostResult("web", checks=[check])])
+    run.shard = ShardInfo(1, 1, [("web", 1)])
+    shard = tmp_path / "shard.json"
+    shard.write_text(JsonReporter(None).render(run))
+    out = run_python(
+        f"""
+        import contextlib, io, sys
+        from checkrunner.cli import main
+        shown = io.StringIO()
+        with contextlib.redirect_stdout(shown):
+            code = main(["merge", {str(shard)!r}, "-r", "json"])
+        heavy = ("checkrunner.app", "checkrunner.config.loader", "checkrunner.inventory",
+                 "checkrunner.transport.local", "checkrunner.state.db", "yaml", "jinja2",
+                 "rich")
+        print(code, '"value": 0.5' in shown.getvalue(), [n for n in heavy if n in sys.modules])
+        """
+    )
+    assert out == "0 True []"

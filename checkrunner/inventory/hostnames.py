@@ -24,6 +24,10 @@ _HOSTNAME_FORBIDDEN = frozenset("'`\"$\\;&<>|(){},")
 _USER_FORBIDDEN = frozenset("'`\";&<>|(){}")
 
 
+_WHITESPACE = re.compile(r"\s")  # str.isspace()'s characters
+_RANGE_OR_PORT = re.compile(r"[\[\]:]")
+
+
 @dataclass(frozen=True)
 class HostEntry:
     names: list[str]
@@ -35,10 +39,12 @@ def parse_host_entry(text: str) -> HostEntry:
     entry = text.strip()
     if not entry:
         raise HostEntryError("empty host name")
-    if any(char.isspace() for char in entry):
+    if _WHITESPACE.search(entry):
         raise HostEntryError(f"host name {entry!r} contains whitespace")
     if entry == "---":
         raise HostEntryError("'---' is not a host name; this looks like a YAML file read as INI")
+    if not _RANGE_OR_PORT.search(entry):  # most entries: one plain name (10,000-host inventories)
+        return HostEntry([entry])
     name, port = split_port(entry)
     return HostEntry(expand_host_ranges(name), port)
 

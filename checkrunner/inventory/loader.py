@@ -1,4 +1,5 @@
-"""load_inventories(): files (YAML or INI, told apart by content), directories and `-i host1,host2` lists."""
+"""load_inventories(): files (YAML or INI, told apart by content), executable inventory
+scripts, directories and `-i host1,host2` lists."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from checkrunner.inventory.hostnames import parse_host_entry
 from checkrunner.inventory.ini_format import SECTION, parse_ini_inventory
 from checkrunner.inventory.inventory import Inventory
 from checkrunner.inventory.model import InventoryWarning
+from checkrunner.inventory.script import is_inventory_script, script_listing
 from checkrunner.inventory.yaml_format import parse_yaml_inventory
 from checkrunner.yamlio.marked import VAULT_HINT, read_text
 from checkrunner.yamlio.nodes import YamlDocument
@@ -106,13 +108,15 @@ def _load_source(source: str, data: InventoryData) -> str | None:
 
 
 def _load_file(path: str, data: InventoryData) -> None:
+    if is_inventory_script(path):
+        listing = script_listing(path)
+        # Errors point into the answer as `SCRIPT --list | python3 -m json.tool --indent 1`
+        # numbers its lines: a script's JSON is often all on one line.
+        source = f"{path} --list (json.tool --indent 1)"
+        with YamlDocument(source, listing, InventoryWarning.collector(data.warnings)) as doc:
+            parse_yaml_inventory(doc, data)
+        return
     text = _read_inventory(path)
-    if text.startswith("#!") and os.access(path, os.X_OK):
-        raise ConfigError(
-            "inventory scripts are not run by checkrunner",
-            Location(path, 1),
-            f"run it once and use its output: {path} --list > inventory.json",
-        )
     if text.lstrip().startswith("$ANSIBLE_VAULT;"):
         raise ConfigError(
             "this inventory is encrypted with Ansible Vault", Location(path, 1), VAULT_HINT

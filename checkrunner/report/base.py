@@ -6,6 +6,7 @@ import abc
 import contextlib
 import os
 import sys
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, ClassVar, TextIO
 
 from checkrunner.results import HostResult, RunResult
@@ -71,27 +72,33 @@ class Reporter(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook; no-op by default
         """Release live resources (a progress display); safe to call more than once."""
 
-    def write(self, text: str) -> None:
+    def write(self, text: str | Iterable[str]) -> None:
+        """Write the report: one text, or its pieces in order (a report written as it is
+        made)."""
         if self.path is None:
             write_to_stream(self.stream, text)
         elif is_special_file(self.path):
             # /dev/stderr, a named pipe: there is nothing to replace, only something to write to.
             with open(self.path, "w", encoding="utf-8", errors="backslashreplace") as handle:
-                handle.write(text)
+                handle.writelines(_pieces(text))
         else:
             atomic_write(self.path, text)
 
 
-def write_to_stream(stream: TextIO, text: str) -> None:
+def _pieces(text: str | Iterable[str]) -> Iterable[str]:
+    return (text,) if isinstance(text, str) else text
+
+
+def write_to_stream(stream: TextIO, text: str | Iterable[str]) -> None:
     # A report must never die on a character the stream cannot encode (a lone surrogate
     # from a log line, or an ASCII-only locale): such characters become backslash escapes.
     encoding = getattr(stream, "encoding", None) or "utf-8"
-    safe = text.encode(encoding, errors="backslashreplace").decode(encoding)
-    stream.write(safe)
+    for piece in _pieces(text):
+        stream.write(piece.encode(encoding, errors="backslashreplace").decode(encoding))
     stream.flush()
 
 
-def atomic_write(path: str, text: str) -> None:
+def atomic_write(path: str, text: str | Iterable[str]) -> None:
     """Write `text` to `path` so that readers see the old file or the new one, never half.
 
     Parent directories are created. The temporary file sits next to the target (same
@@ -104,11 +111,11 @@ def atomic_write(path: str, text: str) -> None:
     temp = os.path.join(
         parent, f".{os.path.basename(target)}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
     )
-    data = text.encode("utf-8", errors="backslashreplace")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            for piece in _pieces(text):
+                handle.write(piece.encode("utf-8", errors="backslashreplace"))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, target)

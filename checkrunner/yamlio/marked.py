@@ -136,6 +136,20 @@ def _children(node: Node) -> list[Node]:
     return []
 
 
+def _check_depth(root: Node, file: str) -> None:
+    """Refuse a tree (no node shared) with a node more than MAX_NESTING levels deep: the
+    first such node in document order, as check_node_graph's full walk finds it."""
+    stack: list[tuple[Node, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, ScalarNode):
+            continue
+        children = _children(node)
+        if children and depth >= MAX_NESTING:
+            raise nesting_error(file, children[0].start_mark)
+        stack.extend((child, depth + 1) for child in reversed(children))
+
+
 def _mark_location(file: str, mark: Any) -> Location:
     return Location(file, mark.line + 1, mark.column + 1) if mark is not None else Location(file)
 
@@ -161,15 +175,20 @@ def check_data_depth(value: Any, file: str, what: str = "JSON") -> None:
             pending.extend((child, depth + 1) for child in item)
 
 
-def check_node_graph(root: Node | None, file: str) -> None:
+def check_node_graph(root: Node | None, file: str, text: str | None = None) -> None:
     """Refuse a composed document that is nested too deeply, holds an alias inside the value
     it names, or whose aliases expand to more than MAX_ALIAS_EXPANSION values.
 
     Aliases share one node, so the document is cheap to compose but every later walk over
     the constructed data (templates, schema, rendering) pays for the expanded size: that is
     what is counted, without expanding anything (each node's size is computed once).
+    A document whose `text` has no `*` has no alias: only its depth is checked, in one
+    cheap pass (the full walk was half the load time of a 10,000-host JSON inventory).
     """
     if root is None:
+        return
+    if text is not None and "*" not in text:
+        _check_depth(root, file)
         return
     sizes: dict[int, int] = {}
     heights: dict[int, int] = {}

@@ -83,7 +83,7 @@ class YamlDocument:
         self._loader = _InventoryLoader(text)
         try:
             self.root: Node | None = self._loader.get_single_node()
-            check_node_graph(self.root, path)  # alias bombs, loops, nesting
+            check_node_graph(self.root, path, text)  # alias bombs, loops, nesting
         except yaml.YAMLError as exc:
             self.close()
             if "nesting depth" in str(exc):  # libyaml's own limit (1,000 levels)
