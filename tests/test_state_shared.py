@@ -155,7 +155,10 @@ def test_an_unreachable_database_is_bad_input_and_its_password_is_never_shown(tm
     url = f"postgresql://checkrun:pa55word-x@127.0.0.1:{port}/state?connect_timeout=5"
     playbook = tmp_path / "p.yml"
     playbook.write_text("- {name: p, hosts: localhost, checks: [{name: c, file: {path: /}}]}\n")
-    for args in ([playbook, "--state", url], ["history", "--state", url, "--host", "h", "--check", "c"]):
+    for args in (
+        [playbook, "--state", url],
+        ["history", "--state", url, "--host", "h", "--check", "c"],
+    ):
         done = run_checkrun(*args)
         assert done.returncode == 5, done.stderr
         assert "state database postgresql://checkrun:***@127.0.0.1" in done.stderr

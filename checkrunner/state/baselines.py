@@ -130,9 +130,7 @@ _UPSERT_CACHED = upsert_sql(
 )
 
 
-def _cached(
-    connection, series: int, need: _Need
-) -> tuple[float, int, SeriesStats] | None:
+def _cached(connection, series: int, need: _Need) -> tuple[float, int, SeriesStats] | None:
     row = connection.execute(
         "SELECT computed_at, season, samples, center, spread FROM baseline_cache "
         "WHERE series = ? AND lookback = ? AND robust = ? AND seasonal = ?",

@@ -282,7 +282,9 @@ class LogState:
         """The check's scan time and cursors; False (nothing written) when another run
         committed this check since its cursors were read."""
         ident = (key.host, key.play, key.check)
-        taken = connection.execute(_SCAN_COMPARE_AND_SET, (*ident, update.scanned_at, update.read_at))
+        taken = connection.execute(
+            _SCAN_COMPARE_AND_SET, (*ident, update.scanned_at, update.read_at)
+        )
         if taken.rowcount == 0:
             return False
         connection.execute(
