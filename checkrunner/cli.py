@@ -36,7 +36,10 @@ SUBCOMMANDS = (
     "watch",
     "history",
     "actions",
+    "completion",
+    "__complete",
 )
+HIDDEN_SUBCOMMANDS = ("__complete",)  # what the completion scripts call
 
 EPILOG = """\
 commands:
@@ -49,6 +52,7 @@ commands:
   checkrun watch PLAYBOOK [options]  run the checks as they fall due, until stopped (--help)
   checkrun history --host H --check C  a check's recorded values and statuses (--help)
   checkrun actions [--host H]        what handlers ran, where, why, with what result (--help)
+  checkrun completion bash|zsh|fish  print the shell completion script
 
 exit codes: 0 ok, 1 warnings (--fail-on warning), 2 critical, 3 unknown, 4 unreachable,
             5 bad playbook/inventory/command line, 130 interrupted
@@ -420,43 +424,115 @@ def _dispatch(argv: list[str]) -> int:
         return actions(_actions_query(_actions_parser().parse_args(rest)))
     from checkrunner import app
 
+    if command == "completion":
+        return _completion(_completion_parser().parse_args(rest).shell)
+    if command == "__complete":
+        return _complete(rest)
     if command == "schema":
-        _Parser(prog="checkrun schema", description="Print the playbook JSON Schema.").parse_args(
-            rest
-        )
+        _schema_parser().parse_args(rest)
         return app.schema()
     if command == "doc":
-        parser = _Parser(
-            prog="checkrun doc", description="Document the check modules and the receivers."
-        )
-        parser.add_argument("name", nargs="?", help="module or receiver; none lists them all")
-        return app.doc(parser.parse_args(rest).name)
+        return app.doc(_doc_parser().parse_args(rest).name)
     if command == "notify":
-        parser = _Parser(
-            prog="checkrun notify",
-            description="Deliver what the outbox holds (--flush), or send a test message.",
-        )
-        parser.add_argument("playbook", help="the playbook whose receivers to use")
-        action = parser.add_mutually_exclusive_group(required=True)
-        action.add_argument("--flush", action="store_true", help="deliver the outbox now")
-        action.add_argument("--test", metavar="RECEIVER", help="send a test message")
-        parser.add_argument("--state", metavar="PATH", help="the state database")
-        ns = parser.parse_args(rest)
+        ns = _notify_parser().parse_args(rest)
         cmd = app.RunCommand(playbook=ns.playbook, state=ns.state)
         return app.notify(cmd, flush=ns.flush, test_receiver=ns.test)
     if command == "alerts":
-        parser = _Parser(
-            prog="checkrun alerts",
-            description="List firing alerts, failing checks and undelivered notifications.",
-        )
-        parser.add_argument("--state", metavar="PATH", help="the state database")
-        ns = parser.parse_args(rest)
+        ns = _alerts_parser().parse_args(rest)
         return app.alerts(app.RunCommand(playbook="", state=ns.state))
     if command == "watch":
         return app.watch(_watch_command(_watch_parser("checkrun watch").parse_args(rest)))
     prog = "checkrun validate" if command == "validate" else "checkrun"
     cmd = _run_command(_run_parser(prog).parse_args(rest))
     return app.validate(cmd) if command == "validate" else app.run(cmd)
+
+
+def _schema_parser() -> argparse.ArgumentParser:
+    return _Parser(prog="checkrun schema", description="Print the playbook JSON Schema.")
+
+
+def _doc_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="checkrun doc", description="Document the check modules and the receivers."
+    )
+    parser.add_argument("name", nargs="?", help="module or receiver; none lists them all")
+    return parser
+
+
+def _notify_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="checkrun notify",
+        description="Deliver what the outbox holds (--flush), or send a test message.",
+    )
+    parser.add_argument("playbook", help="the playbook whose receivers to use")
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--flush", action="store_true", help="deliver the outbox now")
+    action.add_argument("--test", metavar="RECEIVER", help="send a test message")
+    parser.add_argument("--state", metavar="PATH", help="the state database")
+    return parser
+
+
+def _alerts_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="checkrun alerts",
+        description="List firing alerts, failing checks and undelivered notifications.",
+    )
+    parser.add_argument("--state", metavar="PATH", help="the state database")
+    return parser
+
+
+def _completion_parser() -> argparse.ArgumentParser:
+    from checkrunner.completion import SHELLS
+
+    parser = _Parser(
+        prog="checkrun completion",
+        description="Print the shell completion script. Install it with one line: bash: "
+        "checkrun completion bash > ~/.local/share/bash-completion/completions/checkrun; "
+        'zsh: checkrun completion zsh > "${fpath[1]}/_checkrun"; fish: checkrun '
+        "completion fish > ~/.config/fish/completions/checkrun.fish",
+    )
+    parser.add_argument("shell", choices=SHELLS, help="the shell to print the script for")
+    return parser
+
+
+def command_parsers() -> dict[str, argparse.ArgumentParser]:
+    """Every command's parser by name, the way _dispatch parses it: what completion reads."""
+    return {
+        "run": _run_parser("checkrun"),
+        "validate": _run_parser("checkrun validate"),
+        "schema": _schema_parser(),
+        "doc": _doc_parser(),
+        "notify": _notify_parser(),
+        "alerts": _alerts_parser(),
+        "watch": _watch_parser("checkrun watch"),
+        "history": _history_parser(),
+        "actions": _actions_parser(),
+        "completion": _completion_parser(),
+    }
+
+
+def _completion(shell: str) -> int:
+    from checkrunner.completion import SCRIPTS
+
+    sys.stdout.write(SCRIPTS[shell])
+    return 0
+
+
+def _complete(rest: list[str]) -> int:
+    """`checkrun __complete [--breaks CHARS] (--line LINE | -- WORD...)`: the candidates,
+    one a line, for the completion scripts."""
+    from checkrunner.completion import complete, default_sources, trimmed, words_of_line
+
+    parser = _Parser(prog="checkrun __complete", add_help=False)
+    parser.add_argument("--breaks", default="")
+    parser.add_argument("--line")
+    parser.add_argument("words", nargs="*")
+    ns = parser.parse_args(rest)
+    words = words_of_line(ns.line) if ns.line is not None else ns.words
+    found = complete(command_parsers(), words, default_sources(), hidden=HIDDEN_SUBCOMMANDS)
+    for value in trimmed(found, (words or [""])[-1], ns.breaks):
+        print(value)
+    return 0
 
 
 def _history_parser() -> argparse.ArgumentParser:
