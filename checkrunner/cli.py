@@ -442,9 +442,37 @@ def _dispatch(argv: list[str]) -> int:
         return app.alerts(app.RunCommand(playbook="", state=ns.state))
     if command == "watch":
         return app.watch(_watch_command(_watch_parser("checkrun watch").parse_args(rest)))
-    prog = "checkrun validate" if command == "validate" else "checkrun"
-    cmd = _run_command(_run_parser(prog).parse_args(rest))
-    return app.validate(cmd) if command == "validate" else app.run(cmd)
+    if command == "validate":
+        return _validate_each(_validate_parser().parse_args(rest))
+    return app.run(_run_command(_run_parser("checkrun").parse_args(rest)))
+
+
+def _validate_parser() -> argparse.ArgumentParser:
+    """A run's options, with any number of playbooks (pre-commit passes the changed ones)."""
+    parser = _run_parser("checkrun validate")
+    for action in parser._actions:
+        if action.dest == "playbook":
+            action.nargs = "+"
+            action.help = "playbook YAML files; each is checked (against the -i inventories)"
+    return parser
+
+
+def _validate_each(ns: argparse.Namespace) -> int:
+    """Each playbook validated on its own: every one's errors are shown, the worst exit wins."""
+    from checkrunner import app
+
+    cmd = _run_command(ns)
+    worst = 0
+    for playbook in ns.playbook:
+        try:
+            code = app.validate(dataclasses.replace(cmd, playbook=playbook))
+        except CheckrunError as exc:
+            if ns.verbose >= 3:
+                traceback.print_exc()
+            print(f"checkrun: error: {error_text(exc)}", file=sys.stderr)
+            code = exc.exit_code
+        worst = max(worst, code)
+    return worst
 
 
 def _schema_parser() -> argparse.ArgumentParser:
@@ -499,7 +527,7 @@ def command_parsers() -> dict[str, argparse.ArgumentParser]:
     """Every command's parser by name, the way _dispatch parses it: what completion reads."""
     return {
         "run": _run_parser("checkrun"),
-        "validate": _run_parser("checkrun validate"),
+        "validate": _validate_parser(),
         "schema": _schema_parser(),
         "doc": _doc_parser(),
         "notify": _notify_parser(),
