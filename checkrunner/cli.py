@@ -36,6 +36,7 @@ SUBCOMMANDS = (
     "watch",
     "history",
     "actions",
+    "init",
     "completion",
     "__complete",
 )
@@ -52,6 +53,7 @@ commands:
   checkrun watch PLAYBOOK [options]  run the checks as they fall due, until stopped (--help)
   checkrun history --host H --check C  a check's recorded values and statuses (--help)
   checkrun actions [--host H]        what handlers ran, where, why, with what result (--help)
+  checkrun init [-i INV -l HOST]     write a starter playbook from what runs on a live host
   checkrun completion bash|zsh|fish  print the shell completion script
 
 exit codes: 0 ok, 1 warnings (--fail-on warning), 2 critical, 3 unknown, 4 unreachable,
@@ -428,6 +430,10 @@ def _dispatch(argv: list[str]) -> int:
         return _completion(_completion_parser().parse_args(rest).shell)
     if command == "__complete":
         return _complete(rest)
+    if command == "init":
+        from checkrunner.init_command import init
+
+        return init(_init_request(_init_parser().parse_args(rest)))
     if command == "schema":
         _schema_parser().parse_args(rest)
         return app.schema()
@@ -523,6 +529,56 @@ def _completion_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _init_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="checkrun init",
+        description="Look at a live host (the implicit localhost, or one host of the "
+        "inventory, over the same one-exec batch the checks use) and write a starter "
+        "playbook: filesystems, memory, load, listening services, long-running processes, "
+        "active logs, each threshold with the reason it was chosen.",
+    )
+    parser.add_argument(
+        "-i",
+        "--inventory",
+        action="append",
+        default=[],
+        metavar="SOURCE",
+        help="inventory file, directory or 'h1,h2,' list; repeatable (default: implicit localhost)",
+    )
+    parser.add_argument(
+        "-l", "--limit", metavar="PATTERN", help="the host to look at (exactly one must match)"
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        default="playbook.yml",
+        metavar="FILE",
+        help="where to write the playbook (default: playbook.yml; refused if it exists)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="overwrite the output file if it exists"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the playbook instead of writing it"
+    )
+    parser.add_argument(
+        "--min-age",
+        type=_duration(DELAY_SPEC),
+        default=60.0,
+        metavar="DURATION",
+        help="only processes (and their listening ports) running at least this long: "
+        "long-lived services, not a passing job (default: 1m)",
+    )
+    _add_ssh_arguments(parser)
+    parser.add_argument(
+        "-b", "--become", action="store_true", help="look as root through `sudo -n`"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more detail; -vvv shows tracebacks"
+    )
+    return parser
+
+
 def command_parsers() -> dict[str, argparse.ArgumentParser]:
     """Every command's parser by name, the way _dispatch parses it: what completion reads."""
     return {
@@ -535,6 +591,7 @@ def command_parsers() -> dict[str, argparse.ArgumentParser]:
         "watch": _watch_parser("checkrun watch"),
         "history": _history_parser(),
         "actions": _actions_parser(),
+        "init": _init_parser(),
         "completion": _completion_parser(),
     }
 
@@ -561,6 +618,32 @@ def _complete(rest: list[str]) -> int:
     for value in trimmed(found, (words or [""])[-1], ns.breaks):
         print(value)
     return 0
+
+
+def _init_request(ns: argparse.Namespace):
+    from checkrunner.app import RunCommand
+    from checkrunner.init_command import InitRequest
+
+    connection = RunCommand(
+        playbook="",
+        inventories=ns.inventory,
+        limit=ns.limit,
+        become=ns.become,
+        user=ns.user,
+        private_key=ns.private_key,
+        known_hosts=ns.known_hosts,
+        host_key_checking=ns.host_key_checking,
+        ssh_config=ns.ssh_config,
+        connect_timeout=ns.timeout,
+        verbose=ns.verbose,
+    )
+    return InitRequest(
+        connection=connection,
+        output=ns.output,
+        dry_run=ns.dry_run,
+        force=ns.force,
+        min_age=ns.min_age,
+    )
 
 
 def _history_parser() -> argparse.ArgumentParser:

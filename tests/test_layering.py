@@ -102,7 +102,8 @@ def test_no_import_cycle_between_packages():
 LAYERS = [
     ["__main__"],
     ["cli"],
-    ["app", "history_command", "actions_command", "completion", "init_command"],
+    ["init_command"],
+    ["app", "history_command", "actions_command", "completion"],
     ["serve"],
     ["playbook"],
     ["remediation"],
