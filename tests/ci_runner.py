@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import uuid
 from dataclasses import dataclass, field
@@ -105,7 +106,11 @@ def _read_outputs(path: Path) -> dict[str, str]:
 
 
 def run_action(
-    action_path: Path, inputs: dict[str, str], workspace: Path, env: dict[str, str]
+    action_path: Path,
+    inputs: dict[str, str],
+    workspace: Path,
+    env: dict[str, str],
+    runner_temp: Path,
 ) -> ActionRun:
     action = yaml.safe_load((action_path / "action.yml").read_text())
     assert action["runs"]["using"] == "composite"
@@ -121,6 +126,9 @@ def run_action(
     summary.write_text("")
     runs: list[StepRun] = []
     input_env = {f"INPUT_{name.upper()}": value for name, value in values.items()}
+    env = {**env, "RUNNER_TEMP": str(runner_temp)}
+    path_file = workspace / ".github-path"
+    path_file.write_text("")
     for step in action["runs"]["steps"]:
         name = step.get("name", step.get("uses", step.get("id", "?")))
         if not context.condition(step.get("if")):
@@ -144,6 +152,7 @@ def run_action(
                 **input_env,
                 **step_env,
                 "GITHUB_OUTPUT": str(output_file),
+                "GITHUB_PATH": str(path_file),
                 "GITHUB_STEP_SUMMARY": str(summary),
                 "GITHUB_WORKSPACE": str(workspace),
                 "GITHUB_ACTION_PATH": str(action_path),
@@ -154,6 +163,11 @@ def run_action(
         )
         if "id" in step:
             context.step_outputs[step["id"]] = _read_outputs(output_file)
+        # GITHUB_PATH: directories the later steps find first on PATH
+        added = [line for line in path_file.read_text().splitlines() if line]
+        if added:
+            env = {**env, "PATH": os.pathsep.join([*reversed(added), env["PATH"]])}
+            path_file.write_text("")
         runs.append(StepRun(name, proc.returncode, proc.stdout, proc.stderr))
         if proc.returncode != 0:
             context.failed = True
@@ -189,9 +203,12 @@ def run_gitlab_job(
     return JobRun(proc.returncode, proc.stdout, proc.stderr, job)
 
 
-def clean_env(venv_bin: Path) -> dict[str, str]:
-    """The environment of a job: PATH starts at the job's Python (where pip installs)."""
+def clean_env(venv_bin: Path | None = None) -> dict[str, str]:
+    """The environment of a job, without this test run's virtualenv on PATH (a runner has
+    no checkrun until a step installs it); `venv_bin` first when given (the job's Python)."""
+    ours = os.path.dirname(shutil.which("checkrun") or "")
     env = {key: value for key, value in os.environ.items() if not key.startswith("VIRTUAL_ENV")}
-    env["PATH"] = f"{venv_bin}{os.pathsep}{env.get('PATH', '')}"
+    kept = [part for part in env.get("PATH", "").split(os.pathsep) if part and part != ours]
+    env["PATH"] = os.pathsep.join([*([str(venv_bin)] if venv_bin else []), *kept])
     env["NO_COLOR"] = "1"
     return env

@@ -34,6 +34,12 @@ def checkout(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def runner_temp(tmp_path_factory) -> Path:
+    """RUNNER_TEMP, where the action makes its virtualenv (one job's, shared by the tests)."""
+    return tmp_path_factory.mktemp("runner-temp")
+
+
+@pytest.fixture(scope="module")
 def job_python(tmp_path_factory) -> Path:
     """A runner's Python: a fresh virtualenv without checkrun (the steps install it)."""
     venv = tmp_path_factory.mktemp("runner") / "venv"
@@ -56,18 +62,19 @@ def _tcp_check(port: int) -> str:
 
 
 def test_action_green_run_summarises_uploads_and_passes(
-    checkout, job_python, tmp_path, http_server, tcp_listener
+    checkout, runner_temp, tmp_path, http_server, tcp_listener
 ):
     _playbook(tmp_path, _http_check(f"{http_server.url}/health") + _tcp_check(tcp_listener))
     run = run_action(
         checkout,
-        {"playbook": "smoke.yml", "args": "--no-state -e '{\"greeting\": \"hello world\"}'"},
+        {"playbook": "smoke.yml", "args": '--no-state -e \'{"greeting": "hello world"}\''},
         tmp_path,
-        clean_env(job_python),
+        clean_env(),
+        runner_temp,
     )
     install = run.step("Install checkrun")
     assert install.returncode == 0, install.stderr
-    assert (job_python / "checkrun").exists()  # installed by the action's own step
+    assert (runner_temp / "checkrun-venv/bin/checkrun").exists()  # the action's own step
     assert not run.failed, [
         (s.name, s.returncode, s.stdout[-2000:], s.stderr[-2000:]) for s in run.steps
     ]
@@ -85,14 +92,15 @@ def test_action_green_run_summarises_uploads_and_passes(
 
 
 def test_action_fails_the_step_by_the_exit_code_yet_still_reports(
-    checkout, job_python, tmp_path, http_server
+    checkout, runner_temp, tmp_path, http_server
 ):
     _playbook(tmp_path, _http_check(f"{http_server.url}/broken"))
     run = run_action(
         checkout,
         {"playbook": "smoke.yml", "args": "--no-state", "reports-dir": "out/checks"},
         tmp_path,
-        clean_env(job_python),
+        clean_env(),
+        runner_temp,
     )
     assert run.failed
     assert run.outputs["exit-code"] == "2"
@@ -106,7 +114,7 @@ def test_action_fails_the_step_by_the_exit_code_yet_still_reports(
 
 
 @pytest.mark.parametrize(("fail_on", "code"), [("warning", "1"), ("never", "0")])
-def test_action_fail_on_input(checkout, job_python, tmp_path, http_server, fail_on, code):
+def test_action_fail_on_input(checkout, runner_temp, tmp_path, http_server, fail_on, code):
     checks = (
         "    - name: slow enough to warn\n"
         f"      http: {{url: '{http_server.url}/health'}}\n"
@@ -117,7 +125,8 @@ def test_action_fail_on_input(checkout, job_python, tmp_path, http_server, fail_
         checkout,
         {"playbook": "smoke.yml", "args": "--no-state", "fail-on": fail_on},
         tmp_path,
-        clean_env(job_python),
+        clean_env(),
+        runner_temp,
     )
     assert run.outputs["exit-code"] == code
     assert run.failed is (code != "0")
@@ -134,7 +143,7 @@ class _Health(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_action_gates_a_deploy_with_wait(checkout, job_python, tmp_path, closed_port):
+def test_action_gates_a_deploy_with_wait(checkout, runner_temp, tmp_path, closed_port):
     """The service comes up a few seconds into the step: --wait re-runs the failing check
     until it passes, and the step passes."""
     _playbook(tmp_path, _http_check(f"http://127.0.0.1:{closed_port}/health"))
@@ -153,7 +162,8 @@ def test_action_gates_a_deploy_with_wait(checkout, job_python, tmp_path, closed_
             checkout,
             {"playbook": "smoke.yml", "args": "--no-state --wait-interval 1s", "wait": "5m"},
             tmp_path,
-            clean_env(job_python),
+            clean_env(),
+            runner_temp,
         )
     finally:
         while not started and thread.is_alive():
@@ -176,7 +186,7 @@ def test_gitlab_template_runs_reports_junit_and_fails_by_exit_code(
         {
             "CHECKRUN_PIP_SPEC": str(checkout),
             "CHECKRUN_PLAYBOOK": "smoke.yml",
-            "CHECKRUN_ARGS": "--no-state -e '{\"who\": \"the pipeline\"}'",
+            "CHECKRUN_ARGS": '--no-state -e \'{"who": "the pipeline"}\'',
         },
         tmp_path,
         clean_env(job_python),
