@@ -93,7 +93,10 @@ REAL_FILESYSTEMS = frozenset(
     "ext2 ext3 ext4 xfs btrfs zfs f2fs jfs reiserfs vfat exfat ntfs ntfs3 nilfs2 bcachefs".split()
 )
 # Mount points of the system's own plumbing, never a place an SRE means by "disk space".
-PSEUDO_ROOTS = ("/proc", "/sys", "/dev", "/run", "/snap", "/var/lib/docker", "/var/lib/containers")
+PSEUDO_ROOTS = ("/proc", "/sys", "/dev", "/run", "/snap")
+# Container engines mount their containers' filesystems below their data directory (which
+# itself may well be a disk worth watching).
+ENGINE_ROOTS = ("/var/lib/docker", "/var/lib/containers", "/var/lib/kubelet")
 TCP_LISTEN = "0A"
 NOT_SERVICES = frozenset(
     "sh bash dash zsh fish ksh csh tcsh sleep timeout sudo su tail cat less more watch "
@@ -140,6 +143,8 @@ def real_filesystems(mounts: List[Dict[str, str]]) -> List[Dict[str, str]]:
         if mount["fstype"] not in REAL_FILESYSTEMS or mount["root"] != "/":
             continue
         if any(point == root or point.startswith(root + "/") for root in PSEUDO_ROOTS):
+            continue
+        if any(point.startswith(root + "/") for root in ENGINE_ROOTS):
             continue
         known = best.get(mount["device"])
         if known is None or len(point) < len(known["mountpoint"]):

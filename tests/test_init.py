@@ -171,3 +171,63 @@ def test_init_needs_exactly_one_host_and_says_when_it_cannot_reach_it(tmp_path, 
     unreachable = run_checkrun("init", "-i", inventory, "-l", "other", "--dry-run", "-T", "1s")
     assert unreachable.returncode == 4, unreachable.stderr
     assert "other: unreachable" in unreachable.stderr
+
+
+MOUNTINFO = """\
+22 1 253:1 / / rw,relatime - ext4 /dev/vda1 rw
+23 22 0:21 / /proc rw - proc proc rw
+24 22 0:5 / /dev rw - devtmpfs udev rw
+25 22 0:25 / /run rw - tmpfs tmpfs rw
+26 22 253:2 / /home rw - xfs /dev/vda2 rw
+27 22 253:2 / /mnt/home-again rw - xfs /dev/vda2 rw
+28 22 253:1 /srv/data /srv/data rw - ext4 /dev/vda1 rw
+29 22 7:0 / /snap/core/17 ro - squashfs /dev/loop0 ro
+30 22 0:40 / /var/lib/docker/overlay2/abc/merged rw - overlay overlay rw
+31 22 259:1 / /var/lib/docker rw - ext4 /dev/nvme0n1p1 rw
+34 31 253:9 / /var/lib/docker/devicemapper/mnt/abc rw - xfs /dev/mapper/docker-abc rw
+32 22 8:1 / /boot/efi rw - vfat /dev/sda1 rw
+33 22 0:41 / /tmp rw - tmpfs tmpfs rw
+"""
+
+
+def test_only_real_filesystems_once_each():
+    from checkrunner.modules.discover import parse_mountinfo, real_filesystems
+
+    found = real_filesystems(parse_mountinfo(MOUNTINFO))
+    assert [(fs["mountpoint"], fs["fstype"]) for fs in found] == [
+        ("/", "ext4"),
+        ("/boot/efi", "vfat"),
+        ("/home", "xfs"),  # its second mount point is the same space
+        ("/var/lib/docker", "ext4"),  # a disk of its own; the containers' mounts below it are not
+    ]
+
+
+def test_thresholds_step_up_for_a_fuller_disk_and_the_output_is_sorted():
+    from checkrunner.init_command import render_playbook
+
+    facts = {
+        "filesystems": [
+            {"mountpoint": "/var", "fstype": "xfs", "used_percent": 88.0},
+            {"mountpoint": "/", "fstype": "ext4", "used_percent": 12.0},
+        ],
+        "memory_used_percent": 40.0,
+        "cores": 4,
+        "listeners": [
+            {"host": "::1", "port": 9090, "process": "prometheus", "http_status": 302},
+            {"host": "127.0.0.1", "port": 22, "process": "sshd", "http_status": None},
+        ],
+        "services": ["sshd", "prometheus"],
+        "logs": [{"path": "/var/log/syslog", "size": 10}],
+    }
+    text = render_playbook("web-1", facts, 300.0)
+    shuffled = {**facts, "services": ["prometheus", "sshd"], "listeners": facts["listeners"][::-1]}
+    assert render_playbook("web-1", shuffled, 300.0) == text
+    checks = {check["name"]: check for check in yaml.safe_load(text)[0]["checks"]}
+    assert list(checks)[:2] == ["disk /", "disk /var"]
+    assert (checks["disk /"]["warn"], checks["disk /"]["crit"]) == (80, 90)
+    assert (checks["disk /var"]["warn"], checks["disk /var"]["crit"]) == (97, 99)
+    assert "already past 85% used" in text
+    assert checks["http [::1]:9090 (prometheus)"]["http"]["url"] == "http://[::1]:9090/"
+    assert checks["http [::1]:9090 (prometheus)"]["http"]["status"] == [302]
+    assert "http 127.0.0.1:22 (sshd)" not in checks
+    assert "at least 5m without a terminal" in text
