@@ -83,15 +83,12 @@ def complete(
     parser = parsers[command]
     state = _walk(parser, args)
     if state.pending is not None:
-        found = _values(state.pending, command, state, sources)
+        found = _values(state.pending, command, state, sources, current)
     elif current.startswith("-") and "=" in current:
-        flag, _, _ = current.partition("=")
+        flag, _, value = current.partition("=")
         action = _options(parser).get(flag)
-        found = (
-            [f"{flag}={value}" for value in _values(action, command, state, sources)]
-            if action
-            else []
-        )
+        values = _values(action, command, state, sources, value) if action else []
+        found = [item if item == FILES else f"{flag}={item}" for item in values]
     elif current.startswith("-"):
         found = sorted(_options(parser))
     else:
@@ -153,7 +150,11 @@ def _positional_values(
     return []
 
 
-def _values(action: argparse.Action, command: str, walk: _Walk, sources: Sources) -> list[str]:
+def _values(
+    action: argparse.Action, command: str, walk: _Walk, sources: Sources, current: str = ""
+) -> list[str]:
+    if action.dest == "report" and ":" in current:
+        return [FILES]  # FORMAT:PATH: the shells complete the path after the colon
     if action.choices:
         return [str(choice) for choice in action.choices]
     if action.dest in _HOST_DESTS:
@@ -239,6 +240,7 @@ _checkrun() {
         compadd -Q -- "${candidates[@]}"
     fi
     if (( files )); then
+        compset -P '*:'   # --report FORMAT:PATH completes the path
         _files
     fi
     return 0
@@ -256,7 +258,15 @@ function __checkrun_complete
     set -l found (command checkrun __complete -- $tokens[2..-1] 2>/dev/null)
     for line in $found
         if test "$line" = __files__
-            __fish_complete_path (commandline -ct)
+            # --report FORMAT:PATH completes the path after the colon
+            set -l token (commandline -ct)
+            set -l prefix ""
+            if string match -qr -- '^[a-z]+:' $token
+                set prefix (string match -r -- '^[a-z]+:' $token)
+            end
+            for path in (__fish_complete_path (string replace -r -- '^[a-z]+:' '' $token))
+                echo $prefix$path
+            end
         else if test -n "$line"
             echo $line
         end

@@ -122,6 +122,24 @@ def test_bash_value_after_a_colon_replaces_only_the_part_bash_splits_off(tmp_pat
         cwd=tmp_path,
     )
     assert out.stdout.split() == ["json", "json:"]
+    # FORMAT:PATH: bash splits at ':' too; the path after it is completed
+    (tmp_path / "reports").mkdir()
+    driver.write_text(
+        'source "$SCRIPT"\n'
+        'COMP_LINE="checkrun p.yml -r junit:rep"; COMP_POINT=${#COMP_LINE}\n'
+        "COMP_WORDS=(checkrun p.yml -r junit : rep); COMP_CWORD=5\n"
+        "_checkrun_complete\n"
+        'printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    out = subprocess.run(
+        ["bash", str(driver)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SCRIPT": str(script)},
+        cwd=tmp_path,
+    )
+    assert out.stdout.split() == ["reports"]
 
 
 def test_every_option_of_every_command_is_offered(tmp_path):
@@ -165,12 +183,16 @@ def test_zsh_loads_the_script_and_completes(tmp_path):
         "words=(checkrun -i inv.yml site.yml -l db); CURRENT=6; $registered\n"
         "words=(checkrun doc cp); CURRENT=3; $registered\n"
         "words=(checkrun si); CURRENT=2; $registered\n"
+        'compset() { print -r -- "compset $*" }\n'
+        "words=(checkrun si -r json:re); CURRENT=4; $registered\n"
     )
     out = _shell(["zsh", "-f", str(driver)], tmp_path).splitlines()
     assert out == [
         "compadd -Q -- critical never warning",
         "compadd -Q -- db db-1.example.com",
         "compadd -Q -- cpu",
+        "files",
+        "compset -P *:",
         "files",
     ]
 
@@ -194,3 +216,5 @@ def test_fish_loads_the_script_and_completes(tmp_path):
     ]
     assert ask("checkrun doc memo") == ["memory"]
     assert ask("checkrun si") == ["site.yml"]
+    (tmp_path / "reports").mkdir()
+    assert ask("checkrun site.yml -r json:rep") == ["json:reports/"]
