@@ -91,7 +91,7 @@ def _warn(message: str) -> None:
     print(f"[WARNING] {printable(message, newlines=False)}", file=sys.stderr)
 
 
-def _ssh_options(cmd: RunCommand) -> SSHOptions:
+def make_ssh_options(cmd: RunCommand) -> SSHOptions:
     """The command line's ssh settings (SSHOptions); ConfigError for unusable ones."""
     from checkrunner.transport.ssh_config import SSHOptions
 
@@ -148,7 +148,7 @@ def run(cmd: RunCommand) -> int:
     reporters = create_reporters(cmd.reports, verbose=cmd.verbose)  # bad --report: exit 5 first
     if cmd.push is not None:
         _push_gateway(cmd)  # a bad --push URL: exit 5 before anything else is read
-    ssh_options = _ssh_options(cmd)
+    ssh_options = make_ssh_options(cmd)
     config = load_config(cmd)
     with errors_masked(lambda: config.masker.secrets):
         return _run_masked(cmd, config, reporters, ssh_options)
@@ -310,7 +310,7 @@ def watch(cmd: WatchCommand) -> int:
     from checkrunner.serve.status import WatchStatus
     from checkrunner.serve.watch import Watch, WatchSettings
 
-    ssh_options = _ssh_options(cmd)
+    ssh_options = make_ssh_options(cmd)
     events = EventLog(cmd.log_format)  # the config's warnings are events too (masked already)
     config = load_config(cmd, warn=lambda warning: events.emit("warning", warning))
     events.mask = config.masker.text
@@ -426,7 +426,7 @@ def _reload_config(cmd: WatchCommand, events) -> LoadedConfig:
 
     config = load_config(cmd, warn=lambda warning: events.emit("warning", warning))
     with errors_masked(lambda: config.masker.secrets):
-        _ssh_options(cmd)
+        make_ssh_options(cmd)
     return config
 
 

@@ -37,7 +37,11 @@ SUBCOMMANDS = (
     "history",
     "actions",
     "merge",
+    "init",
+    "completion",
+    "__complete",
 )
+HIDDEN_SUBCOMMANDS = ("__complete",)  # what the completion scripts call
 
 EPILOG = """\
 commands:
@@ -51,6 +55,8 @@ commands:
   checkrun history --host H --check C  a check's recorded values and statuses (--help)
   checkrun actions [--host H]        what handlers ran, where, why, with what result (--help)
   checkrun merge RUN.json ... [-r ..] join the JSON reports of --shard K/N runs into one report
+  checkrun init [-i INV -l HOST]     write a starter playbook from what runs on a live host
+  checkrun completion bash|zsh|fish  print the shell completion script
 
 exit codes: 0 ok, 1 warnings (--fail-on warning), 2 critical, 3 unknown, 4 unreachable,
             5 bad playbook/inventory/command line, 130 interrupted
@@ -462,43 +468,225 @@ def _dispatch(argv: list[str]) -> int:
         return merge(MergeCommand(inputs=ns.inputs, reports=ns.report, verbose=ns.verbose))
     from checkrunner import app
 
+    if command == "completion":
+        return _completion(_completion_parser().parse_args(rest).shell)
+    if command == "__complete":
+        return _complete(rest)
+    if command == "init":
+        from checkrunner.init_command import init
+
+        return init(_init_request(_init_parser().parse_args(rest)))
     if command == "schema":
-        _Parser(prog="checkrun schema", description="Print the playbook JSON Schema.").parse_args(
-            rest
-        )
+        _schema_parser().parse_args(rest)
         return app.schema()
     if command == "doc":
-        parser = _Parser(
-            prog="checkrun doc", description="Document the check modules and the receivers."
-        )
-        parser.add_argument("name", nargs="?", help="module or receiver; none lists them all")
-        return app.doc(parser.parse_args(rest).name)
+        return app.doc(_doc_parser().parse_args(rest).name)
     if command == "notify":
-        parser = _Parser(
-            prog="checkrun notify",
-            description="Deliver what the outbox holds (--flush), or send a test message.",
-        )
-        parser.add_argument("playbook", help="the playbook whose receivers to use")
-        action = parser.add_mutually_exclusive_group(required=True)
-        action.add_argument("--flush", action="store_true", help="deliver the outbox now")
-        action.add_argument("--test", metavar="RECEIVER", help="send a test message")
-        parser.add_argument("--state", metavar="PATH|URL", help=_STATE_HELP)
-        ns = parser.parse_args(rest)
+        ns = _notify_parser().parse_args(rest)
         cmd = app.RunCommand(playbook=ns.playbook, state=ns.state)
         return app.notify(cmd, flush=ns.flush, test_receiver=ns.test)
     if command == "alerts":
-        parser = _Parser(
-            prog="checkrun alerts",
-            description="List firing alerts, failing checks and undelivered notifications.",
-        )
-        parser.add_argument("--state", metavar="PATH|URL", help=_STATE_HELP)
-        ns = parser.parse_args(rest)
+        ns = _alerts_parser().parse_args(rest)
         return app.alerts(app.RunCommand(playbook="", state=ns.state))
     if command == "watch":
         return app.watch(_watch_command(_watch_parser("checkrun watch").parse_args(rest)))
-    prog = "checkrun validate" if command == "validate" else "checkrun"
-    cmd = _run_command(_run_parser(prog).parse_args(rest))
-    return app.validate(cmd) if command == "validate" else app.run(cmd)
+    if command == "validate":
+        return _validate_each(_validate_parser().parse_args(rest))
+    return app.run(_run_command(_run_parser("checkrun").parse_args(rest)))
+
+
+def _validate_parser() -> argparse.ArgumentParser:
+    """A run's options, with any number of playbooks (pre-commit passes the changed ones)."""
+    parser = _run_parser("checkrun validate")
+    for action in parser._actions:
+        if action.dest == "playbook":
+            action.nargs = "+"
+            action.help = "playbook YAML files; each is checked (against the -i inventories)"
+    return parser
+
+
+def _validate_each(ns: argparse.Namespace) -> int:
+    """Each playbook validated on its own: every one's errors are shown, the worst exit wins."""
+    from checkrunner import app
+
+    cmd = _run_command(ns)
+    worst = 0
+    for playbook in ns.playbook:
+        try:
+            code = app.validate(dataclasses.replace(cmd, playbook=playbook))
+        except CheckrunError as exc:
+            if ns.verbose >= 3:
+                traceback.print_exc()
+            print(f"checkrun: error: {error_text(exc)}", file=sys.stderr)
+            code = exc.exit_code
+        worst = max(worst, code)
+    return worst
+
+
+def _schema_parser() -> argparse.ArgumentParser:
+    return _Parser(prog="checkrun schema", description="Print the playbook JSON Schema.")
+
+
+def _doc_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="checkrun doc", description="Document the check modules and the receivers."
+    )
+    parser.add_argument("name", nargs="?", help="module or receiver; none lists them all")
+    return parser
+
+
+def _notify_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="checkrun notify",
+        description="Deliver what the outbox holds (--flush), or send a test message.",
+    )
+    parser.add_argument("playbook", help="the playbook whose receivers to use")
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--flush", action="store_true", help="deliver the outbox now")
+    action.add_argument("--test", metavar="RECEIVER", help="send a test message")
+    parser.add_argument("--state", metavar="PATH|URL", help=_STATE_HELP)
+    return parser
+
+
+def _alerts_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="checkrun alerts",
+        description="List firing alerts, failing checks and undelivered notifications.",
+    )
+    parser.add_argument("--state", metavar="PATH|URL", help=_STATE_HELP)
+    return parser
+
+
+def _completion_parser() -> argparse.ArgumentParser:
+    from checkrunner.completion import SHELLS
+
+    parser = _Parser(
+        prog="checkrun completion",
+        description="Print the shell completion script. Install it with one line: bash: "
+        "checkrun completion bash > ~/.local/share/bash-completion/completions/checkrun; "
+        'zsh: checkrun completion zsh > "${fpath[1]}/_checkrun"; fish: checkrun '
+        "completion fish > ~/.config/fish/completions/checkrun.fish",
+    )
+    parser.add_argument("shell", choices=SHELLS, help="the shell to print the script for")
+    return parser
+
+
+def _init_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="checkrun init",
+        description="Look at a live host (the implicit localhost, or one host of the "
+        "inventory, over the same one-exec batch the checks use) and write a starter "
+        "playbook: filesystems, memory, load, listening services, long-running processes, "
+        "active logs, each threshold with the reason it was chosen.",
+    )
+    parser.add_argument(
+        "-i",
+        "--inventory",
+        action="append",
+        default=[],
+        metavar="SOURCE",
+        help="inventory file, directory or 'h1,h2,' list; repeatable (default: implicit localhost)",
+    )
+    parser.add_argument(
+        "-l", "--limit", metavar="PATTERN", help="the host to look at (exactly one must match)"
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        default="playbook.yml",
+        metavar="FILE",
+        help="where to write the playbook (default: playbook.yml; refused if it exists)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="overwrite the output file if it exists"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the playbook instead of writing it"
+    )
+    parser.add_argument(
+        "--min-age",
+        type=_duration(DELAY_SPEC),
+        default=60.0,
+        metavar="DURATION",
+        help="only processes (and their listening ports) running at least this long: "
+        "long-lived services, not a passing job (default: 1m)",
+    )
+    _add_ssh_arguments(parser)
+    parser.add_argument(
+        "-b", "--become", action="store_true", help="look as root through `sudo -n`"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more detail; -vvv shows tracebacks"
+    )
+    return parser
+
+
+def command_parsers() -> dict[str, argparse.ArgumentParser]:
+    """Every command's parser by name, the way _dispatch parses it: what completion reads."""
+    return {
+        "run": _run_parser("checkrun"),
+        "validate": _validate_parser(),
+        "schema": _schema_parser(),
+        "doc": _doc_parser(),
+        "notify": _notify_parser(),
+        "alerts": _alerts_parser(),
+        "watch": _watch_parser("checkrun watch"),
+        "history": _history_parser(),
+        "actions": _actions_parser(),
+        "merge": _merge_parser(),
+        "init": _init_parser(),
+        "completion": _completion_parser(),
+    }
+
+
+def _completion(shell: str) -> int:
+    from checkrunner.completion import SCRIPTS
+
+    sys.stdout.write(SCRIPTS[shell])
+    return 0
+
+
+def _complete(rest: list[str]) -> int:
+    """`checkrun __complete [--breaks CHARS] (--line LINE | -- WORD...)`: the candidates,
+    one a line, for the completion scripts."""
+    from checkrunner.completion import complete, default_sources, trimmed, words_of_line
+
+    parser = _Parser(prog="checkrun __complete", add_help=False)
+    parser.add_argument("--breaks", default="")
+    parser.add_argument("--line")
+    parser.add_argument("words", nargs="*")
+    ns = parser.parse_args(rest)
+    words = words_of_line(ns.line) if ns.line is not None else ns.words
+    found = complete(command_parsers(), words, default_sources(), hidden=HIDDEN_SUBCOMMANDS)
+    for value in trimmed(found, (words or [""])[-1], ns.breaks):
+        print(value)
+    return 0
+
+
+def _init_request(ns: argparse.Namespace):
+    from checkrunner.app import RunCommand
+    from checkrunner.init_command import InitRequest
+
+    connection = RunCommand(
+        playbook="",
+        inventories=ns.inventory,
+        limit=ns.limit,
+        become=ns.become,
+        user=ns.user,
+        private_key=ns.private_key,
+        known_hosts=ns.known_hosts,
+        host_key_checking=ns.host_key_checking,
+        ssh_config=ns.ssh_config,
+        connect_timeout=ns.timeout,
+        verbose=ns.verbose,
+    )
+    return InitRequest(
+        connection=connection,
+        output=ns.output,
+        dry_run=ns.dry_run,
+        force=ns.force,
+        min_age=ns.min_age,
+    )
 
 
 def _history_parser() -> argparse.ArgumentParser:

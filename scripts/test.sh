@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
     openssh-server sudo procps prometheus-alertmanager
     prometheus prometheus-node-exporter prometheus-pushgateway chromium
-    sysstat iproute2 golang-go postgresql
+    sysstat iproute2 golang-go postgresql zsh fish
 )
 
 missing=()

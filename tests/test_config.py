@@ -314,7 +314,7 @@ BAD_CASES = [
     (
         "check_without_module.yml",
         "4:7",
-        "check 'nothing' has no module: a check needs exactly one module: cgroup, command, cpu, disk,",
+        "check 'nothing' has no module: a check needs exactly one module: cgroup, command, cpu, discover, disk,",
         "e.g. memory: {}",
     ),
     (
@@ -1227,4 +1227,4 @@ def test_module_list_and_lookup():
     with pytest.raises(ConfigError) as caught:
         lookup_module("htp")
     assert caught.value.message == "unknown module 'htp' — did you mean 'http'?"
-    assert caught.value.hint.startswith("modules: cgroup, command, cpu, disk")
+    assert caught.value.hint.startswith("modules: cgroup, command, cpu, discover, disk")

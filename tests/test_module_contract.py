@@ -286,6 +286,13 @@ def load_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
     yield run_module("load")
 
 
+def discover_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    logs = tmp_path / "log"
+    logs.mkdir()
+    (logs / "app.log").write_text("started\n")
+    yield run_module("discover", min_age=0, log_dir=str(logs))
+
+
 def disk_runs(tmp_path: Path) -> Iterator[dict[str, Any]]:
     yield run_module("disk", path=str(tmp_path))
     # a recorded mount table in which tmp_path's filesystem is a bind mount of /srv/data
@@ -379,6 +386,7 @@ FACT_RUNS: dict[str, Callable[[Path], Iterator[dict[str, Any]]]] = {
     "cpu": cpu_runs,
     "memory": memory_runs,
     "load": load_runs,
+    "discover": discover_runs,
     "disk": disk_runs,
     "process": process_runs,
     "command": command_runs,
