@@ -161,7 +161,7 @@ def one_shot_cli(checkrun: Path, s: Scenario, playbook: Path, fleet: Fleet) -> C
         "-i",
         str(s.inventory),
         "-f",
-        str(FORKS),
+        str(s.forks),
         "--known-hosts",
         str(s.known_hosts),
         "-r",
@@ -397,7 +397,7 @@ def watch_argv(
         "-i",
         str(s.inventory),
         "-f",
-        str(FORKS),
+        str(s.forks),
         "--known-hosts",
         str(s.known_hosts),
         "--interval",
@@ -636,10 +636,11 @@ def print_summary(
     cost: WatchFigures | None,
     rss: WatchFigures | None,
     alerts: AlertFigures | None,
+    forks: int = FORKS,
 ) -> None:
     print()
     print(
-        f"== checkrun watch: {hosts} loopback hosts, {CHECKS} checks each, forks {FORKS}, "
+        f"== checkrun watch: {hosts} loopback hosts, {CHECKS} checks each, forks {forks}, "
         f"{os.cpu_count()} CPUs, load {' '.join(f'{x:.1f}' for x in os.getloadavg())} =="
     )
     print(
@@ -731,7 +732,9 @@ def ready_for_a_fleet() -> None:
 
 
 @contextmanager
-def bench_fleet(prefix: str, hosts: int, playbook_name: str) -> Iterator[BenchFleet]:
+def bench_fleet(
+    prefix: str, hosts: int, playbook_name: str, forks: int = FORKS
+) -> Iterator[BenchFleet]:
     """A temporary root with the services, `hosts` loopback sshd targets, their scenario and
     fanout.py's eight-check playbook written as `playbook_name`."""
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp, running_services() as ports:
@@ -742,7 +745,7 @@ def bench_fleet(prefix: str, hosts: int, playbook_name: str) -> Iterator[BenchFl
         home = root / "home"
         home.mkdir()
         with running_targets(root, hosts, client_key, home) as fleet:
-            scenario = Scenario(root, fleet.targets, client_key, *ports, log, errors)
+            scenario = Scenario(root, fleet.targets, client_key, *ports, log, errors, forks)
             playbook = root / playbook_name
             playbook.write_text(checkrun_playbook(scenario))
             yield BenchFleet(root, scenario, fleet, playbook)
@@ -762,6 +765,7 @@ LEGS = ("watch", "rss", "alerts", "kept")
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=64, help="loopback hosts (64)")
+    parser.add_argument("--forks", type=int, default=FORKS, help=f"checkrun's forks ({FORKS})")
     parser.add_argument(
         "--legs", default="watch,rss,alerts", help=f"comma-separated, of {','.join(LEGS)}"
     )
@@ -799,7 +803,7 @@ def main() -> None:
     checkrun = checkrun_binary(args.checkrun)
     cli = cost = rss = alerts = None
     started = time.monotonic()
-    with bench_fleet("watch-bench-", args.hosts, "watch.yml") as bench:
+    with bench_fleet("watch-bench-", args.hosts, "watch.yml", args.forks) as bench:
         root, s, fleet, playbook = bench.root, bench.scenario, bench.fleet, bench.playbook
         if {"watch", "kept"} & set(args.legs):
             one_shot_cli(checkrun, s, playbook, fleet)  # warm-up: page cache, bytecode
@@ -832,7 +836,7 @@ def main() -> None:
             alerts = alert_latency(
                 checkrun, s, args.alert_interval, args.alert_for, args.alert_repeats
             )
-    print_summary(args.hosts, args.one_shot_runs, cli, cost, rss, alerts)
+    print_summary(args.hosts, args.one_shot_runs, cli, cost, rss, alerts, args.forks)
     print(f"(bench time {time.monotonic() - started:.0f} s)")
 
 
