@@ -379,7 +379,8 @@ def _delivery_worker(cmd: WatchCommand, db, config: LoadedConfig, events):
 
 
 def _leadership(cmd: WatchCommand, db, events):
-    """--ha's Leadership (serve/ha.py), named after the playbook; None without --ha."""
+    """--ha's Leadership (serve/ha.py), named after the playbook and its shard (the replicas
+    of one shard share a lease; each shard has its own); None without --ha."""
     if not cmd.ha:
         return None
     if db is None:
@@ -392,7 +393,8 @@ def _leadership(cmd: WatchCommand, db, events):
     def changed(leading: bool, detail: str) -> None:
         events.emit("leading" if leading else "standby", detail)
 
-    return Leadership(db, f"watch {Path(cmd.playbook).name}", cmd.ha_ttl, on_change=changed)
+    name = f"watch {Path(cmd.playbook).name}" + (f" shard {cmd.shard}" if cmd.shard else "")
+    return Leadership(db, name, cmd.ha_ttl, on_change=changed)
 
 
 def _push_worker(cmd: WatchCommand, db, config: LoadedConfig, status, events):

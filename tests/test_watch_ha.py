@@ -122,3 +122,21 @@ def test_ha_needs_the_state_database(tmp_path):
     path.write_text("- hosts: localhost\n  connection: local\n  checks: [{name: m, memory: {}}]\n")
     done = run_checkrun("watch", path, "--ha", "--no-state")
     assert done.returncode == 5 and "--ha" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_each_shard_has_its_own_lease(tmp_path):
+    """Replicas of different shards of one playbook on one state database both lead."""
+    path = tmp_path / "p.yml"
+    path.write_text(
+        "- hosts: all\n  connection: local\n  checks: [{name: m, memory: {}, interval: 1s}]\n"
+    )
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("".join(f"h{n} ansible_connection=local\n" for n in range(8)))
+    common = (path, "-i", inventory, "--state", tmp_path / "state.db", "--ha")
+    shards = [WatchProcess(*common, "--shard", f"{k}/2") for k in (1, 2)]
+    try:
+        for watch in shards:
+            watch.wait_event("leading", timeout=60)
+    finally:
+        for watch in shards:
+            assert watch.stop() == 0, watch.other[-10:]
