@@ -16,6 +16,8 @@
         │       └── RemoteCrash .............. the batch died: its checks UNKNOWN, exit 3
         ├── AlertingError .................... a notification failed; the run's exit is unchanged
         │   └── RenderError (also ValueError)  a payload cannot be made from the configuration
+        ├── LeaseLost ........................ watch --ha: another replica leads; round unrecorded
+        ├── CommandFailed .................... checkrun init could not do its job: its exit code
         └── Cancelled ........................ the run was interrupted: exit 130
 
 `exit_code` on each class is what the command line ends with when that error decides the
@@ -32,6 +34,9 @@ Exceptions defined elsewhere, on purpose (the same test holds this list):
   the template), `config.jinja_sandbox.UndefinedName` (Jinja2's UndefinedError, raised by
   Jinja2's Undefined), `yamlio.marked.VaultValue` (PyYAML's ConstructorError, raised inside
   PyYAML's constructor and reported by the YAML error formatter).
+- `state.db.BackendError`: the PostgreSQL driver's errors re-raised as this, so that
+  catching them needs no driver imported; like sqlite3.Error it is a state database failing,
+  not a user's mistake, and the tuple STATE_ERRORS beside it catches the two together.
 - Private control flow that never leaves its module: `config.templating._NotAValue` (a
   native template gave a function; turned into a ConfigError in the same file) and
   `transport.ssh._HostDeadline` (the deadline passed mid-batch; turned into Unreachable in
@@ -203,6 +208,26 @@ class RenderError(AlertingError, ValueError):
     """A payload cannot be made from the configuration (a template failed, a value is
     missing); raised by the receiver modules. Its message names the option and never holds
     a secret value."""
+
+
+class LeaseLost(CheckrunError):
+    """watch --ha: this replica no longer holds the lease (state/lease.py's fence, inside a
+    recording transaction), so the transaction is rolled back; the watch loop stands by. It
+    never reaches the command line."""
+
+    exit_code = None
+
+
+class CommandFailed(CheckrunError):
+    """A command other than a run (`checkrun init`) could not do its job; it ends with the
+    exit code a run would have had for the same cause (4 unreachable, 3 a module failed):
+    each instance carries its own."""
+
+    exit_code = None  # the instance's, given when raised
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class Cancelled(CheckrunError):

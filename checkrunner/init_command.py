@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from checkrunner import app
-from checkrunner.errors import CheckrunError, ConfigError
+from checkrunner.errors import CommandFailed, ConfigError
 from checkrunner.playbook import load_playbook
 from checkrunner.results import EXIT_BAD_INPUT, EXIT_OK, EXIT_UNKNOWN, EXIT_UNREACHABLE, Status
 from checkrunner.safe_text import one_line
@@ -151,23 +151,13 @@ def discover(request: InitRequest) -> tuple[str, dict[str, Any]]:
             result = run_plan(config.plan, app.run_options(cmd, config), [], transports)
     host_result = result.hosts[0]
     if not host_result.reachable:
-        raise _Failed(f"{host_result.host}: unreachable: {host_result.message}", EXIT_UNREACHABLE)
+        raise CommandFailed(
+            f"{host_result.host}: unreachable: {host_result.message}", EXIT_UNREACHABLE
+        )
     check = host_result.checks[0]
     if check.status == Status.UNKNOWN:
-        raise _Failed(f"{host_result.host}: discovery failed: {check.message}", EXIT_UNKNOWN)
+        raise CommandFailed(f"{host_result.host}: discovery failed: {check.message}", EXIT_UNKNOWN)
     return host_result.host, check.facts
-
-
-class _Failed(CheckrunError):
-    """The host could not be looked at: exit 4 (unreachable) or 3 (the module failed)."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.code = exit_code
-
-    @property
-    def exit_code(self) -> int:  # type: ignore[override]
-        return self.code
 
 
 def _tier(tiers: tuple[Tier, ...], value: float | None) -> Tier:
@@ -346,6 +336,6 @@ def _self_check(text: str) -> None:
         try:
             load_playbook(path)
         except ConfigError as exc:
-            raise _Failed(
+            raise CommandFailed(
                 f"checkrun init wrote a playbook that does not load: {exc}", EXIT_BAD_INPUT
             ) from None

@@ -155,7 +155,7 @@ def test_the_documented_exit_codes():
     expected |= {"RE2Error": EXIT_BAD_INPUT, "TargetError": EXIT_BAD_INPUT}
     expected |= {"Unreachable": EXIT_UNREACHABLE, "ProtocolError": EXIT_UNKNOWN}
     expected |= {"RemoteCrash": EXIT_UNKNOWN, "AlertingError": None, "RenderError": None}
-    expected |= {"Cancelled": EXIT_INTERRUPTED}
+    expected |= {"Cancelled": EXIT_INTERRUPTED, "LeaseLost": None, "CommandFailed": None}
     assert {
         node.name: getattr(errors, node.name).exit_code for node in documented_tree()
     } == expected
@@ -258,6 +258,14 @@ def scenario_render_error(tmp_path: Path) -> tuple[list, str]:
     return [tmp_path / "p.yml", "--state", tmp_path / "s.db"], "cannot render the message"
 
 
+def scenario_command_failed(tmp_path: Path) -> tuple[list, str]:
+    """`checkrun init` on a host whose ssh port refuses: it could not look at it (exit 4)."""
+    port = closed_port()
+    inventory = tmp_path / "inv.ini"
+    inventory.write_text(f"h ansible_host=127.0.0.1 ansible_port={port} ansible_connection=ssh\n")
+    return ["init", "-i", inventory, "-l", "h", "--dry-run"], "unreachable"
+
+
 SCENARIOS = {
     "ConfigError": (scenario_config_error, EXIT_BAD_INPUT),
     "MultipleConfigErrors": (scenario_multiple_config_errors, EXIT_BAD_INPUT),
@@ -270,9 +278,18 @@ SCENARIOS = {
     "ProtocolError": (scenario_remote_crash, EXIT_UNKNOWN),
     "RemoteCrash": (scenario_remote_crash, EXIT_UNKNOWN),
     "RenderError": (scenario_render_error, EXIT_CRITICAL),
+    "CommandFailed": (scenario_command_failed, EXIT_UNREACHABLE),
 }
-# Bases that are never raised themselves; Cancelled has its own test below (a signal).
-ABSTRACT = {"CheckrunError", "InvalidValue", "TargetError", "AlertingError", "Cancelled"}
+# Bases that are never raised themselves; Cancelled has its own test below (a signal);
+# LeaseLost never reaches the command line (tests/test_watch_ha.py: a takeover).
+ABSTRACT = {
+    "CheckrunError",
+    "InvalidValue",
+    "TargetError",
+    "AlertingError",
+    "Cancelled",
+    "LeaseLost",
+}
 
 
 def test_every_public_class_has_a_command_line_scenario():

@@ -23,8 +23,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from checkrunner.errors import LeaseLost
 from checkrunner.state.db import StateDB
-from checkrunner.state.lease import Lease, LeaseLost
+from checkrunner.state.lease import Lease
 
 __all__ = ["Leadership", "LeaseLost", "replica_name"]
 

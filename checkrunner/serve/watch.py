@@ -24,7 +24,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from typing import Any
 
-from checkrunner.errors import CheckrunError, ConfigError, flatten_problems
+from checkrunner.errors import CheckrunError, ConfigError, LeaseLost, flatten_problems
 from checkrunner.plan import HostPlan, PlannedCheck
 from checkrunner.results import HostResult, RunResult, UnreachableReason
 from checkrunner.runner import HostPool, RunOptions, raise_open_files_limit
@@ -35,7 +35,6 @@ from checkrunner.serve.ha import Leadership
 from checkrunner.serve.rounds import LoadedConfig, RoundRecorder
 from checkrunner.serve.schedule import Schedule, schedule_key
 from checkrunner.state.breakers import BackoffStore, StoredBackoff
-from checkrunner.state.lease import LeaseLost
 
 TICK = 0.5  # seconds: the longest the loop sleeps (signals, alert group waits, due checks)
 MIN_WAIT = 0.01  # seconds: the shortest, so that the loop never spins

@@ -21,14 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from checkrunner.errors import LeaseLost
 from checkrunner.state.dialect import dialect_of
 
 if TYPE_CHECKING:
     from checkrunner.state.db import StateDB
-
-
-class LeaseLost(Exception):
-    """The replica no longer holds the lease: what it was about to record is not its own."""
 
 
 @dataclass(frozen=True)
