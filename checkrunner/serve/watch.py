@@ -122,7 +122,9 @@ class Watch:
         while not self._stopping:
             if self._follows_leadership():
                 self.tick()
-            self._wait_for_work()
+                self._wait_for_work()
+            else:  # standing by: the lease's thread says when this replica leads
+                time.sleep(TICK)
         return self._shut_down()
 
     def _follows_leadership(self) -> bool:
