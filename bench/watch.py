@@ -285,6 +285,7 @@ class WatchProcess:
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self.url = ""
+        self.slowest_answer = 0.0  # seconds: the slowest answer of its HTTP face seen
 
     def _read(self) -> None:
         assert self.process.stderr is not None
@@ -319,7 +320,7 @@ class WatchProcess:
         started = time.monotonic()
         with urllib.request.urlopen(base + path, timeout=HTTP_TIMEOUT) as answer:
             text = answer.read().decode()
-        self.slowest_answer = max(getattr(self, "slowest_answer", 0.0), time.monotonic() - started)
+        self.slowest_answer = max(self.slowest_answer, time.monotonic() - started)
         return text
 
     def rounds(self) -> tuple[float, float]:
@@ -487,7 +488,7 @@ def watch_costs(
         reconnects,
         fds,
         threads,
-        getattr(watch, "slowest_answer", 0.0),
+        watch.slowest_answer,
     )
 
 

@@ -402,14 +402,13 @@ def _push_worker(cmd: WatchCommand, db, config: LoadedConfig, status, events):
     (serve/pusher.py), started; None without --push."""
     if cmd.push is None:
         return None
-    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client import generate_latest
 
     from checkrunner.report.push import grouping_key
     from checkrunner.serve.pusher import PushWorker
-    from checkrunner.serve.status import StatusCollector
+    from checkrunner.serve.status import status_registry
 
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(StatusCollector(status))
+    registry = status_registry(status)
     pusher = PushWorker(
         db,
         _push_gateway(cmd),

@@ -114,7 +114,7 @@ LAYERS = [
     ["config"],
     ["inventory"],
     ["yamlio"],
-    ["catalog", "masking", "settings", "unsafe", "units", "safe_text"],
+    ["catalog", "masking", "settings", "unsafe", "units", "safe_text", "subprocesses"],
     ["errors", "modules"],
     ["results"],
     ["shards"],

@@ -9,11 +9,8 @@ checks as any inventory's.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import selectors
-import signal
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,11 +19,11 @@ from typing import Any
 
 from checkrunner import settings
 from checkrunner.errors import ConfigError, Location
+from checkrunner.subprocesses import kill_group, read_bounded
 
 MAX_SCRIPT_OUTPUT = 64 * 1024**2  # the same cap as an inventory file (yamlio's MAX_FILE_BYTES)
 MAX_STDERR_SHOWN = 300  # characters of the script's stderr quoted in an error
 HOST_QUERIES_AT_ONCE = 8  # `--host` runs in parallel when a script has no _meta
-_CHUNK = 65536
 _EXECUTABLE_MAGIC = (b"#!", b"\x7fELF")
 
 
@@ -157,13 +154,20 @@ def _run(path: str, args: list[str], command: str) -> _Ran:
         ) from None
     deadline = time.monotonic() + timeout
     try:
-        stdout, stderr = _read_all(proc, deadline, command, path)
+        stdout, stderr, overflow = read_bounded(proc, deadline, MAX_SCRIPT_OUTPUT, 4096)
+        if overflow:
+            raise ConfigError(
+                f"inventory script `{command}` printed more than "
+                f"{MAX_SCRIPT_OUTPUT // 1024**2} MiB",
+                Location(path),
+                "is it the right script? split the inventory",
+            )
         status = proc.wait(max(0.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:  # it closed its output, but runs on
-        _kill_group(proc)
+    except subprocess.TimeoutExpired:  # past its deadline, reading or waiting
+        kill_group(proc)
         raise _timed_out(command, path) from None
     except BaseException:
-        _kill_group(proc)
+        kill_group(proc)
         raise
     return _Ran(status, stdout, stderr)
 
@@ -174,39 +178,6 @@ def _timed_out(command: str, path: str) -> ConfigError:
         Location(path),
         f"make it answer faster (cache its data), or raise {settings.INVENTORY_SCRIPT_TIMEOUT.env}",
     )
-
-
-def _read_all(
-    proc: subprocess.Popen, deadline: float, command: str, path: str
-) -> tuple[bytes, bytes]:
-    stdout, stderr = bytearray(), bytearray()
-    try:
-        with selectors.DefaultSelector() as selector:
-            selector.register(proc.stdout, selectors.EVENT_READ, stdout)
-            selector.register(proc.stderr, selectors.EVENT_READ, stderr)
-            while selector.get_map():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise _timed_out(command, path)
-                for key, _ in selector.select(remaining):
-                    data = os.read(key.fd, _CHUNK)
-                    if not data:
-                        selector.unregister(key.fileobj)
-                    elif key.data is stderr:
-                        stderr += data[: max(0, 4096 - len(stderr))]
-                    else:
-                        stdout += data
-                        if len(stdout) > MAX_SCRIPT_OUTPUT:
-                            raise ConfigError(
-                                f"inventory script `{command}` printed more than "
-                                f"{MAX_SCRIPT_OUTPUT // 1024**2} MiB",
-                                Location(path),
-                                "is it the right script? split the inventory",
-                            )
-    finally:
-        proc.stdout.close()
-        proc.stderr.close()
-    return bytes(stdout), bytes(stderr)
 
 
 def script_timeout() -> float:
@@ -225,12 +196,6 @@ def script_timeout() -> float:
             hint=f"e.g. {setting.env}=120",
         )
     return value
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 def _stderr_tail(stderr: bytes) -> str:

@@ -27,8 +27,6 @@ from checkrunner.errors import LeaseLost
 from checkrunner.state.db import StateDB
 from checkrunner.state.lease import Lease
 
-__all__ = ["Leadership", "LeaseLost", "replica_name"]
-
 
 def replica_name() -> str:
     """How this replica names itself in the lease (and /-/ready on the others)."""
@@ -91,12 +89,11 @@ class Leadership:
     def _renew(self, lease: Lease) -> None:
         try:
             held = lease.acquire(self.clock())
-            current = lease.current()
         except Exception as exc:  # noqa: BLE001 - a database we cannot reach: not leading
             self.lease.epoch = None
             self._change(False, f"the state database cannot be reached: {exc!r}")
             return
-        self.leader = current.holder if current is not None else ""
+        self.leader = lease.seen.holder if lease.seen is not None else ""
         self.lease.epoch = lease.epoch
         self._change(held, f"epoch {lease.epoch}" if held else f"{self.leader} leads")
 

@@ -32,12 +32,11 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from checkrunner.errors import ConfigError
 from checkrunner.report.json_report import JsonReporter
-from checkrunner.serve.status import StatusCollector, WatchStatus
+from checkrunner.serve.status import WatchStatus, status_registry
 from checkrunner.serve.webconfig import WebConfig, load_web_config
 
 if TYPE_CHECKING:
@@ -100,10 +99,10 @@ class StatusServer:
         or a bad web config file."""
         host, port = parse_listen(self.listen)
         web = load_web_config(self.web_config_path) if self.web_config_path else WebConfig()
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(StatusCollector(self.status))
         try:
-            server = _Server((host, port), self.status, web, registry, self.state)
+            server = _Server(
+                (host, port), self.status, web, status_registry(self.status), self.state
+            )
         except OSError as exc:
             raise ConfigError(
                 f"--listen {self.listen!r}: cannot listen there: {exc.strerror or exc}",

@@ -8,7 +8,8 @@ still pending there (a Pushgateway keeps only a group's newest push, so a runner
 a day delivers one push when its link returns, not thousands), and wakes the worker's
 thread. The thread delivers with report/push.py `deliver` on its own connection; while the
 gateway fails it backs off, doubling from FIRST_BACKOFF to MAX_BACKOFF, and a wake never
-shortens that: a gateway that is down is not tried once per round. Events: `push-deferred`
+shortens that (alerting's Backoff, as the delivery worker's lanes): a gateway that is down is
+not tried once per round. Events: `push-deferred`
 when a push is kept (once per outage), `push-delivered` when pushes go out again after one,
 `push-failed` when the gateway refused one for good.
 """
@@ -19,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from checkrunner.alerting.delivery import Backoff
 from checkrunner.report.push import Gateway, PushReport, deliver
 from checkrunner.state.db import StateDB
 from checkrunner.state.pushes import PushOutbox
@@ -81,37 +83,33 @@ class PushWorker:
     def _run(self) -> None:
         db = self.db.reopen()  # a connection belongs to the thread that opened it
         try:
-            backoff, retry_at, deferred = 0.0, 0.0, False
+            backoff = Backoff(FIRST_BACKOFF, MAX_BACKOFF)
+            retry_at: float | None = None  # while a push is kept: when to try again
             while self._next(retry_at):
                 report = self._deliver(db)
                 if report.pending:
-                    backoff = min(max(backoff * 2, FIRST_BACKOFF), MAX_BACKOFF)
-                    retry_at = time.monotonic() + backoff
-                    if not deferred:
+                    if retry_at is None:
                         detail = f"{report.pending} kept in the state database ({report.error})"
                         self.on_event("push-deferred", self.mask(detail))
-                    deferred = True
+                    retry_at = time.monotonic() + backoff.pause(None)
                     continue
-                if deferred and report.delivered:
+                if retry_at is not None and report.delivered:
                     self.on_event("push-delivered", f"{report.delivered} push(es) delivered")
-                backoff, retry_at, deferred = 0.0, 0.0, False
+                backoff.reset()
+                retry_at = None
         finally:
             db.close()
 
-    def _next(self, retry_at: float) -> bool:
-        """Wait for a wake (and the backoff's end): False once stopping."""
+    def _next(self, retry_at: float | None) -> bool:
+        """Wait for a wake, or while a push is kept for its backoff to end (a wake does not
+        shorten it): False once stopping."""
         with self._wake:
             while not self._stopping:
-                left = retry_at - time.monotonic()
-                if self._woken and left <= 0:
+                left = retry_at - time.monotonic() if retry_at is not None else None
+                if (left is not None and left <= 0) or (left is None and self._woken):
                     self._woken = False
                     return True
-                if left > 0:
-                    self._wake.wait(left)
-                    if time.monotonic() >= retry_at:
-                        self._woken = True  # a backoff that ends tries again by itself
-                else:
-                    self._wake.wait()
+                self._wake.wait(left)
             return False
 
     def _deliver(self, db: StateDB) -> PushReport:

@@ -22,7 +22,7 @@ from prometheus_client.metrics_core import (
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.registry import Collector
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from checkrunner.report.prometheus import CHECK_LABELS, host_families, label_value
 from checkrunner.results import CheckResult, HostResult, RunResult
@@ -215,6 +215,13 @@ def _merge_checks(old: list[CheckResult], new: list[CheckResult]) -> list[CheckR
     fresh = {(c.play, c.name): c for c in new}
     merged = [fresh.pop((c.play, c.name), c) for c in old]
     return merged + [c for c in new if (c.play, c.name) in fresh]
+
+
+def status_registry(status: WatchStatus) -> CollectorRegistry:
+    """What /metrics serves (and watch --push pushes): the StatusCollector's families."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StatusCollector(status))
+    return registry
 
 
 class StatusCollector(Collector):

@@ -42,6 +42,7 @@ class Lease:
         self.holder = holder
         self.ttl = ttl
         self.epoch: int | None = None  # while this replica holds it
+        self.seen: Holder | None = None  # the lease as the last acquire found it
 
     def acquire(self, now: float) -> bool:
         """Take the lease (free, expired or already ours) until now + ttl: whether we hold it."""
@@ -55,9 +56,9 @@ class Lease:
                 "WHERE leases.holder = excluded.holder OR leases.expires_at < ?",
                 (self.name, self.holder, now + self.ttl, now),
             )
-            current = _holder(connection, self.name)
-        held = current is not None and current.holder == self.holder
-        self.epoch = current.epoch if held and current is not None else None
+            self.seen = _holder(connection, self.name)
+        held = self.seen is not None and self.seen.holder == self.holder
+        self.epoch = self.seen.epoch if held and self.seen is not None else None
         return held
 
     def release(self) -> None:
@@ -68,9 +69,6 @@ class Lease:
                 (self.name, self.holder),
             )
         self.epoch = None
-
-    def current(self) -> Holder | None:
-        return _holder(self.db.connection, self.name)
 
     def fence(self, connection: Any) -> None:
         """Inside a transaction that records: LeaseLost unless we still hold the lease with

@@ -6,13 +6,13 @@ import contextlib
 import os
 import selectors
 import shutil
-import signal
 import subprocess
 import threading
 import time
 
 from checkrunner.errors import Unreachable
 from checkrunner.results import UnreachableReason
+from checkrunner.subprocesses import CHUNK, kill_group, read_bounded
 from checkrunner.transport.base import MAX_OUTPUT_BYTES, MAX_STDERR_BYTES, ExecResult, Transport
 from checkrunner.transport.live import (
     LIVE_BOOTSTRAP,
@@ -22,7 +22,6 @@ from checkrunner.transport.live import (
 )
 from checkrunner.transport.payload import BOOTSTRAP, Batch, with_become_password
 
-_CHUNK = 65536
 _CLOSE_GRACE = 2.0  # a live process told to stop (stdin closed) has this long to exit
 
 
@@ -46,12 +45,12 @@ class LocalTransport(Transport):
             result.received_bytes = len(result.stdout) + len(result.stderr)
             return result
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            kill_group(proc)
             raise Unreachable(
                 UnreachableReason.TIMEOUT, f"no answer within the host deadline of {timeout:g}s"
             ) from None
         except BaseException:
-            _kill_group(proc)
+            kill_group(proc)
             raise
         finally:
             with self._lock:
@@ -77,7 +76,7 @@ class LocalTransport(Transport):
         with self._lock:
             live = list(self._live)
         for proc in live:
-            _kill_group(proc, reap=False)
+            kill_group(proc, reap=False)
         self._kept.abort()
 
     def close(self) -> None:
@@ -162,7 +161,7 @@ class _LiveProcess(LiveChannel):
         for key, _ in events:
             while True:
                 try:
-                    data = os.read(key.fd, _CHUNK)
+                    data = os.read(key.fd, CHUNK)
                 except BlockingIOError:
                     break
                 except OSError:
@@ -204,7 +203,7 @@ class _LiveProcess(LiveChannel):
             if graceful:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     self.proc.wait(_CLOSE_GRACE)
-            _kill_group(self.proc)
+            kill_group(self.proc)
             self._selector.close()
             for pipe in (self.proc.stdout, self.proc.stderr):
                 with contextlib.suppress(OSError):
@@ -212,7 +211,7 @@ class _LiveProcess(LiveChannel):
 
     def abort(self) -> None:
         self.aborted = True
-        _kill_group(self.proc, reap=False)
+        kill_group(self.proc, reap=False)
 
 
 def _communicate(proc: subprocess.Popen, payload: bytes, deadline: float) -> ExecResult:
@@ -220,32 +219,13 @@ def _communicate(proc: subprocess.Popen, payload: bytes, deadline: float) -> Exe
     batch whose stdout passes MAX_OUTPUT_BYTES is stopped and its result marked overflowing."""
     writer = threading.Thread(target=_feed, args=(proc.stdin, payload), daemon=True)
     writer.start()
-    stdout, stderr = bytearray(), bytearray()
-    try:
-        with selectors.DefaultSelector() as selector:
-            selector.register(proc.stdout, selectors.EVENT_READ, stdout)
-            selector.register(proc.stderr, selectors.EVENT_READ, stderr)
-            while selector.get_map():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise subprocess.TimeoutExpired(proc.args, 0)
-                for key, _ in selector.select(remaining):
-                    data = os.read(key.fd, _CHUNK)
-                    if not data:
-                        selector.unregister(key.fileobj)
-                    elif key.data is stderr:
-                        stderr += data[: max(0, MAX_STDERR_BYTES - len(stderr))]
-                    else:
-                        stdout += data
-                        if len(stdout) > MAX_OUTPUT_BYTES:
-                            _kill_group(proc)
-                            return ExecResult(-1, bytes(stdout), bytes(stderr), overflow=True)
-        status = proc.wait(max(0.0, deadline - time.monotonic()))
-    finally:
-        proc.stdout.close()
-        proc.stderr.close()
+    stdout, stderr, overflow = read_bounded(proc, deadline, MAX_OUTPUT_BYTES, MAX_STDERR_BYTES)
+    if overflow:
+        kill_group(proc)
+        return ExecResult(-1, stdout, stderr, overflow=True)
+    status = proc.wait(max(0.0, deadline - time.monotonic()))
     writer.join()  # the batch has exited: its stdin is closed and the writer done
-    return ExecResult(status, bytes(stdout), bytes(stderr))
+    return ExecResult(status, stdout, stderr)
 
 
 def _feed(stdin, payload: bytes) -> None:
@@ -253,10 +233,3 @@ def _feed(stdin, payload: bytes) -> None:
         stdin.write(payload)
     with contextlib.suppress(BrokenPipeError, OSError):
         stdin.close()
-
-
-def _kill_group(proc: subprocess.Popen, reap: bool = True) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    if reap:
-        proc.wait()
