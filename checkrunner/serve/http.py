@@ -1,14 +1,19 @@
 """Watch mode's HTTP face: /, /metrics, /healthz, /-/ready and /api/v1/results.
 
     /                 the HTML report (report/html.py) of the latest result of every host,
-                      its charts from the state database's history (read in the request's
-                      own connection), built at each request
+                      its charts from the state database's history (read in the build's
+                      own connection)
     /metrics          prometheus_client's exposition (text or OpenMetrics, as the scraper
                       asks) of the StatusCollector: only the hosts and checks of the config
     /healthz          200 while the process serves
     /-/ready          503 until the watch loop says it is ready (every host's first round done), then 200;
                       with --ha, 503 "standby: REPLICA leads" on a replica that does not lead
     /api/v1/results   the latest result of every host, in the JSON report's schema
+
+/, /metrics and /api/v1/results are built once per change of what they show, off the request
+path (serve/rendered.py): an answer waits at most FRESH_WAIT for a newer body and is otherwise
+the last complete one, so a scrape is answered in time while a busy control node takes tens of
+seconds to build a 1,000-host exposition.
 
 Listens on 127.0.0.1 unless told otherwise (`--listen ADDR:PORT`; 0.0.0.0 only when asked).
 A `--web-config` file (Prometheus' own form, serve/webconfig.py) adds TLS and basic auth.
@@ -36,6 +41,7 @@ from prometheus_client.exposition import choose_encoder
 
 from checkrunner.errors import ConfigError
 from checkrunner.report.json_report import JsonReporter
+from checkrunner.serve.rendered import NotBuilt, Rendered
 from checkrunner.serve.status import WatchStatus, status_registry
 from checkrunner.serve.webconfig import WebConfig, load_web_config
 
@@ -142,35 +148,31 @@ class _Server(http.server.ThreadingHTTPServer):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.status = status
         self.state = state
-        self._page_lock = threading.Lock()
-        self._page: tuple[int, str] | None = None  # (status version, the page built for it)
+        # Bodies built off the request path (rendered.py): / and /api/v1/results once per
+        # change of the results, /metrics once per change of anything it shows.
+        self.by_results = Rendered(lambda: status.version)
+        self.by_changes = Rendered(lambda: status.changes)
         self.web = web
         self.registry = registry
         self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(address, _Handler)
 
-    def page(self) -> str:
-        """The HTML report of the latest results, charted from the history: built once per
-        change of the results (a big fleet's history takes seconds to read), by one request
-        at a time while the others wait for it."""
-        with self._page_lock:
-            version = self.status.version
-            if self._page is None or self._page[0] != version:
-                self._page = (version, self._build_page())
-            return self._page[1]
-
-    def _build_page(self) -> str:
+    def build_page(self) -> bytes:
+        """The HTML report of the latest results, charted from the history."""
         from checkrunner.report.html import render_page
         from checkrunner.state.history import HistoryStore
 
         run = self.status.results()
         if self.state is None:
-            return render_page(run, None, time.time(), live=True)
-        db = self.state.reopen()  # a connection is its thread's: this request opens its own
+            return _utf8(render_page(run, None, time.time(), live=True))
+        db = self.state.reopen()  # a connection is its thread's: the build opens its own
         try:
-            return render_page(run, HistoryStore(db.connection), time.time(), live=True)
+            return _utf8(render_page(run, HistoryStore(db.connection), time.time(), live=True))
         finally:
             db.close()
+
+    def build_results(self) -> bytes:
+        return _utf8(JsonReporter(None).render(self.status.results()))
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self.slots.acquire(blocking=False):
@@ -209,6 +211,10 @@ class _Server(http.server.ThreadingHTTPServer):
         """A client that hangs up or times out is no server error worth a traceback."""
 
 
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "backslashreplace")
+
+
 def _cut_off(connection: socket.socket) -> None:
     """The connection's deadline passed: its blocked read or write fails at once."""
     with contextlib.suppress(OSError):
@@ -228,13 +234,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             )
             return
         path = self.path.split("?", 1)[0]
+        try:
+            self._answer(path)
+        except NotBuilt:
+            self._send(
+                503, b"still building the first answer: retry\n", headers={"Retry-After": "5"}
+            )
+
+    def _answer(self, path: str) -> None:
+        server = self.server
         if path == "/":
-            body = self.server.page().encode("utf-8", "backslashreplace")
+            body = server.by_results.get("/", server.build_page)
             headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
             self._send(200, body, "text/html; charset=utf-8", headers)
         elif path == "/metrics":
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-            self._send(200, encoder(self.server.registry), content_type)
+            body = server.by_changes.get(content_type, lambda: encoder(server.registry))
+            self._send(200, body, content_type)
         elif path == "/healthz":
             self._send(200, b"ok\n")
         elif path == "/-/ready":
@@ -246,8 +262,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             else:
                 self._send(200 if ready else 503, b"ready\n" if ready else b"not ready\n")
         elif path == "/api/v1/results":
-            text = JsonReporter(None).render(self.server.status.results())
-            self._send(200, text.encode("utf-8", "backslashreplace"), "application/json")
+            body = server.by_results.get(path, server.build_results)
+            self._send(200, body, "application/json")
         else:
             self._send(404, b"not found\n")
 

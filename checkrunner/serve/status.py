@@ -92,6 +92,7 @@ class WatchStatus:
         self._ready = False
         self._leader: tuple[bool, str] | None = None  # --ha: (this replica leads, who leads)
         self._version = 0  # +1 whenever the results change: what / caches its page by
+        self._changes = 0  # +1 whenever anything /metrics shows changes (results included)
 
     # -- what the watch loop reports ----------------------------------------------------
 
@@ -99,6 +100,7 @@ class WatchStatus:
         """A host's new result. Checks not in it (not due this round, or not run because the
         host was unreachable) keep their last result; the host's own fields are the new ones."""
         with self._lock:
+            self._changes += 1
             self._version += 1
             previous = self._hosts.get(host.host)
             merged = copy.copy(host)
@@ -111,40 +113,48 @@ class WatchStatus:
 
     def record_round(self, duration: float) -> None:
         with self._lock:
+            self._changes += 1
             self._rounds.observe(duration)
 
     def count_skipped(self, host: str) -> None:
         """A round of `host` not started because its last one is still in flight."""
         with self._lock:
+            self._changes += 1
             self._skipped[host] = self._skipped.get(host, 0) + 1
 
     def count_reconnect(self, host: str) -> None:
         with self._lock:
+            self._changes += 1
             self._reconnects[host] = self._reconnects.get(host, 0) + 1
 
     def set_interval(self, host: str, play: str, check: str, seconds: float) -> None:
         with self._lock:
+            self._changes += 1
             self._intervals[(host, play, check)] = seconds
 
     def set_backoff(self, host: str, seconds: float | None, failures: int) -> None:
         """The host's circuit breaker: open for `seconds` after `failures` failures, or
         closed (None)."""
         with self._lock:
+            self._changes += 1
             self._backoffs[host] = _Backoff(seconds, failures)
 
     def set_reload(self, success: bool, at: float) -> None:
         with self._lock:
+            self._changes += 1
             self._reload_success = success
             if success:
                 self._reload_success_at = at
 
     def set_ready(self, ready: bool) -> None:
         with self._lock:
+            self._changes += 1
             self._ready = ready
 
     def set_leader(self, leading: bool, leader: str) -> None:
         """--ha: whether this replica leads, and which replica does (/-/ready says so)."""
         with self._lock:
+            self._changes += 1
             self._leader = (leading, leader)
 
     def keep_only(self, hosts: set[str], checks: set[tuple[str, str, str]]) -> None:
@@ -154,6 +164,7 @@ class WatchStatus:
         anything happened to them: a counter that appears at 1 hides its first increase from
         increase() and rate()."""
         with self._lock:
+            self._changes += 1
             self._version += 1
             self._configured_hosts = set(hosts)
             for name in list(self._hosts):
@@ -187,6 +198,13 @@ class WatchStatus:
         """Changes whenever the results do (a host's new result, a reload)."""
         with self._lock:
             return self._version
+
+    @property
+    def changes(self) -> int:
+        """Changes whenever anything /metrics exports does (results, rounds, counters,
+        intervals, breakers, reloads)."""
+        with self._lock:
+            return self._changes
 
     def results(self) -> RunResult:
         """The latest result of every host, as one run (the JSON report's shape)."""
