@@ -51,7 +51,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,8 @@ WATCH_STOP_TIMEOUT = 60.0
 # The bench's own patience with /metrics: generous, so that a slow answer is measured (the
 # slowest is printed) rather than ending the bench; Prometheus' default scrape timeout is 10 s.
 HTTP_TIMEOUT = 300.0
+SCRAPE_EVERY = 15.0  # seconds: a Prometheus scraping the watch process through the bench
+SCRAPE_TIMEOUT = 10.0  # Prometheus' default scrape timeout: an answer later than this fails
 
 
 @dataclass
@@ -153,6 +155,20 @@ def checkrun_binary(given: Path | None) -> Path:
     return Path(found)
 
 
+def failed_hosts(report: Path) -> str:
+    """What the JSON report says of the hosts that were not OK: a count per message."""
+    if not report.exists():
+        return ""
+    messages: dict[str, int] = {}
+    for host in json.loads(report.read_text())["hosts"]:
+        if host["status"] != "OK":
+            text = host.get("message") or "; ".join(
+                f"{c['name']}: {c['message']}" for c in host["checks"] if c["status"] != "OK"
+            )
+            messages[text] = messages.get(text, 0) + 1
+    return "".join(f"\n  {count} host(s): {text}" for text, count in messages.items())
+
+
 def one_shot_cli(checkrun: Path, s: Scenario, playbook: Path, fleet: Fleet) -> Cost:
     report = s.directory / "one-shot.json"
     argv = [
@@ -177,6 +193,7 @@ def one_shot_cli(checkrun: Path, s: Scenario, playbook: Path, fleet: Fleet) -> C
     if proc.returncode != 0:
         raise SystemExit(
             f"the one-shot run failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}"
+            f"{failed_hosts(report)}"
         )
     hosts = json.loads(report.read_text())["hosts"]
     if len(hosts) != len(s.targets) or any(h["status"] != "OK" for h in hosts):
@@ -286,6 +303,8 @@ class WatchProcess:
         self._reader.start()
         self.url = ""
         self.slowest_answer = 0.0  # seconds: the slowest answer of its HTTP face seen
+        self.scrapes: list[float] = []  # seconds each scrape of the scraper thread took
+        self._scraping = threading.Event()
 
     def _read(self) -> None:
         assert self.process.stderr is not None
@@ -322,6 +341,22 @@ class WatchProcess:
             text = answer.read().decode()
         self.slowest_answer = max(self.slowest_answer, time.monotonic() - started)
         return text
+
+    def scrape_every(self, seconds: float) -> None:
+        """Scrape /metrics every `seconds` from a thread, as Prometheus would, until
+        stop_scraping() or stop()."""
+
+        def scrape() -> None:
+            while not self._scraping.wait(seconds):
+                with suppress(OSError):
+                    started = time.monotonic()
+                    self.get("/metrics")
+                    self.scrapes.append(time.monotonic() - started)
+
+        threading.Thread(target=scrape, name="scraper", daemon=True).start()
+
+    def stop_scraping(self) -> None:
+        self._scraping.set()
 
     def rounds(self) -> tuple[float, float]:
         """(count, sum) of checkrun_round_duration_seconds: one per host round."""
@@ -370,6 +405,7 @@ class WatchProcess:
         return self.ps.memory_info().rss / 2**20
 
     def stop(self) -> int:
+        self._scraping.set()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
@@ -428,17 +464,29 @@ class WatchFigures:
     fds: int = 0  # open file descriptors of the watch process at the last round
     threads: int = 0
     slowest_answer: float = 0.0  # seconds: the slowest /metrics or /api answer seen
+    scrapes: list[float] = field(default_factory=list)  # SCRAPE_EVERY's answers, seconds
+    not_ok: dict[str, int] = field(default_factory=dict)  # latest results: count per message
 
     @property
     def cpu_per_host(self) -> float:
         return self.control_cpu + self.target_cpu
 
 
-def results_ok(watch: WatchProcess, hosts: int) -> None:
+def results_not_ok(watch: WatchProcess, hosts: int) -> dict[str, int]:
+    """What the latest results say of the hosts that are not OK (every one should be): a
+    count per message. A host missing from them is counted too."""
     report = json.loads(watch.get("/api/v1/results"))["hosts"]
-    bad = [h["host"] for h in report if h["status"] != "OK" or len(h["checks"]) != CHECKS]
-    if len(report) != hosts or bad:
-        watch.fail(f"latest results not OK on every host: {len(report)} hosts, bad {bad[:5]}")
+    messages: dict[str, int] = {}
+    for host in report:
+        if host["status"] == "OK" and len(host["checks"]) == CHECKS:
+            continue
+        text = host.get("message") or "; ".join(
+            f"{c['name']}: {c['message']}" for c in host["checks"] if c["status"] != "OK"
+        )
+        messages[text[:200]] = messages.get(text[:200], 0) + 1
+    if len(report) != hosts:
+        messages["no result"] = hosts - len(report)
+    return messages
 
 
 def watch_costs(
@@ -455,7 +503,12 @@ def watch_costs(
     state = s.directory / f"watch-{interval:g}.db"
     with WatchProcess(watch_argv(checkrun, s, playbook, interval, state)) as watch:
         watch.wait_listening()
+        # Through the first round (every connection made, the modules shipped: the busiest
+        # time of the process) a Prometheus scrapes it too; only then, so that the CPU of the
+        # measured rounds has one scrape each, as before.
+        watch.scrape_every(SCRAPE_EVERY)
         first = watch.wait_rounds(hosts, timeout, poll)
+        watch.stop_scraping()
         control_before, target_before = watch.cpu(), fleet_cpu(fleet)
         rss_after_10 = 0.0
         done = first
@@ -469,7 +522,7 @@ def watch_costs(
         target = fleet_cpu(fleet) - target_before
         rss_after_all = watch.rss_mib()
         fds, threads = watch.ps.num_fds(), watch.ps.num_threads()
-        results_ok(watch, hosts)
+        not_ok = results_not_ok(watch, hosts)
         skipped = watch.metric_total("checkrun_skipped_rounds_total")
         reconnects = watch.count("reconnected") + watch.count("lost")
         if watch.stop() != 0:
@@ -489,6 +542,8 @@ def watch_costs(
         fds,
         threads,
         watch.slowest_answer,
+        list(watch.scrapes),
+        not_ok,
     )
 
 
@@ -679,6 +734,21 @@ def print_summary(
                 f"watch process at interval {figures.interval:g}s, last round: RSS "
                 f"{figures.rss_after_all:.1f} MiB, {figures.fds} open fds, {figures.threads} "
                 f"threads; slowest HTTP answer {figures.slowest_answer:.2f} s"
+            )
+        if figures is not None:
+            bad = sum(figures.not_ok.values())
+            print(
+                f"  hosts whose latest result is not OK (misclassified): {bad}  {verdict(bad == 0)}"
+            )
+            for text, count in sorted(figures.not_ok.items(), key=lambda item: -item[1])[:5]:
+                print(f"    {count} host(s): {text}")
+        if figures is not None and figures.scrapes:
+            late = sum(1 for seconds in figures.scrapes if seconds > SCRAPE_TIMEOUT)
+            print(
+                f"  /metrics scraped every {SCRAPE_EVERY:g} s through the first round: "
+                f"{len(figures.scrapes)} scrapes, median {statistics.median(figures.scrapes):.2f}"
+                f" s, slowest {max(figures.scrapes):.2f} s; over the {SCRAPE_TIMEOUT:g} s scrape "
+                f"timeout: {late}  {verdict(late == 0)}"
             )
         if figures is None or not figures.rss_after_10:
             continue

@@ -67,6 +67,7 @@ def _as_owner(argv: list[str]) -> list[str]:
 class PostgresServer:
     directory: Path
     port: int
+    durable: bool = False
     _names: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     @classmethod
@@ -96,19 +97,26 @@ class PostgresServer:
             env=env,
             cwd=directory,
         )  # fmt: skip
+        server = cls(directory, port, durable)
+        server.start_again()
+        return server
+
+    def start_again(self) -> None:
+        """Start the server of this directory, on its port (after stop(): a restart)."""
         options = (
-            f"-c listen_addresses={LOOPBACK} -p {port} -c unix_socket_directories={directory} "
-            "-c max_connections=200"
+            f"-c listen_addresses={LOOPBACK} -p {self.port} "
+            f"-c unix_socket_directories={self.directory} -c max_connections=200"
         )
-        if not durable:
+        if not self.durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        env = {**os.environ, "LC_ALL": "C.UTF-8", "HOME": str(self.directory)}
         subprocess.run(
             _as_owner(
                 [
-                    str(bin_dir / "pg_ctl"),
-                    "-D", str(data),
+                    str(binaries() / "pg_ctl"),
+                    "-D", str(self.directory / "data"),
                     "-o", options,
-                    "-l", str(directory / "server.log"),
+                    "-l", str(self.directory / "server.log"),
                     "-w", "-t", "120",
                     "start",
                 ]
@@ -116,9 +124,8 @@ class PostgresServer:
             check=True,
             capture_output=True,
             env=env,
-            cwd=directory,
+            cwd=self.directory,
         )  # fmt: skip
-        return cls(directory, port)
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{SUPERUSER}@{LOOPBACK}:{self.port}/{database}"
@@ -141,6 +148,11 @@ class PostgresServer:
         return done.stdout.strip()
 
     def stop(self) -> None:
+        self.halt()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def halt(self) -> None:
+        """The server stops at once, as a crash would (its data kept: start_again())."""
         subprocess.run(
             _as_owner(
                 [str(binaries() / "pg_ctl"), "-D", str(self.directory / "data"), "-m", "immediate",
@@ -149,4 +161,3 @@ class PostgresServer:
             capture_output=True,
             cwd=self.directory,
         )  # fmt: skip
-        shutil.rmtree(self.directory, ignore_errors=True)

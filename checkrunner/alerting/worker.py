@@ -182,6 +182,7 @@ class DeliveryWorker:
 
     def _start_lanes_when_woken(self, outbox: Outbox) -> None:
         self._wake.set()  # what an earlier process left
+        unreadable = Backoff(self._first_backoff, self._max_backoff)
         while True:
             self._wake.wait(self._rescan)
             self._wake.clear()
@@ -190,7 +191,15 @@ class DeliveryWorker:
             try:
                 self._start_lanes(outbox.pending_destinations())
             except STATE_ERRORS as exc:
-                self._event(DEFERRED, f"cannot read the outbox: {exc}")
+                # The wake that found it failing may have announced a message: look again
+                # soon (a database restarting), not at the next round or rescan.
+                pause = unreadable.pause(None)
+                self._event(DEFERRED, f"cannot read the outbox: {exc}; again in {pause:g}s")
+                if self._stopping.wait(pause):
+                    return
+                self._wake.set()
+            else:
+                unreadable.reset()
 
     def _start_lanes(self, destinations: list[str]) -> None:
         with self._lock:

@@ -128,10 +128,20 @@ class RoundRecorder:
 
     def record(self, run: RunResult, remediation: list[str] | None = None) -> Recorded:
         """`remediation`: what `heal` said of this round."""
+        self.commit_round(run)
+        return self.finish(run, remediation)
+
+    def commit_round(self, run: RunResult) -> None:
+        """The first half of `record`: the round's log offsets and measurements."""
         # Offsets only for the hosts whose results are recorded here, in one transaction
         # with the round's measurements: a crash before it re-reads their lines, never
         # skips them, and their counts land in the history exactly once.
         self._commit_round(run, {host.host for host in run.hosts})
+
+    def finish(self, run: RunResult, remediation: list[str] | None = None) -> Recorded:
+        """The second half of `record`, once the round is committed: its alerts (the alert
+        state, the outbox, delivery) and the status. Watch mode retries it alone when the
+        state database failed under it, so that nothing is committed twice."""
         recorded = Recorded(run, remediation=remediation or [])
         config = self.config
         keeps_alerts = config.receivers is not None or bool(config.plan.handlers)
@@ -147,16 +157,21 @@ class RoundRecorder:
         if self.db is None:
             self.log_state.commit(hosts)  # remembered in memory for the next round
             return
-        with self.db.transaction() as connection:
-            if self.fence is not None:
-                self.fence(connection)
-            # A check whose lines another run counted meanwhile (sharing the database)
-            # keeps neither its offsets nor its counts (LogState.commit).
-            counted_elsewhere = self.log_state.commit(hosts, connection)
-            if run.all_checks():
-                HistoryStore(connection, self.retention).record(
-                    run, self.clock(), skip=counted_elsewhere
-                )
+        try:
+            with self.db.transaction() as connection:
+                if self.fence is not None:
+                    self.fence(connection)
+                # A check whose lines another run counted meanwhile (sharing the database)
+                # keeps neither its offsets nor its counts (LogState.commit).
+                counted_elsewhere = self.log_state.commit(hosts, connection)
+                if run.all_checks():
+                    HistoryStore(connection, self.retention).record(
+                        run, self.clock(), skip=counted_elsewhere
+                    )
+        except BaseException:
+            self.log_state.rollback()  # the offsets are the round's again, for a retry
+            raise
+        self.log_state.committed()
 
     def _alert(self, run: RunResult):
         from checkrunner.alerting.runtime import enqueue_run, process_run

@@ -69,6 +69,7 @@ class _Snapshot:
     reload_success: bool
     reload_success_at: float
     configured_hosts: set[str]
+    state_up: bool = True
 
 
 class WatchStatus:
@@ -90,6 +91,7 @@ class WatchStatus:
         self._reload_success_at = self._started_at
         self._configured_hosts: set[str] = set()  # keep_only's: their counters start at 0
         self._ready = False
+        self._state_up = True
         self._leader: tuple[bool, str] | None = None  # --ha: (this replica leads, who leads)
         self._version = 0  # +1 whenever the results change: what / caches its page by
         self._changes = 0  # +1 whenever anything /metrics shows changes (results included)
@@ -145,6 +147,12 @@ class WatchStatus:
             self._reload_success = success
             if success:
                 self._reload_success_at = at
+
+    def set_state_up(self, up: bool) -> None:
+        """Whether the state database answers (watch holds rounds while it does not)."""
+        with self._lock:
+            self._changes += 1
+            self._state_up = up
 
     def set_ready(self, ready: bool) -> None:
         with self._lock:
@@ -225,6 +233,7 @@ class WatchStatus:
                 reload_success=self._reload_success,
                 reload_success_at=self._reload_success_at,
                 configured_hosts=set(self._configured_hosts),
+                state_up=self._state_up,
             )
 
 
@@ -273,6 +282,11 @@ class StatusCollector(Collector):
         yield intervals
         closed = {host: _Backoff(None, 0) for host in snapshot.configured_hosts}
         yield from _backoff_families({**closed, **snapshot.backoffs})
+        yield GaugeMetricFamily(
+            "checkrun_state_up",
+            "Whether the state database answers (while it does not, rounds are held, none start)",
+            value=1.0 if snapshot.state_up else 0.0,
+        )
         yield GaugeMetricFamily(
             "checkrun_config_last_reload_successful",
             "Whether the last configuration reload attempt was successful",

@@ -24,6 +24,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from typing import Any
 
+from checkrunner.alerting.delivery import Backoff
 from checkrunner.errors import CheckrunError, ConfigError, LeaseLost, flatten_problems
 from checkrunner.plan import HostPlan, PlannedCheck
 from checkrunner.results import HostResult, RunResult, UnreachableReason
@@ -32,18 +33,68 @@ from checkrunner.serve.adaptive import is_urgent, next_interval
 from checkrunner.serve.breaker import CLOSED, HALF_OPEN, OPEN, Breaker
 from checkrunner.serve.events import EventLog
 from checkrunner.serve.ha import Leadership
-from checkrunner.serve.rounds import LoadedConfig, RoundRecorder
+from checkrunner.serve.rounds import LoadedConfig, Recorded, RoundRecorder
 from checkrunner.serve.schedule import Schedule, schedule_key
 from checkrunner.state.breakers import BackoffStore, StoredBackoff
+from checkrunner.state.db import STATE_ERRORS
 
 TICK = 0.5  # seconds: the longest the loop sleeps (signals, alert group waits, due checks)
 MIN_WAIT = 0.01  # seconds: the shortest, so that the loop never spins
+STATE_RETRY_FIRST = 1.0  # seconds before the state database is tried again after a failure
+STATE_RETRY_MOST = 30.0
 
 
 @dataclass
 class WatchSettings:
     backoff_max: float  # the longest backoff of an unreachable host
     stop_grace: float  # how long hosts in flight may finish after SIGTERM
+
+
+@dataclass
+class _Held:
+    """A round not recorded yet: the state database failed under it (or is failing)."""
+
+    run: RunResult
+    remediation: list[str]
+    committed: bool = False  # its offsets and measurements are in; its alerts are not
+
+
+class _StateHealth:
+    """Whether the state database answers; while it fails, when to try it again (doubling
+    from STATE_RETRY_FIRST to STATE_RETRY_MOST). One event when it fails, one when it is back."""
+
+    def __init__(self, events: EventLog, status: Any):
+        self.events = events
+        self.status = status
+        self.down_since: float | None = None
+        self.retry_at = 0.0
+        self._backoff = Backoff(STATE_RETRY_FIRST, STATE_RETRY_MOST)
+
+    def usable(self, now: float) -> bool:
+        return self.down_since is None or now >= self.retry_at
+
+    def failed(self, exc: BaseException, now: float) -> None:
+        pause = self._backoff.pause(None)
+        self.retry_at = now + pause
+        if self.down_since is not None:
+            return
+        self.down_since = now
+        self.status.set_state_up(False)
+        self.events.emit(
+            "state-failed",
+            f"{exc}; the rounds are held and recorded once it answers (tried again with a "
+            "backoff); no new round starts meanwhile",
+        )
+
+    def answered(self, now: float) -> None:
+        if self.down_since is None:
+            return
+        self.events.emit(
+            "state-restored", f"the state database answers again after {now - self.down_since:.0f}s"
+        )
+        self.down_since = None
+        self._backoff.reset()
+        self.status.set_state_up(True)
 
 
 @dataclass
@@ -104,6 +155,8 @@ class Watch:
         # hosts (masked, as results name them) without a result yet: /-/ready says 200 once
         # every host has had its first round
         self._awaiting_first_round: set[str] | None = None
+        self._state = _StateHealth(events, status)
+        self._held: list[_Held] = []  # rounds the state database failed under, oldest first
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -141,6 +194,7 @@ class Watch:
             self._awaiting_first_round = self._export_config()
         elif self._leading and not leading:
             self._in_flight.clear()
+            self._held.clear()  # the next leader reads their lines again (the offsets' CAS)
             self.status.set_ready(False)
         self._leading = leading
         self.status.set_leader(leading, self.leadership.leader)
@@ -163,11 +217,18 @@ class Watch:
         if self._pending is not None and not self._in_flight:
             self._swap(self._pending, now)
         to_start: list[tuple[HostPlan, list[PlannedCheck]]] = []
-        if self._pending is None:  # a new configuration waits for the hosts in flight
+        # A new configuration waits for the hosts in flight; no round starts while the
+        # state database is failing, or rounds are held for it (their offsets are not saved:
+        # a new round would read their lines again).
+        if self._pending is None and self._state.usable(now) and not self._held:
             results += self._due(now, to_start)
         self._record(results)
         for host_plan, checks in to_start:
-            self._start(host_plan, checks, now)
+            try:
+                self._start(host_plan, checks, now)
+            except STATE_ERRORS as exc:  # its offsets unread: it and the rest start later
+                self._state.failed(exc, now)
+                break
 
     def _wait_for_work(self) -> None:
         next_due = self.schedule.next_due()
@@ -308,8 +369,7 @@ class Watch:
             )
         elif result.reachable and breaker.record_success():
             self.status.set_backoff(result.host, None, 0)
-            if self._backoffs is not None:
-                self._backoffs.clear(result.host)
+            self._save_backoff(result.host, None, now)
             self.events.emit("closed", "reachable again", host=name)
 
     def _update_intervals(self, entry: _InFlight, result: HostResult, now: float) -> None:
@@ -333,13 +393,43 @@ class Watch:
         now = self.clock()
         run = RunResult(playbook=self.config.plan.playbook, started_at=now, finished_at=now)
         run.hosts = results
-        try:
-            recorded = self.recorder.record(run, self.recorder.heal(run))
-        except LeaseLost as exc:  # another replica leads now: this round is not ours
-            self.events.emit("lease-lost", f"round not recorded: {exc}")
-            if self.leadership is not None:
-                self.leadership.lost()
-            return
+        usable = self._state.usable(now)
+        held = None
+        if results or not self._held:  # the handlers decide on the alert state: none without
+            held = _Held(run, self.recorder.heal(run) if usable else [])
+            self._held.append(held)
+        if usable:
+            self._record_held(now)
+        if any(waiting is held for waiting in self._held):  # shown now, recorded once it answers
+            for host in results:
+                self.status.record_host(host)
+
+    def _record_held(self, now: float) -> None:
+        """The rounds held, oldest first: each committed, then alerted (the two steps are
+        retried apart, so that a round is committed once however often the state failed)."""
+        while self._held:
+            held = self._held[0]
+            try:
+                if not held.committed:
+                    self.recorder.commit_round(held.run)
+                    held.committed = True
+                recorded = self.recorder.finish(held.run, held.remediation)
+            except LeaseLost as exc:  # another replica leads now: these rounds are not ours
+                self.events.emit("lease-lost", f"round not recorded: {exc}")
+                self._held.clear()
+                if self.leadership is not None:
+                    self.leadership.lost()
+                return
+            except STATE_ERRORS as exc:
+                self._state.failed(exc, now)
+                return
+            self._held.pop(0)
+            self._recorded(recorded)
+        self._state.answered(now)
+
+    def _recorded(self, recorded: Recorded) -> None:
+        results = recorded.run.hosts
+        now = recorded.run.finished_at
         self._first_rounds_done(results)
         if self.pusher is not None and results:
             self.pusher.queued(now)
@@ -381,19 +471,27 @@ class Watch:
             wait_for = max(0.0, backoff.next_attempt_at - self.clock())
             self.status.set_backoff(backoff.host, wait_for, backoff.failures)
 
-    def _save_backoff(self, masked_host: str, breaker: Breaker, now: float) -> None:
+    def _save_backoff(self, masked_host: str, breaker: Breaker | None, now: float) -> None:
+        """The host's open breaker kept for a restart (None: closed, forgotten). The breaker
+        itself lives here: a state database failing delays only this copy."""
         if self._backoffs is None:
             return
-        self._backoffs.save(
-            StoredBackoff(
-                masked_host,
-                breaker.failures,
-                breaker.next_attempt_at,
-                breaker.reason,
-                breaker.message,
-                now,
+        try:
+            if breaker is None:
+                self._backoffs.clear(masked_host)
+                return
+            self._backoffs.save(
+                StoredBackoff(
+                    masked_host,
+                    breaker.failures,
+                    breaker.next_attempt_at,
+                    breaker.reason,
+                    breaker.message,
+                    now,
+                )
             )
-        )
+        except STATE_ERRORS as exc:
+            self._state.failed(exc, now)
 
     def _forget(self, host: str) -> None:
         self.transports.forget(host)  # its kept connection and live target process close
@@ -486,7 +584,9 @@ class Watch:
         if self.leadership is not None:
             self.leadership.stop()  # a leader releases the lease: a standby takes over now
         self.status.set_ready(False)
-        self.events.emit("stop", "stopped", abandoned=abandoned)
+        # Rounds still held for a failing state database are dropped like the abandoned
+        # ones: their offsets were not saved, so the next run reads their lines again.
+        self.events.emit("stop", "stopped", abandoned=abandoned, unrecorded=len(self._held) or None)
         return 0
 
 

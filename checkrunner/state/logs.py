@@ -73,6 +73,7 @@ class LogState:
         self._mask = mask
         self._saved: dict[CheckKey, _Saved] = {}
         self._updates: dict[CheckKey, _Update] = {}
+        self._taken: dict[CheckKey, _Update] = {}  # the last commit's, until it is known
         self._lock = threading.Lock()
 
     # -- before the run --------------------------------------------------------------------
@@ -250,14 +251,35 @@ class LogState:
             }
             for key in updates:
                 del self._updates[key]
+            self._taken = updates
         self._remember(updates)
         if self.db is None or not updates:
             return set()
         failpoint("before-state-commit")
         if connection is not None:
             return self._write_all(connection, updates)
-        with self.db.transaction() as own:
-            return self._write_all(own, updates)
+        try:
+            with self.db.transaction() as own:
+                lost = self._write_all(own, updates)
+        except BaseException:
+            self.rollback()
+            raise
+        self.committed()
+        return lost
+
+    def committed(self) -> None:
+        """The transaction that the last commit() wrote in (the caller's) is committed."""
+        with self._lock:
+            self._taken = {}
+
+    def rollback(self) -> None:
+        """The transaction of the last commit() failed (the state database went away): its
+        cursors are this run's to commit again, so that a retried recording writes them
+        with the counts they go with (never counts without their offsets)."""
+        with self._lock:
+            for key, update in self._taken.items():
+                self._updates.setdefault(key, update)
+            self._taken = {}
 
     def _write_all(self, connection, updates: dict[CheckKey, _Update]) -> set[CheckKey]:
         # In key order: two runs committing the same checks lock their rows in one order.
