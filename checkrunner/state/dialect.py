@@ -6,12 +6,23 @@ run: `?` placeholders (the PostgreSQL connection turns them into psycopg's), ups
 ... ON CONFLICT DO NOTHING` for SQLite's INSERT OR IGNORE, `RETURNING id` for a new row's
 id. The few fragments that cannot be written once are a Dialect's attributes; a store finds
 its connection's with `dialect_of`. Nothing here imports a database driver.
+
+A statement over many rows (a round's samples, streaks, offsets) is `execute_for_rows`'s:
+on SQLite, in process, once per row (executemany); on PostgreSQL once, its rows unnested
+from one array parameter per column, so that a round costs one round trip and one
+statement text (psycopg parses and the server plans a constant text once) whatever the
+number of rows (`rows_source`, `insert_rows_sql`, `upsert_rows_sql`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+# A column of rows passed as arrays: its name and its SQL type (each array parameter is
+# cast to an array of it: PostgreSQL cannot tell an array's type otherwise, nor a NULL's).
+Column = tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -27,6 +38,9 @@ class Dialect:
     # Appended to a SELECT that claims the rows it reads (the outbox): empty where the
     # backend has no row locks (SQLite's writers take the whole database in turn).
     claim_rows: str
+    # Takes a Python list as one array parameter: a statement over many rows runs once
+    # (execute_for_rows).
+    arrays: bool
 
 
 SQLITE = Dialect(
@@ -36,6 +50,7 @@ SQLITE = Dialect(
     ordered_join="CROSS JOIN",
     bucket_text="printf('%d|%d|%.17g|%.17g|%.17g|%s'",
     claim_rows="",
+    arrays=False,
 )
 POSTGRESQL = Dialect(
     name="postgresql",
@@ -44,6 +59,7 @@ POSTGRESQL = Dialect(
     ordered_join="JOIN",
     bucket_text="format('%s|%s|%s|%s|%s|%s'",
     claim_rows=" FOR UPDATE SKIP LOCKED",
+    arrays=True,
 )
 
 
@@ -62,3 +78,40 @@ def upsert_sql(table: str, key: Sequence[str], columns: Sequence[str]) -> str:
         f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
     )
+
+
+def rows_source(columns: Sequence[Column], alias: str = "given") -> str:
+    """A FROM item of the rows of one array parameter per column (PostgreSQL), in order."""
+    arrays = ", ".join(f"CAST(? AS {kind}[])" for _, kind in columns)
+    return f"unnest({arrays}) AS {alias} ({', '.join(name for name, _ in columns)})"
+
+
+def insert_rows_sql(dialect: Dialect, table: str, columns: Sequence[Column], tail: str = "") -> str:
+    """INSERT of rows of `columns` into `table` (`tail`: an ON CONFLICT clause), for
+    `execute_for_rows`: a row per execution, or every row from arrays."""
+    names = ", ".join(name for name, _ in columns)
+    if dialect.arrays:
+        return f"INSERT INTO {table} ({names}) SELECT {names} FROM {rows_source(columns)}{tail}"
+    return f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))}){tail}"
+
+
+def upsert_rows_sql(
+    dialect: Dialect, table: str, key: Sequence[Column], columns: Sequence[Column]
+) -> str:
+    """`upsert_sql` for `execute_for_rows`. The rows' keys must differ (PostgreSQL updates
+    a row once per statement)."""
+    updates = ", ".join(f"{name} = excluded.{name}" for name, _ in columns)
+    tail = f" ON CONFLICT ({', '.join(name for name, _ in key)}) DO UPDATE SET {updates}"
+    return insert_rows_sql(dialect, table, [*key, *columns], tail)
+
+
+def execute_for_rows(connection: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+    """`statement` for each of `rows`, in order: once with each column's values as one
+    array parameter where the dialect takes arrays (the statement reads its rows from
+    `rows_source`), else once per row."""
+    if not rows:
+        return
+    if dialect_of(connection).arrays:
+        connection.execute(statement, [list(column) for column in zip(*rows)])
+    else:
+        connection.executemany(statement, rows)

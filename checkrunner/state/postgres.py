@@ -296,10 +296,14 @@ def _translated(query: str) -> tuple[str, list[int] | None]:
 
 def _arranged(parameters: Sequence[Any], order: list[int]) -> list[Any]:
     """The parameters in placeholder order. PostgreSQL's text holds no NUL character
-    (SQLite's does): one in a text becomes U+FFFD."""
+    (SQLite's does): one in a text, or in a list's text (an array parameter), becomes U+FFFD."""
     values = list(parameters)
-    arranged = [values[index] for index in order]
-    return [
-        value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
-        for value in arranged
-    ]
+    return [_storable(values[index]) for index in order]
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    return value
