@@ -41,6 +41,8 @@ class Dialect:
     # Takes a Python list as one array parameter: a statement over many rows runs once
     # (execute_for_rows).
     arrays: bool
+    # Its text holds a NUL character (PostgreSQL's cannot: its connection writes U+FFFD).
+    keeps_nul: bool
 
 
 SQLITE = Dialect(
@@ -51,6 +53,7 @@ SQLITE = Dialect(
     bucket_text="printf('%d|%d|%.17g|%.17g|%.17g|%s'",
     claim_rows="",
     arrays=False,
+    keeps_nul=True,
 )
 POSTGRESQL = Dialect(
     name="postgresql",
@@ -60,6 +63,7 @@ POSTGRESQL = Dialect(
     bucket_text="format('%s|%s|%s|%s|%s|%s'",
     claim_rows=" FOR UPDATE SKIP LOCKED",
     arrays=True,
+    keeps_nul=False,
 )
 
 
@@ -78,6 +82,11 @@ def upsert_sql(table: str, key: Sequence[str], columns: Sequence[str]) -> str:
         f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
     )
+
+
+def stored_text(dialect: Dialect, text: str) -> str:
+    """`text` as the dialect's database gives it back."""
+    return text if dialect.keeps_nul or "\x00" not in text else text.replace("\x00", "\ufffd")
 
 
 def rows_source(columns: Sequence[Column], alias: str = "given") -> str:

@@ -37,7 +37,7 @@ from psycopg.types.numeric import FloatLoader
 
 from checkrunner.errors import ConfigError
 from checkrunner.state.db import MIGRATIONS, BackendError, StateDB
-from checkrunner.state.dialect import POSTGRESQL
+from checkrunner.state.dialect import POSTGRESQL, stored_text
 from checkrunner.state.history import FOLD_RAW_INTO_HOURS_POSTGRESQL, FOLD_RAW_INTO_HOURS_SQL
 
 # Advisory lock keys (any bigint; advisory locks are per database): one for writers, one for
@@ -303,7 +303,7 @@ def _arranged(parameters: Sequence[Any], order: list[int]) -> list[Any]:
 
 def _storable(value: Any) -> Any:
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+        return stored_text(POSTGRESQL, value)
     if isinstance(value, list):
         return [_storable(item) for item in value]
     return value
