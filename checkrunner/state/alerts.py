@@ -16,7 +16,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from checkrunner.state.dialect import dialect_of, upsert_sql
+from checkrunner.state.dialect import (
+    POSTGRESQL,
+    SQLITE,
+    Column,
+    Dialect,
+    dialect_of,
+    execute_for_rows,
+    insert_rows_sql,
+    rows_source,
+    upsert_rows_sql,
+    upsert_sql,
+)
 from checkrunner.state.keys import CheckKey
 
 if TYPE_CHECKING:
@@ -104,19 +115,83 @@ class Undelivered:
 
 
 _CHECK = ("host", "play", "check_name")
-_UPSERT_ALERT = upsert_sql(
-    "alerts",
-    ("fingerprint",),
-    ("labels", "annotations", "state", "starts_at", "ends_at", "updated_at"),
+_CHECK_ROW: tuple[Column, ...] = (("host", "TEXT"), ("play", "TEXT"), ("check_name", "TEXT"))
+_ALERT_ROW: tuple[Column, ...] = (
+    ("labels", "TEXT"),
+    ("annotations", "TEXT"),
+    ("state", "TEXT"),
+    ("starts_at", "DOUBLE PRECISION"),
+    ("ends_at", "DOUBLE PRECISION"),
+    ("updated_at", "DOUBLE PRECISION"),
 )
-_UPSERT_STREAK = upsert_sql("check_streaks", _CHECK, ("failing_runs", "updated_at"))
-_UPSERT_RUN_TIMES = upsert_sql("check_runs", _CHECK, ("ran_at", "gaps"))
+_MESSAGE_ROW: tuple[Column, ...] = (
+    ("receiver", "TEXT"),
+    ("kind", "TEXT"),
+    ("config_index", "BIGINT"),
+    ("destination", "TEXT"),
+    ("group_key", "TEXT"),
+    ("payload", "TEXT"),
+    ("created_at", "DOUBLE PRECISION"),
+    ("next_attempt_at", "DOUBLE PRECISION"),
+)
+_RESOLVED_ROW: tuple[Column, ...] = (
+    ("fingerprint", "TEXT"),
+    ("ends_at", "DOUBLE PRECISION"),
+    ("updated_at", "DOUBLE PRECISION"),
+)
 _UPSERT_LOG_ENTRY = upsert_sql("nflog", ("receiver", "group_key"), ("firing", "sent_at"))
 _UPSERT_GROUP = upsert_sql(
     "alert_groups",
     ("receiver", "group_key"),
     ("alerts", "created_at", "flushed_at", "next_flush_at"),
 )
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """Alert state's statements over many rows (execute_for_rows), and the read of alerts
+    by fingerprint, in each backend's words (dialect.py)."""
+
+    upsert_alerts: str
+    resolve: str
+    upsert_streaks: str
+    upsert_run_times: str
+    queue: str
+    # Alerts whose fingerprint is among a list: SQLite's `IN (?, ...)` of up to
+    # _SQL_VARIABLES (then `{}` is the placeholders), PostgreSQL's one array.
+    alerts_by_fingerprint: str
+
+
+def _statements(dialect: Dialect) -> _Statements:
+    columns = "fingerprint, labels, annotations, starts_at, state, ends_at"
+    if dialect.arrays:
+        resolve = (
+            "UPDATE alerts SET state = ?, ends_at = given.ends_at, "
+            f"updated_at = given.updated_at FROM {rows_source(_RESOLVED_ROW)} "
+            "WHERE alerts.fingerprint = given.fingerprint"
+        )
+        by_fingerprint = f"SELECT {columns} FROM alerts WHERE fingerprint = ANY(CAST(? AS TEXT[]))"
+    else:
+        resolve = "UPDATE alerts SET state = ?, ends_at = ?, updated_at = ? WHERE fingerprint = ?"
+        by_fingerprint = f"SELECT {columns} FROM alerts WHERE fingerprint IN ({{}})"
+    return _Statements(
+        upsert_alerts=upsert_rows_sql(dialect, "alerts", [("fingerprint", "TEXT")], _ALERT_ROW),
+        resolve=resolve,
+        upsert_streaks=upsert_rows_sql(
+            dialect,
+            "check_streaks",
+            _CHECK_ROW,
+            [("failing_runs", "BIGINT"), ("updated_at", "DOUBLE PRECISION")],
+        ),
+        upsert_run_times=upsert_rows_sql(
+            dialect, "check_runs", _CHECK_ROW, [("ran_at", "DOUBLE PRECISION"), ("gaps", "TEXT")]
+        ),
+        queue=insert_rows_sql(dialect, "outbox", _MESSAGE_ROW),
+        alerts_by_fingerprint=by_fingerprint,
+    )
+
+
+_STATEMENTS = {dialect.name: _statements(dialect) for dialect in (SQLITE, POSTGRESQL)}
 
 
 class AlertStore:
@@ -126,6 +201,8 @@ class AlertStore:
     def __init__(self, connection):
         """`connection`: a sqlite3.Connection or the PostgreSQL backend's (db.py)."""
         self.connection = connection
+        self._dialect = dialect_of(connection)
+        self._sql = _STATEMENTS[self._dialect.name]
 
     # -- alerts ------------------------------------------------------------------------------
 
@@ -142,32 +219,38 @@ class AlertStore:
         ]
 
     def save_firing(self, alerts: Iterable[StoredAlert], now: float) -> None:
-        for alert in alerts:
-            self.connection.execute(
-                _UPSERT_ALERT,
-                (
-                    alert.fingerprint,
-                    json.dumps(alert.labels),
-                    json.dumps(alert.annotations),
-                    FIRING,
-                    alert.starts_at,
-                    None,
-                    now,
-                ),
+        rows = {  # an alert given twice is saved as given last
+            alert.fingerprint: (
+                alert.fingerprint,
+                json.dumps(alert.labels),
+                json.dumps(alert.annotations),
+                FIRING,
+                alert.starts_at,
+                None,
+                now,
             )
+            for alert in alerts
+        }
+        execute_for_rows(self.connection, self._sql.upsert_alerts, list(rows.values()))
 
     def alerts(self, fingerprints: Iterable[str]) -> dict[str, StoredAlert]:
         """The stored alerts (firing or resolved) with these fingerprints, by fingerprint."""
         wanted = list(dict.fromkeys(fingerprints))
+        if self._dialect.arrays:
+            chunks = [(self._sql.alerts_by_fingerprint, [wanted])] if wanted else []
+        else:
+            chunks = [
+                (self._sql.alerts_by_fingerprint.format(",".join("?" * len(chunk))), chunk)
+                for chunk in (
+                    wanted[start : start + _SQL_VARIABLES]
+                    for start in range(0, len(wanted), _SQL_VARIABLES)
+                )
+            ]
         found: dict[str, StoredAlert] = {}
-        for start in range(0, len(wanted), _SQL_VARIABLES):
-            chunk = wanted[start : start + _SQL_VARIABLES]
-            rows = self.connection.execute(
-                "SELECT fingerprint, labels, annotations, starts_at, state, ends_at FROM alerts "
-                f"WHERE fingerprint IN ({','.join('?' * len(chunk))})",
-                chunk,
-            )
-            for fp, labels, notes, starts_at, state, ends_at in rows:
+        for statement, parameters in chunks:
+            for fp, labels, notes, starts_at, state, ends_at in self.connection.execute(
+                statement, parameters
+            ):
                 found[fp] = StoredAlert(
                     fp,
                     json.loads(labels),
@@ -178,11 +261,16 @@ class AlertStore:
         return found
 
     def save_resolved(self, fingerprints: Iterable[str], now: float) -> None:
-        for fingerprint in fingerprints:
-            self.connection.execute(
-                "UPDATE alerts SET state = ?, ends_at = ?, updated_at = ? WHERE fingerprint = ?",
-                (RESOLVED, now, now, fingerprint),
-            )
+        if self._dialect.arrays:
+            rows = [(fingerprint, now, now) for fingerprint in dict.fromkeys(fingerprints)]
+            if rows:
+                columns = [list(column) for column in zip(*rows)]
+                self.connection.execute(self._sql.resolve, [RESOLVED, *columns])
+            return
+        self.connection.executemany(
+            self._sql.resolve,
+            [(RESOLVED, now, now, fingerprint) for fingerprint in fingerprints],
+        )
 
     # -- failure streaks and run times -------------------------------------------------------
 
@@ -206,8 +294,9 @@ class AlertStore:
         ]
 
     def save_streaks(self, streaks: dict[CheckKey, int], now: float) -> None:
-        self.connection.executemany(
-            _UPSERT_STREAK,
+        execute_for_rows(
+            self.connection,
+            self._sql.upsert_streaks,
             [(key.host, key.play, key.check, runs, now) for key, runs in streaks.items()],
         )
 
@@ -223,8 +312,9 @@ class AlertStore:
         return found
 
     def save_run_times(self, times: dict[CheckKey, RunTimes]) -> None:
-        self.connection.executemany(
-            _UPSERT_RUN_TIMES,
+        execute_for_rows(
+            self.connection,
+            self._sql.upsert_run_times,
             [
                 (key.host, key.play, key.check, run.ran_at, json.dumps(list(run.gaps)))
                 for key, run in times.items()
@@ -282,10 +372,11 @@ class AlertStore:
     # -- the outbox --------------------------------------------------------------------------
 
     def queue(self, messages: Iterable[OutboxMessage], now: float) -> None:
-        for message in messages:
-            self.connection.execute(
-                "INSERT INTO outbox (receiver, kind, config_index, destination, group_key, "
-                "payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        """In order (their ids ascending: a destination's messages are sent in that order)."""
+        execute_for_rows(
+            self.connection,
+            self._sql.queue,
+            [
                 (
                     message.receiver,
                     message.kind,
@@ -295,8 +386,10 @@ class AlertStore:
                     json.dumps(message.payload),
                     now,
                     now,
-                ),
-            )
+                )
+                for message in messages
+            ],
+        )
 
     def queue_failed(
         self, receiver: str, kind: str, config_index: int, group_key: str, reason: str, now: float
