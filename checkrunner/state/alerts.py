@@ -21,11 +21,13 @@ from checkrunner.state.dialect import (
     SQLITE,
     Column,
     Dialect,
+    RowsStatement,
+    array_columns,
     dialect_of,
     execute_for_rows,
-    insert_rows_sql,
+    insert_rows,
     rows_source,
-    upsert_rows_sql,
+    upsert_rows,
     upsert_sql,
 )
 from checkrunner.state.keys import CheckKey
@@ -152,11 +154,11 @@ class _Statements:
     """Alert state's statements over many rows (execute_for_rows), and the read of alerts
     by fingerprint, in each backend's words (dialect.py)."""
 
-    upsert_alerts: str
+    upsert_alerts: RowsStatement
     resolve: str
-    upsert_streaks: str
-    upsert_run_times: str
-    queue: str
+    upsert_streaks: RowsStatement
+    upsert_run_times: RowsStatement
+    queue: RowsStatement
     # Alerts whose fingerprint is among a list: SQLite's `IN (?, ...)` of up to
     # _SQL_VARIABLES (then `{}` is the placeholders), PostgreSQL's one array.
     alerts_by_fingerprint: str
@@ -175,18 +177,18 @@ def _statements(dialect: Dialect) -> _Statements:
         resolve = "UPDATE alerts SET state = ?, ends_at = ?, updated_at = ? WHERE fingerprint = ?"
         by_fingerprint = f"SELECT {columns} FROM alerts WHERE fingerprint IN ({{}})"
     return _Statements(
-        upsert_alerts=upsert_rows_sql(dialect, "alerts", [("fingerprint", "TEXT")], _ALERT_ROW),
+        upsert_alerts=upsert_rows(dialect, "alerts", [("fingerprint", "TEXT")], _ALERT_ROW),
         resolve=resolve,
-        upsert_streaks=upsert_rows_sql(
+        upsert_streaks=upsert_rows(
             dialect,
             "check_streaks",
             _CHECK_ROW,
             [("failing_runs", "BIGINT"), ("updated_at", "DOUBLE PRECISION")],
         ),
-        upsert_run_times=upsert_rows_sql(
+        upsert_run_times=upsert_rows(
             dialect, "check_runs", _CHECK_ROW, [("ran_at", "DOUBLE PRECISION"), ("gaps", "TEXT")]
         ),
-        queue=insert_rows_sql(dialect, "outbox", _MESSAGE_ROW),
+        queue=insert_rows(dialect, "outbox", _MESSAGE_ROW),
         alerts_by_fingerprint=by_fingerprint,
     )
 
@@ -264,7 +266,7 @@ class AlertStore:
         if self._dialect.arrays:
             rows = [(fingerprint, now, now) for fingerprint in dict.fromkeys(fingerprints)]
             if rows:
-                columns = [list(column) for column in zip(*rows)]
+                columns = array_columns(rows, _RESOLVED_ROW)
                 self.connection.execute(self._sql.resolve, [RESOLVED, *columns])
             return
         self.connection.executemany(

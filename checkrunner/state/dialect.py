@@ -11,7 +11,7 @@ A statement over many rows (a round's samples, streaks, offsets) is `execute_for
 on SQLite, in process, once per row (executemany); on PostgreSQL once, its rows unnested
 from one array parameter per column, so that a round costs one round trip and one
 statement text (psycopg parses and the server plans a constant text once) whatever the
-number of rows (`rows_source`, `insert_rows_sql`, `upsert_rows_sql`).
+number of rows (`rows_source`, `insert_rows`, `upsert_rows`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,14 @@ from typing import Any
 # A column of rows passed as arrays: its name and its SQL type (each array parameter is
 # cast to an array of it: PostgreSQL cannot tell an array's type otherwise, nor a NULL's).
 Column = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class RowsStatement:
+    """A statement run for many rows of `columns` (execute_for_rows)."""
+
+    text: str
+    columns: tuple[Column, ...]
 
 
 @dataclass(frozen=True)
@@ -95,32 +103,54 @@ def rows_source(columns: Sequence[Column], alias: str = "given") -> str:
     return f"unnest({arrays}) AS {alias} ({', '.join(name for name, _ in columns)})"
 
 
-def insert_rows_sql(dialect: Dialect, table: str, columns: Sequence[Column], tail: str = "") -> str:
-    """INSERT of rows of `columns` into `table` (`tail`: an ON CONFLICT clause), for
-    `execute_for_rows`: a row per execution, or every row from arrays."""
+def insert_rows(
+    dialect: Dialect, table: str, columns: Sequence[Column], tail: str = ""
+) -> RowsStatement:
+    """INSERT of rows of `columns` into `table` (`tail`: an ON CONFLICT clause): a row per
+    execution, or every row from arrays."""
     names = ", ".join(name for name, _ in columns)
     if dialect.arrays:
-        return f"INSERT INTO {table} ({names}) SELECT {names} FROM {rows_source(columns)}{tail}"
-    return f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))}){tail}"
+        text = f"INSERT INTO {table} ({names}) SELECT {names} FROM {rows_source(columns)}{tail}"
+    else:
+        text = f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))}){tail}"
+    return RowsStatement(text, tuple(columns))
 
 
-def upsert_rows_sql(
+def upsert_rows(
     dialect: Dialect, table: str, key: Sequence[Column], columns: Sequence[Column]
-) -> str:
+) -> RowsStatement:
     """`upsert_sql` for `execute_for_rows`. The rows' keys must differ (PostgreSQL updates
     a row once per statement)."""
     updates = ", ".join(f"{name} = excluded.{name}" for name, _ in columns)
     tail = f" ON CONFLICT ({', '.join(name for name, _ in key)}) DO UPDATE SET {updates}"
-    return insert_rows_sql(dialect, table, [*key, *columns], tail)
+    return insert_rows(dialect, table, [*key, *columns], tail)
 
 
-def execute_for_rows(connection: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+def execute_for_rows(
+    connection: Any, statement: RowsStatement, rows: Sequence[Sequence[Any]]
+) -> None:
     """`statement` for each of `rows`, in order: once with each column's values as one
-    array parameter where the dialect takes arrays (the statement reads its rows from
+    array parameter where the dialect takes arrays (its text reads its rows from
     `rows_source`), else once per row."""
     if not rows:
         return
     if dialect_of(connection).arrays:
-        connection.execute(statement, [list(column) for column in zip(*rows)])
+        connection.execute(statement.text, array_columns(rows, statement.columns))
     else:
-        connection.executemany(statement, rows)
+        connection.executemany(statement.text, rows)
+
+
+def array_columns(rows: Sequence[Sequence[Any]], columns: Sequence[Column]) -> list[list[Any]]:
+    """`rows` as one list per column, each value of its column's type: an array holds one
+    type (an int among floats, which a row of its own may pass, is made a float)."""
+    arrays = []
+    for values, (_, kind) in zip(zip(*rows), columns):
+        convert = _ARRAY_TYPES.get(kind)
+        if convert is None:
+            arrays.append(list(values))
+        else:
+            arrays.append([value if value is None else convert(value) for value in values])
+    return arrays or [[] for _ in columns]
+
+
+_ARRAY_TYPES = {"DOUBLE PRECISION": float, "BIGINT": int, "TEXT": str}

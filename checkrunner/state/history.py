@@ -46,9 +46,11 @@ from checkrunner.state.dialect import (
     SQLITE,
     Column,
     Dialect,
+    RowsStatement,
+    array_columns,
     dialect_of,
     execute_for_rows,
-    insert_rows_sql,
+    insert_rows,
     rows_source,
     upsert_sql,
 )
@@ -199,7 +201,7 @@ class HistoryStore:
             f"JOIN {rows_source(_SERIES_NAME, 'wanted')} "
             "ON s.host = wanted.host AND s.play = wanted.play "
             "AND s.check_name = wanted.check_name AND s.metric = wanted.metric",
-            [list(column) for column in zip(*unique)] if unique else [[]] * len(_SERIES_NAME),
+            array_columns(unique, _SERIES_NAME),
         )
         return {
             (host, play, name, metric): (series, unit)
@@ -799,15 +801,15 @@ def _raw_slots_sql(dialect: Dialect) -> str:
 class _Statements:
     """The statements of history that differ between the backends (dialect.py)."""
 
-    rollup: str  # for execute_for_rows
-    insert_samples: str  # for execute_for_rows
+    rollup: RowsStatement
+    insert_samples: RowsStatement
     raw_slots: str
 
 
 _STATEMENTS = {
     dialect.name: _Statements(
-        _rollup_sql(dialect),
-        insert_rows_sql(dialect, "samples", _SAMPLE_ROW, " ON CONFLICT DO NOTHING"),
+        RowsStatement(_rollup_sql(dialect), _ROLLUP_ROW),
+        insert_rows(dialect, "samples", _SAMPLE_ROW, " ON CONFLICT DO NOTHING"),
         _raw_slots_sql(dialect),
     )
     for dialect in (SQLITE, POSTGRESQL)

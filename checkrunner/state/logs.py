@@ -34,9 +34,11 @@ from checkrunner.state.dialect import (
     POSTGRESQL,
     SQLITE,
     Column,
+    RowsStatement,
+    array_columns,
     dialect_of,
     execute_for_rows,
-    insert_rows_sql,
+    insert_rows,
     rows_source,
     stored_text,
 )
@@ -331,7 +333,7 @@ def _taken(connection, updates: list[tuple[CheckKey, _Update]]) -> set[CheckKey]
             tuple(stored_text(dialect, part) for part in (key.host, key.play, key.check)): key
             for key, _ in updates
         }
-        columns = [list(column) for column in zip(*rows)]
+        columns = array_columns(rows, _SCAN_ROW)
         return {by_stored[tuple(row)] for row in connection.execute(sql.compare_and_set, columns)}
     return {
         key
@@ -382,21 +384,26 @@ class _Statements:
     """The statements of the offsets' commit that differ between the backends (dialect.py)."""
 
     compare_and_set: str
-    delete_cursors: str  # for execute_for_rows
-    insert_cursors: str  # for execute_for_rows
+    delete_cursors: RowsStatement
+    insert_cursors: RowsStatement
 
 
 _STATEMENTS = {
     SQLITE.name: _Statements(
         _SCAN_COMPARE_AND_SET,
-        "DELETE FROM log_cursors WHERE host = ? AND play = ? AND check_name = ?",
-        insert_rows_sql(SQLITE, "log_cursors", _CURSOR_ROW),
+        RowsStatement(
+            "DELETE FROM log_cursors WHERE host = ? AND play = ? AND check_name = ?", _CHECK_ROW
+        ),
+        insert_rows(SQLITE, "log_cursors", _CURSOR_ROW),
     ),
     POSTGRESQL.name: _Statements(
         _SCAN_COMPARE_AND_SET_ROWS,
-        "DELETE FROM log_cursors WHERE (host, play, check_name) IN "
-        f"(SELECT host, play, check_name FROM {rows_source(_CHECK_ROW)})",
-        insert_rows_sql(POSTGRESQL, "log_cursors", _CURSOR_ROW),
+        RowsStatement(
+            "DELETE FROM log_cursors WHERE (host, play, check_name) IN "
+            f"(SELECT host, play, check_name FROM {rows_source(_CHECK_ROW)})",
+            _CHECK_ROW,
+        ),
+        insert_rows(POSTGRESQL, "log_cursors", _CURSOR_ROW),
     ),
 }
 

@@ -27,6 +27,7 @@ Concurrency, with the database's own tools (several runners may commit at the sa
 from __future__ import annotations
 
 import contextlib
+import itertools
 import re
 import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
@@ -106,7 +107,8 @@ class PostgresConnection:
             self._reconnect_if_lost()
             if order is None:
                 return self.raw.execute(text)
-            return self.raw.execute(text, _arranged(parameters, order))
+            arranged = _arranged(parameters, order)
+            return self.raw.execute(_binary_arrays(text, arranged), arranged)
         except psycopg.Error as exc:
             raise BackendError(_message(exc)) from exc
 
@@ -304,6 +306,30 @@ def _arranged(parameters: Sequence[Any], order: list[int]) -> list[Any]:
 def _storable(value: Any) -> Any:
     if isinstance(value, str):
         return stored_text(POSTGRESQL, value)
-    if isinstance(value, list):
+    if isinstance(value, list) and any(isinstance(item, str) and "\x00" in item for item in value):
         return [_storable(item) for item in value]
     return value
+
+
+_array_texts: dict[tuple[str, tuple[int, ...]], str] = {}
+
+
+def _binary_arrays(text: str, arranged: list[Any]) -> str:
+    """`text` (translated) with the placeholders of list parameters (arrays, dialect.py's
+    execute_for_rows) in binary format: psycopg dumps a list in it two to three times as
+    fast as in text, and the server reads it without parsing. Cached: per statement, the
+    parameters that are lists are always the same."""
+    lists = tuple(index for index, value in enumerate(arranged) if isinstance(value, list))
+    if not lists:
+        return text
+    found = _array_texts.get((text, lists))
+    if found is None:
+        numbers = itertools.count()
+
+        def replace(match: re.Match) -> str:
+            if match.group(0) == "%%":
+                return "%%"
+            return "%b" if next(numbers) in lists else "%s"
+
+        found = _array_texts[text, lists] = re.sub("%%|%s", replace, text)
+    return found
