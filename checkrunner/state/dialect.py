@@ -97,10 +97,13 @@ def stored_text(dialect: Dialect, text: str) -> str:
     return text if dialect.keeps_nul or "\x00" not in text else text.replace("\x00", "\ufffd")
 
 
-def rows_source(columns: Sequence[Column], alias: str = "given") -> str:
-    """A FROM item of the rows of one array parameter per column (PostgreSQL), in order."""
+def rows_source(columns: Sequence[Column], alias: str = "given", numbered: str = "") -> str:
+    """A FROM item of the rows of one array parameter per column (PostgreSQL), in order;
+    `numbered`: a column of that name numbers them from 1."""
     arrays = ", ".join(f"CAST(? AS {kind}[])" for _, kind in columns)
-    return f"unnest({arrays}) AS {alias} ({', '.join(name for name, _ in columns)})"
+    names = [name for name, _ in columns] + ([numbered] if numbered else [])
+    ordinality = " WITH ORDINALITY" if numbered else ""
+    return f"unnest({arrays}){ordinality} AS {alias} ({', '.join(names)})"
 
 
 def insert_rows(

@@ -196,17 +196,16 @@ class HistoryStore:
         if not dialect_of(self.connection).arrays:
             return None
         unique = list(dict.fromkeys(idents))
+        # Rows come back by their number in the arrays: a name the database keeps
+        # otherwise (a NUL in it) still finds its series.
         rows = self.connection.execute(
-            "SELECT s.host, s.play, s.check_name, s.metric, s.id, s.unit FROM series AS s "
-            f"JOIN {rows_source(_SERIES_NAME, 'wanted')} "
+            "SELECT wanted.n, s.id, s.unit FROM series AS s "
+            f"JOIN {rows_source(_SERIES_NAME, 'wanted', numbered='n')} "
             "ON s.host = wanted.host AND s.play = wanted.play "
             "AND s.check_name = wanted.check_name AND s.metric = wanted.metric",
             array_columns(unique, _SERIES_NAME),
         )
-        return {
-            (host, play, name, metric): (series, unit)
-            for host, play, name, metric, series, unit in rows
-        }
+        return {unique[number - 1]: (series, unit) for number, series, unit in rows}
 
     def _series_id(
         self, ident: tuple, unit: str, known: dict[tuple, tuple[int, str]] | None = None
