@@ -257,3 +257,40 @@ def test_one_commit_writes_the_checks_it_won_and_nothing_of_those_it_lost(state_
         host for host, cursors in _saved_offsets(db).items() if '{"offset": 40}' in cursors[0]
     } == set(hosts)
     db.close()
+
+
+def test_alert_state_written_in_batches_keeps_order_and_the_last_word(state_target):
+    """The alert store writes many rows per statement on PostgreSQL (arrays): queued
+    messages keep their order (ids ascending), an alert given twice is saved as given
+    last, resolved alerts and streaks of hundreds of checks land whole, and alerts are
+    read back by fingerprint past SQLite's variable limit."""
+    from checkrunner.state.alerts import AlertStore, OutboxMessage, StoredAlert
+    from checkrunner.state.keys import CheckKey
+
+    db = open_state(state_target)
+    fingerprints = [f"fp{n:04d}" for n in range(1200)]
+    with db.transaction() as connection:
+        store = AlertStore(connection)
+        store.save_firing(
+            [
+                *(StoredAlert(fp, {"n": fp}, {}, 1.0) for fp in fingerprints),
+                StoredAlert("fp0003", {"n": "again"}, {"a": "b"}, 2),  # an int time
+            ],
+            10.0,
+        )
+        store.save_resolved(fingerprints[:700], 20.0)
+        store.save_streaks({CheckKey(f"h{n}", "p", "c"): n % 3 for n in range(900)}, 30)
+        store.queue(
+            [OutboxMessage("ops", "webhook", 0, "ops:webhook:0", "g", {"n": n}) for n in (3, 1, 2)],
+            40.0,
+        )
+    found = AlertStore(db.connection).alerts(reversed(fingerprints))
+    assert sorted(found) == fingerprints
+    assert found["fp0003"] == StoredAlert("fp0003", {"n": "again"}, {"a": "b"}, 2.0, 20.0)
+    assert [fp for fp, alert in sorted(found.items()) if alert.ends_at is None] == fingerprints[
+        700:
+    ]
+    assert len(AlertStore(db.connection).failing_streaks()) == 600
+    payloads = db.connection.execute("SELECT payload FROM outbox ORDER BY id").fetchall()
+    assert [row[0] for row in payloads] == ['{"n": 3}', '{"n": 1}', '{"n": 2}']
+    db.close()
