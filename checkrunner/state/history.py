@@ -170,6 +170,8 @@ class HistoryStore:
                 ident = (key.host, key.play, key.check, metric)
                 measurements.append((ident, _unit_of(check, metric), value, check.status.value))
         known = self._known_series([ident for ident, *_ in measurements])
+        if known is not None:
+            self._make_series(measurements, known)
         rows: dict[int, tuple] = {}  # by series: a series is written once per instant
         for ident, unit, value, status in measurements:
             series = self._series_id(ident, unit, known)
@@ -206,6 +208,21 @@ class HistoryStore:
             array_columns(unique, _SERIES_NAME),
         )
         return {unique[number - 1]: (series, unit) for number, series, unit in rows}
+
+    def _make_series(self, measurements: list[tuple], known: dict[tuple, tuple[int, str]]) -> None:
+        """The series of `measurements` not in `known` made (with the unit of their first
+        measurement) in one statement, in the order measured, and added to `known`
+        (PostgreSQL: a new fleet's first round would be a round trip per series)."""
+        new: dict[tuple, str] = {}
+        for ident, unit, *_ in measurements:
+            if ident not in known:
+                new.setdefault(ident, unit)
+        if not new:
+            return
+        execute_for_rows(
+            self.connection, _MAKE_SERIES, [(*ident, unit) for ident, unit in new.items()]
+        )
+        known.update(self._known_series(list(new)) or {})
 
     def _series_id(
         self, ident: tuple, unit: str, known: dict[tuple, tuple[int, str]] | None = None
@@ -805,6 +822,11 @@ class _Statements:
     raw_slots: str
 
 
+# The series of a round not made yet (PostgreSQL's _make_series). DO NOTHING: a row
+# another transaction made is read back with the rest.
+_MAKE_SERIES = insert_rows(
+    POSTGRESQL, "series", (*_SERIES_NAME, ("unit", "TEXT")), " ON CONFLICT DO NOTHING"
+)
 _STATEMENTS = {
     dialect.name: _Statements(
         RowsStatement(_rollup_sql(dialect), _ROLLUP_ROW),
