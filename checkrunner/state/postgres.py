@@ -306,9 +306,18 @@ def _arranged(parameters: Sequence[Any], order: list[int]) -> list[Any]:
 def _storable(value: Any) -> Any:
     if isinstance(value, str):
         return stored_text(POSTGRESQL, value)
-    if isinstance(value, list) and any(isinstance(item, str) and "\x00" in item for item in value):
+    # An array's values are of one type (dialect.array_columns): only texts are looked at.
+    if (
+        isinstance(value, list)
+        and isinstance(_first_value(value), str)
+        and any(item is not None and "\x00" in item for item in value)
+    ):
         return [_storable(item) for item in value]
     return value
+
+
+def _first_value(values: list[Any]) -> Any:
+    return next((value for value in values if value is not None), None)
 
 
 _array_texts: dict[tuple[str, tuple[int, ...]], str] = {}
