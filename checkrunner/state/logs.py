@@ -129,11 +129,14 @@ class LogState:
             "CREATE TEMP TABLE IF NOT EXISTS wanted (host TEXT, play TEXT, check_name TEXT)"
         )
         connection.execute("DELETE FROM wanted")
-        connection.executemany(
-            "INSERT INTO wanted VALUES (?, ?, ?)", [(k.host, k.play, k.check) for k in keys]
+        dialect = dialect_of(connection)
+        execute_for_rows(
+            connection,
+            _STATEMENTS[dialect.name].insert_wanted,
+            [(k.host, k.play, k.check) for k in keys],
         )
         joined = "JOIN wanted USING (host, play, check_name)"
-        ordered_join = dialect_of(connection).ordered_join
+        ordered_join = dialect.ordered_join
         # Scan time and cursors in one statement, so from one snapshot: they are the
         # compare-and-set's pair (commit), whatever another run commits meanwhile.
         for host, play, name, scanned_at, path, cursor in connection.execute(
@@ -386,6 +389,7 @@ class _Statements:
     compare_and_set: str
     delete_cursors: RowsStatement
     insert_cursors: RowsStatement
+    insert_wanted: RowsStatement  # the checks `_load` reads, into its temporary table
 
 
 _STATEMENTS = {
@@ -395,6 +399,7 @@ _STATEMENTS = {
             "DELETE FROM log_cursors WHERE host = ? AND play = ? AND check_name = ?", _CHECK_ROW
         ),
         insert_rows(SQLITE, "log_cursors", _CURSOR_ROW),
+        insert_rows(SQLITE, "wanted", _CHECK_ROW),
     ),
     POSTGRESQL.name: _Statements(
         _SCAN_COMPARE_AND_SET_ROWS,
@@ -404,6 +409,7 @@ _STATEMENTS = {
             _CHECK_ROW,
         ),
         insert_rows(POSTGRESQL, "log_cursors", _CURSOR_ROW),
+        insert_rows(POSTGRESQL, "wanted", _CHECK_ROW),
     ),
 }
 
