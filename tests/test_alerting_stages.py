@@ -410,6 +410,43 @@ def test_engine_runs_the_stages_over_the_store_it_is_given(state_target):
     db.close()
 
 
+def test_many_groups_in_one_round_are_told_once_each_and_kept_in_order(state_target):
+    """A round's notification log entries, groups and messages are written together (one
+    statement per table on PostgreSQL, however many groups): 30 hosts' groups are each told
+    once, in the routing order, the next round reads every group's entry back and tells
+    none again, and a host that recovers has its group told resolved and removed."""
+    route = build_route("ops", (), ("host",), 3600.0, False, [], None)
+    hook = receiver_config("webhook", url="http://127.0.0.1:1/hook", send_resolved=True)
+    spec = AlertingSpec(receivers={"ops": [hook]}, route=route)
+    engine = AlertEngine(spec, spec.receivers)
+    db = open_state(state_target)
+    hosts = [f"web{n:02d}" for n in range(30)]
+
+    def run(now: float, failing: set[str]):
+        with db.transaction() as connection:
+            observed = _observations(
+                *(_observation(CheckKey(h, "base", "disk"), h in failing, at=now) for h in hosts)
+            )
+            return engine.process(AlertStore(connection), observed, now)
+
+    told = run(1000.0, set(hosts))
+    store = AlertStore(db.connection)
+    keys = [n.group_key for n in told.notifications]
+    assert sorted(keys) == sorted(f'{{}}:{{host="{h}"}}' for h in hosts)
+    outbox = db.connection.execute("SELECT group_key FROM outbox ORDER BY id").fetchall()
+    assert [row[0] for row in outbox] == keys
+    assert all(store.log_entry("ops", key).sent_at == 1000.0 for key in keys)
+    assert len(store.groups()) == 30
+
+    assert run(1060.0, set(hosts)).notifications == []  # every entry read back: nothing new
+    recovered = run(1120.0, set(hosts) - {"web07"})
+    assert [n.group_key for n in recovered.notifications] == ['{}:{host="web07"}']
+    assert '{}:{host="web07"}' not in {g.group_key for g in store.groups()}
+    assert len(store.groups()) == 29
+    assert db.connection.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 31
+    db.close()
+
+
 def test_stored_alert_round_trip(state_target):
     db = open_state(state_target)
     alert = StoredAlert("f1", {"alertname": "disk"}, {"message": "full"}, 3.0)

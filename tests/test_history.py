@@ -706,3 +706,36 @@ def test_whole_hours_are_read_from_the_hourly_rows_and_only_the_edges_from_raw(s
     current = answers()
     assert current[0] != changed[0] and current[2] != changed[2] and current[1] == changed[1]
     db.close()
+
+
+def test_a_round_of_ints_floats_and_odd_names_is_recorded_whole_twice(state_target):
+    """A round's samples are written in one statement per table on PostgreSQL (arrays of
+    each column): a check whose value is an int beside others' floats, a value-less one,
+    and a host name with a NUL character (PostgreSQL's text holds none) are recorded, and
+    found again in the next round, as one row per sample each."""
+    start = 1_800_000_000.0 // HOUR * HOUR
+    clock = Clock(start)
+    db = open_state(state_target)
+    recorder = RoundRecorder(db, _config(), clock=clock)
+
+    def round_() -> RunResult:
+        run = _round(("web", "load", 2.5, Status.OK), ("web", "none", None, Status.CRITICAL))
+        counted = CheckResult("db\x00x", "play", "count", "command", Status.OK, metric="n", value=3)
+        run.hosts.append(HostResult("db\x00x", checks=[counted]))
+        return run
+
+    for offset in (0, 60):
+        clock.now = start + offset
+        recorder.record(round_())
+    samples = _rows(
+        state_target,
+        "SELECT s.host, s.check_name, s.metric, x.at, x.value, x.status FROM samples x "
+        "JOIN series s ON s.id = x.series ORDER BY s.check_name, x.at",
+    )
+    db_host = "db\ufffdx" if state_target.startswith("postgresql://") else "db\x00x"
+    assert samples == [(db_host, "count", "n", start + at, 3.0, "OK") for at in (0, 60)] + [
+        ("web", "load", "v", start + at, 2.5, "OK") for at in (0, 60)
+    ] + [("web", "none", "v", start + at, None, "CRITICAL") for at in (0, 60)]
+    hours = _rows(state_target, "SELECT count, valued, total FROM samples_hourly ORDER BY series")
+    assert sorted(hours) == [(2, 0, None), (2, 2, 5.0), (2, 2, 6.0)]
+    db.close()

@@ -186,3 +186,111 @@ def test_another_thread_opens_its_own_connection_to_the_same_file(tmp_path):
     with pytest.raises(sqlite3.OperationalError):
         db.reopen()  # never creates a database (only open_state does, privately)
     assert list(path.parent.iterdir()) == []
+
+
+def _log_round(db, plan, hosts: list[str], offset: int):
+    """A LogState that read the saved cursors now and observed `hosts`' log check at
+    `offset` (two cursors each), not committed yet."""
+    from checkrunner.state.logs import LogState
+
+    state = LogState(db)
+    state.prepare(plan)
+    for host_plan in plan.hosts:
+        if host_plan.host.name in hosts:
+            (check,) = host_plan.checks
+            cursors = {"/var/log/a.log": {"offset": offset}, "/var/log/b.log": {"offset": -offset}}
+            result = {"status": "OK", "measurements": {"errors": 0.0}}
+            state.observe(check, {"result": {**result, "state": {"cursors": cursors}}})
+    return state
+
+
+def _saved_offsets(db) -> dict[str, list[tuple[str, str]]]:
+    found: dict[str, list[tuple[str, str]]] = {}
+    for host, path, cursor in db.connection.execute(
+        "SELECT host, path, cursor FROM log_cursors ORDER BY host, path"
+    ):
+        found.setdefault(host, []).append((path, cursor))
+    return found
+
+
+def test_one_commit_writes_the_checks_it_won_and_nothing_of_those_it_lost(state_target, tmp_path):
+    """The offsets of a round's log checks are written in one batch (one statement per
+    table on PostgreSQL): a check another run committed since its cursors were read (one
+    scanned before, `old2`; one first scanned by both, `new2`) keeps the other run's scan
+    time and cursors, while in the same commit the checks this run won (one scanned
+    before, one first scanned) are written whole."""
+    from helpers import plan_from_text
+
+    playbook = (
+        "- name: app\n  hosts: all\n  checks:\n    - name: errors\n      log:\n"
+        "        path: /var/log/*.log\n        patterns: [{name: errors, regex: ' ERROR '}]\n"
+    )
+    hosts = ["old1", "old2", "new1", "new2"]
+    inventory = "all:\n  hosts:\n" + "".join(
+        f"    {h}: {{ansible_connection: local}}\n" for h in hosts
+    )
+    plan = plan_from_text(tmp_path, playbook, inventory)
+    db = open_state(state_target)
+    assert _log_round(db, plan, ["old1", "old2"], 10).commit() == set()
+    scanned = dict(db.connection.execute("SELECT host, scanned_at FROM log_scans").fetchall())
+
+    mine = _log_round(db, plan, hosts, 30)  # reads old1 and old2 as first committed
+    other = _log_round(db, plan, ["old2", "new2"], 20)
+    assert other.commit() == set()
+    theirs = dict(db.connection.execute("SELECT host, scanned_at FROM log_scans").fetchall())
+
+    lost = mine.commit()
+    assert {key.host for key in lost} == {"old2", "new2"}
+    now = dict(db.connection.execute("SELECT host, scanned_at FROM log_scans").fetchall())
+    assert now["old2"] == theirs["old2"] and now["new2"] == theirs["new2"]
+    assert now["old1"] > scanned["old1"] and "new1" in now
+    offsets = _saved_offsets(db)
+    for host, offset in [("old1", 30), ("new1", 30), ("old2", 20), ("new2", 20)]:
+        assert offsets[host] == [
+            ("/var/log/a.log", f'{{"offset": {offset}}}'),
+            ("/var/log/b.log", f'{{"offset": {-offset}}}'),
+        ], host
+    # The lost checks read what the database holds next time, and win then.
+    again = _log_round(db, plan, hosts, 40)
+    assert again.commit() == set()
+    assert {
+        host for host, cursors in _saved_offsets(db).items() if '{"offset": 40}' in cursors[0]
+    } == set(hosts)
+    db.close()
+
+
+def test_alert_state_written_in_batches_keeps_order_and_the_last_word(state_target):
+    """The alert store writes many rows per statement on PostgreSQL (arrays): queued
+    messages keep their order (ids ascending), an alert given twice is saved as given
+    last, resolved alerts and streaks of hundreds of checks land whole, and alerts are
+    read back by fingerprint past SQLite's variable limit."""
+    from checkrunner.state.alerts import AlertStore, OutboxMessage, StoredAlert
+    from checkrunner.state.keys import CheckKey
+
+    db = open_state(state_target)
+    fingerprints = [f"fp{n:04d}" for n in range(1200)]
+    with db.transaction() as connection:
+        store = AlertStore(connection)
+        store.save_firing(
+            [
+                *(StoredAlert(fp, {"n": fp}, {}, 1.0) for fp in fingerprints),
+                StoredAlert("fp0003", {"n": "again"}, {"a": "b"}, 2),  # an int time
+            ],
+            10.0,
+        )
+        store.save_resolved(fingerprints[:700], 20.0)
+        store.save_streaks({CheckKey(f"h{n}", "p", "c"): n % 3 for n in range(900)}, 30)
+        store.queue(
+            [OutboxMessage("ops", "webhook", 0, "ops:webhook:0", "g", {"n": n}) for n in (3, 1, 2)],
+            40.0,
+        )
+    found = AlertStore(db.connection).alerts(reversed(fingerprints))
+    assert sorted(found) == fingerprints
+    assert found["fp0003"] == StoredAlert("fp0003", {"n": "again"}, {"a": "b"}, 2.0, 20.0)
+    assert [fp for fp, alert in sorted(found.items()) if alert.ends_at is None] == fingerprints[
+        700:
+    ]
+    assert len(AlertStore(db.connection).failing_streaks()) == 600
+    payloads = db.connection.execute("SELECT payload FROM outbox ORDER BY id").fetchall()
+    assert [row[0] for row in payloads] == ['{"n": 3}', '{"n": 1}', '{"n": 2}']
+    db.close()

@@ -86,12 +86,13 @@ class AlertEngine:
         if self.spec is None:
             return outcome
         decided = {a.fingerprint for a in [*state.firing, *state.resolved]}
-        self._notify_logged(
-            store, [*muted.active, *state.resolved], decided, now, outcome, group_waits
-        )
-        self._notify_keepers(
-            store, [*muted.active, *muted.muted, *state.resolved], now, run_interval, outcome
-        )
+        with store.held_writes():  # the groups' writes together, however many groups
+            self._notify_logged(
+                store, [*muted.active, *state.resolved], decided, now, outcome, group_waits
+            )
+            self._notify_keepers(
+                store, [*muted.active, *muted.muted, *state.resolved], now, run_interval, outcome
+            )
         return outcome
 
     def preview(
@@ -154,6 +155,7 @@ class AlertEngine:
             for key in [*routed, *(k for k in stored if k not in routed)]
         }
         kept = store.alerts(fp for fps in members.values() for fp in fps if fp not in this_run)
+        store.read_log_entries(members)
         for key, fingerprints in members.items():
             group_alerts = stages.member_alerts(fingerprints, this_run, kept)
             self._group_round(

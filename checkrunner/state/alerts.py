@@ -13,10 +13,23 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from checkrunner.state.dialect import dialect_of, upsert_sql
+from checkrunner.state.dialect import (
+    POSTGRESQL,
+    SQLITE,
+    Column,
+    Dialect,
+    RowsStatement,
+    array_columns,
+    dialect_of,
+    execute_for_rows,
+    insert_rows,
+    rows_source,
+    upsert_rows,
+    upsert_sql,
+)
 from checkrunner.state.keys import CheckKey
 
 if TYPE_CHECKING:
@@ -104,19 +117,121 @@ class Undelivered:
 
 
 _CHECK = ("host", "play", "check_name")
-_UPSERT_ALERT = upsert_sql(
-    "alerts",
-    ("fingerprint",),
-    ("labels", "annotations", "state", "starts_at", "ends_at", "updated_at"),
+_CHECK_ROW: tuple[Column, ...] = (("host", "TEXT"), ("play", "TEXT"), ("check_name", "TEXT"))
+_ALERT_ROW: tuple[Column, ...] = (
+    ("labels", "TEXT"),
+    ("annotations", "TEXT"),
+    ("state", "TEXT"),
+    ("starts_at", "DOUBLE PRECISION"),
+    ("ends_at", "DOUBLE PRECISION"),
+    ("updated_at", "DOUBLE PRECISION"),
 )
-_UPSERT_STREAK = upsert_sql("check_streaks", _CHECK, ("failing_runs", "updated_at"))
-_UPSERT_RUN_TIMES = upsert_sql("check_runs", _CHECK, ("ran_at", "gaps"))
+_MESSAGE_ROW: tuple[Column, ...] = (
+    ("receiver", "TEXT"),
+    ("kind", "TEXT"),
+    ("config_index", "BIGINT"),
+    ("destination", "TEXT"),
+    ("group_key", "TEXT"),
+    ("payload", "TEXT"),
+    ("created_at", "DOUBLE PRECISION"),
+    ("next_attempt_at", "DOUBLE PRECISION"),
+)
+_RESOLVED_ROW: tuple[Column, ...] = (
+    ("fingerprint", "TEXT"),
+    ("ends_at", "DOUBLE PRECISION"),
+    ("updated_at", "DOUBLE PRECISION"),
+)
+_GROUP_KEY: tuple[Column, ...] = (("receiver", "TEXT"), ("group_key", "TEXT"))
+_GROUP_ROW: tuple[Column, ...] = (
+    ("alerts", "TEXT"),
+    ("created_at", "DOUBLE PRECISION"),
+    ("flushed_at", "DOUBLE PRECISION"),
+    ("next_flush_at", "DOUBLE PRECISION"),
+)
 _UPSERT_LOG_ENTRY = upsert_sql("nflog", ("receiver", "group_key"), ("firing", "sent_at"))
 _UPSERT_GROUP = upsert_sql(
     "alert_groups",
     ("receiver", "group_key"),
     ("alerts", "created_at", "flushed_at", "next_flush_at"),
 )
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """Alert state's statements over many rows (execute_for_rows), and the read of alerts
+    by fingerprint, in each backend's words (dialect.py)."""
+
+    upsert_alerts: RowsStatement
+    resolve: str
+    upsert_streaks: RowsStatement
+    upsert_run_times: RowsStatement
+    queue: RowsStatement
+    # Alerts whose fingerprint is among a list: SQLite's `IN (?, ...)` of up to
+    # _SQL_VARIABLES (then `{}` is the placeholders), PostgreSQL's one array.
+    alerts_by_fingerprint: str
+    upsert_log_entries: RowsStatement
+    upsert_groups: RowsStatement
+    delete_groups: RowsStatement
+    log_entries: str  # PostgreSQL's: entries by number in the arrays of _GROUP_KEY
+
+
+def _statements(dialect: Dialect) -> _Statements:
+    columns = "fingerprint, labels, annotations, starts_at, state, ends_at"
+    if dialect.arrays:
+        resolve = (
+            "UPDATE alerts SET state = ?, ends_at = given.ends_at, "
+            f"updated_at = given.updated_at FROM {rows_source(_RESOLVED_ROW)} "
+            "WHERE alerts.fingerprint = given.fingerprint"
+        )
+        by_fingerprint = f"SELECT {columns} FROM alerts WHERE fingerprint = ANY(CAST(? AS TEXT[]))"
+        delete_groups = (
+            "DELETE FROM alert_groups WHERE (receiver, group_key) IN "
+            f"(SELECT receiver, group_key FROM {rows_source(_GROUP_KEY)})"
+        )
+        log_entries = (
+            "SELECT given.n, firing, sent_at FROM nflog JOIN "
+            f"{rows_source(_GROUP_KEY, numbered='n')} "
+            "ON nflog.receiver = given.receiver AND nflog.group_key = given.group_key"
+        )
+    else:
+        resolve = "UPDATE alerts SET state = ?, ends_at = ?, updated_at = ? WHERE fingerprint = ?"
+        by_fingerprint = f"SELECT {columns} FROM alerts WHERE fingerprint IN ({{}})"
+        delete_groups = "DELETE FROM alert_groups WHERE receiver = ? AND group_key = ?"
+        log_entries = ""
+    return _Statements(
+        upsert_alerts=upsert_rows(dialect, "alerts", [("fingerprint", "TEXT")], _ALERT_ROW),
+        resolve=resolve,
+        upsert_streaks=upsert_rows(
+            dialect,
+            "check_streaks",
+            _CHECK_ROW,
+            [("failing_runs", "BIGINT"), ("updated_at", "DOUBLE PRECISION")],
+        ),
+        upsert_run_times=upsert_rows(
+            dialect, "check_runs", _CHECK_ROW, [("ran_at", "DOUBLE PRECISION"), ("gaps", "TEXT")]
+        ),
+        queue=insert_rows(dialect, "outbox", _MESSAGE_ROW),
+        alerts_by_fingerprint=by_fingerprint,
+        upsert_log_entries=upsert_rows(
+            dialect, "nflog", _GROUP_KEY, [("firing", "TEXT"), ("sent_at", "DOUBLE PRECISION")]
+        ),
+        upsert_groups=upsert_rows(dialect, "alert_groups", _GROUP_KEY, _GROUP_ROW),
+        delete_groups=RowsStatement(delete_groups, _GROUP_KEY),
+        log_entries=log_entries,
+    )
+
+
+_STATEMENTS = {dialect.name: _statements(dialect) for dialect in (SQLITE, POSTGRESQL)}
+
+
+@dataclass
+class _Held:
+    """Writes held by AlertStore.held_writes: rows by key (None: the group deleted), and
+    outbox rows in order."""
+
+    entries: dict[tuple[str, str], tuple] = field(default_factory=dict)
+    groups: dict[tuple[str, str], tuple | None] = field(default_factory=dict)
+    messages: list[tuple] = field(default_factory=list)
 
 
 class AlertStore:
@@ -126,6 +241,10 @@ class AlertStore:
     def __init__(self, connection):
         """`connection`: a sqlite3.Connection or the PostgreSQL backend's (db.py)."""
         self.connection = connection
+        self._dialect = dialect_of(connection)
+        self._sql = _STATEMENTS[self._dialect.name]
+        self._held: _Held | None = None  # writes held by `held_writes`
+        self._entries: dict[tuple[str, str], LogEntry | None] = {}  # read_log_entries'
 
     # -- alerts ------------------------------------------------------------------------------
 
@@ -142,32 +261,38 @@ class AlertStore:
         ]
 
     def save_firing(self, alerts: Iterable[StoredAlert], now: float) -> None:
-        for alert in alerts:
-            self.connection.execute(
-                _UPSERT_ALERT,
-                (
-                    alert.fingerprint,
-                    json.dumps(alert.labels),
-                    json.dumps(alert.annotations),
-                    FIRING,
-                    alert.starts_at,
-                    None,
-                    now,
-                ),
+        rows = {  # an alert given twice is saved as given last
+            alert.fingerprint: (
+                alert.fingerprint,
+                json.dumps(alert.labels),
+                json.dumps(alert.annotations),
+                FIRING,
+                alert.starts_at,
+                None,
+                now,
             )
+            for alert in alerts
+        }
+        execute_for_rows(self.connection, self._sql.upsert_alerts, list(rows.values()))
 
     def alerts(self, fingerprints: Iterable[str]) -> dict[str, StoredAlert]:
         """The stored alerts (firing or resolved) with these fingerprints, by fingerprint."""
         wanted = list(dict.fromkeys(fingerprints))
+        if self._dialect.arrays:
+            chunks = [(self._sql.alerts_by_fingerprint, [wanted])] if wanted else []
+        else:
+            chunks = [
+                (self._sql.alerts_by_fingerprint.format(",".join("?" * len(chunk))), chunk)
+                for chunk in (
+                    wanted[start : start + _SQL_VARIABLES]
+                    for start in range(0, len(wanted), _SQL_VARIABLES)
+                )
+            ]
         found: dict[str, StoredAlert] = {}
-        for start in range(0, len(wanted), _SQL_VARIABLES):
-            chunk = wanted[start : start + _SQL_VARIABLES]
-            rows = self.connection.execute(
-                "SELECT fingerprint, labels, annotations, starts_at, state, ends_at FROM alerts "
-                f"WHERE fingerprint IN ({','.join('?' * len(chunk))})",
-                chunk,
-            )
-            for fp, labels, notes, starts_at, state, ends_at in rows:
+        for statement, parameters in chunks:
+            for fp, labels, notes, starts_at, state, ends_at in self.connection.execute(
+                statement, parameters
+            ):
                 found[fp] = StoredAlert(
                     fp,
                     json.loads(labels),
@@ -178,11 +303,16 @@ class AlertStore:
         return found
 
     def save_resolved(self, fingerprints: Iterable[str], now: float) -> None:
-        for fingerprint in fingerprints:
-            self.connection.execute(
-                "UPDATE alerts SET state = ?, ends_at = ?, updated_at = ? WHERE fingerprint = ?",
-                (RESOLVED, now, now, fingerprint),
-            )
+        if self._dialect.arrays:
+            rows = [(fingerprint, now, now) for fingerprint in dict.fromkeys(fingerprints)]
+            if rows:
+                columns = array_columns(rows, _RESOLVED_ROW)
+                self.connection.execute(self._sql.resolve, [RESOLVED, *columns])
+            return
+        self.connection.executemany(
+            self._sql.resolve,
+            [(RESOLVED, now, now, fingerprint) for fingerprint in fingerprints],
+        )
 
     # -- failure streaks and run times -------------------------------------------------------
 
@@ -206,8 +336,9 @@ class AlertStore:
         ]
 
     def save_streaks(self, streaks: dict[CheckKey, int], now: float) -> None:
-        self.connection.executemany(
-            _UPSERT_STREAK,
+        execute_for_rows(
+            self.connection,
+            self._sql.upsert_streaks,
             [(key.host, key.play, key.check, runs, now) for key, runs in streaks.items()],
         )
 
@@ -223,17 +354,70 @@ class AlertStore:
         return found
 
     def save_run_times(self, times: dict[CheckKey, RunTimes]) -> None:
-        self.connection.executemany(
-            _UPSERT_RUN_TIMES,
+        execute_for_rows(
+            self.connection,
+            self._sql.upsert_run_times,
             [
                 (key.host, key.play, key.check, run.ran_at, json.dumps(list(run.gaps)))
                 for key, run in times.items()
             ],
         )
 
+    # -- a round's notifications, written together ---------------------------------------------
+
+    @contextlib.contextmanager
+    def held_writes(self) -> Iterator[None]:
+        """The notification log entries, aggregation groups and outbox rows saved in this
+        block are held and written when it ends, a statement per table (on PostgreSQL one
+        whatever the number of groups, instead of a round trip per group and table); reads
+        of the notification log in it see what is held. An error writes nothing (the
+        caller's transaction rolls back)."""
+        self._held = _Held()
+        try:
+            yield
+            held, self._held = self._held, None
+            self._write_held(held)
+        finally:
+            self._held = None
+            self._entries = {}
+
+    def _write_held(self, held: _Held) -> None:
+        execute_for_rows(self.connection, self._sql.queue, held.messages)
+        execute_for_rows(self.connection, self._sql.upsert_log_entries, list(held.entries.values()))
+        execute_for_rows(
+            self.connection,
+            self._sql.delete_groups,
+            [key for key, row in held.groups.items() if row is None],
+        )
+        execute_for_rows(
+            self.connection,
+            self._sql.upsert_groups,
+            [row for row in held.groups.values() if row is not None],
+        )
+
     # -- the notification log ----------------------------------------------------------------
 
+    def read_log_entries(self, keys: Iterable[tuple[str, str]]) -> None:
+        """The entries of these (receiver, group key) read ahead, in one statement on
+        PostgreSQL, for `log_entry` in `held_writes`' block."""
+        wanted = list(dict.fromkeys(keys))
+        if not self._dialect.arrays:
+            return  # SQLite reads each in process as fast
+        found: dict[tuple[str, str], LogEntry | None] = dict.fromkeys(wanted)
+        if wanted:
+            for number, firing, sent_at in self.connection.execute(
+                self._sql.log_entries, array_columns(wanted, _GROUP_KEY)
+            ):
+                found[wanted[number - 1]] = LogEntry(frozenset(json.loads(firing)), sent_at)
+        self._entries.update(found)
+
     def log_entry(self, receiver: str, group_key: str) -> LogEntry | None:
+        key = (receiver, group_key)
+        if self._held is not None and key in self._held.entries:
+            _, _, firing, sent_at = self._held.entries[key]
+            return LogEntry(frozenset(json.loads(firing)), sent_at)
+        if key in self._entries:
+            return self._entries[key]
         row = self.connection.execute(
             "SELECT firing, sent_at FROM nflog WHERE receiver = ? AND group_key = ?",
             (receiver, group_key),
@@ -244,15 +428,16 @@ class AlertStore:
         self, receiver: str, group_key: str, firing: list[str], sent_at: float
     ) -> None:
         """`firing`: sorted, as it is stored."""
-        self.connection.execute(
-            _UPSERT_LOG_ENTRY,
-            (receiver, group_key, json.dumps(firing), sent_at),
-        )
+        row = (receiver, group_key, json.dumps(firing), sent_at)
+        if self._held is not None:
+            self._held.entries[receiver, group_key] = row
+            return
+        self.connection.execute(_UPSERT_LOG_ENTRY, row)
 
     # -- aggregation groups ------------------------------------------------------------------
 
     def groups(self) -> list[StoredGroup]:
-        """Every aggregation group, oldest first."""
+        """Every aggregation group, oldest first (as committed: not what `held_writes` holds)."""
         return [
             StoredGroup(receiver, key, tuple(json.loads(alerts)), created, flushed, next_flush)
             for receiver, key, alerts, created, flushed, next_flush in self.connection.execute(
@@ -262,19 +447,23 @@ class AlertStore:
         ]
 
     def save_group(self, group: StoredGroup) -> None:
-        self.connection.execute(
-            _UPSERT_GROUP,
-            (
-                group.receiver,
-                group.group_key,
-                json.dumps(list(group.alerts)),
-                group.created_at,
-                group.flushed_at,
-                group.next_flush_at,
-            ),
+        row = (
+            group.receiver,
+            group.group_key,
+            json.dumps(list(group.alerts)),
+            group.created_at,
+            group.flushed_at,
+            group.next_flush_at,
         )
+        if self._held is not None:
+            self._held.groups[group.receiver, group.group_key] = row
+            return
+        self.connection.execute(_UPSERT_GROUP, row)
 
     def delete_group(self, receiver: str, group_key: str) -> None:
+        if self._held is not None:
+            self._held.groups[receiver, group_key] = None
+            return
         self.connection.execute(
             "DELETE FROM alert_groups WHERE receiver = ? AND group_key = ?", (receiver, group_key)
         )
@@ -282,26 +471,33 @@ class AlertStore:
     # -- the outbox --------------------------------------------------------------------------
 
     def queue(self, messages: Iterable[OutboxMessage], now: float) -> None:
-        for message in messages:
-            self.connection.execute(
-                "INSERT INTO outbox (receiver, kind, config_index, destination, group_key, "
-                "payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    message.receiver,
-                    message.kind,
-                    message.config_index,
-                    message.destination,
-                    message.group_key,
-                    json.dumps(message.payload),
-                    now,
-                    now,
-                ),
+        """In order (their ids ascending: a destination's messages are sent in that order)."""
+        rows = [
+            (
+                message.receiver,
+                message.kind,
+                message.config_index,
+                message.destination,
+                message.group_key,
+                json.dumps(message.payload),
+                now,
+                now,
             )
+            for message in messages
+        ]
+        if self._held is not None:
+            self._held.messages += rows
+            return
+        execute_for_rows(self.connection, self._sql.queue, rows)
 
     def queue_failed(
         self, receiver: str, kind: str, config_index: int, group_key: str, reason: str, now: float
     ) -> None:
-        """A message that could not be made: kept as failed, with the reason, to be shown."""
+        """A message that could not be made: kept as failed, with the reason, to be shown
+        (after the messages held before it: the outbox keeps their order)."""
+        if self._held is not None:
+            execute_for_rows(self.connection, self._sql.queue, self._held.messages)
+            self._held.messages = []
         self.connection.execute(
             "INSERT INTO outbox (receiver, kind, config_index, destination, group_key, payload, "
             "created_at, next_attempt_at, last_error, state, done_at) "

@@ -41,7 +41,19 @@ from dataclasses import dataclass, field
 from checkrunner import settings
 from checkrunner.errors import ConfigError
 from checkrunner.results import CheckResult, RunResult, Status
-from checkrunner.state.dialect import POSTGRESQL, SQLITE, Dialect, dialect_of, upsert_sql
+from checkrunner.state.dialect import (
+    POSTGRESQL,
+    SQLITE,
+    Column,
+    Dialect,
+    RowsStatement,
+    array_columns,
+    dialect_of,
+    execute_for_rows,
+    insert_rows,
+    rows_source,
+    upsert_sql,
+)
 from checkrunner.state.keys import CheckKey
 from checkrunner.units import parse_duration
 
@@ -158,6 +170,8 @@ class HistoryStore:
                 ident = (key.host, key.play, key.check, metric)
                 measurements.append((ident, _unit_of(check, metric), value, check.status.value))
         known = self._known_series([ident for ident, *_ in measurements])
+        if known is not None:
+            self._make_series(measurements, known)
         rows: dict[int, tuple] = {}  # by series: a series is written once per instant
         for ident, unit, value, status in measurements:
             series = self._series_id(ident, unit, known)
@@ -165,42 +179,50 @@ class HistoryStore:
         hour = now // HOUR * HOUR
         ordered = [rows[series] for series in sorted(rows)]  # one lock order for every run
         # The hours first: their upsert skips a sample whose instant the series has already.
-        self.connection.executemany(
+        execute_for_rows(
+            self.connection,
             self._sql.rollup,
             [
                 (series, hour, value, status, value if status in _LEARNED else None, at)
                 for series, at, value, status in ordered
             ],
         )
-        self.connection.executemany(
-            "INSERT INTO samples (series, at, value, status) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT DO NOTHING",
-            ordered,
-        )
+        execute_for_rows(self.connection, self._sql.insert_samples, ordered)
         self.upkeep_if_due(now)
         return len(rows)
 
     def _known_series(self, idents: list[tuple]) -> dict[tuple, tuple[int, str]] | None:
-        """(id, unit) of these series, read in a few statements, on PostgreSQL: a statement
-        per series is a round trip to the server each (SQLite, in process, reads them one
-        by one, faster than a join: None)."""
-        if self._sql is _STATEMENTS[SQLITE.name]:
+        """(id, unit) of these series, read in one statement on PostgreSQL (their names as
+        arrays): a statement per series is a round trip to the server each (SQLite, in
+        process, reads them one by one, faster than a join: None)."""
+        if not dialect_of(self.connection).arrays:
             return None
-        found: dict[tuple, tuple[int, str]] = {}
         unique = list(dict.fromkeys(idents))
-        for start in range(0, len(unique), _SERIES_PER_READ):
-            chunk = unique[start : start + _SERIES_PER_READ]
-            values = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
-            rows = self.connection.execute(
-                "SELECT s.host, s.play, s.check_name, s.metric, s.id, s.unit FROM series AS s "
-                f"JOIN (VALUES {values}) AS wanted (host, play, check_name, metric) "
-                "ON s.host = wanted.host AND s.play = wanted.play "
-                "AND s.check_name = wanted.check_name AND s.metric = wanted.metric",
-                [part for ident in chunk for part in ident],
-            )
-            for host, play, name, metric, series, unit in rows:
-                found[host, play, name, metric] = (series, unit)
-        return found
+        # Rows come back by their number in the arrays: a name the database keeps
+        # otherwise (a NUL in it) still finds its series.
+        rows = self.connection.execute(
+            "SELECT wanted.n, s.id, s.unit FROM series AS s "
+            f"JOIN {rows_source(_SERIES_NAME, 'wanted', numbered='n')} "
+            "ON s.host = wanted.host AND s.play = wanted.play "
+            "AND s.check_name = wanted.check_name AND s.metric = wanted.metric",
+            array_columns(unique, _SERIES_NAME),
+        )
+        return {unique[number - 1]: (series, unit) for number, series, unit in rows}
+
+    def _make_series(self, measurements: list[tuple], known: dict[tuple, tuple[int, str]]) -> None:
+        """The series of `measurements` not in `known` made (with the unit of their first
+        measurement) in one statement, in the order measured, and added to `known`
+        (PostgreSQL: a new fleet's first round would be a round trip per series)."""
+        new: dict[tuple, str] = {}
+        for ident, unit, *_ in measurements:
+            if ident not in known:
+                new.setdefault(ident, unit)
+        if not new:
+            return
+        execute_for_rows(
+            self.connection, _MAKE_SERIES, [(*ident, unit) for ident, unit in new.items()]
+        )
+        known.update(self._known_series(list(new)) or {})
 
     def _series_id(
         self, ident: tuple, unit: str, known: dict[tuple, tuple[int, str]] | None = None
@@ -705,19 +727,55 @@ FOLD_RAW_INTO_HOURS_POSTGRESQL = (
 )
 
 
+# A sample as the rollup takes it: its series, its hour, its value and status, the value
+# again if the status is one a baseline learns from (else NULL), and its instant.
+_ROLLUP_ROW: tuple[Column, ...] = (
+    ("series", "BIGINT"),
+    ("hour", "DOUBLE PRECISION"),
+    ("value", "DOUBLE PRECISION"),
+    ("status", "TEXT"),
+    ("ok", "DOUBLE PRECISION"),
+    ("at", "DOUBLE PRECISION"),
+)
+_SAMPLE_ROW: tuple[Column, ...] = (
+    ("series", "BIGINT"),
+    ("at", "DOUBLE PRECISION"),
+    ("value", "DOUBLE PRECISION"),
+    ("status", "TEXT"),
+)
+_SERIES_NAME: tuple[Column, ...] = (
+    ("host", "TEXT"),
+    ("play", "TEXT"),
+    ("check_name", "TEXT"),
+    ("metric", "TEXT"),
+)
+
+
 def _rollup_sql(dialect: Dialect) -> str:
-    """One sample (?1 series, ?2 hour, ?3 value, ?4 status, ?5 the value if OK, ?6 at)
-    upserted into its hour's row; skipped if the series has a sample at that instant
-    already. The parameters are cast: PostgreSQL cannot tell a NULL's type otherwise."""
-    value, ok = "CAST(?3 AS DOUBLE PRECISION)", "CAST(?5 AS DOUBLE PRECISION)"
+    """Samples (_ROLLUP_ROW) upserted into their hours' rows; one is skipped if its series
+    has a sample at that instant already. SQLite: one sample (?1 ... ?6) per execution,
+    cast: PostgreSQL cannot tell a NULL's type otherwise. PostgreSQL: every sample from
+    arrays (execute_for_rows)."""
+    if dialect.arrays:
+        row = {name: f"r.{name}" for name, _ in _ROLLUP_ROW}
+        series, at = row["series"], row["at"]
+        source = f" FROM {rows_source(_ROLLUP_ROW, 'r')}"
+    else:
+        row = {
+            name: f"CAST(?{number} AS {kind})"
+            for number, (name, kind) in enumerate(_ROLLUP_ROW, start=1)
+        }
+        series, at = "?1", "?6"
+        source = ""
+    value, ok = row["value"], row["ok"]
     smaller, larger, old = dialect.smaller, dialect.larger, "samples_hourly"
     return (
         f"INSERT INTO samples_hourly ({_HOURLY_COLUMNS}) "
-        f"SELECT CAST(?1 AS BIGINT), CAST(?2 AS DOUBLE PRECISION), {value}, {value}, {value}, "
-        f"1, CAST(?4 AS TEXT), {value} * {value}, CASE WHEN {value} IS NULL THEN 0 ELSE 1 END, "
+        f"SELECT {row['series']}, {row['hour']}, {value}, {value}, {value}, "
+        f"1, {row['status']}, {value} * {value}, CASE WHEN {value} IS NULL THEN 0 ELSE 1 END, "
         f"{value}, CASE WHEN {ok} IS NULL THEN 0 ELSE 1 END, COALESCE({ok}, 0), "
-        f"COALESCE({ok} * {ok}, 0) "
-        "WHERE NOT EXISTS (SELECT 1 FROM samples WHERE series = ?1 AND at = ?6) "
+        f"COALESCE({ok} * {ok}, 0){source} "
+        f"WHERE NOT EXISTS (SELECT 1 FROM samples WHERE series = {series} AND at = {at}) "
         "ON CONFLICT (series, hour) DO UPDATE SET "
         f"min = COALESCE({smaller}({old}.min, excluded.min), {old}.min, excluded.min), "
         f"max = COALESCE({larger}({old}.max, excluded.max), {old}.max, excluded.max), "
@@ -759,13 +817,22 @@ def _raw_slots_sql(dialect: Dialect) -> str:
 class _Statements:
     """The statements of history that differ between the backends (dialect.py)."""
 
-    rollup: str
+    rollup: RowsStatement
+    insert_samples: RowsStatement
     raw_slots: str
 
 
-_SERIES_PER_READ = 1000  # series per statement (4 parameters each: PostgreSQL takes 65,535)
+# The series of a round not made yet (PostgreSQL's _make_series). DO NOTHING: a row
+# another transaction made is read back with the rest.
+_MAKE_SERIES = insert_rows(
+    POSTGRESQL, "series", (*_SERIES_NAME, ("unit", "TEXT")), " ON CONFLICT DO NOTHING"
+)
 _STATEMENTS = {
-    dialect.name: _Statements(_rollup_sql(dialect), _raw_slots_sql(dialect))
+    dialect.name: _Statements(
+        RowsStatement(_rollup_sql(dialect), _ROLLUP_ROW),
+        insert_rows(dialect, "samples", _SAMPLE_ROW, " ON CONFLICT DO NOTHING"),
+        _raw_slots_sql(dialect),
+    )
     for dialect in (SQLITE, POSTGRESQL)
 }
 

@@ -30,7 +30,18 @@ from typing import TYPE_CHECKING, Any
 from checkrunner import catalog
 from checkrunner.evaluate.history import AnomalySettings, detect_anomaly, rate, rate_unit
 from checkrunner.plan import Plan, PlannedCheck
-from checkrunner.state.dialect import dialect_of
+from checkrunner.state.dialect import (
+    POSTGRESQL,
+    SQLITE,
+    Column,
+    RowsStatement,
+    array_columns,
+    dialect_of,
+    execute_for_rows,
+    insert_rows,
+    rows_source,
+    stored_text,
+)
 from checkrunner.state.failpoints import failpoint
 from checkrunner.state.keys import CheckKey
 
@@ -119,11 +130,14 @@ class LogState:
             "CREATE TEMP TABLE IF NOT EXISTS wanted (host TEXT, play TEXT, check_name TEXT)"
         )
         connection.execute("DELETE FROM wanted")
-        connection.executemany(
-            "INSERT INTO wanted VALUES (?, ?, ?)", [(k.host, k.play, k.check) for k in keys]
+        dialect = dialect_of(connection)
+        execute_for_rows(
+            connection,
+            _STATEMENTS[dialect.name].insert_wanted,
+            [(k.host, k.play, k.check) for k in keys],
         )
         joined = "JOIN wanted USING (host, play, check_name)"
-        ordered_join = dialect_of(connection).ordered_join
+        ordered_join = dialect.ordered_join
         # Scan time and cursors in one statement, so from one snapshot: they are the
         # compare-and-set's pair (commit), whatever another run commits meanwhile.
         for host, play, name, scanned_at, path, cursor in connection.execute(
@@ -282,10 +296,35 @@ class LogState:
             self._taken = {}
 
     def _write_all(self, connection, updates: dict[CheckKey, _Update]) -> set[CheckKey]:
+        """Every check's scan time and cursors, except those another run committed since
+        their cursors were read (returned: nothing of them is written)."""
         # In key order: two runs committing the same checks lock their rows in one order.
-        lost = {key for key in sorted(updates) if not self._write(connection, key, updates[key])}
+        ordered = sorted(updates)
+        won = _taken(connection, [(key, updates[key]) for key in ordered])
+        lost = set(updates) - won
         for key in lost:
             self._saved.pop(key, None)  # what the database holds is read afresh next time
+        written = [key for key in ordered if key in won]
+        sql = _STATEMENTS[dialect_of(connection).name]
+        execute_for_rows(
+            connection, sql.delete_cursors, [(key.host, key.play, key.check) for key in written]
+        )
+        execute_for_rows(
+            connection,
+            sql.insert_cursors,
+            [
+                (
+                    key.host,
+                    key.play,
+                    key.check,
+                    self._mask(path),
+                    self._mask(json.dumps(cursor, sort_keys=True)),
+                    updates[key].scanned_at,
+                )
+                for key in written
+                for path, cursor in updates[key].cursors.items()
+            ],
+        )
         return lost
 
     def _remember(self, updates: dict[CheckKey, _Update]) -> None:
@@ -300,32 +339,32 @@ class LogState:
                 series.append(value)
                 del series[:-HISTORY_KEEP]
 
-    def _write(self, connection, key: CheckKey, update: _Update) -> bool:
-        """The check's scan time and cursors; False (nothing written) when another run
-        committed this check since its cursors were read."""
-        ident = (key.host, key.play, key.check)
-        taken = connection.execute(
-            _SCAN_COMPARE_AND_SET, (*ident, update.scanned_at, update.read_at)
-        )
-        if taken.rowcount == 0:
-            return False
-        connection.execute(
-            "DELETE FROM log_cursors WHERE host = ? AND play = ? AND check_name = ?", ident
-        )
-        connection.executemany(
-            "INSERT INTO log_cursors (host, play, check_name, path, cursor, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    *ident,
-                    self._mask(path),
-                    self._mask(json.dumps(cursor, sort_keys=True)),
-                    update.scanned_at,
-                )
-                for path, cursor in update.cursors.items()
-            ],
-        )
-        return True
+
+def _taken(connection, updates: list[tuple[CheckKey, _Update]]) -> set[CheckKey]:
+    """The checks whose new scan time the compare-and-set wrote (in the order given): on
+    PostgreSQL all in one statement, which says which rows it wrote; on SQLite one
+    statement per check, in process."""
+    if not updates:
+        return set()
+    rows = [
+        (key.host, key.play, key.check, update.scanned_at, update.read_at)
+        for key, update in updates
+    ]
+    dialect = dialect_of(connection)
+    sql = _STATEMENTS[dialect.name]
+    if dialect.arrays:
+        # A written row's key, as the database gives it back, names the check given so.
+        by_stored = {
+            tuple(stored_text(dialect, part) for part in (key.host, key.play, key.check)): key
+            for key, _ in updates
+        }
+        columns = array_columns(rows, _SCAN_ROW)
+        return {by_stored[tuple(row)] for row in connection.execute(sql.compare_and_set, columns)}
+    return {
+        key
+        for (key, _), row in zip(updates, rows)
+        if connection.execute(sql.compare_and_set, row).rowcount
+    }
 
 
 # The new scan time of a check, written only where the stored one is the scan its cursors
@@ -336,6 +375,65 @@ _SCAN_COMPARE_AND_SET = (
     "ON CONFLICT (host, play, check_name) DO UPDATE SET scanned_at = excluded.scanned_at "
     "WHERE log_scans.scanned_at = ?"
 )
+_SCAN_ROW: tuple[Column, ...] = (
+    ("host", "TEXT"),
+    ("play", "TEXT"),
+    ("check_name", "TEXT"),
+    ("scanned_at", "DOUBLE PRECISION"),
+    ("read_at", "DOUBLE PRECISION"),
+)
+# The same for many checks at once (PostgreSQL, from arrays): a row is updated where its
+# key and stored scan time are among the checks' keys and read times (a NULL read time is
+# never among them), and RETURNING names the checks written, inserted or updated. The rows
+# are inserted, so locked, in the arrays' order.
+_SCAN_COMPARE_AND_SET_ROWS = (
+    f"WITH given AS (SELECT * FROM {rows_source(_SCAN_ROW)}) "
+    "INSERT INTO log_scans (host, play, check_name, scanned_at) "
+    "SELECT host, play, check_name, scanned_at FROM given "
+    "ON CONFLICT (host, play, check_name) DO UPDATE SET scanned_at = excluded.scanned_at "
+    "WHERE (log_scans.host, log_scans.play, log_scans.check_name, log_scans.scanned_at) "
+    "IN (SELECT host, play, check_name, read_at FROM given) "
+    "RETURNING host, play, check_name"
+)
+_CHECK_ROW: tuple[Column, ...] = (("host", "TEXT"), ("play", "TEXT"), ("check_name", "TEXT"))
+_CURSOR_ROW: tuple[Column, ...] = (
+    *_CHECK_ROW,
+    ("path", "TEXT"),
+    ("cursor", "TEXT"),
+    ("updated_at", "DOUBLE PRECISION"),
+)
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """The statements of the offsets' commit that differ between the backends (dialect.py)."""
+
+    compare_and_set: str
+    delete_cursors: RowsStatement
+    insert_cursors: RowsStatement
+    insert_wanted: RowsStatement  # the checks `_load` reads, into its temporary table
+
+
+_STATEMENTS = {
+    SQLITE.name: _Statements(
+        _SCAN_COMPARE_AND_SET,
+        RowsStatement(
+            "DELETE FROM log_cursors WHERE host = ? AND play = ? AND check_name = ?", _CHECK_ROW
+        ),
+        insert_rows(SQLITE, "log_cursors", _CURSOR_ROW),
+        insert_rows(SQLITE, "wanted", _CHECK_ROW),
+    ),
+    POSTGRESQL.name: _Statements(
+        _SCAN_COMPARE_AND_SET_ROWS,
+        RowsStatement(
+            "DELETE FROM log_cursors WHERE (host, play, check_name) IN "
+            f"(SELECT host, play, check_name FROM {rows_source(_CHECK_ROW)})",
+            _CHECK_ROW,
+        ),
+        insert_rows(POSTGRESQL, "log_cursors", _CURSOR_ROW),
+        insert_rows(POSTGRESQL, "wanted", _CHECK_ROW),
+    ),
+}
 
 
 def _window(check: PlannedCheck) -> int:

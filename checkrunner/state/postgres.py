@@ -27,6 +27,7 @@ Concurrency, with the database's own tools (several runners may commit at the sa
 from __future__ import annotations
 
 import contextlib
+import itertools
 import re
 import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
@@ -37,7 +38,7 @@ from psycopg.types.numeric import FloatLoader
 
 from checkrunner.errors import ConfigError
 from checkrunner.state.db import MIGRATIONS, BackendError, StateDB
-from checkrunner.state.dialect import POSTGRESQL
+from checkrunner.state.dialect import POSTGRESQL, stored_text
 from checkrunner.state.history import FOLD_RAW_INTO_HOURS_POSTGRESQL, FOLD_RAW_INTO_HOURS_SQL
 
 # Advisory lock keys (any bigint; advisory locks are per database): one for writers, one for
@@ -106,7 +107,8 @@ class PostgresConnection:
             self._reconnect_if_lost()
             if order is None:
                 return self.raw.execute(text)
-            return self.raw.execute(text, _arranged(parameters, order))
+            arranged = _arranged(parameters, order)
+            return self.raw.execute(_binary_arrays(text, arranged), arranged)
         except psycopg.Error as exc:
             raise BackendError(_message(exc)) from exc
 
@@ -296,10 +298,47 @@ def _translated(query: str) -> tuple[str, list[int] | None]:
 
 def _arranged(parameters: Sequence[Any], order: list[int]) -> list[Any]:
     """The parameters in placeholder order. PostgreSQL's text holds no NUL character
-    (SQLite's does): one in a text becomes U+FFFD."""
+    (SQLite's does): one in a text, or in a list's text (an array parameter), becomes U+FFFD."""
     values = list(parameters)
-    arranged = [values[index] for index in order]
-    return [
-        value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
-        for value in arranged
-    ]
+    return [_storable(values[index]) for index in order]
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        return stored_text(POSTGRESQL, value)
+    # An array's values are of one type (dialect.array_columns): only texts are looked at.
+    if (
+        isinstance(value, list)
+        and isinstance(_first_value(value), str)
+        and any(item is not None and "\x00" in item for item in value)
+    ):
+        return [_storable(item) for item in value]
+    return value
+
+
+def _first_value(values: list[Any]) -> Any:
+    return next((value for value in values if value is not None), None)
+
+
+_array_texts: dict[tuple[str, tuple[int, ...]], str] = {}
+
+
+def _binary_arrays(text: str, arranged: list[Any]) -> str:
+    """`text` (translated) with the placeholders of list parameters (arrays, dialect.py's
+    execute_for_rows) in binary format: psycopg dumps a list in it two to three times as
+    fast as in text, and the server reads it without parsing. Cached: per statement, the
+    parameters that are lists are always the same."""
+    lists = tuple(index for index, value in enumerate(arranged) if isinstance(value, list))
+    if not lists:
+        return text
+    found = _array_texts.get((text, lists))
+    if found is None:
+        numbers = itertools.count()
+
+        def replace(match: re.Match) -> str:
+            if match.group(0) == "%%":
+                return "%%"
+            return "%b" if next(numbers) in lists else "%s"
+
+        found = _array_texts[text, lists] = re.sub("%%|%s", replace, text)
+    return found
