@@ -16,7 +16,8 @@ from recorder import Recorder
 
 from checkrunner.alerting.delivery import Dispatcher
 from checkrunner.errors import ConfigError
-from checkrunner.state.db import MIGRATIONS, BackendError, open_state
+from checkrunner.state.db import MIGRATIONS, STATE_ERRORS, BackendError, open_state
+from checkrunner.state.dialect import dialect_of
 
 RUNS_EACH = 6  # one-shot runs per runner while the log grows
 
@@ -385,3 +386,51 @@ def test_a_connection_the_server_dropped_is_made_again_for_the_next_statement(po
     assert db.connection.execute("SELECT COUNT(*) FROM log_scans").fetchone()[0] == 1
     assert db.connection.execute("SELECT pg_backend_pid()").fetchone()[0] != pid
     db.close()
+
+
+_FAILING_SAMPLES = {
+    "sqlite": (
+        "CREATE TRIGGER fail_samples BEFORE INSERT ON samples "
+        "BEGIN SELECT RAISE(ABORT, 'no space left on device'); END",
+        "DROP TRIGGER fail_samples",
+    ),
+    "postgresql": (
+        "CREATE FUNCTION fail_samples() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'no space left on device'; END $$; "
+        "CREATE TRIGGER fail_samples BEFORE INSERT ON samples "
+        "FOR EACH ROW EXECUTE FUNCTION fail_samples()",
+        "DROP TRIGGER fail_samples ON samples; DROP FUNCTION fail_samples()",
+    ),
+}
+
+
+def test_a_round_whose_commit_failed_is_committed_whole_when_retried(tmp_path, state_target):
+    """Watch mode holds a round whose commit the state database refused and commits it
+    again once it answers. The database fails here after the round's log offsets were
+    written in the transaction (the samples' insert is refused, as a full disk would), so
+    the transaction rolls back; the retry must write the offsets again with the counts,
+    or the next round would read the same lines again and count them twice."""
+    log = tmp_path / "app.log"
+    log.write_text("12:00 ERROR a\n12:00 ERROR b\n")
+    runner = _runner(tmp_path / "a", state_target, log)
+    fail, heal = _FAILING_SAMPLES[dialect_of(runner.db.connection).name]
+    runner.prepare(runner.config.plan.hosts)
+    run = _round_of(runner)
+    assert _errors(run) == 2
+    runner.db.connection.execute(fail)
+    with pytest.raises(STATE_ERRORS, match="no space left"):
+        runner.commit_round(run)
+    runner.db.connection.execute(heal)
+    runner.commit_round(run)  # the held round, once the database answers
+    with log.open("a") as handle:
+        handle.write("12:01 ERROR c\n")
+    runner.prepare(runner.config.plan.hosts)
+    following = _round_of(runner)
+    assert _errors(following) == 1  # on from the retried round's offsets
+    runner.record(following)
+    counted = runner.db.connection.execute(
+        "SELECT x.value FROM samples AS x JOIN series AS s ON s.id = x.series "
+        "WHERE s.metric = 'errors' ORDER BY x.at"
+    ).fetchall()
+    assert [row[0] for row in counted] == [2.0, 1.0]
+    runner.db.close()

@@ -84,7 +84,7 @@ class LogState:
         self._mask = mask
         self._saved: dict[CheckKey, _Saved] = {}
         self._updates: dict[CheckKey, _Update] = {}
-        self._taken: dict[CheckKey, _Update] = {}  # the last commit's, until it is known
+        self._writing: dict[CheckKey, _Update] = {}  # the last commit's, until it is known
         self._lock = threading.Lock()
 
     # -- before the run --------------------------------------------------------------------
@@ -265,7 +265,7 @@ class LogState:
             }
             for key in updates:
                 del self._updates[key]
-            self._taken = updates
+            self._writing = updates
         self._remember(updates)
         if self.db is None or not updates:
             return set()
@@ -284,16 +284,16 @@ class LogState:
     def committed(self) -> None:
         """The transaction that the last commit() wrote in (the caller's) is committed."""
         with self._lock:
-            self._taken = {}
+            self._writing = {}
 
     def rollback(self) -> None:
         """The transaction of the last commit() failed (the state database went away): its
         cursors are this run's to commit again, so that a retried recording writes them
         with the counts they go with (never counts without their offsets)."""
         with self._lock:
-            for key, update in self._taken.items():
+            for key, update in self._writing.items():
                 self._updates.setdefault(key, update)
-            self._taken = {}
+            self._writing = {}
 
     def _write_all(self, connection, updates: dict[CheckKey, _Update]) -> set[CheckKey]:
         """Every check's scan time and cursors, except those another run committed since
