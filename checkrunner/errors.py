@@ -17,6 +17,7 @@
         ├── AlertingError .................... a notification failed; the run's exit is unchanged
         │   └── RenderError (also ValueError)  a payload cannot be made from the configuration
         ├── LeaseLost ........................ watch --ha: another replica leads; round unrecorded
+        ├── NotBuilt ......................... watch's HTTP face has no body yet: answer 503
         ├── CommandFailed .................... checkrun init could not do its job: its exit code
         └── Cancelled ........................ the run was interrupted: exit 130
 
@@ -214,6 +215,14 @@ class LeaseLost(CheckrunError):
     """watch --ha: this replica no longer holds the lease (state/lease.py's fence, inside a
     recording transaction), so the transaction is rolled back; the watch loop stands by. It
     never reaches the command line."""
+
+    exit_code = None
+
+
+class NotBuilt(CheckrunError):
+    """Watch's HTTP face (serve/rendered.py): the first build of a body did not finish in
+    time, and there is no earlier one to serve; the request is answered 503. It never
+    reaches the command line."""
 
     exit_code = None
 

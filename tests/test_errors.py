@@ -156,6 +156,7 @@ def test_the_documented_exit_codes():
     expected |= {"Unreachable": EXIT_UNREACHABLE, "ProtocolError": EXIT_UNKNOWN}
     expected |= {"RemoteCrash": EXIT_UNKNOWN, "AlertingError": None, "RenderError": None}
     expected |= {"Cancelled": EXIT_INTERRUPTED, "LeaseLost": None, "CommandFailed": None}
+    expected |= {"NotBuilt": None}
     assert {
         node.name: getattr(errors, node.name).exit_code for node in documented_tree()
     } == expected
@@ -281,7 +282,8 @@ SCENARIOS = {
     "CommandFailed": (scenario_command_failed, EXIT_UNREACHABLE),
 }
 # Bases that are never raised themselves; Cancelled has its own test below (a signal);
-# LeaseLost never reaches the command line (tests/test_watch_ha.py: a takeover).
+# LeaseLost never reaches the command line (tests/test_watch_ha.py: a takeover), nor does
+# NotBuilt (a 503 of watch's HTTP face: tests/test_rendered.py).
 ABSTRACT = {
     "CheckrunError",
     "InvalidValue",
@@ -289,6 +291,7 @@ ABSTRACT = {
     "AlertingError",
     "Cancelled",
     "LeaseLost",
+    "NotBuilt",
 }
 
 

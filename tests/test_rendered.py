@@ -11,9 +11,10 @@ import pytest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_servers import get
 
+from checkrunner.errors import NotBuilt
 from checkrunner.results import CheckResult, HostResult, Status
 from checkrunner.serve.http import StatusServer
-from checkrunner.serve.rendered import NotBuilt, Rendered
+from checkrunner.serve.rendered import Rendered
 from checkrunner.serve.status import WatchStatus
 
 

@@ -39,9 +39,9 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client.exposition import choose_encoder
 
-from checkrunner.errors import ConfigError
+from checkrunner.errors import ConfigError, NotBuilt
 from checkrunner.report.json_report import JsonReporter
-from checkrunner.serve.rendered import NotBuilt, Rendered
+from checkrunner.serve.rendered import Rendered
 from checkrunner.serve.status import WatchStatus, status_registry
 from checkrunner.serve.webconfig import WebConfig, load_web_config
 

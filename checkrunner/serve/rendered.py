@@ -15,12 +15,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from checkrunner.errors import NotBuilt
+
 FRESH_WAIT = 2.0  # seconds an answer waits for a body newer than the last complete one
 FIRST_WAIT = 60.0  # seconds the first request of a body waits for it to exist
-
-
-class NotBuilt(Exception):
-    """No body yet: the first build did not finish within FIRST_WAIT (answer 503)."""
 
 
 @dataclass
