@@ -155,17 +155,25 @@ def checkrun_binary(given: Path | None) -> Path:
     return Path(found)
 
 
+def not_ok_messages(hosts: list[dict[str, Any]]) -> dict[str, int]:
+    """Of a JSON report's hosts, those not OK with all CHECKS checks: a count per message
+    (the host's own, or its failing checks')."""
+    messages: dict[str, int] = {}
+    for host in hosts:
+        if host["status"] == "OK" and len(host["checks"]) == CHECKS:
+            continue
+        text = host.get("message") or "; ".join(
+            f"{c['name']}: {c['message']}" for c in host["checks"] if c["status"] != "OK"
+        )
+        messages[text[:200]] = messages.get(text[:200], 0) + 1
+    return messages
+
+
 def failed_hosts(report: Path) -> str:
-    """What the JSON report says of the hosts that were not OK: a count per message."""
+    """What the JSON report says of the hosts that were not OK, a line per message."""
     if not report.exists():
         return ""
-    messages: dict[str, int] = {}
-    for host in json.loads(report.read_text())["hosts"]:
-        if host["status"] != "OK":
-            text = host.get("message") or "; ".join(
-                f"{c['name']}: {c['message']}" for c in host["checks"] if c["status"] != "OK"
-            )
-            messages[text] = messages.get(text, 0) + 1
+    messages = not_ok_messages(json.loads(report.read_text())["hosts"])
     return "".join(f"\n  {count} host(s): {text}" for text, count in messages.items())
 
 
@@ -476,14 +484,7 @@ def results_not_ok(watch: WatchProcess, hosts: int) -> dict[str, int]:
     """What the latest results say of the hosts that are not OK (every one should be): a
     count per message. A host missing from them is counted too."""
     report = json.loads(watch.get("/api/v1/results"))["hosts"]
-    messages: dict[str, int] = {}
-    for host in report:
-        if host["status"] == "OK" and len(host["checks"]) == CHECKS:
-            continue
-        text = host.get("message") or "; ".join(
-            f"{c['name']}: {c['message']}" for c in host["checks"] if c["status"] != "OK"
-        )
-        messages[text[:200]] = messages.get(text[:200], 0) + 1
+    messages = not_ok_messages(report)
     if len(report) != hosts:
         messages["no result"] = hosts - len(report)
     return messages

@@ -311,6 +311,15 @@ def _errors(run) -> float:
     return check.measurements["errors"]
 
 
+def _counted_errors(db) -> list[float]:
+    """Every `errors` count the history holds, oldest first."""
+    rows = db.connection.execute(
+        "SELECT x.value FROM samples AS x JOIN series AS s ON s.id = x.series "
+        "WHERE s.metric = 'errors' ORDER BY x.at"
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
 def test_of_two_runs_that_read_the_same_lines_one_records_them(tmp_path, state_target):
     """Two runners' rounds overlap on a host: both read the log from the same offset. The
     first to commit records the count and moves the offset; the other's commit finds the
@@ -332,11 +341,7 @@ def test_of_two_runs_that_read_the_same_lines_one_records_them(tmp_path, state_t
     third = _round_of(second)
     assert _errors(third) == 1  # on from the first runner's offset
     second.record(third)
-    counted = first.db.connection.execute(
-        "SELECT x.value FROM samples AS x JOIN series AS s ON s.id = x.series "
-        "WHERE s.metric = 'errors' ORDER BY x.at"
-    ).fetchall()
-    assert [row[0] for row in counted] == [2.0, 1.0]
+    assert _counted_errors(first.db) == [2.0, 1.0]
     first.db.close()
     second.db.close()
 
@@ -428,9 +433,5 @@ def test_a_round_whose_commit_failed_is_committed_whole_when_retried(tmp_path, s
     following = _round_of(runner)
     assert _errors(following) == 1  # on from the retried round's offsets
     runner.record(following)
-    counted = runner.db.connection.execute(
-        "SELECT x.value FROM samples AS x JOIN series AS s ON s.id = x.series "
-        "WHERE s.metric = 'errors' ORDER BY x.at"
-    ).fetchall()
-    assert [row[0] for row in counted] == [2.0, 1.0]
+    assert _counted_errors(runner.db) == [2.0, 1.0]
     runner.db.close()

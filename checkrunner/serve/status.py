@@ -155,14 +155,12 @@ class WatchStatus:
             self._state_up = up
 
     def set_ready(self, ready: bool) -> None:
-        with self._lock:
-            self._changes += 1
+        with self._lock:  # /-/ready's, not /metrics': no change for its cached body
             self._ready = ready
 
     def set_leader(self, leading: bool, leader: str) -> None:
         """--ha: whether this replica leads, and which replica does (/-/ready says so)."""
-        with self._lock:
-            self._changes += 1
+        with self._lock:  # set every tick with --ha: /metrics does not show it
             self._leader = (leading, leader)
 
     def keep_only(self, hosts: set[str], checks: set[tuple[str, str, str]]) -> None:
